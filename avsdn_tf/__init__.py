@@ -1,0 +1,3 @@
+"""avsdn-tf: AVSDN (Lin, Li, Wang, ICASSP 2019) and the AVEL baselines in TensorFlow / Keras."""
+
+__version__ = "0.1.0"

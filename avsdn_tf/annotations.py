@@ -1,0 +1,97 @@
+"""The AVE annotation files: Annotations.txt, the split files and the segment labels they imply.
+
+Each row reads `Category&VideoID&Quality&StartTime&EndTime`. Segment t (one second) belongs to
+the event when StartTime <= t < EndTime, else it is background.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from avsdn_tf import constants
+from avsdn_tf.errors import UserError, input_error
+
+HEADER = "Category&VideoID&Quality&StartTime&EndTime"
+
+
+@dataclasses.dataclass(frozen=True)
+class Annotation:
+    category: str
+    video_id: str
+    quality: str
+    start: int
+    end: int
+
+
+def parse_annotations(text, source="Annotations.txt", num_segments=constants.NUM_SEGMENTS):
+    """Rows of an AVE annotation text, in file order. A header line, CRLF and blank lines are ok."""
+    rows = []
+    for line_number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or (not rows and line.replace(" ", "") == HEADER):
+            continue
+        fields = line.split("&")
+        where = f"{source} line {line_number}"
+        if len(fields) != 5:
+            raise input_error(where, "5 '&'-separated fields (Category&VideoID&Quality&StartTime&EndTime)",
+                              f"{len(fields)} in {line!r}")
+        category, video_id, quality, start, end = (field.strip() for field in fields)
+        try:
+            start, end = int(start), int(end)
+        except ValueError:
+            raise input_error(where, "integer StartTime and EndTime", f"{fields[3]!r} and {fields[4]!r}") from None
+        if not 0 <= start <= end <= num_segments:
+            raise input_error(where, f"0 <= StartTime <= EndTime <= {num_segments}", f"{start} and {end}")
+        rows.append(Annotation(category, video_id, quality, start, end))
+    return rows
+
+
+def read_annotations(path, num_segments=constants.NUM_SEGMENTS):
+    if not tf.io.gfile.exists(path):
+        raise UserError(f"{path}: file not found")
+    with tf.io.gfile.GFile(path, "r") as handle:
+        return parse_annotations(handle.read(), source=path, num_segments=num_segments)
+
+
+def packaged_annotations(name="Annotations.txt"):
+    """The real AVE annotation files shipped with the package (Annotations.txt, *Set.txt)."""
+    return parse_annotations(constants.resource_text(name), source=name)
+
+
+def category_index(annotation, categories, source="Annotations.txt"):
+    try:
+        return categories.index(annotation.category)
+    except ValueError:
+        raise input_error(source, f"a category from the {len(categories)} AVE categories",
+                          f"{annotation.category!r} (video {annotation.video_id})") from None
+
+
+def segment_labels(annotation, class_index, num_segments=constants.NUM_SEGMENTS):
+    """Per-segment labels: the class where start <= t < end, background elsewhere."""
+    labels = np.full(num_segments, constants.BACKGROUND, dtype=np.int64)
+    labels[annotation.start:annotation.end] = class_index
+    return labels
+
+
+def video_label_vector(class_index):
+    """The release's video-level label (mil_labels.h5): one-hot over 29 classes."""
+    vector = np.zeros(constants.NUM_CLASSES, dtype=np.float32)
+    vector[class_index] = 1.0
+    return vector
+
+
+def split_order(annotations, split_rows):
+    """Row indices into `annotations` for the rows of a split file, as train_order.h5 stores them.
+
+    A video id can appear twice with different events, so rows are matched on the whole row.
+    """
+    positions = {}
+    for index, row in enumerate(annotations):
+        positions.setdefault(row, []).append(index)
+    order = []
+    for row in split_rows:
+        if row not in positions or not positions[row]:
+            raise input_error("split file", "rows that appear in Annotations.txt", f"{row}")
+        order.append(positions[row].pop(0))
+    return np.asarray(order, dtype=np.int64)

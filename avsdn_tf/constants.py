@@ -1,0 +1,57 @@
+"""Every constant and default of the project, in one place (as vggish_params does for VGGish)."""
+
+import importlib.resources
+
+# The AVE task: T one-second segments, 28 event categories plus background.
+NUM_SEGMENTS = 10
+NUM_EVENT_CLASSES = 28
+BACKGROUND = 28
+NUM_CLASSES = NUM_EVENT_CLASSES + 1
+
+# Feature sizes of the official AVE release.
+AUDIO_DIM = 128
+VISUAL_MAP_SHAPE = (7, 7, 512)
+VISUAL_VECTOR_DIM = 512
+
+# Visual layouts stored in records: one vector per segment, or a flattened H x W x C map.
+LAYOUT_VECTOR = "vector"
+LAYOUT_MAP = "map"
+
+# Split names. The background-only videos of the weak-supervision release are their own split.
+SPLITS = ("train", "val", "test")
+NOISY_SPLIT = "noisy"
+
+# Category index stored for videos that hold no event at all.
+NO_CATEGORY = -1
+
+# Files every data directory carries beside its shards.
+DATASET_INFO_FILE = "dataset_info.json"
+NORMALIZATION_FILE = "normalization.json"
+SHARD_PATTERN = "{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+# The release's h5 datasets all use this key; the order files use "order".
+H5_KEY = "avadataset"
+ORDER_KEY = "order"
+
+# Where `python -m avsdn_tf.train` with no flags keeps its built-in data set and run.
+DEFAULT_SYNTHETIC_DIR = "~/.cache/avsdn_tf/synthetic"
+DEFAULT_MODEL_DIR = "runs/avsdn"
+
+
+def _read_resource(name):
+    return importlib.resources.files("avsdn_tf.resources").joinpath(name).read_text()
+
+
+def category_names():
+    """The 28 AVE categories in class-index order, as categories.txt ships them."""
+    return [line.strip() for line in _read_resource("categories.txt").splitlines() if line.strip()]
+
+
+def class_names():
+    """All 29 class names: the 28 categories, then background at index 28."""
+    return category_names() + ["background"]
+
+
+def resource_text(name):
+    """Text of a file packaged in avsdn_tf/resources (the AVE annotation files)."""
+    return _read_resource(name)

@@ -1,0 +1,91 @@
+"""The on-disk record: one tf.train.SequenceExample per video (see docs/data_format.md).
+
+Context holds what is true of the whole video; feature lists hold one entry per 1-s segment, the
+way YouTube-8M stores frame-level features.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from avsdn_tf import constants
+
+# Context keys.
+VIDEO_ID = "video_id"
+CATEGORY = "category"
+EVENT_START = "event_start"
+EVENT_END = "event_end"
+VIDEO_LABEL = "video_label"
+# Feature-list keys.
+AUDIO = "audio"
+VISUAL = "visual"
+LABEL = "label"
+
+
+def _bytes(value):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int(value):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+
+def encode_video(video_id, category, event_start, event_end, video_label, audio, visual, labels):
+    """Serialize one video. audio: [T, A]; visual: [T, ...] (flattened per segment); labels: [T]."""
+    audio = np.asarray(audio, dtype=np.float32)
+    visual = np.asarray(visual, dtype=np.float32).reshape(len(audio), -1)
+    labels = np.asarray(labels, dtype=np.int64)
+    context = tf.train.Features(feature={
+        VIDEO_ID: _bytes(video_id.encode("utf-8") if isinstance(video_id, str) else video_id),
+        CATEGORY: _int(category),
+        EVENT_START: _int(event_start),
+        EVENT_END: _int(event_end),
+        VIDEO_LABEL: _int(video_label),
+    })
+    feature_lists = tf.train.FeatureLists(feature_list={
+        AUDIO: tf.train.FeatureList(feature=[
+            tf.train.Feature(float_list=tf.train.FloatList(value=row)) for row in audio]),
+        VISUAL: tf.train.FeatureList(feature=[
+            tf.train.Feature(float_list=tf.train.FloatList(value=row)) for row in visual]),
+        LABEL: tf.train.FeatureList(feature=[_int(label) for label in labels]),
+    })
+    example = tf.train.SequenceExample(context=context, feature_lists=feature_lists)
+    return example.SerializeToString()
+
+
+def _specs(audio_dim, visual_shape):
+    context = {
+        VIDEO_ID: tf.io.FixedLenFeature([], tf.string),
+        CATEGORY: tf.io.FixedLenFeature([], tf.int64),
+        EVENT_START: tf.io.FixedLenFeature([], tf.int64),
+        EVENT_END: tf.io.FixedLenFeature([], tf.int64),
+        VIDEO_LABEL: tf.io.FixedLenFeature([], tf.int64),
+    }
+    sequence = {
+        AUDIO: tf.io.FixedLenSequenceFeature([audio_dim], tf.float32),
+        VISUAL: tf.io.FixedLenSequenceFeature([int(np.prod(visual_shape))], tf.float32),
+        LABEL: tf.io.FixedLenSequenceFeature([], tf.int64),
+    }
+    return context, sequence
+
+
+def parse_videos(serialized, audio_dim, visual_shape):
+    """Parse a batch of serialized records into a dict of dense tensors.
+
+    Returns video_id [B], category [B], event_start [B], event_end [B], video_label [B],
+    audio [B, T, A], visual [B, T, *visual_shape], label [B, T], all of one length T.
+    """
+    context_spec, sequence_spec = _specs(audio_dim, visual_shape)
+    context, sequence, _ = tf.io.parse_sequence_example(
+        serialized, context_features=context_spec, sequence_features=sequence_spec)
+    batch = tf.shape(serialized)[0]
+    visual = tf.reshape(sequence[VISUAL], tf.concat([[batch, -1], list(visual_shape)], axis=0))
+    parsed = dict(context)
+    parsed.update({AUDIO: sequence[AUDIO], VISUAL: visual, LABEL: tf.cast(sequence[LABEL], tf.int32)})
+    parsed[VIDEO_LABEL] = tf.cast(parsed[VIDEO_LABEL], tf.int32)
+    return parsed
+
+
+def decode_video(serialized, audio_dim, visual_shape):
+    """Parse one serialized record eagerly into NumPy values (for tools and tests)."""
+    parsed = parse_videos(tf.constant([serialized]), audio_dim, visual_shape)
+    return {key: value.numpy()[0] for key, value in parsed.items()}

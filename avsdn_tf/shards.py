@@ -1,0 +1,39 @@
+"""Writing a split as several TFRecord shards, so tf.data can interleave and shard by file."""
+
+import os
+
+import tensorflow as tf
+
+from avsdn_tf import constants
+
+
+def shard_names(split, count):
+    return [constants.SHARD_PATTERN.format(split=split, index=i, count=count) for i in range(count)]
+
+
+class ShardWriter:
+    """Round-robin writer of serialized records into `count` shard files of one split."""
+
+    def __init__(self, directory, split, count):
+        self.names = shard_names(split, max(1, count))
+        self._writers = [tf.io.TFRecordWriter(os.path.join(directory, name)) for name in self.names]
+        self.written = 0
+
+    def write(self, serialized):
+        self._writers[self.written % len(self._writers)].write(serialized)
+        self.written += 1
+
+    def close(self):
+        for writer in self._writers:
+            writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def shard_count(num_videos, videos_per_shard=256):
+    """Enough shards that every worker of a distributed run gets files, never empty ones."""
+    return max(1, min(16, -(-num_videos // videos_per_shard)))
