@@ -29,6 +29,32 @@ def _int(value):
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
 
 
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def float_feature_list(rows):
+    """A FeatureList with one FloatList per row of a 2-D array, the same message as
+    `FeatureList(feature=[Feature(float_list=FloatList(value=row)) ...])` but about 100x faster:
+    the wire bytes are assembled from the array's little-endian float32 buffer and parsed in C,
+    instead of converting a 7x7x512 map one Python float at a time.
+    """
+    rows = np.ascontiguousarray(rows, dtype="<f4")
+    parts = []
+    for row in rows:
+        data = row.tobytes()
+        float_list = b"\x0a" + _varint(len(data)) + data  # FloatList.value = 1, packed
+        feature = b"\x12" + _varint(len(float_list)) + float_list  # Feature.float_list = 2
+        parts.append(b"\x0a" + _varint(len(feature)) + feature)  # FeatureList.feature = 1
+    return tf.train.FeatureList.FromString(b"".join(parts))
+
+
 def encode_video(video_id, category, event_start, event_end, video_label, audio, visual, labels):
     """Serialize one video. audio: [T, A]; visual: [T, ...] (flattened per segment); labels: [T]."""
     audio = np.asarray(audio, dtype=np.float32)
@@ -42,10 +68,8 @@ def encode_video(video_id, category, event_start, event_end, video_label, audio,
         VIDEO_LABEL: _int(video_label),
     })
     feature_lists = tf.train.FeatureLists(feature_list={
-        AUDIO: tf.train.FeatureList(feature=[
-            tf.train.Feature(float_list=tf.train.FloatList(value=row)) for row in audio]),
-        VISUAL: tf.train.FeatureList(feature=[
-            tf.train.Feature(float_list=tf.train.FloatList(value=row)) for row in visual]),
+        AUDIO: float_feature_list(audio),
+        VISUAL: float_feature_list(visual),
         LABEL: tf.train.FeatureList(feature=[_int(label) for label in labels]),
     })
     example = tf.train.SequenceExample(context=context, feature_lists=feature_lists)
