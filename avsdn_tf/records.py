@@ -7,8 +7,6 @@ way YouTube-8M stores frame-level features.
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants
-
 # Context keys.
 VIDEO_ID = "video_id"
 CATEGORY = "category"
