@@ -1,0 +1,73 @@
+"""Packaging for avsdn-tf.
+
+The user-facing contract is `python -m avsdn_tf.<verb>` (train, evaluate, ...), `python -m
+tuning.<verb>` and `python -m export.<verb>`; nothing here depends on console scripts.
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "avsdn_tf" / "__init__.py").read_text(), re.MULTILINE
+).group(1)
+
+# Why TensorFlow stays on 2.17: tensorflow-io 0.37.1 is its newest release, and its compiled
+# ops load on TF 2.17 but not on TF 2.18+ (the C++ ABI they link against changed).
+# tensorflow-serving-api moves in lock-step with TF, so it is held to 2.17.x as well.
+# tensorflow-io is pinned WITHOUT its [tensorflow] extra: that extra asks for tensorflow<2.17
+# and would fight the pin below. TF 2.17 itself requires numpy<2; keras<3.16 is the newest
+# Keras 3 tested with it here.
+INSTALL_REQUIRES = [
+    "tensorflow>=2.17,<2.18",
+    "tensorflow-io==0.37.1",
+    "keras>=3.5,<3.16",
+    "keras-tuner",
+    "numpy<2",
+    "absl-py",
+    "h5py",
+    "tensorflow-serving-api>=2.17,<2.18",
+]
+
+VIDEO = ["av"]
+PLOTS = ["matplotlib"]
+
+EXTRAS_REQUIRE = {
+    # Decoding people's own videos (avsdn_tf feature extraction).
+    "video": VIDEO,
+    # Figures (training curves, localisation plots).
+    "plots": PLOTS,
+    # The test suite exercises the video and plot paths, so it needs both extras.
+    # ruff is pinned so the lint gate in .ci/run does not move under us.
+    "test": ["pytest", "pytest-xdist", "ruff==0.17.6", *VIDEO, *PLOTS],
+    # The peer comparison in benchmarks/: exactly PyTorch 2.13.0, CPU build. "==2.13.0" also
+    # matches the local version "2.13.0+cpu"; this machine serves that wheel from its
+    # find-links, so no CUDA build (nor nvidia-* packages) is resolved. Elsewhere, install with
+    # --extra-index-url https://download.pytorch.org/whl/cpu to get the same wheel.
+    "bench": ["torch==2.13.0"],
+}
+
+setup(
+    name="avsdn-tf",
+    version=VERSION,
+    description=(
+        "AVSDN (audio-visual sequence-to-sequence dual network) and the AVEL baselines "
+        "for audio-visual event localization, in TensorFlow / Keras"
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["avsdn_tf", "avsdn_tf.*", "tuning", "tuning.*", "export", "export.*"]),
+    package_data={"avsdn_tf": ["resources/*.txt"]},
+    include_package_data=False,
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

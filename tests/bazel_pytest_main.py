@@ -1,0 +1,30 @@
+"""Runs one pytest file as a Bazel py_test (see tests/defs.bzl: pytest_test).
+
+Bazel runs this with the test file's runfiles path as the argument. It maps Bazel's test
+protocol onto pytest: results go to $XML_OUTPUT_FILE as JUnit XML, `bazel test --test_filter=X`
+becomes `-k X`, and the exit code is pytest's, so "no tests collected" (5) fails the target.
+"""
+
+import os
+import sys
+
+import pytest
+
+
+def main(argv):
+    if len(argv) < 2:
+        print("usage: bazel_pytest_main.py TEST_FILE [pytest args...]", file=sys.stderr)
+        return 2
+    # The runfiles tree is read-only under the sandbox: no .pytest_cache. The suite's addopts
+    # may carry options for a whole run (e.g. xdist's -n); one file under Bazel runs alone, so
+    # they are replaced with the one that matters.
+    args = [*argv[1:], "-p", "no:cacheprovider", "-o", "addopts=--strict-markers"]
+    if os.environ.get("XML_OUTPUT_FILE"):
+        args.append(f"--junitxml={os.environ['XML_OUTPUT_FILE']}")
+    if os.environ.get("TESTBRIDGE_TEST_ONLY"):
+        args += ["-k", os.environ["TESTBRIDGE_TEST_ONLY"]]
+    return int(pytest.main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,26 @@
+"""pytest_test: one Bazel py_test per pytest file, run through tests/bazel_pytest_main.py.
+
+Usage in tests/BUILD (one line per test file; load() once at the top):
+
+    pytest_test(name = "test_records", src = "test_records.py", size = "small")
+
+Sizes: "small" (< 60 s), "medium" (< 300 s). Only fast tests belong in Bazel; tests marked
+@pytest.mark.slow stay pytest-only. Pass deps = ["//:tuning"] / ["//:export"] when the test
+imports those packages (//:avsdn_tf is always included), and data = [...] for test fixtures.
+"""
+
+def pytest_test(name, src, size = "small", deps = [], data = [], args = [], **kwargs):
+    native.py_test(
+        name = name,
+        srcs = ["bazel_pytest_main.py", src] + native.glob(["conftest.py"]),
+        main = "bazel_pytest_main.py",
+        args = ["$(location %s)" % src] + args,
+        size = size,
+        python_version = "PY3",
+        srcs_version = "PY3",
+        legacy_create_init = False,
+        deps = ["//:avsdn_tf"] + deps,
+        # pyproject.toml carries the pytest configuration (registered markers).
+        data = ["//:pyproject.toml"] + data,
+        **kwargs
+    )
