@@ -1,0 +1,135 @@
+"""Custom Keras layers: small, serializable, one job each (no Lambda layers)."""
+
+import keras
+from keras import ops
+
+_PACKAGE = "avsdn_tf"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DMRNFusion(keras.layers.Layer):
+    """Dual multimodal residual fusion (Tian et al., ECCV 2018), as AVSDN uses it.
+
+    merged = 0.5 * (U_a(x_a) + U_v(x_v)); x_a' = tanh(x_a + merged); x_v' = tanh(x_v + merged);
+    output = 0.5 * (x_a' + x_v'), with U an MLP Dense(hidden) -> tanh -> Dense(dim).
+    Works on vectors [B, D] and on sequences [B, T, D] alike (Dense acts on the last axis).
+    """
+
+    def __init__(self, hidden_units=256, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_units = hidden_units
+
+    def build(self, input_shape):
+        audio_shape, visual_shape = input_shape
+        if audio_shape[-1] != visual_shape[-1]:
+            raise ValueError(f"DMRNFusion needs equal sizes, got audio {audio_shape[-1]} "
+                             f"and visual {visual_shape[-1]}")
+        dim = audio_shape[-1]
+        self.audio_hidden = keras.layers.Dense(self.hidden_units, activation="tanh", name="audio_hidden")
+        self.audio_out = keras.layers.Dense(dim, name="audio_out")
+        self.visual_hidden = keras.layers.Dense(self.hidden_units, activation="tanh", name="visual_hidden")
+        self.visual_out = keras.layers.Dense(dim, name="visual_out")
+        self.audio_hidden.build(audio_shape)
+        self.audio_out.build(tuple(audio_shape[:-1]) + (self.hidden_units,))
+        self.visual_hidden.build(visual_shape)
+        self.visual_out.build(tuple(visual_shape[:-1]) + (self.hidden_units,))
+
+    def call(self, inputs):
+        audio, visual = inputs
+        merged = 0.5 * (self.audio_out(self.audio_hidden(audio)) + self.visual_out(self.visual_hidden(visual)))
+        audio = ops.tanh(audio + merged)
+        visual = ops.tanh(visual + merged)
+        return 0.5 * (audio + visual)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_units": self.hidden_units}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AudioGuidedVisualAttention(keras.layers.Layer):
+    """AVEL's audio-guided visual attention (their att_Net), reproduced as published.
+
+    Inputs: audio [B, T, A] and visual maps [B, T, H, W, C]; output [B, T, C], the attention-
+    weighted sum of the raw C-d region features. v' = ReLU(W_video v), a' = ReLU(W_audio a);
+    scores z = w_h . tanh(W_v v' + g) with g = W_g a'. As in the authors' code, the audio term
+    is added with an extra axis at position 2: entry r of g is added to every unit of region r's
+    score vector (a per-region audio prior). That only lines up because W_v and W_g project to
+    as many units as there are regions (49 for 7x7 maps), so the projection size is H * W here.
+    """
+
+    def __init__(self, hidden_units=512, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_units = hidden_units
+
+    def build(self, input_shape):
+        audio_shape, visual_shape = input_shape
+        self.regions = visual_shape[-3] * visual_shape[-2]
+        channels = visual_shape[-1]
+        init = "glorot_uniform"
+        self.video_projection = keras.layers.Dense(self.hidden_units, activation="relu", name="w_video")
+        self.audio_projection = keras.layers.Dense(self.hidden_units, activation="relu", name="w_audio")
+        self.region_scores = keras.layers.Dense(self.regions, use_bias=False, kernel_initializer=init, name="w_v")
+        self.audio_prior = keras.layers.Dense(self.regions, use_bias=False, kernel_initializer=init, name="w_g")
+        self.score = keras.layers.Dense(1, use_bias=False, kernel_initializer=init, name="w_h")
+        self.video_projection.build((None, channels))
+        self.audio_projection.build((None, audio_shape[-1]))
+        self.region_scores.build((None, self.hidden_units))
+        self.audio_prior.build((None, self.hidden_units))
+        self.score.build((None, self.regions))
+
+    def call(self, inputs):
+        audio, visual = inputs
+        shape = ops.shape(visual)
+        batch, time, channels = shape[0], shape[1], visual.shape[-1]
+        regions = ops.reshape(visual, (batch, time, self.regions, channels))
+        content = self.region_scores(self.video_projection(regions))  # [B, T, R, R]
+        prior = self.audio_prior(self.audio_projection(audio))  # [B, T, R]
+        hidden = ops.tanh(content + ops.expand_dims(prior, axis=-1))  # prior[r] joins region r's row
+        weights = ops.softmax(ops.squeeze(self.score(hidden), axis=-1), axis=-1)  # [B, T, R]
+        return ops.sum(ops.expand_dims(weights, -1) * regions, axis=2)
+
+    def compute_output_shape(self, input_shape):
+        visual_shape = input_shape[1]
+        return tuple(visual_shape[:2]) + (visual_shape[-1],)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_units": self.hidden_units}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SpatialAveragePooling(keras.layers.Layer):
+    """Visual maps [B, T, H, W, C] to one vector per segment [B, T, C] by global average pooling."""
+
+    def call(self, visual):
+        return ops.mean(visual, axis=(2, 3))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:2]) + (input_shape[-1],)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TemporalPooling(keras.layers.Layer):
+    """Segment predictions [B, T, K] to one video-level distribution [B, K].
+
+    'mean' is AVSDN's weak supervision (average pooling); 'max' is AVEL's.
+    """
+
+    def __init__(self, mode="mean", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("mean", "max"):
+            raise ValueError(f"TemporalPooling mode must be 'mean' or 'max', got {mode!r}")
+        self.mode = mode
+
+    def call(self, segments):
+        if self.mode == "max":
+            return ops.max(segments, axis=1)
+        return ops.mean(segments, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}

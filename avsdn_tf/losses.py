@@ -1,0 +1,37 @@
+"""Losses for full (segment labels) and weak (video labels) supervision."""
+
+import keras
+from keras import ops
+
+from avsdn_tf import constants
+
+_EPSILON = 1e-7
+
+
+@keras.saving.register_keras_serializable(package="avsdn_tf")
+class SegmentCrossEntropy(keras.losses.Loss):
+    """Cross-entropy of per-segment probabilities [B, T, 29] against labels [B, T].
+
+    Padding segments (label -1, from videos of different lengths) count for nothing: the loss is
+    the mean over real segments only.
+    """
+
+    def __init__(self, name="segment_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, labels, probs):
+        labels = ops.cast(labels, "int32")
+        valid = ops.cast(labels >= 0, probs.dtype)
+        one_hot = ops.one_hot(ops.maximum(labels, 0), constants.NUM_CLASSES, dtype=probs.dtype)
+        log_likelihood = ops.sum(one_hot * ops.log(ops.clip(probs, _EPSILON, 1.0)), axis=-1)
+        per_video = -ops.sum(log_likelihood * valid, axis=-1) / ops.maximum(ops.sum(valid, axis=-1), 1.0)
+        return per_video
+
+
+def video_binary_cross_entropy():
+    """Weak supervision: BCE of the time-pooled distribution [B, 29] against the one-hot video label."""
+    return keras.losses.BinaryCrossentropy(name="video_binary_cross_entropy")
+
+
+def for_supervision(supervision):
+    return SegmentCrossEntropy() if supervision == "full" else video_binary_cross_entropy()

@@ -1,0 +1,158 @@
+"""Model builders behind one registry keyed by name (`--model NAME`; `--model help` lists them).
+
+Every builder returns the per-segment model: inputs {"audio": [B, T, A], "visual": [B, T, ...]}
+and output "segment_probs" [B, T, 29]. `training_model` puts the supervision on top: weak
+supervision pools the segments over time into "video_probs" [B, 29], and the label-guided
+ablation adds each encoder's own video-label head.
+"""
+
+import keras
+
+from avsdn_tf import constants, layers
+
+SEGMENT_OUTPUT = "segment_probs"
+VIDEO_OUTPUT = "video_probs"
+GUIDE_OUTPUTS = ("audio_guide", "visual_guide")
+
+
+def _inputs(audio_dim, visual_shape, num_segments):
+    audio = keras.Input((num_segments, audio_dim), name="audio")
+    visual = keras.Input((num_segments, *visual_shape), name="visual")
+    return audio, visual
+
+
+def _visual_vectors(audio, visual, hp, name="visual_reduction"):
+    """Maps become one vector per segment (pooling or audio-guided attention); vectors pass."""
+    if len(visual.shape) == 3:
+        return visual
+    if hp.visual_reduction == "attention":
+        return layers.AudioGuidedVisualAttention(hp.attention_units, name=name)([audio, visual])
+    return layers.SpatialAveragePooling(name=name)(visual)
+
+
+def _classifier(features, hp):
+    return keras.layers.Dense(constants.NUM_CLASSES, activation="softmax", name=SEGMENT_OUTPUT)(features)
+
+
+class Built:
+    """A built per-segment model plus the encoder states the label-guided ablation trains."""
+
+    def __init__(self, model, guide_states=None):
+        self.model = model
+        self.guide_states = guide_states
+
+
+def _avsdn(audio_dim, visual_shape, num_segments, hp, init="fused", label_guided=False):
+    audio, visual = _inputs(audio_dim, visual_shape, num_segments)
+    visual_vectors = _visual_vectors(audio, visual, hp)
+
+    def encoder(name):
+        return keras.layers.LSTM(hp.encoder_units, return_state=True, unroll=hp.unroll and num_segments is not None,
+                                 name=name)
+
+    _, audio_h, audio_c = encoder("audio_encoder")(audio)
+    _, visual_h, visual_c = encoder("visual_encoder")(visual_vectors)
+    if init == "fused":
+        state = [layers.DMRNFusion(hp.fusion_units, name="fuse_hidden")([audio_h, visual_h]),
+                 layers.DMRNFusion(hp.fusion_units, name="fuse_cell")([audio_c, visual_c])]
+    elif init == "visual":
+        state = [visual_h, visual_c]
+    else:
+        state = [audio_h, audio_c]
+    decoder_input = keras.layers.Concatenate(name="audio_visual")([audio, visual_vectors])
+    decoded = keras.layers.LSTM(hp.encoder_units, return_sequences=True, name="decoder",
+                                unroll=hp.unroll and num_segments is not None)(decoder_input, initial_state=state)
+    if hp.dropout:
+        decoded = keras.layers.Dropout(hp.dropout, name="dropout")(decoded)
+    probs = _classifier(decoded, hp)
+    model = keras.Model({"audio": audio, "visual": visual}, probs, name="avsdn")
+    return Built(model, guide_states=(audio_h, visual_h) if label_guided else None)
+
+
+def _bilstm(features, hp, name):
+    lstm = keras.layers.LSTM(hp.lstm_units, return_sequences=True, unroll=hp.unroll and features.shape[1] is not None)
+    return keras.layers.Bidirectional(lstm, name=name)(features)
+
+
+def _avel_head(features, hp):
+    """AVEL's classifier: ReLU -> Dense(64) -> ReLU -> Dense(29) -> softmax, per segment."""
+    hidden = keras.layers.ReLU(name="relu_in")(features)
+    hidden = keras.layers.Dense(hp.classifier_units, activation="relu", name="hidden")(hidden)
+    if hp.dropout:
+        hidden = keras.layers.Dropout(hp.dropout, name="dropout")(hidden)
+    return _classifier(hidden, hp)
+
+
+def _avel(audio_dim, visual_shape, num_segments, hp, use_audio=True, use_visual=True, attention=False, name="av"):
+    audio, visual = _inputs(audio_dim, visual_shape, num_segments)
+    streams = []
+    if use_audio:
+        streams.append(_bilstm(audio, hp, "audio_bilstm"))
+    if use_visual:
+        reduced = _visual_vectors(audio, visual, hp.replace(visual_reduction="attention" if attention else "pool"))
+        streams.append(_bilstm(reduced, hp, "visual_bilstm"))
+    features = streams[0] if len(streams) == 1 else keras.layers.Concatenate(name="audio_visual")(streams)
+    return Built(keras.Model({"audio": audio, "visual": visual}, _avel_head(features, hp), name=name))
+
+
+def _dmrn(audio_dim, visual_shape, num_segments, hp):
+    """AVEL's DMRN: BiLSTMs over audio and attended visual, fused per segment, then Dense(29)."""
+    audio, visual = _inputs(audio_dim, visual_shape, num_segments)
+    reduced = _visual_vectors(audio, visual, hp.replace(visual_reduction="attention"))
+    fused = layers.DMRNFusion(hp.fusion_units, name="dmrn")([_bilstm(audio, hp, "audio_bilstm"),
+                                                             _bilstm(reduced, hp, "visual_bilstm")])
+    if hp.dropout:
+        fused = keras.layers.Dropout(hp.dropout, name="dropout")(fused)
+    return Built(keras.Model({"audio": audio, "visual": visual}, _classifier(fused, hp), name="dmrn"))
+
+
+# name -> (builder(audio_dim, visual_shape, num_segments, hp) -> Built, description)
+REGISTRY = {
+    "avsdn": (_avsdn, "AVSDN: LSTM encoders, DMRN-fused states initialise an LSTM decoder (Lin et al. 2019)"),
+    "audio": (lambda *a: _avel(*a, use_visual=False, name="audio"), "AVEL audio only: BiLSTM over audio"),
+    "visual": (lambda *a: _avel(*a, use_audio=False, name="visual"),
+               "AVEL visual only: BiLSTM over pooled visual features"),
+    "av": (lambda *a: _avel(*a, name="av"), "AVEL A+V: audio and pooled visual BiLSTMs, concatenated"),
+    "av_att": (lambda *a: _avel(*a, attention=True, name="av_att"),
+               "AVEL A+V with audio-guided visual attention (maps; vectors pass through)"),
+    "dmrn": (_dmrn, "AVEL DMRN: dual multimodal residual fusion of the two BiLSTMs per segment"),
+    "avsdn_init_visual": (lambda *a: _avsdn(*a, init="visual"), "Ablation: decoder initialised by the visual state"),
+    "avsdn_init_audio": (lambda *a: _avsdn(*a, init="audio"), "Ablation: decoder initialised by the audio state"),
+    "avsdn_label_guided": (lambda *a: _avsdn(*a, label_guided=True),
+                           "Ablation: each encoder's last state also trained against the video label"),
+}
+
+
+def names():
+    return list(REGISTRY)
+
+
+def describe():
+    width = max(map(len, REGISTRY))
+    return "\n".join(f"{name:<{width}}  {description}" for name, (_, description) in REGISTRY.items())
+
+
+def is_label_guided(name):
+    return name == "avsdn_label_guided"
+
+
+def build_training_model(hp, audio_dim, visual_shape, num_segments=constants.NUM_SEGMENTS):
+    """The model `train` fits: per-segment model plus the head its supervision needs."""
+    builder, _ = REGISTRY[hp.model]
+    built = builder(audio_dim, list(visual_shape), num_segments, hp)
+    segment_model = built.model
+    outputs = segment_model.outputs[0]
+    if hp.supervision == "weak":
+        outputs = layers.TemporalPooling(hp.weak_pooling, name=VIDEO_OUTPUT)(outputs)
+    if built.guide_states is None:
+        return keras.Model(segment_model.inputs, outputs, name=segment_model.name)
+    guides = []
+    for state, name in zip(built.guide_states, GUIDE_OUTPUTS, strict=True):
+        hidden = keras.layers.Dense(hp.fusion_units, activation="relu", name=f"{name}_hidden")(state)
+        guides.append(keras.layers.Dense(constants.NUM_CLASSES, activation="softmax", name=name)(hidden))
+    return keras.Model(segment_model.inputs, [outputs, *guides], name=segment_model.name)
+
+
+def segment_model(model):
+    """The per-segment part of a training model: inputs -> segment_probs [B, T, 29]."""
+    return keras.Model(model.inputs, model.get_layer(SEGMENT_OUTPUT).output, name=f"{model.name}_segments")

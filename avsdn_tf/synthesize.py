@@ -1,0 +1,37 @@
+"""`python -m avsdn_tf.synthesize --output_dir OUT`: the built-in data set, in the project's format."""
+
+from absl import app, flags
+
+from avsdn_tf import constants, synthetic
+from avsdn_tf.errors import UserError, run_main
+
+FLAGS = flags.FLAGS
+_DEFAULTS = synthetic.SyntheticConfig()
+flags.DEFINE_string("output_dir", None, "Directory to write the data set to (replaced when complete).")
+flags.DEFINE_integer("train_videos", _DEFAULTS.videos_per_split["train"], "Videos in the train split.")
+flags.DEFINE_integer("val_videos", _DEFAULTS.videos_per_split["val"], "Videos in the val split.")
+flags.DEFINE_integer("test_videos", _DEFAULTS.videos_per_split["test"], "Videos in the test split.")
+flags.DEFINE_integer("noisy_videos", _DEFAULTS.videos_per_split["noisy"],
+                     "Background-only videos (the weak-supervision extra split); 0 for none.")
+flags.DEFINE_integer("audio_dim", _DEFAULTS.audio_dim, "Audio feature size per segment.")
+flags.DEFINE_enum("visual_layout", _DEFAULTS.visual_layout, [constants.LAYOUT_VECTOR, constants.LAYOUT_MAP],
+                  "One visual vector per segment, or a map_size x map_size x visual_dim map.")
+flags.DEFINE_integer("visual_dim", _DEFAULTS.visual_dim, "Visual vector size, or map channels.")
+flags.DEFINE_integer("map_size", _DEFAULTS.map_size, "Height and width of visual maps.")
+flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed: the same seed gives byte-identical records.")
+
+
+def main(argv):
+    del argv
+    if not FLAGS.output_dir:
+        raise UserError("--output_dir: expected a directory to write to, found none")
+    config = synthetic.SyntheticConfig(
+        videos_per_split={"train": FLAGS.train_videos, "val": FLAGS.val_videos,
+                          "test": FLAGS.test_videos, "noisy": FLAGS.noisy_videos},
+        audio_dim=FLAGS.audio_dim, visual_layout=FLAGS.visual_layout, visual_dim=FLAGS.visual_dim,
+        map_size=FLAGS.map_size, seed=FLAGS.seed)
+    synthetic.write_dataset(FLAGS.output_dir, config)
+
+
+if __name__ == "__main__":
+    app.run(run_main(main))

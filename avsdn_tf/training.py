@@ -1,0 +1,252 @@
+"""Training: strategy, data, model, best-on-val selection, resumable checkpoints, final metrics.
+
+One function, `train`, used by the train command, the experiments runner and the tuner, so there
+is a single copy of how a model is fitted and selected.
+"""
+
+import math
+import os
+import time
+import uuid
+
+import keras
+import tensorflow as tf
+
+from avsdn_tf import constants, dataset_info, evaluation, fileio, losses, metrics, models, pipeline
+from avsdn_tf.errors import UserError, input_error
+from avsdn_tf.run_dir import RunDir
+
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def make_strategy(name):
+    """auto: MirroredStrategy over the GPUs when there are several, else the default strategy."""
+    if name not in STRATEGIES:
+        raise input_error("--strategy", f"one of {STRATEGIES}", repr(name))
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise UserError("--strategy multi_worker: expected the TF_CONFIG environment variable "
+                            "describing the cluster, found none")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "auto" and len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                             and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def data_signature(info):
+    return {"audio_dim": info.audio_dim, "visual_shape": list(info.visual_shape), "num_segments": info.num_segments}
+
+
+def _learning_rate(hp, steps_per_epoch):
+    if hp.lr_schedule == "step":
+        return keras.optimizers.schedules.ExponentialDecay(
+            hp.learning_rate, decay_steps=hp.lr_decay_epochs * steps_per_epoch, decay_rate=hp.lr_decay_rate,
+            staircase=True)
+    if hp.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps=hp.epochs * steps_per_epoch)
+    return hp.learning_rate
+
+
+def compile_model(model, hp, steps_per_epoch):
+    main_loss = losses.for_supervision(hp.supervision)
+    main_metrics = [metrics.FrameAccuracy()] if hp.supervision == "full" else []
+    if models.is_label_guided(hp.model):
+        loss = [main_loss, keras.losses.CategoricalCrossentropy(), keras.losses.CategoricalCrossentropy()]
+        loss_weights = [1.0, hp.guide_loss_weight, hp.guide_loss_weight]
+        metric_list = [main_metrics, [], []]
+    else:
+        loss, loss_weights, metric_list = main_loss, None, main_metrics
+    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(hp, steps_per_epoch)), loss=loss,
+                  loss_weights=loss_weights, metrics=metric_list, jit_compile=hp.jit_compile,
+                  steps_per_execution=hp.steps_per_execution)
+
+
+def _save_keras(model, path, chief):
+    """Save atomically on the chief; other workers save to a scratch file, as MWMS requires."""
+    if not chief:
+        scratch = os.path.join(os.path.dirname(path), f".worker-{uuid.uuid4().hex[:8]}.keras")
+        model.save(scratch)
+        fileio.remove_tree(scratch)
+        return
+    temporary = f"{path[:-len('.keras')]}.tmp-{uuid.uuid4().hex[:8]}.keras"
+    model.save(temporary)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+class SelectOnValidation(keras.callbacks.Callback):
+    """After every epoch: frame-wise accuracy on val, best-on-val checkpoint, resumable state.
+
+    The state (epoch, best so far, history) is written after the checkpoints, so a run killed at
+    any moment resumes from the last epoch whose files are all complete.
+    """
+
+    def __init__(self, run, val_data, hp, chief, state):
+        super().__init__()
+        self.run, self.val_data, self.hp, self.chief = run, val_data, hp, chief
+        self.best = state.get("best_val_accuracy", -1.0)
+        self.best_epoch = state.get("best_epoch", -1)
+        self.history = state.get("history", [])
+        self.stale_epochs = state.get("stale_epochs", 0)
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.segment_model = models.segment_model(model)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+            raise TrainingDiverged(
+                f"training loss: expected a finite value, found {loss} at step {batch + 1} of epoch "
+                f"{len(self.history) + 1}; the last good checkpoint is kept in {self.run.last_checkpoint} "
+                "(try a lower --learning_rate)")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        val_accuracy = evaluation.frame_accuracy_of(self.segment_model, self.val_data)
+        logs["val_frame_accuracy"] = val_accuracy
+        improved = val_accuracy > self.best
+        if improved:
+            self.best, self.best_epoch, self.stale_epochs = val_accuracy, epoch, 0
+            _save_keras(self.model, self.run.best_checkpoint, self.chief)
+        else:
+            self.stale_epochs += 1
+        self.history.append({"epoch": epoch + 1, "val_frame_accuracy": val_accuracy,
+                             **{k: float(v) for k, v in logs.items() if k != "val_frame_accuracy"}})
+        _save_keras(self.model, self.run.last_checkpoint, self.chief)
+        if self.chief:
+            fileio.write_json(self.run.state, {
+                "epochs_done": epoch + 1, "best_epoch": self.best_epoch + 1, "best_val_accuracy": self.best,
+                "history": self.history, "stale_epochs": self.stale_epochs})
+        print(f"epoch {epoch + 1}/{self.hp.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
+              f"val frame accuracy {val_accuracy:.4f}{' (best so far)' if improved else ''}", flush=True)
+        patience = self.hp.early_stopping_patience
+        if patience and self.stale_epochs >= patience:
+            print(f"early stopping: no val improvement for {patience} epochs")
+            self.model.stop_training = True
+
+
+def _check_resumable(run, config, info):
+    """A run directory may only be resumed by the same model, supervision and data dims."""
+    saved = run.read_config()
+    if saved is None:
+        return
+    for key in ("model", "supervision"):
+        if saved["hparams"][key] != config["hparams"][key]:
+            raise input_error(f"{run.config} field hparams.{key}",
+                              f"{config['hparams'][key]!r} to resume this run", repr(saved["hparams"][key]))
+    if saved["data"] != data_signature(info):
+        raise input_error(f"{run.config} field data", f"the dims of the run being resumed {saved['data']}",
+                          f"{data_signature(info)} in the data given (use a new --model_dir)")
+
+
+def _training_data(data_dir, hp, global_batch, first_epoch, include_noisy, max_videos, multi_worker):
+    """One tf.data pipeline over the remaining epochs, each shuffled by its own seed.
+
+    Seeding per epoch (not per iterator) is what makes a resumed run see the same batches as an
+    uninterrupted one.
+    """
+    guide = models.is_label_guided(hp.model)
+    epochs = [pipeline.make_dataset(data_dir, "train", global_batch, supervision=hp.supervision, training=True,
+                                    include_noisy=include_noisy, seed=hp.seed * 100_003 + epoch,
+                                    max_videos=max_videos, guide_targets=guide, deterministic=True,
+                                    drop_remainder=multi_worker)
+              for epoch in range(first_epoch, hp.epochs)]
+    data = epochs[0]
+    for more in epochs[1:]:
+        data = data.concatenate(more)
+    if multi_worker:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        data = data.with_options(options)
+    return data
+
+
+def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbose=1):
+    """Fit `hp.model` on data_dir's train split, keep the best epoch on val, write metrics.json."""
+    hp.validate()
+    if hp.model not in models.REGISTRY:
+        raise input_error("--model", f"one of {models.names()}", repr(hp.model))
+    info = dataset_info.read(data_dir)
+    for split in ("train", "val", "test"):
+        if pipeline.split_size(info, split) == 0:
+            raise input_error(f"{data_dir}/{constants.DATASET_INFO_FILE}", f"a non-empty {split!r} split",
+                              f"splits {sorted(info.splits)}")
+    include_noisy = hp.supervision == "weak" and constants.NOISY_SPLIT in info.splits
+    run = RunDir(model_dir)
+    strategy = make_strategy(strategy_name)
+    chief = is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = hp.batch_size * replicas
+    config = {"hparams": hp.to_dict(), "data_dir": data_dir, "data": data_signature(info),
+              "strategy": strategy_name, "replicas": replicas, "global_batch_size": global_batch,
+              "max_videos": max_videos, "include_noisy": include_noisy,
+              "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
+    _check_resumable(run, config, info)
+    state = run.read_state() or {}
+    if state.get("finished") and tf.io.gfile.exists(run.metrics):
+        print(f"{model_dir} already finished; metrics in {run.metrics}")
+        return fileio.read_json(run.metrics)
+    if chief:
+        tf.io.gfile.makedirs(os.path.join(model_dir, "checkpoints"))
+        fileio.write_json(run.config, config)
+
+    train_videos = pipeline.split_size(info, "train", include_noisy)
+    if max_videos:
+        train_videos = min(train_videos, max_videos)
+    steps_per_epoch = (train_videos // global_batch if strategy_name == "multi_worker"
+                       else math.ceil(train_videos / global_batch))
+    if steps_per_epoch == 0:
+        raise input_error("--batch_size", f"at most {train_videos // replicas} per replica for "
+                          f"{train_videos} training videos", hp.batch_size)
+    first_epoch = state.get("epochs_done", 0) if tf.io.gfile.exists(run.last_checkpoint) else 0
+    keras.utils.set_random_seed(hp.seed)
+    with strategy.scope():
+        if first_epoch:
+            print(f"resuming {model_dir} after epoch {first_epoch}")
+            model = keras.models.load_model(run.last_checkpoint)
+        else:
+            state = {}
+            model = models.build_training_model(hp, info.audio_dim, info.visual_shape, info.num_segments)
+            compile_model(model, hp, steps_per_epoch)
+    val_data = pipeline.make_dataset(data_dir, "val", global_batch, max_videos=max_videos)
+    started = time.time()
+    if first_epoch < hp.epochs and not (state.get("stopped_early")):
+        train_data = _training_data(data_dir, hp, global_batch, first_epoch, include_noisy, max_videos,
+                                    strategy_name == "multi_worker")
+        selector = SelectOnValidation(run, val_data, hp, chief, state)
+        callbacks = [selector]
+        if chief:
+            callbacks.append(keras.callbacks.TensorBoard(run.logs, write_graph=False))
+        model.fit(train_data, epochs=hp.epochs, initial_epoch=first_epoch, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
+    seconds = time.time() - started
+
+    best_model = keras.models.load_model(run.best_checkpoint)
+    state = run.read_state() or {}
+    result = {"model": hp.model, "supervision": hp.supervision, "best_epoch": state.get("best_epoch"),
+              "epochs_done": state.get("epochs_done"), "train_seconds_this_process": round(seconds, 2),
+              "history": state.get("history", [])}
+    for split in ("val", "test"):
+        result[split] = evaluation.evaluate_split(best_model, data_dir, split, max_videos=max_videos)
+    if chief:
+        fileio.write_json(run.metrics, result)
+        fileio.write_json(run.state, {**state, "finished": True})
+    print(f"best epoch {result['best_epoch']}: val accuracy {result['val']['accuracy']:.4f}, "
+          f"test accuracy {result['test']['accuracy']:.4f}")
+    return result
+
