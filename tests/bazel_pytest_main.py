@@ -19,6 +19,11 @@ def main(argv):
     # may carry options for a whole run (e.g. xdist's -n); one file under Bazel runs alone, so
     # they are replaced with the one that matters.
     args = [*argv[1:], "-p", "no:cacheprovider", "-o", "addopts=--strict-markers"]
+    # Bazel gives tests no HOME, and the sandbox mounts the real one read-only: anything that
+    # writes under ~ (Keras' ~/.keras, the default synthetic data dir) gets the test's own tmp.
+    if os.environ.get("TEST_TMPDIR"):
+        os.environ["HOME"] = os.environ["TEST_TMPDIR"]
+        os.environ.setdefault("TMPDIR", os.environ["TEST_TMPDIR"])
     if os.environ.get("XML_OUTPUT_FILE"):
         args.append(f"--junitxml={os.environ['XML_OUTPUT_FILE']}")
     if os.environ.get("TESTBRIDGE_TEST_ONLY"):

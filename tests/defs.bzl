@@ -6,13 +6,14 @@ Usage in tests/BUILD (one line per test file; load() once at the top):
 
 Sizes: "small" (< 60 s), "medium" (< 300 s). Only fast tests belong in Bazel; tests marked
 @pytest.mark.slow stay pytest-only. Pass deps = ["//:tuning"] / ["//:export"] when the test
-imports those packages (//:avsdn_tf is always included), and data = [...] for test fixtures.
+imports those packages (//:avsdn_tf is always included), srcs = [...] for helper modules the
+test imports from tests/ (conftest.py is always included), and data = [...] for fixtures.
 """
 
-def pytest_test(name, src, size = "small", deps = [], data = [], args = [], **kwargs):
+def pytest_test(name, src, size = "small", srcs = [], deps = [], data = [], args = [], **kwargs):
     native.py_test(
         name = name,
-        srcs = ["bazel_pytest_main.py", src] + native.glob(["conftest.py"]),
+        srcs = ["bazel_pytest_main.py", src] + srcs + native.glob(["conftest.py"]),
         main = "bazel_pytest_main.py",
         args = ["$(location %s)" % src] + args,
         size = size,
