@@ -26,8 +26,9 @@ complete: bad input or a crash leaves no partial output, and running again is sa
 
 import os
 
-# Keep TensorFlow's C++ start-up chatter off stderr, so a user mistake reads as one line.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keep TensorFlow's C++ start-up chatter (the CPU wheel logs cuFFT/cuDNN/cuBLAS registration at
+# ERROR level) off stderr, so a user mistake reads as one line. Set TF_CPP_MIN_LOG_LEVEL to see it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import collections  # noqa: E402
 import contextlib  # noqa: E402
@@ -117,6 +118,13 @@ def _check_dtype(dataset, path, kinds, expected):
         raise input_error(path, expected, f"dtype {dataset.dtype}")
 
 
+def _float32(values):
+    """Features as float32, the dtype of records and models (the release's audio is float64).
+    Values beyond float32's range become Inf here and are then rejected by _check_finite."""
+    with np.errstate(over="ignore"):
+        return values.astype(np.float32, copy=False)
+
+
 def _check_finite(values, path, first_row, video_ids):
     """Features must be finite once in float32: NaN, Inf and float64 values beyond float32's
     range (which become Inf) are all rejected, naming the row, its video and the segment."""
@@ -158,7 +166,7 @@ def _features_shape(dataset, path, what, example):
     return dataset.shape[0], dataset.shape[1], tuple(int(d) for d in dataset.shape[2:])
 
 
-def _read_order(path, split, num_rows, annotations_path, stack):
+def _read_order(path, num_rows, annotations_path, stack):
     dataset = _open_dataset(path, constants.ORDER_KEY, stack)
     if dataset.ndim != 1 or dataset.dtype.kind not in "iu":
         raise input_error(path, f"a 1-D integer array of row indices into {annotations_path}",
@@ -168,7 +176,7 @@ def _read_order(path, split, num_rows, annotations_path, stack):
     if len(outside):
         raise input_error(path, f"row indices into {annotations_path} in 0..{num_rows - 1}",
                           f"{order[outside[0]]} at position {outside[0]} ({len(outside)} out of range)")
-    values, first, counts = np.unique(order, return_index=True, return_counts=True)
+    values, counts = np.unique(order, return_counts=True)
     if (counts > 1).any():
         value = values[np.argmax(counts > 1)]
         positions = np.flatnonzero(order == value)[:2].tolist()
@@ -260,13 +268,13 @@ def _check_inputs(ave_dir, visual_file, noisy_visual_file, include_noisy, label_
     # Audio is small (about 40 MB): check it is finite now, before anything is written.
     # Visual features are checked chunk by chunk while converting.
     for start in range(0, num_rows, chunk_videos):
-        chunk = audio[start:start + chunk_videos].astype(np.float32)
+        chunk = _float32(audio[start:start + chunk_videos])
         _check_finite(chunk, audio_path, start, video_ids)
 
     order, split_of_row, owner = {}, np.full(num_rows, -1), {}
     for index, split in enumerate(constants.SPLITS):
         order_path = path(ORDER_FILES[split])
-        order[split] = _read_order(order_path, split, num_rows, annotations_path, stack)
+        order[split] = _read_order(order_path, num_rows, annotations_path, stack)
         taken = order[split][split_of_row[order[split]] >= 0]
         if len(taken):
             row = int(taken[0])
@@ -325,16 +333,15 @@ def _check_noisy(path, noisy_visual_file, include_noisy, num_segments, audio_sha
         raise input_error(labels_path, f"one-hot labels shaped ({count}, {constants.NUM_CLASSES}) like the "
                           f"{count} videos of {audio_path}", f"shape {labels.shape}")
     _check_dtype(labels, labels_path, "fiub", "numeric one-hot labels")
-    noisy_ids = lambda row: f"video {noisy_video_id(row)}"  # noqa: E731
     for start in range(0, count, chunk_videos):
-        classes = _one_hot_classes(labels[start:start + chunk_videos], labels_path, start, noisy_ids)
+        classes = _one_hot_classes(labels[start:start + chunk_videos], labels_path, start, _noisy_ids)
         if (classes != constants.BACKGROUND).any():
             bad = np.argwhere(classes != constants.BACKGROUND)[0]
             found = int(classes[tuple(bad)])
             raise input_error(f"{labels_path} row {start + int(bad[0])}",
                               f"background-only videos (one-hot at class {constants.BACKGROUND}, background)",
                               f"class {found} ({constants.class_names()[found]})")
-        _check_finite(audio[start:start + chunk_videos].astype(np.float32), audio_path, start, noisy_ids)
+        _check_finite(_float32(audio[start:start + chunk_videos]), audio_path, start, _noisy_ids)
     return {"audio": audio, "visual": visual, "count": count,
             "paths": [labels_path, audio_path, noisy_visual_path]}, f"{count} background-only videos"
 
@@ -342,6 +349,10 @@ def _check_noisy(path, noisy_visual_file, include_noisy, num_segments, audio_sha
 def noisy_video_id(index):
     """Ids of the background-only videos, which the release does not name: noisy_0000, ..."""
     return f"noisy_{index:04d}"
+
+
+def _noisy_ids(index):
+    return f"video {noisy_video_id(index)}"
 
 
 def _disagreements(inputs):
@@ -382,8 +393,8 @@ def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, prog
         for start in range(0, num_rows, chunk_videos):
             # Contiguous rows read well from h5 (one hyperslab); each goes to its split's writer.
             # The release's audio is float64; records (and models) are float32.
-            audio = inputs.audio[start:start + chunk_videos].astype(np.float32)
-            visual = inputs.visual[start:start + chunk_videos].astype(np.float32, copy=False)
+            audio = _float32(inputs.audio[start:start + chunk_videos])
+            visual = _float32(inputs.visual[start:start + chunk_videos])
             _check_finite(visual, visual_path, start, video_ids)
             for offset in range(len(audio)):
                 row = start + offset
@@ -398,11 +409,10 @@ def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, prog
         if inputs.noisy:
             noisy_audio, noisy_visual = inputs.noisy["audio"], inputs.noisy["visual"]
             background = np.full(inputs.num_segments, constants.BACKGROUND)
-            noisy_ids = lambda row: f"video {noisy_video_id(row)}"  # noqa: E731
             for start in range(0, inputs.noisy["count"], chunk_videos):
-                audio = noisy_audio[start:start + chunk_videos].astype(np.float32)
-                visual = noisy_visual[start:start + chunk_videos].astype(np.float32, copy=False)
-                _check_finite(visual, noisy_visual.file.filename, start, noisy_ids)
+                audio = _float32(noisy_audio[start:start + chunk_videos])
+                visual = _float32(noisy_visual[start:start + chunk_videos])
+                _check_finite(visual, noisy_visual.file.filename, start, _noisy_ids)
                 for offset in range(len(audio)):
                     # No event at all: category NO_CATEGORY (-1), event 0..0, every label background.
                     writers[constants.NOISY_SPLIT].write(records.encode_video(
