@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny synthetic data sets made once per test session."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+from avsdn_tf import constants, synthetic  # noqa: E402
+
+TINY_SPLITS = {"train": 96, "val": 32, "test": 32, "noisy": 16}
+
+
+def tiny_config(**changes):
+    values = dict(videos_per_split=dict(TINY_SPLITS), audio_dim=16, visual_dim=24, seed=3)
+    values.update(changes)
+    return synthetic.SyntheticConfig(**values)
+
+
+@pytest.fixture(scope="session")
+def tiny_vector_data(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("data") / "vector")
+    synthetic.write_dataset(path, tiny_config(), verbose=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_map_data(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("data") / "map")
+    synthetic.write_dataset(path, tiny_config(visual_layout=constants.LAYOUT_MAP, visual_dim=8, map_size=3),
+                            verbose=False)
+    return path

@@ -1,0 +1,76 @@
+"""Every registered model builds, trains a few steps and round-trips through save and load."""
+
+import keras
+import numpy as np
+import pytest
+
+from avsdn_tf import constants, hparams, models, training
+
+SMALL = dict(encoder_units=8, fusion_units=6, lstm_units=5, classifier_units=7, attention_units=6, batch_size=4)
+
+
+def _batch(rng, visual_shape, videos=8, time=constants.NUM_SEGMENTS):
+    inputs = {"audio": rng.normal(size=(videos, time, 16)).astype("float32"),
+              "visual": rng.normal(size=(videos, time, *visual_shape)).astype("float32")}
+    labels = rng.integers(0, constants.NUM_CLASSES, size=(videos, time))
+    video = keras.ops.one_hot(labels[:, 0], constants.NUM_CLASSES).numpy()
+    return inputs, labels, video
+
+
+def _targets(hp, labels, video):
+    main = labels if hp.supervision == "full" else video
+    return (main, video, video) if models.is_label_guided(hp.model) else main
+
+
+CASES = ([(name, "full", [3, 3, 8]) for name in models.names()]  # maps: pooling and attention paths
+         + [(name, "weak", [12]) for name in ("avsdn", "dmrn", "avsdn_label_guided")])
+
+
+@pytest.mark.parametrize("name,supervision,visual_shape", CASES)
+def test_model_trains_and_round_trips(name, supervision, visual_shape, tmp_path):
+    rng = np.random.default_rng(0)
+    hp = hparams.HParams(model=name, supervision=supervision, visual_reduction="attention", **SMALL)
+    keras.utils.set_random_seed(0)
+    model = models.build_training_model(hp, 16, visual_shape)
+    training.compile_model(model, hp, steps_per_epoch=2)
+    inputs, labels, video = _batch(rng, visual_shape)
+    before = models.segment_model(model).predict(inputs, verbose=0)
+    history = model.fit(inputs, _targets(hp, labels, video), batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    after = models.segment_model(model).predict(inputs, verbose=0)
+    assert after.shape == (8, constants.NUM_SEGMENTS, constants.NUM_CLASSES)
+    assert not np.allclose(before, after), "two training steps changed nothing"
+    np.testing.assert_allclose(after.sum(-1), 1.0, rtol=1e-5)
+
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_array_equal(models.segment_model(restored).predict(inputs, verbose=0), after)
+    np.testing.assert_array_equal(restored.predict(inputs, verbose=0)[0] if len(model.outputs) > 1
+                                  else restored.predict(inputs, verbose=0),
+                                  model.predict(inputs, verbose=0)[0] if len(model.outputs) > 1
+                                  else model.predict(inputs, verbose=0))
+
+
+def test_weak_model_pools_segments_over_time():
+    hp = hparams.HParams(model="avsdn", supervision="weak", **SMALL)
+    model = models.build_training_model(hp, 16, [12])
+    inputs, _, _ = _batch(np.random.default_rng(1), [12])
+    np.testing.assert_allclose(model.predict(inputs, verbose=0),
+                               models.segment_model(model).predict(inputs, verbose=0).mean(axis=1), rtol=1e-5)
+
+
+def test_models_take_any_number_of_segments_when_built_without_a_fixed_length():
+    hp = hparams.HParams(model="avsdn", **SMALL)
+    model = models.segment_model(models.build_training_model(hp, 16, [12], num_segments=None))
+    for time in (3, 17):
+        inputs, _, _ = _batch(np.random.default_rng(2), [12], videos=2, time=time)
+        assert model.predict(inputs, verbose=0).shape == (2, time, constants.NUM_CLASSES)
+
+
+def test_registry_lists_every_name_the_paper_tables_need():
+    expected = {"avsdn", "audio", "visual", "av", "av_att", "dmrn", "avsdn_init_visual", "avsdn_init_audio",
+                "avsdn_label_guided"}
+    assert expected == set(models.names())
+    listing = models.describe()
+    assert all(name in listing for name in expected)
