@@ -8,7 +8,7 @@ ablation adds each encoder's own video-label head.
 
 import keras
 
-from avsdn_tf import constants, layers
+from avsdn_tf import constants, layers, losses, metrics  # noqa: F401 (losses, metrics: registered for loading)
 
 SEGMENT_OUTPUT = "segment_probs"
 VIDEO_OUTPUT = "video_probs"
@@ -156,3 +156,8 @@ def build_training_model(hp, audio_dim, visual_shape, num_segments=constants.NUM
 def segment_model(model):
     """The per-segment part of a training model: inputs -> segment_probs [B, T, 29]."""
     return keras.Model(model.inputs, model.get_layer(SEGMENT_OUTPUT).output, name=f"{model.name}_segments")
+
+
+def load_model(path, compile=True):
+    """Load a saved .keras model of this project (its custom layers, losses and metrics are registered)."""
+    return keras.models.load_model(path, compile=compile)

@@ -218,7 +218,7 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     with strategy.scope():
         if first_epoch:
             print(f"resuming {model_dir} after epoch {first_epoch}")
-            model = keras.models.load_model(run.last_checkpoint)
+            model = models.load_model(run.last_checkpoint)
         else:
             state = {}
             model = models.build_training_model(hp, info.audio_dim, info.visual_shape, info.num_segments)
@@ -236,7 +236,7 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
                   callbacks=callbacks, verbose=verbose, shuffle=False)
     seconds = time.time() - started
 
-    best_model = keras.models.load_model(run.best_checkpoint)
+    best_model = models.load_model(run.best_checkpoint)
     state = run.read_state() or {}
     result = {"model": hp.model, "supervision": hp.supervision, "best_epoch": state.get("best_epoch"),
               "epochs_done": state.get("epochs_done"), "train_seconds_this_process": round(seconds, 2),

@@ -1,0 +1,53 @@
+"""Human-readable output: metric tables and the confusion-matrix picture."""
+
+import importlib.util
+
+import numpy as np
+
+
+def metrics_table(summary, class_names):
+    lines = [f"frame-wise accuracy   {summary['accuracy']:.4f}  ({summary['segments']} segments, "
+             f"{summary['videos']} videos)"]
+    if summary.get("mean_class_accuracy") is not None:
+        lines.append(f"mean class accuracy   {summary['mean_class_accuracy']:.4f}")
+    intervals = summary["intervals"]
+    lines.append(f"event intervals       precision {intervals['precision']:.4f}  recall {intervals['recall']:.4f}"
+                 f"  F1 {intervals['f1']:.4f}  mean IoU {intervals['mean_iou']:.4f}"
+                 f"  (IoU >= {intervals['iou_threshold']})")
+    lines.append("")
+    width = max(len(name) for name in class_names)
+    confusion = np.asarray(summary["confusion_matrix"])
+    lines.append(f"{'class':<{width}}  accuracy  segments")
+    for index, name in enumerate(class_names):
+        value = summary["per_class_accuracy"][name]
+        shown = "     -  " if value is None else f"  {value:.4f}"
+        lines.append(f"{name:<{width}}  {shown}  {int(confusion[index].sum()):>8}")
+    return "\n".join(lines)
+
+
+def save_confusion_png(confusion, class_names, path, title=""):
+    """Row-normalised confusion matrix as a PNG; None when matplotlib (the plots extra) is absent."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = confusion.sum(axis=1, keepdims=True)
+    normalised = np.divide(confusion, np.maximum(rows, 1))
+    figure, axes = plt.subplots(figsize=(11, 10))
+    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
+    axes.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("annotated")
+    axes.set_title(title or "confusion matrix (rows normalised)")
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=90)
+    plt.close(figure)
+    return path
