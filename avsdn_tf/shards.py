@@ -35,5 +35,5 @@ class ShardWriter:
 
 
 def shard_count(num_videos, videos_per_shard=256):
-    """Enough shards that every worker of a distributed run gets files, never empty ones."""
-    return max(1, min(16, -(-num_videos // videos_per_shard)))
+    """Enough shards that two workers of a distributed run can share by file, never empty ones."""
+    return max(min(num_videos, 2), min(16, -(-num_videos // videos_per_shard)))

@@ -1,0 +1,112 @@
+"""The tf.data input: shapes, dtypes, batching, both target kinds, normalisation and sharding."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from avsdn_tf import constants, dataset_info, normalization, pipeline, records
+from avsdn_tf.errors import UserError
+from tests.conftest import TINY_SPLITS
+
+
+def test_full_supervision_batches(tiny_vector_data):
+    data = pipeline.make_dataset(tiny_vector_data, "train", batch_size=10)
+    inputs, labels = next(iter(data))
+    assert inputs["audio"].shape == (10, constants.NUM_SEGMENTS, 16) and inputs["audio"].dtype == tf.float32
+    assert inputs["visual"].shape == (10, constants.NUM_SEGMENTS, 24) and inputs["visual"].dtype == tf.float32
+    assert labels.shape == (10, constants.NUM_SEGMENTS) and labels.dtype == tf.int32
+    assert data.element_spec[0]["audio"].shape[1] == constants.NUM_SEGMENTS  # static: LSTMs can unroll
+    sizes = [int(batch[1].shape[0]) for batch in data]
+    assert sum(sizes) == TINY_SPLITS["train"] and sizes[-1] == TINY_SPLITS["train"] % 10
+
+
+def test_weak_targets_are_one_hot_video_labels_and_noisy_videos_join(tiny_vector_data):
+    weak = pipeline.make_dataset(tiny_vector_data, "train", 8, supervision="weak", with_metadata=False,
+                                 include_noisy=True)
+    targets = np.concatenate([t.numpy() for _, t in weak])
+    assert targets.shape == (TINY_SPLITS["train"] + TINY_SPLITS["noisy"], constants.NUM_CLASSES)
+    np.testing.assert_array_equal(targets.sum(1), 1.0)
+    assert targets[:, constants.BACKGROUND].sum() == TINY_SPLITS["noisy"]  # AVE videos all hold an event
+
+    parsed = pipeline.make_dataset(tiny_vector_data, "train", 8, with_metadata=True)
+    for batch in parsed:
+        video = batch[records.VIDEO_LABEL].numpy()
+        labels = batch[records.LABEL].numpy()
+        for v, row in zip(video, labels, strict=True):
+            assert set(row) <= {v, constants.BACKGROUND}
+
+
+def test_maps_keep_their_layout(tiny_map_data):
+    inputs, _ = next(iter(pipeline.make_dataset(tiny_map_data, "val", 4)))
+    assert inputs["visual"].shape == (4, constants.NUM_SEGMENTS, 3, 3, 8)
+
+
+def test_normalisation_uses_train_statistics(tiny_vector_data):
+    stats = normalization.read_statistics(tiny_vector_data)
+    raw = np.concatenate([x["audio"].numpy() for x, _ in
+                          pipeline.make_dataset(tiny_vector_data, "train", 32, normalize=False)]).reshape(-1, 16)
+    np.testing.assert_allclose(stats["audio_mean"], raw.mean(0), atol=1e-5)
+    np.testing.assert_allclose(stats["audio_std"], raw.std(0), rtol=1e-4)
+    normed = np.concatenate([x["audio"].numpy() for x, _ in
+                             pipeline.make_dataset(tiny_vector_data, "train", 32)]).reshape(-1, 16)
+    np.testing.assert_allclose(normed.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(normed.std(0), 1.0, rtol=1e-3)
+
+
+def _video_ids(data):
+    return [i.decode() for batch in data for i in batch[records.VIDEO_ID].numpy()]
+
+
+def test_training_order_is_shuffled_deterministically_by_seed(tiny_vector_data):
+    def order(seed):
+        return _video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, training=True, seed=seed,
+                                                deterministic=True, with_metadata=True))
+
+    plain = _video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, with_metadata=True))
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+    assert sorted(order(1)) == sorted(plain)
+
+
+def test_input_context_shards_by_file(tiny_vector_data):
+    info = dataset_info.read(tiny_vector_data)
+    assert len(info.splits["train"]["shards"]) == 2
+    seen = []
+    for worker in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker)
+        seen.append(set(_video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, input_context=context,
+                                                         with_metadata=True))))
+    assert not seen[0] & seen[1]
+    assert len(seen[0] | seen[1]) == len(set(_video_ids(pipeline.make_dataset(
+        tiny_vector_data, "train", 8, with_metadata=True))))
+    with pytest.raises(UserError, match="at least 3 shards"):
+        context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=0)
+        pipeline.make_dataset(tiny_vector_data, "train", 8, input_context=context)
+
+
+def test_variable_length_videos_are_padded_with_label_minus_one(tmp_path):
+    rng = np.random.default_rng(0)
+    lengths = [3, 5, 4]
+    from avsdn_tf import shards
+
+    with shards.ShardWriter(str(tmp_path), "train", 1) as writer:
+        for i, length in enumerate(lengths):
+            writer.write(records.encode_video(f"v{i}", 2, 0, length, 2, rng.normal(size=(length, 4)),
+                                              rng.normal(size=(length, 6)), [2] * length))
+    info = dataset_info.DatasetInfo(audio_dim=4, visual_shape=[6], num_segments=None,
+                                    class_names=constants.class_names(),
+                                    splits={"train": {"videos": 3, "shards": writer.names}})
+    dataset_info.write(str(tmp_path), info)
+    inputs, labels = next(iter(pipeline.make_dataset(str(tmp_path), "train", 3)))
+    assert inputs["audio"].shape == (3, 5, 4)
+    np.testing.assert_array_equal((labels.numpy() >= 0).sum(1), lengths)
+    assert labels.numpy()[0, 3] == pipeline.PAD_LABEL
+
+
+def test_bad_requests_name_the_problem(tiny_vector_data, tmp_path):
+    with pytest.raises(UserError, match="split named 'dev'"):
+        pipeline.make_dataset(tiny_vector_data, "dev", 8)
+    with pytest.raises(UserError, match="not found"):
+        pipeline.make_dataset(str(tmp_path / "nowhere"), "train", 8)
+    with pytest.raises(UserError, match="supervision"):
+        pipeline.make_dataset(tiny_vector_data, "train", 8, supervision="strong")
