@@ -518,7 +518,7 @@ def _print_summary(summary):
     else:
         print("  labels.h5 vs Annotations.txt: not checked (no labels.h5)")
     duplicates = summary["duplicate_video_ids"]
-    print(f"  {duplicates['ids']} video ids on {duplicates['rows']} rows (kept as separate records); "
+    print(f"  repeated video ids: {duplicates['ids']} on {duplicates['rows']} rows (kept as separate records); "
           f"zero-length events: {len(summary['zero_length_events'])}; rows in no split: "
           f"{summary['rows_in_no_split']}")
     print(f"  noisy: {summary['noisy']}")

@@ -145,7 +145,7 @@ def test_round_trip_with_noisy_split(tmp_path, layout):
     out = tmp_path / "out"
     assert_release_round_trip(out, written)
 
-    noisy = read_split(out, constants.NOISY_SPLIT)
+    noisy = sorted(read_split(out, constants.NOISY_SPLIT), key=lambda video: video["video_id"])
     assert [video["video_id"].decode() for video in noisy] == ["noisy_0000", "noisy_0001", "noisy_0002"]
     for index, video in enumerate(noisy):
         assert video["category"] == constants.NO_CATEGORY
