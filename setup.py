@@ -61,7 +61,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["avsdn_tf", "avsdn_tf.*", "tuning", "tuning.*", "export", "export.*"]),
-    package_data={"avsdn_tf": ["resources/*.txt"]},
+    # Data files read at run time: AVE annotations, and the TF Serving configs export/ ships.
+    package_data={"avsdn_tf": ["resources/*.txt"], "export": ["*.txt", "*.config"]},
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
