@@ -29,6 +29,8 @@ flags.DEFINE_string("hparams_file", None, "JSON file of hyperparameters (tuning 
                     "flags given explicitly override it.")
 flags.DEFINE_enum("strategy", "auto", list(training.STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_integer("max_videos", None, "Use at most this many videos per split (quick runs).")
+flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical devices, so MirroredStrategy "
+                     "can be tried without GPUs (--strategy mirrored).")
 
 _HPARAM_FLAGS = ("model", "supervision", "epochs", "batch_size", "learning_rate", "lr_schedule",
                  "visual_reduction", "dropout", "early_stopping_patience", "seed")
@@ -46,6 +48,8 @@ def main(argv):
     if FLAGS.model == "help":
         print(models.describe())
         return
+    if FLAGS.cpu_devices:
+        training.split_cpu(FLAGS.cpu_devices)
     hp = resolve_hparams()
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
     training.train(data_dir, FLAGS.model_dir, hp, strategy_name=FLAGS.strategy, max_videos=FLAGS.max_videos,

@@ -23,6 +23,34 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+def split_cpu(count):
+    """Expose the CPU as `count` logical devices (before TensorFlow first touches a device)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def _reduce_nested_structures(strategy):
+    """Make MultiWorkerMirroredStrategy.reduce take what Keras 3's fit hands it.
+
+    Keras reduces the first input batch (a dict here) in one call to build the model
+    (keras-team/keras#20329), and averages scalar logs with axis=0, which this strategy rejects
+    for rank-0 values. Reduce each leaf on its own, and scalars across replicas only.
+    """
+    reduce_one = strategy.reduce
+
+    def reduce_leaf(reduce_op, leaf, axis):
+        local = strategy.experimental_local_results(leaf)[0] if hasattr(leaf, "values") else leaf
+        if axis is not None and getattr(local, "shape", None) is not None and local.shape.rank == 0:
+            axis = None
+        return reduce_one(reduce_op, leaf, axis)
+
+    def reduce(reduce_op, value, axis=None):
+        return tf.nest.map_structure(lambda leaf: reduce_leaf(reduce_op, leaf, axis), value)
+
+    strategy.reduce = reduce
+    return strategy
+
+
 def make_strategy(name):
     """auto: MirroredStrategy over the GPUs when there are several, else the default strategy."""
     if name not in STRATEGIES:
@@ -31,9 +59,11 @@ def make_strategy(name):
         if "TF_CONFIG" not in os.environ:
             raise UserError("--strategy multi_worker: expected the TF_CONFIG environment variable "
                             "describing the cluster, found none")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _reduce_nested_structures(tf.distribute.MultiWorkerMirroredStrategy())
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
     if name == "auto" and len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -76,11 +106,8 @@ def compile_model(model, hp, steps_per_epoch):
 
 
 def _save_keras(model, path, chief):
-    """Save atomically on the chief; other workers save to a scratch file, as MWMS requires."""
+    """Save atomically, on the chief only (a .keras save reads local variable copies, no collectives)."""
     if not chief:
-        scratch = os.path.join(os.path.dirname(path), f".worker-{uuid.uuid4().hex[:8]}.keras")
-        model.save(scratch)
-        fileio.remove_tree(scratch)
         return
     temporary = f"{path[:-len('.keras')]}.tmp-{uuid.uuid4().hex[:8]}.keras"
     model.save(temporary)
@@ -235,6 +262,8 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
         model.fit(train_data, epochs=hp.epochs, initial_epoch=first_epoch, steps_per_epoch=steps_per_epoch,
                   callbacks=callbacks, verbose=verbose, shuffle=False)
     seconds = time.time() - started
+    if not chief:
+        return {}  # the chief evaluates and writes metrics.json
 
     best_model = models.load_model(run.best_checkpoint)
     state = run.read_state() or {}
@@ -243,9 +272,8 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
               "history": state.get("history", [])}
     for split in ("val", "test"):
         result[split] = evaluation.evaluate_split(best_model, data_dir, split, max_videos=max_videos)
-    if chief:
-        fileio.write_json(run.metrics, result)
-        fileio.write_json(run.state, {**state, "finished": True})
+    fileio.write_json(run.metrics, result)
+    fileio.write_json(run.state, {**state, "finished": True})
     print(f"best epoch {result['best_epoch']}: val accuracy {result['val']['accuracy']:.4f}, "
           f"test accuracy {result['test']['accuracy']:.4f}")
     return result
