@@ -1,0 +1,230 @@
+"""Decoding people's own videos with PyAV into 1-second segments: frames and 16 kHz mono audio.
+
+A video of D seconds has T = floor(D) segments; segment t covers [t, t + 1) seconds, measured
+from the first video frame. For segment t, `frames_per_second` frames are taken at the centres
+of equal slices of the second (t + (k + 0.5) / F, k = 0..F-1): each is the frame on screen at
+that moment, resized to image_size x image_size RGB. The audio track is averaged over its
+channels (as VGGish's waveform_to_examples does) and resampled to 16 kHz by libswresample,
+placed on the same clock as the frames (silence before a late start or after an early end).
+
+A video that cannot be used (unreadable, no video or audio track, shorter than one second)
+raises VideoError, one message naming the file; batch extraction logs it and moves on.
+"""
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+
+from avsdn_tf.errors import UserError
+
+AUDIO_SAMPLE_RATE = 16000  # VGGish's rate
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg", ".3gp",
+                    ".ogv", ".wmv", ".ts")
+_END_TOLERANCE = 1e-3  # seconds: a video of 2.9995 s still has 3 whole segments
+
+
+class VideoError(UserError):
+    """A video that cannot be used: unreadable, no audio or video track, shorter than 1 s."""
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise UserError("decoding videos needs PyAV: pip install 'avsdn-tf[video]' (or pip install av)") from None
+    return av
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    duration: float  # seconds, from the first video frame to the end of the last
+    num_segments: int  # whole seconds
+    width: int
+    height: int
+    frame_rate: float
+    audio_sample_rate: int
+    audio_channels: int
+
+    @property
+    def video_id(self):
+        return video_id(self.path)
+
+
+def video_id(path):
+    """The id a video's records carry: its file name without the extension (AVE: the YouTube id)."""
+    return os.path.splitext(os.path.basename(path.rstrip("/")))[0]
+
+
+def _open(path):
+    av = _av()
+    if not os.path.exists(path):
+        raise VideoError(f"{path}: video file not found")
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        raise VideoError(f"{path}: expected a video file PyAV/FFmpeg can read, found an unreadable file "
+                         f"({error})") from None
+
+
+def _streams(path, container):
+    if not container.streams.video:
+        raise VideoError(f"{path}: expected a video track, found none")
+    if not container.streams.audio:
+        raise VideoError(f"{path}: expected an audio track, found none (AVSDN needs both sound and picture)")
+    return container.streams.video[0], container.streams.audio[0]
+
+
+def _stream_seconds(stream, value):
+    return None if value is None else float(value * stream.time_base)
+
+
+def _video_origin(stream):
+    start = _stream_seconds(stream, stream.start_time)
+    return start if start is not None else 0.0
+
+
+def _duration_from_packets(container, stream):
+    """The end of the last video packet, by demuxing only (no decoding): for files whose headers
+    carry no duration (some webm and streamed mp4)."""
+    end = None
+    for packet in container.demux(stream):
+        if packet.pts is None:
+            continue
+        finish = float((packet.pts + (packet.duration or 0)) * stream.time_base)
+        end = finish if end is None else max(end, finish)
+    return end
+
+
+def probe(path):
+    """VideoInfo of a video, or VideoError naming what is wrong with it."""
+    av = _av()
+    container = _open(path)
+    try:
+        video, audio = _streams(path, container)
+        origin = _video_origin(video)
+        duration = _stream_seconds(video, video.duration)
+        if duration is None and container.duration is not None:
+            duration = container.duration / av.time_base - (origin - (container.start_time or 0) / av.time_base)
+        if duration is None:
+            end = _duration_from_packets(container, video)
+            duration = None if end is None else end - origin
+        rate = float(video.average_rate or video.guessed_rate or 0)
+        width, height = video.codec_context.width, video.codec_context.height
+        sample_rate, channels = audio.codec_context.sample_rate, audio.codec_context.channels
+    except av.error.FFmpegError as error:
+        raise VideoError(f"{path}: expected a readable video, found a decoding error ({error})") from None
+    finally:
+        container.close()
+    if duration is None:
+        raise VideoError(f"{path}: expected a video track with timestamps, found no duration")
+    if duration + _END_TOLERANCE < 1.0:
+        raise VideoError(f"{path}: expected a video of at least 1 second, found {duration:.3f} s")
+    if not width or not height:
+        raise VideoError(f"{path}: expected a video track with a frame size, found {width}x{height}")
+    if not sample_rate:
+        raise VideoError(f"{path}: expected an audio track with a sample rate, found none")
+    return VideoInfo(path=path, duration=duration, num_segments=int(math.floor(duration + _END_TOLERANCE)),
+                     width=width, height=height, frame_rate=rate, audio_sample_rate=sample_rate,
+                     audio_channels=channels)
+
+
+def read_audio(info, sample_rate=AUDIO_SAMPLE_RATE):
+    """The audio of the video's T whole seconds: float32 mono [T * sample_rate] in [-1, 1]."""
+    av = _av()
+    container = _open(info.path)
+    pieces, offset = [], None
+    try:
+        video, audio = _streams(info.path, container)
+        audio.thread_type = "AUTO"
+        origin = _video_origin(video)
+        resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the channel layout
+
+        def add(frames):
+            for frame in frames:
+                # Channels are averaged here, not by swresample, whose downmix weights differ.
+                pieces.append(frame.to_ndarray().reshape(-1, frame.samples).mean(axis=0, dtype=np.float64))
+
+        for frame in container.decode(audio):
+            if offset is None:
+                offset = (frame.time - origin) if frame.time is not None else 0.0
+            add(resampler.resample(frame))
+        add(resampler.resample(None))
+    except av.error.FFmpegError as error:
+        raise VideoError(f"{info.path}: expected a readable audio track, found a decoding error ({error})") from None
+    finally:
+        container.close()
+    if not pieces:
+        raise VideoError(f"{info.path}: expected audio samples in the audio track, found none")
+    samples = np.concatenate(pieces).astype(np.float32)
+    shift = int(round(offset * sample_rate))
+    if shift > 0:  # the audio starts after the first frame: silence until it does
+        samples = np.concatenate([np.zeros(shift, np.float32), samples])
+    elif shift < 0:
+        samples = samples[-shift:]
+    wanted = info.num_segments * sample_rate
+    if len(samples) < wanted:  # the audio ends before the picture: silence
+        samples = np.pad(samples, (0, wanted - len(samples)))
+    return samples[:wanted]
+
+
+def sample_times(num_segments, frames_per_second):
+    """[T, F] times (s) at which frames are taken: the centres of F equal slices of each second."""
+    return np.arange(num_segments)[:, None] + (np.arange(frames_per_second)[None, :] + 0.5) / frames_per_second
+
+
+def iter_segment_frames(info, frames_per_second, image_size):
+    """Yield, for t = 0..T-1, the uint8 frames [F, image_size, image_size, 3] of segment t.
+
+    Frames are decoded in order and only the ones on screen at a sample time are converted, so
+    memory holds one segment at a time whatever the video's length.
+    """
+    av = _av()
+    times = sample_times(info.num_segments, frames_per_second)
+    flat = times.reshape(-1)
+    container = _open(info.path)
+    segment, next_index = [], 0
+    previous = None  # (time, frame) of the last decoded frame
+
+    def convert(frame):
+        return frame.reformat(width=image_size, height=image_size, format="rgb24",
+                              interpolation="BILINEAR").to_ndarray()
+
+    def take(frame, until):
+        """Give `frame` to every sample time before `until`; yield completed segments."""
+        nonlocal next_index, segment
+        image = None
+        while next_index < len(flat) and flat[next_index] < until:
+            if image is None:
+                image = convert(frame)
+            segment.append(image)
+            next_index += 1
+            if len(segment) == frames_per_second:
+                yield np.stack(segment)
+                segment = []
+
+    try:
+        video, _ = _streams(info.path, container)
+        video.thread_type = "AUTO"
+        origin = _video_origin(video)
+        for frame in container.decode(video):
+            if frame.time is None:
+                continue
+            time = frame.time - origin
+            if previous is not None:
+                yield from take(previous[1], time)
+            elif time > 0:  # sample times before the first frame see the first frame
+                yield from take(frame, time)
+            previous = (time, frame)
+            if next_index >= len(flat):
+                break
+    except av.error.FFmpegError as error:
+        raise VideoError(f"{info.path}: expected decodable video frames, found a decoding error at "
+                         f"{flat[min(next_index, len(flat) - 1)]:.2f} s ({error})") from None
+    finally:
+        container.close()
+    if previous is None:
+        raise VideoError(f"{info.path}: expected video frames, found none that decode")
+    yield from take(previous[1], math.inf)  # the last frame stays on screen to the end
