@@ -1,0 +1,230 @@
+"""extract and predict end to end on real mp4 files made here with PyAV.
+
+The networks are real-sized VGGish (a full V1 checkpoint written by the test, shared with
+test_vggish.py) and VGG-19 with random weights saved by save_weights, run at 64 px and 2 frames
+per second so the whole module stays fast on a CPU. The videos alternate two grey levels second
+by second and play a tone only in second 1, so features of seconds 0 and 2 must agree with each
+other and differ from second 1's: a segment that drew on the wrong second would show.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from absl import flags
+
+from avsdn_tf import dataset_info, errors, extract, hparams, pipeline, predict, records, synthetic, training
+from avsdn_tf.errors import UserError
+from tests.test_vggish import official_checkpoint
+from tests.test_video_features import make_video
+
+pytest.importorskip("av")
+
+IMAGE_SIZE = 64
+VISUAL_SHAPE = [2, 2, 512]  # VGG-19 pool5 at 64 px
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    import keras
+
+    root = tmp_path_factory.mktemp("own_videos")
+    videos = root / "videos"
+    videos.mkdir()
+    make_video(videos / "clip_a.mp4", seconds=3.5, tone_seconds=(1,), levels=(40, 200))
+    make_video(videos / "clip_b.mp4", seconds=2.2, tone_seconds=(0,), levels=(120,))
+    make_video(videos / "silent.mp4", seconds=2.0, audio=False)
+    (videos / "notes.txt").write_text("not a video")
+    keras.utils.set_random_seed(0)
+    backbone = keras.applications.VGG19(include_top=False, weights=None, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+    weights = str(root / "vgg19_notop.weights.h5")
+    backbone.save_weights(weights)
+    labels = root / "labels.csv"
+    labels.write_text("video_id,category,start,end,split\nclip_a,Bark,1,2,\nclip_b,,0,0,val\n")
+    return {"root": root, "videos": str(videos), "weights": weights, "labels": str(labels),
+            "checkpoint": official_checkpoint(tmp_path_factory)}
+
+
+def _feature_args(inputs, **changes):
+    values = {"vggish_checkpoint": inputs["checkpoint"], "visual_backbone": "vgg19",
+              "visual_weights": inputs["weights"], "frames_per_second": 2, "image_size": IMAGE_SIZE, "batch_size": 8}
+    values.update(changes)
+    return [f"--{name}={value}" for name, value in values.items()]
+
+
+def _run(module, argv, args):
+    flag_values = flags.FlagValues()
+    module.define_flags(flag_values)
+    flag_values(["prog", *args])
+    return module.main(argv, flag_values)
+
+
+def _records(data_dir, split):
+    import tensorflow as tf
+
+    info = dataset_info.read(data_dir)
+    decoded = {}
+    for path in info.shard_paths(data_dir, split):
+        for serialized in tf.data.TFRecordDataset(path):
+            video = records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
+            decoded[video["video_id"].decode()] = video
+    return decoded
+
+
+@pytest.fixture(scope="module")
+def extracted(inputs):
+    output = str(inputs["root"] / "out")
+    assert _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={output}",
+                                       *_feature_args(inputs)]) == 0
+    return output
+
+
+def test_extract_writes_one_record_per_video_with_a_segment_per_whole_second(extracted):
+    info = dataset_info.read(extracted)
+    assert info.audio_dim == 128 and info.visual_shape == VISUAL_SHAPE and info.visual_layout == "map"
+    assert info.num_segments is None  # 3 and 2 seconds
+    assert info.splits["train"]["videos"] == 2
+    videos = _records(extracted, "train")
+    assert sorted(videos) == ["clip_a", "clip_b"]
+    assert videos["clip_a"]["audio"].shape == (3, 128) and videos["clip_a"]["visual"].shape == (3, *VISUAL_SHAPE)
+    assert videos["clip_b"]["audio"].shape == (2, 128)
+    for video in videos.values():  # no labels: placeholders
+        assert (video["label"] == 28).all() and video["category"] == -1 and video["video_label"] == 28
+    skipped = json.load(open(os.path.join(extracted, extract.SKIPPED_FILE)))
+    assert list(skipped["skipped"]) == [os.path.join(os.path.dirname(extracted), "videos", "silent.mp4")]
+    assert "expected an audio track, found none" in next(iter(skipped["skipped"].values()))
+    summary = json.load(open(os.path.join(extracted, extract.SUMMARY_FILE)))
+    assert summary["videos_extracted_now"] == 2 and summary["seconds_of_video_extracted_now"] == 5
+    assert os.path.exists(os.path.join(extracted, "normalization.json"))
+
+
+def test_each_segment_holds_its_own_second(extracted):
+    clip = _records(extracted, "train")["clip_a"]
+    audio, visual = clip["audio"], clip["visual"]
+    # Seconds 0 and 2: dark picture, silence; second 1: bright picture, the tone.
+    scale = np.abs(audio).max()
+    assert np.abs(audio[0] - audio[2]).max() < 0.05 * scale < np.abs(audio[0] - audio[1]).max()
+    scale = np.abs(visual).max()
+    assert np.abs(visual[0] - visual[2]).max() < 0.05 * scale < np.abs(visual[0] - visual[1]).max()
+    assert (audio >= 0).all()  # --vggish_output=relu, as the AVE release
+
+
+def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatch):
+    def no_networks(*args, **kwargs):
+        raise AssertionError("every video was done: no network should be loaded")
+
+    monkeypatch.setattr(extract, "FeatureExtractor", no_networks)
+    assert _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={extracted}",
+                                       f"--labels={inputs['labels']}", *_feature_args(inputs)]) == 0
+    summary = json.load(open(os.path.join(extracted, extract.SUMMARY_FILE)))
+    assert summary["videos_already_done"] == 2 and summary["videos_extracted_now"] == 0
+    info = dataset_info.read(extracted)
+    assert {name: value["videos"] for name, value in info.splits.items()} == {"train": 1, "val": 1}
+    clip_a = _records(extracted, "train")["clip_a"]
+    assert clip_a["label"].tolist() == [28, 2, 28] and clip_a["category"] == 2  # Bark, second 1
+    assert (clip_a["event_start"], clip_a["event_end"], clip_a["video_label"]) == (1, 2, 2)
+    clip_b = _records(extracted, "val")["clip_b"]
+    assert clip_b["label"].tolist() == [28, 28] and clip_b["category"] == -1
+    # The result reads like any data directory, videos of different lengths padded per batch.
+    batch_inputs, labels = next(iter(pipeline.make_dataset(extracted, "train", batch_size=4)))
+    assert batch_inputs["visual"].shape == (1, 3, *VISUAL_SHAPE) and labels.numpy().tolist() == [[28, 2, 28]]
+    # Other settings into the same directory are refused.
+    with pytest.raises(UserError, match=r"extract_config\.json: expected the feature settings.*frames_per_second"):
+        _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={extracted}",
+                                    *_feature_args(inputs, frames_per_second=4)])
+
+
+def test_label_files_are_checked(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("video_id,category,start,end\nclip,Barking dog,0,3\n")
+    with pytest.raises(UserError, match=r"bad\.csv line 2: expected a category name.*'Barking dog'"):
+        extract.read_labels(str(bad))
+    ave = tmp_path / "Annotations.txt"
+    ave.write_text("Category&VideoID&Quality&StartTime&EndTime\nBark&vid1&good&2&6\nBanjo&vid1&good&0&10\n")
+    rows = extract.read_labels(str(ave))["vid1"]
+    assert [(row.category, row.start, row.end) for row in rows] == [(2, 2, 6), (17, 0, 10)]
+    assert extract.ground_truth(rows, 8).tolist() == [17] * 8
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tiny AVSDN trained on synthetic maps of the backbone's shape (2x2x512) and 128-d audio."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    data = str(root / "data")
+    synthetic.write_dataset(data, synthetic.SyntheticConfig(
+        videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0}, audio_dim=128, visual_layout="map",
+        visual_dim=512, map_size=2, seed=0), verbose=False)
+    run = str(root / "run")
+    hp = hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8)
+    training.train(data, run, hp, verbose=0)
+    return run
+
+
+def test_predict_prints_writes_json_and_draws_the_timeline(inputs, extracted, run_dir, tmp_path, capsys):
+    clip = os.path.join(inputs["videos"], "clip_a.mp4")
+    output = str(tmp_path / "predictions")
+    assert _run(predict, ["predict", clip], [f"--model_dir={run_dir}", f"--output_dir={output}",
+                                             f"--labels={inputs['labels']}", *_feature_args(inputs)]) == 0
+    printed = capsys.readouterr().out
+    result = json.load(open(os.path.join(output, "clip_a.json")))
+    assert result["seconds"] == 3 and len(result["segments"]) == 3 and result["window_seconds"] == 10
+    probabilities = np.asarray(result["probabilities"])
+    assert probabilities.shape == (3, 29)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
+    labels = probabilities.argmax(-1)
+    assert [segment["label"] for segment in result["segments"]] == labels.tolist()
+    assert result["ground_truth"]["labels"] == [28, 2, 28]
+    assert result["ground_truth"]["intervals"] == [{"label": 2, "class_name": "Bark", "start": 1, "end": 2}]
+    assert result["ground_truth"]["accuracy"] == pytest.approx((labels == [28, 2, 28]).mean())
+    for interval in result["intervals"]:
+        assert all(labels[t] == interval["label"] for t in range(interval["start"], interval["end"]))
+    with open(os.path.join(output, "clip_a.png"), "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "clip_a.mp4: 3 s" in printed and "events:" in printed and "ground truth events: Bark 1-2 s" in printed
+    # The same features as extract's, through the same model: the same probabilities.
+    features = _records(extracted, "train")["clip_a"]
+    predictor = predict.RunPredictor(run_dir)
+    np.testing.assert_allclose(predictor(features["audio"], features["visual"]), probabilities, atol=2e-4)
+
+
+def test_predict_on_an_exported_saved_model(inputs, extracted, run_dir, tmp_path):
+    """--model: the export's serving graph (export/signatures.py) written as a SavedModel."""
+    signatures = pytest.importorskip("export.signatures")
+    predictor = predict.RunPredictor(run_dir)
+    spec = signatures.FeatureSpec.from_statistics(
+        128, VISUAL_SHAPE, {"audio_mean": predictor.audio_mean, "audio_std": predictor.audio_std,
+                            "visual_mean": predictor.visual_mean, "visual_std": predictor.visual_std},
+        predictor.class_names)
+    path = str(tmp_path / "avsdn" / "1")
+    signatures.ServingGraph(predictor.model, spec).write(path)
+    saved = predict.load_predictor(model=path)
+    assert saved.output_key == "segment_probs" and saved.audio_dim == 128 and saved.visual_shape == VISUAL_SHAPE
+    features = _records(extracted, "train")["clip_a"]
+    np.testing.assert_allclose(predict.predict_probabilities(saved, features["audio"], features["visual"]),
+                               predictor(features["audio"], features["visual"]), atol=1e-5)
+    with pytest.raises(UserError, match="expected exactly one"):
+        predict.load_predictor(model=path, model_dir=run_dir)
+    with pytest.raises(UserError, match="no saved_model.pb"):
+        predict.load_predictor(model=str(tmp_path))
+
+
+def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path):
+    assert predict.windows(25, 10) == [(0, 10), (10, 20), (15, 25)]
+    assert predict.windows(20, 10) == [(0, 10), (10, 20)]
+    assert predict.windows(7, 10) == [(0, 7)] and predict.windows(7, None) == [(0, 7)]
+    silent = os.path.join(inputs["videos"], "silent.mp4")
+    flag_values = flags.FlagValues()
+    predict.define_flags(flag_values)
+    flag_values(["predict", f"--model_dir={run_dir}", f"--output_dir={tmp_path}", *_feature_args(inputs)])
+    with pytest.raises(SystemExit) as caught:
+        errors.run_main(lambda argv: predict.main(argv, flag_values))(["predict", silent])
+    assert caught.value.code == 2
+
+
+def test_extract_never_overwrites_a_data_set_it_did_not_write(tmp_path):
+    (tmp_path / "dataset_info.json").write_text("{}")
+    settings = extract.FeatureSettings(vggish_checkpoint="vggish_model.ckpt")
+    with pytest.raises(UserError, match="a data set written by another command"):
+        extract.extract_videos(["clip.mp4"], str(tmp_path), settings)
+    assert sorted(os.listdir(tmp_path)) == ["dataset_info.json"]
