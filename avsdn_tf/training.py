@@ -154,15 +154,16 @@ class SelectOnValidation(keras.callbacks.Callback):
             self.stale_epochs += 1
         self.history.append({"epoch": epoch + 1, "val_frame_accuracy": val_accuracy,
                              **{k: float(v) for k, v in logs.items() if k != "val_frame_accuracy"}})
+        patience = self.hp.early_stopping_patience
+        stopping = bool(patience) and self.stale_epochs >= patience
         _save_keras(self.model, self.run.last_checkpoint, self.chief)
         if self.chief:
             fileio.write_json(self.run.state, {
                 "epochs_done": epoch + 1, "best_epoch": self.best_epoch + 1, "best_val_accuracy": self.best,
-                "history": self.history, "stale_epochs": self.stale_epochs})
+                "history": self.history, "stale_epochs": self.stale_epochs, "stopped_early": stopping})
         print(f"epoch {epoch + 1}/{self.hp.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
               f"val frame accuracy {val_accuracy:.4f}{' (best so far)' if improved else ''}", flush=True)
-        patience = self.hp.early_stopping_patience
-        if patience and self.stale_epochs >= patience:
+        if stopping:
             print(f"early stopping: no val improvement for {patience} epochs")
             self.model.stop_training = True
 
@@ -225,7 +226,8 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
               "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
     _check_resumable(run, config, info)
     state = run.read_state() or {}
-    if state.get("finished") and tf.io.gfile.exists(run.metrics):
+    done = state.get("epochs_done", 0) >= hp.epochs or state.get("stopped_early")
+    if state.get("finished") and done and tf.io.gfile.exists(run.metrics):
         print(f"{model_dir} already finished; metrics in {run.metrics}")
         return fileio.read_json(run.metrics)
     if chief:
@@ -252,7 +254,7 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
             compile_model(model, hp, steps_per_epoch)
     val_data = pipeline.make_dataset(data_dir, "val", global_batch, max_videos=max_videos)
     started = time.time()
-    if first_epoch < hp.epochs and not (state.get("stopped_early")):
+    if first_epoch < hp.epochs and not state.get("stopped_early"):
         train_data = _training_data(data_dir, hp, global_batch, first_epoch, include_noisy, max_videos,
                                     strategy_name == "multi_worker")
         selector = SelectOnValidation(run, val_data, hp, chief, state)

@@ -1,0 +1,232 @@
+"""Training end to end: selection on val, resumption after SIGKILL, NaN stop, bad input, strategies."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avsdn_tf import constants, dataset_info, evaluate, hparams, synthetic, training
+from avsdn_tf.errors import UserError
+from avsdn_tf.run_dir import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(encoder_units=16, fusion_units=16, lstm_units=8, classifier_units=8, batch_size=16)
+
+
+def small_hparams(**changes):
+    return hparams.HParams(**{**SMALL, "epochs": 2, **changes})
+
+
+def _command(*args, env=None):
+    """Run `python -m avsdn_tf.train ARGS` from the repo root; returns the finished process."""
+    return subprocess.run([sys.executable, "-m", "avsdn_tf.train", *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=600)
+
+
+def _hparams_file(tmp_path, **changes):
+    path = tmp_path / "hparams.json"
+    path.write_text(json.dumps({**SMALL, "epochs": 3, **changes}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_vector_data, tmp_path_factory):
+    """An uninterrupted single-device run, trained in process: the baseline other runs must match."""
+    model_dir = str(tmp_path_factory.mktemp("runs") / "reference")
+    result = training.train(tiny_vector_data, model_dir, small_hparams(epochs=3), verbose=0)
+    return model_dir, result
+
+
+def test_train_selects_on_val_and_writes_everything(reference_run, tiny_vector_data):
+    model_dir, result = reference_run
+    run = RunDir(model_dir)
+    metrics = json.loads(Path(run.metrics).read_text())
+    assert 0.0 <= metrics["val"]["accuracy"] <= 1.0 and 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    for key in ("per_class_accuracy", "confusion_matrix", "intervals"):
+        assert key in metrics["test"]
+    history = metrics["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    best = max(history, key=lambda h: h["val_frame_accuracy"])
+    assert metrics["best_epoch"] == best["epoch"]  # selected on val, never on test
+    assert metrics["val"]["accuracy"] == pytest.approx(best["val_frame_accuracy"])
+    config = json.loads(Path(run.config).read_text())
+    assert config["hparams"]["encoder_units"] == 16 and config["data"]["audio_dim"] == 16
+    assert Path(run.best_checkpoint).exists() and Path(run.last_checkpoint).exists()
+    assert any(Path(run.logs).rglob("events.out.tfevents*"))
+
+    summary = evaluate.evaluate_run(model_dir, split="test")
+    assert summary["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert Path(model_dir, "eval_test.json").exists() and Path(model_dir, "confusion_test.png").exists()
+
+
+def test_same_seed_same_result(reference_run, tiny_vector_data, tmp_path):
+    _, first = reference_run
+    again = training.train(tiny_vector_data, str(tmp_path / "again"), small_hparams(epochs=3), verbose=0)
+    assert again["history"] == first["history"]
+    assert again["test"]["accuracy"] == first["test"]["accuracy"]
+
+
+def test_sigkill_mid_run_then_rerun_resumes_and_matches(reference_run, tiny_vector_data, tmp_path):
+    _, reference = reference_run
+    model_dir = tmp_path / "killed"
+    args = ["--data_dir", tiny_vector_data, "--model_dir", str(model_dir),
+            "--hparams_file", _hparams_file(tmp_path)]
+    process = subprocess.Popen([sys.executable, "-m", "avsdn_tf.train", *args], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = model_dir / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 1:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (model_dir / "metrics.json").exists()
+
+    resumed = _command(*args)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming" in resumed.stdout
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] == reference["test"]["accuracy"]
+    assert metrics["val"]["accuracy"] == reference["val"]["accuracy"]
+    for got, want in zip(metrics["history"], reference["history"], strict=True):
+        assert got["loss"] == pytest.approx(want["loss"], rel=1e-5)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_vector_data, tmp_path):
+    model_dir = str(tmp_path / "run")
+    training.train(tiny_vector_data, model_dir, small_hparams(epochs=1), verbose=0)
+    good = Path(RunDir(model_dir).last_checkpoint).read_bytes()
+    # The same data with one training shard poisoned, as a broken feature extractor might write it.
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(tiny_vector_data, poisoned)
+    info = dataset_info.read(str(poisoned))
+    from avsdn_tf import records, shards
+
+    with shards.ShardWriter(str(poisoned), "train", len(info.splits["train"]["shards"])) as writer:
+        for _ in range(info.splits["train"]["videos"]):
+            audio = np.full((constants.NUM_SEGMENTS, 16), np.nan, np.float32)
+            writer.write(records.encode_video("bad", 0, 0, 10, 0, audio, np.zeros((10, 24)), [0] * 10))
+    with pytest.raises(training.TrainingDiverged, match="expected a finite value, found nan"):
+        training.train(str(poisoned), model_dir, small_hparams(epochs=2), verbose=0)
+    assert Path(RunDir(model_dir).last_checkpoint).read_bytes() == good
+    assert json.loads(Path(RunDir(model_dir).state).read_text())["epochs_done"] == 1
+
+
+def test_bad_input_is_one_clear_error_and_overwrites_nothing(tiny_vector_data, tiny_map_data, tmp_path):
+    with pytest.raises(UserError, match="'transformer'"):
+        training.train(tiny_vector_data, str(tmp_path / "a"), small_hparams(model="transformer"))
+    with pytest.raises(UserError, match="data directory not found"):
+        training.train(str(tmp_path / "missing"), str(tmp_path / "b"), small_hparams())
+    empty = tmp_path / "empty"
+    synthetic.write_dataset(str(empty), synthetic.SyntheticConfig(
+        videos_per_split={"train": 4, "val": 2, "test": 2, "noisy": 0}, audio_dim=16, visual_dim=24), verbose=False)
+    info = dataset_info.read(str(empty))
+    info.splits["test"] = {"videos": 0, "shards": []}
+    dataset_info.write(str(empty), info)
+    with pytest.raises(UserError, match="non-empty 'test' split"):
+        training.train(str(empty), str(tmp_path / "c"), small_hparams())
+
+    model_dir = str(tmp_path / "vector_run")
+    training.train(tiny_vector_data, model_dir, small_hparams(epochs=1), verbose=0)
+    before = {p.name: p.read_bytes() for p in Path(model_dir).rglob("*") if p.is_file()}
+    with pytest.raises(UserError, match="dims of the run being resumed"):
+        training.train(tiny_map_data, model_dir, small_hparams(epochs=2), verbose=0)
+    with pytest.raises(UserError, match="'audio'"):
+        training.train(tiny_vector_data, model_dir, small_hparams(model="audio", epochs=2), verbose=0)
+    after = {p.name: p.read_bytes() for p in Path(model_dir).rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_command_line_errors_and_model_help(tmp_path):
+    listing = _command("--model", "help")
+    assert listing.returncode == 0 and "avsdn_label_guided" in listing.stdout
+    missing = _command("--data_dir", str(tmp_path / "nowhere"), "--model_dir", str(tmp_path / "run"))
+    assert missing.returncode != 0
+    assert missing.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'nowhere'}: data directory not found"
+    bad_file = tmp_path / "bad.json"
+    bad_file.write_text('{"encoder_units": "many"}')
+    bad = _command("--hparams_file", str(bad_file), "--model_dir", str(tmp_path / "run"))
+    assert bad.returncode != 0 and "'encoder_units'" in bad.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _reference_for_global_batch(tiny_vector_data, tmp_path_factory, batch):
+    model_dir = str(tmp_path_factory.mktemp("runs") / f"single_{batch}")
+    return training.train(tiny_vector_data, model_dir, small_hparams(epochs=2, batch_size=batch), verbose=0)
+
+
+@pytest.fixture(scope="module")
+def single_device_global_32(tiny_vector_data, tmp_path_factory):
+    return _reference_for_global_batch(tiny_vector_data, tmp_path_factory, 32)
+
+
+def _close_to(result, reference):
+    for got, want in zip(result["history"], reference["history"], strict=True):
+        assert got["loss"] == pytest.approx(want["loss"], rel=2e-3)
+    assert abs(result["val"]["accuracy"] - reference["val"]["accuracy"]) <= 0.05
+
+
+def test_mirrored_strategy_on_two_logical_cpus_matches_single_device(
+        tiny_vector_data, tmp_path, single_device_global_32):
+    model_dir = tmp_path / "mirrored"
+    done = _command("--data_dir", tiny_vector_data, "--model_dir", str(model_dir), "--cpu_devices", "2",
+                    "--strategy", "mirrored", "--hparams_file", _hparams_file(tmp_path, epochs=2, batch_size=16))
+    assert done.returncode == 0, done.stderr[-2000:]
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["replicas"] == 2 and config["global_batch_size"] == 32
+    _close_to(json.loads((model_dir / "metrics.json").read_text()), single_device_global_32)
+
+
+def test_multi_worker_with_two_processes_matches_single_device(tiny_vector_data, tmp_path, single_device_global_32):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    hparams_file = _hparams_file(tmp_path, epochs=2, batch_size=16)
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "avsdn_tf.train", "--data_dir", tiny_vector_data, "--strategy", "multi_worker",
+             "--model_dir", str(tmp_path / f"worker{index}"), "--hparams_file", hparams_file],
+            cwd=ROOT, env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True))
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr[-2000:]
+    chief = json.loads((tmp_path / "worker0" / "metrics.json").read_text())
+    assert json.loads((tmp_path / "worker0" / "config.json").read_text())["replicas"] == 2
+    assert not (tmp_path / "worker1" / "metrics.json").exists()  # only the chief writes results
+    _close_to(chief, single_device_global_32)
+
+
+def test_on_synthetic_data_avsdn_beats_audio_only_and_visual_only(tmp_path):
+    data_dir = str(tmp_path / "data")
+    synthetic.write_dataset(data_dir, synthetic.SyntheticConfig(
+        videos_per_split={"train": 200, "val": 50, "test": 100, "noisy": 0}, audio_dim=32, visual_dim=32, seed=1),
+        verbose=False)
+    accuracy = {}
+    for name in ("avsdn", "audio", "visual"):
+        hp = hparams.HParams(model=name, epochs=6, batch_size=16, encoder_units=32, lstm_units=32, fusion_units=32,
+                             learning_rate=3e-3)
+        accuracy[name] = training.train(data_dir, str(tmp_path / name), hp, verbose=0)["test"]["accuracy"]
+    assert accuracy["avsdn"] > accuracy["audio"] + 0.1, accuracy
+    assert accuracy["avsdn"] > accuracy["visual"] + 0.1, accuracy
