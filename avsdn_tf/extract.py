@@ -430,6 +430,7 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
         else:
             try:
                 if extractor is None:
+                    video.probe(path)  # an unusable first video is reported before the networks load
                     extractor = FeatureExtractor(settings)
                 features = extractor.extract(path)
                 _save_features(_features_path(output_dir, key), features)
