@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, dataset_info, evaluate, hparams, synthetic, training
+from avsdn_tf import constants, dataset_info, evaluation, hparams, synthetic, training
 from avsdn_tf.errors import UserError
 from avsdn_tf.run_dir import RunDir
 
@@ -62,7 +62,7 @@ def test_train_selects_on_val_and_writes_everything(reference_run, tiny_vector_d
     assert Path(run.best_checkpoint).exists() and Path(run.last_checkpoint).exists()
     assert any(Path(run.logs).rglob("events.out.tfevents*"))
 
-    summary = evaluate.evaluate_run(model_dir, split="test")
+    summary = evaluation.evaluate_run(model_dir, split="test")
     assert summary["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     assert Path(model_dir, "eval_test.json").exists() and Path(model_dir, "confusion_test.png").exists()
 
