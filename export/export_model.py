@@ -1,0 +1,326 @@
+"""`python -m export.export_model --model_dir RUN --export_base SERVING/avsdn [--version N]`.
+
+Writes SERVING/avsdn/N/, a SavedModel that TF Serving picks up (N: one more than the highest
+existing version when --version is not given). The export validates itself before it becomes
+visible:
+
+1. the trained model is rebuilt for any time length (num_segments=None, LSTMs not unrolled), its
+   weights copied, and its outputs compared with the trained model's on a batch of real videos;
+2. the SavedModel (signatures in export/signatures.py, normalisation inside the graph), the TF
+   Serving warmup records and batching_params.pbtxt are written under a temporary, non-numeric
+   name inside --export_base (TF Serving only loads numeric directories);
+3. a fresh Python process loads it with tf.saved_model.load and compares both signatures with the
+   Keras model, at the training length and at another length, and replays the warmup records;
+4. only then is the directory renamed to its version number. Any failure removes the temporary
+   directory; existing versions are never touched.
+"""
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from avsdn_tf import constants, dataset_info, fileio, hparams, models, normalization, records
+from avsdn_tf.errors import UserError, input_error, run_main
+from avsdn_tf.run_dir import RunDir
+from export import signatures, warmup
+
+FLAGS = flags.FLAGS
+
+EXPORT_DIR = os.path.dirname(os.path.abspath(__file__))
+PROJECT_ROOT = os.path.dirname(EXPORT_DIR)
+BATCHING_TEMPLATE = os.path.join(EXPORT_DIR, "batching_parameters.txt")
+MODELS_CONFIG_TEMPLATE = os.path.join(EXPORT_DIR, "models.config")
+# TF Serving reads this file from the version directory with --enable_per_model_batching_parameters.
+PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
+EXPORT_INFO_FILE = "avsdn_export.json"  # in assets.extra, which TF Serving leaves alone
+TEMPORARY_PREFIX = "tmp-export-"
+REFERENCE_SPLITS = ("val", "test", "train")
+
+
+def existing_versions(export_base):
+    """Numeric subdirectories of export_base, the versions TF Serving would see, ascending."""
+    if not tf.io.gfile.isdir(export_base):
+        return []
+    names = [name.rstrip("/") for name in tf.io.gfile.listdir(export_base)]
+    return sorted(int(name) for name in names if name.isdigit())
+
+
+def next_version(export_base):
+    versions = existing_versions(export_base)
+    return versions[-1] + 1 if versions else 1
+
+
+class Run:
+    """What an export needs from a training run: model, hyperparameters, features, statistics."""
+
+    def __init__(self, model_dir, checkpoint="best", data_dir=None):
+        run = RunDir(model_dir)
+        if not tf.io.gfile.isdir(model_dir):
+            raise UserError(f"--model_dir {model_dir}: run directory not found")
+        config = run.read_config()
+        if config is None:
+            raise input_error(f"--model_dir {model_dir}", "a run directory written by train (config.json)",
+                              "no config.json")
+        self.model_dir = model_dir
+        self.checkpoint = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
+        if not tf.io.gfile.exists(self.checkpoint):
+            raise input_error(f"--model_dir {model_dir}", f"a trained run with {os.path.relpath(self.checkpoint, model_dir)}",
+                              "no such checkpoint")
+        try:
+            self.hp = hparams.from_dict(config["hparams"], source=run.config)
+            data = config["data"]
+            self.audio_dim = int(data["audio_dim"])
+            self.visual_shape = [int(d) for d in data["visual_shape"]]
+            self.num_segments = data.get("num_segments")
+        except (KeyError, TypeError, ValueError) as error:
+            raise input_error(run.config, "the hparams and data fields train writes", f"{type(error).__name__}: {error}") from None
+        self.data_dir = data_dir or config.get("data_dir")
+        if not self.data_dir or not tf.io.gfile.isdir(self.data_dir):
+            raise UserError(f"--data_dir: the run's data directory {self.data_dir!r} (for the normalisation statistics "
+                            "the model was trained with) was not found; pass --data_dir")
+        self.info = self._dataset_info()
+        statistics = normalization.read_statistics(self.data_dir)
+        class_names = self.info.class_names if self.info else constants.class_names()
+        self.spec = signatures.FeatureSpec.from_statistics(
+            self.audio_dim, self.visual_shape, statistics, class_names,
+            source=os.path.join(self.data_dir, constants.NORMALIZATION_FILE))
+        self.model = models.load_model(self.checkpoint, compile=False)
+
+    def _dataset_info(self):
+        """The data directory's dataset_info, if it has one; its dims must be the run's."""
+        if not tf.io.gfile.exists(os.path.join(self.data_dir, constants.DATASET_INFO_FILE)):
+            return None  # a directory holding only normalization.json is enough to export
+        info = dataset_info.read(self.data_dir)
+        if info.audio_dim != self.audio_dim or list(info.visual_shape) != self.visual_shape:
+            raise input_error(os.path.join(self.data_dir, constants.DATASET_INFO_FILE),
+                              f"the dims the run was trained on (audio {self.audio_dim}, visual {self.visual_shape})",
+                              f"audio {info.audio_dim}, visual {list(info.visual_shape)}")
+        return info
+
+
+def _real_videos(run, count):
+    """Up to `count` records of one length from the run's data (val first), with their features."""
+    if run.info is None:
+        return None
+    for split in REFERENCE_SPLITS:
+        if split not in run.info.splits or not run.info.splits[split]["videos"]:
+            continue
+        by_length = {}
+        for serialized in tf.data.TFRecordDataset(run.info.shard_paths(run.data_dir, split)).take(8 * count):
+            serialized = serialized.numpy()
+            video = records.decode_video(serialized, run.audio_dim, run.visual_shape)
+            group = by_length.setdefault(len(video[records.AUDIO]), [])
+            group.append((serialized, video))
+            if len(group) == count:
+                break
+        if by_length:
+            return max(by_length.values(), key=len)
+    return None
+
+
+def _random_videos(run, count, rng):
+    """Videos drawn from the normalisation statistics, when the run's records are not at hand."""
+    spec = run.spec
+    length = run.num_segments or constants.NUM_SEGMENTS
+    videos = []
+    for i in range(count):
+        audio = spec.audio_mean + spec.audio_std * rng.standard_normal((length, spec.audio_dim))
+        visual = spec.visual_mean + spec.visual_std * rng.standard_normal((length, *spec.visual_shape))
+        labels = np.full(length, constants.BACKGROUND)
+        serialized = records.encode_video(f"random_{i}", constants.NO_CATEGORY, 0, 0, constants.BACKGROUND,
+                                          audio, visual, labels)
+        videos.append((serialized, records.decode_video(serialized, run.audio_dim, run.visual_shape)))
+    return videos
+
+
+def _other_length(length):
+    return length - 3 if length > 3 else length + 2
+
+
+def _resize_time(array, length):
+    """Crop, or tile and crop, the time axis (axis 1) to `length`."""
+    repeats = -(-length // array.shape[1])
+    return np.concatenate([array] * repeats, axis=1)[:, :length]
+
+
+def reference_cases(run, serving_model, count, seed=0):
+    """Batches with the outputs the SavedModel must reproduce, and the video ids they carry.
+
+    "trained_length": real records at the length the model was trained on, expected outputs from
+    the trained Keras model itself; "other_length": the same videos cut (or tiled) to another
+    length, expected outputs from the variable-length Keras model (checked against the trained
+    one on the first case).
+    """
+    videos = _real_videos(run, count) or _random_videos(run, count, np.random.default_rng(seed))
+    ids = [video[records.VIDEO_ID].decode("utf-8", "replace") for _, video in videos]
+    audio = np.stack([video[records.AUDIO] for _, video in videos]).astype(np.float32)
+    visual = np.stack([video[records.VISUAL] for _, video in videos]).astype(np.float32)
+    trained_input_length = run.model.inputs[0].shape[1]
+    if trained_input_length not in (None, audio.shape[1]):
+        raise input_error(f"{run.data_dir} records", f"videos of {trained_input_length} segments like the model's input",
+                          f"{audio.shape[1]} segments")
+    expected = signatures.keras_predict(models.segment_model(run.model), run.spec, audio, visual)
+    rebuilt = signatures.keras_predict(serving_model, run.spec, audio, visual)
+    difference = float(np.abs(expected - rebuilt).max())
+    if difference > signatures.MATCH_TOLERANCE:
+        raise UserError(f"the variable-length rebuild of {run.checkpoint} differs from it by {difference:.2e} "
+                        f"(tolerance {signatures.MATCH_TOLERANCE:.0e}); not exporting")
+    length = _other_length(audio.shape[1])
+    short_audio, short_visual = _resize_time(audio, length), _resize_time(visual, length)
+    short_examples = [records.encode_video(video_id, constants.NO_CATEGORY, 0, 0, constants.BACKGROUND, a, v,
+                                           np.full(length, constants.BACKGROUND))
+                      for video_id, a, v in zip(ids, short_audio, short_visual)]
+    cases = {
+        "trained_length": dict(audio=audio, visual=visual, examples=[s for s, _ in videos], ids=ids,
+                               expected=expected),
+        "other_length": dict(audio=short_audio, visual=short_visual, examples=short_examples, ids=ids,
+                             expected=signatures.keras_predict(serving_model, run.spec, short_audio, short_visual)),
+    }
+    return cases, difference
+
+
+def write_reference(directory, cases, class_names):
+    """The cases as files a fresh process reads: one .npz and one TFRecord of examples per case."""
+    for name, case in cases.items():
+        np.savez(os.path.join(directory, f"{name}.npz"), audio=case["audio"], visual=case["visual"],
+                 expected=case["expected"])
+        with tf.io.TFRecordWriter(os.path.join(directory, f"{name}.tfrecord")) as writer:
+            for serialized in case["examples"]:
+                writer.write(serialized)
+    fileio.write_json(os.path.join(directory, "reference.json"),
+                      {"cases": {name: {"ids": case["ids"]} for name, case in cases.items()},
+                       "class_names": class_names, "tolerance": signatures.MATCH_TOLERANCE})
+
+
+def warmup_requests(model_name, cases):
+    """Real requests for TF Serving to replay at load: batch 1 and a few videos, both signatures."""
+    case = cases["trained_length"]
+    several = min(4, len(case["ids"]))
+    return [
+        warmup.predict_request(model_name, signatures.SERVING_DEFAULT,
+                               {signatures.AUDIO: case["audio"][:1], signatures.VISUAL: case["visual"][:1]}),
+        warmup.predict_request(model_name, signatures.SERVING_DEFAULT,
+                               {signatures.AUDIO: case["audio"][:several], signatures.VISUAL: case["visual"][:several]}),
+        warmup.predict_request(model_name, signatures.PREDICT_EXAMPLES,
+                               {signatures.EXAMPLES: np.array(case["examples"][:1], dtype=object)}),
+    ]
+
+
+def verify_in_fresh_process(saved_model_dir, reference_dir):
+    """Run export.verify in a new Python process; its JSON report, or a UserError with its reason."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    command = [sys.executable, "-m", "export.verify", saved_model_dir, reference_dir]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {result.returncode}"
+        raise UserError(f"verification of the SavedModel in a fresh process failed: {reason}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _copy(source, destination):
+    with tf.io.gfile.GFile(source, "rb") as handle:
+        data = handle.read()
+    with tf.io.gfile.GFile(destination, "wb") as handle:
+        handle.write(data)
+
+
+def export(model_dir, export_base, version=None, checkpoint="best", data_dir=None, verify_videos=8,
+           verbose=True):
+    """Export, verify and publish one version; returns the version directory."""
+    started = time.time()
+    say = print if verbose else (lambda *args, **kwargs: None)
+    if version is not None and version < 1:
+        raise input_error("--version", "a positive integer", version)
+    if verify_videos < 1:
+        raise input_error("--verify_videos", "a positive integer", verify_videos)
+    export_base = export_base.rstrip("/")
+    if version is not None and tf.io.gfile.exists(os.path.join(export_base, str(version))):
+        raise input_error(f"--version {version}", "a version not yet in --export_base (versions are never "
+                          "overwritten)", f"{os.path.join(export_base, str(version))} already exists")
+    run = Run(model_dir, checkpoint, data_dir)
+    serving_model = signatures.variable_length_model(run.model, run.hp, run.audio_dim, run.visual_shape)
+    cases, rebuild_difference = reference_cases(run, serving_model, verify_videos)
+    say(f"rebuilt {run.hp.model} for any number of segments; max |difference| from {run.checkpoint}: "
+        f"{rebuild_difference:.1e}")
+
+    version = version or next_version(export_base)
+    final = os.path.join(export_base, str(version))
+    tf.io.gfile.makedirs(export_base)
+    staging = os.path.join(export_base, f"{TEMPORARY_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
+    reference_dir = tempfile.mkdtemp(prefix="avsdn-export-check-")
+    try:
+        signatures.ServingGraph(serving_model, run.spec).write(staging)
+        model_name = os.path.basename(export_base) or "avsdn"
+        warmup.write(warmup.warmup_path(staging), warmup_requests(model_name, cases))
+        _copy(BATCHING_TEMPLATE, os.path.join(staging, PER_MODEL_BATCHING_FILE))
+        write_reference(reference_dir, cases, run.spec.class_names)
+        say(f"wrote the SavedModel to {staging}; verifying it in a fresh process")
+        report = verify_in_fresh_process(staging, reference_dir)
+        fileio.write_json(os.path.join(staging, warmup.ASSETS_EXTRA, EXPORT_INFO_FILE), {
+            "model": run.hp.model, "supervision": run.hp.supervision, "run": model_dir,
+            "checkpoint": run.checkpoint, "data_dir": run.data_dir,
+            "audio_dim": run.audio_dim, "visual_shape": run.visual_shape,
+            "trained_num_segments": run.num_segments, "class_names": run.spec.class_names,
+            "signatures": {signatures.SERVING_DEFAULT: list(signatures.OUTPUTS),
+                           signatures.PREDICT_EXAMPLES: list(signatures.EXAMPLE_OUTPUTS)},
+            "rebuild_max_difference": rebuild_difference, "verification": report,
+            "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        })
+        try:
+            tf.io.gfile.rename(staging, final, overwrite=False)
+        except tf.errors.OpError as error:
+            raise UserError(f"{final}: could not publish the verified export ({error.message}); "
+                            "did another export take this version?") from None
+    except BaseException:
+        fileio.remove_tree(staging)
+        raise
+    finally:
+        shutil.rmtree(reference_dir, ignore_errors=True)
+    say(f"verified {', '.join(report['checked'])}; max |difference| {report['max_difference']:.1e}")
+    say(f"exported version {version} to {final} in {time.time() - started:.1f}s")
+    return final
+
+
+def define_flags():
+    """The command's flags; defined when run as a command, so importing the module from other
+    code (tests, other commands with flags of the same names) does not register them."""
+    flags.DEFINE_string("model_dir", None, "Run directory written by train (config.json, checkpoints/).")
+    flags.DEFINE_string("export_base", None, "Model base path TF Serving watches, e.g. SERVING/avsdn; "
+                        "the export goes to EXPORT_BASE/VERSION.")
+    flags.DEFINE_integer("version", None, "Version number; default: one more than the highest existing version.")
+    flags.DEFINE_enum("checkpoint", "best", ["best", "last"], "The best-on-val checkpoint or the last epoch's.")
+    flags.DEFINE_string("data_dir", None, "Data directory with the normalization.json the run was trained with; "
+                        "default: the one recorded in the run's config.json.")
+    flags.DEFINE_integer("verify_videos", 8, "Videos in the batch the export is verified on.")
+
+
+def main(argv):
+    del argv
+    tf.get_logger().setLevel("ERROR")  # SavedModel writing logs every asset and renamed input at INFO
+    for name in ("model_dir", "export_base"):
+        if not getattr(FLAGS, name):
+            raise UserError(f"--{name}: expected a path, found none")
+    export(FLAGS.model_dir, FLAGS.export_base, FLAGS.version, FLAGS.checkpoint, FLAGS.data_dir,
+           FLAGS.verify_videos)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(run_main(main))

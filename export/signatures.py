@@ -1,0 +1,282 @@
+"""The serving graph: a variable-length copy of a trained model behind two signatures.
+
+`serving_default`   audio [batch, time, A] and visual [batch, time, *visual_shape], float32, raw
+                    (un-normalised) features; time may be any length >= 1.
+`predict_examples`  examples [batch], serialized tf.train.SequenceExamples in the project's
+                    record format (docs/data_format.md); records may differ in length.
+
+Both return per-segment class probabilities, label ids and label names, the time-averaged class
+distribution and the video-level label; predict_examples also returns the records' video ids and
+their numbers of segments (per-segment outputs are padded to the longest record of the batch).
+
+The video-level label: background (28) when no segment's arg-max is an event; otherwise the event
+class with the highest time-averaged probability, i.e. arg-max over the 28 event classes of the
+mean over all segments of segment_probs (the average pooling AVSDN's weak supervision uses).
+
+The input pipeline normalises features with the train split's statistics; here the same
+normalisation is part of the graph, so clients send raw features. Inputs the model cannot take
+fail inside the graph with INVALID_ARGUMENT errors that name the input, expected and found.
+"""
+
+import dataclasses
+import functools
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from avsdn_tf import constants, models, records
+from avsdn_tf.errors import UserError, input_error
+
+SERVING_DEFAULT = "serving_default"
+PREDICT_EXAMPLES = "predict_examples"
+SIGNATURES = (SERVING_DEFAULT, PREDICT_EXAMPLES)
+
+# Input names.
+AUDIO = records.AUDIO
+VISUAL = records.VISUAL
+EXAMPLES = "examples"
+
+# Output names.
+SEGMENT_PROBS = "segment_probs"
+SEGMENT_LABELS = "segment_labels"
+SEGMENT_LABEL_NAMES = "segment_label_names"
+VIDEO_PROBS = "video_probs"
+VIDEO_LABEL = "video_label"
+VIDEO_LABEL_NAME = "video_label_name"
+VIDEO_ID = "video_id"
+NUM_SEGMENTS = "num_segments"
+OUTPUTS = (SEGMENT_PROBS, SEGMENT_LABELS, SEGMENT_LABEL_NAMES, VIDEO_PROBS, VIDEO_LABEL, VIDEO_LABEL_NAME)
+EXAMPLE_OUTPUTS = (*OUTPUTS, VIDEO_ID, NUM_SEGMENTS)
+
+# Largest difference in probability allowed between the SavedModel and the Keras model it came
+# from (the unrolled fixed-length LSTMs and the looped variable-length ones round differently).
+MATCH_TOLERANCE = 1e-5
+
+
+@dataclasses.dataclass
+class FeatureSpec:
+    """What the served model takes: feature sizes, normalisation statistics, class names."""
+
+    audio_dim: int
+    visual_shape: tuple
+    audio_mean: np.ndarray
+    audio_std: np.ndarray
+    visual_mean: np.ndarray
+    visual_std: np.ndarray
+    class_names: list
+
+    @classmethod
+    def from_statistics(cls, audio_dim, visual_shape, statistics, class_names, source="normalization.json"):
+        spec = cls(int(audio_dim), tuple(int(d) for d in visual_shape),
+                   *(np.asarray(statistics[key], np.float32)
+                     for key in ("audio_mean", "audio_std", "visual_mean", "visual_std")),
+                   list(class_names))
+        expected = {"audio_mean": spec.audio_dim, "audio_std": spec.audio_dim,
+                    "visual_mean": spec.visual_shape[-1], "visual_std": spec.visual_shape[-1]}
+        for key, size in expected.items():
+            found = getattr(spec, key).shape
+            if found != (size,):
+                raise input_error(f"{source} field {key!r}", f"{size} values (the model's feature size)",
+                                  f"shape {list(found)}")
+        if len(spec.class_names) != constants.NUM_CLASSES:
+            raise input_error(f"{source} class names", f"{constants.NUM_CLASSES} names", len(spec.class_names))
+        return spec
+
+    def normalize(self, audio, visual):
+        """The pipeline's normalisation in NumPy (for comparing with the Keras model)."""
+        return ((np.asarray(audio, np.float32) - self.audio_mean) / self.audio_std,
+                (np.asarray(visual, np.float32) - self.visual_mean) / self.visual_std)
+
+    def shape_text(self, name):
+        dims = [self.audio_dim] if name == AUDIO else list(self.visual_shape)
+        return "[batch, time, " + ", ".join(str(d) for d in dims) + "]"
+
+
+def variable_length_model(trained, hp, audio_dim, visual_shape):
+    """The per-segment model of `trained`, rebuilt for any number of segments, with its weights.
+
+    Training builds models with a fixed time length and unrolled LSTMs (hp.unroll); serving needs
+    any length, so the same architecture is built again with num_segments=None and unroll=False
+    and the trained weights are copied over in order (the variables are the same either way).
+    """
+    rebuilt = models.build_training_model(hp.replace(unroll=False), audio_dim, list(visual_shape),
+                                          num_segments=None)
+    trained_shapes = [tuple(w.shape) for w in trained.weights]
+    rebuilt_shapes = [tuple(w.shape) for w in rebuilt.weights]
+    if trained_shapes != rebuilt_shapes:
+        raise UserError(f"model {hp.model!r}: the variable-length rebuild has weights {rebuilt_shapes}, "
+                        f"the checkpoint has {trained_shapes}; the run's config.json does not describe "
+                        "its checkpoint")
+    rebuilt.set_weights(trained.get_weights())
+    return models.segment_model(rebuilt)
+
+
+def keras_predict(segment_model, spec, audio, visual):
+    """segment_probs of a Keras per-segment model on raw features, normalised as in training."""
+    audio, visual = spec.normalize(audio, visual)
+    return np.asarray(segment_model({AUDIO: audio, VISUAL: visual}, training=False))
+
+
+def video_labels(segment_probs):
+    """The video-level label of the module docstring, in NumPy: [B, T, 29] -> [B]."""
+    segment_probs = np.asarray(segment_probs)
+    has_event = (segment_probs.argmax(-1) != constants.BACKGROUND).any(axis=1)
+    event = segment_probs.mean(axis=1)[:, :constants.NUM_EVENT_CLASSES].argmax(-1)
+    return np.where(has_event, event, constants.BACKGROUND).astype(np.int32)
+
+
+def _rank(tensor):
+    # The raw op, not tf.rank: tf.rank folds to the signature's static rank at trace time, but
+    # TF Serving feeds whatever the client sent, so the check must look at the fed tensor.
+    return tf.raw_ops.Rank(input=tensor)
+
+
+def _check_shape(name, tensor, feature_shape, shape_text):
+    """Assert rank 2 + len(feature_shape) and trailing dims == feature_shape, naming the input."""
+    shape = tf.shape(tensor)
+    rank = 2 + len(feature_shape)
+    padded = tf.concat([shape, tf.fill([rank], -1)], axis=0)  # so the slice exists for any rank
+    ok = tf.logical_and(tf.equal(_rank(tensor), rank),
+                        tf.reduce_all(tf.equal(padded[2:rank], tf.constant(feature_shape, tf.int32))))
+    return tf.debugging.Assert(ok, [f"{name}: expected float32 of shape {shape_text}, found shape", shape],
+                               summarize=rank + 4, name=f"check_{name}_shape")
+
+
+class ServingGraph:
+    """The two serving functions around a variable-length per-segment Keras model."""
+
+    def __init__(self, segment_model, spec):
+        self.model = segment_model
+        self.spec = spec
+
+    # -- signatures ------------------------------------------------------------------------
+    def input_signatures(self):
+        return {
+            SERVING_DEFAULT: [tf.TensorSpec([None, None, self.spec.audio_dim], tf.float32, name=AUDIO),
+                              tf.TensorSpec([None, None, *self.spec.visual_shape], tf.float32, name=VISUAL)],
+            PREDICT_EXAMPLES: [tf.TensorSpec([None], tf.string, name=EXAMPLES)],
+        }
+
+    def serve(self, audio, visual):
+        """serving_default: raw features in, predictions out (see the module docstring)."""
+        spec = self.spec
+        shape_checks = [_check_shape(AUDIO, audio, [spec.audio_dim], spec.shape_text(AUDIO)),
+                        _check_shape(VISUAL, visual, list(spec.visual_shape), spec.shape_text(VISUAL))]
+        with tf.control_dependencies(shape_checks):  # only once the ranks are known to be right
+            audio_shape, visual_shape = tf.shape(audio), tf.shape(visual)
+            agree = tf.debugging.Assert(
+                tf.reduce_all(tf.equal(audio_shape[:2], visual_shape[:2])),
+                ["audio and visual: expected the same [batch, time], found audio", audio_shape[:2],
+                 "and visual", visual_shape[:2]], name="check_same_batch_and_time")
+            nonempty = tf.debugging.Assert(
+                audio_shape[1] >= 1, ["audio and visual: expected time >= 1 segment, found", audio_shape[1]],
+                name="check_time")
+        with tf.control_dependencies([agree, nonempty]):
+            audio = tf.debugging.assert_all_finite(audio, "audio: expected finite values (no NaN or Inf)")
+            visual = tf.debugging.assert_all_finite(visual, "visual: expected finite values (no NaN or Inf)")
+        return self._predict(audio, visual)
+
+    def serve_examples(self, examples):
+        """predict_examples: serialized SequenceExamples in, predictions and video ids out.
+
+        Records of one length run as one batch. Records of different lengths (which also meet
+        in one batch when TF Serving's batching merges requests) run one by one, each at its own
+        length, and their per-segment outputs are padded to the longest: segment_probs with 0,
+        segment_labels with -1, segment_label_names with ""; num_segments says where each ends.
+        """
+        spec = self.spec
+        rank_check = tf.debugging.Assert(
+            tf.equal(_rank(examples), 1),
+            ["examples: expected a 1-D string tensor [batch] of serialized SequenceExamples, found shape",
+             tf.shape(examples)], name="check_examples_shape")
+        with tf.control_dependencies([rank_check]):
+            examples = tf.identity(examples)
+        visual_size = int(np.prod(spec.visual_shape))
+        context, sequence, lengths = tf.io.parse_sequence_example(
+            examples,
+            context_features={VIDEO_ID: tf.io.FixedLenFeature([], tf.string, default_value="")},
+            sequence_features={AUDIO: tf.io.FixedLenSequenceFeature([spec.audio_dim], tf.float32),
+                               VISUAL: tf.io.FixedLenSequenceFeature([visual_size], tf.float32)})
+        audio_lengths = tf.cast(lengths[AUDIO], tf.int32)
+        visual_lengths = tf.cast(lengths[VISUAL], tf.int32)
+        checks = [
+            tf.debugging.Assert(tf.reduce_all(tf.equal(audio_lengths, visual_lengths)),
+                                ["examples: expected as many 'visual' as 'audio' entries in every record, "
+                                 "found audio lengths", audio_lengths, "visual lengths", visual_lengths],
+                                name="check_examples_lengths"),
+            tf.debugging.Assert(tf.reduce_all(audio_lengths >= 1),
+                                ["examples: expected at least one segment per record, found lengths",
+                                 audio_lengths], name="check_examples_nonempty"),
+        ]
+        with tf.control_dependencies(checks):
+            audio = tf.debugging.assert_all_finite(
+                sequence[AUDIO], "examples: feature list 'audio': expected finite values (no NaN or Inf)")
+            flat_visual = tf.debugging.assert_all_finite(
+                sequence[VISUAL], "examples: feature list 'visual': expected finite values (no NaN or Inf)")
+        batch_and_time = tf.shape(flat_visual)[:2]
+        longest = batch_and_time[1]
+        visual = tf.reshape(flat_visual, tf.concat([batch_and_time, list(spec.visual_shape)], axis=0))
+
+        def one_video(video):
+            video_audio, video_visual, length = video
+            outputs = self._predict(video_audio[None, :length], video_visual[None, :length])
+            padding = longest - length
+            return {
+                SEGMENT_PROBS: tf.pad(outputs[SEGMENT_PROBS][0], [[0, padding], [0, 0]]),
+                SEGMENT_LABELS: tf.pad(outputs[SEGMENT_LABELS][0], [[0, padding]], constant_values=-1),
+                SEGMENT_LABEL_NAMES: tf.pad(outputs[SEGMENT_LABEL_NAMES][0], [[0, padding]], constant_values=""),
+                VIDEO_PROBS: outputs[VIDEO_PROBS][0],
+                VIDEO_LABEL: outputs[VIDEO_LABEL][0],
+                VIDEO_LABEL_NAME: outputs[VIDEO_LABEL_NAME][0],
+            }
+
+        classes = constants.NUM_CLASSES
+        one_by_one = functools.partial(tf.map_fn, one_video, (audio, visual, audio_lengths), fn_output_signature={
+            SEGMENT_PROBS: tf.TensorSpec([None, classes], tf.float32),
+            SEGMENT_LABELS: tf.TensorSpec([None], tf.int32),
+            SEGMENT_LABEL_NAMES: tf.TensorSpec([None], tf.string),
+            VIDEO_PROBS: tf.TensorSpec([classes], tf.float32),
+            VIDEO_LABEL: tf.TensorSpec([], tf.int32),
+            VIDEO_LABEL_NAME: tf.TensorSpec([], tf.string),
+        })
+        outputs = tf.cond(tf.reduce_all(tf.equal(audio_lengths, longest)),
+                          lambda: self._predict(audio, visual), one_by_one)
+        outputs[VIDEO_ID] = tf.identity(context[VIDEO_ID])
+        outputs[NUM_SEGMENTS] = audio_lengths
+        return outputs
+
+    # -- the shared part -------------------------------------------------------------------
+    def _predict(self, audio, visual):
+        spec = self.spec
+        # Constants made inside the traced function become graph constants of the SavedModel.
+        audio = (audio - tf.constant(spec.audio_mean)) / tf.constant(spec.audio_std)
+        visual = (visual - tf.constant(spec.visual_mean)) / tf.constant(spec.visual_std)
+        probs = self.model({AUDIO: audio, VISUAL: visual}, training=False)
+        labels = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        names = tf.constant(spec.class_names)
+        video_probs = tf.reduce_mean(probs, axis=1)
+        has_event = tf.reduce_any(tf.not_equal(labels, constants.BACKGROUND), axis=1)
+        event = tf.argmax(video_probs[:, :constants.NUM_EVENT_CLASSES], axis=-1, output_type=tf.int32)
+        video_label = tf.where(has_event, event, tf.constant(constants.BACKGROUND, tf.int32))
+        return {
+            SEGMENT_PROBS: tf.identity(probs),
+            SEGMENT_LABELS: labels,
+            SEGMENT_LABEL_NAMES: tf.gather(names, labels),
+            VIDEO_PROBS: video_probs,
+            VIDEO_LABEL: video_label,
+            VIDEO_LABEL_NAME: tf.gather(names, video_label),
+        }
+
+    # -- writing ---------------------------------------------------------------------------
+    def archive(self):
+        """A keras.export.ExportArchive holding the model's variables and both signatures."""
+        archive = keras.export.ExportArchive()
+        archive.track(self.model)
+        signatures = self.input_signatures()
+        archive.add_endpoint(SERVING_DEFAULT, self.serve, input_signature=signatures[SERVING_DEFAULT])
+        archive.add_endpoint(PREDICT_EXAMPLES, self.serve_examples, input_signature=signatures[PREDICT_EXAMPLES])
+        return archive
+
+    def write(self, path):
+        self.archive().write_out(path, verbose=False)

@@ -1,0 +1,55 @@
+"""TF Serving warmup records: assets.extra/tf_serving_warmup_requests, a TFRecord of PredictionLogs.
+
+TF Serving replays these requests when it loads a version, before it reports the version
+AVAILABLE, so the first real request does not pay for graph optimisation and lazy allocation; a
+request that fails fails the load. The same PredictRequest protos are what clients send over gRPC.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+ASSETS_EXTRA = "assets.extra"
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+
+def warmup_path(saved_model_dir):
+    return os.path.join(saved_model_dir, ASSETS_EXTRA, WARMUP_FILE)
+
+
+def predict_request(model_name, signature_name, inputs, version=None):
+    """A PredictRequest for `inputs` {name: array}; arrays are sent as TensorProtos."""
+    request = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name))
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    for name, value in inputs.items():
+        value = np.asarray(value)
+        if value.dtype.kind == "f":
+            value = value.astype(np.float32)
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+def write(path, requests):
+    """Write PredictRequests as PredictionLog records (under a temporary name, then renamed)."""
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    temporary = f"{path}.tmp"
+    with tf.io.TFRecordWriter(temporary) as writer:
+        for request in requests:
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def read(path):
+    """The PredictionLog records of a warmup file."""
+    return [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            for record in tf.data.TFRecordDataset(path)]
+
+
+def request_inputs(request):
+    """{name: NumPy array} of a PredictRequest."""
+    return {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
