@@ -1,0 +1,349 @@
+"""`python -m export.client --server HOST:PORT [--grpc] --model avsdn --data FILE`.
+
+Sends features to a running TF Serving and prints each video's per-second labels and its event
+intervals (runs of one event class; seconds, end exclusive), beside the annotated ones when the
+records carry labels.
+
+FILE may be:
+- TFRecords of tf.train.SequenceExample in the project's format (prepare, synthesize and the
+  feature extractor write them; a glob or a data directory with dataset_info.json also works):
+  the serialized records go to the `predict_examples` signature as they are, so the client needs
+  no feature sizes and videos may differ in length;
+- .npz with arrays `audio` [T, A] or [B, T, A] and `visual` [T, ...] or [B, T, ...] (raw,
+  un-normalised features; optional `video_id` [B] strings), sent to `serving_default`;
+- .npy holding such a dict (np.save(path, {"audio": ..., "visual": ...})). That file is a pickle,
+  so load only .npy files you trust; prefer .npz.
+
+REST (default) uses TF Serving's :predict JSON API (port 8501); --grpc uses PredictionService.Predict
+from tensorflow-serving-api (port 8500). An unreachable server, an unknown model and an input the
+model rejects each end in one line on stderr and exit status 2.
+"""
+
+import base64
+import http.client
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+# TensorFlow is only the record reader and the tensor protos here; keep its C++ logging off stderr,
+# which carries this command's one-line errors.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from avsdn_tf import constants, dataset_info, fileio, metrics, records
+from avsdn_tf.errors import UserError, input_error, run_main
+from export import signatures, warmup
+
+FLAGS = flags.FLAGS
+
+
+PER_SEGMENT = (signatures.SEGMENT_PROBS, signatures.SEGMENT_LABELS, signatures.SEGMENT_LABEL_NAMES)
+FETCHED = (signatures.SEGMENT_LABELS, signatures.SEGMENT_LABEL_NAMES, signatures.VIDEO_LABEL,
+           signatures.VIDEO_LABEL_NAME)
+
+
+class Request:
+    """One Predict call: a signature, its inputs, and what the client knows of the videos."""
+
+    def __init__(self, signature, inputs, ids, truths):
+        self.signature, self.inputs, self.ids, self.truths = signature, inputs, ids, truths
+
+
+# -- reading FILE ----------------------------------------------------------------------------
+def _record_files(path):
+    if tf.io.gfile.isdir(path):
+        info = dataset_info.read(path)
+        return [file for split in info.splits for file in info.shard_paths(path, split)]
+    files = sorted(tf.io.gfile.glob(path))
+    if not files:
+        raise UserError(f"--data {path}: no such file")
+    return files
+
+
+def _summary(serialized, source):
+    """Video id, number of segments and annotated labels (or None) of one record, without dims."""
+    try:
+        example = tf.train.SequenceExample.FromString(serialized)
+    except Exception:  # protobuf's DecodeError
+        raise input_error(source, "serialized tf.train.SequenceExample records (docs/data_format.md)",
+                          "a record that is not one") from None
+    lists = example.feature_lists.feature_list
+    if signatures.AUDIO not in lists:
+        raise input_error(source, "records with an 'audio' feature list (docs/data_format.md)",
+                          f"feature lists {sorted(lists)}")
+    video_id = example.context.feature[records.VIDEO_ID].bytes_list.value
+    labels = lists[records.LABEL].feature if records.LABEL in lists else None
+    truth = [feature.int64_list.value[0] for feature in labels] if labels else None
+    return (video_id[0].decode("utf-8", "replace") if video_id else ""), len(lists[records.AUDIO].feature), truth
+
+
+def _tfrecord_requests(path, batch_size):
+    batch = []
+    for file in _record_files(path):
+        try:
+            for record in tf.data.TFRecordDataset(file):
+                batch.append((record.numpy(), _summary(record.numpy(), file)))
+                if len(batch) == batch_size:
+                    yield _examples_request(batch)
+                    batch = []
+        except tf.errors.OpError as error:
+            raise input_error(file, "TFRecords of tf.train.SequenceExample, a .npz or a .npy",
+                              f"unreadable TFRecords ({error.message.splitlines()[0]})") from None
+    if batch:
+        yield _examples_request(batch)
+
+
+def _examples_request(batch):
+    examples = np.array([serialized for serialized, _ in batch], dtype=object)
+    ids = [summary[0] for _, summary in batch]
+    truths = [summary[2] for _, summary in batch]
+    return Request(signatures.PREDICT_EXAMPLES, {signatures.EXAMPLES: examples}, ids, truths)
+
+
+def _array_requests(path, batch_size):
+    try:
+        if path.endswith(".npz"):
+            with np.load(path) as loaded:
+                values = {key: loaded[key] for key in loaded.files}
+        else:
+            loaded = np.load(path, allow_pickle=True)  # a pickled dict: documented as trusted files only
+            values = loaded.item() if loaded.dtype == object and loaded.shape == () else None
+    except (OSError, ValueError) as error:
+        raise input_error(path, "a NumPy file of features", f"unreadable ({error})") from None
+    if not isinstance(values, dict) or not {signatures.AUDIO, signatures.VISUAL} <= set(values):
+        found = sorted(values) if isinstance(values, dict) else "an array, not a dict"
+        raise input_error(path, "arrays 'audio' [T, A] or [B, T, A] and 'visual' [T, ...] or [B, T, ...]", found)
+    audio = np.asarray(values[signatures.AUDIO], np.float32)
+    visual = np.asarray(values[signatures.VISUAL], np.float32)
+    if audio.ndim == 2:  # one video
+        audio, visual = audio[None], visual[None]
+    count = len(audio)
+    ids = [str(i) for i in values.get(signatures.VIDEO_ID, [f"{os.path.basename(path)}[{i}]" for i in range(count)])]
+    for start in range(0, count, batch_size):
+        part = slice(start, start + batch_size)
+        yield Request(signatures.SERVING_DEFAULT, {signatures.AUDIO: audio[part], signatures.VISUAL: visual[part]},
+                      ids[part], [None] * len(ids[part]))
+
+
+def requests_from(path, batch_size):
+    if batch_size < 1:
+        raise input_error("--batch_size", "a positive integer", batch_size)
+    if path.endswith((".npz", ".npy")):
+        if not tf.io.gfile.exists(path):
+            raise UserError(f"--data {path}: no such file")
+        return _array_requests(path, batch_size)
+    return _tfrecord_requests(path, batch_size)
+
+
+# -- talking to TF Serving -------------------------------------------------------------------
+def _one_line(message):
+    message = message.split("\n\t [[")[0]  # drop TensorFlow's "[[{{node ...}}]]" trailer
+    return " ".join(message.split())
+
+
+class _Backend:
+    protocol = ""
+    port_hint = ""
+
+    def __init__(self, server, model, version, timeout):
+        self.server, self.model, self.version, self.timeout = server, model, version, timeout
+
+    def unreachable(self, reason):
+        return UserError(f"cannot reach TF Serving at {self.server} over {self.protocol} ({reason}); is the server "
+                         f"running and is this its {self.protocol} port? {self.port_hint}")
+
+    def failed(self, status, message, source):
+        message = _one_line(message)
+        model = f"{self.model!r}" + (f" version {self.version}" if self.version else "")
+        if status == "NOT_FOUND" and "Servable not found" in message:
+            return UserError(f"the server at {self.server} has no model {model} ({message})")
+        if status in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
+            return UserError(f"model {model} rejected the input from {source}: {message}")
+        return UserError(f"TF Serving at {self.server} answered {status}: {message}")
+
+
+class RestBackend(_Backend):
+    protocol = "REST"
+    port_hint = "(TF Serving's REST port is 8501; for its gRPC port add --grpc)"
+
+    def url(self):
+        version = f"/versions/{self.version}" if self.version else ""
+        return f"http://{self.server}/v1/models/{self.model}{version}:predict"
+
+    @staticmethod
+    def _encode(value):
+        if value.dtype == object:
+            return [{"b64": base64.b64encode(item).decode("ascii")} for item in value.tolist()]
+        return value.tolist()
+
+    def predict(self, request, source):
+        body = json.dumps({"signature_name": request.signature,
+                           "inputs": {name: self._encode(value) for name, value in request.inputs.items()}})
+        http_request = urllib.request.Request(self.url(), data=body.encode("utf-8"),
+                                              headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(http_request, timeout=self.timeout) as response:
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            text = error.read().decode("utf-8", "replace")
+            try:
+                message = json.loads(text)["error"]
+            except (ValueError, KeyError, TypeError):
+                raise UserError(f"{self.server} answered HTTP {error.code} without TF Serving's JSON error "
+                                f"({_one_line(text)[:200] or error.reason}); is it TF Serving's REST port?") from None
+            status = {404: "NOT_FOUND", 400: "INVALID_ARGUMENT", 503: "UNAVAILABLE"}.get(error.code, f"HTTP {error.code}")
+            raise self.failed(status, message, source) from None
+        except urllib.error.URLError as error:
+            raise self.unreachable(getattr(error.reason, "strerror", None) or str(error.reason)) from None
+        except TimeoutError:
+            raise self.unreachable(f"no answer within {self.timeout:g} s") from None
+        except (http.client.HTTPException, ConnectionError, ValueError) as error:
+            raise self.unreachable(f"no TF Serving REST answer: {type(error).__name__}") from None
+        outputs = answer.get("outputs") if isinstance(answer, dict) else None
+        if not isinstance(outputs, dict):
+            raise UserError(f"{self.server} did not answer like TF Serving's REST API (no 'outputs' object)")
+        return {name: np.asarray(value) for name, value in outputs.items()}
+
+
+class GrpcBackend(_Backend):
+    protocol = "gRPC"
+    port_hint = "(TF Serving's gRPC port is 8500; for its REST port drop --grpc)"
+
+    def __init__(self, server, model, version, timeout):
+        super().__init__(server, model, version, timeout)
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        self.grpc = grpc
+        unlimited = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        self.channel = grpc.insecure_channel(server, options=unlimited)
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+
+    def predict(self, request, source):
+        proto = warmup.predict_request(self.model, request.signature, request.inputs, self.version)
+        try:
+            response = self.stub.Predict(proto, timeout=self.timeout)
+        except self.grpc.RpcError as error:
+            code, details = error.code(), error.details() or ""
+            if code == self.grpc.StatusCode.UNAVAILABLE:
+                raise self.unreachable(_one_line(details)) from None
+            if code == self.grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise self.unreachable(f"no answer within {self.timeout:g} s") from None
+            raise self.failed(code.name, details, source) from None
+        return {name: tf.make_ndarray(value) for name, value in response.outputs.items()}
+
+
+def _backend(server, model, version, use_grpc, timeout):
+    server = server.split("://", 1)[-1].rstrip("/")
+    if ":" not in server:
+        raise input_error("--server", "HOST:PORT", repr(server))
+    return (GrpcBackend if use_grpc else RestBackend)(server, model, version, timeout)
+
+
+# -- results ---------------------------------------------------------------------------------
+def _text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _videos(request, outputs):
+    """Per-video results of one answer, trimmed to each video's own number of segments."""
+    missing = [name for name in FETCHED if name not in outputs]
+    if missing:
+        raise UserError(f"the served model has no outputs {missing}; was it exported by export.export_model?")
+    labels = np.asarray(outputs[signatures.SEGMENT_LABELS])
+    lengths = outputs.get(signatures.NUM_SEGMENTS, np.full(len(labels), labels.shape[1]))
+    videos = []
+    for i, video_id in enumerate(request.ids):
+        length = int(lengths[i])
+        segment_labels = [int(label) for label in labels[i][:length]]
+        names = [_text(name) for name in np.asarray(outputs[signatures.SEGMENT_LABEL_NAMES])[i][:length]]
+        id_to_name = dict(zip(segment_labels, names))
+        video = {
+            "video_id": video_id, "num_segments": length,
+            "segment_labels": segment_labels, "segment_label_names": names,
+            "video_label": int(outputs[signatures.VIDEO_LABEL][i]),
+            "video_label_name": _text(outputs[signatures.VIDEO_LABEL_NAME][i]),
+            "events": [{"label": id_to_name[c], "start": s, "end": e} for c, s, e in metrics.intervals(segment_labels)],
+        }
+        truth = request.truths[i]
+        if truth is not None:
+            class_names = constants.class_names()
+            video["truth_labels"] = [int(label) for label in truth]
+            video["truth_events"] = [{"label": class_names[c], "start": s, "end": e}
+                                     for c, s, e in metrics.intervals(truth)]
+        videos.append(video)
+    return videos
+
+
+def _events_text(events):
+    return ", ".join(f"{event['label']} {event['start']}-{event['end']} s" for event in events) or "none"
+
+
+def format_video(video):
+    class_names = constants.class_names()
+    truth = video.get("truth_labels")
+    width = max(len(name) for name in video["segment_label_names"] + ["prediction"]) + 2
+    lines = [f"video {video['video_id'] or '(no id)'} ({video['num_segments']} s): {video['video_label_name']}",
+             f"  second  {'prediction':<{width}}" + ("truth" if truth is not None else "")]
+    for t, name in enumerate(video["segment_label_names"]):
+        annotated = class_names[truth[t]] if truth is not None and t < len(truth) and truth[t] >= 0 else ""
+        lines.append(f"  {t:>6}  {name:<{width}}{annotated}".rstrip())
+    lines.append(f"  events: {_events_text(video['events'])}")
+    if truth is not None:
+        lines.append(f"  annotated events: {_events_text(video['truth_events'])}")
+    return "\n".join(lines)
+
+
+def run(server, data, model="avsdn", use_grpc=False, version=None, batch_size=16, timeout=60.0,
+        output_json=None, out=None):
+    """Predict every video of `data` on the server; print them; return the per-video results."""
+    out = out or sys.stdout
+    backend = _backend(server, model, version, use_grpc, timeout)
+    videos = []
+    for request in requests_from(data, batch_size):
+        for video in _videos(request, backend.predict(request, data)):
+            print(format_video(video), file=out)
+            videos.append(video)
+    scored = [(v["segment_labels"], v["truth_labels"]) for v in videos if "truth_labels" in v]
+    summary = f"{len(videos)} videos from {model} at {backend.server} ({backend.protocol})"
+    if scored:
+        hits = sum(int(p == t) for predicted, truth in scored for p, t in zip(predicted, truth) if t >= 0)
+        total = sum(1 for _, truth in scored for t in truth if t >= 0)
+        summary += f"; frame accuracy against the records' labels: {hits / max(total, 1):.4f}"
+    print(summary, file=out)
+    if output_json:
+        fileio.write_json(output_json, {"server": backend.server, "protocol": backend.protocol, "model": model,
+                                        "data": data, "videos": videos})
+    return videos
+
+
+def define_flags():
+    """The command's flags; defined when run as a command, so importing the module from other
+    code (tests, other commands with flags of the same names) does not register them."""
+    flags.DEFINE_string("server", None, "TF Serving address HOST:PORT (REST 8501 by default, gRPC 8500 with --grpc).")
+    flags.DEFINE_bool("grpc", False, "Use gRPC PredictionService instead of the REST API.")
+    flags.DEFINE_string("model", "avsdn", "Model name on the server.")
+    flags.DEFINE_integer("version", None, "Model version; default: the newest the server has.")
+    flags.DEFINE_string("data", None, "TFRecords (file, glob or data directory), .npz or .npy of features.")
+    flags.DEFINE_integer("batch_size", 16, "Videos per request.")
+    flags.DEFINE_float("timeout", 60.0, "Seconds to wait for each answer.")
+    flags.DEFINE_string("output_json", None, "Also write the predictions to this JSON file.")
+
+
+def main(argv):
+    del argv
+    for name in ("server", "data"):
+        if not getattr(FLAGS, name):
+            raise UserError(f"--{name}: expected a value, found none")
+    run(FLAGS.server, FLAGS.data, FLAGS.model, FLAGS.grpc, FLAGS.version, FLAGS.batch_size, FLAGS.timeout,
+        FLAGS.output_json)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(run_main(main))
