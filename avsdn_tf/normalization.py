@@ -34,12 +34,13 @@ def compute_statistics(data_dir, split="train", batch_size=64):
     visual_squares = np.zeros(channels)
     audio_count = visual_count = 0
     for batch in dataset:
-        audio = batch[records.AUDIO].numpy().reshape(-1, info.audio_dim).astype(np.float64)
-        visual = batch[records.VISUAL].numpy().reshape(-1, channels).astype(np.float64)
-        audio_sum += audio.sum(0)
-        audio_squares += (audio**2).sum(0)
-        visual_sum += visual.sum(0)
-        visual_squares += (visual**2).sum(0)
+        # Accumulate in float64 without float64 copies of the batch (maps are large).
+        audio = batch[records.AUDIO].numpy().reshape(-1, info.audio_dim)
+        visual = batch[records.VISUAL].numpy().reshape(-1, channels)
+        audio_sum += audio.sum(0, dtype=np.float64)
+        audio_squares += np.einsum("ij,ij->j", audio, audio, dtype=np.float64)
+        visual_sum += visual.sum(0, dtype=np.float64)
+        visual_squares += np.einsum("ij,ij->j", visual, visual, dtype=np.float64)
         audio_count += len(audio)
         visual_count += len(visual)
     if audio_count == 0:
