@@ -97,7 +97,11 @@ class Run:
         self.spec = signatures.FeatureSpec.from_statistics(
             self.audio_dim, self.visual_shape, statistics, class_names,
             source=os.path.join(self.data_dir, constants.NORMALIZATION_FILE))
-        self.model = models.load_model(self.checkpoint, compile=False)
+        try:
+            self.model = models.load_model(self.checkpoint, compile=False)
+        except Exception as error:  # Keras raises many kinds for a damaged or foreign file
+            raise input_error(self.checkpoint, "a Keras model saved by train",
+                              f"a file Keras cannot load ({type(error).__name__}: {str(error)[:200]})") from None
 
     def _dataset_info(self):
         """The data directory's dataset_info, if it has one; its dims must be the run's."""

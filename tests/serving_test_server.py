@@ -441,6 +441,7 @@ def rest_status(manager, model, version, metadata):
 def make_rest_handler(manager):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving's HTTP server allows
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
 
         def log_message(self, format, *args):  # quiet, like TF Serving at default verbosity
             pass

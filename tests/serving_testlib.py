@@ -1,17 +1,25 @@
 """What test_export.py and test_serving.py share: one tiny trained run, exported once per session.
 
-Pytest only shares fixtures between modules through conftest.py; these helpers memoise their
-result per session temp directory instead, so both modules' fixtures reuse the same run and export.
+Pytest only shares fixtures between modules through conftest.py; `exported` memoises its result per
+session temp directory instead, so both modules' fixtures reuse the same run and export.
+
+Each child process pays ~5-10 s of TensorFlow start-up, so the slow ones (saved_model_cli, the
+test server) are started in the background as soon as the export exists and collected by the
+tests that need them; meanwhile the in-process tests run.
 """
 
+import atexit
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 
 from avsdn_tf import hparams, training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS_CONFIG = os.path.join(ROOT, "export", "models.config")
 TINY_HPARAMS = hparams.HParams(epochs=1, batch_size=16, encoder_units=8, fusion_units=8,
                                unroll=False)  # the unrolled fit trace costs ~30 s more; unroll=True is
 #                                               covered by test_export's in-process rebuild tests
@@ -25,13 +33,76 @@ def tool_env():
     return env
 
 
-class Exported:
-    """A trained run and its export: SERVING/avsdn/1, plus what the export command printed."""
+class Background:
+    """A command running while the tests go on; result() waits for it like subprocess.run."""
 
-    def __init__(self, data_dir, run_dir, export_base, command_output, seconds):
+    def __init__(self, command, env=None):
+        self.command = command
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env or tool_env(), stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        self._result = None
+
+    def result(self, timeout=600):
+        if self._result is None:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+            self._result = subprocess.CompletedProcess(self.command, self.process.returncode, stdout, stderr)
+        return self._result
+
+
+class ServerProcess:
+    """tests/serving_test_server.py on free ports, serving the export as "avsdn" and "av_att"."""
+
+    def __init__(self, export_base, directory):
+        with open(MODELS_CONFIG) as handle:  # the shipped template, with its base paths pointed here
+            config = handle.read().replace("/models/avsdn", export_base).replace("/models/av_att", export_base)
+        config_file = os.path.join(directory, "models.config")
+        self.log_file = os.path.join(directory, "server.log")
+        with open(config_file, "w") as handle:
+            handle.write(config)
+        with open(self.log_file, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, os.path.join(ROOT, "tests", "serving_test_server.py"), "--model_config_file",
+                 config_file, "--port", "0", "--rest_api_port", "0", "--threads", "4"],
+                stdout=subprocess.PIPE, stderr=log, text=True, env=tool_env())
+        atexit.register(self.stop)
+        self._lines = queue.Queue()
+        threading.Thread(target=lambda: [self._lines.put(line) for line in self.process.stdout], daemon=True).start()
+        self.grpc = self.rest = None
+
+    def wait_ready(self, timeout=300):
+        """Block until the server prints READY; returns False (and stops it) if it never does."""
+        if self.grpc is None:
+            try:
+                line = self._lines.get(timeout=timeout)
+            except queue.Empty:
+                line = ""
+            if not line.startswith("READY"):
+                self.stop()
+                return False
+            ports = dict(item.split("=") for item in line.split()[1:])
+            self.grpc, self.rest = f"127.0.0.1:{ports['grpc']}", f"127.0.0.1:{ports['rest']}"
+        return True
+
+    def log(self):
+        with open(self.log_file) as handle:
+            return handle.read()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
+
+
+class Exported:
+    """A trained run and its export SERVING/avsdn/1, with the background helpers started on it."""
+
+    def __init__(self, data_dir, run_dir, export_base, command_output, directory):
         self.data_dir, self.run_dir, self.export_base = data_dir, run_dir, export_base
         self.version_dir = os.path.join(export_base, "1")
-        self.command_output, self.seconds = command_output, seconds
+        self.command_output = command_output
+        cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+        self.saved_model_cli = Background([cli, "show", "--all", "--dir", self.version_dir])
+        self.server = ServerProcess(export_base, directory)
 
 
 def exported(tmp_path_factory, data_dir):
@@ -46,5 +117,6 @@ def exported(tmp_path_factory, data_dir):
             [sys.executable, "-m", "export.export_model", "--model_dir", run_dir, "--export_base", export_base],
             cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
-        _CACHE[key] = Exported(data_dir, run_dir, export_base, result.stdout, time.time() - started)
+        print(f"export command: {time.time() - started:.1f}s")
+        _CACHE[key] = Exported(data_dir, run_dir, export_base, result.stdout, str(root))
     return _CACHE[key]

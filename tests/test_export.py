@@ -5,19 +5,18 @@ saved_model_cli's view of the signatures (and the docs' table of them), warmup r
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
-from serving_testlib import ROOT, exported, tool_env
+from serving_testlib import ROOT, exported
 from tensorflow_serving.config import model_server_config_pb2
 
 from avsdn_tf import constants, fileio, hparams, models, normalization, records
 from avsdn_tf.errors import UserError
-from export import export_model, signatures, warmup
+from export import export_model, signatures, verify, warmup
 
 A, V = 16, [24]  # the tiny data set's feature sizes (conftest.tiny_config)
 
@@ -152,10 +151,9 @@ def test_predict_examples_rejects_bad_records_naming_the_feature(export, loaded)
         loaded.signatures["predict_examples"](examples=tf.constant([b"not a record"]))
 
 
-def _saved_model_cli(version_dir):
-    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    result = subprocess.run([cli, "show", "--all", "--dir", version_dir], capture_output=True, text=True,
-                            env=tool_env(), timeout=300)
+def _signatures_shown(saved_model_cli):
+    """{signature: {"method": ..., (kind, name): (dtype, shape)}} from `saved_model_cli show --all`."""
+    result = saved_model_cli.result()  # started in the background when the export was made
     assert result.returncode == 0, result.stderr[-2000:]
     found = {}
     for block in re.split(r"\nsignature_def\['", result.stdout)[1:]:
@@ -180,7 +178,9 @@ def _documented_signatures():
 
 
 def test_saved_model_cli_shows_the_documented_signatures(export):
-    shown = _saved_model_cli(export.version_dir)
+    assert export.saved_model_cli.command[0] == os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    assert export.saved_model_cli.command[1:] == ["show", "--all", "--dir", export.version_dir]
+    shown = _signatures_shown(export.saved_model_cli)
     expected = {
         "serving_default": {
             ("input", "audio"): ("DT_FLOAT", f"(-1, -1, {A})"), ("input", "visual"): ("DT_FLOAT", "(-1, -1, 24)"),
@@ -258,15 +258,33 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
     os.makedirs(os.path.join(base, "7"))
     assert export_model.next_version(base) == 8
     before = sorted(os.listdir(base))
-    staged = []
+    write_reference, staged = export_model.write_reference, []
 
-    def failing_verification(saved_model_dir, reference_dir):
+    def wrong_expectations(directory, cases, class_names):  # as if the SavedModel computed something else
+        write_reference(directory, cases, class_names)
+        path = os.path.join(directory, "trained_length.npz")
+        arrays = dict(np.load(path))
+        arrays["expected"] = arrays["expected"] + 1e-3
+        np.savez(path, **arrays)
+
+    def verify_here(saved_model_dir, reference_dir):
+        # export.verify's check, run in this process to spare a TensorFlow start-up (the fresh-process
+        # path itself runs in the export fixture); failures are reported as export_model reports them.
         assert os.path.exists(os.path.join(saved_model_dir, "saved_model.pb"))  # fully written, then rejected
         staged.append(saved_model_dir)
-        raise UserError("verification of the SavedModel in a fresh process failed: (simulated)")
+        try:
+            return verify.verify(saved_model_dir, reference_dir)
+        except verify.Mismatch as error:
+            raise UserError(f"verification of the SavedModel in a fresh process failed: {error}") from None
 
-    monkeypatch.setattr(export_model, "verify_in_fresh_process", failing_verification)
-    with pytest.raises(UserError, match="simulated"):
+    def copy_of_the_export(graph, path):  # the same SavedModel the fixture's export wrote, without re-tracing it
+        shutil.copytree(export.version_dir, path)
+
+    monkeypatch.setattr(signatures.ServingGraph, "write", copy_of_the_export)
+    monkeypatch.setattr(export_model, "write_reference", wrong_expectations)
+    monkeypatch.setattr(export_model, "verify_in_fresh_process", verify_here)
+    with pytest.raises(UserError, match=r"fresh process failed: serving_default at 10 segments: segment_probs "
+                                        r"differ from the Keras model's by 1\.0\de-03"):
         export_model.export(export.run_dir, base, verbose=False)
     assert staged and os.path.basename(staged[0]).startswith("tmp-export-8-")
     assert sorted(os.listdir(base)) == before

@@ -6,11 +6,8 @@ import base64
 import io
 import json
 import os
-import queue
 import socket
-import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 
@@ -18,19 +15,14 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from serving_testlib import ROOT, exported, tool_env
+from serving_testlib import Background, exported, tool_env
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
 from avsdn_tf import constants, metrics, records
 from avsdn_tf.errors import UserError
-from export import client, export_model, warmup
+from export import client, warmup
 
 A = 16  # the tiny data set's audio size (conftest.tiny_config)
-
-
-class Server:
-    def __init__(self, grpc_port, rest_port, log):
-        self.grpc, self.rest, self.log = f"127.0.0.1:{grpc_port}", f"127.0.0.1:{rest_port}", log
 
 
 @pytest.fixture(scope="module")
@@ -39,31 +31,21 @@ def export(tmp_path_factory, tiny_vector_data):
 
 
 @pytest.fixture(scope="module")
-def server(export, tmp_path_factory):
-    """The test server on free ports, serving the export as "avsdn" and "av_att" (export/models.config)."""
-    directory = tmp_path_factory.mktemp("server")
-    with open(export_model.MODELS_CONFIG_TEMPLATE) as handle:
-        config = handle.read().replace("/models/avsdn", export.export_base).replace("/models/av_att", export.export_base)
-    config_file, log_file = directory / "models.config", directory / "server.log"
-    config_file.write_text(config)
-    with open(log_file, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "tests", "serving_test_server.py"), "--model_config_file",
-             str(config_file), "--port", "0", "--rest_api_port", "0", "--threads", "4"],
-            stdout=subprocess.PIPE, stderr=log, text=True, env=tool_env())
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    try:
-        line = lines.get(timeout=240)
-    except queue.Empty:
-        line = ""
-    if not line.startswith("READY"):
-        process.kill()
-        pytest.fail(f"test server did not start: {line!r} {log_file.read_text()[-3000:]}")
-    ports = dict(item.split("=") for item in line.split()[1:])
-    yield Server(ports["grpc"], ports["rest"], log_file)
-    process.terminate()
-    process.wait(timeout=60)
+def server(export):
+    """The test server (started in the background with the export) serving it as "avsdn" and "av_att"."""
+    if not export.server.wait_ready():
+        pytest.fail(f"the test server did not start: {export.server.log()[-3000:]}")
+    yield export.server
+    export.server.stop()
+
+
+@pytest.fixture(scope="module")
+def client_command(server, val_file):
+    """`python -m export.client` naming a model the server lacks, started now and checked by its test."""
+    env = tool_env()
+    del env["TF_CPP_MIN_LOG_LEVEL"]  # as users run it: the client keeps TensorFlow's C++ logging quiet itself
+    return Background([sys.executable, "-m", "export.client", "--server", server.rest, "--model", "avsdn_v2",
+                       "--data", val_file], env=env)
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +88,8 @@ def features(length, batch=2, seed=0, audio_dim=A):
             rng.normal(size=(batch, length, 24)).astype(np.float32))
 
 
-def test_server_loaded_both_configured_models_after_replaying_warmup(server):
-    log = server.log.read_text()
+def test_server_loaded_both_configured_models_after_replaying_warmup(server, client_command):
+    log = server.log()
     assert "loaded avsdn version 1 (3 warmup requests)" in log
     assert "loaded av_att version 1 (3 warmup requests)" in log
 
@@ -177,11 +159,8 @@ def test_client_errors_are_one_clear_line(server, val_file, tmp_path):
         assert "\n" not in str(error.value), str(error.value)
 
 
-def test_client_command_exits_2_with_one_line_on_stderr(server, val_file):
-    env = tool_env()
-    del env["TF_CPP_MIN_LOG_LEVEL"]  # as users run it: the client keeps TensorFlow's C++ logging quiet itself
-    result = subprocess.run([sys.executable, "-m", "export.client", "--server", server.rest, "--model", "avsdn_v2",
-                             "--data", val_file], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+def test_client_command_exits_2_with_one_line_on_stderr(server, client_command):
+    result = client_command.result()
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
