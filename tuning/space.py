@@ -149,7 +149,7 @@ def _parse_entry(name, entry, source):
         param = Param(name, values)
         checked = values
     for value in checked:  # each value must make valid HParams, or the trial would fail later
-        hparams.from_dict({name: value}, source=f"{source} field {name!r}")
+        hparams.from_dict({name: value}, source=source)
     return param
 
 
