@@ -24,7 +24,9 @@ INSTALL_REQUIRES = [
     "tensorflow>=2.17,<2.18",
     "tensorflow-io==0.37.1",
     "keras>=3.5,<3.16",
-    "keras-tuner",
+    # 1.4.x: the distributed search's chief loop uses KerasTuner's oracle internals;
+    # [bayesian] brings scikit-learn and scipy so `--tuner bayesian` works out of the box.
+    "keras-tuner[bayesian]>=1.4.7,<1.5",
     "numpy<2",
     "absl-py",
     "h5py",

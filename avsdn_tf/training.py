@@ -125,7 +125,7 @@ class SelectOnValidation(keras.callbacks.Callback):
         super().__init__()
         self.run, self.val_data, self.hp, self.chief = run, val_data, hp, chief
         self.best = state.get("best_val_accuracy", -1.0)
-        self.best_epoch = state.get("best_epoch", -1)
+        self.best_epoch = state.get("best_epoch", 0) - 1  # state.json counts epochs from 1
         self.history = state.get("history", [])
         self.stale_epochs = state.get("stale_epochs", 0)
 
