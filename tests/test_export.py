@@ -1,5 +1,8 @@
 """SavedModel export: the command, both signatures against the Keras model at any length, bad inputs,
 saved_model_cli's view of the signatures (and the docs' table of them), warmup records, configs.
+
+The tests marked slow share one trained and exported run (serving_testlib.exported); the rest
+build small models in process.
 """
 
 import os
@@ -68,6 +71,7 @@ def assert_consistent(outputs, probs, class_names):
         [class_names[i] for i in outputs["video_label"].numpy()]
 
 
+@pytest.mark.slow
 def test_export_command_publishes_one_verified_version(export):
     assert sorted(os.listdir(export.export_base)) == ["1"]  # no temporary directory left behind
     for name in ("saved_model.pb", "variables", "batching_params.pbtxt",
@@ -80,6 +84,7 @@ def test_export_command_publishes_one_verified_version(export):
     assert info["verification"]["max_difference"] <= signatures.MATCH_TOLERANCE
 
 
+@pytest.mark.slow
 def test_both_signatures_match_the_keras_model_at_ten_and_other_lengths(export, loaded, keras_models):
     trained, variable, spec = keras_models
     ids, audio, visual, serialized = val_videos(export.data_dir)
@@ -102,6 +107,7 @@ def test_both_signatures_match_the_keras_model_at_ten_and_other_lengths(export, 
         assert outputs["num_segments"].numpy().tolist() == [length] * len(ids)
 
 
+@pytest.mark.slow
 def test_predict_examples_runs_mixed_lengths_each_at_its_own_length(export, loaded, keras_models):
     _, variable, spec = keras_models
     ids, audio, visual, serialized = val_videos(export.data_dir, 2)
@@ -119,6 +125,7 @@ def test_predict_examples_runs_mixed_lengths_each_at_its_own_length(export, load
         assert outputs["video_label"].numpy()[row] == signatures.video_labels(expected)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, needle", [
     ("nan_audio", "audio: expected finite values"),
     ("inf_visual", "visual: expected finite values"),
@@ -139,6 +146,7 @@ def test_serving_default_rejects_bad_values_naming_the_input(export, loaded, cas
         loaded.signatures["serving_default"](audio=tf.constant(audio), visual=tf.constant(visual))
 
 
+@pytest.mark.slow
 def test_predict_examples_rejects_bad_records_naming_the_feature(export, loaded):
     ids, audio, visual, _ = val_videos(export.data_dir, 1)
     wide = records.encode_video("x", 0, 0, 0, 0, np.zeros((10, A + 1)), visual[0], np.zeros(10))
@@ -177,6 +185,7 @@ def _documented_signatures():
     return rows
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_the_documented_signatures(export):
     assert export.saved_model_cli.command[0] == os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     assert export.saved_model_cli.command[1:] == ["show", "--all", "--dir", export.version_dir]
@@ -201,6 +210,7 @@ def test_saved_model_cli_shows_the_documented_signatures(export):
     assert _documented_signatures() == expected  # the README table says what the model has
 
 
+@pytest.mark.slow
 def test_warmup_records_are_prediction_logs_the_model_answers(export, loaded):
     logs = warmup.read(warmup.warmup_path(export.version_dir))
     assert [log.predict_log.request.model_spec.signature_name for log in logs] == \
@@ -237,6 +247,7 @@ def _batching_parameters_class():
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
 
 
+@pytest.mark.slow
 def test_serving_configs_parse_as_tf_serving_protos(export):
     with open(export_model.MODELS_CONFIG_TEMPLATE) as handle:
         config = text_format.Parse(handle.read(), model_server_config_pb2.ModelServerConfig())
@@ -252,6 +263,7 @@ def test_serving_configs_parse_as_tf_serving_protos(export):
         assert handle.read() == template
 
 
+@pytest.mark.slow
 def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, monkeypatch):
     base = str(tmp_path / "avsdn")
     shutil.copytree(export.version_dir, os.path.join(base, "1"))

@@ -22,6 +22,8 @@ from avsdn_tf import constants, metrics, records
 from avsdn_tf.errors import UserError
 from export import client, warmup
 
+pytestmark = pytest.mark.slow  # a trained run, its export and a server process (serving_testlib)
+
 A = 16  # the tiny data set's audio size (conftest.tiny_config)
 
 
