@@ -228,7 +228,9 @@ def verify_in_fresh_process(saved_model_dir, reference_dir):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    command = [sys.executable, "-m", "export.verify", saved_model_dir, reference_dir]
+    # The child runs from the project root, so local paths must not be relative to our cwd.
+    paths = [path if "://" in path else os.path.abspath(path) for path in (saved_model_dir, reference_dir)]
+    command = [sys.executable, "-m", "export.verify", *paths]
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
     if result.returncode != 0:
         lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
