@@ -174,9 +174,9 @@ def _signatures_shown(saved_model_cli):
 
 
 def _documented_signatures():
-    """The signature table of docs/serving.md, with the tiny model's A and V filled in."""
+    """The signature table in README.md, with the tiny model's A and V filled in."""
     rows = {}
-    with open(os.path.join(ROOT, "docs", "serving.md")) as handle:
+    with open(os.path.join(ROOT, "README.md")) as handle:
         for line in handle:
             cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
             if len(cells) == 5 and cells[0] in signatures.SIGNATURES:

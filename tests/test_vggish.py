@@ -262,7 +262,7 @@ AVE_NOISY_AUDIO = os.path.join(os.path.dirname(__file__), "..", "..", "shared", 
 
 @pytest.mark.skipif(not os.path.exists(AVE_NOISY_AUDIO), reason="the AVE release's audio_feature_noisy.h5 is absent")
 def test_ave_audio_features_are_relu_embeddings_not_postprocessed():
-    """What docs/own_videos.md says about the release: non-negative floats with many exact zeros
+    """What the README says about the release: non-negative floats with many exact zeros
     (the 2017 embedding with ReLU), not whole numbers 0..255 (post-processed)."""
     import h5py
 
