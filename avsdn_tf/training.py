@@ -220,7 +220,9 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     global_batch = hp.batch_size * replicas
-    config = {"hparams": hp.to_dict(), "data_dir": data_dir, "data": data_signature(info),
+    # Recorded absolute, so evaluate and export find the data from any working directory.
+    recorded_data_dir = data_dir if "://" in data_dir else os.path.abspath(data_dir)
+    config = {"hparams": hp.to_dict(), "data_dir": recorded_data_dir, "data": data_signature(info),
               "strategy": strategy_name, "replicas": replicas, "global_batch_size": global_batch,
               "max_videos": max_videos, "include_noisy": include_noisy,
               "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
