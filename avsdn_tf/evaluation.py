@@ -34,7 +34,9 @@ def frame_accuracy_of(segment_model, data):
 
 def predict_split(model, data_dir, split, batch_size=64, max_videos=None):
     """Per-video ids, segment labels, predicted labels and probabilities of one split."""
-    segment_model = models.segment_model(model) if models.SEGMENT_OUTPUT not in model.output_names else model
+    # A training model with more heads than the segment one (weak pooling, the label-guided ablation's
+    # video-label heads) is cut down to inputs -> segment_probs.
+    segment_model = model if list(model.output_names) == [models.SEGMENT_OUTPUT] else models.segment_model(model)
     predict = _predictor(segment_model)
     data = pipeline.make_dataset(data_dir, split, batch_size, with_metadata=True, max_videos=max_videos)
     ids, labels, probs = [], [], []
