@@ -85,10 +85,12 @@ def make_dataset(data_dir, split, batch_size, supervision=FULL, training=False, 
     else:
         # Keras under MultiWorkerMirroredStrategy shards by file when there are enough files.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
-    if training:
+    # --max_videos must name one fixed subset, so the files it is taken from keep their order.
+    if training and not max_videos:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                                 num_parallel_calls=tf.data.AUTOTUNE)
+                                 num_parallel_calls=tf.data.AUTOTUNE,
+                                 deterministic=True if max_videos else None)
     if max_videos:
         dataset = dataset.take(max_videos)
     if training:

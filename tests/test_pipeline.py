@@ -110,3 +110,12 @@ def test_bad_requests_name_the_problem(tiny_vector_data, tmp_path):
         pipeline.make_dataset(str(tmp_path / "nowhere"), "train", 8)
     with pytest.raises(UserError, match="supervision"):
         pipeline.make_dataset(tiny_vector_data, "train", 8, supervision="strong")
+
+
+def test_max_videos_is_one_fixed_subset_whatever_the_shuffle(tiny_vector_data):
+    def subset(seed):
+        return sorted(_video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, training=True, seed=seed,
+                                                       max_videos=20, with_metadata=True)))
+
+    assert len(subset(1)) == 20
+    assert subset(1) == subset(2) == subset(3)
