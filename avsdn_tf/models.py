@@ -9,6 +9,7 @@ ablation adds each encoder's own video-label head.
 import keras
 
 from avsdn_tf import constants, layers, losses, metrics  # noqa: F401 (losses, metrics: registered for loading)
+from avsdn_tf.errors import UserError
 
 SEGMENT_OUTPUT = "segment_probs"
 VIDEO_OUTPUT = "video_probs"
@@ -161,3 +162,22 @@ def segment_model(model):
 def load_model(path, compile=True):
     """Load a saved .keras model of this project (its custom layers, losses and metrics are registered)."""
     return keras.models.load_model(path, compile=compile)
+
+
+def variable_length_model(trained, hp, audio_dim, visual_shape):
+    """The per-segment model of `trained`, rebuilt for any number of segments, with its weights.
+
+    Training builds models with a fixed time length and unrolled LSTMs (hp.unroll); serving needs
+    any length, so the same architecture is built again with num_segments=None and unroll=False
+    and the trained weights are copied over in order (the variables are the same either way).
+    """
+    rebuilt = build_training_model(hp.replace(unroll=False), audio_dim, list(visual_shape),
+                                          num_segments=None)
+    trained_shapes = [tuple(w.shape) for w in trained.weights]
+    rebuilt_shapes = [tuple(w.shape) for w in rebuilt.weights]
+    if trained_shapes != rebuilt_shapes:
+        raise UserError(f"model {hp.model!r}: the variable-length rebuild has weights {rebuilt_shapes}, "
+                        f"the checkpoint has {trained_shapes}; the run's config.json does not describe "
+                        "its checkpoint")
+    rebuilt.set_weights(trained.get_weights())
+    return segment_model(rebuilt)

@@ -81,16 +81,12 @@ class RunPredictor:
         path = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
         if not tf.io.gfile.exists(path):
             raise input_error(model_dir, f"a trained run with {os.path.relpath(path, model_dir)}", "no such checkpoint")
-        # (evaluate.load_run_model does the same, but importing evaluate defines its flags at import.)
         trained = models.load_model(path, compile=False)
         hp = hparams.from_dict(config["hparams"], source=run.config)
         data = config["data"]
         self.audio_dim, self.visual_shape = int(data["audio_dim"]), list(data["visual_shape"])
         self.window = data.get("num_segments")
-        rebuilt = models.build_training_model(hp.replace(unroll=False), self.audio_dim, self.visual_shape,
-                                              num_segments=None)
-        rebuilt.set_weights(trained.get_weights())
-        self.model = models.segment_model(rebuilt)
+        self.model = models.variable_length_model(trained, hp, self.audio_dim, self.visual_shape)
         self._forward = tf.function(lambda inputs: self.model(inputs, training=False), reduce_retracing=True)
         data_dir = data_dir or config.get("data_dir")
         if not data_dir or not tf.io.gfile.exists(os.path.join(data_dir, constants.DATASET_INFO_FILE)):

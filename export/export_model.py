@@ -260,7 +260,7 @@ def export(model_dir, export_base, version=None, checkpoint="best", data_dir=Non
         raise input_error(f"--version {version}", "a version not yet in --export_base (versions are never "
                           "overwritten)", f"{os.path.join(export_base, str(version))} already exists")
     run = Run(model_dir, checkpoint, data_dir)
-    serving_model = signatures.variable_length_model(run.model, run.hp, run.audio_dim, run.visual_shape)
+    serving_model = models.variable_length_model(run.model, run.hp, run.audio_dim, run.visual_shape)
     cases, rebuild_difference = reference_cases(run, serving_model, verify_videos)
     say(f"rebuilt {run.hp.model} for any number of segments; max |difference| from {run.checkpoint}: "
         f"{rebuild_difference:.1e}")

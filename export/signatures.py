@@ -25,8 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, models, records
-from avsdn_tf.errors import UserError, input_error
+from avsdn_tf import constants, records
+from avsdn_tf.errors import input_error
 
 SERVING_DEFAULT = "serving_default"
 PREDICT_EXAMPLES = "predict_examples"
@@ -91,25 +91,6 @@ class FeatureSpec:
     def shape_text(self, name):
         dims = [self.audio_dim] if name == AUDIO else list(self.visual_shape)
         return "[batch, time, " + ", ".join(str(d) for d in dims) + "]"
-
-
-def variable_length_model(trained, hp, audio_dim, visual_shape):
-    """The per-segment model of `trained`, rebuilt for any number of segments, with its weights.
-
-    Training builds models with a fixed time length and unrolled LSTMs (hp.unroll); serving needs
-    any length, so the same architecture is built again with num_segments=None and unroll=False
-    and the trained weights are copied over in order (the variables are the same either way).
-    """
-    rebuilt = models.build_training_model(hp.replace(unroll=False), audio_dim, list(visual_shape),
-                                          num_segments=None)
-    trained_shapes = [tuple(w.shape) for w in trained.weights]
-    rebuilt_shapes = [tuple(w.shape) for w in rebuilt.weights]
-    if trained_shapes != rebuilt_shapes:
-        raise UserError(f"model {hp.model!r}: the variable-length rebuild has weights {rebuilt_shapes}, "
-                        f"the checkpoint has {trained_shapes}; the run's config.json does not describe "
-                        "its checkpoint")
-    rebuilt.set_weights(trained.get_weights())
-    return models.segment_model(rebuilt)
 
 
 def keras_predict(segment_model, spec, audio, visual):

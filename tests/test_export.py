@@ -40,7 +40,7 @@ def keras_models(export):
     hp = hparams.from_dict(fileio.read_json(os.path.join(export.run_dir, "config.json"))["hparams"])
     spec = signatures.FeatureSpec.from_statistics(A, V, normalization.read_statistics(export.data_dir),
                                                   constants.class_names())
-    return models.segment_model(trained), signatures.variable_length_model(trained, hp, A, V), spec
+    return models.segment_model(trained), models.variable_length_model(trained, hp, A, V), spec
 
 
 def val_videos(data_dir, count=6):
@@ -315,7 +315,7 @@ def test_unrolled_fixed_length_models_rebuild_for_any_length(model, visual_shape
     hp = hparams.HParams(model=model, supervision=supervision, encoder_units=6, fusion_units=6, lstm_units=5,
                          classifier_units=7, attention_units=9, unroll=True)
     trained = models.build_training_model(hp, A, visual_shape, num_segments=10)
-    rebuilt = signatures.variable_length_model(trained, hp, A, visual_shape)
+    rebuilt = models.variable_length_model(trained, hp, A, visual_shape)
     assert rebuilt.inputs[0].shape[1] is None
     rng = np.random.default_rng(0)
     audio = rng.normal(size=(3, 10, A)).astype(np.float32)
@@ -328,7 +328,7 @@ def test_unrolled_fixed_length_models_rebuild_for_any_length(model, visual_shape
 def test_predict_examples_reshapes_visual_maps(tmp_path):
     hp = hparams.HParams(model="avsdn", encoder_units=6, fusion_units=6)
     shape = [2, 2, 5]
-    rebuilt = signatures.variable_length_model(models.build_training_model(hp, A, shape), hp, A, shape)
+    rebuilt = models.variable_length_model(models.build_training_model(hp, A, shape), hp, A, shape)
     rng = np.random.default_rng(1)
     statistics = {"audio_mean": rng.normal(size=A), "audio_std": rng.uniform(0.5, 2, A),
                   "visual_mean": rng.normal(size=5), "visual_std": rng.uniform(0.5, 2, 5)}
