@@ -21,6 +21,26 @@ def read_json(path):
         return json.load(handle)
 
 
+def read_json_object(path, what, expected):
+    """A user's JSON file that must hold an object; one clear UserError otherwise.
+
+    `what` names the file in the not-found message ("hyperparameter file"); `expected` says what
+    it should hold ("a JSON object of hyperparameters").
+    """
+    from avsdn_tf.errors import UserError, input_error
+
+    if not tf.io.gfile.exists(path):
+        raise UserError(f"{path}: {what} not found")
+    try:
+        with tf.io.gfile.GFile(path) as handle:
+            value = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise input_error(path, expected, f"invalid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise input_error(path, expected, type(value).__name__)
+    return value
+
+
 def write_text(path, text):
     temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     with tf.io.gfile.GFile(temporary, "w") as handle:

@@ -1,11 +1,9 @@
 """Hyperparameters: defaults, loading from a JSON file (the tuner writes one), validation."""
 
 import dataclasses
-import json
 
-import tensorflow as tf
-
-from avsdn_tf.errors import UserError, input_error
+from avsdn_tf import fileio
+from avsdn_tf.errors import input_error
 
 
 @dataclasses.dataclass
@@ -85,14 +83,6 @@ def from_dict(values, source="hyperparameters", base=None):
 
 
 def load(path, base=None):
-    if not tf.io.gfile.exists(path):
-        raise UserError(f"{path}: hyperparameter file not found")
-    try:
-        with tf.io.gfile.GFile(path) as handle:
-            values = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise input_error(path, "a JSON object of hyperparameters", f"invalid JSON ({error})") from None
-    if not isinstance(values, dict):
-        raise input_error(path, "a JSON object of hyperparameters", type(values).__name__)
+    values = fileio.read_json_object(path, "hyperparameter file", "a JSON object of hyperparameters")
     values = values.get("hparams", values)  # the tuner's file nests them under "hparams"
     return from_dict(values, source=path, base=base)

@@ -8,10 +8,8 @@ ignores are not searched for it (tests/test_tuning.py checks this table against 
 import dataclasses
 import json
 
-import tensorflow as tf
-
-from avsdn_tf import constants, hparams, models
-from avsdn_tf.errors import UserError, input_error
+from avsdn_tf import constants, fileio, hparams, models
+from avsdn_tf.errors import input_error
 
 AVSDN_FAMILY = ("avsdn", "avsdn_init_visual", "avsdn_init_audio", "avsdn_label_guided")
 
@@ -154,16 +152,7 @@ def _parse_entry(name, entry, source):
 
 
 def read_space_file(path):
-    if not tf.io.gfile.exists(path):
-        raise UserError(f"{path}: search space file not found")
-    try:
-        with tf.io.gfile.GFile(path) as handle:
-            value = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise input_error(path, "a JSON object of hyperparameter ranges", f"invalid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise input_error(path, "a JSON object of hyperparameter ranges", type(value).__name__)
-    return value
+    return fileio.read_json_object(path, "search space file", "a JSON object of hyperparameter ranges")
 
 
 def build(model, visual_layout, epochs, overrides=None, source="search space"):
