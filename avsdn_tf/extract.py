@@ -31,23 +31,20 @@ events, as two rows); videos with no row are skipped and listed. All videos go t
 "train" when there is one, else of the first split.
 """
 
+import csv
+import dataclasses
+import io
 import os
+import re
+import sys
+import time
+import uuid
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
 
-import csv  # noqa: E402
-import dataclasses  # noqa: E402
-import io  # noqa: E402
-import re  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from avsdn_tf import (  # noqa: E402
+from avsdn_tf import (
     annotations,
     constants,
     dataset_info,
@@ -59,7 +56,7 @@ from avsdn_tf import (  # noqa: E402
     video,
     visual_features,
 )
-from avsdn_tf.errors import UserError, input_error, run_main  # noqa: E402
+from avsdn_tf.errors import UserError, input_error, run_main
 
 FEATURES_DIR = "features"
 CONFIG_FILE = "extract_config.json"

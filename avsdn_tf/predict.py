@@ -24,13 +24,11 @@ when it had a fixed one, else the whole video at once.
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from avsdn_tf import (  # noqa: E402
+from avsdn_tf import (
     constants,
     dataset_info,
     extract,
@@ -42,8 +40,8 @@ from avsdn_tf import (  # noqa: E402
     timeline,
     video,
 )
-from avsdn_tf.errors import UserError, input_error, run_main  # noqa: E402
-from avsdn_tf.run_dir import RunDir  # noqa: E402
+from avsdn_tf.errors import UserError, input_error, run_main
+from avsdn_tf.run_dir import RunDir
 
 
 def define_flags(flag_values=flags.FLAGS):

@@ -24,25 +24,20 @@ chunk by chunk), and output is built in a staging directory that replaces OUT on
 complete: bad input or a crash leaves no partial output, and running again is safe.
 """
 
+import collections
+import contextlib
+import dataclasses
 import os
+import sys
+import time
 
-# Keep TensorFlow's C++ start-up chatter (the CPU wheel logs cuFFT/cuDNN/cuBLAS registration at
-# ERROR level) off stderr, so a user mistake reads as one line. Set TF_CPP_MIN_LOG_LEVEL to see it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import h5py
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
 
-import collections  # noqa: E402
-import contextlib  # noqa: E402
-import dataclasses  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-import h5py  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from avsdn_tf import (  # noqa: E402
+from avsdn_tf import (
     annotations,
     constants,
     dataset_info,
@@ -51,7 +46,7 @@ from avsdn_tf import (  # noqa: E402
     records,
     shards,
 )
-from avsdn_tf.errors import UserError, input_error, run_main  # noqa: E402
+from avsdn_tf.errors import UserError, input_error, run_main
 
 ANNOTATIONS_FILE = "Annotations.txt"
 AUDIO_FILE = "audio_feature.h5"

@@ -27,10 +27,6 @@ import sys
 import urllib.error
 import urllib.request
 
-# TensorFlow is only the record reader and the tensor protos here; keep its C++ logging off stderr,
-# which carries this command's one-line errors.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import numpy as np
 import tensorflow as tf
 from absl import app, flags

@@ -25,8 +25,6 @@ import tempfile
 import time
 import uuid
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
 import numpy as np
 import tensorflow as tf

@@ -13,12 +13,10 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from export import signatures, warmup  # noqa: E402
+from export import signatures, warmup
 
 
 class Mismatch(Exception):
