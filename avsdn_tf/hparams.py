@@ -29,6 +29,7 @@ class HParams:
     unroll: bool = True  # unroll the short fixed-length LSTMs (faster on CPU)
     jit_compile: bool = False
     steps_per_execution: int = 1
+    cache_gb: float = 6.0  # keep decoded train + val in memory when they fit in this many GB; 0 = never
     seed: int = 0
 
     def validate(self, source="hyperparameters"):
@@ -43,6 +44,8 @@ class HParams:
                 raise input_error(f"{source} field {name!r}", "a positive integer", getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise input_error(f"{source} field 'dropout'", "a value in [0, 1)", self.dropout)
+        if not self.cache_gb >= 0:
+            raise input_error(f"{source} field 'cache_gb'", "a number >= 0", self.cache_gb)
         if not self.learning_rate > 0:
             raise input_error(f"{source} field 'learning_rate'", "a positive number", self.learning_rate)
         return self

@@ -52,13 +52,90 @@ def _normalizer(data_dir, info):
     return apply
 
 
+def decoded_gigabytes(info, split, include_noisy=False, max_videos=None):
+    """The size of a split once parsed into float32 tensors, or None when videos differ in length."""
+    if info.num_segments is None:
+        return None
+    videos = split_size(info, split, include_noisy)
+    if max_videos:
+        videos = min(videos, max_videos)
+    floats_per_segment = info.audio_dim + int(np.prod(info.visual_shape))
+    return videos * info.num_segments * floats_per_segment * 4 / 1e9
+
+
+def _serialized_records(files, training, seed, max_videos):
+    """Records of the files, file order and a 2048-record buffer shuffled when training."""
+    # --max_videos must name one fixed subset, so the files it is taken from keep their order.
+    if training and not max_videos:
+        files = files.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    records_ = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                                num_parallel_calls=tf.data.AUTOTUNE,
+                                deterministic=True if max_videos or not training else None)
+    if max_videos:
+        records_ = records_.take(max_videos)
+    if training:
+        records_ = records_.shuffle(2048, seed=seed, reshuffle_each_iteration=True)
+    return records_
+
+
+def _parse_batches(serialized, info):
+    """Batches of serialized records -> parsed batches, with a static time axis when it is fixed."""
+    parsed = records.parse_videos(serialized, info.audio_dim, info.visual_shape)
+    if info.num_segments is not None:
+        # A static time axis lets models unroll their short LSTMs.
+        for key in (records.AUDIO, records.VISUAL, records.LABEL):
+            shape = [None, info.num_segments] + parsed[key].shape.as_list()[2:]
+            parsed[key] = tf.ensure_shape(parsed[key], shape)
+    return parsed
+
+
+def _parse_each(serialized, info):
+    parsed = records.parse_videos(serialized[None], info.audio_dim, info.visual_shape)
+    return {key: value[0] for key, value in parsed.items()}
+
+
+def _batch_videos(videos, batch_size, drop_remainder):
+    """Parsed videos -> batches; videos of different lengths are padded to the longest of the batch."""
+    if all(spec.shape.is_fully_defined() for spec in videos.element_spec.values()):
+        return videos.batch(batch_size, drop_remainder=drop_remainder)
+    return videos.padded_batch(batch_size, padding_values={
+        key: (tf.constant(PAD_LABEL, tf.int32) if key == records.LABEL else None)
+        for key in videos.element_spec}, drop_remainder=drop_remainder)
+
+
+def _parsed_batches(serialized, info, batch_size, drop_remainder):
+    if info.num_segments is not None:
+        # Whole batches parse several times faster than records one by one.
+        return serialized.batch(batch_size, drop_remainder=drop_remainder).map(
+            lambda batch: _parse_batches(batch, info), num_parallel_calls=tf.data.AUTOTUNE)
+    videos = serialized.map(lambda record: _parse_each(record, info), num_parallel_calls=tf.data.AUTOTUNE)
+    return _batch_videos(videos, batch_size, drop_remainder)
+
+
+def _parsed_videos(serialized, info, normalizer):
+    """Serialized records -> parsed (and normalised) videos one by one, always in record order
+    (what a cache holds must not depend on thread timing, or seeded shuffles would differ)."""
+    if info.num_segments is not None:
+        batches = serialized.batch(64).map(lambda batch: _parse_batches(batch, info),
+                                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if normalizer:
+            batches = batches.map(normalizer, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return batches.unbatch()
+    videos = serialized.map(lambda record: _parse_each(record, info), num_parallel_calls=tf.data.AUTOTUNE,
+                            deterministic=True)
+    return videos.map(normalizer, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) if normalizer else videos
+
+
 def make_dataset(data_dir, split, batch_size, supervision=FULL, training=False, normalize=True,
-                 include_noisy=False, deterministic=False, seed=0, input_context=None,
-                 max_videos=None, with_metadata=False, repeat=False, drop_remainder=False,
+                 include_noisy=False, deterministic=False, seed=0, epoch_seeds=None, cache=False,
+                 input_context=None, max_videos=None, with_metadata=False, drop_remainder=False,
                  guide_targets=False):
     """A batched dataset of ({"audio", "visual"}, targets) for one split of `data_dir`.
 
-    training shuffles (seeded); deterministic fixes the element order of the parallel reads;
+    training shuffles (seeded); epoch_seeds makes one dataset of several epochs, epoch i shuffled
+    by epoch_seeds[i] (so a resumed run sees the batches an uninterrupted one would have seen);
+    cache reads and decodes the records once and keeps the videos in memory, and then each epoch
+    shuffles the whole split; deterministic fixes the element order of the parallel reads;
     input_context (from distribute_datasets_from_function) shards by file; include_noisy adds the
     background-only videos (weak supervision); with_metadata yields the parsed record instead.
     """
@@ -66,7 +143,8 @@ def make_dataset(data_dir, split, batch_size, supervision=FULL, training=False, 
         raise input_error("supervision", f"one of {SUPERVISIONS}", repr(supervision))
     info = dataset_info.read(data_dir)
     files = split_files(data_dir, info, split, include_noisy)
-    if split_size(info, split, include_noisy) == 0:
+    videos_in_split = split_size(info, split, include_noisy)
+    if videos_in_split == 0:
         raise input_error(f"{data_dir} split {split!r}", "at least one video", "an empty split")
     missing = [path for path in files if not tf.io.gfile.exists(path)]
     if missing:
@@ -74,54 +152,38 @@ def make_dataset(data_dir, split, batch_size, supervision=FULL, training=False, 
 
     options = tf.data.Options()
     options.deterministic = deterministic or not training
-    dataset = tf.data.Dataset.from_tensor_slices(files)
+    file_names = tf.data.Dataset.from_tensor_slices(files)
     if input_context is not None and input_context.num_input_pipelines > 1:
         if len(files) < input_context.num_input_pipelines:
             raise input_error(f"{data_dir} split {split!r}",
                               f"at least {input_context.num_input_pipelines} shards to share by file",
                               f"{len(files)}")
-        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        file_names = file_names.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     else:
         # Keras under MultiWorkerMirroredStrategy shards by file when there are enough files.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
-    # --max_videos must name one fixed subset, so the files it is taken from keep their order.
-    if training and not max_videos:
-        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                                 num_parallel_calls=tf.data.AUTOTUNE,
-                                 deterministic=True if max_videos else None)
-    if max_videos:
-        dataset = dataset.take(max_videos)
-    if training:
-        dataset = dataset.shuffle(2048, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
 
-    fixed_length = info.num_segments is not None
-    if fixed_length:
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-        def parse(serialized):
-            parsed = records.parse_videos(serialized, info.audio_dim, info.visual_shape)
-            # A static time axis lets models unroll their short LSTMs.
-            for key in (records.AUDIO, records.VISUAL, records.LABEL):
-                shape = [None, info.num_segments] + parsed[key].shape.as_list()[2:]
-                parsed[key] = tf.ensure_shape(parsed[key], shape)
-            return parsed
-
-        dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    normalizer = _normalizer(data_dir, info) if normalize else None
+    seeds = [seed] if epoch_seeds is None else list(epoch_seeds)
+    if cache:
+        # Decoded and normalised once, in a fixed order; every epoch reuses the tensors in memory.
+        videos = _parsed_videos(_serialized_records(file_names, False, None, max_videos), info, normalizer).cache()
+        shuffle_size = min(videos_in_split, max_videos or videos_in_split)
+        epochs = [_batch_videos(videos.shuffle(shuffle_size, seed=epoch_seed, reshuffle_each_iteration=True)
+                                if training else videos, batch_size, drop_remainder)
+                  for epoch_seed in seeds]
     else:
-        # Videos of different lengths: parse one by one, pad to the longest of the batch.
-        def parse_one(serialized):
-            parsed = records.parse_videos(serialized[None], info.audio_dim, info.visual_shape)
-            return {key: value[0] for key, value in parsed.items()}
-
-        dataset = dataset.map(parse_one, num_parallel_calls=tf.data.AUTOTUNE)
-        dataset = dataset.padded_batch(batch_size, padding_values={
-            key: (tf.constant(PAD_LABEL, tf.int32) if key == records.LABEL else None)
-            for key in dataset.element_spec}, drop_remainder=drop_remainder)
-    if normalize:
-        dataset = dataset.map(_normalizer(data_dir, info), num_parallel_calls=tf.data.AUTOTUNE)
+        epochs = []
+        for epoch_seed in seeds:
+            batches = _parsed_batches(_serialized_records(file_names, training, epoch_seed, max_videos),
+                                      info, batch_size, drop_remainder)
+            if normalizer:
+                batches = batches.map(normalizer, num_parallel_calls=tf.data.AUTOTUNE)
+            epochs.append(batches)
+    dataset = epochs[0]
+    for epoch in epochs[1:]:
+        dataset = dataset.concatenate(epoch)
     if not with_metadata:
         dataset = dataset.map(
             lambda parsed: ({records.AUDIO: parsed[records.AUDIO], records.VISUAL: parsed[records.VISUAL]},

@@ -25,6 +25,8 @@ flags.DEFINE_enum("visual_reduction", None, ["pool", "attention"], "Visual maps:
 flags.DEFINE_float("dropout", None, "Dropout before the classifier.")
 flags.DEFINE_integer("early_stopping_patience", None, "Stop after this many epochs without val improvement.")
 flags.DEFINE_integer("seed", None, f"Random seed. Default {_D.seed}.")
+flags.DEFINE_float("cache_gb", None, "Keep the decoded train and val splits in memory when they fit in this "
+                   f"many GB (epochs after the first then skip reading and parsing); 0 = never. Default {_D.cache_gb}.")
 flags.DEFINE_string("hparams_file", None, "JSON file of hyperparameters (tuning writes best_hparams.json); "
                     "flags given explicitly override it.")
 flags.DEFINE_enum("strategy", "auto", list(training.STRATEGIES), "tf.distribute strategy.")
@@ -33,7 +35,7 @@ flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical 
                      "can be tried without GPUs (--strategy mirrored).")
 
 _HPARAM_FLAGS = ("model", "supervision", "epochs", "batch_size", "learning_rate", "lr_schedule",
-                 "visual_reduction", "dropout", "early_stopping_patience", "seed")
+                 "visual_reduction", "dropout", "early_stopping_patience", "seed", "cache_gb")
 
 
 def resolve_hparams():

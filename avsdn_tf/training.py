@@ -182,21 +182,30 @@ def _check_resumable(run, config, info):
                           f"{data_signature(info)} in the data given (use a new --model_dir)")
 
 
-def _training_data(data_dir, hp, global_batch, first_epoch, include_noisy, max_videos, multi_worker):
+def decide_cache(info, hp, include_noisy, max_videos):
+    """(whether to keep the decoded train and val splits in memory, their size in GB).
+
+    Decided from the data and hp.cache_gb, never from the machine's free memory, so the batches a
+    run sees (which depend on it) are the same wherever it runs.
+    """
+    sizes = [pipeline.decoded_gigabytes(info, "train", include_noisy, max_videos),
+             pipeline.decoded_gigabytes(info, "val", max_videos=max_videos)]
+    if None in sizes:  # videos of different lengths: size unknown until read
+        return False, None
+    return sum(sizes) <= hp.cache_gb, round(sum(sizes), 3)
+
+
+def _training_data(data_dir, hp, global_batch, first_epoch, include_noisy, max_videos, multi_worker, cache):
     """One tf.data pipeline over the remaining epochs, each shuffled by its own seed.
 
     Seeding per epoch (not per iterator) is what makes a resumed run see the same batches as an
     uninterrupted one.
     """
-    guide = models.is_label_guided(hp.model)
-    epochs = [pipeline.make_dataset(data_dir, "train", global_batch, supervision=hp.supervision, training=True,
-                                    include_noisy=include_noisy, seed=hp.seed * 100_003 + epoch,
-                                    max_videos=max_videos, guide_targets=guide, deterministic=True,
-                                    drop_remainder=multi_worker)
-              for epoch in range(first_epoch, hp.epochs)]
-    data = epochs[0]
-    for more in epochs[1:]:
-        data = data.concatenate(more)
+    data = pipeline.make_dataset(data_dir, "train", global_batch, supervision=hp.supervision, training=True,
+                                 include_noisy=include_noisy, cache=cache,
+                                 epoch_seeds=[hp.seed * 100_003 + epoch for epoch in range(first_epoch, hp.epochs)],
+                                 max_videos=max_videos, guide_targets=models.is_label_guided(hp.model),
+                                 deterministic=True, drop_remainder=multi_worker)
     if multi_worker:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -215,6 +224,7 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
             raise input_error(f"{data_dir}/{constants.DATASET_INFO_FILE}", f"a non-empty {split!r} split",
                               f"splits {sorted(info.splits)}")
     include_noisy = hp.supervision == "weak" and constants.NOISY_SPLIT in info.splits
+    cache, decoded_gb = decide_cache(info, hp, include_noisy, max_videos)
     run = RunDir(model_dir)
     strategy = make_strategy(strategy_name)
     chief = is_chief(strategy)
@@ -225,6 +235,7 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     config = {"hparams": hp.to_dict(), "data_dir": recorded_data_dir, "data": data_signature(info),
               "strategy": strategy_name, "replicas": replicas, "global_batch_size": global_batch,
               "max_videos": max_videos, "include_noisy": include_noisy,
+              "data_in_memory": cache, "decoded_train_val_gb": decoded_gb,
               "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
     _check_resumable(run, config, info)
     state = run.read_state() or {}
@@ -254,11 +265,15 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
             state = {}
             model = models.build_training_model(hp, info.audio_dim, info.visual_shape, info.num_segments)
             compile_model(model, hp, steps_per_epoch)
-    val_data = pipeline.make_dataset(data_dir, "val", global_batch, max_videos=max_videos)
+    if decoded_gb is not None:
+        print(f"train + val decoded: {decoded_gb:.2f} GB; "
+              + ("kept in memory after the first epoch" if cache else
+                 f"read from the records every epoch (cache_gb is {hp.cache_gb})"))
+    val_data = pipeline.make_dataset(data_dir, "val", global_batch, max_videos=max_videos, cache=cache)
     started = time.time()
     if first_epoch < hp.epochs and not state.get("stopped_early"):
         train_data = _training_data(data_dir, hp, global_batch, first_epoch, include_noisy, max_videos,
-                                    strategy_name == "multi_worker")
+                                    strategy_name == "multi_worker", cache)
         selector = SelectOnValidation(run, val_data, hp, chief, state)
         callbacks = [selector]
         if chief:

@@ -1,5 +1,8 @@
 """The tf.data input: shapes, dtypes, batching, both target kinds, normalisation and sharding."""
 
+import math
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -97,10 +100,12 @@ def test_variable_length_videos_are_padded_with_label_minus_one(tmp_path):
                                     class_names=constants.class_names(),
                                     splits={"train": {"videos": 3, "shards": writer.names}})
     dataset_info.write(str(tmp_path), info)
-    inputs, labels = next(iter(pipeline.make_dataset(str(tmp_path), "train", 3)))
-    assert inputs["audio"].shape == (3, 5, 4)
-    np.testing.assert_array_equal((labels.numpy() >= 0).sum(1), lengths)
-    assert labels.numpy()[0, 3] == pipeline.PAD_LABEL
+    assert pipeline.decoded_gigabytes(info, "train") is None  # unknown until read
+    for cache in (False, True):
+        inputs, labels = next(iter(pipeline.make_dataset(str(tmp_path), "train", 3, cache=cache)))
+        assert inputs["audio"].shape == (3, 5, 4)
+        np.testing.assert_array_equal((labels.numpy() >= 0).sum(1), lengths)
+        assert labels.numpy()[0, 3] == pipeline.PAD_LABEL
 
 
 def test_bad_requests_name_the_problem(tiny_vector_data, tmp_path):
@@ -119,3 +124,63 @@ def test_max_videos_is_one_fixed_subset_whatever_the_shuffle(tiny_vector_data):
 
     assert len(subset(1)) == 20
     assert subset(1) == subset(2) == subset(3)
+
+
+def _epochs_of_ids(data, epochs, videos):
+    ids = _video_ids(data)
+    assert len(ids) == epochs * videos
+    return [ids[i * videos:(i + 1) * videos] for i in range(epochs)]
+
+
+def test_cached_epochs_read_the_records_once_and_shuffle_the_whole_split_each_epoch(tiny_vector_data, tmp_path):
+    data_dir = str(tmp_path / "data")
+    shutil.copytree(tiny_vector_data, data_dir)
+    videos = TINY_SPLITS["train"]
+
+    def cached(seeds):
+        return pipeline.make_dataset(data_dir, "train", 8, training=True, cache=True, epoch_seeds=seeds,
+                                     with_metadata=True)
+
+    iterator = iter(cached([5, 6, 7]))
+    first = [i.decode() for _ in range(math.ceil(videos / 8)) for i in next(iterator)[records.VIDEO_ID].numpy()]
+    for shard in tf.io.gfile.glob(f"{data_dir}/train-*"):
+        tf.io.gfile.remove(shard)  # later epochs must come from memory
+    rest = [i.decode() for batch in iterator for i in batch[records.VIDEO_ID].numpy()]
+    epochs = [first, rest[:videos], rest[videos:]]
+    assert [len(epoch) for epoch in epochs] == [videos] * 3
+    assert all(sorted(epoch) == sorted(first) for epoch in epochs)
+    assert len({tuple(epoch) for epoch in epochs}) == 3  # each epoch has its own order
+
+
+def test_epochs_are_repeatable_and_cached_ones_hold_the_same_values_as_the_records(tiny_vector_data):
+    def run(seeds, cache):
+        return pipeline.make_dataset(tiny_vector_data, "train", 8, training=True, cache=cache,
+                                     epoch_seeds=seeds, deterministic=True, with_metadata=True)
+
+    videos = TINY_SPLITS["train"]
+    for cache in (True, False):
+        once = _epochs_of_ids(run([1, 2], cache), 2, videos)
+        assert once == _epochs_of_ids(run([1, 2], cache), 2, videos) and once[0] != once[1]
+        # A resumed run asks for the later epochs only, and sees what an uninterrupted one saw.
+        assert _epochs_of_ids(run([2], cache), 1, videos) == once[1:]
+
+    def audio_by_id(data):
+        return {i.decode(): a for batch in data
+                for i, a in zip(batch[records.VIDEO_ID].numpy(), batch[records.AUDIO].numpy(), strict=True)}
+
+    from_memory, from_records = audio_by_id(run([1], True)), audio_by_id(run([1], False))
+    assert from_memory.keys() == from_records.keys()
+    for video_id, audio in from_records.items():
+        np.testing.assert_allclose(from_memory[video_id], audio, rtol=1e-6)
+
+
+def test_decoded_size_counts_every_float(tiny_vector_data, tiny_map_data):
+    info = dataset_info.read(tiny_vector_data)
+    per_video = constants.NUM_SEGMENTS * (16 + 24) * 4 / 1e9
+    assert pipeline.decoded_gigabytes(info, "train") == pytest.approx(TINY_SPLITS["train"] * per_video)
+    assert pipeline.decoded_gigabytes(info, "train", include_noisy=True) == pytest.approx(
+        (TINY_SPLITS["train"] + TINY_SPLITS["noisy"]) * per_video)
+    assert pipeline.decoded_gigabytes(info, "train", max_videos=5) == pytest.approx(5 * per_video)
+    maps = dataset_info.read(tiny_map_data)
+    assert pipeline.decoded_gigabytes(maps, "val") == pytest.approx(
+        TINY_SPLITS["val"] * constants.NUM_SEGMENTS * (16 + 3 * 3 * 8) * 4 / 1e9)

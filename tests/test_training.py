@@ -16,6 +16,7 @@ import pytest
 from avsdn_tf import constants, dataset_info, evaluation, hparams, synthetic, training
 from avsdn_tf.errors import UserError
 from avsdn_tf.run_dir import RunDir
+from tests.conftest import TINY_SPLITS
 
 ROOT = Path(__file__).resolve().parents[1]
 # Looped LSTMs: quicker to build than the unrolled default, which test_models and the beats test cover.
@@ -60,12 +61,25 @@ def test_train_selects_on_val_and_writes_everything(reference_run, tiny_vector_d
     assert metrics["val"]["accuracy"] == pytest.approx(best["val_frame_accuracy"])
     config = json.loads(Path(run.config).read_text())
     assert config["hparams"]["encoder_units"] == 16 and config["data"]["audio_dim"] == 16
+    assert config["data_in_memory"] is True  # tiny data fits the default cache_gb
     assert Path(run.best_checkpoint).exists() and Path(run.last_checkpoint).exists()
     assert any(Path(run.logs).rglob("events.out.tfevents*"))
 
     summary = evaluation.evaluate_run(model_dir, split="test")
     assert summary["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     assert Path(model_dir, "eval_test.json").exists() and Path(model_dir, "confusion_test.png").exists()
+
+
+def test_data_is_kept_in_memory_when_its_decoded_size_fits_cache_gb(tiny_vector_data):
+    info = dataset_info.read(tiny_vector_data)
+    size = (TINY_SPLITS["train"] + TINY_SPLITS["val"]) * constants.NUM_SEGMENTS * (16 + 24) * 4 / 1e9
+    assert training.decide_cache(info, small_hparams(cache_gb=size * 1.01), False, None) == (True, round(size, 3))
+    assert training.decide_cache(info, small_hparams(cache_gb=size * 0.99), False, None)[0] is False
+    assert training.decide_cache(info, small_hparams(cache_gb=0.0), False, None)[0] is False
+    assert training.decide_cache(info, small_hparams(cache_gb=0.0), False, 4)[1] == round(8 * size / (
+        TINY_SPLITS["train"] + TINY_SPLITS["val"]), 3)
+    with pytest.raises(UserError, match="cache_gb"):
+        small_hparams(cache_gb=-1.0).validate()
 
 
 def test_same_seed_same_result(reference_run, tiny_vector_data, tmp_path):
