@@ -11,10 +11,10 @@ from avsdn_tf.run_dir import RunDir
 
 
 def _predictor(segment_model):
-    """A compiled forward pass, made once per model (so epochs do not retrace it)."""
+    """The lean forward pass (models.inference_function), made once per model so epochs reuse it."""
     cached = getattr(segment_model, "_avsdn_predict", None)
     if cached is None:
-        cached = tf.function(lambda inputs: segment_model(inputs, training=False), reduce_retracing=True)
+        cached = models.inference_function(segment_model)
         segment_model._avsdn_predict = cached
     return cached
 

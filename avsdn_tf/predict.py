@@ -85,7 +85,7 @@ class RunPredictor:
         self.audio_dim, self.visual_shape = int(data["audio_dim"]), list(data["visual_shape"])
         self.window = data.get("num_segments")
         self.model = models.variable_length_model(trained, hp, self.audio_dim, self.visual_shape)
-        self._forward = tf.function(lambda inputs: self.model(inputs, training=False), reduce_retracing=True)
+        self._forward = models.inference_function(self.model)  # traced once, for any length
         data_dir = data_dir or config.get("data_dir")
         if not data_dir or not tf.io.gfile.exists(os.path.join(data_dir, constants.DATASET_INFO_FILE)):
             raise input_error(f"{run.config} field data_dir", "the data directory the run was trained on (its "
@@ -98,8 +98,8 @@ class RunPredictor:
         self.description = f"{model_dir} ({checkpoint} checkpoint, {hp.model}, {hp.supervision} supervision)"
 
     def __call__(self, audio, visual):
-        inputs = {"audio": ((audio - self.audio_mean) / self.audio_std)[None],
-                  "visual": ((visual - self.visual_mean) / self.visual_std)[None]}
+        inputs = {"audio": ((audio - self.audio_mean) / self.audio_std)[None].astype(np.float32),
+                  "visual": ((visual - self.visual_mean) / self.visual_std)[None].astype(np.float32)}
         return self._forward(inputs).numpy()[0]
 
 

@@ -23,8 +23,9 @@ keras/torch ratio is computed from numbers taken seconds apart, and the medians 
 the load average at every round.
 
 The levers (--levers): LSTM unrolling (hp.unroll), steps_per_execution, jit_compile (XLA), the
-inference path (models.inference_function: a tf.function with a fixed input_signature; model.predict;
-predict_on_batch; evaluation's tf.function with reduce_retracing; the first under XLA), and thread counts (TF intra/inter-op
+inference path (models.inference_function: a tf.function with a fixed input_signature, which
+evaluate, predict and train's validation pass use; model.predict; predict_on_batch; a tf.function
+with reduce_retracing; the first under XLA), and thread counts (TF intra/inter-op
 and torch.set_num_threads, 1 or 2). The headline ratio compares the project's defaults with the
 FASTEST PyTorch thread setting, so a thread count that happens to suit PyTorch badly under the
 current load does not flatter Keras.
@@ -184,7 +185,7 @@ class KerasInfer:
         _tf_threads(tf, spec["threads"])
         import keras
 
-        from avsdn_tf import evaluation, hparams, models
+        from avsdn_tf import hparams, models
         self.tf = tf
         self.audio, self.visual, _ = data
         self.spec = spec
@@ -201,8 +202,9 @@ class KerasInfer:
                                                   name="visual")}]
             self.function = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature,
                                         jit_compile=path == "tf_function_jit")
-        elif path == "evaluation":
-            self.function = evaluation._predictor(model)  # what evaluate and train's val pass use
+        elif path == "reduce_retracing":
+            # What evaluate and predict used before they switched to models.inference_function.
+            self.function = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
         elif path == "project":
             self.function = models.inference_function(model)  # the project's lean inference path
         self.count = spec["steps"] * self.batch_size if spec.get("steps") else len(self.audio)
@@ -376,7 +378,7 @@ def variants(mode, frameworks, levers, jit_levers, threads):
             if levers:
                 found += [("keras model.predict", {"path": "predict"}),
                           ("keras predict_on_batch", {"path": "predict_on_batch"}),
-                          ("keras evaluation._predictor (tf.function, reduce_retracing)", {"path": "evaluation"})]
+                          ("keras tf.function(reduce_retracing) (evaluate's earlier path)", {"path": "reduce_retracing"})]
                 if jit_levers:
                     found.append((f"keras tf.function(input_signature, jit_compile) ({FLAGS.jit_steps} batches "
                                   "a round)", {"path": "tf_function_jit", "steps": FLAGS.jit_steps}))

@@ -74,3 +74,16 @@ def test_registry_lists_every_name_the_paper_tables_need():
     assert expected == set(models.names())
     listing = models.describe()
     assert all(name in listing for name in expected)
+
+
+@pytest.mark.parametrize("num_segments", [constants.NUM_SEGMENTS, None])
+def test_inference_function_matches_predict_and_traces_once(num_segments):
+    hp = hparams.HParams(model="avsdn", **SMALL)
+    keras.utils.set_random_seed(0)
+    model = models.segment_model(models.build_training_model(hp, 16, [12], num_segments=num_segments))
+    forward = models.inference_function(model)
+    times = [constants.NUM_SEGMENTS] * 2 if num_segments else [4, 13]
+    for videos, time in zip((3, 7), times, strict=True):
+        inputs, _, _ = _batch(np.random.default_rng(videos), [12], videos=videos, time=time)
+        np.testing.assert_allclose(forward(inputs).numpy(), model.predict(inputs, verbose=0), rtol=1e-5, atol=1e-7)
+    assert forward.experimental_get_tracing_count() == 1  # other batch sizes and lengths reuse the trace
