@@ -17,6 +17,8 @@ see the same background load), on a warm page cache:
 - tfrecords, kept in memory (what training does when the decoded data fits --cache_gb):
   make_dataset(cache=True) over 1 + --cached_epochs epochs; the first epoch reads, parses and
   normalises the records and fills the cache, the later ones shuffle and batch from memory;
+- tfrecords read only (a floor, not a pipeline): the shards read, CRC-checked and batched as
+  make_dataset reads them, never parsed;
 - h5 random batches: h5py reading each batch of random indices straight from the files (sorted
   within the batch, as h5py requires), float64 audio cast to float32, the same normalisation;
 - h5 in memory (AVEL): the AVEL code's way, the whole arrays read into memory first (the load time
@@ -137,6 +139,21 @@ def tfrecords_pass(records_dir, batch_size, seed):
     return videos
 
 
+def tfrecords_read_only(records_dir, batch_size):
+    """The floor under any TFRecord pipeline: the train shards read as make_dataset reads them
+    (8 files interleaved, CRC-checked), batched, never parsed."""
+    import tensorflow as tf
+
+    from avsdn_tf import dataset_info
+    files = dataset_info.read(str(records_dir)).shard_paths(str(records_dir), "train")
+    data = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE)
+    videos = 0
+    for batch in data.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+        videos += int(batch.shape[0])
+    return videos
+
+
 def tfrecords_cached(records_dir, batch_size, seed, later_epochs):
     """(first epoch videos/s, later epochs videos/s) of one kept-in-memory pipeline, as training builds it."""
     from avsdn_tf import dataset_info, pipeline
@@ -230,7 +247,7 @@ def main(argv):
     h5_file_pass(h5_dir, FLAGS.batch_size, normalize, 0)
 
     results = {"tfrecords_in_memory_later_epochs": [], "tfrecords_in_memory_first_epoch": [],
-               "tfrecords_every_epoch": [], "h5_random_batches": [],
+               "tfrecords_every_epoch": [], "tfrecords_read_only_no_parsing": [], "h5_random_batches": [],
                **({"h5_in_memory_avel": []} if avel else {}), "training_step": [], "loadavg": []}
     try:
         for repeat in range(FLAGS.repeats):
@@ -239,6 +256,7 @@ def main(argv):
             results["tfrecords_in_memory_first_epoch"].append(first)
             results["tfrecords_in_memory_later_epochs"].append(later)
             results["tfrecords_every_epoch"].append(timed(tfrecords_pass, records_dir, FLAGS.batch_size, seed))
+            results["tfrecords_read_only_no_parsing"].append(timed(tfrecords_read_only, records_dir, FLAGS.batch_size))
             results["h5_random_batches"].append(timed(h5_file_pass, h5_dir, FLAGS.batch_size, normalize, seed))
             if avel:
                 results["h5_in_memory_avel"].append(timed(avel.epoch, FLAGS.batch_size, normalize, seed))
