@@ -180,6 +180,12 @@ def _check_resumable(run, config, info):
     if saved["data"] != data_signature(info):
         raise input_error(f"{run.config} field data", f"the dims of the run being resumed {saved['data']}",
                           f"{data_signature(info)} in the data given (use a new --model_dir)")
+    # Data in memory and data read every epoch come in different orders: a resumed run must keep its way.
+    if "data_in_memory" in saved and saved["data_in_memory"] != config["data_in_memory"]:
+        raise input_error(f"{run.config} field data_in_memory",
+                          f"{saved['data_in_memory']} (how the run being resumed read its data; its cache_gb was "
+                          f"{saved['hparams'].get('cache_gb')})",
+                          f"{config['data_in_memory']} with cache_gb {config['hparams']['cache_gb']}")
 
 
 def decide_cache(info, hp, include_noisy, max_videos):

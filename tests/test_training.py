@@ -158,6 +158,8 @@ def test_bad_input_is_one_clear_error_and_overwrites_nothing(tiny_vector_data, t
         training.train(tiny_map_data, model_dir, small_hparams(epochs=2), verbose=0)
     with pytest.raises(UserError, match="'audio'"):
         training.train(tiny_vector_data, model_dir, small_hparams(model="audio", epochs=2), verbose=0)
+    with pytest.raises(UserError, match="data_in_memory: expected True .* found False with cache_gb 0.0"):
+        training.train(tiny_vector_data, model_dir, small_hparams(epochs=2, cache_gb=0.0), verbose=0)
     after = {p.name: p.read_bytes() for p in Path(model_dir).rglob("*") if p.is_file()}
     assert before == after
 
