@@ -103,27 +103,29 @@ def _batch_videos(videos, batch_size, drop_remainder):
         for key in videos.element_spec}, drop_remainder=drop_remainder)
 
 
-def _parsed_batches(serialized, info, batch_size, drop_remainder):
+def _parsed_batches(serialized, info, batch_size, drop_remainder, deterministic=None):
     if info.num_segments is not None:
         # Whole batches parse several times faster than records one by one.
         return serialized.batch(batch_size, drop_remainder=drop_remainder).map(
-            lambda batch: _parse_batches(batch, info), num_parallel_calls=tf.data.AUTOTUNE)
-    videos = serialized.map(lambda record: _parse_each(record, info), num_parallel_calls=tf.data.AUTOTUNE)
-    return _batch_videos(videos, batch_size, drop_remainder)
+            lambda batch: _parse_batches(batch, info), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic)
+    return _batch_videos(_parsed_each(serialized, info, deterministic), batch_size, drop_remainder)
+
+
+def _parsed_each(serialized, info, deterministic=None):
+    return serialized.map(lambda record: _parse_each(record, info), num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=deterministic)
 
 
 def _parsed_videos(serialized, info, normalizer):
     """Serialized records -> parsed (and normalised) videos one by one, always in record order
     (what a cache holds must not depend on thread timing, or seeded shuffles would differ)."""
-    if info.num_segments is not None:
-        batches = serialized.batch(64).map(lambda batch: _parse_batches(batch, info),
-                                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        if normalizer:
-            batches = batches.map(normalizer, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return batches.unbatch()
-    videos = serialized.map(lambda record: _parse_each(record, info), num_parallel_calls=tf.data.AUTOTUNE,
-                            deterministic=True)
-    return videos.map(normalizer, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) if normalizer else videos
+    fixed_length = info.num_segments is not None
+    parsed = (_parsed_batches(serialized, info, 64, False, deterministic=True) if fixed_length
+              else _parsed_each(serialized, info, deterministic=True))
+    if normalizer:
+        parsed = parsed.map(normalizer, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return parsed.unbatch() if fixed_length else parsed
 
 
 def make_dataset(data_dir, split, batch_size, supervision=FULL, training=False, normalize=True,

@@ -17,8 +17,8 @@ see the same background load), on a warm page cache:
 - tfrecords, kept in memory (what training does when the decoded data fits --cache_gb):
   make_dataset(cache=True) over 1 + --cached_epochs epochs; the first epoch reads, parses and
   normalises the records and fills the cache, the later ones shuffle and batch from memory;
-- tfrecords read only (a floor, not a pipeline): the shards read, CRC-checked and batched as
-  make_dataset reads them, never parsed;
+- tfrecords read only (a floor, not a pipeline): the shards read 8 at a time in parallel,
+  CRC-checked and batched, never parsed;
 - h5 random batches: h5py reading each batch of random indices straight from the files (sorted
   within the batch, as h5py requires), float64 audio cast to float32, the same normalisation;
 - h5 in memory (AVEL): the AVEL code's way, the whole arrays read into memory first (the load time
@@ -140,8 +140,8 @@ def tfrecords_pass(records_dir, batch_size, seed):
 
 
 def tfrecords_read_only(records_dir, batch_size):
-    """The floor under any TFRecord pipeline: the train shards read as make_dataset reads them
-    (8 files interleaved, CRC-checked), batched, never parsed."""
+    """The floor under any TFRecord pipeline: the train shards read 8 files at a time in parallel
+    (CRC-checked, as TFRecordDataset always does), batched, never parsed."""
     import tensorflow as tf
 
     from avsdn_tf import dataset_info

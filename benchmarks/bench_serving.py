@@ -157,27 +157,24 @@ def main(argv):
 
         connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=600)
 
-        def rest_call(x):
-            body = json.dumps({"inputs": {"audio": x[0].tolist(), "visual": x[1].tolist()}})
-            connection.request("POST", "/v1/models/avsdn:predict", body, {"Content-Type": "application/json"})
+        def rest_predict(request):
+            connection.request("POST", "/v1/models/avsdn:predict", json.dumps(request),
+                               {"Content-Type": "application/json"})
             response = connection.getresponse()
             answer = json.loads(response.read())
             if response.status != 200:
                 raise SystemExit(f"REST request failed: {answer}")
             return np.asarray(answer["outputs"]["segment_probs"], np.float32)
+
+        def rest_call(x):
+            return rest_predict({"inputs": {"audio": x[0].tolist(), "visual": x[1].tolist()}})
 
         rest_counts = dict(latency_requests=FLAGS.rest_latency_requests, warmup_requests=FLAGS.warmup_requests,
                            throughput_batches=FLAGS.rest_throughput_batches)
         results["REST"] = measure(rest_call, single, batch, **rest_counts)
 
         def rest_examples_call(encoded):
-            body = json.dumps({"signature_name": "predict_examples", "inputs": {"examples": encoded}})
-            connection.request("POST", "/v1/models/avsdn:predict", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            answer = json.loads(response.read())
-            if response.status != 200:
-                raise SystemExit(f"REST request failed: {answer}")
-            return np.asarray(answer["outputs"]["segment_probs"], np.float32)
+            return rest_predict({"signature_name": "predict_examples", "inputs": {"examples": encoded}})
 
         def as_records(x):  # the client's encoding is part of the request's cost
             return lambda: rest_examples_call([
