@@ -37,6 +37,7 @@ from avsdn_tf import (
     metrics,
     models,
     normalization,
+    threads,
     timeline,
     video,
 )
@@ -60,6 +61,7 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("window_seconds", 0, "Seconds the model sees at once; 0: its training length when "
                          "fixed, else the whole video.", lower_bound=0, flag_values=flag_values)
     extract.define_feature_flags(flag_values)
+    threads.define_flags(flag_values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,6 +274,7 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
 
 def main(argv, flag_values=None):
     flag_values = flag_values or flags.FLAGS
+    threads.configure_from_flags(flag_values)
     paths = argv[1:]
     if not paths:
         raise UserError("predict: expected one or more video files as arguments, found none")

@@ -7,7 +7,7 @@ import sys
 
 from absl import app, flags
 
-from avsdn_tf import constants, hparams, models, synthetic, training
+from avsdn_tf import constants, hparams, models, synthetic, threads, training
 from avsdn_tf.errors import run_main
 
 FLAGS = flags.FLAGS
@@ -33,6 +33,7 @@ flags.DEFINE_enum("strategy", "auto", list(training.STRATEGIES), "tf.distribute 
 flags.DEFINE_integer("max_videos", None, "Use at most this many videos per split (quick runs).")
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical devices, so MirroredStrategy "
                      "can be tried without GPUs (--strategy mirrored).")
+threads.define_flags()
 
 _HPARAM_FLAGS = ("model", "supervision", "epochs", "batch_size", "learning_rate", "lr_schedule",
                  "visual_reduction", "dropout", "early_stopping_patience", "seed", "cache_gb")
@@ -50,6 +51,7 @@ def main(argv):
     if FLAGS.model == "help":
         print(models.describe())
         return
+    threads.configure_from_flags()
     if FLAGS.cpu_devices:
         training.split_cpu(FLAGS.cpu_devices)
     hp = resolve_hparams()

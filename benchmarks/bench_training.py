@@ -113,8 +113,7 @@ def _rss_mb():
 
 class KerasTrain:
     def __init__(self, spec, data):
-        import tensorflow as tf
-        _tf_threads(tf, spec["threads"])
+        _tf_threads(spec)
         import keras
 
         from avsdn_tf import hparams, models, training
@@ -172,9 +171,10 @@ class _EpochTimer:
         return Timer()
 
 
-def _tf_threads(tf, threads):
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+def _tf_threads(spec):
+    """The project's --intra_op_threads/--inter_op_threads knob; both default to --threads."""
+    from avsdn_tf import threads
+    threads.configure(spec.get("intra_op_threads", spec["threads"]), spec.get("inter_op_threads", spec["threads"]))
 
 
 class KerasInfer:
@@ -182,7 +182,7 @@ class KerasInfer:
 
     def __init__(self, spec, data):
         import tensorflow as tf
-        _tf_threads(tf, spec["threads"])
+        _tf_threads(spec)
         import keras
 
         from avsdn_tf import hparams, models
@@ -358,10 +358,13 @@ def _worker_env():
 def variants(mode, frameworks, levers, jit_levers, threads):
     """(name, spec) of every configuration to measure for `mode`; the first Keras one is the default."""
     other = 1 if threads != 1 else 2
+    # --intra_op_threads 1 --inter_op_threads N: each core runs whole small ops side by side
+    split = {"intra_op_threads": 1, "inter_op_threads": threads}
+    split_name = f"--intra_op_threads 1 --inter_op_threads {threads}"
     found = []
     if "keras" in frameworks:
         if mode == "train":
-            found.append(("keras defaults", {}))
+            found += [("keras defaults", {}), (f"keras defaults, {split_name}", split)]
             if levers:
                 found += [("keras unroll=False", {"unroll": False}),
                           ("keras steps_per_execution=8", {"steps_per_execution": 8}),
@@ -374,7 +377,8 @@ def variants(mode, frameworks, levers, jit_levers, threads):
                 found += [(f"keras defaults, {other} thread(s)", {"threads": other}),
                           ("keras defaults, TF_ENABLE_ONEDNN_OPTS=0", {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}})]
         else:
-            found.append(("keras models.inference_function", {"path": "project"}))
+            found += [("keras models.inference_function", {"path": "project"}),
+                      (f"keras models.inference_function, {split_name}", {"path": "project", **split})]
             if levers:
                 found += [("keras model.predict", {"path": "predict"}),
                           ("keras predict_on_batch", {"path": "predict_on_batch"}),
@@ -438,12 +442,19 @@ def report(mode, visual_dim, summaries):
           f"(videos/s: median [min-max] of {FLAGS.repeats} interleaved rounds)")
     torch_runs = [s for s in summaries if s["spec"]["framework"] == "torch"]
     best_torch = max(torch_runs, key=lambda s: s["median"]) if torch_runs else None
-    header = f"  {'configuration':<58} {'videos/s':>9} {'min-max':>13} {'vs torch':>8} {'setup s':>8} {'peak MB':>8}"
+    header = (f"  {'configuration':<76} {'videos/s':>9} {'min-max':>13} {'vs torch':>8} {'per round':>9} "
+              f"{'setup s':>8} {'peak MB':>8}")
     print(header)
     for s in summaries:
-        ratio = f"{s['median'] / best_torch['median']:.2f}" if best_torch and s["spec"]["framework"] == "keras" else ""
-        print(f"  {s['name']:<58} {s['median']:>9.0f} {s['min']:>6.0f}-{s['max']:<6.0f} {ratio:>8} "
+        ratio = per_round = ""
+        if best_torch and s["spec"]["framework"] == "keras":
+            ratio = f"{s['median'] / best_torch['median']:.2f}"
+            s["ratio_per_round"] = _ratio_rounds(s, torch_runs)
+            per_round = f"{statistics.median(s['ratio_per_round']):.2f}"
+        print(f"  {s['name']:<76} {s['median']:>9.0f} {s['min']:>6.0f}-{s['max']:<6.0f} {ratio:>8} {per_round:>9} "
               f"{s['setup_seconds']:>8.1f} {s['maxrss_mb']:>8.0f}")
+    print("  (vs torch: median / the fastest torch median; per round: median over rounds of keras / the "
+          "fastest torch of that round)")
     result = {"mode": mode, "visual_dim": visual_dim, "configurations": summaries}
     keras_default = next((s for s in summaries if s["spec"]["framework"] == "keras"), None)
     if keras_default and best_torch:
@@ -480,11 +491,13 @@ def main(argv):
             print(f"\n== {mode}, visual {visual_dim}-d ==", flush=True)
             summaries = measure(mode, visual_dim, frameworks)
             results.append(report(mode, visual_dim, summaries))
-    print("\nsummary (keras defaults / fastest torch, median of per-round ratios):")
+    print("\nsummary (keras / fastest torch, median of per-round ratios):")
     for result in results:
-        if "ratio_median" in result:
-            print(f"  {result['mode']:<5} visual {result['visual_dim']:>4}-d: {result['ratio_median']:.2f}  "
-                  f"({result['keras']}; torch: {result['torch_best']})")
+        for s in result["configurations"]:
+            if "ratio_per_round" in s:
+                ratios = s["ratio_per_round"]
+                print(f"  {result['mode']:<5} visual {result['visual_dim']:>4}-d: {statistics.median(ratios):.2f} "
+                      f"[{min(ratios):.2f}-{max(ratios):.2f}]  {s['name']}")
     if FLAGS.json:
         Path(FLAGS.json).write_text(json.dumps({"flags": {k: FLAGS[k].value for k in (
             "videos", "visual_dim", "batch_size", "epochs", "steps", "repeats", "frameworks", "modes", "levers",

@@ -70,6 +70,39 @@ def test_train_selects_on_val_and_writes_everything(reference_run, tiny_vector_d
     assert Path(model_dir, "eval_test.json").exists() and Path(model_dir, "confusion_test.png").exists()
 
 
+def test_evaluate_command_with_split_thread_pools_scores_as_in_process(reference_run, tmp_path):
+    model_dir, _ = reference_run
+    metrics = json.loads(Path(RunDir(model_dir).metrics).read_text())
+    done = subprocess.run([sys.executable, "-m", "avsdn_tf.evaluate", "--model_dir", model_dir, "--split", "test",
+                           "--output_dir", str(tmp_path), "--intra_op_threads", "1", "--inter_op_threads", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    written = json.loads((tmp_path / "eval_test.json").read_text())
+    assert written["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert "accuracy" in done.stdout  # the printed table
+
+
+def test_thread_pools_are_set_before_tensorflow_starts_and_refused_after():
+    script = (
+        "import tensorflow as tf\n"
+        "from avsdn_tf import threads\n"
+        "from avsdn_tf.errors import UserError\n"
+        "threads.configure(1, 2)\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+        " tf.config.threading.get_inter_op_parallelism_threads())\n"
+        "tf.constant(1.0) + 1.0\n"
+        "try:\n"
+        "    threads.configure(3, 0)\n"
+        "except UserError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "1 2"
+    assert lines[1].startswith("--intra_op_threads 3: expected to be set before TensorFlow starts, found it running")
+
+
 def test_data_is_kept_in_memory_when_its_decoded_size_fits_cache_gb(tiny_vector_data):
     info = dataset_info.read(tiny_vector_data)
     size = (TINY_SPLITS["train"] + TINY_SPLITS["val"]) * constants.NUM_SEGMENTS * (16 + 24) * 4 / 1e9

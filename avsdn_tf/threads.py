@@ -1,0 +1,42 @@
+"""How many CPU threads TensorFlow runs ops with: the --intra_op_threads / --inter_op_threads flags.
+
+TensorFlow's default is one pool of that many threads per core for each kind: intra-op threads
+split one op (a matmul) across cores, inter-op threads run independent ops side by side. AVSDN's
+graph is two encoder chains and a decoder chain of small per-segment ops; on the 2-core reference
+machine, inference ran about 1.2x faster with 1 intra-op and 2 inter-op threads (each core runs
+a whole small op instead of both cores splitting it), see docs/benchmarks.md. Bigger machines
+were not measured, so the default stays TensorFlow's.
+"""
+
+from absl import flags
+
+from avsdn_tf.errors import UserError
+
+
+def define_flags(flag_values=flags.FLAGS):
+    flags.DEFINE_integer("intra_op_threads", 0, "Threads one op (e.g. a matmul) is split across; 0: "
+                         "TensorFlow's default (the number of cores). 1 with --inter_op_threads 2 ran "
+                         "inference about 1.2x faster on 2 cores (docs/benchmarks.md).",
+                         lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_integer("inter_op_threads", 0, "Independent ops run side by side on this many threads; "
+                         "0: TensorFlow's default (the number of cores).", lower_bound=0, flag_values=flag_values)
+
+
+def configure(intra_op_threads=0, inter_op_threads=0):
+    """Set TensorFlow's thread pools; 0 keeps its default. Must run before TensorFlow runs any op."""
+    import tensorflow as tf
+
+    settings = ((intra_op_threads, tf.config.threading.set_intra_op_parallelism_threads, "--intra_op_threads"),
+                (inter_op_threads, tf.config.threading.set_inter_op_parallelism_threads, "--inter_op_threads"))
+    for count, setter, flag in settings:
+        if not count:
+            continue
+        try:
+            setter(count)
+        except RuntimeError as error:  # TensorFlow's context was initialised already
+            raise UserError(f"{flag} {count}: expected to be set before TensorFlow starts, found it "
+                            f"running ({error})") from None
+
+
+def configure_from_flags(flag_values=flags.FLAGS):
+    configure(flag_values.intra_op_threads, flag_values.inter_op_threads)
