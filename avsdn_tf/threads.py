@@ -3,9 +3,9 @@
 TensorFlow's default is one pool of that many threads per core for each kind: intra-op threads
 split one op (a matmul) across cores, inter-op threads run independent ops side by side. AVSDN's
 graph is two encoder chains and a decoder chain of small per-segment ops; on the 2-core reference
-machine, inference ran about 1.2x faster with 1 intra-op and 2 inter-op threads (each core runs
-a whole small op instead of both cores splitting it), see docs/benchmarks.md. Bigger machines
-were not measured, so the default stays TensorFlow's.
+machine, 1 intra-op and 2 inter-op threads (each core runs a whole small op instead of both
+cores splitting it) made inference 1.1-1.3x and training 1.1-1.15x faster (docs/benchmarks.md).
+Bigger machines were not measured, so the default stays TensorFlow's.
 """
 
 from absl import flags
@@ -15,8 +15,8 @@ from avsdn_tf.errors import UserError
 
 def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("intra_op_threads", 0, "Threads one op (e.g. a matmul) is split across; 0: "
-                         "TensorFlow's default (the number of cores). 1 with --inter_op_threads 2 ran "
-                         "inference about 1.2x faster on 2 cores (docs/benchmarks.md).",
+                         "TensorFlow's default (the number of cores). On 2 cores, 1 with --inter_op_threads 2 "
+                         "ran inference 1.1-1.3x and training 1.1-1.15x faster (docs/benchmarks.md).",
                          lower_bound=0, flag_values=flag_values)
     flags.DEFINE_integer("inter_op_threads", 0, "Independent ops run side by side on this many threads; "
                          "0: TensorFlow's default (the number of cores).", lower_bound=0, flag_values=flag_values)
