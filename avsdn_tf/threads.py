@@ -1,7 +1,7 @@
 """How many CPU threads TensorFlow runs ops with: the --intra_op_threads / --inter_op_threads flags.
 
-TensorFlow's default is one pool of that many threads per core for each kind: intra-op threads
-split one op (a matmul) across cores, inter-op threads run independent ops side by side. AVSDN's
+TensorFlow keeps two thread pools, by default one thread per core each: intra-op threads split
+one op (a matmul) across cores, inter-op threads run independent ops side by side. AVSDN's
 graph is two encoder chains and a decoder chain of small per-segment ops; on the 2-core reference
 machine, 1 intra-op and 2 inter-op threads (each core runs a whole small op instead of both
 cores splitting it) made inference 1.1-1.3x and training 1.1-1.15x faster (docs/benchmarks.md).
