@@ -15,7 +15,7 @@ import sys
 
 from absl import app, flags
 
-from avsdn_tf import hparams, paper_tables, synthetic, training
+from avsdn_tf import hparams, paper_tables, synthetic, threads, training
 from avsdn_tf.errors import input_error, run_main
 
 FLAGS = flags.FLAGS
@@ -32,6 +32,7 @@ flags.DEFINE_string("hparams_file", None, "JSON file of hyperparameters shared b
 flags.DEFINE_list("rows", None, "Only these rows (model names, e.g. avsdn,av_att); default: every row.")
 flags.DEFINE_boolean("extras", True, "Also run the rows that are not in the paper's tables (DMRN), marked as extra.")
 flags.DEFINE_string("strategy", "auto", f"tf.distribute strategy for each run: one of {', '.join(training.STRATEGIES)}.")
+threads.define_flags()
 
 
 def base_hparams():
@@ -45,6 +46,7 @@ def base_hparams():
 def main(argv):
     if len(argv) > 1:
         raise input_error("command line", "only --flags", f"unexpected arguments {argv[1:]}")
+    threads.configure_from_flags()
     paper_tables.select(FLAGS.table, FLAGS.rows, FLAGS.extras)  # bad --table / --rows: fail before any work
     if FLAGS.seeds < 1:
         raise input_error("--seeds", "a positive number of seeds", FLAGS.seeds)

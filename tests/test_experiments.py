@@ -197,7 +197,8 @@ def test_command_trains_for_real_then_a_rerun_trains_nothing(tiny_data, tmp_path
     hparams_file.write_text(json.dumps(SMALL))
     out = tmp_path / "exp"
     args = ["--data_dir", tiny_data, "--table", "all", "--rows", "avsdn", "--seeds", "1", "--epochs", "1",
-            "--hparams_file", str(hparams_file), "--output_dir", str(out)]
+            "--hparams_file", str(hparams_file), "--output_dir", str(out), "--intra_op_threads", "1",
+            "--inter_op_threads", "2"]
     first = _command(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())

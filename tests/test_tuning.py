@@ -253,7 +253,7 @@ def test_distributed_search_with_a_chief_and_two_workers(data, tmp_path):
     base_file.write_text(json.dumps({"unroll": False}))
     command = [sys.executable, "-m", "tuning.tune", f"--data_dir={data}", "--tuner=random", "--max_trials=3",
                "--epochs=1", "--seed=2", f"--directory={directory}", f"--space_file={space_file}",
-               f"--hparams_file={base_file}", "--strategy=mirrored"]
+               f"--hparams_file={base_file}", "--strategy=mirrored", "--intra_op_threads=1"]
     env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "KERASTUNER_ORACLE_IP": "127.0.0.1",
            "KERASTUNER_ORACLE_PORT": str(_free_port())}
     processes = {}

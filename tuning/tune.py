@@ -16,7 +16,7 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from avsdn_tf import dataset_info, fileio, hparams, models, synthetic, training
+from avsdn_tf import dataset_info, fileio, hparams, models, synthetic, threads, training
 from avsdn_tf.errors import UserError, input_error, run_main
 from tuning import results, space
 from tuning.hypermodel import AVSDNHyperModel
@@ -47,6 +47,7 @@ flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "tf.distribute strategy 
 flags.DEFINE_integer("hyperband_factor", 3, "Hyperband: keep 1 in this many trials per round.")
 flags.DEFINE_integer("max_videos", None, "Use at most this many videos per split (quick runs).")
 flags.DEFINE_bool("overwrite", False, "Delete the search in --directory and start again.")
+threads.define_flags()
 
 _HPARAM_FLAGS = ("model", "epochs", "seed", "supervision")
 # Search settings a resumed search must keep (max_trials may grow; strategy may change).
@@ -147,6 +148,7 @@ def main(argv):
     if FLAGS.model == "help":
         print(models.describe())
         return
+    threads.configure_from_flags()
     base = resolve_base()
     overrides = space.read_space_file(FLAGS.space_file) if FLAGS.space_file else None
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
