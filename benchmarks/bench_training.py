@@ -26,9 +26,11 @@ The levers (--levers): LSTM unrolling (hp.unroll), steps_per_execution, jit_comp
 inference path (models.inference_function: a tf.function with a fixed input_signature, which
 evaluate, predict and train's validation pass use; model.predict; predict_on_batch; a tf.function
 with reduce_retracing; the first under XLA), and thread counts (TF intra/inter-op
-and torch.set_num_threads, 1 or 2). The headline ratio compares the project's defaults with the
-FASTEST PyTorch thread setting, so a thread count that happens to suit PyTorch badly under the
-current load does not flatter Keras.
+and torch.set_num_threads, 1 or 2). With or without --levers, Keras is also measured with 1
+intra-op and --threads inter-op threads (the commands' --intra_op_threads/--inter_op_threads,
+avsdn_tf/threads.py). Every Keras row's ratio is taken against the FASTEST PyTorch thread
+setting of each round, so a thread count that happens to suit PyTorch badly under the current
+load does not flatter Keras.
 """
 
 import json
