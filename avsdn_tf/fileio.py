@@ -7,6 +7,8 @@ import uuid
 
 import tensorflow as tf
 
+from avsdn_tf.errors import UserError, input_error
+
 
 def write_json(path, value):
     """Write JSON under a temporary name and rename it, so readers never see half a file."""
@@ -27,8 +29,6 @@ def read_json_object(path, what, expected):
     `what` names the file in the not-found message ("hyperparameter file"); `expected` says what
     it should hold ("a JSON object of hyperparameters").
     """
-    from avsdn_tf.errors import UserError, input_error
-
     if not tf.io.gfile.exists(path):
         raise UserError(f"{path}: {what} not found")
     try:

@@ -460,7 +460,7 @@ def report(mode, visual_dim, summaries):
     result = {"mode": mode, "visual_dim": visual_dim, "configurations": summaries}
     keras_default = next((s for s in summaries if s["spec"]["framework"] == "keras"), None)
     if keras_default and best_torch:
-        ratios = _ratio_rounds(keras_default, torch_runs)
+        ratios = keras_default["ratio_per_round"]  # computed for every Keras row above
         same_threads = next(s for s in torch_runs if s["spec"]["threads"] == FLAGS.threads)
         result.update({"keras": keras_default["name"], "torch_best": best_torch["name"],
                        "ratio_per_round": ratios, "ratio_median": statistics.median(ratios),
