@@ -24,6 +24,31 @@ NOISY_SPLIT = "noisy"
 # Category index stored for videos that hold no event at all.
 NO_CATEGORY = -1
 
+# Label of a padding segment (videos of different lengths batched together): losses, metrics
+# and the serving outputs skip it.
+PAD_LABEL = -1
+
+# Supervisions: segment labels (full) or the video label only (weak).
+FULL = "full"
+WEAK = "weak"
+SUPERVISIONS = (FULL, WEAK)
+
+# tf.distribute strategies (--strategy): auto picks MirroredStrategy over several GPUs, else the
+# default; multi_worker reads the cluster from TF_CONFIG.
+SINGLE_PROCESS_STRATEGIES = ("auto", "default", "mirrored")  # what one tuning trial may use
+STRATEGIES = (*SINGLE_PROCESS_STRATEGIES, "multi_worker")
+
+# Output names of the Keras models: per-segment probabilities [B, T, 29], the weak head's
+# time-pooled distribution [B, 29], the label-guided ablation's two video-label heads [B, 29].
+SEGMENT_OUTPUT = "segment_probs"
+VIDEO_OUTPUT = "video_probs"
+GUIDE_OUTPUTS = ("audio_guide", "visual_guide")
+
+# Names of the normalisation layers every model starts with (train-split statistics inside).
+AUDIO_NORMALIZATION = "audio_normalization"
+VISUAL_NORMALIZATION = "visual_normalization"
+MIN_STD = 1e-6  # a constant feature is divided by this instead of zero
+
 # Files every data directory carries beside its shards.
 DATASET_INFO_FILE = "dataset_info.json"
 NORMALIZATION_FILE = "normalization.json"

@@ -3,18 +3,24 @@
 Prints a table, writes RUN/eval_<split>.json and, with matplotlib installed, a confusion-matrix PNG.
 """
 
+import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
+
 from absl import app, flags
 
-from avsdn_tf import evaluation, threads
+from avsdn_tf import cli, evaluation, threads
 from avsdn_tf.errors import UserError, run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Run directory written by train.")
-flags.DEFINE_string("data_dir", None, "Data directory; default: the one the run was trained on.")
-flags.DEFINE_string("split", "test", "Split to evaluate.")
-flags.DEFINE_enum("checkpoint", "best", ["best", "last"], "The best-on-val checkpoint or the last epoch's.")
-flags.DEFINE_string("output_dir", None, "Where to write the JSON and PNG; default: the run directory.")
-threads.define_flags()
+
+
+def define_flags():
+    """The command's flags, defined when it runs (not at import, so modules with flags of the
+    same names can be imported side by side)."""
+    cli.define("model_dir", "checkpoint", "data_dir", "split", "output_dir",
+               data_dir="Data directory to evaluate on; default: the one the run was trained on (the run "
+               "directory carries the model's normalisation, so any data of the same feature dims works).",
+               split="Split to evaluate.", output_dir="Where to write the JSON and PNG; default: the run directory.")
+    threads.define_flags()
 
 
 def main(argv):
@@ -26,4 +32,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(run_main(main))

@@ -5,9 +5,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import dataset_info, fileio, metrics, models, pipeline, records, report
-from avsdn_tf.errors import UserError, input_error
-from avsdn_tf.run_dir import RunDir
+from avsdn_tf import constants, fileio, metrics, models, pipeline, records, report
+from avsdn_tf.errors import UserError
+from avsdn_tf.run_dir import load_run
 
 
 def _predictor(segment_model):
@@ -20,74 +20,69 @@ def _predictor(segment_model):
 
 
 def frame_accuracy_of(segment_model, data):
-    """Frame-wise accuracy of a per-segment model over a dataset of (inputs, segment labels)."""
+    """Frame-wise accuracy (metrics.FrameAccuracy) of a per-segment model over parsed batches.
+
+    Args:
+        segment_model: inputs -> segment_probs [B, T, 29].
+        data: batches of parsed records (pipeline.make_dataset).
+    Returns:
+        float, the share of real segments predicted right.
+    """
     predict = _predictor(segment_model)
-    correct = total = 0
-    for inputs, labels in data:
-        predicted = np.argmax(predict(inputs).numpy(), axis=-1)
-        labels = labels.numpy()
-        valid = labels >= 0
-        correct += int((predicted[valid] == labels[valid]).sum())
-        total += int(valid.sum())
-    return correct / max(total, 1)
+    accuracy = metrics.FrameAccuracy()
+    for parsed in data:
+        accuracy.update_state(parsed[records.LABEL], predict(records.model_inputs(parsed)))
+    return float(accuracy.result())
 
 
 def predict_split(model, data_dir, split, batch_size=64, max_videos=None):
-    """Per-video ids, segment labels, predicted labels and probabilities of one split."""
-    # A training model with more heads than the segment one (weak pooling, the label-guided ablation's
-    # video-label heads) is cut down to inputs -> segment_probs.
-    segment_model = model if list(model.output_names) == [models.SEGMENT_OUTPUT] else models.segment_model(model)
-    predict = _predictor(segment_model)
-    data = pipeline.make_dataset(data_dir, split, batch_size, with_metadata=True, max_videos=max_videos)
+    """Per-video ids, segment labels, predicted labels and probabilities of one split.
+
+    Args:
+        model: a trained model (any task head; its segment_probs are read).
+    Returns:
+        (ids [N], labels [N, T], predictions [N, T], probs [N, T, 29]); videos of different
+        lengths are padded to the longest, labels and predictions with constants.PAD_LABEL.
+    """
+    predict = _predictor(models.segment_model(model))
+    data = pipeline.make_dataset(data_dir, split, batch_size, max_videos=max_videos)
     ids, labels, probs = [], [], []
     for parsed in data:
-        inputs = {records.AUDIO: parsed[records.AUDIO], records.VISUAL: parsed[records.VISUAL]}
-        probs.append(predict(inputs).numpy())
+        probs.append(predict(records.model_inputs(parsed)).numpy())
         labels.append(parsed[records.LABEL].numpy())
         ids.extend(video_id.decode() for video_id in parsed[records.VIDEO_ID].numpy())
-    width = max(p.shape[1] for p in probs)  # videos of different lengths: pad with label -1
+    width = max(p.shape[1] for p in probs)
     probs = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p in probs])
-    labels = np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=-1) for x in labels])
-    predictions = np.where(labels >= 0, probs.argmax(-1), -1)
+    labels = np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=constants.PAD_LABEL)
+                             for x in labels])
+    predictions = np.where(labels != constants.PAD_LABEL, probs.argmax(-1), constants.PAD_LABEL)
     return ids, labels, predictions, probs
 
 
-def evaluate_split(model, data_dir, split, max_videos=None):
-    info = dataset_info.read(data_dir)
+def evaluate_split(model, data_dir, split, class_names, max_videos=None):
+    """metrics.summarize of `model` on one split: accuracy, per class, confusion, intervals."""
     _, labels, predictions, _ = predict_split(model, data_dir, split, max_videos=max_videos)
-    return metrics.summarize(labels, predictions, info.class_names)
-
-
-def load_run_model(model_dir, checkpoint="best"):
-    run = RunDir(model_dir)
-    path = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
-    if not tf.io.gfile.exists(model_dir):
-        raise UserError(f"{model_dir}: run directory not found")
-    if not tf.io.gfile.exists(path):
-        raise input_error(model_dir, f"a trained run with {os.path.relpath(path, model_dir)}", "no such checkpoint")
-    return models.load_model(path)
+    return metrics.summarize(labels, predictions, class_names)
 
 
 def evaluate_run(model_dir, data_dir=None, split="test", checkpoint="best", output_dir=None):
-    run = RunDir(model_dir)
-    config = run.read_config() or {}
-    data_dir = data_dir or config.get("data_dir")
+    """Score a run's checkpoint on a split of `data_dir` (default: the data it was trained on).
+
+    The run directory is all the model needs (it carries its normalisation); data_dir only
+    supplies the records to score. Writes eval_<split>.json (and a confusion PNG) to output_dir.
+    """
+    run = load_run(model_dir, checkpoint)
+    data_dir = data_dir or run.data_dir
     if not data_dir:
-        raise UserError("--data_dir: expected a data directory (the run does not record one), found none")
-    model = load_run_model(model_dir, checkpoint)
-    info = dataset_info.read(data_dir)
-    expected = config.get("data")
-    found = {"audio_dim": info.audio_dim, "visual_shape": list(info.visual_shape)}
-    if expected and {k: expected[k] for k in found} != found:
-        raise input_error(f"{data_dir}/dataset_info.json", f"the dims the run was trained on {expected}", found)
-    _, labels, predictions, _ = predict_split(model, data_dir, split)
-    summary = metrics.summarize(labels, predictions, info.class_names)
+        raise UserError(f"{run.path}: the run records no data directory; name one to evaluate on")
+    run.check_data(data_dir)
+    summary = evaluate_split(run.model, data_dir, split, run.class_names)
     summary.update({"split": split, "data_dir": data_dir, "checkpoint": checkpoint})
     output_dir = output_dir or model_dir
     tf.io.gfile.makedirs(output_dir)
     fileio.write_json(os.path.join(output_dir, f"eval_{split}.json"), summary)
-    print(report.metrics_table(summary, info.class_names))
-    png = report.save_confusion_png(np.asarray(summary["confusion_matrix"]), info.class_names,
+    print(report.metrics_table(summary, run.class_names))
+    png = report.save_confusion_png(np.asarray(summary["confusion_matrix"]), run.class_names,
                                     os.path.join(output_dir, f"confusion_{split}.png"),
                                     title=f"{os.path.basename(model_dir.rstrip('/'))} on {split}")
     if png:

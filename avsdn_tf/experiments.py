@@ -10,37 +10,34 @@ interrupted experiment and reads finished runs back without retraining them. Wit
 it uses the built-in synthetic data set; --epochs and --max_videos make a quick version.
 """
 
+import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
+
 import shlex
 import sys
 
 from absl import app, flags
 
-from avsdn_tf import hparams, paper_tables, synthetic, threads, training
+from avsdn_tf import cli, paper_tables, synthetic, threads
 from avsdn_tf.errors import input_error, run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "Data directory (prepare / synthesize / extract output). "
-                    "Default: the built-in synthetic data set.")
-flags.DEFINE_string("table", paper_tables.ALL, f"Which table to run: one of {', '.join(paper_tables.TABLE_CHOICES)}.")
-flags.DEFINE_integer("seeds", 3, "Runs per row, with seeds 0 .. seeds-1; accuracies are mean ± std over them.")
-flags.DEFINE_string("output_dir", "runs/experiments", "Where runs/, results.json and results.md go.")
-flags.DEFINE_integer("epochs", None, f"Epochs per run (quick version: a few). Default {hparams.HParams().epochs}, "
-                     "or the --hparams_file value.")
-flags.DEFINE_integer("max_videos", None, "Use at most this many videos per split (quick version).")
-flags.DEFINE_string("hparams_file", None, "JSON file of hyperparameters shared by every run (tuning writes "
-                    "best_hparams.json); each row sets its own model, supervision and seed.")
-flags.DEFINE_list("rows", None, "Only these rows (model names, e.g. avsdn,av_att); default: every row.")
-flags.DEFINE_boolean("extras", True, "Also run the rows that are not in the paper's tables (DMRN), marked as extra.")
-flags.DEFINE_string("strategy", "auto", f"tf.distribute strategy for each run: one of {', '.join(training.STRATEGIES)}.")
-threads.define_flags()
 
 
-def base_hparams():
-    """Defaults, then --hparams_file, then --epochs."""
-    hp = hparams.load(FLAGS.hparams_file) if FLAGS.hparams_file else hparams.HParams()
-    if FLAGS.epochs is not None:
-        hp = hparams.from_dict({"epochs": FLAGS.epochs}, source="--epochs", base=hp)
-    return hp
+def define_flags():
+    """The command's flags, defined when it runs (not at import, so modules with flags of the
+    same names can be imported side by side)."""
+    cli.define("data_dir", "max_videos", "strategy",
+               output_dir=("runs/experiments", "Where runs/, results.json and results.md go."),
+               max_videos="Use at most this many videos per split (quick version).",
+               hparams_file="JSON file of hyperparameters shared by every run (tuning writes best_hparams.json); "
+               "each row sets its own model, supervision and seed.")
+    cli.define_hparams(["epochs"], helps={"epochs": "Epochs per run (quick version: a few; default: the "
+                                          "--hparams_file value, else the default)."})
+    flags.DEFINE_string("table", paper_tables.ALL, f"Which table to run: one of {', '.join(paper_tables.TABLE_CHOICES)}.")
+    flags.DEFINE_integer("seeds", 3, "Runs per row, with seeds 0 .. seeds-1; accuracies are mean ± std over them.")
+    flags.DEFINE_list("rows", None, "Only these rows (model names, e.g. avsdn,av_att); default: every row.")
+    flags.DEFINE_boolean("extras", True, "Also run the rows that are not in the paper's tables (DMRN), marked as extra.")
+    threads.define_flags()
 
 
 def main(argv):
@@ -52,9 +49,7 @@ def main(argv):
         raise input_error("--seeds", "a positive number of seeds", FLAGS.seeds)
     if FLAGS.max_videos is not None and FLAGS.max_videos < 1:
         raise input_error("--max_videos", "a positive number of videos per split", FLAGS.max_videos)
-    if FLAGS.strategy not in training.STRATEGIES:
-        raise input_error("--strategy", f"one of {list(training.STRATEGIES)}", repr(FLAGS.strategy))
-    base = base_hparams()
+    base = cli.hparams_from_flags(["epochs"])
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
     paper_tables.run(data_dir, FLAGS.output_dir, table=FLAGS.table, seeds=FLAGS.seeds, base=base, rows=FLAGS.rows,
                      extras=FLAGS.extras, max_videos=FLAGS.max_videos, strategy_name=FLAGS.strategy,
@@ -63,4 +58,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(run_main(main))

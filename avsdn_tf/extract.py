@@ -31,6 +31,8 @@ events, as two rows); videos with no row are skipped and listed. All videos go t
 "train" when there is one, else of the first split.
 """
 
+import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
+
 import csv
 import dataclasses
 import io
@@ -46,6 +48,7 @@ from absl import app, flags
 
 from avsdn_tf import (
     annotations,
+    cli,
     constants,
     dataset_info,
     fileio,
@@ -56,7 +59,7 @@ from avsdn_tf import (
     video,
     visual_features,
 )
-from avsdn_tf.errors import UserError, input_error, run_main
+from avsdn_tf.errors import UserError, argument_error, input_error, run_main
 
 FEATURES_DIR = "features"
 CONFIG_FILE = "extract_config.json"
@@ -105,15 +108,12 @@ def define_feature_flags(flag_values=flags.FLAGS):
 def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("videos", None, "A directory of videos, a text file listing video paths (one per "
                         "line), or one video file.", flag_values=flag_values)
-    flags.DEFINE_string("output_dir", None, "Where the features, records and dataset_info.json go.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("labels", None, "Optional labels: CSV video_id,category,start,end[,split] or an AVE "
-                        "annotation file. Without it, segment labels are background placeholders.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("split", "train", "Split the records go to (unless the labels CSV names one).",
-                        flag_values=flag_values)
-    flags.DEFINE_integer("videos_per_shard", 256, "Target records per TFRecord shard (at most 16 shards).",
-                         lower_bound=1, flag_values=flag_values)
+    cli.define(flag_values=flag_values,
+               output_dir="Where the features, records and dataset_info.json go.",
+               labels="Optional labels: CSV video_id,category,start,end[,split] or an AVE annotation file. "
+               "Without it, segment labels are background placeholders.",
+               split=("train", "Split the records go to (unless the labels CSV names one)."),
+               videos_per_shard="Target records per TFRecord shard (at most 16 shards).")
     define_feature_flags(flag_values)
     flags.mark_flags_as_required(["videos", "output_dir"], flag_values=flag_values)
 
@@ -167,7 +167,8 @@ class FeatureSettings:
 
     def check(self):
         if not self.vggish_checkpoint:
-            raise UserError("--vggish_checkpoint: expected the path of the official vggish_model.ckpt, found none")
+            raise UserError("vggish_checkpoint: expected the path of the official vggish_model.ckpt, found none",
+                            argument="vggish_checkpoint")
         visual_features.get_backbone(self.visual_backbone)
 
 
@@ -221,7 +222,8 @@ class FeatureExtractor:
 def list_videos(spec):
     """Video paths from a directory (its video files, sorted), a list file, or a single video."""
     if not spec:
-        raise UserError("--videos: expected a directory of videos, a list file or a video, found none")
+        raise UserError("videos: expected a directory of videos, a list file or a video, found none",
+                        argument="videos")
     if os.path.isdir(spec):
         paths = sorted(os.path.join(spec, name) for name in os.listdir(spec)
                        if name.lower().endswith(video.VIDEO_EXTENSIONS) and not name.startswith("."))
@@ -372,7 +374,7 @@ def _check_unique_ids(paths):
     for path in paths:
         key = video.video_id(path)
         if key in seen:
-            raise input_error("--videos", "video files with distinct names (the name is the video id)",
+            raise argument_error("videos", "video files with distinct names (the name is the video id)",
                               f"{seen[key]} and {path}")
         seen[key] = path
 
@@ -407,7 +409,7 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
                    verbose=True):
     """Extract every video not done yet, then assemble the data set. Returns the summary dict."""
     if not _SPLIT_NAME.match(split or ""):
-        raise input_error("--split", "a split name of letters, digits and _", repr(split))
+        raise argument_error("split", "a split name of letters, digits and _", repr(split))
     settings.check()
     _check_unique_ids(paths)
     os.makedirs(output_dir, exist_ok=True)
@@ -441,7 +443,7 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
     fileio.write_json(os.path.join(output_dir, SKIPPED_FILE), {"videos": len(skipped), "skipped": skipped})
     done = [path for path in paths if path not in skipped]
     if not done:
-        raise input_error("--videos", "at least one usable video",
+        raise argument_error("videos", "at least one usable video",
                           f"none of {len(paths)} (reasons in {os.path.join(output_dir, SKIPPED_FILE)})")
     info = assemble(output_dir, done, settings, labels, split, videos_per_shard)
     summary = {

@@ -2,40 +2,52 @@
 
 import dataclasses
 
-from avsdn_tf import fileio
+from avsdn_tf import constants, fileio
 from avsdn_tf.errors import input_error
+
+# Fields that take one of a few values (their flags are enums).
+CHOICES = {
+    "supervision": constants.SUPERVISIONS,
+    "lr_schedule": ("constant", "step", "cosine"),
+    "visual_reduction": ("pool", "attention"),
+    "weak_pooling": ("mean", "max"),
+}
+
+
+def _field(default, help_text):
+    """A field with its help text (the command-line flag made from it shows it)."""
+    return dataclasses.field(default=default, metadata={"help": help_text})
 
 
 @dataclasses.dataclass
 class HParams:
-    model: str = "avsdn"
-    supervision: str = "full"  # full: segment labels; weak: video labels only
-    epochs: int = 12
-    batch_size: int = 64  # per replica; the global batch scales with the replicas
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"  # constant | step | cosine
-    lr_decay_epochs: int = 10  # step schedule: multiply by lr_decay_rate every this many epochs
-    lr_decay_rate: float = 0.1
-    encoder_units: int = 128  # AVSDN encoder and decoder LSTMs (the decoder takes the encoder state)
-    fusion_units: int = 256  # hidden width of the fusion MLPs U_a, U_v
-    lstm_units: int = 128  # AVEL baselines: units of each BiLSTM direction
-    classifier_units: int = 64  # AVEL baselines: hidden width of the classifier
-    attention_units: int = 512  # audio-guided attention: width of v' and a'
-    visual_reduction: str = "pool"  # maps only: pool (global average) | attention (AVEL)
-    dropout: float = 0.0
-    weak_pooling: str = "mean"  # mean (AVSDN paper) | max (AVEL code)
-    guide_loss_weight: float = 1.0  # avsdn_label_guided: weight of each encoder's video-label loss
-    early_stopping_patience: int = 0  # epochs without val improvement before stopping; 0 = never
-    unroll: bool = True  # unroll the short fixed-length LSTMs (faster on CPU)
-    jit_compile: bool = False
-    steps_per_execution: int = 1
-    cache_gb: float = 6.0  # keep decoded train + val in memory when they fit in this many GB; 0 = never
-    seed: int = 0
+    model: str = _field("avsdn", "Registered model name (`--model help` lists them).")
+    supervision: str = _field(constants.FULL, "full: segment labels; weak: video labels only.")
+    epochs: int = _field(12, "Training epochs.")
+    batch_size: int = _field(64, "Batch size per replica; the global batch scales with the replicas.")
+    learning_rate: float = _field(1e-3, "Adam learning rate.")
+    lr_schedule: str = _field("constant", "Learning-rate schedule.")
+    lr_decay_epochs: int = _field(10, "step schedule: multiply the rate by lr_decay_rate every this many epochs.")
+    lr_decay_rate: float = _field(0.1, "step schedule: the factor.")
+    encoder_units: int = _field(128, "AVSDN encoder and decoder LSTM units (the decoder takes the encoder state).")
+    fusion_units: int = _field(256, "Hidden width of the fusion MLPs U_a, U_v.")
+    lstm_units: int = _field(128, "AVEL baselines: units of each BiLSTM direction.")
+    classifier_units: int = _field(64, "AVEL baselines: hidden width of the classifier.")
+    attention_units: int = _field(512, "Audio-guided attention: width of v' and a'.")
+    visual_reduction: str = _field("pool", "Visual maps: global average pooling or AVEL's audio-guided attention.")
+    dropout: float = _field(0.0, "Dropout before the classifier.")
+    weak_pooling: str = _field("mean", "Weak supervision: mean over time (AVSDN paper) or max (AVEL code).")
+    guide_loss_weight: float = _field(1.0, "avsdn_label_guided: weight of each encoder's video-label loss.")
+    early_stopping_patience: int = _field(0, "Stop after this many epochs without val improvement; 0 = never.")
+    unroll: bool = _field(True, "Unroll the short fixed-length LSTMs on a CPU (faster there); GPUs use cuDNN.")
+    jit_compile: bool = _field(False, "Compile the training step with XLA.")
+    steps_per_execution: int = _field(1, "Batches per call of the compiled training function.")
+    cache_gb: float = _field(6.0, "Keep the decoded train and val splits in memory when they fit in this many "
+                             "GB (epochs after the first then skip reading and parsing); 0 = never.")
+    seed: int = _field(0, "Random seed (weights, shuffling).")
 
     def validate(self, source="hyperparameters"):
-        choices = {"supervision": ("full", "weak"), "lr_schedule": ("constant", "step", "cosine"),
-                   "visual_reduction": ("pool", "attention"), "weak_pooling": ("mean", "max")}
-        for name, allowed in choices.items():
+        for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise input_error(f"{source} field {name!r}", f"one of {allowed}", repr(getattr(self, name)))
         for name in ("epochs", "batch_size", "encoder_units", "fusion_units", "lstm_units",
@@ -58,6 +70,7 @@ class HParams:
 
 
 FIELDS = {field.name: field.type for field in dataclasses.fields(HParams)}
+HELP = {field.name: field.metadata["help"] for field in dataclasses.fields(HParams)}
 
 
 def from_dict(values, source="hyperparameters", base=None):

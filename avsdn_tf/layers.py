@@ -1,9 +1,59 @@
 """Custom Keras layers: small, serializable, one job each (no Lambda layers)."""
 
 import keras
+import numpy as np
 from keras import ops
 
 _PACKAGE = "avsdn_tf"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class FeatureNormalization(keras.layers.Layer):
+    """(x - mean) / std over the last axis, with the train split's statistics inside the model.
+
+    Audio [B, T, A] is normalised per dimension, visual vectors [B, T, D] and maps
+    [B, T, H, W, C] per channel (a map's regions share one mean and deviation per channel).
+    mean and std are non-trainable weights, so every checkpoint and SavedModel carries them;
+    a new layer is the identity (mean 0, std 1) until `set_statistics` is called.
+    """
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.mean = self.add_weight(shape=(channels,), initializer="zeros", trainable=False, name="mean")
+        self.std = self.add_weight(shape=(channels,), initializer="ones", trainable=False, name="std")
+
+    def call(self, features):
+        return (features - ops.cast(self.mean, features.dtype)) / ops.cast(self.std, features.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def set_statistics(self, mean, std, source="statistics"):
+        """Set the statistics.
+
+        Args:
+            mean: [C] per-channel means (C = the input's last axis).
+            std: [C] per-channel standard deviations, all > 0.
+            source: what to name in the error when the values do not fit.
+        Raises:
+            ValueError: naming `source`, when a shape differs from [C] or a std is not > 0.
+        """
+        mean = np.asarray(mean, np.float32)
+        std = np.asarray(std, np.float32)
+        expected = tuple(self.mean.shape)
+        for name, values in (("mean", mean), ("std", std)):
+            if values.shape != expected:
+                raise ValueError(f"{source} {name}: expected shape {list(expected)} (the {self.name} "
+                                 f"input's last axis), found {list(values.shape)}")
+        if not np.all(std > 0) or not np.all(np.isfinite(std)) or not np.all(np.isfinite(mean)):
+            raise ValueError(f"{source}: expected finite means and positive deviations, found "
+                             f"std min {float(np.min(std))}")
+        self.mean.assign(mean)
+        self.std.assign(std)
+
+    def statistics(self):
+        """(mean [C], std [C]) as NumPy arrays."""
+        return np.asarray(self.mean), np.asarray(self.std)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

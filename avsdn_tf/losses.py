@@ -12,8 +12,8 @@ _EPSILON = 1e-7
 class SegmentCrossEntropy(keras.losses.Loss):
     """Cross-entropy of per-segment probabilities [B, T, 29] against labels [B, T].
 
-    Padding segments (label -1, from videos of different lengths) count for nothing: the loss is
-    the mean over real segments only.
+    Padding segments (constants.PAD_LABEL, from videos of different lengths) count for nothing:
+    the loss is the mean over real segments only.
     """
 
     def __init__(self, name="segment_cross_entropy", **kwargs):
@@ -21,7 +21,7 @@ class SegmentCrossEntropy(keras.losses.Loss):
 
     def call(self, labels, probs):
         labels = ops.cast(labels, "int32")
-        valid = ops.cast(labels >= 0, probs.dtype)
+        valid = ops.cast(labels != constants.PAD_LABEL, probs.dtype)
         one_hot = ops.one_hot(ops.maximum(labels, 0), constants.NUM_CLASSES, dtype=probs.dtype)
         log_likelihood = ops.sum(one_hot * ops.log(ops.clip(probs, _EPSILON, 1.0)), axis=-1)
         per_video = -ops.sum(log_likelihood * valid, axis=-1) / ops.maximum(ops.sum(valid, axis=-1), 1.0)
@@ -31,7 +31,3 @@ class SegmentCrossEntropy(keras.losses.Loss):
 def video_binary_cross_entropy():
     """Weak supervision: BCE of the time-pooled distribution [B, 29] against the one-hot video label."""
     return keras.losses.BinaryCrossentropy(name="video_binary_cross_entropy")
-
-
-def for_supervision(supervision):
-    return SegmentCrossEntropy() if supervision == "full" else video_binary_cross_entropy()

@@ -1,7 +1,8 @@
 """Metrics: frame-wise accuracy (the paper's), per-class accuracy, confusion matrix, intervals.
 
-NumPy functions for evaluation, plus one Keras metric for training progress. Labels of -1 are
-padding and never counted.
+Frame-wise accuracy has one implementation, `frame_hits`, behind the Keras metric (training
+progress, the validation pass of every epoch) and `frame_accuracy` (metrics.json, evaluate).
+Segments labelled constants.PAD_LABEL are padding and never counted.
 """
 
 import keras
@@ -9,6 +10,21 @@ import numpy as np
 from keras import ops
 
 from avsdn_tf import constants
+
+
+def frame_hits(labels, predicted):
+    """Correct and counted segments: the one frame-wise accuracy computation.
+
+    Args:
+        labels: [B, T] (or any shape) int segment labels; constants.PAD_LABEL marks padding.
+        predicted: predicted class ids of the same shape.
+    Returns:
+        (correct, counted) as float32 scalars (tensors).
+    """
+    labels = ops.cast(labels, "int32")
+    valid = ops.cast(ops.not_equal(labels, constants.PAD_LABEL), "float32")
+    hits = ops.cast(ops.equal(ops.cast(predicted, "int32"), labels), "float32") * valid
+    return ops.sum(hits), ops.sum(valid)
 
 
 @keras.saving.register_keras_serializable(package="avsdn_tf")
@@ -21,11 +37,10 @@ class FrameAccuracy(keras.metrics.Metric):
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
 
     def update_state(self, labels, probs, sample_weight=None):
-        labels = ops.cast(labels, "int32")
-        valid = ops.cast(labels >= 0, "float32")
-        hits = ops.cast(ops.equal(ops.cast(ops.argmax(probs, axis=-1), "int32"), labels), "float32") * valid
-        self.correct.assign_add(ops.sum(hits))
-        self.total.assign_add(ops.sum(valid))
+        """labels [B, T]; probs [B, T, 29] per-segment probabilities."""
+        correct, total = frame_hits(labels, ops.argmax(probs, axis=-1))
+        self.correct.assign_add(correct)
+        self.total.assign_add(total)
 
     def result(self):
         return self.correct / ops.maximum(self.total, 1.0)
@@ -38,13 +53,14 @@ class FrameAccuracy(keras.metrics.Metric):
 def _valid(labels, predictions):
     labels = np.asarray(labels).reshape(-1)
     predictions = np.asarray(predictions).reshape(-1)
-    keep = labels >= 0
+    keep = labels != constants.PAD_LABEL
     return labels[keep], predictions[keep]
 
 
 def frame_accuracy(labels, predictions):
-    labels, predictions = _valid(labels, predictions)
-    return float(np.mean(labels == predictions)) if len(labels) else float("nan")
+    """Frame-wise accuracy of predicted class ids against labels (any equal shapes); NaN for none."""
+    correct, total = (float(value) for value in frame_hits(np.asarray(labels), np.asarray(predictions)))
+    return correct / total if total else float("nan")
 
 
 def confusion_matrix(labels, predictions, num_classes=constants.NUM_CLASSES):
@@ -65,7 +81,7 @@ def per_class_accuracy(confusion):
 def intervals(labels):
     """Runs of one non-background class: [(class, start, end)] with end exclusive, in seconds."""
     runs = []
-    labels = [int(label) for label in labels if label >= 0]
+    labels = [int(label) for label in labels if label != constants.PAD_LABEL]
     start = 0
     for t in range(1, len(labels) + 1):
         if t == len(labels) or labels[t] != labels[start]:
@@ -92,7 +108,7 @@ def interval_metrics(label_batches, prediction_batches, iou_threshold=0.5):
     best_ious = []
     for labels, predictions in zip(label_batches, prediction_batches, strict=True):
         truth = intervals(labels)
-        guess = intervals(np.asarray(predictions)[: len([x for x in labels if x >= 0])])
+        guess = intervals(np.asarray(predictions)[: len([x for x in labels if x != constants.PAD_LABEL])])
         predicted += len(guess)
         annotated += len(truth)
         unmatched = list(truth)
@@ -121,7 +137,7 @@ def summarize(labels, predictions, class_names):
     per_class = per_class_accuracy(confusion)
     return {
         "accuracy": frame_accuracy(labels, predictions),
-        "segments": int((labels >= 0).sum()),
+        "segments": int((labels != constants.PAD_LABEL).sum()),
         "videos": int(len(labels)),
         "per_class_accuracy": {name: (None if np.isnan(value) else float(value))
                                for name, value in zip(class_names, per_class, strict=True)},

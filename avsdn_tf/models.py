@@ -1,9 +1,10 @@
 """Model builders behind one registry keyed by name (`--model NAME`; `--model help` lists them).
 
-Every builder returns the per-segment model: inputs {"audio": [B, T, A], "visual": [B, T, ...]}
-and output "segment_probs" [B, T, 29]. `training_model` puts the supervision on top: weak
-supervision pools the segments over time into "video_probs" [B, 29], and the label-guided
-ablation adds each encoder's own video-label head.
+Every builder returns the per-segment model (the backbone, in keras-hub's terms): inputs
+{"audio": [B, T, A], "visual": [B, T, ...]} of raw features and output "segment_probs"
+[B, T, 29]. Each starts with one FeatureNormalization layer per modality, so the model carries
+its preprocessing (set from the train split's statistics by `set_statistics`). The heads a
+supervision adds on top are the task's (avsdn_tf.tasks).
 """
 
 import keras
@@ -11,15 +12,21 @@ import keras
 from avsdn_tf import constants, layers, losses, metrics  # noqa: F401 (losses, metrics: registered for loading)
 from avsdn_tf.errors import UserError
 
-SEGMENT_OUTPUT = "segment_probs"
-VIDEO_OUTPUT = "video_probs"
-GUIDE_OUTPUTS = ("audio_guide", "visual_guide")
+SEGMENT_OUTPUT = constants.SEGMENT_OUTPUT
 
 
 def _inputs(audio_dim, visual_shape, num_segments):
+    """The raw inputs and their normalised features.
+
+    Returns:
+        (inputs, audio, visual): inputs {"audio": [B, T, A], "visual": [B, T, *visual_shape]};
+        audio and visual the same tensors after the normalisation layers.
+    """
     audio = keras.Input((num_segments, audio_dim), name="audio")
     visual = keras.Input((num_segments, *visual_shape), name="visual")
-    return audio, visual
+    normalized_audio = layers.FeatureNormalization(name=constants.AUDIO_NORMALIZATION)(audio)
+    normalized_visual = layers.FeatureNormalization(name=constants.VISUAL_NORMALIZATION)(visual)
+    return {"audio": audio, "visual": visual}, normalized_audio, normalized_visual
 
 
 def _visual_vectors(audio, visual, hp, name="visual_reduction"):
@@ -31,8 +38,36 @@ def _visual_vectors(audio, visual, hp, name="visual_reduction"):
     return layers.SpatialAveragePooling(name=name)(visual)
 
 
-def _classifier(features, hp):
+def _classifier(features):
     return keras.layers.Dense(constants.NUM_CLASSES, activation="softmax", name=SEGMENT_OUTPUT)(features)
+
+
+def device_kind():
+    """'gpu' when TensorFlow sees a GPU, else 'cpu': the kind of device the LSTMs will run on."""
+    import tensorflow as tf
+
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+def lstm_options(hp, num_segments, device=None):
+    """Keyword arguments of every keras.layers.LSTM the builders make.
+
+    On a GPU: not unrolled, with Keras's cuDNN-eligible settings (tanh, sigmoid, no recurrent
+    dropout, biases), so Keras takes the fused cuDNN kernel. On a CPU: unrolled when hp.unroll
+    and the time axis is fixed (short fixed-length sequences run faster unrolled there).
+
+    Args:
+        hp: HParams (reads `unroll`).
+        num_segments: the fixed time length T, or None for any length.
+        device: 'cpu' or 'gpu'; default: `device_kind()`.
+    Returns:
+        dict of LSTM constructor arguments.
+    """
+    device = device or device_kind()
+    cudnn = device == "gpu"
+    return {"unroll": bool(hp.unroll and num_segments is not None and not cudnn),
+            "activation": "tanh", "recurrent_activation": "sigmoid", "recurrent_dropout": 0.0,
+            "use_bias": True, "use_cudnn": "auto"}
 
 
 class Built:
@@ -44,12 +79,13 @@ class Built:
 
 
 def _avsdn(audio_dim, visual_shape, num_segments, hp, init="fused", label_guided=False):
-    audio, visual = _inputs(audio_dim, visual_shape, num_segments)
+    inputs, audio, visual = _inputs(audio_dim, visual_shape, num_segments)
     visual_vectors = _visual_vectors(audio, visual, hp)
 
+    options = lstm_options(hp, num_segments)
+
     def encoder(name):
-        return keras.layers.LSTM(hp.encoder_units, return_state=True, unroll=hp.unroll and num_segments is not None,
-                                 name=name)
+        return keras.layers.LSTM(hp.encoder_units, return_state=True, name=name, **options)
 
     _, audio_h, audio_c = encoder("audio_encoder")(audio)
     _, visual_h, visual_c = encoder("visual_encoder")(visual_vectors)
@@ -62,16 +98,16 @@ def _avsdn(audio_dim, visual_shape, num_segments, hp, init="fused", label_guided
         state = [audio_h, audio_c]
     decoder_input = keras.layers.Concatenate(name="audio_visual")([audio, visual_vectors])
     decoded = keras.layers.LSTM(hp.encoder_units, return_sequences=True, name="decoder",
-                                unroll=hp.unroll and num_segments is not None)(decoder_input, initial_state=state)
+                                **options)(decoder_input, initial_state=state)
     if hp.dropout:
         decoded = keras.layers.Dropout(hp.dropout, name="dropout")(decoded)
-    probs = _classifier(decoded, hp)
-    model = keras.Model({"audio": audio, "visual": visual}, probs, name="avsdn")
+    probs = _classifier(decoded)
+    model = keras.Model(inputs, probs, name="avsdn")
     return Built(model, guide_states=(audio_h, visual_h) if label_guided else None)
 
 
 def _bilstm(features, hp, name):
-    lstm = keras.layers.LSTM(hp.lstm_units, return_sequences=True, unroll=hp.unroll and features.shape[1] is not None)
+    lstm = keras.layers.LSTM(hp.lstm_units, return_sequences=True, **lstm_options(hp, features.shape[1]))
     return keras.layers.Bidirectional(lstm, name=name)(features)
 
 
@@ -81,11 +117,11 @@ def _avel_head(features, hp):
     hidden = keras.layers.Dense(hp.classifier_units, activation="relu", name="hidden")(hidden)
     if hp.dropout:
         hidden = keras.layers.Dropout(hp.dropout, name="dropout")(hidden)
-    return _classifier(hidden, hp)
+    return _classifier(hidden)
 
 
 def _avel(audio_dim, visual_shape, num_segments, hp, use_audio=True, use_visual=True, attention=False, name="av"):
-    audio, visual = _inputs(audio_dim, visual_shape, num_segments)
+    inputs, audio, visual = _inputs(audio_dim, visual_shape, num_segments)
     streams = []
     if use_audio:
         streams.append(_bilstm(audio, hp, "audio_bilstm"))
@@ -93,18 +129,18 @@ def _avel(audio_dim, visual_shape, num_segments, hp, use_audio=True, use_visual=
         reduced = _visual_vectors(audio, visual, hp.replace(visual_reduction="attention" if attention else "pool"))
         streams.append(_bilstm(reduced, hp, "visual_bilstm"))
     features = streams[0] if len(streams) == 1 else keras.layers.Concatenate(name="audio_visual")(streams)
-    return Built(keras.Model({"audio": audio, "visual": visual}, _avel_head(features, hp), name=name))
+    return Built(keras.Model(inputs, _avel_head(features, hp), name=name))
 
 
 def _dmrn(audio_dim, visual_shape, num_segments, hp):
     """AVEL's DMRN: BiLSTMs over audio and attended visual, fused per segment, then Dense(29)."""
-    audio, visual = _inputs(audio_dim, visual_shape, num_segments)
+    inputs, audio, visual = _inputs(audio_dim, visual_shape, num_segments)
     reduced = _visual_vectors(audio, visual, hp.replace(visual_reduction="attention"))
     fused = layers.DMRNFusion(hp.fusion_units, name="dmrn")([_bilstm(audio, hp, "audio_bilstm"),
                                                              _bilstm(reduced, hp, "visual_bilstm")])
     if hp.dropout:
         fused = keras.layers.Dropout(hp.dropout, name="dropout")(fused)
-    return Built(keras.Model({"audio": audio, "visual": visual}, _classifier(fused, hp), name="dmrn"))
+    return Built(keras.Model(inputs, _classifier(fused), name="dmrn"))
 
 
 # name -> (builder(audio_dim, visual_shape, num_segments, hp) -> Built, description)
@@ -137,25 +173,64 @@ def is_label_guided(name):
     return name == "avsdn_label_guided"
 
 
-def build_training_model(hp, audio_dim, visual_shape, num_segments=constants.NUM_SEGMENTS):
-    """The model `train` fits: per-segment model plus the head its supervision needs."""
+def build_backbone(hp, audio_dim, visual_shape, num_segments=constants.NUM_SEGMENTS):
+    """The registered per-segment model `hp.model` (with the encoder states it exposes).
+
+    Args:
+        hp: HParams (model name and sizes).
+        audio_dim: A, the audio feature size.
+        visual_shape: [D] for visual vectors, [H, W, C] for maps.
+        num_segments: the fixed time length T, or None for any length.
+    Returns:
+        Built: .model maps {"audio": [B, T, A], "visual": [B, T, *visual_shape]} (raw) to
+        segment_probs [B, T, 29]; .guide_states the label-guided ablation's encoder states.
+    """
+    if hp.model not in REGISTRY:
+        raise UserError(f"model: expected one of {names()}, found {hp.model!r}", argument="model")
     builder, _ = REGISTRY[hp.model]
-    built = builder(audio_dim, list(visual_shape), num_segments, hp)
-    segment_model = built.model
-    outputs = segment_model.outputs[0]
-    if hp.supervision == "weak":
-        outputs = layers.TemporalPooling(hp.weak_pooling, name=VIDEO_OUTPUT)(outputs)
-    if built.guide_states is None:
-        return keras.Model(segment_model.inputs, outputs, name=segment_model.name)
-    guides = []
-    for state, name in zip(built.guide_states, GUIDE_OUTPUTS, strict=True):
-        hidden = keras.layers.Dense(hp.fusion_units, activation="relu", name=f"{name}_hidden")(state)
-        guides.append(keras.layers.Dense(constants.NUM_CLASSES, activation="softmax", name=name)(hidden))
-    return keras.Model(segment_model.inputs, [outputs, *guides], name=segment_model.name)
+    return builder(audio_dim, list(visual_shape), num_segments, hp)
+
+
+def normalization_layers(model):
+    """The model's FeatureNormalization layers by modality: {"audio": layer, "visual": layer}.
+
+    A single-modality model has only the one it uses; a run written before the model carried
+    its normalisation has none (an empty dict).
+    """
+    found = {}
+    for modality, name in (("audio", constants.AUDIO_NORMALIZATION), ("visual", constants.VISUAL_NORMALIZATION)):
+        try:
+            found[modality] = model.get_layer(name)
+        except ValueError:
+            pass
+    return found
+
+
+def set_statistics(model, statistics, source="statistics"):
+    """Set the model's normalisation from train-split statistics.
+
+    Args:
+        model: a model built here (any head on top).
+        statistics: dict with "audio_mean", "audio_std" [A] and "visual_mean", "visual_std" [C]
+            (C: the visual features' last axis), as normalization.compute_statistics returns.
+        source: what an error names (the statistics' file).
+    Raises:
+        UserError: naming `source` and the field, when a shape or value does not fit.
+    """
+    for modality, layer in normalization_layers(model).items():
+        try:
+            layer.set_statistics(statistics[f"{modality}_mean"], statistics[f"{modality}_std"],
+                                 source=f"{source} {modality}")
+        except KeyError as missing:
+            raise UserError(f"{source}: expected the field {missing}, found fields {sorted(statistics)}") from None
+        except ValueError as error:
+            raise UserError(str(error)) from None
 
 
 def segment_model(model):
     """The per-segment part of a training model: inputs -> segment_probs [B, T, 29]."""
+    if list(model.output_names) == [SEGMENT_OUTPUT]:
+        return model
     return keras.Model(model.inputs, model.get_layer(SEGMENT_OUTPUT).output, name=f"{model.name}_segments")
 
 
@@ -169,10 +244,18 @@ def variable_length_model(trained, hp, audio_dim, visual_shape):
 
     Training builds models with a fixed time length and unrolled LSTMs (hp.unroll); serving needs
     any length, so the same architecture is built again with num_segments=None and unroll=False
-    and the trained weights are copied over in order (the variables are the same either way).
+    and the trained weights (normalisation statistics included) are copied over in order.
+
+    Args:
+        trained: the trained model (any task head).
+        hp: its HParams.
+        audio_dim, visual_shape: its feature sizes.
+    Returns:
+        keras.Model {"audio": [B, T, A], "visual": [B, T, ...]} -> segment_probs [B, T, 29], any T.
     """
-    rebuilt = build_training_model(hp.replace(unroll=False), audio_dim, list(visual_shape),
-                                          num_segments=None)
+    from avsdn_tf import tasks  # the heads are the task's
+
+    rebuilt = tasks.for_hparams(hp.replace(unroll=False)).build(audio_dim, visual_shape, num_segments=None)
     trained_shapes = [tuple(w.shape) for w in trained.weights]
     rebuilt_shapes = [tuple(w.shape) for w in rebuilt.weights]
     if trained_shapes != rebuilt_shapes:

@@ -1,7 +1,9 @@
 """Per-feature normalisation statistics, computed on the train split and saved beside the data.
 
 Audio is normalised per dimension; visual per channel (the last axis), so a 7x7x512 map shares
-one mean and one deviation per channel across its regions.
+one mean and one deviation per channel across its regions. prepare, synthesize and extract write
+normalization.json; train reads it once and puts it into the model's FeatureNormalization
+layers (models.set_statistics), so nothing after training reads it.
 """
 
 import os
@@ -12,17 +14,20 @@ import tensorflow as tf
 from avsdn_tf import constants, dataset_info, fileio, records
 from avsdn_tf.errors import input_error
 
-_MIN_STD = 1e-6  # a constant feature divides by this instead of zero
-
 
 def _moments(sums, squares, count):
     mean = sums / count
     variance = np.maximum(squares / count - mean**2, 0.0)
-    return mean, np.maximum(np.sqrt(variance), _MIN_STD)
+    return mean, np.maximum(np.sqrt(variance), constants.MIN_STD)
 
 
 def compute_statistics(data_dir, split="train", batch_size=64):
-    """Mean and standard deviation of audio and visual features over every segment of `split`."""
+    """Mean and standard deviation of audio and visual features over every segment of `split`.
+
+    Returns:
+        {"split", "audio_mean" [A], "audio_std" [A], "visual_mean" [C], "visual_std" [C]} as
+        lists (C: the visual features' last axis); deviations are at least constants.MIN_STD.
+    """
     info = dataset_info.read(data_dir)
     files = info.shard_paths(data_dir, split)
     dataset = tf.data.TFRecordDataset(files).batch(batch_size).map(
@@ -64,7 +69,15 @@ def write_statistics(data_dir, split="train"):
 
 
 def read_statistics(data_dir):
+    """The train-split statistics of `data_dir` and where they came from; never writes.
+
+    Returns:
+        (statistics, source): normalization.json's content and its path, or, for a data
+        directory without one, the statistics computed from its train split (not saved) and
+        a description saying so.
+    """
     path = os.path.join(data_dir, constants.NORMALIZATION_FILE)
     if not tf.io.gfile.exists(path):
-        return write_statistics(data_dir)
-    return fileio.read_json(path)
+        return compute_statistics(data_dir), f"the train split of {data_dir} (it has no {constants.NORMALIZATION_FILE})"
+    statistics = fileio.read_json_object(path, "normalisation statistics", "a JSON object of statistics")
+    return statistics, path

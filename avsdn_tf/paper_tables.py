@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from avsdn_tf import constants, dataset_info, fileio, hparams, training
-from avsdn_tf.errors import UserError, input_error
+from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.run_dir import RunDir
 
 RESULTS_JSON = "results.json"
@@ -128,7 +128,7 @@ class Job:
 def select(table=ALL, rows=None, extras=True):
     """[(Table, [Row])] for --table, --rows (model names; None: all) and --extras."""
     if table not in TABLE_CHOICES:
-        raise input_error("--table", f"one of {list(TABLE_CHOICES)}", repr(table))
+        raise argument_error("table", f"one of {list(TABLE_CHOICES)}", repr(table))
     tables = list(TABLES.values()) if table == ALL else [TABLES[table]]
     known = {row.model for t in tables for row in t.rows}
     wanted = None
@@ -136,7 +136,7 @@ def select(table=ALL, rows=None, extras=True):
         wanted = set(rows)
         unknown = sorted(wanted - known)
         if unknown:
-            raise input_error("--rows", f"row names of --table {table} from {sorted(known)}", unknown)
+            raise argument_error("rows", f"row names of --table {table} from {sorted(known)}", unknown)
     selection = []
     for t in tables:
         chosen = [row for row in t.rows if (wanted is None or row.model in wanted) and (extras or not row.extra)]
@@ -151,7 +151,7 @@ def select(table=ALL, rows=None, extras=True):
 def plan(selection, seeds, base, output_dir):
     """Every run, in order: table by table, row by row, seed by seed (seed k -> HParams(seed=k))."""
     if int(seeds) < 1:
-        raise input_error("--seeds", "a positive number of seeds", seeds)
+        raise argument_error("seeds", "a positive number of seeds", seeds)
     jobs = []
     for table, rows in selection:
         for row in rows:

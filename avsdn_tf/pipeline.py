@@ -1,15 +1,14 @@
-"""The one function that turns a data directory's split into a tf.data input for Keras."""
+"""The one function that turns a data directory's split into batches of parsed records.
+
+It knows records, not supervisions: batches are dicts of records.parse_videos (raw features,
+segment labels, context); a task (avsdn_tf.tasks) turns them into a model's inputs and targets.
+"""
 
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, normalization, records
+from avsdn_tf import constants, dataset_info, records
 from avsdn_tf.errors import input_error
-
-FULL = "full"
-WEAK = "weak"
-SUPERVISIONS = (FULL, WEAK)
-PAD_LABEL = -1  # label of padding segments when videos differ in length; losses skip it
 
 
 def split_files(data_dir, info, split, include_noisy=False):
@@ -24,32 +23,6 @@ def split_size(info, split, include_noisy=False):
     if include_noisy and constants.NOISY_SPLIT in info.splits:
         size += info.splits[constants.NOISY_SPLIT]["videos"]
     return size
-
-
-def targets(parsed, supervision, guide_targets=False):
-    """Segment labels [B, T] for full supervision; a one-hot video label [B, 29] for weak.
-
-    guide_targets adds the video label twice more, for the label-guided ablation's two heads.
-    """
-    video = tf.one_hot(parsed[records.VIDEO_LABEL], constants.NUM_CLASSES)
-    main = parsed[records.LABEL] if supervision == FULL else video
-    return (main, video, video) if guide_targets else main
-
-
-def _normalizer(data_dir, info):
-    stats = normalization.read_statistics(data_dir)
-    audio_mean = tf.constant(np.asarray(stats["audio_mean"], np.float32))
-    audio_std = tf.constant(np.asarray(stats["audio_std"], np.float32))
-    visual_mean = tf.constant(np.asarray(stats["visual_mean"], np.float32))
-    visual_std = tf.constant(np.asarray(stats["visual_std"], np.float32))
-
-    def apply(parsed):
-        parsed = dict(parsed)
-        parsed[records.AUDIO] = (parsed[records.AUDIO] - audio_mean) / audio_std
-        parsed[records.VISUAL] = (parsed[records.VISUAL] - visual_mean) / visual_std
-        return parsed
-
-    return apply
 
 
 def decoded_gigabytes(info, split, include_noisy=False, max_videos=None):
@@ -99,7 +72,7 @@ def _batch_videos(videos, batch_size, drop_remainder):
     if all(spec.shape.is_fully_defined() for spec in videos.element_spec.values()):
         return videos.batch(batch_size, drop_remainder=drop_remainder)
     return videos.padded_batch(batch_size, padding_values={
-        key: (tf.constant(PAD_LABEL, tf.int32) if key == records.LABEL else None)
+        key: (tf.constant(constants.PAD_LABEL, tf.int32) if key == records.LABEL else None)
         for key in videos.element_spec}, drop_remainder=drop_remainder)
 
 
@@ -117,32 +90,40 @@ def _parsed_each(serialized, info, deterministic=None):
                           deterministic=deterministic)
 
 
-def _parsed_videos(serialized, info, normalizer):
-    """Serialized records -> parsed (and normalised) videos one by one, always in record order
-    (what a cache holds must not depend on thread timing, or seeded shuffles would differ)."""
+def _parsed_videos(serialized, info):
+    """Serialized records -> parsed videos one by one, always in record order (what a cache holds
+    must not depend on thread timing, or seeded shuffles would differ)."""
     fixed_length = info.num_segments is not None
     parsed = (_parsed_batches(serialized, info, 64, False, deterministic=True) if fixed_length
               else _parsed_each(serialized, info, deterministic=True))
-    if normalizer:
-        parsed = parsed.map(normalizer, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return parsed.unbatch() if fixed_length else parsed
 
 
-def make_dataset(data_dir, split, batch_size, supervision=FULL, training=False, normalize=True,
-                 include_noisy=False, deterministic=False, seed=0, epoch_seeds=None, cache=False,
-                 input_context=None, max_videos=None, with_metadata=False, drop_remainder=False,
-                 guide_targets=False):
-    """A batched dataset of ({"audio", "visual"}, targets) for one split of `data_dir`.
+def make_dataset(data_dir, split, batch_size, training=False, include_noisy=False, deterministic=False,
+                 seed=0, epoch_seeds=None, cache=False, input_context=None, max_videos=None,
+                 drop_remainder=False):
+    """Batches of parsed records of one split of `data_dir`.
 
-    training shuffles (seeded); epoch_seeds makes one dataset of several epochs, epoch i shuffled
-    by epoch_seeds[i] (so a resumed run sees the batches an uninterrupted one would have seen);
-    cache reads and decodes the records once and keeps the videos in memory, and then each epoch
-    shuffles the whole split; deterministic fixes the element order of the parallel reads;
-    input_context (from distribute_datasets_from_function) shards by file; include_noisy adds the
-    background-only videos (weak supervision); with_metadata yields the parsed record instead.
+    Args:
+        data_dir: a data directory (dataset_info.json and shards).
+        split: its split name ("train", "val", "test", ...).
+        batch_size: videos per batch; videos of different lengths are padded to the longest of
+            the batch, their labels with constants.PAD_LABEL.
+        training: shuffle (seeded by `seed`, or per epoch by `epoch_seeds`).
+        include_noisy: add the background-only videos of the "noisy" split.
+        deterministic: fix the element order of the parallel reads.
+        seed: the shuffle seed. epoch_seeds: one dataset of len(epoch_seeds) epochs, epoch i
+            shuffled by epoch_seeds[i] (so a resumed run sees the batches an uninterrupted one
+            would have seen).
+        cache: read and decode the records once and keep the videos in memory; each epoch then
+            shuffles the whole split.
+        input_context: a tf.distribute.InputContext; several input pipelines share by file.
+        max_videos: at most this many videos (a fixed subset). drop_remainder: drop a last
+            partial batch.
+    Returns:
+        tf.data.Dataset of dicts (records.parse_videos): "audio" [B, T, A] and "visual"
+        [B, T, ...] float32 raw features, "label" [B, T] int32, and the context keys [B].
     """
-    if supervision not in SUPERVISIONS:
-        raise input_error("supervision", f"one of {SUPERVISIONS}", repr(supervision))
     info = dataset_info.read(data_dir)
     files = split_files(data_dir, info, split, include_noisy)
     videos_in_split = split_size(info, split, include_noisy)
@@ -166,11 +147,10 @@ def make_dataset(data_dir, split, batch_size, supervision=FULL, training=False, 
         # Keras under MultiWorkerMirroredStrategy shards by file when there are enough files.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
 
-    normalizer = _normalizer(data_dir, info) if normalize else None
     seeds = [seed] if epoch_seeds is None else list(epoch_seeds)
     if cache:
-        # Decoded and normalised once, in a fixed order; every epoch reuses the tensors in memory.
-        videos = _parsed_videos(_serialized_records(file_names, False, None, max_videos), info, normalizer).cache()
+        # Decoded once, in a fixed order; every epoch reuses the tensors in memory.
+        videos = _parsed_videos(_serialized_records(file_names, False, None, max_videos), info).cache()
         shuffle_size = min(videos_in_split, max_videos or videos_in_split)
         epochs = [_batch_videos(videos.shuffle(shuffle_size, seed=epoch_seed, reshuffle_each_iteration=True)
                                 if training else videos, batch_size, drop_remainder)
@@ -178,17 +158,9 @@ def make_dataset(data_dir, split, batch_size, supervision=FULL, training=False, 
     else:
         epochs = []
         for epoch_seed in seeds:
-            batches = _parsed_batches(_serialized_records(file_names, training, epoch_seed, max_videos),
-                                      info, batch_size, drop_remainder)
-            if normalizer:
-                batches = batches.map(normalizer, num_parallel_calls=tf.data.AUTOTUNE)
-            epochs.append(batches)
+            epochs.append(_parsed_batches(_serialized_records(file_names, training, epoch_seed, max_videos),
+                                          info, batch_size, drop_remainder))
     dataset = epochs[0]
     for epoch in epochs[1:]:
         dataset = dataset.concatenate(epoch)
-    if not with_metadata:
-        dataset = dataset.map(
-            lambda parsed: ({records.AUDIO: parsed[records.AUDIO], records.VISUAL: parsed[records.VISUAL]},
-                            targets(parsed, supervision, guide_targets)),
-            num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

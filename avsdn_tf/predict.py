@@ -12,15 +12,16 @@ prediction when --labels (extract's CSV or an AVE annotation file) has the video
 
 --model loads an exported SavedModel (tf.saved_model.load) and calls its serving_default
 signature with the raw features (the export normalises inside). --model_dir loads the run's
-best checkpoint, normalises with the statistics of the data it was trained on (its
-normalization.json; --data_dir points elsewhere if the data moved) and rebuilds the network
-without a fixed length, so a video of any number of seconds goes through.
+best checkpoint (it normalises its inputs itself: the run directory is all it needs) and
+rebuilds the network without a fixed length, so a video of any number of seconds goes through.
 
 Models trained on 10-s clips (AVE) see the video in windows of their training length
 (--window_seconds; the last window ends with the video and overlaps the one before), so every
 second is judged in the context the model was trained with; 0 means the model's training length
 when it had a fixed one, else the whole video at once.
 """
+
+import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
 import os
 
@@ -29,35 +30,28 @@ import tensorflow as tf
 from absl import app, flags
 
 from avsdn_tf import (
+    cli,
     constants,
-    dataset_info,
     extract,
     fileio,
-    hparams,
     metrics,
     models,
-    normalization,
     threads,
     timeline,
     video,
 )
 from avsdn_tf.errors import UserError, input_error, run_main
-from avsdn_tf.run_dir import RunDir
+from avsdn_tf.run_dir import load_run
 
 
 def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("model", None, "An exported SavedModel version directory (SERVING/avsdn/N).",
                         flag_values=flag_values)
-    flags.DEFINE_string("model_dir", None, "A run directory written by train (instead of --model).",
-                        flag_values=flag_values)
-    flags.DEFINE_enum("checkpoint", "best", ["best", "last"], "--model_dir: the best-on-val or the last checkpoint.",
-                      flag_values=flag_values)
-    flags.DEFINE_string("data_dir", None, "--model_dir: data directory whose normalization.json the run used "
-                        "(default: the one recorded in the run).", flag_values=flag_values)
-    flags.DEFINE_string("labels", None, "Optional ground truth: extract's labels CSV or an AVE annotation file.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("output_dir", "predictions", "Where <video_id>.json and <video_id>.png go.",
-                        flag_values=flag_values)
+    cli.define(flag_values=flag_values,
+               model_dir="A run directory written by train (instead of --model).",
+               checkpoint="--model_dir: the best-on-val or the last checkpoint.",
+               labels="Optional ground truth: extract's labels CSV or an AVE annotation file.",
+               output_dir=("predictions", "Where <video_id>.json and <video_id>.png go."))
     flags.DEFINE_integer("window_seconds", 0, "Seconds the model sees at once; 0: its training length when "
                          "fixed, else the whole video.", lower_bound=0, flag_values=flag_values)
     extract.define_feature_flags(flag_values)
@@ -69,39 +63,19 @@ def define_flags(flag_values=flags.FLAGS):
 
 
 class RunPredictor:
-    """A train run's checkpoint, rebuilt for any length, with the run's input normalisation."""
+    """A train run's checkpoint, rebuilt for any length (it normalises its inputs itself)."""
 
-    def __init__(self, model_dir, checkpoint="best", data_dir=None):
-        run = RunDir(model_dir)
-        if not tf.io.gfile.exists(model_dir):
-            raise UserError(f"{model_dir}: run directory not found")
-        config = run.read_config()
-        if config is None:
-            raise input_error(model_dir, "a run directory with config.json (written by train)", "none")
-        path = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
-        if not tf.io.gfile.exists(path):
-            raise input_error(model_dir, f"a trained run with {os.path.relpath(path, model_dir)}", "no such checkpoint")
-        trained = models.load_model(path, compile=False)
-        hp = hparams.from_dict(config["hparams"], source=run.config)
-        data = config["data"]
-        self.audio_dim, self.visual_shape = int(data["audio_dim"]), list(data["visual_shape"])
-        self.window = data.get("num_segments")
-        self.model = models.variable_length_model(trained, hp, self.audio_dim, self.visual_shape)
+    def __init__(self, model_dir, checkpoint="best"):
+        run = load_run(model_dir, checkpoint)
+        self.audio_dim, self.visual_shape = run.audio_dim, run.visual_shape
+        self.window = run.num_segments
+        self.model = run.variable_length_model
         self._forward = models.inference_function(self.model)  # traced once, for any length
-        data_dir = data_dir or config.get("data_dir")
-        if not data_dir or not tf.io.gfile.exists(os.path.join(data_dir, constants.DATASET_INFO_FILE)):
-            raise input_error(f"{run.config} field data_dir", "the data directory the run was trained on (its "
-                              "normalization.json normalises the features); pass --data_dir if it moved",
-                              repr(data_dir))
-        self.class_names = dataset_info.read(data_dir).class_names
-        stats = normalization.read_statistics(data_dir)
-        self.audio_mean, self.audio_std = (np.asarray(stats[k], np.float32) for k in ("audio_mean", "audio_std"))
-        self.visual_mean, self.visual_std = (np.asarray(stats[k], np.float32) for k in ("visual_mean", "visual_std"))
-        self.description = f"{model_dir} ({checkpoint} checkpoint, {hp.model}, {hp.supervision} supervision)"
+        self.class_names = run.class_names
+        self.description = run.describe()
 
     def __call__(self, audio, visual):
-        inputs = {"audio": ((audio - self.audio_mean) / self.audio_std)[None].astype(np.float32),
-                  "visual": ((visual - self.visual_mean) / self.visual_std)[None].astype(np.float32)}
+        inputs = {"audio": np.asarray(audio, np.float32)[None], "visual": np.asarray(visual, np.float32)[None]}
         return self._forward(inputs).numpy()[0]
 
 
@@ -161,11 +135,11 @@ class SavedModelPredictor:
         return self.signature(audio=audio, visual=visual)[self.output_key].numpy()[0]
 
 
-def load_predictor(model=None, model_dir=None, checkpoint="best", data_dir=None):
+def load_predictor(model=None, model_dir=None, checkpoint="best"):
     if bool(model) == bool(model_dir):
         raise UserError("--model / --model_dir: expected exactly one (an exported SavedModel or a train run), "
                         f"found {'both' if model else 'neither'}")
-    return SavedModelPredictor(model) if model else RunPredictor(model_dir, checkpoint, data_dir)
+    return SavedModelPredictor(model) if model else RunPredictor(model_dir, checkpoint)
 
 
 def windows(num_segments, window):
@@ -280,8 +254,7 @@ def main(argv, flag_values=None):
         raise UserError("predict: expected one or more video files as arguments, found none")
     if len(paths) == 1:
         video.probe(paths[0])  # a video that cannot be used fails before any network is loaded
-    predictor = load_predictor(flag_values.model, flag_values.model_dir, flag_values.checkpoint,
-                               flag_values.data_dir)
+    predictor = load_predictor(flag_values.model, flag_values.model_dir, flag_values.checkpoint)
     labels = extract.read_labels(flag_values.labels)
     extractor = extract.FeatureExtractor(extract.FeatureSettings.from_flags(flag_values))
     failed = 0

@@ -24,6 +24,8 @@ chunk by chunk), and output is built in a staging directory that replaces OUT on
 complete: bad input or a crash leaves no partial output, and running again is safe.
 """
 
+import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
+
 import collections
 import contextlib
 import dataclasses
@@ -39,6 +41,7 @@ from absl import app, flags
 
 from avsdn_tf import (
     annotations,
+    cli,
     constants,
     dataset_info,
     fileio,
@@ -46,7 +49,7 @@ from avsdn_tf import (
     records,
     shards,
 )
-from avsdn_tf.errors import UserError, input_error, run_main
+from avsdn_tf.errors import UserError, argument_error, input_error, run_main
 
 ANNOTATIONS_FILE = "Annotations.txt"
 AUDIO_FILE = "audio_feature.h5"
@@ -67,8 +70,8 @@ def define_flags(flag_values=flags.FLAGS):
     other commands that also have an --output_dir never clashes in one process."""
     flags.DEFINE_string("ave_dir", None, "Directory of the AVE feature release (Annotations.txt, *.h5).",
                         flag_values=flag_values)
-    flags.DEFINE_string("output_dir", None, "Directory to write the TFRecords to (replaced when complete).",
-                        flag_values=flag_values)
+    cli.define(flag_values=flag_values,
+               output_dir="Directory to write the TFRecords to (replaced when complete).")
     flags.DEFINE_string("visual_file", VISUAL_FILE,
                         "Visual features inside --ave_dir (or a path): maps (N, T, H, W, C) or vectors "
                         "(N, T, D), e.g. visual_feature_vec.h5. Stored in the layout given, never pooled.",
@@ -85,8 +88,8 @@ def define_flags(flag_values=flags.FLAGS):
                       flag_values=flag_values)
     flags.DEFINE_integer("chunk_videos", 64, "Videos read from the h5 files at a time (bounds memory).",
                          lower_bound=1, flag_values=flag_values)
-    flags.DEFINE_integer("videos_per_shard", 256, "Target videos per TFRecord shard (at most 16 shards).",
-                         lower_bound=1, flag_values=flag_values)
+    cli.define(flag_values=flag_values,
+               videos_per_shard="Target videos per TFRecord shard (at most 16 shards).")
     flags.mark_flags_as_required(["ave_dir", "output_dir"], flag_values=flag_values)
 
 
@@ -210,7 +213,7 @@ def _video_namer(rows):
 def _check_inputs(ave_dir, visual_file, noisy_visual_file, include_noisy, label_source, chunk_videos, stack):
     path = lambda name: os.path.join(ave_dir, name)  # noqa: E731  (absolute names stay absolute)
     if not tf.io.gfile.isdir(ave_dir):
-        raise input_error("--ave_dir", "a directory holding the AVE release", f"{ave_dir!r}, no such directory")
+        raise argument_error("ave_dir", "a directory holding the AVE release", f"{ave_dir!r}, no such directory")
     needed = [ANNOTATIONS_FILE, AUDIO_FILE, visual_file, *ORDER_FILES.values()]
     if label_source == "h5":
         needed.append(LABELS_FILE)
@@ -424,15 +427,15 @@ def _check_output_dir(output_dir, ave_dir):
     """OUT is replaced as a whole: refuse anything whose loss would hurt."""
     out, source = os.path.abspath(output_dir.rstrip("/")), os.path.abspath(ave_dir.rstrip("/"))
     if "://" not in output_dir and (out == source or source.startswith(out + os.sep)):
-        raise input_error("--output_dir", f"a directory outside --ave_dir {ave_dir} (it is replaced as a whole)",
+        raise argument_error("output_dir", f"a directory outside --ave_dir {ave_dir} (it is replaced as a whole)",
                           f"{output_dir!r}")
     if tf.io.gfile.exists(output_dir):
         if not tf.io.gfile.isdir(output_dir):
-            raise input_error("--output_dir", "a directory (new, or an earlier prepare output)",
+            raise argument_error("output_dir", "a directory (new, or an earlier prepare output)",
                               f"{output_dir!r} is a file")
         entries = tf.io.gfile.listdir(output_dir)
         if entries and constants.DATASET_INFO_FILE not in [entry.rstrip("/") for entry in entries]:
-            raise input_error("--output_dir", f"a new or empty directory, or an earlier output (with "
+            raise argument_error("output_dir", f"a new or empty directory, or an earlier output (with "
                               f"{constants.DATASET_INFO_FILE}) to replace", f"{output_dir!r} holding "
                               f"{len(entries)} other entries; choose another directory")
 
@@ -442,7 +445,7 @@ def prepare(ave_dir, output_dir, visual_file=VISUAL_FILE, noisy_visual_file=NOIS
     """Convert the AVE release in `ave_dir` to TFRecords in `output_dir`; returns the summary."""
     began = time.time()
     if label_source not in LABEL_SOURCES:
-        raise input_error("--label_source", f"one of {LABEL_SOURCES}", repr(label_source))
+        raise argument_error("label_source", f"one of {LABEL_SOURCES}", repr(label_source))
     if chunk_videos < 1 or videos_per_shard < 1:
         raise input_error("--chunk_videos / --videos_per_shard", "positive numbers",
                           f"{chunk_videos} and {videos_per_shard}")

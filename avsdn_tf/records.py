@@ -19,6 +19,11 @@ VISUAL = "visual"
 LABEL = "label"
 
 
+def model_inputs(parsed):
+    """The model's inputs of a parsed batch: {"audio": [B, T, A], "visual": [B, T, ...]}, raw."""
+    return {AUDIO: parsed[AUDIO], VISUAL: parsed[VISUAL]}
+
+
 def _bytes(value):
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
@@ -74,7 +79,18 @@ def encode_video(video_id, category, event_start, event_end, video_label, audio,
     return example.SerializeToString()
 
 
-def _specs(audio_dim, visual_shape):
+# Per-record lengths, in what parse_videos(..., features_only=True) returns.
+AUDIO_LENGTH = "audio_length"
+VISUAL_LENGTH = "visual_length"
+
+
+def _specs(audio_dim, visual_shape, features_only):
+    sequence = {
+        AUDIO: tf.io.FixedLenSequenceFeature([audio_dim], tf.float32),
+        VISUAL: tf.io.FixedLenSequenceFeature([int(np.prod(visual_shape))], tf.float32),
+    }
+    if features_only:  # what a client sends to be served: the features and, optionally, an id
+        return {VIDEO_ID: tf.io.FixedLenFeature([], tf.string, default_value="")}, sequence
     context = {
         VIDEO_ID: tf.io.FixedLenFeature([], tf.string),
         CATEGORY: tf.io.FixedLenFeature([], tf.int64),
@@ -82,27 +98,37 @@ def _specs(audio_dim, visual_shape):
         EVENT_END: tf.io.FixedLenFeature([], tf.int64),
         VIDEO_LABEL: tf.io.FixedLenFeature([], tf.int64),
     }
-    sequence = {
-        AUDIO: tf.io.FixedLenSequenceFeature([audio_dim], tf.float32),
-        VISUAL: tf.io.FixedLenSequenceFeature([int(np.prod(visual_shape))], tf.float32),
-        LABEL: tf.io.FixedLenSequenceFeature([], tf.int64),
-    }
+    sequence[LABEL] = tf.io.FixedLenSequenceFeature([], tf.int64)
     return context, sequence
 
 
-def parse_videos(serialized, audio_dim, visual_shape):
-    """Parse a batch of serialized records into a dict of dense tensors.
+def parse_videos(serialized, audio_dim, visual_shape, features_only=False):
+    """Parse a batch of serialized records into a dict of dense tensors: the one record parser
+    (training, evaluation and the predict_examples serving signature).
 
-    Returns video_id [B], category [B], event_start [B], event_end [B], video_label [B],
-    audio [B, T, A], visual [B, T, *visual_shape], label [B, T], all of one length T.
+    Args:
+        serialized: [B] serialized SequenceExamples.
+        audio_dim: A. visual_shape: [D] or [H, W, C] (records store visual flattened).
+        features_only: parse only what serving needs (video_id, default "", audio, visual),
+            and the per-record lengths; records may then differ in length.
+    Returns:
+        video_id [B], category [B], event_start [B], event_end [B], video_label [B],
+        audio [B, T, A], visual [B, T, *visual_shape], label [B, T], all of one length T; with
+        features_only: video_id, audio, visual padded with zeros to the longest record T, and
+        audio_length [B], visual_length [B] int32.
     """
-    context_spec, sequence_spec = _specs(audio_dim, visual_shape)
-    context, sequence, _ = tf.io.parse_sequence_example(
+    context_spec, sequence_spec = _specs(audio_dim, visual_shape, features_only)
+    context, sequence, lengths = tf.io.parse_sequence_example(
         serialized, context_features=context_spec, sequence_features=sequence_spec)
     batch = tf.shape(serialized)[0]
     visual = tf.reshape(sequence[VISUAL], tf.concat([[batch, -1], list(visual_shape)], axis=0))
     parsed = dict(context)
-    parsed.update({AUDIO: sequence[AUDIO], VISUAL: visual, LABEL: tf.cast(sequence[LABEL], tf.int32)})
+    parsed.update({AUDIO: sequence[AUDIO], VISUAL: visual})
+    if features_only:
+        parsed[AUDIO_LENGTH] = tf.cast(lengths[AUDIO], tf.int32)
+        parsed[VISUAL_LENGTH] = tf.cast(lengths[VISUAL], tf.int32)
+        return parsed
+    parsed[LABEL] = tf.cast(sequence[LABEL], tf.int32)
     parsed[VIDEO_LABEL] = tf.cast(parsed[VIDEO_LABEL], tf.int32)
     return parsed
 

@@ -1,10 +1,12 @@
-"""The layout of a training run's directory, in one place."""
+"""A training run's directory: its layout, and the one loader of a trained run."""
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import fileio
+from avsdn_tf import constants, dataset_info, fileio, hparams, models
+from avsdn_tf.errors import UserError, input_error
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -51,3 +53,127 @@ class RunDir:
 
     def read_state(self):
         return fileio.read_json(self.state) if tf.io.gfile.exists(self.state) else None
+
+
+# The run directory's format: 2 since the model carries its normalisation (avsdn-tf 0.2.0).
+# Runs without "run_format" in config.json were written before and cannot be loaded.
+RUN_FORMAT = 2
+CHECKPOINT_CHOICES = ("best", "last")
+
+
+def _old_run_error(where, config_path):
+    return UserError(
+        f"{where}: this run was written by avsdn-tf before 0.2.0, when the feature normalisation "
+        "lived outside the model (in its data directory's normalization.json); its checkpoints "
+        "cannot be used on their own. Train it again into a new run directory (python -m "
+        "avsdn_tf.train with the hyperparameters of its config.json: --hparams_file "
+        f"{config_path})")
+
+
+class LoadedRun:
+    """A trained run, loaded and checked: the one way evaluate, export, predict, experiments and
+    the tuner open a run directory.
+
+    Attributes:
+        path: the run directory. checkpoint: the .keras file loaded. config: config.json.
+        hp: its HParams. audio_dim: A. visual_shape: [D] or [H, W, C]. num_segments: the
+        training length T (None when the videos differed in length). class_names: 29 names.
+        model: the trained Keras model (its task's heads on top; normalisation inside).
+    """
+
+    def __init__(self, path, checkpoint, config, hp, model):
+        self.path, self.checkpoint, self.config, self.hp, self.model = path, checkpoint, config, hp, model
+        data = config["data"]
+        self.audio_dim = int(data["audio_dim"])
+        self.visual_shape = [int(d) for d in data["visual_shape"]]
+        self.num_segments = data.get("num_segments")
+        self.class_names = list(config.get("class_names") or constants.class_names())
+        self.data_dir = config.get("data_dir")
+        self._variable_length = None
+
+    @property
+    def segment_model(self):
+        """The trained model cut to inputs -> segment_probs [B, T, 29] (fixed length T)."""
+        return models.segment_model(self.model)
+
+    @property
+    def variable_length_model(self):
+        """The per-segment model rebuilt for any number of segments (made once)."""
+        if self._variable_length is None:
+            self._variable_length = models.variable_length_model(self.model, self.hp, self.audio_dim,
+                                                                 self.visual_shape)
+        return self._variable_length
+
+    def statistics(self):
+        """The normalisation inside the model: {"audio_mean", "audio_std", "visual_mean", "visual_std"}
+        as arrays ([A], [A], [C], [C]); a modality the model does not read gets mean 0, std 1."""
+        layers = models.normalization_layers(self.model)
+        sizes = {"audio": self.audio_dim, "visual": self.visual_shape[-1]}
+        statistics = {}
+        for modality, size in sizes.items():
+            mean, std = (layers[modality].statistics() if modality in layers
+                         else (np.zeros(size, np.float32), np.ones(size, np.float32)))
+            statistics.update({f"{modality}_mean": mean, f"{modality}_std": std})
+        return statistics
+
+    def check_data(self, data_dir):
+        """The DatasetInfo of `data_dir`, after checking its features are the ones the run takes.
+
+        Raises:
+            UserError: naming data_dir's dataset_info.json, when the dims differ from the run's.
+        """
+        info = dataset_info.read(data_dir)
+        found = {"audio_dim": info.audio_dim, "visual_shape": list(info.visual_shape)}
+        expected = {"audio_dim": self.audio_dim, "visual_shape": self.visual_shape}
+        if found != expected:
+            raise input_error(os.path.join(data_dir, constants.DATASET_INFO_FILE),
+                              f"the feature dims the run {self.path} was trained on {expected}", found)
+        return info
+
+    def describe(self):
+        return f"{self.path} ({os.path.basename(self.checkpoint)}, {self.hp.model}, {self.hp.supervision} supervision)"
+
+
+def load_run(path, checkpoint="best", compile=False):
+    """Open a run directory written by train: config, hyperparameters, checkpoint, checks.
+
+    Args:
+        path: the run directory.
+        checkpoint: "best" (the best-on-val epoch) or "last".
+        compile: also restore the optimizer and losses (only needed to train on).
+    Returns:
+        LoadedRun.
+    Raises:
+        UserError: naming the directory or file, for a missing directory, config.json or
+        checkpoint, a config.json without the fields train writes, a run written before the
+        model carried its normalisation, or a checkpoint Keras cannot load.
+    """
+    if checkpoint not in CHECKPOINT_CHOICES:
+        raise input_error("checkpoint", f"one of {CHECKPOINT_CHOICES}", repr(checkpoint))
+    run = RunDir(path)
+    if not tf.io.gfile.isdir(path):
+        raise UserError(f"{path}: run directory not found")
+    config = run.read_config()
+    if config is None:
+        raise input_error(path, f"a run directory written by train (with {CONFIG})", f"no {CONFIG}")
+    try:
+        hp = hparams.from_dict(config["hparams"], source=f"{run.config} field hparams")
+        data = config["data"]
+        int(data["audio_dim"]), [int(d) for d in data["visual_shape"]]
+    except (KeyError, TypeError, ValueError) as error:
+        raise input_error(run.config, "the hparams and data fields train writes",
+                          f"{type(error).__name__}: {error}") from None
+    if config.get("run_format", 1) < RUN_FORMAT:
+        raise _old_run_error(f"{run.config} field run_format", run.config)
+    checkpoint_path = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
+    if not tf.io.gfile.exists(checkpoint_path):
+        raise input_error(path, f"a trained run with {os.path.relpath(checkpoint_path, path)}",
+                          "no such checkpoint")
+    try:
+        model = models.load_model(checkpoint_path, compile=compile)
+    except Exception as error:  # Keras raises many kinds for a damaged or foreign file
+        raise input_error(checkpoint_path, "a Keras model saved by train",
+                          f"a file Keras cannot load ({type(error).__name__}: {str(error)[:200]})") from None
+    if not models.normalization_layers(model):
+        raise _old_run_error(checkpoint_path, run.config)
+    return LoadedRun(path, checkpoint_path, config, hp, model)

@@ -1,24 +1,33 @@
 """`python -m avsdn_tf.synthesize --output_dir OUT`: the built-in data set, in the project's format."""
 
+import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
+
 from absl import app, flags
 
-from avsdn_tf import constants, synthetic
+from avsdn_tf import cli, constants, synthetic
 from avsdn_tf.errors import UserError, run_main
 
 FLAGS = flags.FLAGS
+
+
 _DEFAULTS = synthetic.SyntheticConfig()
-flags.DEFINE_string("output_dir", None, "Directory to write the data set to (replaced when complete).")
-flags.DEFINE_integer("train_videos", _DEFAULTS.videos_per_split["train"], "Videos in the train split.")
-flags.DEFINE_integer("val_videos", _DEFAULTS.videos_per_split["val"], "Videos in the val split.")
-flags.DEFINE_integer("test_videos", _DEFAULTS.videos_per_split["test"], "Videos in the test split.")
-flags.DEFINE_integer("noisy_videos", _DEFAULTS.videos_per_split["noisy"],
-                     "Background-only videos (the weak-supervision extra split); 0 for none.")
-flags.DEFINE_integer("audio_dim", _DEFAULTS.audio_dim, "Audio feature size per segment.")
-flags.DEFINE_enum("visual_layout", _DEFAULTS.visual_layout, [constants.LAYOUT_VECTOR, constants.LAYOUT_MAP],
-                  "One visual vector per segment, or a map_size x map_size x visual_dim map.")
-flags.DEFINE_integer("visual_dim", _DEFAULTS.visual_dim, "Visual vector size, or map channels.")
-flags.DEFINE_integer("map_size", _DEFAULTS.map_size, "Height and width of visual maps.")
-flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed: the same seed gives byte-identical records.")
+
+
+def define_flags():
+    """The command's flags, defined when it runs (not at import, so modules with flags of the
+    same names can be imported side by side)."""
+    cli.define(output_dir="Directory to write the data set to (replaced when complete).")
+    flags.DEFINE_integer("train_videos", _DEFAULTS.videos_per_split["train"], "Videos in the train split.")
+    flags.DEFINE_integer("val_videos", _DEFAULTS.videos_per_split["val"], "Videos in the val split.")
+    flags.DEFINE_integer("test_videos", _DEFAULTS.videos_per_split["test"], "Videos in the test split.")
+    flags.DEFINE_integer("noisy_videos", _DEFAULTS.videos_per_split["noisy"],
+                         "Background-only videos (the weak-supervision extra split); 0 for none.")
+    flags.DEFINE_integer("audio_dim", _DEFAULTS.audio_dim, "Audio feature size per segment.")
+    flags.DEFINE_enum("visual_layout", _DEFAULTS.visual_layout, [constants.LAYOUT_VECTOR, constants.LAYOUT_MAP],
+                      "One visual vector per segment, or a map_size x map_size x visual_dim map.")
+    flags.DEFINE_integer("visual_dim", _DEFAULTS.visual_dim, "Visual vector size, or map channels.")
+    flags.DEFINE_integer("map_size", _DEFAULTS.map_size, "Height and width of visual maps.")
+    flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed: the same seed gives byte-identical records.")
 
 
 def main(argv):
@@ -34,4 +43,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(run_main(main))

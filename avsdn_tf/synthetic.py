@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from avsdn_tf import annotations, constants, dataset_info, fileio, normalization, records, shards
-from avsdn_tf.errors import UserError
+from avsdn_tf.errors import argument_error
 
 # Unrelated classes sit about one unit apart. Confusable partners differ only along one direction,
 # by PAIR_OFFSET noise deviations, so even ten segments of one modality leave the pair hard to tell
@@ -153,10 +153,10 @@ def write_dataset(output_dir, config, verbose=True):
     for name, value in (("audio_dim", config.audio_dim), ("visual_dim", config.visual_dim),
                         ("map_size", config.map_size)):
         if value < 2:
-            raise UserError(f"--{name}: expected an integer >= 2, found {value}")
+            raise argument_error(name, "an integer >= 2", value)
     for split, count in config.videos_per_split.items():
         if count < 0 or (split != constants.NOISY_SPLIT and count == 0):
-            raise UserError(f"--{split}_videos: expected a positive count, found {count}")
+            raise argument_error(f"{split}_videos", "a positive count", count)
     features = SyntheticFeatures(config)
     started = time.time()
     with fileio.staged_directory(output_dir) as staging:

@@ -8,9 +8,15 @@ cores splitting it) made inference 1.1-1.3x and training 1.1-1.15x faster (docs/
 Bigger machines were not measured, so the default stays TensorFlow's.
 """
 
-from absl import flags
+import sys
 
-from avsdn_tf.errors import UserError
+from absl import flags
+from absl.flags import _helpers
+
+from avsdn_tf.errors import argument_error
+
+# As in avsdn_tf.cli: the flags defined here belong to the command that asks for them (its --help).
+_helpers.disclaim_module_ids.add(id(sys.modules[__name__]))
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -26,16 +32,16 @@ def configure(intra_op_threads=0, inter_op_threads=0):
     """Set TensorFlow's thread pools; 0 keeps its default. Must run before TensorFlow runs any op."""
     import tensorflow as tf
 
-    settings = ((intra_op_threads, tf.config.threading.set_intra_op_parallelism_threads, "--intra_op_threads"),
-                (inter_op_threads, tf.config.threading.set_inter_op_parallelism_threads, "--inter_op_threads"))
+    settings = ((intra_op_threads, tf.config.threading.set_intra_op_parallelism_threads, "intra_op_threads"),
+                (inter_op_threads, tf.config.threading.set_inter_op_parallelism_threads, "inter_op_threads"))
     for count, setter, flag in settings:
         if not count:
             continue
         try:
             setter(count)
         except RuntimeError as error:  # TensorFlow's context was initialised already
-            raise UserError(f"{flag} {count}: expected to be set before TensorFlow starts, found it "
-                            f"running ({error})") from None
+            raise argument_error(flag, "to be set before TensorFlow starts", f"it running ({error})",
+                                 detail=str(count)) from None
 
 
 def configure_from_flags(flag_values=flags.FLAGS):

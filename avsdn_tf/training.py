@@ -12,11 +12,11 @@ import uuid
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, evaluation, fileio, losses, metrics, models, pipeline
-from avsdn_tf.errors import UserError, input_error
-from avsdn_tf.run_dir import RunDir
+from avsdn_tf import constants, dataset_info, evaluation, fileio, models, normalization, pipeline, tasks
+from avsdn_tf.errors import UserError, argument_error, input_error
+from avsdn_tf.run_dir import RUN_FORMAT, RunDir
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+STRATEGIES = constants.STRATEGIES
 
 
 class TrainingDiverged(UserError):
@@ -54,11 +54,11 @@ def _reduce_nested_structures(strategy):
 def make_strategy(name):
     """auto: MirroredStrategy over the GPUs when there are several, else the default strategy."""
     if name not in STRATEGIES:
-        raise input_error("--strategy", f"one of {STRATEGIES}", repr(name))
+        raise argument_error("strategy", f"one of {STRATEGIES}", repr(name))
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise UserError("--strategy multi_worker: expected the TF_CONFIG environment variable "
-                            "describing the cluster, found none")
+            raise argument_error("strategy", "the TF_CONFIG environment variable describing the cluster", "none",
+                                 detail="multi_worker")
         return _reduce_nested_structures(tf.distribute.MultiWorkerMirroredStrategy())
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
@@ -92,17 +92,9 @@ def _learning_rate(hp, steps_per_epoch):
 
 
 def compile_model(model, hp, steps_per_epoch):
-    main_loss = losses.for_supervision(hp.supervision)
-    main_metrics = [metrics.FrameAccuracy()] if hp.supervision == "full" else []
-    if models.is_label_guided(hp.model):
-        loss = [main_loss, keras.losses.CategoricalCrossentropy(), keras.losses.CategoricalCrossentropy()]
-        loss_weights = [1.0, hp.guide_loss_weight, hp.guide_loss_weight]
-        metric_list = [main_metrics, [], []]
-    else:
-        loss, loss_weights, metric_list = main_loss, None, main_metrics
-    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(hp, steps_per_epoch)), loss=loss,
-                  loss_weights=loss_weights, metrics=metric_list, jit_compile=hp.jit_compile,
-                  steps_per_execution=hp.steps_per_execution)
+    """Compile with Adam and hp's schedule; the losses and metrics are hp's task's."""
+    tasks.for_hparams(hp).compile(model, keras.optimizers.Adam(_learning_rate(hp, steps_per_epoch)),
+                                  jit_compile=hp.jit_compile, steps_per_execution=hp.steps_per_execution)
 
 
 def _save_keras(model, path, chief):
@@ -173,6 +165,10 @@ def _check_resumable(run, config, info):
     saved = run.read_config()
     if saved is None:
         return
+    if saved.get("run_format", 1) < RUN_FORMAT:
+        raise input_error(f"{run.config} field run_format", f"{RUN_FORMAT} to resume this run (the model "
+                          "carries its normalisation since avsdn-tf 0.2.0)",
+                          f"{saved.get('run_format', 'none')}: a run of an older version; use a new run directory")
     for key in ("model", "supervision"):
         if saved["hparams"][key] != config["hparams"][key]:
             raise input_error(f"{run.config} field hparams.{key}",
@@ -201,17 +197,17 @@ def decide_cache(info, hp, include_noisy, max_videos):
     return sum(sizes) <= hp.cache_gb, round(sum(sizes), 3)
 
 
-def _training_data(data_dir, hp, global_batch, first_epoch, include_noisy, max_videos, multi_worker, cache):
+def _training_data(data_dir, task, global_batch, first_epoch, include_noisy, max_videos, multi_worker, cache):
     """One tf.data pipeline over the remaining epochs, each shuffled by its own seed.
 
     Seeding per epoch (not per iterator) is what makes a resumed run see the same batches as an
     uninterrupted one.
     """
-    data = pipeline.make_dataset(data_dir, "train", global_batch, supervision=hp.supervision, training=True,
-                                 include_noisy=include_noisy, cache=cache,
-                                 epoch_seeds=[hp.seed * 100_003 + epoch for epoch in range(first_epoch, hp.epochs)],
-                                 max_videos=max_videos, guide_targets=models.is_label_guided(hp.model),
-                                 deterministic=True, drop_remainder=multi_worker)
+    hp = task.hp
+    data = task.batches(pipeline.make_dataset(
+        data_dir, "train", global_batch, training=True, include_noisy=include_noisy, cache=cache,
+        epoch_seeds=[hp.seed * 100_003 + epoch for epoch in range(first_epoch, hp.epochs)],
+        max_videos=max_videos, deterministic=True, drop_remainder=multi_worker))
     if multi_worker:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -223,13 +219,14 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     """Fit `hp.model` on data_dir's train split, keep the best epoch on val, write metrics.json."""
     hp.validate()
     if hp.model not in models.REGISTRY:
-        raise input_error("--model", f"one of {models.names()}", repr(hp.model))
+        raise argument_error("model", f"one of {models.names()}", repr(hp.model))
     info = dataset_info.read(data_dir)
     for split in ("train", "val", "test"):
         if pipeline.split_size(info, split) == 0:
             raise input_error(f"{data_dir}/{constants.DATASET_INFO_FILE}", f"a non-empty {split!r} split",
                               f"splits {sorted(info.splits)}")
-    include_noisy = hp.supervision == "weak" and constants.NOISY_SPLIT in info.splits
+    task = tasks.for_hparams(hp)
+    include_noisy = task.include_noisy(info)
     cache, decoded_gb = decide_cache(info, hp, include_noisy, max_videos)
     run = RunDir(model_dir)
     strategy = make_strategy(strategy_name)
@@ -242,6 +239,7 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
               "strategy": strategy_name, "replicas": replicas, "global_batch_size": global_batch,
               "max_videos": max_videos, "include_noisy": include_noisy,
               "data_in_memory": cache, "decoded_train_val_gb": decoded_gb,
+              "class_names": list(info.class_names), "run_format": RUN_FORMAT,
               "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
     _check_resumable(run, config, info)
     state = run.read_state() or {}
@@ -259,9 +257,12 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     steps_per_epoch = (train_videos // global_batch if strategy_name == "multi_worker"
                        else math.ceil(train_videos / global_batch))
     if steps_per_epoch == 0:
-        raise input_error("--batch_size", f"at most {train_videos // replicas} per replica for "
+        raise argument_error("batch_size", f"at most {train_videos // replicas} per replica for "
                           f"{train_videos} training videos", hp.batch_size)
     first_epoch = state.get("epochs_done", 0) if tf.io.gfile.exists(run.last_checkpoint) else 0
+    if not first_epoch:
+        statistics, statistics_source = normalization.read_statistics(data_dir)
+        print(f"feature normalisation (inside the model) from {statistics_source}")
     keras.utils.set_random_seed(hp.seed)
     with strategy.scope():
         if first_epoch:
@@ -269,7 +270,8 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
             model = models.load_model(run.last_checkpoint)
         else:
             state = {}
-            model = models.build_training_model(hp, info.audio_dim, info.visual_shape, info.num_segments)
+            model = task.build(info.audio_dim, info.visual_shape, info.num_segments, statistics=statistics,
+                               source=statistics_source)
             compile_model(model, hp, steps_per_epoch)
     if decoded_gb is not None:
         print(f"train + val decoded: {decoded_gb:.2f} GB; "
@@ -278,7 +280,7 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     val_data = pipeline.make_dataset(data_dir, "val", global_batch, max_videos=max_videos, cache=cache)
     started = time.time()
     if first_epoch < hp.epochs and not state.get("stopped_early"):
-        train_data = _training_data(data_dir, hp, global_batch, first_epoch, include_noisy, max_videos,
+        train_data = _training_data(data_dir, task, global_batch, first_epoch, include_noisy, max_videos,
                                     strategy_name == "multi_worker", cache)
         selector = SelectOnValidation(run, val_data, hp, chief, state)
         callbacks = [selector]
@@ -296,7 +298,8 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
               "epochs_done": state.get("epochs_done"), "train_seconds_this_process": round(seconds, 2),
               "history": state.get("history", [])}
     for split in ("val", "test"):
-        result[split] = evaluation.evaluate_split(best_model, data_dir, split, max_videos=max_videos)
+        result[split] = evaluation.evaluate_split(best_model, data_dir, split, info.class_names,
+                                                  max_videos=max_videos)
     fileio.write_json(run.metrics, result)
     fileio.write_json(run.state, {**state, "finished": True})
     print(f"best epoch {result['best_epoch']}: val accuracy {result['val']['accuracy']:.4f}, "

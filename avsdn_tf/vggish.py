@@ -34,7 +34,7 @@ Outputs ("vggish_output"):
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf.errors import UserError, input_error
+from avsdn_tf.errors import UserError, argument_error, input_error
 
 # The published parameters (vggish_params.py).
 SAMPLE_RATE = 16000
@@ -107,7 +107,7 @@ def examples_from_log_mel(log_mel, num_segments, framing="second"):
     if framing == "vggish":
         hop = int(round(EXAMPLE_HOP_SECONDS * FRAMES_PER_SECOND))
         return tf.signal.frame(log_mel, NUM_FRAMES, hop, axis=0)[:num_segments]
-    raise input_error("--audio_framing", f"one of {FRAMINGS}", repr(framing))
+    raise argument_error("audio_framing", f"one of {FRAMINGS}", repr(framing))
 
 
 def waveform_to_examples(waveform, num_segments=None, framing="second"):
@@ -131,7 +131,7 @@ def build_vggish(output="relu"):
     import keras
 
     if output not in OUTPUTS:
-        raise input_error("--vggish_output", f"one of {OUTPUTS}", repr(output))
+        raise argument_error("vggish_output", f"one of {OUTPUTS}", repr(output))
 
     def conv(units, name):
         return keras.layers.Conv2D(units, 3, padding="same", activation="relu", name=name)
@@ -154,7 +154,8 @@ def build_vggish(output="relu"):
 
 def _checkpoint_reader(path):
     if not path:
-        raise UserError("--vggish_checkpoint: expected the path of vggish_model.ckpt, found none")
+        raise UserError("vggish_checkpoint: expected the path of vggish_model.ckpt, found none",
+                        argument="vggish_checkpoint")
     try:
         return tf.train.load_checkpoint(path)
     except (tf.errors.OpError, ValueError) as error:
@@ -207,8 +208,8 @@ class Postprocessor:
 
     def __init__(self, pca_params_path):
         if not pca_params_path:
-            raise UserError("--vggish_pca_params: expected the path of vggish_pca_params.npz "
-                            "(needed by --vggish_output=postprocessed), found none")
+            raise UserError("vggish_pca_params: expected the path of vggish_pca_params.npz "
+                            "(needed by --vggish_output=postprocessed), found none", argument="vggish_pca_params")
         if not tf.io.gfile.exists(pca_params_path):
             raise UserError(f"{pca_params_path}: VGGish PCA parameters not found")
         try:
@@ -245,7 +246,7 @@ class AudioFeatureExtractor:
 
     def __init__(self, checkpoint, output="relu", pca_params=None, framing="second", batch_size=64):
         if framing not in FRAMINGS:
-            raise input_error("--audio_framing", f"one of {FRAMINGS}", repr(framing))
+            raise argument_error("audio_framing", f"one of {FRAMINGS}", repr(framing))
         self.output, self.framing, self.batch_size = output, framing, batch_size
         self.postprocessor = Postprocessor(pca_params) if output == "postprocessed" else None
         self.model = load_checkpoint(build_vggish(output), checkpoint)

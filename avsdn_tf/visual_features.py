@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf.errors import UserError, input_error
+from avsdn_tf.errors import UserError, argument_error, input_error
 
 DEFAULT_IMAGE_SIZE = 224
 IMAGENET = "imagenet"
@@ -50,7 +50,7 @@ BACKBONES = {
 
 def get_backbone(name):
     if name not in BACKBONES:
-        raise input_error("--visual_backbone", f"one of {sorted(BACKBONES)}", repr(name))
+        raise argument_error("visual_backbone", f"one of {sorted(BACKBONES)}", repr(name))
     return BACKBONES[name]
 
 
@@ -63,7 +63,7 @@ def build(name, weights=IMAGENET, image_size=DEFAULT_IMAGE_SIZE):
 
     backbone = get_backbone(name)
     if image_size < 32:
-        raise input_error("--image_size", "at least 32 pixels (five 2x poolings)", image_size)
+        raise argument_error("image_size", "at least 32 pixels (five 2x poolings)", image_size)
     application = getattr(keras.applications, backbone.application)
     kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3), pooling=backbone.pooling)
     if weights == IMAGENET:

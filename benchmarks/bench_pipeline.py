@@ -13,10 +13,11 @@ Measured, in interleaved rounds (each round runs every reader and the training s
 see the same background load), on a warm page cache:
 
 - tfrecords, read every epoch: pipeline.make_dataset(train split, batch 64, training=True,
-  normalisation on, cache=False), one full pass, every batch materialised;
+  cache=False), one full pass, every batch materialised (raw features: since avsdn-tf 0.2.0 the
+  model normalises them itself, so that work is in the training step);
 - tfrecords, kept in memory (what training does when the decoded data fits --cache_gb):
-  make_dataset(cache=True) over 1 + --cached_epochs epochs; the first epoch reads, parses and
-  normalises the records and fills the cache, the later ones shuffle and batch from memory;
+  make_dataset(cache=True) over 1 + --cached_epochs epochs; the first epoch reads and parses
+  the records and fills the cache, the later ones shuffle and batch from memory;
 - tfrecords read only (a floor, not a pipeline): the shards read 8 at a time in parallel,
   CRC-checked and batched, never parsed;
 - h5 random batches: h5py reading each batch of random indices straight from the files (sorted
@@ -86,7 +87,7 @@ def build_data(workdir, videos, layout, visual_dim):
     print(f"wrote the records in {time.time() - began:.0f} s")
     began = time.time()
     h5_dir.mkdir()
-    data = pipeline.make_dataset(str(records_dir), "train", 64, normalize=False, with_metadata=True)
+    data = pipeline.make_dataset(str(records_dir), "train", 64)
     visual_shape = tuple(info.visual_shape)
     with h5py.File(h5_dir / "audio_feature.h5", "w") as audio_file, \
             h5py.File(h5_dir / "visual_feature.h5", "w") as visual_file, \
@@ -113,7 +114,8 @@ def _size_gb(path):
 
 
 class Normalizer:
-    """The same per-feature normalisation as the pipeline, from the records' normalization.json."""
+    """The per-feature normalisation the model does, in NumPy, from the records' normalization.json
+    (the h5 readers do it in the input pipeline, as AVEL-style code does)."""
 
     def __init__(self, records_dir):
         stats = json.loads((records_dir / "normalization.json").read_text())
@@ -132,10 +134,10 @@ def _videos_in(audio, visual, labels):
 
 def tfrecords_pass(records_dir, batch_size, seed):
     from avsdn_tf import pipeline
-    data = pipeline.make_dataset(str(records_dir), "train", batch_size, training=True, normalize=True, seed=seed)
+    data = pipeline.make_dataset(str(records_dir), "train", batch_size, training=True, seed=seed)
     videos = 0
-    for inputs, _labels in data:
-        videos += int(inputs["visual"].shape[0])
+    for batch in data:
+        videos += int(batch["visual"].shape[0])
     return videos
 
 
@@ -158,15 +160,14 @@ def tfrecords_cached(records_dir, batch_size, seed, later_epochs):
     """(first epoch videos/s, later epochs videos/s) of one kept-in-memory pipeline, as training builds it."""
     from avsdn_tf import dataset_info, pipeline
     steps = -(-pipeline.split_size(dataset_info.read(str(records_dir)), "train") // batch_size)
-    data = pipeline.make_dataset(str(records_dir), "train", batch_size, training=True, normalize=True,
+    data = pipeline.make_dataset(str(records_dir), "train", batch_size, training=True,
                                  cache=True, epoch_seeds=[seed * 1000 + epoch for epoch in range(1 + later_epochs)])
     batches = iter(data)
     speeds = []
     for epochs in (1, later_epochs):
         began, videos = time.perf_counter(), 0
         for _ in range(epochs * steps):
-            inputs, _labels = next(batches)
-            videos += int(inputs["visual"].shape[0])
+            videos += int(next(batches)["visual"].shape[0])
         speeds.append(videos / (time.perf_counter() - began))
     return speeds
 

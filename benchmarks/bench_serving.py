@@ -43,7 +43,7 @@ import grpc  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
-from avsdn_tf import constants, fileio, hparams, models, records  # noqa: E402
+from avsdn_tf import constants, fileio, hparams, records, tasks  # noqa: E402
 from avsdn_tf.run_dir import RunDir  # noqa: E402
 from export import export_model, warmup  # noqa: E402
 
@@ -72,7 +72,7 @@ def default_run(workdir, visual_shape):
                       {"split": "train", "audio_mean": [0.0] * constants.AUDIO_DIM, "audio_std": [1.0] * constants.AUDIO_DIM,
                        "visual_mean": [0.0] * channels, "visual_std": [1.0] * channels})
     tf.io.gfile.makedirs(os.path.dirname(run.best_checkpoint))
-    models.build_training_model(hp, constants.AUDIO_DIM, visual_shape).save(run.best_checkpoint)
+    tasks.for_hparams(hp).build(constants.AUDIO_DIM, visual_shape).save(run.best_checkpoint)
     fileio.write_json(run.config, {"hparams": hp.to_dict(), "data_dir": str(data_dir),
                                    "data": {"audio_dim": constants.AUDIO_DIM, "visual_shape": visual_shape,
                                             "num_segments": SEGMENTS}})

@@ -8,7 +8,7 @@ What it measures, on in-memory random data of AVE's shapes (the same arrays for 
 --videos training videos, T = 10, audio 128-d, visual --visual_dim vectors, labels 0..28), at
 batch 64 with the AVSDN defaults of avsdn_tf.hparams (encoder 128, fusion 256):
 
-- training videos/s: Keras through the project's own path (models.build_training_model,
+- training videos/s: Keras through the project's own path (tasks.for_hparams(hp).build,
   training.compile_model, model.fit on the arrays, shuffled); PyTorch through
   benchmarks/torch_avsdn.py (Adam 1e-3, cross-entropy, a random order each epoch);
 - inference videos/s over the same videos, batch by batch, per-segment probabilities out;
@@ -118,7 +118,7 @@ class KerasTrain:
         _tf_threads(spec)
         import keras
 
-        from avsdn_tf import hparams, models, training
+        from avsdn_tf import hparams, tasks, training
         self.audio, self.visual, self.labels = data
         self.spec = spec
         hp = hparams.HParams()  # the project's defaults, then the lever under test
@@ -126,7 +126,7 @@ class KerasTrain:
         hp = hp.replace(batch_size=spec["batch_size"]).validate()
         self.hp = hp
         keras.utils.set_random_seed(0)
-        self.model = models.build_training_model(hp, AUDIO_DIM, list(self.visual.shape[2:]), NUM_SEGMENTS)
+        self.model = tasks.for_hparams(hp).build(AUDIO_DIM, list(self.visual.shape[2:]), NUM_SEGMENTS)
         training.compile_model(self.model, hp, steps_per_epoch=len(_batches(len(self.audio), hp.batch_size)))
         self.inputs = {"audio": self.audio, "visual": self.visual}
         self.fit(1)  # traces (and compiles) the train step, the partial last batch too
@@ -187,14 +187,14 @@ class KerasInfer:
         _tf_threads(spec)
         import keras
 
-        from avsdn_tf import hparams, models
+        from avsdn_tf import hparams, models, tasks
         self.tf = tf
         self.audio, self.visual, _ = data
         self.spec = spec
         hp = hparams.HParams()
         hp = hp.replace(**{key: spec[key] for key in ("unroll",) if key in spec})
         keras.utils.set_random_seed(0)
-        model = models.build_training_model(hp, AUDIO_DIM, list(self.visual.shape[2:]), NUM_SEGMENTS)
+        model = tasks.for_hparams(hp).build(AUDIO_DIM, list(self.visual.shape[2:]), NUM_SEGMENTS)
         self.model = model
         self.batch_size = spec["batch_size"]
         path = spec["path"]

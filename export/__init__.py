@@ -4,8 +4,3 @@
 sends features to a running TF Serving and prints per-second labels and event intervals.
 See the README section "Export and serving with TensorFlow Serving".
 """
-
-import os
-
-# As in avsdn_tf: keep TensorFlow's C++ start-up notes out of the commands' output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -19,6 +19,8 @@ from tensorflow-serving-api (port 8500). An unreachable server, an unknown model
 model rejects each end in one line on stderr and exit status 2.
 """
 
+import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
+
 import base64
 import http.client
 import json
@@ -32,7 +34,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from avsdn_tf import constants, dataset_info, fileio, metrics, records
-from avsdn_tf.errors import UserError, input_error, run_main
+from avsdn_tf.errors import UserError, argument_error, input_error, run_main
 from export import signatures, warmup
 
 FLAGS = flags.FLAGS
@@ -57,7 +59,7 @@ def _record_files(path):
         return [file for split in info.splits for file in info.shard_paths(path, split)]
     files = sorted(tf.io.gfile.glob(path))
     if not files:
-        raise UserError(f"--data {path}: no such file")
+        raise UserError(f"data {path}: no such file", argument="data")
     return files
 
 
@@ -128,10 +130,10 @@ def _array_requests(path, batch_size):
 
 def requests_from(path, batch_size):
     if batch_size < 1:
-        raise input_error("--batch_size", "a positive integer", batch_size)
+        raise argument_error("batch_size", "a positive integer", batch_size)
     if path.endswith((".npz", ".npy")):
         if not tf.io.gfile.exists(path):
-            raise UserError(f"--data {path}: no such file")
+            raise UserError(f"data {path}: no such file", argument="data")
         return _array_requests(path, batch_size)
     return _tfrecord_requests(path, batch_size)
 
@@ -237,7 +239,7 @@ class GrpcBackend(_Backend):
 def _backend(server, model, version, use_grpc, timeout):
     server = server.split("://", 1)[-1].rstrip("/")
     if ":" not in server:
-        raise input_error("--server", "HOST:PORT", repr(server))
+        raise argument_error("server", "HOST:PORT", repr(server))
     return (GrpcBackend if use_grpc else RestBackend)(server, model, version, timeout)
 
 

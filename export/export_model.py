@@ -6,7 +6,7 @@ visible:
 
 1. the trained model is rebuilt for any time length (num_segments=None, LSTMs not unrolled), its
    weights copied, and its outputs compared with the trained model's on a batch of real videos;
-2. the SavedModel (signatures in export/signatures.py, normalisation inside the graph), the TF
+2. the SavedModel (signatures in export/signatures.py; the model normalises inside), the TF
    Serving warmup records and batching_params.pbtxt are written under a temporary, non-numeric
    name inside --export_base (TF Serving only loads numeric directories);
 3. a fresh Python process loads it with tf.saved_model.load and compares both signatures with the
@@ -14,6 +14,8 @@ visible:
 4. only then is the directory renamed to its version number. Any failure removes the temporary
    directory; existing versions are never touched.
 """
+
+import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
 import datetime
 import json
@@ -30,9 +32,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from avsdn_tf import constants, dataset_info, fileio, hparams, models, normalization, records
-from avsdn_tf.errors import UserError, input_error, run_main
-from avsdn_tf.run_dir import RunDir
+from avsdn_tf import cli, constants, fileio, records
+from avsdn_tf.errors import UserError, argument_error, input_error, run_main
+from avsdn_tf.run_dir import RunDir, load_run
 from export import signatures, warmup
 
 FLAGS = flags.FLAGS
@@ -62,55 +64,27 @@ def next_version(export_base):
 
 
 class Run:
-    """What an export needs from a training run: model, hyperparameters, features, statistics."""
+    """What an export needs from a training run: the loaded run, its features, and its data.
+
+    The run directory alone is enough: the model carries its normalisation. The data directory
+    (--data_dir, default the run's) only supplies real records to verify the export on; without
+    it, videos drawn from the model's own normalisation statistics are used.
+    """
 
     def __init__(self, model_dir, checkpoint="best", data_dir=None):
-        run = RunDir(model_dir)
-        if not tf.io.gfile.isdir(model_dir):
-            raise UserError(f"--model_dir {model_dir}: run directory not found")
-        config = run.read_config()
-        if config is None:
-            raise input_error(f"--model_dir {model_dir}", "a run directory written by train (config.json)",
-                              "no config.json")
-        self.model_dir = model_dir
-        self.checkpoint = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
-        if not tf.io.gfile.exists(self.checkpoint):
-            raise input_error(f"--model_dir {model_dir}", f"a trained run with {os.path.relpath(self.checkpoint, model_dir)}",
-                              "no such checkpoint")
-        try:
-            self.hp = hparams.from_dict(config["hparams"], source=run.config)
-            data = config["data"]
-            self.audio_dim = int(data["audio_dim"])
-            self.visual_shape = [int(d) for d in data["visual_shape"]]
-            self.num_segments = data.get("num_segments")
-        except (KeyError, TypeError, ValueError) as error:
-            raise input_error(run.config, "the hparams and data fields train writes", f"{type(error).__name__}: {error}") from None
-        self.data_dir = data_dir or config.get("data_dir")
-        if not self.data_dir or not tf.io.gfile.isdir(self.data_dir):
-            raise UserError(f"--data_dir: the run's data directory {self.data_dir!r} (for the normalisation statistics "
-                            "the model was trained with) was not found; pass --data_dir")
-        self.info = self._dataset_info()
-        statistics = normalization.read_statistics(self.data_dir)
-        class_names = self.info.class_names if self.info else constants.class_names()
-        self.spec = signatures.FeatureSpec.from_statistics(
-            self.audio_dim, self.visual_shape, statistics, class_names,
-            source=os.path.join(self.data_dir, constants.NORMALIZATION_FILE))
-        try:
-            self.model = models.load_model(self.checkpoint, compile=False)
-        except Exception as error:  # Keras raises many kinds for a damaged or foreign file
-            raise input_error(self.checkpoint, "a Keras model saved by train",
-                              f"a file Keras cannot load ({type(error).__name__}: {str(error)[:200]})") from None
-
-    def _dataset_info(self):
-        """The data directory's dataset_info, if it has one; its dims must be the run's."""
-        if not tf.io.gfile.exists(os.path.join(self.data_dir, constants.DATASET_INFO_FILE)):
-            return None  # a directory holding only normalization.json is enough to export
-        info = dataset_info.read(self.data_dir)
-        if info.audio_dim != self.audio_dim or list(info.visual_shape) != self.visual_shape:
-            raise input_error(os.path.join(self.data_dir, constants.DATASET_INFO_FILE),
-                              f"the dims the run was trained on (audio {self.audio_dim}, visual {self.visual_shape})",
-                              f"audio {info.audio_dim}, visual {list(info.visual_shape)}")
-        return info
+        self.loaded = load_run(model_dir, checkpoint)
+        self.model_dir, self.hp, self.model = model_dir, self.loaded.hp, self.loaded.model
+        self.checkpoint = self.loaded.checkpoint
+        self.audio_dim, self.visual_shape = self.loaded.audio_dim, self.loaded.visual_shape
+        self.num_segments = self.loaded.num_segments
+        self.spec = signatures.FeatureSpec.of(self.audio_dim, self.visual_shape, self.loaded.class_names,
+                                              source=f"{RunDir(model_dir).config} field class_names")
+        self.data_dir = data_dir or self.loaded.data_dir
+        has_records = bool(self.data_dir) and tf.io.gfile.exists(
+            os.path.join(self.data_dir, constants.DATASET_INFO_FILE))
+        if data_dir and not has_records:
+            raise input_error(data_dir, f"a data directory with {constants.DATASET_INFO_FILE}", "none")
+        self.info = self.loaded.check_data(self.data_dir) if has_records else None
 
 
 def _real_videos(run, count):
@@ -134,13 +108,14 @@ def _real_videos(run, count):
 
 
 def _random_videos(run, count, rng):
-    """Videos drawn from the normalisation statistics, when the run's records are not at hand."""
-    spec = run.spec
+    """Videos drawn from the model's normalisation statistics, when the run's records are not at hand."""
+    statistics = run.loaded.statistics()
     length = run.num_segments or constants.NUM_SEGMENTS
     videos = []
     for i in range(count):
-        audio = spec.audio_mean + spec.audio_std * rng.standard_normal((length, spec.audio_dim))
-        visual = spec.visual_mean + spec.visual_std * rng.standard_normal((length, *spec.visual_shape))
+        audio = statistics["audio_mean"] + statistics["audio_std"] * rng.standard_normal((length, run.audio_dim))
+        visual = (statistics["visual_mean"]
+                  + statistics["visual_std"] * rng.standard_normal((length, *run.visual_shape)))
         labels = np.full(length, constants.BACKGROUND)
         serialized = records.encode_video(f"random_{i}", constants.NO_CATEGORY, 0, 0, constants.BACKGROUND,
                                           audio, visual, labels)
@@ -174,8 +149,8 @@ def reference_cases(run, serving_model, count, seed=0):
     if trained_input_length not in (None, audio.shape[1]):
         raise input_error(f"{run.data_dir} records", f"videos of {trained_input_length} segments like the model's input",
                           f"{audio.shape[1]} segments")
-    expected = signatures.keras_predict(models.segment_model(run.model), run.spec, audio, visual)
-    rebuilt = signatures.keras_predict(serving_model, run.spec, audio, visual)
+    expected = signatures.keras_predict(run.loaded.segment_model, audio, visual)
+    rebuilt = signatures.keras_predict(serving_model, audio, visual)
     difference = float(np.abs(expected - rebuilt).max())
     if difference > signatures.MATCH_TOLERANCE:
         raise UserError(f"the variable-length rebuild of {run.checkpoint} differs from it by {difference:.2e} "
@@ -189,7 +164,7 @@ def reference_cases(run, serving_model, count, seed=0):
         "trained_length": dict(audio=audio, visual=visual, examples=[s for s, _ in videos], ids=ids,
                                expected=expected),
         "other_length": dict(audio=short_audio, visual=short_visual, examples=short_examples, ids=ids,
-                             expected=signatures.keras_predict(serving_model, run.spec, short_audio, short_visual)),
+                             expected=signatures.keras_predict(serving_model, short_audio, short_visual)),
     }
     return cases, difference
 
@@ -250,15 +225,15 @@ def export(model_dir, export_base, version=None, checkpoint="best", data_dir=Non
     started = time.time()
     say = print if verbose else (lambda *args, **kwargs: None)
     if version is not None and version < 1:
-        raise input_error("--version", "a positive integer", version)
+        raise argument_error("version", "a positive integer", version)
     if verify_videos < 1:
-        raise input_error("--verify_videos", "a positive integer", verify_videos)
+        raise argument_error("verify_videos", "a positive integer", verify_videos)
     export_base = export_base.rstrip("/")
     if version is not None and tf.io.gfile.exists(os.path.join(export_base, str(version))):
-        raise input_error(f"--version {version}", "a version not yet in --export_base (versions are never "
-                          "overwritten)", f"{os.path.join(export_base, str(version))} already exists")
+        raise argument_error("version", "a version not yet in the export base (versions are never overwritten)",
+                             f"{os.path.join(export_base, str(version))} already exists", detail=str(version))
     run = Run(model_dir, checkpoint, data_dir)
-    serving_model = models.variable_length_model(run.model, run.hp, run.audio_dim, run.visual_shape)
+    serving_model = run.loaded.variable_length_model
     cases, rebuild_difference = reference_cases(run, serving_model, verify_videos)
     say(f"rebuilt {run.hp.model} for any number of segments; max |difference| from {run.checkpoint}: "
         f"{rebuild_difference:.1e}")
@@ -305,13 +280,13 @@ def export(model_dir, export_base, version=None, checkpoint="best", data_dir=Non
 def define_flags():
     """The command's flags; defined when run as a command, so importing the module from other
     code (tests, other commands with flags of the same names) does not register them."""
-    flags.DEFINE_string("model_dir", None, "Run directory written by train (config.json, checkpoints/).")
+    cli.define("model_dir", "checkpoint")
     flags.DEFINE_string("export_base", None, "Model base path TF Serving watches, e.g. SERVING/avsdn; "
                         "the export goes to EXPORT_BASE/VERSION.")
     flags.DEFINE_integer("version", None, "Version number; default: one more than the highest existing version.")
-    flags.DEFINE_enum("checkpoint", "best", ["best", "last"], "The best-on-val checkpoint or the last epoch's.")
-    flags.DEFINE_string("data_dir", None, "Data directory with the normalization.json the run was trained with; "
-                        "default: the one recorded in the run's config.json.")
+    cli.define(data_dir="Data directory whose records the export is verified on (the model carries its "
+               "normalisation; without records, videos drawn from its statistics are used); default: the one "
+               "recorded in the run's config.json.")
     flags.DEFINE_integer("verify_videos", 8, "Videos in the batch the export is verified on.")
 
 

@@ -13,9 +13,10 @@ The video-level label: background (28) when no segment's arg-max is an event; ot
 class with the highest time-averaged probability, i.e. arg-max over the 28 event classes of the
 mean over all segments of segment_probs (the average pooling AVSDN's weak supervision uses).
 
-The input pipeline normalises features with the train split's statistics; here the same
-normalisation is part of the graph, so clients send raw features. Inputs the model cannot take
-fail inside the graph with INVALID_ARGUMENT errors that name the input, expected and found.
+The model normalises the features itself (its FeatureNormalization layers hold the train split's
+statistics), so clients send raw features. predict_examples parses with records.parse_videos,
+the parser training uses. Inputs the model cannot take fail inside the graph with
+INVALID_ARGUMENT errors that name the input, expected and found.
 """
 
 import dataclasses
@@ -56,47 +57,28 @@ MATCH_TOLERANCE = 1e-5
 
 @dataclasses.dataclass
 class FeatureSpec:
-    """What the served model takes: feature sizes, normalisation statistics, class names."""
+    """What the served model takes: feature sizes and class names."""
 
     audio_dim: int
     visual_shape: tuple
-    audio_mean: np.ndarray
-    audio_std: np.ndarray
-    visual_mean: np.ndarray
-    visual_std: np.ndarray
     class_names: list
 
     @classmethod
-    def from_statistics(cls, audio_dim, visual_shape, statistics, class_names, source="normalization.json"):
-        spec = cls(int(audio_dim), tuple(int(d) for d in visual_shape),
-                   *(np.asarray(statistics[key], np.float32)
-                     for key in ("audio_mean", "audio_std", "visual_mean", "visual_std")),
-                   list(class_names))
-        expected = {"audio_mean": spec.audio_dim, "audio_std": spec.audio_dim,
-                    "visual_mean": spec.visual_shape[-1], "visual_std": spec.visual_shape[-1]}
-        for key, size in expected.items():
-            found = getattr(spec, key).shape
-            if found != (size,):
-                raise input_error(f"{source} field {key!r}", f"{size} values (the model's feature size)",
-                                  f"shape {list(found)}")
+    def of(cls, audio_dim, visual_shape, class_names, source="class names"):
+        spec = cls(int(audio_dim), tuple(int(d) for d in visual_shape), list(class_names))
         if len(spec.class_names) != constants.NUM_CLASSES:
-            raise input_error(f"{source} class names", f"{constants.NUM_CLASSES} names", len(spec.class_names))
+            raise input_error(source, f"{constants.NUM_CLASSES} names", len(spec.class_names))
         return spec
-
-    def normalize(self, audio, visual):
-        """The pipeline's normalisation in NumPy (for comparing with the Keras model)."""
-        return ((np.asarray(audio, np.float32) - self.audio_mean) / self.audio_std,
-                (np.asarray(visual, np.float32) - self.visual_mean) / self.visual_std)
 
     def shape_text(self, name):
         dims = [self.audio_dim] if name == AUDIO else list(self.visual_shape)
         return "[batch, time, " + ", ".join(str(d) for d in dims) + "]"
 
 
-def keras_predict(segment_model, spec, audio, visual):
-    """segment_probs of a Keras per-segment model on raw features, normalised as in training."""
-    audio, visual = spec.normalize(audio, visual)
-    return np.asarray(segment_model({AUDIO: audio, VISUAL: visual}, training=False))
+def keras_predict(segment_model, audio, visual):
+    """segment_probs [B, T, 29] of a Keras per-segment model on raw features [B, T, ...]."""
+    return np.asarray(segment_model({AUDIO: np.asarray(audio, np.float32), VISUAL: np.asarray(visual, np.float32)},
+                                    training=False))
 
 
 def video_labels(segment_probs):
@@ -164,7 +146,8 @@ class ServingGraph:
         Records of one length run as one batch. Records of different lengths (which also meet
         in one batch when TF Serving's batching merges requests) run one by one, each at its own
         length, and their per-segment outputs are padded to the longest: segment_probs with 0,
-        segment_labels with -1, segment_label_names with ""; num_segments says where each ends.
+        segment_labels with constants.PAD_LABEL (-1), segment_label_names with ""; num_segments
+        says where each ends.
         """
         spec = self.spec
         rank_check = tf.debugging.Assert(
@@ -173,14 +156,8 @@ class ServingGraph:
              tf.shape(examples)], name="check_examples_shape")
         with tf.control_dependencies([rank_check]):
             examples = tf.identity(examples)
-        visual_size = int(np.prod(spec.visual_shape))
-        context, sequence, lengths = tf.io.parse_sequence_example(
-            examples,
-            context_features={VIDEO_ID: tf.io.FixedLenFeature([], tf.string, default_value="")},
-            sequence_features={AUDIO: tf.io.FixedLenSequenceFeature([spec.audio_dim], tf.float32),
-                               VISUAL: tf.io.FixedLenSequenceFeature([visual_size], tf.float32)})
-        audio_lengths = tf.cast(lengths[AUDIO], tf.int32)
-        visual_lengths = tf.cast(lengths[VISUAL], tf.int32)
+        parsed = records.parse_videos(examples, spec.audio_dim, spec.visual_shape, features_only=True)
+        audio_lengths, visual_lengths = parsed[records.AUDIO_LENGTH], parsed[records.VISUAL_LENGTH]
         checks = [
             tf.debugging.Assert(tf.reduce_all(tf.equal(audio_lengths, visual_lengths)),
                                 ["examples: expected as many 'visual' as 'audio' entries in every record, "
@@ -192,12 +169,10 @@ class ServingGraph:
         ]
         with tf.control_dependencies(checks):
             audio = tf.debugging.assert_all_finite(
-                sequence[AUDIO], "examples: feature list 'audio': expected finite values (no NaN or Inf)")
-            flat_visual = tf.debugging.assert_all_finite(
-                sequence[VISUAL], "examples: feature list 'visual': expected finite values (no NaN or Inf)")
-        batch_and_time = tf.shape(flat_visual)[:2]
-        longest = batch_and_time[1]
-        visual = tf.reshape(flat_visual, tf.concat([batch_and_time, list(spec.visual_shape)], axis=0))
+                parsed[AUDIO], "examples: feature list 'audio': expected finite values (no NaN or Inf)")
+            visual = tf.debugging.assert_all_finite(
+                parsed[VISUAL], "examples: feature list 'visual': expected finite values (no NaN or Inf)")
+        longest = tf.shape(visual)[1]
 
         def one_video(video):
             video_audio, video_visual, length = video
@@ -205,7 +180,8 @@ class ServingGraph:
             padding = longest - length
             return {
                 SEGMENT_PROBS: tf.pad(outputs[SEGMENT_PROBS][0], [[0, padding], [0, 0]]),
-                SEGMENT_LABELS: tf.pad(outputs[SEGMENT_LABELS][0], [[0, padding]], constant_values=-1),
+                SEGMENT_LABELS: tf.pad(outputs[SEGMENT_LABELS][0], [[0, padding]],
+                                       constant_values=constants.PAD_LABEL),
                 SEGMENT_LABEL_NAMES: tf.pad(outputs[SEGMENT_LABEL_NAMES][0], [[0, padding]], constant_values=""),
                 VIDEO_PROBS: outputs[VIDEO_PROBS][0],
                 VIDEO_LABEL: outputs[VIDEO_LABEL][0],
@@ -223,17 +199,14 @@ class ServingGraph:
         })
         outputs = tf.cond(tf.reduce_all(tf.equal(audio_lengths, longest)),
                           lambda: self._predict(audio, visual), one_by_one)
-        outputs[VIDEO_ID] = tf.identity(context[VIDEO_ID])
+        outputs[VIDEO_ID] = tf.identity(parsed[records.VIDEO_ID])
         outputs[NUM_SEGMENTS] = audio_lengths
         return outputs
 
     # -- the shared part -------------------------------------------------------------------
     def _predict(self, audio, visual):
         spec = self.spec
-        # Constants made inside the traced function become graph constants of the SavedModel.
-        audio = (audio - tf.constant(spec.audio_mean)) / tf.constant(spec.audio_std)
-        visual = (visual - tf.constant(spec.visual_mean)) / tf.constant(spec.visual_std)
-        probs = self.model({AUDIO: audio, VISUAL: visual}, training=False)
+        probs = self.model({AUDIO: audio, VISUAL: visual}, training=False)  # normalises inside
         labels = tf.argmax(probs, axis=-1, output_type=tf.int32)
         names = tf.constant(spec.class_names)
         video_probs = tf.reduce_mean(probs, axis=1)

@@ -9,6 +9,8 @@ Prints one JSON line (what was checked, the largest difference) and exits 0, or 
 on stderr and exits 1.
 """
 
+import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
+
 import json
 import os
 import sys

@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from avsdn_tf import dataset_info, evaluation, fileio, hparams, models, paper_tables, synthetic, training
+from avsdn_tf import (
+    dataset_info,
+    evaluation,
+    fileio,
+    hparams,
+    models,
+    paper_tables,
+    synthetic,
+    tasks,
+    training,
+)
 from avsdn_tf.errors import UserError
 from avsdn_tf.run_dir import RunDir
 
@@ -166,14 +176,14 @@ def test_changed_settings_on_an_existing_experiment_are_one_clear_error(tiny_dat
 
 
 def test_bad_table_rows_and_seeds_are_named():
-    with pytest.raises(UserError, match=r"--table: expected one of \['supervised', 'weak', 'ablation', 'all'\], "
+    with pytest.raises(UserError, match=r"table: expected one of \['supervised', 'weak', 'ablation', 'all'\], "
                                         r"found 'table1'"):
         paper_tables.select("table1")
-    with pytest.raises(UserError, match=r"--rows: expected row names of --table ablation .* found \['av'\]"):
+    with pytest.raises(UserError, match=r"rows: expected row names of --table ablation .* found \['av'\]"):
         paper_tables.select("ablation", rows=["av"])
     with pytest.raises(UserError, match="expected at least one row"):
         paper_tables.select("supervised", rows=["dmrn"], extras=False)
-    with pytest.raises(UserError, match="--seeds: expected a positive number of seeds, found 0"):
+    with pytest.raises(UserError, match="seeds: expected a positive number of seeds, found 0"):
         paper_tables.plan(paper_tables.select("weak"), 0, hparams.HParams(), "out")
 
 
@@ -181,7 +191,7 @@ def test_the_label_guided_ablation_is_scored_on_its_segment_output(tiny_data):
     """Its training model has two extra video-label heads; evaluation must use segment_probs alone."""
     info = dataset_info.read(tiny_data)
     hp = hparams.HParams(**SMALL, model="avsdn_label_guided")
-    model = models.build_training_model(hp, info.audio_dim, info.visual_shape, info.num_segments)
+    model = tasks.for_hparams(hp).build(info.audio_dim, info.visual_shape, info.num_segments)
     assert len(model.outputs) == 3
     ids, labels, predictions, probs = evaluation.predict_split(model, tiny_data, "test")
     assert len(ids) == 16 and labels.shape == predictions.shape == (16, 10) and probs.shape == (16, 10, 29)

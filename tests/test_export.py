@@ -17,7 +17,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, te
 from serving_testlib import ROOT, exported
 from tensorflow_serving.config import model_server_config_pb2
 
-from avsdn_tf import constants, fileio, hparams, models, normalization, records
+from avsdn_tf import constants, fileio, hparams, models, records, tasks
 from avsdn_tf.errors import UserError
 from export import export_model, signatures, verify, warmup
 
@@ -38,8 +38,7 @@ def loaded(export):
 def keras_models(export):
     trained = models.load_model(os.path.join(export.run_dir, "checkpoints", "best.keras"), compile=False)
     hp = hparams.from_dict(fileio.read_json(os.path.join(export.run_dir, "config.json"))["hparams"])
-    spec = signatures.FeatureSpec.from_statistics(A, V, normalization.read_statistics(export.data_dir),
-                                                  constants.class_names())
+    spec = signatures.FeatureSpec.of(A, V, constants.class_names())
     return models.segment_model(trained), models.variable_length_model(trained, hp, A, V), spec
 
 
@@ -89,18 +88,18 @@ def test_both_signatures_match_the_keras_model_at_ten_and_other_lengths(export, 
     trained, variable, spec = keras_models
     ids, audio, visual, serialized = val_videos(export.data_dir)
     assert audio.shape[1] == 10
-    expected = signatures.keras_predict(trained, spec, audio, visual)  # the trained, unrolled-length model
+    expected = signatures.keras_predict(trained, audio, visual)  # the trained, unrolled-length model
     serve, serve_examples = loaded.signatures["serving_default"], loaded.signatures["predict_examples"]
     assert_consistent(serve(audio=tf.constant(audio), visual=tf.constant(visual)), expected, spec.class_names)
     outputs = serve_examples(examples=tf.constant(serialized))  # the data set's own records
     assert_consistent(outputs, expected, spec.class_names)
     assert [i.decode() for i in outputs["video_id"].numpy()] == ids
     assert outputs["num_segments"].numpy().tolist() == [10] * len(ids)
-    np.testing.assert_allclose(signatures.keras_predict(variable, spec, audio, visual), expected, atol=1e-6)
+    np.testing.assert_allclose(signatures.keras_predict(variable, audio, visual), expected, atol=1e-6)
     for length in (4, 13):  # shorter and longer than training's 10 segments
         a = np.concatenate([audio, audio], axis=1)[:, :length]
         v = np.concatenate([visual, visual], axis=1)[:, :length]
-        expected = signatures.keras_predict(variable, spec, a, v)
+        expected = signatures.keras_predict(variable, a, v)
         assert_consistent(serve(audio=tf.constant(a), visual=tf.constant(v)), expected, spec.class_names)
         outputs = serve_examples(examples=tf.constant(encode(ids, a, v)))
         assert_consistent(outputs, expected, spec.class_names)
@@ -118,7 +117,7 @@ def test_predict_examples_runs_mixed_lengths_each_at_its_own_length(export, load
     assert labels.shape == (2, 10) and (labels[1, 6:] == -1).all()
     assert [n.decode() for n in outputs["segment_label_names"].numpy()[1, 6:]] == [""] * 4
     for row, (a, v) in enumerate([(audio[:1], visual[:1]), (audio[1:, :6], visual[1:, :6])]):
-        expected = signatures.keras_predict(variable, spec, a, v)
+        expected = signatures.keras_predict(variable, a, v)
         length = a.shape[1]
         np.testing.assert_allclose(outputs["segment_probs"].numpy()[row, :length], expected[0],
                                    atol=signatures.MATCH_TOLERANCE)
@@ -314,7 +313,7 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
 def test_unrolled_fixed_length_models_rebuild_for_any_length(model, visual_shape, supervision):
     hp = hparams.HParams(model=model, supervision=supervision, encoder_units=6, fusion_units=6, lstm_units=5,
                          classifier_units=7, attention_units=9, unroll=True)
-    trained = models.build_training_model(hp, A, visual_shape, num_segments=10)
+    trained = tasks.for_hparams(hp).build(A, visual_shape, num_segments=10)
     rebuilt = models.variable_length_model(trained, hp, A, visual_shape)
     assert rebuilt.inputs[0].shape[1] is None
     rng = np.random.default_rng(0)
@@ -328,16 +327,24 @@ def test_unrolled_fixed_length_models_rebuild_for_any_length(model, visual_shape
 def test_predict_examples_reshapes_visual_maps(tmp_path):
     hp = hparams.HParams(model="avsdn", encoder_units=6, fusion_units=6)
     shape = [2, 2, 5]
-    rebuilt = models.variable_length_model(models.build_training_model(hp, A, shape), hp, A, shape)
+    rebuilt = models.variable_length_model(tasks.for_hparams(hp).build(A, shape), hp, A, shape)
     rng = np.random.default_rng(1)
     statistics = {"audio_mean": rng.normal(size=A), "audio_std": rng.uniform(0.5, 2, A),
                   "visual_mean": rng.normal(size=5), "visual_std": rng.uniform(0.5, 2, 5)}
-    spec = signatures.FeatureSpec.from_statistics(A, shape, statistics, constants.class_names())
+    models.set_statistics(rebuilt, statistics)
+    spec = signatures.FeatureSpec.of(A, shape, constants.class_names())
     graph = signatures.ServingGraph(rebuilt, spec)
     audio = rng.normal(size=(2, 5, A)).astype(np.float32)
     visual = rng.normal(size=(2, 5, *shape)).astype(np.float32)
-    expected = signatures.keras_predict(rebuilt, spec, audio, visual)
+    expected = signatures.keras_predict(rebuilt, audio, visual)
     outputs = tf.function(graph.serve_examples)(tf.constant(encode(["a", "b"], audio, visual)))
     assert_consistent(outputs, expected, spec.class_names)
-    with pytest.raises(UserError, match="'visual_mean'"):
-        signatures.FeatureSpec.from_statistics(A, [2, 2, 6], statistics, constants.class_names())
+    # The model normalises inside: the served probabilities are those of the normalised inputs.
+    standardized = {"audio": (audio - statistics["audio_mean"]) / statistics["audio_std"],
+                    "visual": (visual - statistics["visual_mean"]) / statistics["visual_std"]}
+    models.set_statistics(rebuilt, {key: np.zeros_like(v) if key.endswith("mean") else np.ones_like(v)
+                                    for key, v in statistics.items()})
+    np.testing.assert_allclose(expected, rebuilt({k: v.astype(np.float32) for k, v in standardized.items()}),
+                               atol=1e-5)
+    with pytest.raises(UserError, match="expected 29 names, found 30"):
+        signatures.FeatureSpec.of(A, shape, constants.class_names() + ["extra"])

@@ -127,8 +127,8 @@ def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatc
     clip_b = _records(extracted, "val")["clip_b"]
     assert clip_b["label"].tolist() == [28, 28] and clip_b["category"] == -1
     # The result reads like any data directory, videos of different lengths padded per batch.
-    batch_inputs, labels = next(iter(pipeline.make_dataset(extracted, "train", batch_size=4)))
-    assert batch_inputs["visual"].shape == (1, 3, *VISUAL_SHAPE) and labels.numpy().tolist() == [[28, 2, 28]]
+    batch = next(iter(pipeline.make_dataset(extracted, "train", batch_size=4)))
+    assert batch["visual"].shape == (1, 3, *VISUAL_SHAPE) and batch["label"].numpy().tolist() == [[28, 2, 28]]
     # Other settings into the same directory are refused.
     with pytest.raises(UserError, match=r"extract_config\.json: expected the feature settings.*frames_per_second"):
         _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={extracted}",
@@ -192,10 +192,7 @@ def test_predict_on_an_exported_saved_model(inputs, extracted, run_dir, tmp_path
     """--model: the export's serving graph (export/signatures.py) written as a SavedModel."""
     signatures = pytest.importorskip("export.signatures")
     predictor = predict.RunPredictor(run_dir)
-    spec = signatures.FeatureSpec.from_statistics(
-        128, VISUAL_SHAPE, {"audio_mean": predictor.audio_mean, "audio_std": predictor.audio_std,
-                            "visual_mean": predictor.visual_mean, "visual_std": predictor.visual_std},
-        predictor.class_names)
+    spec = signatures.FeatureSpec.of(128, VISUAL_SHAPE, predictor.class_names)
     path = str(tmp_path / "avsdn" / "1")
     signatures.ServingGraph(predictor.model, spec).write(path)
     saved = predict.load_predictor(model=path)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, hparams, models, training
+from avsdn_tf import constants, hparams, models, records, tasks, training
 
 SMALL = dict(encoder_units=8, fusion_units=6, lstm_units=5, classifier_units=7, attention_units=6, batch_size=4)
 
@@ -12,14 +12,14 @@ SMALL = dict(encoder_units=8, fusion_units=6, lstm_units=5, classifier_units=7, 
 def _batch(rng, visual_shape, videos=8, time=constants.NUM_SEGMENTS):
     inputs = {"audio": rng.normal(size=(videos, time, 16)).astype("float32"),
               "visual": rng.normal(size=(videos, time, *visual_shape)).astype("float32")}
-    labels = rng.integers(0, constants.NUM_CLASSES, size=(videos, time))
-    video = keras.ops.one_hot(labels[:, 0], constants.NUM_CLASSES).numpy()
-    return inputs, labels, video
+    labels = rng.integers(0, constants.NUM_CLASSES, size=(videos, time)).astype("int32")
+    return inputs, labels, labels[:, 0]
 
 
 def _targets(hp, labels, video):
-    main = labels if hp.supervision == "full" else video
-    return (main, video, video) if models.is_label_guided(hp.model) else main
+    """The task's targets of a parsed batch holding these labels."""
+    targets = tasks.for_hparams(hp).targets({records.LABEL: labels, records.VIDEO_LABEL: video})
+    return keras.tree.map_structure(np.asarray, targets)
 
 
 CASES = ([(name, "full", [3, 3, 8]) for name in models.names()]  # maps: pooling and attention paths
@@ -31,7 +31,7 @@ def test_model_trains_and_round_trips(name, supervision, visual_shape, tmp_path)
     rng = np.random.default_rng(0)
     hp = hparams.HParams(model=name, supervision=supervision, visual_reduction="attention", **SMALL)
     keras.utils.set_random_seed(0)
-    model = models.build_training_model(hp, 16, visual_shape)
+    model = tasks.for_hparams(hp).build(16, visual_shape)
     training.compile_model(model, hp, steps_per_epoch=2)
     inputs, labels, video = _batch(rng, visual_shape)
     before = models.segment_model(model).predict(inputs, verbose=0)
@@ -54,7 +54,7 @@ def test_model_trains_and_round_trips(name, supervision, visual_shape, tmp_path)
 
 def test_weak_model_pools_segments_over_time():
     hp = hparams.HParams(model="avsdn", supervision="weak", **SMALL)
-    model = models.build_training_model(hp, 16, [12])
+    model = tasks.for_hparams(hp).build(16, [12])
     inputs, _, _ = _batch(np.random.default_rng(1), [12])
     np.testing.assert_allclose(model.predict(inputs, verbose=0),
                                models.segment_model(model).predict(inputs, verbose=0).mean(axis=1), rtol=1e-5)
@@ -62,7 +62,7 @@ def test_weak_model_pools_segments_over_time():
 
 def test_models_take_any_number_of_segments_when_built_without_a_fixed_length():
     hp = hparams.HParams(model="avsdn", **SMALL)
-    model = models.segment_model(models.build_training_model(hp, 16, [12], num_segments=None))
+    model = models.segment_model(tasks.for_hparams(hp).build(16, [12], num_segments=None))
     for time in (3, 17):
         inputs, _, _ = _batch(np.random.default_rng(2), [12], videos=2, time=time)
         assert model.predict(inputs, verbose=0).shape == (2, time, constants.NUM_CLASSES)
@@ -80,7 +80,7 @@ def test_registry_lists_every_name_the_paper_tables_need():
 def test_inference_function_matches_predict_and_traces_once(num_segments):
     hp = hparams.HParams(model="avsdn", **SMALL)
     keras.utils.set_random_seed(0)
-    model = models.segment_model(models.build_training_model(hp, 16, [12], num_segments=num_segments))
+    model = models.segment_model(tasks.for_hparams(hp).build(16, [12], num_segments=num_segments))
     forward = models.inference_function(model)
     times = [constants.NUM_SEGMENTS] * 2 if num_segments else [4, 13]
     for videos, time in zip((3, 7), times, strict=True):

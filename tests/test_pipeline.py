@@ -1,4 +1,4 @@
-"""The tf.data input: shapes, dtypes, batching, both target kinds, normalisation and sharding."""
+"""The tf.data input: parsed records, shapes, dtypes, batching, statistics, shuffling and sharding."""
 
 import math
 import shutil
@@ -12,27 +12,23 @@ from avsdn_tf.errors import UserError
 from tests.conftest import TINY_SPLITS
 
 
-def test_full_supervision_batches(tiny_vector_data):
+def test_batches_are_parsed_records_of_raw_features(tiny_vector_data):
     data = pipeline.make_dataset(tiny_vector_data, "train", batch_size=10)
-    inputs, labels = next(iter(data))
-    assert inputs["audio"].shape == (10, constants.NUM_SEGMENTS, 16) and inputs["audio"].dtype == tf.float32
-    assert inputs["visual"].shape == (10, constants.NUM_SEGMENTS, 24) and inputs["visual"].dtype == tf.float32
-    assert labels.shape == (10, constants.NUM_SEGMENTS) and labels.dtype == tf.int32
-    assert data.element_spec[0]["audio"].shape[1] == constants.NUM_SEGMENTS  # static: LSTMs can unroll
-    sizes = [int(batch[1].shape[0]) for batch in data]
+    batch = next(iter(data))
+    assert batch["audio"].shape == (10, constants.NUM_SEGMENTS, 16) and batch["audio"].dtype == tf.float32
+    assert batch["visual"].shape == (10, constants.NUM_SEGMENTS, 24) and batch["visual"].dtype == tf.float32
+    assert batch["label"].shape == (10, constants.NUM_SEGMENTS) and batch["label"].dtype == tf.int32
+    assert data.element_spec["audio"].shape[1] == constants.NUM_SEGMENTS  # static: LSTMs can unroll
+    sizes = [int(batch["label"].shape[0]) for batch in data]
     assert sum(sizes) == TINY_SPLITS["train"] and sizes[-1] == TINY_SPLITS["train"] % 10
 
 
-def test_weak_targets_are_one_hot_video_labels_and_noisy_videos_join(tiny_vector_data):
-    weak = pipeline.make_dataset(tiny_vector_data, "train", 8, supervision="weak", with_metadata=False,
-                                 include_noisy=True)
-    targets = np.concatenate([t.numpy() for _, t in weak])
-    assert targets.shape == (TINY_SPLITS["train"] + TINY_SPLITS["noisy"], constants.NUM_CLASSES)
-    np.testing.assert_array_equal(targets.sum(1), 1.0)
-    assert targets[:, constants.BACKGROUND].sum() == TINY_SPLITS["noisy"]  # AVE videos all hold an event
-
-    parsed = pipeline.make_dataset(tiny_vector_data, "train", 8, with_metadata=True)
-    for batch in parsed:
+def test_noisy_videos_join_and_segment_labels_agree_with_video_labels(tiny_vector_data):
+    with_noisy = pipeline.make_dataset(tiny_vector_data, "train", 8, include_noisy=True)
+    video_labels = np.concatenate([batch[records.VIDEO_LABEL].numpy() for batch in with_noisy])
+    assert video_labels.shape == (TINY_SPLITS["train"] + TINY_SPLITS["noisy"],)
+    assert (video_labels == constants.BACKGROUND).sum() == TINY_SPLITS["noisy"]  # AVE videos all hold an event
+    for batch in pipeline.make_dataset(tiny_vector_data, "train", 8):
         video = batch[records.VIDEO_LABEL].numpy()
         labels = batch[records.LABEL].numpy()
         for v, row in zip(video, labels, strict=True):
@@ -40,20 +36,24 @@ def test_weak_targets_are_one_hot_video_labels_and_noisy_videos_join(tiny_vector
 
 
 def test_maps_keep_their_layout(tiny_map_data):
-    inputs, _ = next(iter(pipeline.make_dataset(tiny_map_data, "val", 4)))
-    assert inputs["visual"].shape == (4, constants.NUM_SEGMENTS, 3, 3, 8)
+    batch = next(iter(pipeline.make_dataset(tiny_map_data, "val", 4)))
+    assert batch["visual"].shape == (4, constants.NUM_SEGMENTS, 3, 3, 8)
 
 
-def test_normalisation_uses_train_statistics(tiny_vector_data):
-    stats = normalization.read_statistics(tiny_vector_data)
-    raw = np.concatenate([x["audio"].numpy() for x, _ in
-                          pipeline.make_dataset(tiny_vector_data, "train", 32, normalize=False)]).reshape(-1, 16)
+def test_statistics_are_the_train_split_moments_and_reading_them_writes_nothing(tiny_vector_data, tmp_path):
+    stats, source = normalization.read_statistics(tiny_vector_data)
+    assert source.endswith(constants.NORMALIZATION_FILE)
+    raw = np.concatenate([batch["audio"].numpy() for batch in
+                          pipeline.make_dataset(tiny_vector_data, "train", 32)]).reshape(-1, 16)
     np.testing.assert_allclose(stats["audio_mean"], raw.mean(0), atol=1e-5)
     np.testing.assert_allclose(stats["audio_std"], raw.std(0), rtol=1e-4)
-    normed = np.concatenate([x["audio"].numpy() for x, _ in
-                             pipeline.make_dataset(tiny_vector_data, "train", 32)]).reshape(-1, 16)
-    np.testing.assert_allclose(normed.mean(0), 0.0, atol=1e-4)
-    np.testing.assert_allclose(normed.std(0), 1.0, rtol=1e-3)
+    # A data directory without normalization.json: computed from its train split, nothing written.
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_vector_data, copy)
+    (copy / constants.NORMALIZATION_FILE).unlink()
+    computed, source = normalization.read_statistics(str(copy))
+    assert "train split" in source and not (copy / constants.NORMALIZATION_FILE).exists()
+    np.testing.assert_allclose(computed["audio_mean"], stats["audio_mean"], atol=1e-6)
 
 
 def _video_ids(data):
@@ -63,9 +63,9 @@ def _video_ids(data):
 def test_training_order_is_shuffled_deterministically_by_seed(tiny_vector_data):
     def order(seed):
         return _video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, training=True, seed=seed,
-                                                deterministic=True, with_metadata=True))
+                                                deterministic=True))
 
-    plain = _video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, with_metadata=True))
+    plain = _video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8))
     assert order(1) == order(1)
     assert order(1) != order(2)
     assert sorted(order(1)) == sorted(plain)
@@ -77,11 +77,10 @@ def test_input_context_shards_by_file(tiny_vector_data):
     seen = []
     for worker in range(2):
         context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker)
-        seen.append(set(_video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, input_context=context,
-                                                         with_metadata=True))))
+        seen.append(set(_video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, input_context=context))))
     assert not seen[0] & seen[1]
     assert len(seen[0] | seen[1]) == len(set(_video_ids(pipeline.make_dataset(
-        tiny_vector_data, "train", 8, with_metadata=True))))
+        tiny_vector_data, "train", 8))))
     with pytest.raises(UserError, match="at least 3 shards"):
         context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=0)
         pipeline.make_dataset(tiny_vector_data, "train", 8, input_context=context)
@@ -102,10 +101,11 @@ def test_variable_length_videos_are_padded_with_label_minus_one(tmp_path):
     dataset_info.write(str(tmp_path), info)
     assert pipeline.decoded_gigabytes(info, "train") is None  # unknown until read
     for cache in (False, True):
-        inputs, labels = next(iter(pipeline.make_dataset(str(tmp_path), "train", 3, cache=cache)))
-        assert inputs["audio"].shape == (3, 5, 4)
-        np.testing.assert_array_equal((labels.numpy() >= 0).sum(1), lengths)
-        assert labels.numpy()[0, 3] == pipeline.PAD_LABEL
+        batch = next(iter(pipeline.make_dataset(str(tmp_path), "train", 3, cache=cache)))
+        labels = batch["label"].numpy()
+        assert batch["audio"].shape == (3, 5, 4)
+        np.testing.assert_array_equal((labels != constants.PAD_LABEL).sum(1), lengths)
+        assert labels[0, 3] == constants.PAD_LABEL
 
 
 def test_bad_requests_name_the_problem(tiny_vector_data, tmp_path):
@@ -113,14 +113,12 @@ def test_bad_requests_name_the_problem(tiny_vector_data, tmp_path):
         pipeline.make_dataset(tiny_vector_data, "dev", 8)
     with pytest.raises(UserError, match="not found"):
         pipeline.make_dataset(str(tmp_path / "nowhere"), "train", 8)
-    with pytest.raises(UserError, match="supervision"):
-        pipeline.make_dataset(tiny_vector_data, "train", 8, supervision="strong")
 
 
 def test_max_videos_is_one_fixed_subset_whatever_the_shuffle(tiny_vector_data):
     def subset(seed):
         return sorted(_video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, training=True, seed=seed,
-                                                       max_videos=20, with_metadata=True)))
+                                                       max_videos=20)))
 
     assert len(subset(1)) == 20
     assert subset(1) == subset(2) == subset(3)
@@ -138,8 +136,7 @@ def test_cached_epochs_read_the_records_once_and_shuffle_the_whole_split_each_ep
     videos = TINY_SPLITS["train"]
 
     def cached(seeds):
-        return pipeline.make_dataset(data_dir, "train", 8, training=True, cache=True, epoch_seeds=seeds,
-                                     with_metadata=True)
+        return pipeline.make_dataset(data_dir, "train", 8, training=True, cache=True, epoch_seeds=seeds)
 
     iterator = iter(cached([5, 6, 7]))
     first = [i.decode() for _ in range(math.ceil(videos / 8)) for i in next(iterator)[records.VIDEO_ID].numpy()]
@@ -155,7 +152,7 @@ def test_cached_epochs_read_the_records_once_and_shuffle_the_whole_split_each_ep
 def test_epochs_are_repeatable_and_cached_ones_hold_the_same_values_as_the_records(tiny_vector_data):
     def run(seeds, cache):
         return pipeline.make_dataset(tiny_vector_data, "train", 8, training=True, cache=cache,
-                                     epoch_seeds=seeds, deterministic=True, with_metadata=True)
+                                     epoch_seeds=seeds, deterministic=True)
 
     videos = TINY_SPLITS["train"]
     for cache in (True, False):

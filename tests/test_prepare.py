@@ -481,7 +481,7 @@ def test_bad_input_creates_no_output(tmp_path):
 
 
 def test_missing_directory_and_files_are_named(tmp_path):
-    with pytest.raises(UserError, match="--ave_dir: expected a directory"):
+    with pytest.raises(UserError, match="ave_dir: expected a directory"):
         run(tmp_path / "nowhere", tmp_path / "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError) as error:
@@ -493,13 +493,13 @@ def test_missing_directory_and_files_are_named(tmp_path):
 
 def test_refuses_to_replace_the_release_or_a_foreign_directory(tmp_path):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
-    with pytest.raises(UserError, match="--output_dir: expected a directory outside --ave_dir"):
+    with pytest.raises(UserError, match="output_dir: expected a directory outside --ave_dir"):
         run(tmp_path / "ave", tmp_path / "ave")
-    with pytest.raises(UserError, match="--output_dir: expected a directory outside --ave_dir"):
+    with pytest.raises(UserError, match="output_dir: expected a directory outside --ave_dir"):
         run(tmp_path / "ave", tmp_path)
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "notes.txt").write_text("keep me")
-    with pytest.raises(UserError, match="--output_dir: expected a new or empty directory"):
+    with pytest.raises(UserError, match="output_dir: expected a new or empty directory"):
         run(tmp_path / "ave", tmp_path / "home")
     assert (tmp_path / "home" / "notes.txt").read_text() == "keep me"
     assert (tmp_path / "ave" / "audio_feature.h5").exists()

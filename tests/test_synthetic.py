@@ -12,7 +12,7 @@ def test_events_come_from_the_real_annotations(tiny_vector_data):
     real = {(row.video_id, row.start, row.end, row.category) for split in constants.SPLITS
             for row in annotations.packaged_annotations(f"{split}Set.txt")}
     names = constants.category_names()
-    data = pipeline.make_dataset(tiny_vector_data, "test", 16, with_metadata=True, normalize=False)
+    data = pipeline.make_dataset(tiny_vector_data, "test", 16)
     for batch in data:
         for i, video_id in enumerate(batch[records.VIDEO_ID].numpy()):
             category = int(batch[records.CATEGORY][i])

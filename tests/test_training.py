@@ -100,7 +100,7 @@ def test_thread_pools_are_set_before_tensorflow_starts_and_refused_after():
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[0] == "1 2"
-    assert lines[1].startswith("--intra_op_threads 3: expected to be set before TensorFlow starts, found it running")
+    assert lines[1].startswith("intra_op_threads 3: expected to be set before TensorFlow starts, found it running")
 
 
 def test_data_is_kept_in_memory_when_its_decoded_size_fits_cache_gb(tiny_vector_data):

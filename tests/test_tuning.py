@@ -18,7 +18,7 @@ import sys
 import keras_tuner
 import pytest
 
-from avsdn_tf import constants, hparams, models, synthetic, training
+from avsdn_tf import constants, hparams, models, synthetic, tasks, training
 from avsdn_tf.errors import UserError
 from tuning import results, space, tune
 from tuning.hypermodel import AVSDNHyperModel
@@ -79,7 +79,7 @@ def _read(path):
 # --- the search space ------------------------------------------------------------------------
 
 def _param_count(hp, **changes):
-    return models.build_training_model(hp.replace(**changes), 16, [3, 3, 4]).count_params()
+    return tasks.for_hparams(hp.replace(**changes)).build(16, [3, 3, 4]).count_params()
 
 
 def test_space_table_matches_what_each_builder_uses():

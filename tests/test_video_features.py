@@ -150,7 +150,7 @@ def test_backbone_weights_errors_name_the_file(tmp_path):
     _, path = _random_backbone_weights(tmp_path, "vgg19", 32)
     with pytest.raises(UserError, match="not found"):
         visual_features.build("vgg19", str(tmp_path / "nothing.weights.h5"), 32)
-    with pytest.raises(UserError, match=r"--visual_backbone: expected one of"):
+    with pytest.raises(UserError, match=r"visual_backbone: expected one of"):
         visual_features.build("vgg16", path, 32)
     wrong = tmp_path / "wrong.weights.h5"
     import keras

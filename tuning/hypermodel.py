@@ -1,12 +1,13 @@
 """The keras_tuner.HyperModel: a sample of the search space -> avsdn_tf HParams -> the model.
 
-The model comes from avsdn_tf.models' registry and is compiled by avsdn_tf.training, the same
-calls `python -m avsdn_tf.train` makes: there is no second copy of any model here.
+The model comes from avsdn_tf.tasks (the registry's backbone plus the supervision's heads) and is
+compiled by avsdn_tf.training, the same calls `python -m avsdn_tf.train` makes: there is no
+second copy of any model here.
 """
 
 import keras_tuner
 
-from avsdn_tf import hparams, models, training
+from avsdn_tf import hparams, tasks, training
 
 # Hyperband puts these in every trial's values; "tuner/epochs" is the trial's epoch count.
 TUNER_KEYS_PREFIX = "tuner/"
@@ -45,8 +46,12 @@ class AVSDNHyperModel(keras_tuner.HyperModel):
         return hparams.from_dict(values, source="search space", base=self.base)
 
     def build(self, hp):
-        """The compiled training model `avsdn_tf.training.train` would fit for this sample."""
+        """The compiled training model `avsdn_tf.training.train` would fit for this sample.
+
+        Its normalisation layers are the identity: train sets them from the train split's
+        statistics when it fits a trial (run_trial), as for any run.
+        """
         sample = self.hparams(hp)
-        model = models.build_training_model(sample, self.audio_dim, self.visual_shape, self.num_segments)
+        model = tasks.for_hparams(sample).build(self.audio_dim, self.visual_shape, self.num_segments)
         training.compile_model(model, sample, steps_per_epoch=1)
         return model

@@ -9,7 +9,7 @@ import dataclasses
 import json
 
 from avsdn_tf import constants, fileio, hparams, models
-from avsdn_tf.errors import input_error
+from avsdn_tf.errors import argument_error, input_error
 
 AVSDN_FAMILY = ("avsdn", "avsdn_init_visual", "avsdn_init_audio", "avsdn_label_guided")
 
@@ -158,7 +158,7 @@ def read_space_file(path):
 def build(model, visual_layout, epochs, overrides=None, source="search space"):
     """The ordered list of Params for `model`: the defaults, then the overrides (a space file)."""
     if model not in models.REGISTRY:
-        raise input_error("--model", f"one of {models.names()}", repr(model))
+        raise argument_error("model", f"one of {models.names()}", repr(model))
     overrides = dict(overrides or {})
     for name in overrides:
         if name not in hparams.FIELDS:

@@ -10,14 +10,16 @@ rerun. Distributed: the same command on a chief and on workers, told apart by
 KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT (docs/tuning.md).
 """
 
+import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
+
 import os
 import sys
 
 import tensorflow as tf
 from absl import app, flags
 
-from avsdn_tf import dataset_info, fileio, hparams, models, synthetic, threads, training
-from avsdn_tf.errors import UserError, input_error, run_main
+from avsdn_tf import cli, dataset_info, fileio, models, synthetic, threads, training
+from avsdn_tf.errors import UserError, argument_error, input_error, run_main
 from tuning import results, space
 from tuning.hypermodel import AVSDNHyperModel
 from tuning.tuner import PROJECT, STRATEGIES, TUNER_ID, TUNERS, TrainingTuner, make_oracle, role
@@ -25,42 +27,44 @@ from tuning.tuner import PROJECT, STRATEGIES, TUNER_ID, TUNERS, TrainingTuner, m
 SEARCH_FILE = "search.json"  # the settings a resumed search must share with the one it resumes
 
 FLAGS = flags.FLAGS
-_D = hparams.HParams()
-flags.DEFINE_string("data_dir", None, "Data directory (prepare / synthesize / extract output). "
-                    "Default: the built-in synthetic data set.")
-flags.DEFINE_enum("tuner", "hyperband", list(TUNERS), "Search algorithm (KerasTuner oracle).")
-flags.DEFINE_integer("max_trials", 10, "Trials in the search (Hyperband: at most this many). Run again with "
-                     "a larger number in the same --directory to extend a search.")
-flags.DEFINE_string("directory", "runs/tune", "Search directory: KerasTuner state, one run per trial, "
-                    "trials.json, best_hparams.json.")
-flags.DEFINE_string("model", None, f"Registered model to tune, or 'help' to list them. Default {_D.model!r}.")
-flags.DEFINE_integer("epochs", None, f"Epochs per trial (Hyperband: the most any trial gets). Default {_D.epochs}.")
-flags.DEFINE_integer("seed", None, f"Seed of every trial's training and of the oracle's sampling. Default {_D.seed}.")
-flags.DEFINE_enum("supervision", None, ["full", "weak"], f"Segment labels or video labels only. "
-                  f"Default {_D.supervision!r}.")
-flags.DEFINE_string("hparams_file", None, "JSON hyperparameters every trial starts from (the fields that are "
-                    "not searched); --model, --epochs, --seed, --supervision override it.")
-flags.DEFINE_string("space_file", None, 'JSON object narrowing or widening the search space, e.g. '
-                    '{"encoder_units": [64, 128], "dropout": {"min": 0.0, "max": 0.3, "step": 0.1}, '
-                    '"batch_size": 32}: a list is a choice, one value fixes the field, min/max a range.')
-flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "tf.distribute strategy every trial trains under.")
-flags.DEFINE_integer("hyperband_factor", 3, "Hyperband: keep 1 in this many trials per round.")
-flags.DEFINE_integer("max_videos", None, "Use at most this many videos per split (quick runs).")
-flags.DEFINE_bool("overwrite", False, "Delete the search in --directory and start again.")
-threads.define_flags()
+
 
 _HPARAM_FLAGS = ("model", "epochs", "seed", "supervision")
+
+
+def define_flags():
+    """The command's flags, defined when it runs (not at import, so modules with flags of the
+    same names can be imported side by side)."""
+    cli.define("data_dir", "max_videos",
+               hparams_file="JSON hyperparameters every trial starts from (the fields that are not searched); "
+               "--model, --epochs, --seed, --supervision override it.")
+    flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "tf.distribute strategy every trial trains under.")
+    cli.define_hparams(_HPARAM_FLAGS, helps={
+        "model": "Registered model to tune, or 'help' to list them.",
+        "epochs": "Epochs per trial (Hyperband: the most any trial gets).",
+        "seed": "Seed of every trial's training and of the oracle's sampling."})
+    flags.DEFINE_enum("tuner", "hyperband", list(TUNERS), "Search algorithm (KerasTuner oracle).")
+    flags.DEFINE_integer("max_trials", 10, "Trials in the search (Hyperband: at most this many). Run again with "
+                         "a larger number in the same --directory to extend a search.")
+    flags.DEFINE_string("directory", "runs/tune", "Search directory: KerasTuner state, one run per trial, "
+                        "trials.json, best_hparams.json.")
+    flags.DEFINE_string("space_file", None, 'JSON object narrowing or widening the search space, e.g. '
+                        '{"encoder_units": [64, 128], "dropout": {"min": 0.0, "max": 0.3, "step": 0.1}, '
+                        '"batch_size": 32}: a list is a choice, one value fixes the field, min/max a range.')
+    flags.DEFINE_integer("hyperband_factor", 3, "Hyperband: keep 1 in this many trials per round.")
+    flags.DEFINE_bool("overwrite", False, "Delete the search in --directory and start again.")
+    threads.define_flags()
+
+
 # Search settings a resumed search must keep (max_trials may grow; strategy may change).
 _MUST_MATCH = ("model", "tuner", "data", "base_hparams", "hyperband_factor", "max_videos", "space")
 
 
 def resolve_base():
     """Defaults, then --hparams_file, then --model / --epochs / --seed / --supervision."""
-    base = hparams.load(FLAGS.hparams_file) if FLAGS.hparams_file else hparams.HParams()
-    given = {name: getattr(FLAGS, name) for name in _HPARAM_FLAGS if getattr(FLAGS, name) is not None}
-    base = hparams.from_dict(given, source="command-line flags", base=base)
+    base = cli.hparams_from_flags(_HPARAM_FLAGS)
     if base.model not in models.REGISTRY:
-        raise input_error("--model", f"one of {models.names()}", repr(base.model))
+        raise argument_error("model", f"one of {models.names()}", repr(base.model))
     return base
 
 
@@ -114,9 +118,9 @@ def run_search(data_dir, directory, tuner_name, max_trials, base, overrides=None
                hyperband_factor=3, max_videos=None, overwrite=False, verbose=1, space_source="search space"):
     """Run (or resume, or serve as chief, or work on) a search; the best trial's record, or None on a worker."""
     if max_trials < 1:
-        raise input_error("--max_trials", "a positive integer", max_trials)
+        raise argument_error("max_trials", "a positive integer", max_trials)
     if hyperband_factor < 2:
-        raise input_error("--hyperband_factor", "an integer of at least 2", hyperband_factor)
+        raise argument_error("hyperband_factor", "an integer of at least 2", hyperband_factor)
     tuner, config = make_tuner(data_dir, directory, tuner_name, max_trials, base, overrides, strategy_name,
                                hyperband_factor, max_videos, overwrite, space_source)
     current_role = role()
@@ -159,4 +163,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(run_main(main))

@@ -23,14 +23,14 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
-from avsdn_tf import fileio, models, training
-from avsdn_tf.errors import UserError
-from avsdn_tf.run_dir import CHECKPOINTS, RunDir
+from avsdn_tf import constants, fileio, training
+from avsdn_tf.errors import UserError, argument_error
+from avsdn_tf.run_dir import CHECKPOINTS, RunDir, load_run
 from tuning.hypermodel import TUNER_KEYS_PREFIX
 
 OBJECTIVE = "val_frame_accuracy"
 TUNERS = ("hyperband", "bayesian", "random")
-STRATEGIES = ("auto", "default", "mirrored")
+STRATEGIES = constants.SINGLE_PROCESS_STRATEGIES
 PROJECT = "search"  # KerasTuner's project directory inside --directory
 RUN = "run"  # a trial's avsdn_tf run directory inside its trial directory
 RESULT = "result.json"  # what the tuner that ran a trial wrote about it, beside the run directory
@@ -66,14 +66,14 @@ def make_oracle(name, max_trials, epochs, seed, hyperband_factor=3):
             return keras_tuner.oracles.BayesianOptimizationOracle(objective=objective, max_trials=max_trials,
                                                                   seed=oracle_seed)
         except ImportError as error:
-            raise UserError(f"--tuner bayesian: expected scikit-learn and scipy to be installed, found them "
-                            f"missing ({error}); pip install 'keras-tuner[bayesian]'") from None
+            raise UserError(f"tuner bayesian: expected scikit-learn and scipy to be installed, found them "
+                            f"missing ({error}); pip install 'keras-tuner[bayesian]'", argument="tuner") from None
     if name == "hyperband":
         oracle = keras_tuner.oracles.HyperbandOracle(objective=objective, max_epochs=epochs, factor=hyperband_factor,
                                                      seed=oracle_seed)
         oracle.max_trials = max_trials  # the base Oracle stops creating trials at this count
         return oracle
-    raise UserError(f"--tuner: expected one of {TUNERS}, found {name!r}")
+    raise argument_error("tuner", f"one of {TUNERS}", repr(name))
 
 
 class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
@@ -144,7 +144,7 @@ class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     def load_model(self, trial):
         """The best-on-val model of a trial, as its run saved it."""
-        return models.load_model(RunDir(self.trial_run_dir(trial.trial_id)).best_checkpoint)
+        return load_run(self.trial_run_dir(trial.trial_id)).model
 
     def save_model(self, trial_id, model, step=0):
         pass  # train() saves each trial's checkpoints itself

@@ -1,0 +1,108 @@
+"""The run loader: a run directory alone evaluates, predicts and exports; bad runs are named."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from avsdn_tf import constants, evaluation, pipeline, predict, records, training
+from avsdn_tf.errors import UserError
+from avsdn_tf.run_dir import RUN_FORMAT, RunDir, load_run
+from tests.serving_testlib import TINY_HPARAMS
+
+
+@pytest.fixture(scope="module")
+def moved_run(tiny_vector_data, tmp_path_factory):
+    """A run trained on a copy of the tiny data, whose data directory is then deleted."""
+    root = tmp_path_factory.mktemp("moved")
+    data_dir, run_dir = str(root / "data"), str(root / "run")
+    shutil.copytree(tiny_vector_data, data_dir)
+    result = training.train(data_dir, run_dir, TINY_HPARAMS, max_videos=16, verbose=0)
+    shutil.rmtree(data_dir)
+    return run_dir, result
+
+
+def test_a_run_directory_alone_evaluates_on_another_data_directory(moved_run, tiny_vector_data, tmp_path):
+    run_dir, _ = moved_run
+    config = json.loads(open(RunDir(run_dir).config).read())
+    assert config["run_format"] == RUN_FORMAT and config["class_names"] == constants.class_names()
+    assert not os.path.exists(config["data_dir"])
+    summary = evaluation.evaluate_run(run_dir, tiny_vector_data, "test", output_dir=str(tmp_path))
+    assert summary["segments"] == 32 * constants.NUM_SEGMENTS
+    # The same numbers as normalising by hand with the model's own statistics and no layer.
+    run = load_run(run_dir)
+    statistics = run.statistics()
+    batch = next(iter(pipeline.make_dataset(tiny_vector_data, "test", 32)))
+    through_model = np.asarray(run.segment_model(records.model_inputs(batch)))
+    audio_layer = run.model.get_layer(constants.AUDIO_NORMALIZATION)
+    np.testing.assert_allclose(np.asarray(audio_layer(batch["audio"])),
+                               (batch["audio"].numpy() - statistics["audio_mean"]) / statistics["audio_std"],
+                               rtol=1e-5, atol=1e-6)
+    predicted = through_model.argmax(-1)
+    labels = batch["label"].numpy()
+    assert summary["accuracy"] == pytest.approx((predicted == labels).mean(), abs=1e-6)
+
+
+def test_a_run_directory_alone_predicts(moved_run, tiny_vector_data):
+    run_dir, _ = moved_run
+    predictor = predict.RunPredictor(run_dir)
+    batch = next(iter(pipeline.make_dataset(tiny_vector_data, "val", 2)))
+    run = load_run(run_dir)
+    expected = np.asarray(run.segment_model(records.model_inputs(batch)))[0]
+    np.testing.assert_allclose(predictor(batch["audio"].numpy()[0], batch["visual"].numpy()[0]), expected,
+                               atol=1e-5)
+    assert predictor.class_names == constants.class_names()
+
+
+@pytest.mark.slow
+def test_a_run_directory_alone_exports(moved_run, tmp_path):
+    from export import export_model
+
+    run_dir, _ = moved_run
+    version = export_model.export(run_dir, str(tmp_path / "serving" / "avsdn"), verbose=False)
+    assert os.path.basename(version) == "1"
+    info = json.loads(open(os.path.join(version, "assets.extra", "avsdn_export.json")).read())
+    assert info["verification"]["max_difference"] <= 1e-5
+
+
+def _copy_run(run_dir, tmp_path, name):
+    copy = str(tmp_path / name)
+    shutil.copytree(run_dir, copy)
+    return copy, RunDir(copy)
+
+
+def test_broken_and_old_runs_are_one_clear_error(moved_run, tiny_vector_data, tmp_path):
+    run_dir, _ = moved_run
+    with pytest.raises(UserError, match="run directory not found"):
+        load_run(str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="checkpoint: expected one of"):
+        load_run(run_dir, checkpoint="first")
+    old, run = _copy_run(run_dir, tmp_path, "old")
+    config = json.loads(open(run.config).read())
+    del config["run_format"]
+    open(run.config, "w").write(json.dumps(config))
+    with pytest.raises(UserError, match=r"written by avsdn-tf before 0\.2\.0.*Train it again"):
+        load_run(old)
+    with pytest.raises(UserError, match="run_format: expected 2 to resume this run"):
+        training.train(tiny_vector_data, old, TINY_HPARAMS, verbose=0)
+    truncated, run = _copy_run(run_dir, tmp_path, "truncated")
+    with open(run.best_checkpoint, "r+b") as handle:
+        handle.truncate(100)
+    with pytest.raises(UserError, match=r"best\.keras: expected a Keras model saved by train"):
+        load_run(truncated)
+    missing, run = _copy_run(run_dir, tmp_path, "missing")
+    os.remove(run.best_checkpoint)
+    with pytest.raises(UserError, match=r"expected a trained run with checkpoints/best\.keras"):
+        load_run(missing)
+    bare, run = _copy_run(run_dir, tmp_path, "bare")
+    os.remove(run.config)
+    with pytest.raises(UserError, match="no config.json"):
+        load_run(bare)
+
+
+def test_data_of_other_dims_is_refused(moved_run, tiny_map_data):
+    run_dir, _ = moved_run
+    with pytest.raises(UserError, match=r"dataset_info\.json: expected the feature dims the run .* found"):
+        load_run(run_dir).check_data(tiny_map_data)
