@@ -1,7 +1,13 @@
 """Packaging for avsdn-tf.
 
 The user-facing contract is `python -m avsdn_tf.<verb>` (train, evaluate, ...), `python -m
-tuning.<verb>` and `python -m export.<verb>`; nothing here depends on console scripts.
+tuning.<verb>` and `python -m export.<verb>` in a checkout; nothing here depends on console scripts.
+
+Installed names: the repository's top-level export/ and tuning/ folders are installed as the
+subpackages avsdn_tf.export and avsdn_tf.tuning (package_dir below), so the distribution claims
+only the name avsdn_tf in site-packages; installed, the commands are `python -m
+avsdn_tf.export.export_model`, `python -m avsdn_tf.export.client` and `python -m
+avsdn_tf.tuning.tune` (export/ and tuning/ import their own modules relatively, so both names work).
 """
 
 import re
@@ -51,6 +57,9 @@ EXTRAS_REQUIRE = {
     "bench": ["torch==2.13.0"],
 }
 
+# The repository's top-level folders that are installed under avsdn_tf (see the docstring).
+INSTALLED_AS = {"avsdn_tf.export": "export", "avsdn_tf.tuning": "tuning"}
+
 setup(
     name="avsdn-tf",
     version=VERSION,
@@ -62,9 +71,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["avsdn_tf", "avsdn_tf.*", "tuning", "tuning.*", "export", "export.*"]),
+    packages=[*find_packages(include=["avsdn_tf", "avsdn_tf.*"]), *INSTALLED_AS],
+    package_dir=INSTALLED_AS,
     # Data files read at run time: AVE annotations, and the TF Serving configs export/ ships.
-    package_data={"avsdn_tf": ["resources/*.txt"], "export": ["*.txt", "*.config"]},
+    package_data={"avsdn_tf": ["resources/*.txt"], "avsdn_tf.export": ["*.txt", "*.config"]},
     include_package_data=False,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

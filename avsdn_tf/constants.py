@@ -19,6 +19,7 @@ LAYOUT_MAP = "map"
 
 # Split names. The background-only videos of the weak-supervision release are their own split.
 SPLITS = ("train", "val", "test")
+SPLIT_NAME_PATTERN = r"^[A-Za-z0-9_]+$"  # what any split may be called (own videos: a CSV column)
 NOISY_SPLIT = "noisy"
 
 # Category index stored for videos that hold no event at all.

@@ -7,8 +7,9 @@ import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log leve
 
 from absl import app, flags
 
-from avsdn_tf import cli, evaluation, threads
+from avsdn_tf import cli
 from avsdn_tf.errors import UserError, run_main
+from avsdn_tf.training import evaluation, threads
 
 FLAGS = flags.FLAGS
 

@@ -23,25 +23,13 @@ when it had a fixed one, else the whole video at once.
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
-import os
-
-import numpy as np
-import tensorflow as tf
 from absl import app, flags
 
-from avsdn_tf import (
-    cli,
-    constants,
-    extract,
-    fileio,
-    metrics,
-    models,
-    threads,
-    timeline,
-    video,
-)
-from avsdn_tf.errors import UserError, input_error, run_main
-from avsdn_tf.run_dir import load_run
+from avsdn_tf import cli
+from avsdn_tf.errors import UserError, run_main
+from avsdn_tf.features import extraction, labels, video
+from avsdn_tf.inference import predictors
+from avsdn_tf.training import threads
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -54,196 +42,8 @@ def define_flags(flag_values=flags.FLAGS):
                output_dir=("predictions", "Where <video_id>.json and <video_id>.png go."))
     flags.DEFINE_integer("window_seconds", 0, "Seconds the model sees at once; 0: its training length when "
                          "fixed, else the whole video.", lower_bound=0, flag_values=flag_values)
-    extract.define_feature_flags(flag_values)
+    extraction.define_feature_flags(flag_values)
     threads.define_flags(flag_values)
-
-
-# ---------------------------------------------------------------------------------------------
-# Models: a train run, or an exported SavedModel. Both map raw features [T, ...] to [T, 29].
-
-
-class RunPredictor:
-    """A train run's checkpoint, rebuilt for any length (it normalises its inputs itself)."""
-
-    def __init__(self, model_dir, checkpoint="best"):
-        run = load_run(model_dir, checkpoint)
-        self.audio_dim, self.visual_shape = run.audio_dim, run.visual_shape
-        self.window = run.num_segments
-        self.model = run.variable_length_model
-        self._forward = models.inference_function(self.model)  # traced once, for any length
-        self.class_names = run.class_names
-        self.description = run.describe()
-
-    def __call__(self, audio, visual):
-        inputs = {"audio": np.asarray(audio, np.float32)[None], "visual": np.asarray(visual, np.float32)[None]}
-        return self._forward(inputs).numpy()[0]
-
-
-class SavedModelPredictor:
-    """An exported SavedModel: serving_default takes raw audio [B, T, A] and visual [B, T, ...]."""
-
-    SIGNATURE = "serving_default"
-    EXPORT_INFO = os.path.join("assets.extra", "avsdn_export.json")  # written by export.export_model
-
-    def __init__(self, path):
-        if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
-            raise input_error(path, "a SavedModel version directory (holding saved_model.pb), e.g. SERVING/avsdn/1",
-                              "no saved_model.pb")
-        try:
-            self.loaded = tf.saved_model.load(path)
-        except (tf.errors.OpError, ValueError) as error:
-            raise input_error(path, "a SavedModel TensorFlow can load", f"{type(error).__name__}: {error}") from None
-        if self.SIGNATURE not in self.loaded.signatures:
-            raise input_error(path, f"a SavedModel with the signature {self.SIGNATURE!r}",
-                              f"signatures {sorted(self.loaded.signatures)}")
-        self.signature = self.loaded.signatures[self.SIGNATURE]
-        specs = self.signature.structured_input_signature[1]
-        for key in ("audio", "visual"):
-            if key not in specs:
-                raise input_error(f"{path} signature {self.SIGNATURE}", "inputs 'audio' and 'visual'",
-                                  f"inputs {sorted(specs)}")
-        self.specs = specs
-        self.audio_dim = specs["audio"].shape[-1]
-        self.visual_shape = specs["visual"].shape.as_list()[2:]
-        length = specs["audio"].shape[1]
-        self.fixed_length = length is not None
-        self.description = path
-        self.output_key = self._probabilities_key()
-        # export/export_model.py leaves a description of the export beside the SavedModel.
-        info_path = os.path.join(path, self.EXPORT_INFO)
-        info = fileio.read_json(info_path) if tf.io.gfile.exists(info_path) else {}
-        self.window = int(length) if length is not None else info.get("trained_num_segments")
-        self.class_names = info.get("class_names") or constants.class_names()
-        if info.get("model"):
-            self.description = f"{path} ({info['model']}, {info.get('supervision')} supervision, from {info.get('run')})"
-
-    def _probabilities_key(self):
-        outputs = self.signature.structured_outputs
-        for key in ("probabilities", "segment_probs", "probs"):
-            if key in outputs:
-                return key
-        for key, spec in sorted(outputs.items()):
-            if spec.dtype.is_floating and spec.shape.rank == 3 and spec.shape[-1] == constants.NUM_CLASSES:
-                return key
-        raise input_error(f"{self.description} signature {self.SIGNATURE}",
-                          f"an output of per-segment probabilities [B, T, {constants.NUM_CLASSES}]",
-                          f"outputs {sorted(outputs)}")
-
-    def __call__(self, audio, visual):
-        audio = tf.constant(audio[None], self.specs["audio"].dtype)
-        visual = tf.constant(visual[None], self.specs["visual"].dtype)
-        return self.signature(audio=audio, visual=visual)[self.output_key].numpy()[0]
-
-
-def load_predictor(model=None, model_dir=None, checkpoint="best"):
-    if bool(model) == bool(model_dir):
-        raise UserError("--model / --model_dir: expected exactly one (an exported SavedModel or a train run), "
-                        f"found {'both' if model else 'neither'}")
-    return SavedModelPredictor(model) if model else RunPredictor(model_dir, checkpoint)
-
-
-def windows(num_segments, window):
-    """[(start, end)] covering 0..T: consecutive windows, the last one ending at T (overlapping)."""
-    if not window or num_segments <= window:
-        return [(0, num_segments)]
-    spans = [(start, start + window) for start in range(0, num_segments - window + 1, window)]
-    if spans[-1][1] < num_segments:
-        spans.append((num_segments - window, num_segments))
-    return spans
-
-
-def predict_probabilities(predictor, audio, visual, window=0):
-    """[T, 29] probabilities for one video's raw features, window by window."""
-    window = window or predictor.window
-    num_segments = len(audio)
-    if getattr(predictor, "fixed_length", False) and num_segments < predictor.window:
-        raise input_error("video", f"at least {predictor.window} seconds for this SavedModel (exported with a "
-                          "fixed length)", f"{num_segments} seconds")
-    probabilities = np.zeros((num_segments, constants.NUM_CLASSES), np.float32)
-    for start, end in windows(num_segments, window):
-        probabilities[start:end] = predictor(audio[start:end], visual[start:end])
-    return probabilities
-
-
-# ---------------------------------------------------------------------------------------------
-# One video: predict, print, JSON, PNG.
-
-
-def _check_dims(predictor, features, settings):
-    found = {"audio_dim": int(features.audio.shape[-1]), "visual_shape": list(features.visual.shape[1:])}
-    expected = {"audio_dim": int(predictor.audio_dim), "visual_shape": [int(d) for d in predictor.visual_shape]}
-    if found != expected:
-        raise input_error(f"features of {features.info.path} ({settings.visual_backbone} at {settings.image_size} px)",
-                          f"the dims the model was trained on {expected}",
-                          f"{found}: use the --visual_backbone / --image_size of its training data")
-
-
-def describe(result, class_names):
-    """The printed report: a line per second, then the event intervals."""
-    lines = [f"{result['video']}: {result['seconds']} s"]
-    truth = result.get("ground_truth")
-    width = max(len(name) for name in class_names)
-    header = f"  {'second':>9}  {'prediction':<{width}}  {'p':>5}"
-    lines.append(header + (f"  {'ground truth':<{width}}" if truth else ""))
-    for segment in result["segments"]:
-        line = (f"  {segment['start']:>4}-{segment['end']:<4}  {segment['class_name']:<{width}}  "
-                f"{segment['probability']:5.2f}")
-        if truth:
-            line += f"  {class_names[truth['labels'][segment['start']]]:<{width}}"
-        lines.append(line)
-    if result["intervals"]:
-        lines.append("  events: " + "; ".join(f"{i['class_name']} {i['start']}-{i['end']} s" for i in result["intervals"]))
-    else:
-        lines.append("  events: none (background throughout)")
-    if truth:
-        lines.append("  ground truth events: " + ("; ".join(f"{i['class_name']} {i['start']}-{i['end']} s"
-                                                            for i in truth["intervals"]) or "none")
-                     + f"; frame-wise accuracy {truth['accuracy']:.3f}")
-    return "\n".join(lines)
-
-
-def predict_video(path, extractor, predictor, output_dir, labels=None, window=0, verbose=True):
-    features = extractor.extract(path, thumbnails=True)
-    _check_dims(predictor, features, extractor.settings)
-    probabilities = predict_probabilities(predictor, features.audio, features.visual, window)
-    predicted = probabilities.argmax(-1)
-    class_names = predictor.class_names
-    key = features.video_id
-    result = {
-        "video": path, "video_id": key, "seconds": int(features.info.num_segments),
-        "duration": round(features.info.duration, 3), "model": predictor.description,
-        "window_seconds": window or predictor.window,
-        "features": extractor.settings.identity(),
-        "segments": [{"start": t, "end": t + 1, "label": int(label), "class_name": class_names[label],
-                      "probability": round(float(probabilities[t, label]), 4),
-                      "background_probability": round(float(probabilities[t, constants.BACKGROUND]), 4)}
-                     for t, label in enumerate(predicted)],
-        "intervals": [{"label": c, "class_name": class_names[c], "start": s, "end": e}
-                      for c, s, e in metrics.intervals(predicted)],
-        "probabilities": np.round(probabilities, 5).tolist(),
-    }
-    truth = None
-    if labels is not None and key in labels:
-        truth = extract.ground_truth(labels[key], len(predicted))
-        result["ground_truth"] = {
-            "labels": truth.tolist(),
-            "intervals": [{"label": c, "class_name": class_names[c], "start": s, "end": e}
-                          for c, s, e in metrics.intervals(truth)],
-            "accuracy": float((truth == predicted).mean()),
-        }
-    tf.io.gfile.makedirs(output_dir)
-    json_path = os.path.join(output_dir, f"{key}.json")
-    png_path = os.path.join(output_dir, f"{key}.png")
-    result["json"] = json_path
-    result["png"] = timeline.save_timeline(
-        png_path, predicted, class_names, truth=truth,
-        probabilities=probabilities[np.arange(len(predicted)), predicted], thumbnails=features.thumbnails,
-        title=f"{key} ({features.info.num_segments} s)")
-    fileio.write_json(json_path, result)
-    if verbose:
-        print(describe(result, class_names))
-        print(f"  wrote {json_path}" + (f" and {result['png']}" if result["png"] else " (no PNG: matplotlib absent)"))
-    return result
 
 
 def main(argv, flag_values=None):
@@ -254,13 +54,14 @@ def main(argv, flag_values=None):
         raise UserError("predict: expected one or more video files as arguments, found none")
     if len(paths) == 1:
         video.probe(paths[0])  # a video that cannot be used fails before any network is loaded
-    predictor = load_predictor(flag_values.model, flag_values.model_dir, flag_values.checkpoint)
-    labels = extract.read_labels(flag_values.labels)
-    extractor = extract.FeatureExtractor(extract.FeatureSettings.from_flags(flag_values))
+    predictor = predictors.load_predictor(flag_values.model, flag_values.model_dir, flag_values.checkpoint)
+    video_labels = labels.read_labels(flag_values.labels)
+    extractor = extraction.FeatureExtractor(extraction.FeatureSettings.from_flags(flag_values))
     failed = 0
     for path in paths:
         try:
-            predict_video(path, extractor, predictor, flag_values.output_dir, labels, flag_values.window_seconds)
+            predictors.predict_video(path, extractor, predictor, flag_values.output_dir, video_labels,
+                                     flag_values.window_seconds)
         except video.VideoError as error:
             if len(paths) == 1:
                 raise

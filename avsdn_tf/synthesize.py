@@ -4,7 +4,8 @@ import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log leve
 
 from absl import app, flags
 
-from avsdn_tf import cli, constants, synthetic
+from avsdn_tf import cli, constants
+from avsdn_tf.data import synthetic
 from avsdn_tf.errors import UserError, run_main
 
 FLAGS = flags.FLAGS

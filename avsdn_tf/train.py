@@ -9,8 +9,11 @@ import sys
 
 from absl import app, flags
 
-from avsdn_tf import cli, constants, models, synthetic, threads, training
+from avsdn_tf import cli, constants
+from avsdn_tf.data import synthetic
 from avsdn_tf.errors import run_main
+from avsdn_tf.models import backbones
+from avsdn_tf.training import strategies, threads, trainer
 
 FLAGS = flags.FLAGS
 
@@ -29,14 +32,14 @@ def define_flags():
 def main(argv):
     del argv
     if FLAGS.model == "help":
-        print(models.describe())
+        print(backbones.describe())
         return
     threads.configure_from_flags()
     if FLAGS.cpu_devices:
-        training.split_cpu(FLAGS.cpu_devices)
+        strategies.split_cpu(FLAGS.cpu_devices)
     hp = cli.hparams_from_flags()
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
-    training.train(data_dir, FLAGS.model_dir, hp, strategy_name=FLAGS.strategy, max_videos=FLAGS.max_videos,
+    trainer.train(data_dir, FLAGS.model_dir, hp, strategy_name=FLAGS.strategy, max_videos=FLAGS.max_videos,
                    verbose=2 if not sys.stdout.isatty() else 1)
 
 

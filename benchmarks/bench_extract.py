@@ -25,7 +25,7 @@ from absl import app, flags  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from avsdn_tf import extract, vggish, video  # noqa: E402
+from avsdn_tf.features import extraction, vggish, video  # noqa: E402
 
 flags.DEFINE_list("backbones", ["vgg19", "resnet152"], "Visual backbones to time.")
 flags.DEFINE_float("seconds", 5.0, "Length of the timed video.")
@@ -137,10 +137,10 @@ def main(argv):
 
     rows = []
     for backbone in FLAGS.backbones:
-        settings = extract.FeatureSettings(
+        settings = extraction.FeatureSettings(
             vggish_checkpoint=str(checkpoint), visual_backbone=backbone, visual_weights=None,
             frames_per_second=FLAGS.frames_per_second, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size)
-        extractor, load_seconds = _timed(lambda settings=settings: extract.FeatureExtractor(settings))
+        extractor, load_seconds = _timed(lambda settings=settings: extraction.FeatureExtractor(settings))
         _, warm_seconds = _timed(lambda extractor=extractor: extractor.extract(str(warmup)))
         if not rows:
             _, vggish_seconds = _timed(lambda extractor=extractor: extractor.audio(waveform, info.num_segments))

@@ -4,7 +4,7 @@
     python benchmarks/bench_pipeline.py --visual_layout vector --visual_dim 512
     python benchmarks/bench_pipeline.py --videos 640 --repeats 2   # a quick look
 
-Data: the built-in synthetic data set (avsdn_tf.synthetic.write_dataset) with --videos training
+Data: the built-in synthetic data set (avsdn_tf.data.synthetic.write_dataset) with --videos training
 videos, and an AVE-release-style h5 directory of the SAME content (written from those records):
 audio_feature.h5 (N, 10, 128) float64, visual_feature.h5 (N, 10, 7, 7, 512) float32 (or (N, 10, D)
 vectors), labels.h5 (N, 10, 29), train_order.h5. Both are reused by later runs with the same flags.
@@ -70,7 +70,8 @@ H5_KEY = "avadataset"
 
 def build_data(workdir, videos, layout, visual_dim):
     """Records via synthetic.write_dataset, then h5 files of the same train videos, in record order."""
-    from avsdn_tf import constants, pipeline, records, synthetic
+    from avsdn_tf import constants
+    from avsdn_tf.data import pipeline, records, synthetic
 
     records_dir, h5_dir = workdir / "records", workdir / "h5"
     stamp = {"videos": videos, "layout": layout, "visual_dim": visual_dim}
@@ -133,7 +134,7 @@ def _videos_in(audio, visual, labels):
 
 
 def tfrecords_pass(records_dir, batch_size, seed):
-    from avsdn_tf import pipeline
+    from avsdn_tf.data import pipeline
     data = pipeline.make_dataset(str(records_dir), "train", batch_size, training=True, seed=seed)
     videos = 0
     for batch in data:
@@ -146,7 +147,7 @@ def tfrecords_read_only(records_dir, batch_size):
     (CRC-checked, as TFRecordDataset always does), batched, never parsed."""
     import tensorflow as tf
 
-    from avsdn_tf import dataset_info
+    from avsdn_tf.data import dataset_info
     files = dataset_info.read(str(records_dir)).shard_paths(str(records_dir), "train")
     data = tf.data.Dataset.from_tensor_slices(files).interleave(
         tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE)
@@ -158,7 +159,7 @@ def tfrecords_read_only(records_dir, batch_size):
 
 def tfrecords_cached(records_dir, batch_size, seed, later_epochs):
     """(first epoch videos/s, later epochs videos/s) of one kept-in-memory pipeline, as training builds it."""
-    from avsdn_tf import dataset_info, pipeline
+    from avsdn_tf.data import dataset_info, pipeline
     steps = -(-pipeline.split_size(dataset_info.read(str(records_dir)), "train") // batch_size)
     data = pipeline.make_dataset(str(records_dir), "train", batch_size, training=True,
                                  cache=True, epoch_seeds=[seed * 1000 + epoch for epoch in range(1 + later_epochs)])

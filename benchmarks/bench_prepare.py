@@ -25,7 +25,8 @@ from absl import app, flags
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from avsdn_tf import annotations, constants  # noqa: E402
+from avsdn_tf import constants  # noqa: E402
+from avsdn_tf.data import annotations  # noqa: E402
 
 flags.DEFINE_integer("num_videos", 4143, "Videos in the synthetic release (rows of Annotations.txt).")
 flags.DEFINE_integer("noisy_videos", 178, "Background-only videos (0: no weak-supervision files).")
@@ -119,7 +120,7 @@ def main(argv):
           f"visual {MAP_SHAPE}, {h5_gb:.2f} GB of h5 in {release}")
 
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    _, baseline_mb = _child_peak_mb([sys.executable, "-c", "import avsdn_tf.prepare, keras"], env)
+    _, baseline_mb = _child_peak_mb([sys.executable, "-c", "import avsdn_tf.data.ave_release, keras"], env)
     seconds, peak_mb = _child_peak_mb(
         [sys.executable, "-m", "avsdn_tf.prepare", f"--ave_dir={release}", f"--output_dir={output}",
          f"--chunk_videos={FLAGS.chunk_videos}"], env)

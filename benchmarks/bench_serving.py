@@ -43,8 +43,10 @@ import grpc  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
-from avsdn_tf import constants, fileio, hparams, records, tasks  # noqa: E402
-from avsdn_tf.run_dir import RunDir  # noqa: E402
+from avsdn_tf import constants, fileio, hparams  # noqa: E402
+from avsdn_tf.data import records  # noqa: E402
+from avsdn_tf.models import tasks  # noqa: E402
+from avsdn_tf.training.run_dir import RunDir  # noqa: E402
 from export import export_model, warmup  # noqa: E402
 
 flags.DEFINE_string("model_dir", None, "A trained run to export and measure; default: untrained AVSDN, paper sizes.")

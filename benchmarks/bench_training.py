@@ -9,7 +9,7 @@ What it measures, on in-memory random data of AVE's shapes (the same arrays for 
 batch 64 with the AVSDN defaults of avsdn_tf.hparams (encoder 128, fusion 256):
 
 - training videos/s: Keras through the project's own path (tasks.for_hparams(hp).build,
-  training.compile_model, model.fit on the arrays, shuffled); PyTorch through
+  trainer.compile_model, model.fit on the arrays, shuffled); PyTorch through
   benchmarks/torch_avsdn.py (Adam 1e-3, cross-entropy, a random order each epoch);
 - inference videos/s over the same videos, batch by batch, per-segment probabilities out;
 - peak resident memory (ru_maxrss) of each measured configuration.
@@ -23,12 +23,12 @@ keras/torch ratio is computed from numbers taken seconds apart, and the medians 
 the load average at every round.
 
 The levers (--levers): LSTM unrolling (hp.unroll), steps_per_execution, jit_compile (XLA), the
-inference path (models.inference_function: a tf.function with a fixed input_signature, which
+inference path (backbones.inference_function: a tf.function with a fixed input_signature, which
 evaluate, predict and train's validation pass use; model.predict; predict_on_batch; a tf.function
 with reduce_retracing; the first under XLA), and thread counts (TF intra/inter-op
 and torch.set_num_threads, 1 or 2). With or without --levers, Keras is also measured with 1
 intra-op and --threads inter-op threads (the commands' --intra_op_threads/--inter_op_threads,
-avsdn_tf/threads.py). Every Keras row's ratio is taken against the FASTEST PyTorch thread
+avsdn_tf/training/threads.py). Every Keras row's ratio is taken against the FASTEST PyTorch thread
 setting of each round, so a thread count that happens to suit PyTorch badly under the current
 load does not flatter Keras.
 """
@@ -118,7 +118,9 @@ class KerasTrain:
         _tf_threads(spec)
         import keras
 
-        from avsdn_tf import hparams, tasks, training
+        from avsdn_tf import hparams
+        from avsdn_tf.models import tasks
+        from avsdn_tf.training import trainer
         self.audio, self.visual, self.labels = data
         self.spec = spec
         hp = hparams.HParams()  # the project's defaults, then the lever under test
@@ -127,7 +129,7 @@ class KerasTrain:
         self.hp = hp
         keras.utils.set_random_seed(0)
         self.model = tasks.for_hparams(hp).build(AUDIO_DIM, list(self.visual.shape[2:]), NUM_SEGMENTS)
-        training.compile_model(self.model, hp, steps_per_epoch=len(_batches(len(self.audio), hp.batch_size)))
+        trainer.compile_model(self.model, hp, steps_per_epoch=len(_batches(len(self.audio), hp.batch_size)))
         self.inputs = {"audio": self.audio, "visual": self.visual}
         self.fit(1)  # traces (and compiles) the train step, the partial last batch too
 
@@ -175,7 +177,7 @@ class _EpochTimer:
 
 def _tf_threads(spec):
     """The project's --intra_op_threads/--inter_op_threads knob; both default to --threads."""
-    from avsdn_tf import threads
+    from avsdn_tf.training import threads
     threads.configure(spec.get("intra_op_threads", spec["threads"]), spec.get("inter_op_threads", spec["threads"]))
 
 
@@ -187,7 +189,8 @@ class KerasInfer:
         _tf_threads(spec)
         import keras
 
-        from avsdn_tf import hparams, models, tasks
+        from avsdn_tf import hparams
+        from avsdn_tf.models import backbones, tasks
         self.tf = tf
         self.audio, self.visual, _ = data
         self.spec = spec
@@ -205,10 +208,10 @@ class KerasInfer:
             self.function = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature,
                                         jit_compile=path == "tf_function_jit")
         elif path == "reduce_retracing":
-            # What evaluate and predict used before they switched to models.inference_function.
+            # What evaluate and predict used before they switched to backbones.inference_function.
             self.function = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
         elif path == "project":
-            self.function = models.inference_function(model)  # the project's lean inference path
+            self.function = backbones.inference_function(model)  # the project's lean inference path
         self.count = spec["steps"] * self.batch_size if spec.get("steps") else len(self.audio)
         self.run_round()  # warm up: traces, compiles, the partial last batch too
 
@@ -379,8 +382,8 @@ def variants(mode, frameworks, levers, jit_levers, threads):
                 found += [(f"keras defaults, {other} thread(s)", {"threads": other}),
                           ("keras defaults, TF_ENABLE_ONEDNN_OPTS=0", {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}})]
         else:
-            found += [("keras models.inference_function", {"path": "project"}),
-                      (f"keras models.inference_function, {split_name}", {"path": "project", **split})]
+            found += [("keras backbones.inference_function", {"path": "project"}),
+                      (f"keras backbones.inference_function, {split_name}", {"path": "project", **split})]
             if levers:
                 found += [("keras model.predict", {"path": "predict"}),
                           ("keras predict_on_batch", {"path": "predict_on_batch"}),
@@ -388,9 +391,9 @@ def variants(mode, frameworks, levers, jit_levers, threads):
                 if jit_levers:
                     found.append((f"keras tf.function(input_signature, jit_compile) ({FLAGS.jit_steps} batches "
                                   "a round)", {"path": "tf_function_jit", "steps": FLAGS.jit_steps}))
-                found += [("keras models.inference_function, unroll=False", {"path": "project", "unroll": False}),
-                          (f"keras models.inference_function, {other} thread(s)", {"path": "project", "threads": other}),
-                          ("keras models.inference_function, TF_ENABLE_ONEDNN_OPTS=0",
+                found += [("keras backbones.inference_function, unroll=False", {"path": "project", "unroll": False}),
+                          (f"keras backbones.inference_function, {other} thread(s)", {"path": "project", "threads": other}),
+                          ("keras backbones.inference_function, TF_ENABLE_ONEDNN_OPTS=0",
                            {"path": "project", "env": {"TF_ENABLE_ONEDNN_OPTS": "0"}})]
         found = [(name, {"framework": "keras", **spec}) for name, spec in found]
     if "torch" in frameworks:

@@ -1,7 +1,7 @@
 """AVSDN written directly in PyTorch: the peer that benchmarks/bench_training.py measures Keras against.
 
 Benchmark-only (needs the `bench` extra: torch==2.13.0, CPU build); nothing in avsdn_tf imports it.
-The same architecture as avsdn_tf.models' `avsdn` with full supervision (../shared/DESIGN.md):
+The same architecture as avsdn_tf.models.backbones' `avsdn` with full supervision (../shared/DESIGN.md):
 
 - an LSTM encoder over the audio a_1..a_T and one over the visual vectors v_1..v_T (batch_first);
 - their last hidden states fused by one DMRN block and their last cell states by another:

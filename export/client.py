@@ -33,9 +33,12 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from avsdn_tf import constants, dataset_info, fileio, metrics, records
+from avsdn_tf import constants, fileio
+from avsdn_tf.data import dataset_info, records
 from avsdn_tf.errors import UserError, argument_error, input_error, run_main
-from export import signatures, warmup
+from avsdn_tf.models import metrics
+
+from . import signatures, warmup
 
 FLAGS = flags.FLAGS
 

@@ -18,6 +18,7 @@ visible:
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
 import datetime
+import importlib
 import json
 import os
 import shutil
@@ -32,15 +33,20 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from avsdn_tf import cli, constants, fileio, records
+from avsdn_tf import cli, constants, fileio
+from avsdn_tf.data import records
 from avsdn_tf.errors import UserError, argument_error, input_error, run_main
-from avsdn_tf.run_dir import RunDir, load_run
-from export import signatures, warmup
+from avsdn_tf.training.run_dir import RunDir, load_run
+
+from . import signatures, warmup
 
 FLAGS = flags.FLAGS
 
 EXPORT_DIR = os.path.dirname(os.path.abspath(__file__))
-PROJECT_ROOT = os.path.dirname(EXPORT_DIR)
+# The directory that holds this package's top-level package (`export` in a checkout, `avsdn_tf`
+# installed): the repository, or site-packages. The verification child imports from there.
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(
+    importlib.import_module(__package__.split(".")[0]).__file__)))
 BATCHING_TEMPLATE = os.path.join(EXPORT_DIR, "batching_parameters.txt")
 MODELS_CONFIG_TEMPLATE = os.path.join(EXPORT_DIR, "models.config")
 # TF Serving reads this file from the version directory with --enable_per_model_batching_parameters.
@@ -199,12 +205,12 @@ def warmup_requests(model_name, cases):
 def verify_in_fresh_process(saved_model_dir, reference_dir):
     """Run export.verify in a new Python process; its JSON report, or a UserError with its reason."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The child runs from the project root, so local paths must not be relative to our cwd.
     paths = [path if "://" in path else os.path.abspath(path) for path in (saved_model_dir, reference_dir)]
-    command = [sys.executable, "-m", "export.verify", *paths]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    command = [sys.executable, "-m", f"{__package__}.verify", *paths]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=PACKAGE_ROOT)
     if result.returncode != 0:
         lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
         reason = lines[-1] if lines else f"exit status {result.returncode}"

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from export import signatures, warmup
+from . import signatures, warmup
 
 
 class Mismatch(Exception):

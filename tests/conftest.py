@@ -6,7 +6,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from avsdn_tf import constants, synthetic  # noqa: E402
+from avsdn_tf import constants  # noqa: E402
+from avsdn_tf.data import synthetic
 
 TINY_SPLITS = {"train": 96, "val": 32, "test": 32, "noisy": 16}
 

@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 
-from avsdn_tf import hparams, training
+from avsdn_tf import hparams
+from avsdn_tf.training import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS_CONFIG = os.path.join(ROOT, "export", "models.config")
@@ -111,7 +112,7 @@ def exported(tmp_path_factory, data_dir):
     if key not in _CACHE:
         root = tmp_path_factory.mktemp("serving")
         run_dir, export_base = str(root / "run"), str(root / "serving" / "avsdn")
-        training.train(data_dir, run_dir, TINY_HPARAMS, max_videos=16, verbose=0)
+        trainer.train(data_dir, run_dir, TINY_HPARAMS, max_videos=16, verbose=0)
         started = time.time()
         result = subprocess.run(
             [sys.executable, "-m", "export.export_model", "--model_dir", run_dir, "--export_base", export_base],

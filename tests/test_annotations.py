@@ -11,7 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from avsdn_tf import annotations, constants
+from avsdn_tf import constants
+from avsdn_tf.data import annotations
 from avsdn_tf.errors import UserError
 
 REAL_AVE = Path(__file__).resolve().parents[2] / "shared/data/ave"

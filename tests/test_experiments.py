@@ -1,6 +1,6 @@
 """The paper's tables with one command: every row of every table, results files, resumption, errors.
 
-Most tests replace the fit (training.train) by a stand-in that writes a finished run directory the
+Most tests replace the fit (trainer.train) by a stand-in that writes a finished run directory the
 way training does, so all 15 rows x 2 seeds run in a second; the command tests train for real on a
 tiny data set and check that a rerun trains nothing.
 """
@@ -13,19 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from avsdn_tf import (
-    dataset_info,
-    evaluation,
-    fileio,
-    hparams,
-    models,
-    paper_tables,
-    synthetic,
-    tasks,
-    training,
-)
+from avsdn_tf import fileio, hparams
+from avsdn_tf.data import dataset_info, synthetic
 from avsdn_tf.errors import UserError
-from avsdn_tf.run_dir import RunDir
+from avsdn_tf.models import backbones, tasks
+from avsdn_tf.paper import tables
+from avsdn_tf.training import evaluation, trainer
+from avsdn_tf.training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(encoder_units=16, fusion_units=16, lstm_units=8, classifier_units=8, attention_units=8, batch_size=16)
@@ -45,13 +39,13 @@ def tiny_data(tmp_path_factory):
 
 def _accuracy(hp, split):
     """A made-up accuracy that differs by model, supervision, seed and split."""
-    return round(0.2 + 0.05 * models.names().index(hp.model) + 0.1 * (hp.supervision == "weak")
+    return round(0.2 + 0.05 * backbones.names().index(hp.model) + 0.1 * (hp.supervision == "weak")
                  + 0.02 * hp.seed + 0.001 * (split == "test"), 6)
 
 
 @pytest.fixture
 def fake_fit(monkeypatch):
-    """Replace training.train by a stand-in that writes what a finished run leaves; records calls."""
+    """Replace trainer.train by a stand-in that writes what a finished run leaves; records calls."""
     calls = []
 
     def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbose=1):
@@ -65,24 +59,24 @@ def fake_fit(monkeypatch):
         fileio.write_json(run.state, {"epochs_done": hp.epochs, "best_epoch": 1, "finished": True})
         return result
 
-    monkeypatch.setattr(training, "train", train)
+    monkeypatch.setattr(trainer, "train", train)
     return calls
 
 
 def _run(tiny_data, output_dir, lines=None, **kwargs):
     options = dict(table="all", seeds=2, base=hparams.HParams(**SMALL, epochs=1))
     options.update(kwargs)
-    return paper_tables.run(tiny_data, str(output_dir), log=(lines if lines is not None else []).append, **options)
+    return tables.run(tiny_data, str(output_dir), log=(lines if lines is not None else []).append, **options)
 
 
 def test_tables_name_registered_models_and_hold_only_checked_paper_numbers():
-    assert {t: [r.model for r in table.rows] for t, table in paper_tables.TABLES.items()} == ROWS
-    for table in paper_tables.TABLES.values():
+    assert {t: [r.model for r in table.rows] for t, table in tables.TABLES.items()} == ROWS
+    for table in tables.TABLES.values():
         for row in table.rows:
-            assert row.model in models.REGISTRY
+            assert row.model in backbones.REGISTRY
             for number in row.reported:
                 assert 0 < number.accuracy < 100 and "1902.07473" in number.source
-    reported = {(t, r.model): [n.accuracy for n in r.reported] for t, table in paper_tables.TABLES.items()
+    reported = {(t, r.model): [n.accuracy for n in r.reported] for t, table in tables.TABLES.items()
                 for r in table.rows}
     assert reported[("supervised", "avsdn")] == [75.4]
     assert reported[("supervised", "av_att")] == [72.7, 74.7]
@@ -126,22 +120,22 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(tiny_dat
     assert avsdn["test_accuracy"]["mean"] == pytest.approx(sum(values) / 2)
     assert avsdn["test_accuracy"]["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)  # sample std
     assert avsdn["paper"] == [{"accuracy": 75.4, "features": "VGGish audio, ResNet-152 visual",
-                               "source": paper_tables.SUPERVISED_SOURCE, "verified": True}]
+                               "source": tables.SUPERVISED_SOURCE, "verified": True}]
     assert rows[("weak", "avsdn")]["paper"][0]["accuracy"] is None
     assert not rows[("weak", "avsdn")]["paper"][0]["verified"]
     assert rows[("supervised", "dmrn")]["extra"] and "extra row" in rows[("supervised", "dmrn")]["remarks"]
     assert "no regions to attend" in rows[("supervised", "av_att")]["remarks"]  # tiny data has no visual maps
 
     markdown = (out / "results.md").read_text()
-    for table in paper_tables.TABLES.values():
+    for table in tables.TABLES.values():
         assert f"## {table.title}" in markdown
-    assert markdown.count(paper_tables.PAPER_COLUMN) == 3
+    assert markdown.count(tables.PAPER_COLUMN) == 3
     assert "| AVSDN | 21.1 ± 1.4 | 21.0 ± 1.4 | audio+visual, seq2seq | 75.4 |" in markdown
     assert "full fusion of both encoder states (DMRN-style) (same runs as supervised/avsdn) |" in markdown
     assert "72.7 (VGG-16 visual) / 74.7 (ResNet-152 visual)" in markdown
     assert "n/a (not verified)" in markdown and "NOT measured here" in markdown
     printed = "\n".join(lines)
-    assert "28 runs trained, 2 reused" in printed and paper_tables.PAPER_COLUMN in printed
+    assert "28 runs trained, 2 reused" in printed and tables.PAPER_COLUMN in printed
 
 
 def test_rerun_trains_nothing_and_an_interrupted_run_is_picked_up(tiny_data, tmp_path, fake_fit):
@@ -178,13 +172,13 @@ def test_changed_settings_on_an_existing_experiment_are_one_clear_error(tiny_dat
 def test_bad_table_rows_and_seeds_are_named():
     with pytest.raises(UserError, match=r"table: expected one of \['supervised', 'weak', 'ablation', 'all'\], "
                                         r"found 'table1'"):
-        paper_tables.select("table1")
+        tables.select("table1")
     with pytest.raises(UserError, match=r"rows: expected row names of --table ablation .* found \['av'\]"):
-        paper_tables.select("ablation", rows=["av"])
+        tables.select("ablation", rows=["av"])
     with pytest.raises(UserError, match="expected at least one row"):
-        paper_tables.select("supervised", rows=["dmrn"], extras=False)
+        tables.select("supervised", rows=["dmrn"], extras=False)
     with pytest.raises(UserError, match="seeds: expected a positive number of seeds, found 0"):
-        paper_tables.plan(paper_tables.select("weak"), 0, hparams.HParams(), "out")
+        tables.plan(tables.select("weak"), 0, hparams.HParams(), "out")
 
 
 def test_the_label_guided_ablation_is_scored_on_its_segment_output(tiny_data):

@@ -17,8 +17,10 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, te
 from serving_testlib import ROOT, exported
 from tensorflow_serving.config import model_server_config_pb2
 
-from avsdn_tf import constants, fileio, hparams, models, records, tasks
+from avsdn_tf import constants, fileio, hparams
+from avsdn_tf.data import records
 from avsdn_tf.errors import UserError
+from avsdn_tf.models import backbones, tasks
 from export import export_model, signatures, verify, warmup
 
 A, V = 16, [24]  # the tiny data set's feature sizes (conftest.tiny_config)
@@ -36,10 +38,10 @@ def loaded(export):
 
 @pytest.fixture(scope="module")
 def keras_models(export):
-    trained = models.load_model(os.path.join(export.run_dir, "checkpoints", "best.keras"), compile=False)
+    trained = backbones.load_model(os.path.join(export.run_dir, "checkpoints", "best.keras"), compile=False)
     hp = hparams.from_dict(fileio.read_json(os.path.join(export.run_dir, "config.json"))["hparams"])
     spec = signatures.FeatureSpec.of(A, V, constants.class_names())
-    return models.segment_model(trained), models.variable_length_model(trained, hp, A, V), spec
+    return backbones.segment_model(trained), backbones.variable_length_model(trained, hp, A, V), spec
 
 
 def val_videos(data_dir, count=6):
@@ -314,24 +316,24 @@ def test_unrolled_fixed_length_models_rebuild_for_any_length(model, visual_shape
     hp = hparams.HParams(model=model, supervision=supervision, encoder_units=6, fusion_units=6, lstm_units=5,
                          classifier_units=7, attention_units=9, unroll=True)
     trained = tasks.for_hparams(hp).build(A, visual_shape, num_segments=10)
-    rebuilt = models.variable_length_model(trained, hp, A, visual_shape)
+    rebuilt = backbones.variable_length_model(trained, hp, A, visual_shape)
     assert rebuilt.inputs[0].shape[1] is None
     rng = np.random.default_rng(0)
     audio = rng.normal(size=(3, 10, A)).astype(np.float32)
     visual = rng.normal(size=(3, 10, *visual_shape)).astype(np.float32)
     inputs = {"audio": audio, "visual": visual}
-    np.testing.assert_allclose(rebuilt(inputs), models.segment_model(trained)(inputs), atol=1e-6)
+    np.testing.assert_allclose(rebuilt(inputs), backbones.segment_model(trained)(inputs), atol=1e-6)
     assert rebuilt({"audio": audio[:, :3], "visual": visual[:, :3]}).shape == (3, 3, constants.NUM_CLASSES)
 
 
 def test_predict_examples_reshapes_visual_maps(tmp_path):
     hp = hparams.HParams(model="avsdn", encoder_units=6, fusion_units=6)
     shape = [2, 2, 5]
-    rebuilt = models.variable_length_model(tasks.for_hparams(hp).build(A, shape), hp, A, shape)
+    rebuilt = backbones.variable_length_model(tasks.for_hparams(hp).build(A, shape), hp, A, shape)
     rng = np.random.default_rng(1)
     statistics = {"audio_mean": rng.normal(size=A), "audio_std": rng.uniform(0.5, 2, A),
                   "visual_mean": rng.normal(size=5), "visual_std": rng.uniform(0.5, 2, 5)}
-    models.set_statistics(rebuilt, statistics)
+    backbones.set_statistics(rebuilt, statistics)
     spec = signatures.FeatureSpec.of(A, shape, constants.class_names())
     graph = signatures.ServingGraph(rebuilt, spec)
     audio = rng.normal(size=(2, 5, A)).astype(np.float32)
@@ -342,7 +344,7 @@ def test_predict_examples_reshapes_visual_maps(tmp_path):
     # The model normalises inside: the served probabilities are those of the normalised inputs.
     standardized = {"audio": (audio - statistics["audio_mean"]) / statistics["audio_std"],
                     "visual": (visual - statistics["visual_mean"]) / statistics["visual_std"]}
-    models.set_statistics(rebuilt, {key: np.zeros_like(v) if key.endswith("mean") else np.ones_like(v)
+    backbones.set_statistics(rebuilt, {key: np.zeros_like(v) if key.endswith("mean") else np.ones_like(v)
                                     for key, v in statistics.items()})
     np.testing.assert_allclose(expected, rebuilt({k: v.astype(np.float32) for k, v in standardized.items()}),
                                atol=1e-5)

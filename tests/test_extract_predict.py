@@ -14,8 +14,12 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import dataset_info, errors, extract, hparams, pipeline, predict, records, synthetic, training
+from avsdn_tf import errors, extract, hparams, predict
+from avsdn_tf.data import dataset_info, pipeline, records, synthetic
 from avsdn_tf.errors import UserError
+from avsdn_tf.features import extraction, labels
+from avsdn_tf.inference import predictors
+from avsdn_tf.training import trainer
 from tests.test_vggish import official_checkpoint
 from tests.test_video_features import make_video
 
@@ -91,10 +95,10 @@ def test_extract_writes_one_record_per_video_with_a_segment_per_whole_second(ext
     assert videos["clip_b"]["audio"].shape == (2, 128)
     for video in videos.values():  # no labels: placeholders
         assert (video["label"] == 28).all() and video["category"] == -1 and video["video_label"] == 28
-    skipped = json.load(open(os.path.join(extracted, extract.SKIPPED_FILE)))
+    skipped = json.load(open(os.path.join(extracted, extraction.SKIPPED_FILE)))
     assert list(skipped["skipped"]) == [os.path.join(os.path.dirname(extracted), "videos", "silent.mp4")]
     assert "expected an audio track, found none" in next(iter(skipped["skipped"].values()))
-    summary = json.load(open(os.path.join(extracted, extract.SUMMARY_FILE)))
+    summary = json.load(open(os.path.join(extracted, extraction.SUMMARY_FILE)))
     assert summary["videos_extracted_now"] == 2 and summary["seconds_of_video_extracted_now"] == 5
     assert os.path.exists(os.path.join(extracted, "normalization.json"))
 
@@ -114,10 +118,10 @@ def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatc
     def no_networks(*args, **kwargs):
         raise AssertionError("every video was done: no network should be loaded")
 
-    monkeypatch.setattr(extract, "FeatureExtractor", no_networks)
+    monkeypatch.setattr(extraction, "FeatureExtractor", no_networks)
     assert _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={extracted}",
                                        f"--labels={inputs['labels']}", *_feature_args(inputs)]) == 0
-    summary = json.load(open(os.path.join(extracted, extract.SUMMARY_FILE)))
+    summary = json.load(open(os.path.join(extracted, extraction.SUMMARY_FILE)))
     assert summary["videos_already_done"] == 2 and summary["videos_extracted_now"] == 0
     info = dataset_info.read(extracted)
     assert {name: value["videos"] for name, value in info.splits.items()} == {"train": 1, "val": 1}
@@ -139,12 +143,12 @@ def test_label_files_are_checked(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("video_id,category,start,end\nclip,Barking dog,0,3\n")
     with pytest.raises(UserError, match=r"bad\.csv line 2: expected a category name.*'Barking dog'"):
-        extract.read_labels(str(bad))
+        labels.read_labels(str(bad))
     ave = tmp_path / "Annotations.txt"
     ave.write_text("Category&VideoID&Quality&StartTime&EndTime\nBark&vid1&good&2&6\nBanjo&vid1&good&0&10\n")
-    rows = extract.read_labels(str(ave))["vid1"]
+    rows = labels.read_labels(str(ave))["vid1"]
     assert [(row.category, row.start, row.end) for row in rows] == [(2, 2, 6), (17, 0, 10)]
-    assert extract.ground_truth(rows, 8).tolist() == [17] * 8
+    assert labels.ground_truth(rows, 8).tolist() == [17] * 8
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +161,7 @@ def run_dir(tmp_path_factory):
         visual_dim=512, map_size=2, seed=0), verbose=False)
     run = str(root / "run")
     hp = hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8)
-    training.train(data, run, hp, verbose=0)
+    trainer.train(data, run, hp, verbose=0)
     return run
 
 
@@ -184,32 +188,32 @@ def test_predict_prints_writes_json_and_draws_the_timeline(inputs, extracted, ru
     assert "clip_a.mp4: 3 s" in printed and "events:" in printed and "ground truth events: Bark 1-2 s" in printed
     # The same features as extract's, through the same model: the same probabilities.
     features = _records(extracted, "train")["clip_a"]
-    predictor = predict.RunPredictor(run_dir)
+    predictor = predictors.RunPredictor(run_dir)
     np.testing.assert_allclose(predictor(features["audio"], features["visual"]), probabilities, atol=2e-4)
 
 
 def test_predict_on_an_exported_saved_model(inputs, extracted, run_dir, tmp_path):
     """--model: the export's serving graph (export/signatures.py) written as a SavedModel."""
     signatures = pytest.importorskip("export.signatures")
-    predictor = predict.RunPredictor(run_dir)
+    predictor = predictors.RunPredictor(run_dir)
     spec = signatures.FeatureSpec.of(128, VISUAL_SHAPE, predictor.class_names)
     path = str(tmp_path / "avsdn" / "1")
     signatures.ServingGraph(predictor.model, spec).write(path)
-    saved = predict.load_predictor(model=path)
+    saved = predictors.load_predictor(model=path)
     assert saved.output_key == "segment_probs" and saved.audio_dim == 128 and saved.visual_shape == VISUAL_SHAPE
     features = _records(extracted, "train")["clip_a"]
-    np.testing.assert_allclose(predict.predict_probabilities(saved, features["audio"], features["visual"]),
+    np.testing.assert_allclose(predictors.predict_probabilities(saved, features["audio"], features["visual"]),
                                predictor(features["audio"], features["visual"]), atol=1e-5)
     with pytest.raises(UserError, match="expected exactly one"):
-        predict.load_predictor(model=path, model_dir=run_dir)
+        predictors.load_predictor(model=path, model_dir=run_dir)
     with pytest.raises(UserError, match="no saved_model.pb"):
-        predict.load_predictor(model=str(tmp_path))
+        predictors.load_predictor(model=str(tmp_path))
 
 
 def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path):
-    assert predict.windows(25, 10) == [(0, 10), (10, 20), (15, 25)]
-    assert predict.windows(20, 10) == [(0, 10), (10, 20)]
-    assert predict.windows(7, 10) == [(0, 7)] and predict.windows(7, None) == [(0, 7)]
+    assert predictors.windows(25, 10) == [(0, 10), (10, 20), (15, 25)]
+    assert predictors.windows(20, 10) == [(0, 10), (10, 20)]
+    assert predictors.windows(7, 10) == [(0, 7)] and predictors.windows(7, None) == [(0, 7)]
     silent = os.path.join(inputs["videos"], "silent.mp4")
     flag_values = flags.FlagValues()
     predict.define_flags(flag_values)
@@ -221,7 +225,7 @@ def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path):
 
 def test_extract_never_overwrites_a_data_set_it_did_not_write(tmp_path):
     (tmp_path / "dataset_info.json").write_text("{}")
-    settings = extract.FeatureSettings(vggish_checkpoint="vggish_model.ckpt")
+    settings = extraction.FeatureSettings(vggish_checkpoint="vggish_model.ckpt")
     with pytest.raises(UserError, match="a data set written by another command"):
-        extract.extract_videos(["clip.mp4"], str(tmp_path), settings)
+        extraction.extract_videos(["clip.mp4"], str(tmp_path), settings)
     assert sorted(os.listdir(tmp_path)) == ["dataset_info.json"]

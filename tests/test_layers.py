@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from avsdn_tf import layers
+from avsdn_tf.models import layers
 
 
 def _dense(layer, x):

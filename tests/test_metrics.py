@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, layers, losses, metrics
+from avsdn_tf import constants
+from avsdn_tf.models import layers, losses, metrics
 
 BG = constants.BACKGROUND
 

@@ -4,7 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, hparams, models, records, tasks, training
+from avsdn_tf import constants, hparams
+from avsdn_tf.data import records
+from avsdn_tf.models import backbones, tasks
+from avsdn_tf.training import trainer
 
 SMALL = dict(encoder_units=8, fusion_units=6, lstm_units=5, classifier_units=7, attention_units=6, batch_size=4)
 
@@ -22,7 +25,7 @@ def _targets(hp, labels, video):
     return keras.tree.map_structure(np.asarray, targets)
 
 
-CASES = ([(name, "full", [3, 3, 8]) for name in models.names()]  # maps: pooling and attention paths
+CASES = ([(name, "full", [3, 3, 8]) for name in backbones.names()]  # maps: pooling and attention paths
          + [(name, "weak", [12]) for name in ("avsdn", "dmrn", "avsdn_label_guided")])
 
 
@@ -32,12 +35,12 @@ def test_model_trains_and_round_trips(name, supervision, visual_shape, tmp_path)
     hp = hparams.HParams(model=name, supervision=supervision, visual_reduction="attention", **SMALL)
     keras.utils.set_random_seed(0)
     model = tasks.for_hparams(hp).build(16, visual_shape)
-    training.compile_model(model, hp, steps_per_epoch=2)
+    trainer.compile_model(model, hp, steps_per_epoch=2)
     inputs, labels, video = _batch(rng, visual_shape)
-    before = models.segment_model(model).predict(inputs, verbose=0)
+    before = backbones.segment_model(model).predict(inputs, verbose=0)
     history = model.fit(inputs, _targets(hp, labels, video), batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    after = models.segment_model(model).predict(inputs, verbose=0)
+    after = backbones.segment_model(model).predict(inputs, verbose=0)
     assert after.shape == (8, constants.NUM_SEGMENTS, constants.NUM_CLASSES)
     assert not np.allclose(before, after), "two training steps changed nothing"
     np.testing.assert_allclose(after.sum(-1), 1.0, rtol=1e-5)
@@ -45,7 +48,7 @@ def test_model_trains_and_round_trips(name, supervision, visual_shape, tmp_path)
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.models.load_model(path)
-    np.testing.assert_array_equal(models.segment_model(restored).predict(inputs, verbose=0), after)
+    np.testing.assert_array_equal(backbones.segment_model(restored).predict(inputs, verbose=0), after)
     np.testing.assert_array_equal(restored.predict(inputs, verbose=0)[0] if len(model.outputs) > 1
                                   else restored.predict(inputs, verbose=0),
                                   model.predict(inputs, verbose=0)[0] if len(model.outputs) > 1
@@ -57,12 +60,12 @@ def test_weak_model_pools_segments_over_time():
     model = tasks.for_hparams(hp).build(16, [12])
     inputs, _, _ = _batch(np.random.default_rng(1), [12])
     np.testing.assert_allclose(model.predict(inputs, verbose=0),
-                               models.segment_model(model).predict(inputs, verbose=0).mean(axis=1), rtol=1e-5)
+                               backbones.segment_model(model).predict(inputs, verbose=0).mean(axis=1), rtol=1e-5)
 
 
 def test_models_take_any_number_of_segments_when_built_without_a_fixed_length():
     hp = hparams.HParams(model="avsdn", **SMALL)
-    model = models.segment_model(tasks.for_hparams(hp).build(16, [12], num_segments=None))
+    model = backbones.segment_model(tasks.for_hparams(hp).build(16, [12], num_segments=None))
     for time in (3, 17):
         inputs, _, _ = _batch(np.random.default_rng(2), [12], videos=2, time=time)
         assert model.predict(inputs, verbose=0).shape == (2, time, constants.NUM_CLASSES)
@@ -71,8 +74,8 @@ def test_models_take_any_number_of_segments_when_built_without_a_fixed_length():
 def test_registry_lists_every_name_the_paper_tables_need():
     expected = {"avsdn", "audio", "visual", "av", "av_att", "dmrn", "avsdn_init_visual", "avsdn_init_audio",
                 "avsdn_label_guided"}
-    assert expected == set(models.names())
-    listing = models.describe()
+    assert expected == set(backbones.names())
+    listing = backbones.describe()
     assert all(name in listing for name in expected)
 
 
@@ -80,8 +83,8 @@ def test_registry_lists_every_name_the_paper_tables_need():
 def test_inference_function_matches_predict_and_traces_once(num_segments):
     hp = hparams.HParams(model="avsdn", **SMALL)
     keras.utils.set_random_seed(0)
-    model = models.segment_model(tasks.for_hparams(hp).build(16, [12], num_segments=num_segments))
-    forward = models.inference_function(model)
+    model = backbones.segment_model(tasks.for_hparams(hp).build(16, [12], num_segments=num_segments))
+    forward = backbones.inference_function(model)
     times = [constants.NUM_SEGMENTS] * 2 if num_segments else [4, 13]
     for videos, time in zip((3, 7), times, strict=True):
         inputs, _, _ = _batch(np.random.default_rng(videos), [12], videos=videos, time=time)

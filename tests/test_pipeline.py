@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, normalization, pipeline, records
+from avsdn_tf import constants
+from avsdn_tf.data import dataset_info, normalization, pipeline, records
 from avsdn_tf.errors import UserError
 from tests.conftest import TINY_SPLITS
 
@@ -89,7 +90,7 @@ def test_input_context_shards_by_file(tiny_vector_data):
 def test_variable_length_videos_are_padded_with_label_minus_one(tmp_path):
     rng = np.random.default_rng(0)
     lengths = [3, 5, 4]
-    from avsdn_tf import shards
+    from avsdn_tf.data import shards
 
     with shards.ShardWriter(str(tmp_path), "train", 1) as writer:
         for i, length in enumerate(lengths):

@@ -20,7 +20,8 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from avsdn_tf import annotations, constants, dataset_info, errors, prepare, records
+from avsdn_tf import constants, errors, prepare
+from avsdn_tf.data import annotations, ave_release, dataset_info, records
 from avsdn_tf.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +79,7 @@ def write_ave_dir(directory, layout="map", noisy=True, header=False, crlf=False,
                                                           names.index(c)) for c, v, s, e in ROWS])
     labels = np.eye(constants.NUM_CLASSES, dtype=np.float32)[segment_labels]  # (n, T, 29) one-hot
     _write_h5(directory / "audio_feature.h5", audio)
-    _write_h5(directory / prepare.VISUAL_FILE, visual)
+    _write_h5(directory / ave_release.VISUAL_FILE, visual)
     _write_h5(directory / "labels.h5", labels)
     for split, order in ORDER.items():
         _write_h5(directory / f"{split}_order.h5", np.asarray(order, np.int64), key=constants.ORDER_KEY)
@@ -114,7 +115,7 @@ def row_of(video):
 
 
 def run(ave_dir, output_dir, **kwargs):
-    return prepare.prepare(str(ave_dir), str(output_dir), verbose=0, **kwargs)
+    return ave_release.prepare(str(ave_dir), str(output_dir), verbose=0, **kwargs)
 
 
 def assert_release_round_trip(output_dir, written):
@@ -178,8 +179,8 @@ def test_round_trip_with_noisy_split(tmp_path, layout):
     assert summary["label_disagreements"]["videos"] == 0
     assert summary["duplicate_video_ids"] == {"ids": 1, "rows": 2}
     assert summary["zero_length_events"] == ["cb_zero"]
-    assert json.loads((out / prepare.SUMMARY_FILE).read_text()) == summary
-    assert json.loads((out / prepare.DISAGREEMENTS_FILE).read_text()) == []
+    assert json.loads((out / ave_release.SUMMARY_FILE).read_text()) == summary
+    assert json.loads((out / ave_release.DISAGREEMENTS_FILE).read_text()) == []
     assert sorted(os.listdir(tmp_path)) == ["ave", "out"]  # no staging directory left behind
 
 
@@ -267,8 +268,8 @@ def test_label_disagreements_are_reported_and_label_source_chooses(tmp_path):
         labels[9, 0] = labels[9, 1] = np.eye(constants.NUM_CLASSES)[constants.BACKGROUND]
     summary = run(tmp_path / "ave", tmp_path / "out")
     assert summary["label_disagreements"] == {"checked": True, "videos": 2, "segments": 3,
-                                              "file": prepare.DISAGREEMENTS_FILE}
-    listed = json.loads((tmp_path / "out" / prepare.DISAGREEMENTS_FILE).read_text())
+                                              "file": ave_release.DISAGREEMENTS_FILE}
+    listed = json.loads((tmp_path / "out" / ave_release.DISAGREEMENTS_FILE).read_text())
     assert [(entry["row"], entry["video_id"], entry["split"], entry["segments"]) for entry in listed] == [
         (5, "goat", "train", [3]), (9, "speech", "train", [0, 1])]
     assert listed[0]["labels_annotations"] == written["labels"][5].tolist()

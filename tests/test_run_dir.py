@@ -7,9 +7,12 @@ import shutil
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, evaluation, pipeline, predict, records, training
+from avsdn_tf import constants
+from avsdn_tf.data import pipeline, records
 from avsdn_tf.errors import UserError
-from avsdn_tf.run_dir import RUN_FORMAT, RunDir, load_run
+from avsdn_tf.inference import predictors
+from avsdn_tf.training import evaluation, trainer
+from avsdn_tf.training.run_dir import RUN_FORMAT, RunDir, load_run
 from tests.serving_testlib import TINY_HPARAMS
 
 
@@ -19,7 +22,7 @@ def moved_run(tiny_vector_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("moved")
     data_dir, run_dir = str(root / "data"), str(root / "run")
     shutil.copytree(tiny_vector_data, data_dir)
-    result = training.train(data_dir, run_dir, TINY_HPARAMS, max_videos=16, verbose=0)
+    result = trainer.train(data_dir, run_dir, TINY_HPARAMS, max_videos=16, verbose=0)
     shutil.rmtree(data_dir)
     return run_dir, result
 
@@ -47,7 +50,7 @@ def test_a_run_directory_alone_evaluates_on_another_data_directory(moved_run, ti
 
 def test_a_run_directory_alone_predicts(moved_run, tiny_vector_data):
     run_dir, _ = moved_run
-    predictor = predict.RunPredictor(run_dir)
+    predictor = predictors.RunPredictor(run_dir)
     batch = next(iter(pipeline.make_dataset(tiny_vector_data, "val", 2)))
     run = load_run(run_dir)
     expected = np.asarray(run.segment_model(records.model_inputs(batch)))[0]
@@ -86,7 +89,7 @@ def test_broken_and_old_runs_are_one_clear_error(moved_run, tiny_vector_data, tm
     with pytest.raises(UserError, match=r"written by avsdn-tf before 0\.2\.0.*Train it again"):
         load_run(old)
     with pytest.raises(UserError, match="run_format: expected 2 to resume this run"):
-        training.train(tiny_vector_data, old, TINY_HPARAMS, verbose=0)
+        trainer.train(tiny_vector_data, old, TINY_HPARAMS, verbose=0)
     truncated, run = _copy_run(run_dir, tmp_path, "truncated")
     with open(run.best_checkpoint, "r+b") as handle:
         handle.truncate(100)

@@ -18,8 +18,10 @@ import tensorflow as tf
 from serving_testlib import Background, exported, tool_env
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
-from avsdn_tf import constants, metrics, records
+from avsdn_tf import constants
+from avsdn_tf.data import records
 from avsdn_tf.errors import UserError
+from avsdn_tf.models import metrics
 from export import client, warmup
 
 pytestmark = pytest.mark.slow  # a trained run, its export and a server process (serving_testlib)

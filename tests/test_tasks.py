@@ -4,8 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, hparams, layers, models, normalization, pipeline, records, tasks
+from avsdn_tf import constants, hparams
+from avsdn_tf.data import normalization, pipeline, records
 from avsdn_tf.errors import UserError
+from avsdn_tf.models import backbones, layers, tasks
 from tests.conftest import TINY_SPLITS
 
 SMALL = dict(encoder_units=8, fusion_units=6, lstm_units=5, classifier_units=7, attention_units=6)
@@ -57,23 +59,23 @@ def test_each_task_owns_its_heads_and_evaluation_reads_segment_probs(supervision
 def test_the_model_normalises_with_the_train_statistics_and_keeps_them_when_saved(tiny_vector_data, tmp_path):
     statistics, source = normalization.read_statistics(tiny_vector_data)
     model = _task().build(16, [24], statistics=statistics, source=source)
-    audio_layer = models.normalization_layers(model)["audio"]
+    audio_layer = backbones.normalization_layers(model)["audio"]
     raw = next(iter(pipeline.make_dataset(tiny_vector_data, "train", TINY_SPLITS["train"])))
     normed = np.asarray(audio_layer(raw["audio"])).reshape(-1, 16)
     np.testing.assert_allclose(normed.mean(0), 0.0, atol=1e-4)
     np.testing.assert_allclose(normed.std(0), 1.0, rtol=1e-3)
     path = str(tmp_path / "model.keras")
     model.save(path)
-    restored = models.normalization_layers(models.load_model(path, compile=False))
+    restored = backbones.normalization_layers(backbones.load_model(path, compile=False))
     restored_audio, restored_visual = restored["audio"], restored["visual"]
     np.testing.assert_array_equal(restored_audio.statistics()[0], np.float32(statistics["audio_mean"]))
     np.testing.assert_array_equal(restored_visual.statistics()[1], np.float32(statistics["visual_std"]))
 
 
 def test_single_modality_models_carry_the_normalisation_they_use():
-    assert sorted(models.normalization_layers(_task("audio").build(16, [12]))) == ["audio"]
-    assert sorted(models.normalization_layers(_task("visual").build(16, [12]))) == ["visual"]
-    assert sorted(models.normalization_layers(_task("av").build(16, [12]))) == ["audio", "visual"]
+    assert sorted(backbones.normalization_layers(_task("audio").build(16, [12]))) == ["audio"]
+    assert sorted(backbones.normalization_layers(_task("visual").build(16, [12]))) == ["visual"]
+    assert sorted(backbones.normalization_layers(_task("av").build(16, [12]))) == ["audio", "visual"]
 
 
 def test_statistics_that_do_not_fit_the_model_are_one_clear_error(tiny_vector_data):
@@ -91,12 +93,12 @@ def test_statistics_that_do_not_fit_the_model_are_one_clear_error(tiny_vector_da
 @pytest.mark.parametrize("device,unrolled", [("cpu", True), ("gpu", False)])
 def test_lstms_unroll_on_cpu_and_take_the_cudnn_path_on_gpu(device, unrolled):
     hp = hparams.HParams()
-    options = models.lstm_options(hp, constants.NUM_SEGMENTS, device=device)
+    options = backbones.lstm_options(hp, constants.NUM_SEGMENTS, device=device)
     assert options["unroll"] is unrolled
     # Keras runs the fused cuDNN kernel only with these settings and no unrolling.
     assert (options["activation"], options["recurrent_activation"], options["recurrent_dropout"],
             options["use_bias"], options["use_cudnn"]) == ("tanh", "sigmoid", 0.0, True, "auto")
-    assert models.lstm_options(hp, None, device="cpu")["unroll"] is False  # any length: a loop
-    assert models.lstm_options(hp.replace(unroll=False), 10, device="cpu")["unroll"] is False
+    assert backbones.lstm_options(hp, None, device="cpu")["unroll"] is False  # any length: a loop
+    assert backbones.lstm_options(hp.replace(unroll=False), 10, device="cpu")["unroll"] is False
     lstm = keras.layers.LSTM(4, **options)
     assert lstm.unroll is unrolled and lstm.use_cudnn == "auto"

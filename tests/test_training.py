@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, dataset_info, evaluation, hparams, synthetic, training
+from avsdn_tf import constants, hparams
+from avsdn_tf.data import dataset_info, synthetic
 from avsdn_tf.errors import UserError
-from avsdn_tf.run_dir import RunDir
+from avsdn_tf.training import evaluation, trainer
+from avsdn_tf.training.run_dir import RunDir
 from tests.conftest import TINY_SPLITS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +45,7 @@ def _hparams_file(tmp_path, **changes):
 def reference_run(tiny_vector_data, tmp_path_factory):
     """An uninterrupted single-device run, trained in process: the baseline other runs must match."""
     model_dir = str(tmp_path_factory.mktemp("runs") / "reference")
-    result = training.train(tiny_vector_data, model_dir, small_hparams(epochs=3), verbose=0)
+    result = trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=3), verbose=0)
     return model_dir, result
 
 
@@ -85,7 +87,7 @@ def test_evaluate_command_with_split_thread_pools_scores_as_in_process(reference
 def test_thread_pools_are_set_before_tensorflow_starts_and_refused_after():
     script = (
         "import tensorflow as tf\n"
-        "from avsdn_tf import threads\n"
+        "from avsdn_tf.training import threads\n"
         "from avsdn_tf.errors import UserError\n"
         "threads.configure(1, 2)\n"
         "print(tf.config.threading.get_intra_op_parallelism_threads(),"
@@ -106,10 +108,10 @@ def test_thread_pools_are_set_before_tensorflow_starts_and_refused_after():
 def test_data_is_kept_in_memory_when_its_decoded_size_fits_cache_gb(tiny_vector_data):
     info = dataset_info.read(tiny_vector_data)
     size = (TINY_SPLITS["train"] + TINY_SPLITS["val"]) * constants.NUM_SEGMENTS * (16 + 24) * 4 / 1e9
-    assert training.decide_cache(info, small_hparams(cache_gb=size * 1.01), False, None) == (True, round(size, 3))
-    assert training.decide_cache(info, small_hparams(cache_gb=size * 0.99), False, None)[0] is False
-    assert training.decide_cache(info, small_hparams(cache_gb=0.0), False, None)[0] is False
-    assert training.decide_cache(info, small_hparams(cache_gb=0.0), False, 4)[1] == round(8 * size / (
+    assert trainer.decide_cache(info, small_hparams(cache_gb=size * 1.01), False, None) == (True, round(size, 3))
+    assert trainer.decide_cache(info, small_hparams(cache_gb=size * 0.99), False, None)[0] is False
+    assert trainer.decide_cache(info, small_hparams(cache_gb=0.0), False, None)[0] is False
+    assert trainer.decide_cache(info, small_hparams(cache_gb=0.0), False, 4)[1] == round(8 * size / (
         TINY_SPLITS["train"] + TINY_SPLITS["val"]), 3)
     with pytest.raises(UserError, match="cache_gb"):
         small_hparams(cache_gb=-1.0).validate()
@@ -117,7 +119,7 @@ def test_data_is_kept_in_memory_when_its_decoded_size_fits_cache_gb(tiny_vector_
 
 def test_same_seed_same_result(reference_run, tiny_vector_data, tmp_path):
     _, first = reference_run
-    again = training.train(tiny_vector_data, str(tmp_path / "again"), small_hparams(epochs=3), verbose=0)
+    again = trainer.train(tiny_vector_data, str(tmp_path / "again"), small_hparams(epochs=3), verbose=0)
     assert again["history"] == first["history"]
     assert again["test"]["accuracy"] == first["test"]["accuracy"]
 
@@ -152,29 +154,29 @@ def test_sigkill_mid_run_then_rerun_resumes_and_matches(reference_run, tiny_vect
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_vector_data, tmp_path):
     model_dir = str(tmp_path / "run")
-    training.train(tiny_vector_data, model_dir, small_hparams(epochs=1), verbose=0)
+    trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=1), verbose=0)
     good = Path(RunDir(model_dir).last_checkpoint).read_bytes()
     # The same data with one training shard poisoned, as a broken feature extractor might write it.
     poisoned = tmp_path / "poisoned"
     shutil.copytree(tiny_vector_data, poisoned)
     info = dataset_info.read(str(poisoned))
-    from avsdn_tf import records, shards
+    from avsdn_tf.data import records, shards
 
     with shards.ShardWriter(str(poisoned), "train", len(info.splits["train"]["shards"])) as writer:
         for _ in range(info.splits["train"]["videos"]):
             audio = np.full((constants.NUM_SEGMENTS, 16), np.nan, np.float32)
             writer.write(records.encode_video("bad", 0, 0, 10, 0, audio, np.zeros((10, 24)), [0] * 10))
-    with pytest.raises(training.TrainingDiverged, match="expected a finite value, found nan"):
-        training.train(str(poisoned), model_dir, small_hparams(epochs=2), verbose=0)
+    with pytest.raises(trainer.TrainingDiverged, match="expected a finite value, found nan"):
+        trainer.train(str(poisoned), model_dir, small_hparams(epochs=2), verbose=0)
     assert Path(RunDir(model_dir).last_checkpoint).read_bytes() == good
     assert json.loads(Path(RunDir(model_dir).state).read_text())["epochs_done"] == 1
 
 
 def test_bad_input_is_one_clear_error_and_overwrites_nothing(tiny_vector_data, tiny_map_data, tmp_path):
     with pytest.raises(UserError, match="'transformer'"):
-        training.train(tiny_vector_data, str(tmp_path / "a"), small_hparams(model="transformer"))
+        trainer.train(tiny_vector_data, str(tmp_path / "a"), small_hparams(model="transformer"))
     with pytest.raises(UserError, match="data directory not found"):
-        training.train(str(tmp_path / "missing"), str(tmp_path / "b"), small_hparams())
+        trainer.train(str(tmp_path / "missing"), str(tmp_path / "b"), small_hparams())
     empty = tmp_path / "empty"
     synthetic.write_dataset(str(empty), synthetic.SyntheticConfig(
         videos_per_split={"train": 4, "val": 2, "test": 2, "noisy": 0}, audio_dim=16, visual_dim=24), verbose=False)
@@ -182,17 +184,17 @@ def test_bad_input_is_one_clear_error_and_overwrites_nothing(tiny_vector_data, t
     info.splits["test"] = {"videos": 0, "shards": []}
     dataset_info.write(str(empty), info)
     with pytest.raises(UserError, match="non-empty 'test' split"):
-        training.train(str(empty), str(tmp_path / "c"), small_hparams())
+        trainer.train(str(empty), str(tmp_path / "c"), small_hparams())
 
     model_dir = str(tmp_path / "vector_run")
-    training.train(tiny_vector_data, model_dir, small_hparams(epochs=1), verbose=0)
+    trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=1), verbose=0)
     before = {p.name: p.read_bytes() for p in Path(model_dir).rglob("*") if p.is_file()}
     with pytest.raises(UserError, match="dims of the run being resumed"):
-        training.train(tiny_map_data, model_dir, small_hparams(epochs=2), verbose=0)
+        trainer.train(tiny_map_data, model_dir, small_hparams(epochs=2), verbose=0)
     with pytest.raises(UserError, match="'audio'"):
-        training.train(tiny_vector_data, model_dir, small_hparams(model="audio", epochs=2), verbose=0)
+        trainer.train(tiny_vector_data, model_dir, small_hparams(model="audio", epochs=2), verbose=0)
     with pytest.raises(UserError, match="data_in_memory: expected True .* found False with cache_gb 0.0"):
-        training.train(tiny_vector_data, model_dir, small_hparams(epochs=2, cache_gb=0.0), verbose=0)
+        trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=2, cache_gb=0.0), verbose=0)
     after = {p.name: p.read_bytes() for p in Path(model_dir).rglob("*") if p.is_file()}
     assert before == after
 
@@ -222,7 +224,7 @@ def _free_ports(count):
 
 def _reference_for_global_batch(tiny_vector_data, tmp_path_factory, batch):
     model_dir = str(tmp_path_factory.mktemp("runs") / f"single_{batch}")
-    return training.train(tiny_vector_data, model_dir, small_hparams(epochs=2, batch_size=batch), verbose=0)
+    return trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=2, batch_size=batch), verbose=0)
 
 
 @pytest.fixture(scope="module")
@@ -277,6 +279,6 @@ def test_on_synthetic_data_avsdn_beats_audio_only_and_visual_only(tmp_path):
     for name in ("avsdn", "audio", "visual"):
         hp = hparams.HParams(model=name, epochs=6, batch_size=16, encoder_units=32, lstm_units=32, fusion_units=32,
                              learning_rate=3e-3)
-        accuracy[name] = training.train(data_dir, str(tmp_path / name), hp, verbose=0)["test"]["accuracy"]
+        accuracy[name] = trainer.train(data_dir, str(tmp_path / name), hp, verbose=0)["test"]["accuracy"]
     assert accuracy["avsdn"] > accuracy["audio"] + 0.1, accuracy
     assert accuracy["avsdn"] > accuracy["visual"] + 0.1, accuracy

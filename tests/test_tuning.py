@@ -3,7 +3,7 @@ best_hparams.json reproduces its trial, Hyperband's later rounds continuing earl
 resuming a search killed mid-trial, and a distributed search (a chief and two workers).
 
 Trials are tiny (4-8 units, 48 training videos, 1-2 epochs, LSTMs not unrolled so tracing is
-quick) and run under MirroredStrategy, the strategy code path the tuner passes to training.
+quick) and run under MirroredStrategy, the strategy code path the tuner passes to trainer.
 """
 
 import contextlib
@@ -18,8 +18,11 @@ import sys
 import keras_tuner
 import pytest
 
-from avsdn_tf import constants, hparams, models, synthetic, tasks, training
+from avsdn_tf import constants, hparams
+from avsdn_tf.data import synthetic
 from avsdn_tf.errors import UserError
+from avsdn_tf.models import backbones, tasks
+from avsdn_tf.training import trainer
 from tuning import results, space, tune
 from tuning.hypermodel import AVSDNHyperModel
 from tuning.tuner import PROJECT, RESULT, RUN
@@ -86,7 +89,7 @@ def test_space_table_matches_what_each_builder_uses():
     """Changing a field in space.ARCHITECTURE[model] changes the model; changing any other does not."""
     units = ("encoder_units", "fusion_units", "lstm_units", "classifier_units", "attention_units")
     small = dict(encoder_units=4, fusion_units=5, lstm_units=6, classifier_units=7, attention_units=8)
-    for name in models.names():
+    for name in backbones.names():
         hp = hparams.HParams(model=name, visual_reduction="attention", **small)
 
         base = _param_count(hp)
@@ -158,7 +161,7 @@ def test_search_writes_best_hparams_that_train_reproduces(hyperband_search, data
     # (Same seed, data and strategy as the trial: one val segment of slack, none expected.)
     loaded = hparams.load(best_file)
     assert loaded.to_dict() == saved["hparams"]
-    result = training.train(data, str(tmp_path / "retrained"), loaded, strategy_name="mirrored", verbose=0)
+    result = trainer.train(data, str(tmp_path / "retrained"), loaded, strategy_name="mirrored", verbose=0)
     assert result["val"]["accuracy"] == pytest.approx(saved["val_frame_accuracy"], abs=SEGMENT)
 
 
@@ -189,26 +192,26 @@ def test_resuming_a_search_killed_mid_trial_reruns_no_finished_trial(hyperband_s
     stamps = {trial_id: os.stat(path).st_mtime_ns for trial_id, path in result_files.items()}
 
     # Killed after the first epoch of the fourth trial (its checkpoint and state are on disk).
-    original = training.SelectOnValidation.on_epoch_end
+    original = trainer.SelectOnValidation.on_epoch_end
 
     def killed(self, epoch, logs=None):
         original(self, epoch, logs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training.SelectOnValidation, "on_epoch_end", killed)
+    monkeypatch.setattr(trainer.SelectOnValidation, "on_epoch_end", killed)
     with pytest.raises(KeyboardInterrupt):
         tune.run_search(data, directory, "hyperband", 4, BASE, SPACE, strategy_name="mirrored",
                         hyperband_factor=2, verbose=0)
-    monkeypatch.setattr(training.SelectOnValidation, "on_epoch_end", original)
+    monkeypatch.setattr(trainer.SelectOnValidation, "on_epoch_end", original)
 
     runs = []
-    real_train = training.train
+    real_train = trainer.train
 
     def spy(data_dir, model_dir, hp, **kwargs):
         runs.append(model_dir)
         return real_train(data_dir, model_dir, hp, **kwargs)
 
-    monkeypatch.setattr(training, "train", spy)
+    monkeypatch.setattr(trainer, "train", spy)
     capsys.readouterr()
     tune.run_search(data, directory, "hyperband", 4, BASE, SPACE, strategy_name="mirrored", hyperband_factor=2,
                     verbose=0)

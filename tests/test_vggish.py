@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avsdn_tf import vggish
 from avsdn_tf.errors import UserError
+from avsdn_tf.features import vggish
 
 # ---------------------------------------------------------------------------------------------
 # NumPy reference, from the published formulas.

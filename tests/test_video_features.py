@@ -11,8 +11,8 @@ import os
 import numpy as np
 import pytest
 
-from avsdn_tf import video, visual_features
 from avsdn_tf.errors import UserError
+from avsdn_tf.features import video, visual_features
 
 av = pytest.importorskip("av")
 

@@ -1,13 +1,15 @@
 """The keras_tuner.HyperModel: a sample of the search space -> avsdn_tf HParams -> the model.
 
-The model comes from avsdn_tf.tasks (the registry's backbone plus the supervision's heads) and is
+The model comes from avsdn_tf.models.tasks (the registry's backbone plus the supervision's heads) and is
 compiled by avsdn_tf.training, the same calls `python -m avsdn_tf.train` makes: there is no
 second copy of any model here.
 """
 
 import keras_tuner
 
-from avsdn_tf import hparams, tasks, training
+from avsdn_tf import hparams
+from avsdn_tf.models import tasks
+from avsdn_tf.training import trainer
 
 # Hyperband puts these in every trial's values; "tuner/epochs" is the trial's epoch count.
 TUNER_KEYS_PREFIX = "tuner/"
@@ -53,5 +55,5 @@ class AVSDNHyperModel(keras_tuner.HyperModel):
         """
         sample = self.hparams(hp)
         model = tasks.for_hparams(sample).build(self.audio_dim, self.visual_shape, self.num_segments)
-        training.compile_model(model, sample, steps_per_epoch=1)
+        trainer.compile_model(model, sample, steps_per_epoch=1)
         return model

@@ -5,8 +5,9 @@ import os
 import tensorflow as tf
 
 from avsdn_tf import fileio
-from tuning.hypermodel import TUNER_KEYS_PREFIX
-from tuning.tuner import OBJECTIVE, RESULT
+
+from .hypermodel import TUNER_KEYS_PREFIX
+from .tuner import OBJECTIVE, RESULT
 
 TRIALS_FILE = "trials.json"
 BEST_FILE = "best_hparams.json"

@@ -8,8 +8,9 @@ ignores are not searched for it (tests/test_tuning.py checks this table against 
 import dataclasses
 import json
 
-from avsdn_tf import constants, fileio, hparams, models
+from avsdn_tf import constants, fileio, hparams
 from avsdn_tf.errors import argument_error, input_error
+from avsdn_tf.models import backbones
 
 AVSDN_FAMILY = ("avsdn", "avsdn_init_visual", "avsdn_init_audio", "avsdn_label_guided")
 
@@ -157,8 +158,8 @@ def read_space_file(path):
 
 def build(model, visual_layout, epochs, overrides=None, source="search space"):
     """The ordered list of Params for `model`: the defaults, then the overrides (a space file)."""
-    if model not in models.REGISTRY:
-        raise argument_error("model", f"one of {models.names()}", repr(model))
+    if model not in backbones.REGISTRY:
+        raise argument_error("model", f"one of {backbones.names()}", repr(model))
     overrides = dict(overrides or {})
     for name in overrides:
         if name not in hparams.FIELDS:

@@ -18,11 +18,15 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from avsdn_tf import cli, dataset_info, fileio, models, synthetic, threads, training
+from avsdn_tf import cli, fileio
+from avsdn_tf.data import dataset_info, synthetic
 from avsdn_tf.errors import UserError, argument_error, input_error, run_main
-from tuning import results, space
-from tuning.hypermodel import AVSDNHyperModel
-from tuning.tuner import PROJECT, STRATEGIES, TUNER_ID, TUNERS, TrainingTuner, make_oracle, role
+from avsdn_tf.models import backbones
+from avsdn_tf.training import threads, trainer
+
+from . import results, space
+from .hypermodel import AVSDNHyperModel
+from .tuner import PROJECT, STRATEGIES, TUNER_ID, TUNERS, TrainingTuner, make_oracle, role
 
 SEARCH_FILE = "search.json"  # the settings a resumed search must share with the one it resumes
 
@@ -63,8 +67,8 @@ _MUST_MATCH = ("model", "tuner", "data", "base_hparams", "hyperband_factor", "ma
 def resolve_base():
     """Defaults, then --hparams_file, then --model / --epochs / --seed / --supervision."""
     base = cli.hparams_from_flags(_HPARAM_FLAGS)
-    if base.model not in models.REGISTRY:
-        raise argument_error("model", f"one of {models.names()}", repr(base.model))
+    if base.model not in backbones.REGISTRY:
+        raise argument_error("model", f"one of {backbones.names()}", repr(base.model))
     return base
 
 
@@ -97,7 +101,7 @@ def make_tuner(data_dir, directory, tuner_name, max_trials, base, overrides=None
     params = space.build(base.model, info.visual_layout, base.epochs, overrides, source=space_source)
     hypermodel = AVSDNHyperModel(base, params, info.audio_dim, info.visual_shape, info.num_segments)
     config = {"model": base.model, "tuner": tuner_name, "max_trials": max_trials, "data_dir": data_dir,
-              "data": training.data_signature(info), "space": [param.to_json() for param in params],
+              "data": trainer.data_signature(info), "space": [param.to_json() for param in params],
               "base_hparams": base.to_dict(), "hyperband_factor": hyperband_factor if tuner_name == "hyperband" else None,
               "max_videos": max_videos, "strategy": strategy_name}
     current_role = role()
@@ -150,7 +154,7 @@ def run_search(data_dir, directory, tuner_name, max_trials, base, overrides=None
 def main(argv):
     del argv
     if FLAGS.model == "help":
-        print(models.describe())
+        print(backbones.describe())
         return
     threads.configure_from_flags()
     base = resolve_base()

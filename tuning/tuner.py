@@ -1,7 +1,7 @@
 """The Tuner whose trials are avsdn_tf.training.train runs, the oracles, and the distributed chief.
 
 Each trial trains in its own run directory, TUNE/search/trial_<id>/run, through the same
-`training.train` as `python -m avsdn_tf.train` (strategy, best-on-val selection, resumable
+`trainer.train` as `python -m avsdn_tf.train` (strategy, best-on-val selection, resumable
 checkpoints), and reports the val frame-wise accuracy of its best epoch. So:
 
 - a search killed mid-trial resumes that trial from its last finished epoch (KerasTuner's oracle
@@ -23,10 +23,12 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio, training
+from avsdn_tf import constants, fileio
 from avsdn_tf.errors import UserError, argument_error
-from avsdn_tf.run_dir import CHECKPOINTS, RunDir, load_run
-from tuning.hypermodel import TUNER_KEYS_PREFIX
+from avsdn_tf.training import trainer
+from avsdn_tf.training.run_dir import CHECKPOINTS, RunDir, load_run
+
+from .hypermodel import TUNER_KEYS_PREFIX
 
 OBJECTIVE = "val_frame_accuracy"
 TUNERS = ("hyperband", "bayesian", "random")
@@ -103,9 +105,9 @@ class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
         gc.collect()
         started = time.time()
         try:
-            result = training.train(self.data_dir, run_dir, sample, strategy_name=self.strategy_name,
+            result = trainer.train(self.data_dir, run_dir, sample, strategy_name=self.strategy_name,
                                     max_videos=self.max_videos, verbose=verbose)
-        except training.TrainingDiverged as error:
+        except trainer.TrainingDiverged as error:
             raise keras_tuner.errors.FailedTrialError(str(error)) from None
         except UserError as error:
             raise SearchError(str(error)) from None
@@ -162,7 +164,7 @@ def best_epoch_of(result):
     """The 1-based epoch whose val accuracy train() kept: the first best in its history.
 
     Read from the history rather than result["best_epoch"], which is off by one in runs that
-    resumed after an epoch that was not the best (training.SelectOnValidation reads the 1-based
+    resumed after an epoch that was not the best (trainer.SelectOnValidation reads the 1-based
     best_epoch of state.json as 0-based).
     """
     history = result.get("history") or []

@@ -12,69 +12,16 @@ import uuid
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, evaluation, fileio, models, normalization, pipeline, tasks
+from avsdn_tf import constants, fileio
+from avsdn_tf.data import dataset_info, normalization, pipeline
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.run_dir import RUN_FORMAT, RunDir
-
-STRATEGIES = constants.STRATEGIES
+from avsdn_tf.models import backbones, tasks
+from avsdn_tf.training import evaluation, strategies
+from avsdn_tf.training.run_dir import RUN_FORMAT, RunDir
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def split_cpu(count):
-    """Expose the CPU as `count` logical devices (before TensorFlow first touches a device)."""
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
-
-
-def _reduce_nested_structures(strategy):
-    """Make MultiWorkerMirroredStrategy.reduce take what Keras 3's fit hands it.
-
-    Keras reduces the first input batch (a dict here) in one call to build the model
-    (keras-team/keras#20329), and averages scalar logs with axis=0, which this strategy rejects
-    for rank-0 values. Reduce each leaf on its own, and scalars across replicas only.
-    """
-    reduce_one = strategy.reduce
-
-    def reduce_leaf(reduce_op, leaf, axis):
-        local = strategy.experimental_local_results(leaf)[0] if hasattr(leaf, "values") else leaf
-        if axis is not None and getattr(local, "shape", None) is not None and local.shape.rank == 0:
-            axis = None
-        return reduce_one(reduce_op, leaf, axis)
-
-    def reduce(reduce_op, value, axis=None):
-        return tf.nest.map_structure(lambda leaf: reduce_leaf(reduce_op, leaf, axis), value)
-
-    strategy.reduce = reduce
-    return strategy
-
-
-def make_strategy(name):
-    """auto: MirroredStrategy over the GPUs when there are several, else the default strategy."""
-    if name not in STRATEGIES:
-        raise argument_error("strategy", f"one of {STRATEGIES}", repr(name))
-    if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise argument_error("strategy", "the TF_CONFIG environment variable describing the cluster", "none",
-                                 detail="multi_worker")
-        return _reduce_nested_structures(tf.distribute.MultiWorkerMirroredStrategy())
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "auto" and len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def is_chief(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
-                                             and "chief" not in resolver.cluster_spec().as_dict())
 
 
 def data_signature(info):
@@ -123,7 +70,7 @@ class SelectOnValidation(keras.callbacks.Callback):
 
     def set_model(self, model):
         super().set_model(model)
-        self.segment_model = models.segment_model(model)
+        self.segment_model = backbones.segment_model(model)
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -218,8 +165,8 @@ def _training_data(data_dir, task, global_batch, first_epoch, include_noisy, max
 def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbose=1):
     """Fit `hp.model` on data_dir's train split, keep the best epoch on val, write metrics.json."""
     hp.validate()
-    if hp.model not in models.REGISTRY:
-        raise argument_error("model", f"one of {models.names()}", repr(hp.model))
+    if hp.model not in backbones.REGISTRY:
+        raise argument_error("model", f"one of {backbones.names()}", repr(hp.model))
     info = dataset_info.read(data_dir)
     for split in ("train", "val", "test"):
         if pipeline.split_size(info, split) == 0:
@@ -229,8 +176,8 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     include_noisy = task.include_noisy(info)
     cache, decoded_gb = decide_cache(info, hp, include_noisy, max_videos)
     run = RunDir(model_dir)
-    strategy = make_strategy(strategy_name)
-    chief = is_chief(strategy)
+    strategy = strategies.make_strategy(strategy_name)
+    chief = strategies.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     global_batch = hp.batch_size * replicas
     # Recorded absolute, so evaluate and export find the data from any working directory.
@@ -267,7 +214,7 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     with strategy.scope():
         if first_epoch:
             print(f"resuming {model_dir} after epoch {first_epoch}")
-            model = models.load_model(run.last_checkpoint)
+            model = backbones.load_model(run.last_checkpoint)
         else:
             state = {}
             model = task.build(info.audio_dim, info.visual_shape, info.num_segments, statistics=statistics,
@@ -292,7 +239,7 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     if not chief:
         return {}  # the chief evaluates and writes metrics.json
 
-    best_model = models.load_model(run.best_checkpoint)
+    best_model = backbones.load_model(run.best_checkpoint)
     state = run.read_state() or {}
     result = {"model": hp.model, "supervision": hp.supervision, "best_epoch": state.get("best_epoch"),
               "epochs_done": state.get("epochs_done"), "train_seconds_this_process": round(seconds, 2),

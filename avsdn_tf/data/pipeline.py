@@ -7,7 +7,8 @@ segment labels, context); a task (avsdn_tf.tasks) turns them into a model's inpu
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, records
+from avsdn_tf import constants
+from avsdn_tf.data import dataset_info, records
 from avsdn_tf.errors import input_error
 
 

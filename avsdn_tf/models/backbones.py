@@ -9,8 +9,9 @@ supervision adds on top are the task's (avsdn_tf.tasks).
 
 import keras
 
-from avsdn_tf import constants, layers, losses, metrics  # noqa: F401 (losses, metrics: registered for loading)
+from avsdn_tf import constants  # noqa: F401 (losses, metrics: registered for loading)
 from avsdn_tf.errors import UserError
+from avsdn_tf.models import layers
 
 SEGMENT_OUTPUT = constants.SEGMENT_OUTPUT
 
@@ -253,7 +254,7 @@ def variable_length_model(trained, hp, audio_dim, visual_shape):
     Returns:
         keras.Model {"audio": [B, T, A], "visual": [B, T, ...]} -> segment_probs [B, T, 29], any T.
     """
-    from avsdn_tf import tasks  # the heads are the task's
+    from avsdn_tf.models import tasks  # the heads are the task's
 
     rebuilt = tasks.for_hparams(hp.replace(unroll=False)).build(audio_dim, visual_shape, num_segments=None)
     trained_shapes = [tuple(w.shape) for w in trained.weights]

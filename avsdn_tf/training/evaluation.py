@@ -5,16 +5,19 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio, metrics, models, pipeline, records, report
+from avsdn_tf import constants, fileio
+from avsdn_tf.data import pipeline, records
 from avsdn_tf.errors import UserError
-from avsdn_tf.run_dir import load_run
+from avsdn_tf.models import backbones, metrics
+from avsdn_tf.training import report
+from avsdn_tf.training.run_dir import load_run
 
 
 def _predictor(segment_model):
-    """The lean forward pass (models.inference_function), made once per model so epochs reuse it."""
+    """The lean forward pass (backbones.inference_function), made once per model so epochs reuse it."""
     cached = getattr(segment_model, "_avsdn_predict", None)
     if cached is None:
-        cached = models.inference_function(segment_model)
+        cached = backbones.inference_function(segment_model)
         segment_model._avsdn_predict = cached
     return cached
 
@@ -44,7 +47,7 @@ def predict_split(model, data_dir, split, batch_size=64, max_videos=None):
         (ids [N], labels [N, T], predictions [N, T], probs [N, T, 29]); videos of different
         lengths are padded to the longest, labels and predictions with constants.PAD_LABEL.
     """
-    predict = _predictor(models.segment_model(model))
+    predict = _predictor(backbones.segment_model(model))
     data = pipeline.make_dataset(data_dir, split, batch_size, max_videos=max_videos)
     ids, labels, probs = [], [], []
     for parsed in data:

@@ -20,7 +20,9 @@ import abc
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, layers, losses, metrics, models, records
+from avsdn_tf import constants
+from avsdn_tf.data import records
+from avsdn_tf.models import backbones, layers, losses, metrics
 
 
 class Task(abc.ABC):
@@ -30,7 +32,7 @@ class Task(abc.ABC):
 
     def __init__(self, hp):
         self.hp = hp
-        self.label_guided = models.is_label_guided(hp.model)
+        self.label_guided = backbones.is_label_guided(hp.model)
 
     # -- heads -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -49,7 +51,7 @@ class Task(abc.ABC):
         Returns:
             keras.Model over {"audio", "visual"} (raw features) with the outputs `output_names`.
         """
-        built = models.build_backbone(self.hp, audio_dim, visual_shape, num_segments)
+        built = backbones.build_backbone(self.hp, audio_dim, visual_shape, num_segments)
         backbone = built.model
         outputs = [self._main_head(backbone.outputs[0])]
         if self.label_guided:
@@ -58,7 +60,7 @@ class Task(abc.ABC):
                 outputs.append(keras.layers.Dense(constants.NUM_CLASSES, activation="softmax", name=name)(hidden))
         model = keras.Model(backbone.inputs, outputs if len(outputs) > 1 else outputs[0], name=backbone.name)
         if statistics is not None:
-            models.set_statistics(model, statistics, source)
+            backbones.set_statistics(model, statistics, source)
         return model
 
     # -- targets -----------------------------------------------------------------------------
@@ -106,7 +108,7 @@ class Task(abc.ABC):
     @staticmethod
     def segment_model(model):
         """What evaluation reads: the model cut to inputs -> segment_probs [B, T, 29]."""
-        return models.segment_model(model)
+        return backbones.segment_model(model)
 
 
 class SegmentTask(Task):

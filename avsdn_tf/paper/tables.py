@@ -2,7 +2,7 @@
 
 Three tables, as in the AVSDN paper (Lin, Li, Wang, ICASSP 2019): supervised and weakly-supervised
 event localization (the AVEL baselines of Tian et al. 2018 and AVSDN), and the ablation of how the
-decoder is initialised. Every row is trained once per seed by `training.train` in its own run
+decoder is initialised. Every row is trained once per seed by `trainer.train` in its own run
 directory, EXP/runs/<table>/<model>/seed<k>, which makes the whole experiment resumable: a finished
 run is read back, never retrained; an interrupted one resumes from its last epoch.
 
@@ -21,9 +21,11 @@ import time
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, fileio, hparams, training
+from avsdn_tf import constants, fileio, hparams
+from avsdn_tf.data import dataset_info
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.run_dir import RunDir
+from avsdn_tf.training import trainer
+from avsdn_tf.training.run_dir import RunDir
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
@@ -401,9 +403,9 @@ def run(data_dir, output_dir, table=ALL, seeds=3, base=None, rows=None, extras=T
             else:
                 log(f"{prefix}: training {job.hp.epochs} epochs in {job.run_dir}")
                 try:
-                    result = training.train(data_dir, job.run_dir, job.hp, strategy_name=strategy_name,
+                    result = trainer.train(data_dir, job.run_dir, job.hp, strategy_name=strategy_name,
                                             max_videos=max_videos, verbose=verbose)
-                except training.TrainingDiverged as error:
+                except trainer.TrainingDiverged as error:
                     log(f"{prefix}: FAILED: {error}")
                     failures.append({"run": job.name, "run_dir": job.run_dir, "error": str(error)})
                     continue

@@ -8,7 +8,8 @@ import importlib.util
 
 import numpy as np
 
-from avsdn_tf import constants, metrics
+from avsdn_tf import constants
+from avsdn_tf.models import metrics
 
 _BACKGROUND_COLOUR = (0.92, 0.92, 0.92)
 _MAX_THUMBNAILS = 12

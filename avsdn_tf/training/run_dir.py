@@ -5,8 +5,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, fileio, hparams, models
+from avsdn_tf import constants, fileio, hparams
+from avsdn_tf.data import dataset_info
 from avsdn_tf.errors import UserError, input_error
+from avsdn_tf.models import backbones
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -94,20 +96,20 @@ class LoadedRun:
     @property
     def segment_model(self):
         """The trained model cut to inputs -> segment_probs [B, T, 29] (fixed length T)."""
-        return models.segment_model(self.model)
+        return backbones.segment_model(self.model)
 
     @property
     def variable_length_model(self):
         """The per-segment model rebuilt for any number of segments (made once)."""
         if self._variable_length is None:
-            self._variable_length = models.variable_length_model(self.model, self.hp, self.audio_dim,
+            self._variable_length = backbones.variable_length_model(self.model, self.hp, self.audio_dim,
                                                                  self.visual_shape)
         return self._variable_length
 
     def statistics(self):
         """The normalisation inside the model: {"audio_mean", "audio_std", "visual_mean", "visual_std"}
         as arrays ([A], [A], [C], [C]); a modality the model does not read gets mean 0, std 1."""
-        layers = models.normalization_layers(self.model)
+        layers = backbones.normalization_layers(self.model)
         sizes = {"audio": self.audio_dim, "visual": self.visual_shape[-1]}
         statistics = {}
         for modality, size in sizes.items():
@@ -170,10 +172,10 @@ def load_run(path, checkpoint="best", compile=False):
         raise input_error(path, f"a trained run with {os.path.relpath(checkpoint_path, path)}",
                           "no such checkpoint")
     try:
-        model = models.load_model(checkpoint_path, compile=compile)
+        model = backbones.load_model(checkpoint_path, compile=compile)
     except Exception as error:  # Keras raises many kinds for a damaged or foreign file
         raise input_error(checkpoint_path, "a Keras model saved by train",
                           f"a file Keras cannot load ({type(error).__name__}: {str(error)[:200]})") from None
-    if not models.normalization_layers(model):
+    if not backbones.normalization_layers(model):
         raise _old_run_error(checkpoint_path, run.config)
     return LoadedRun(path, checkpoint_path, config, hp, model)

@@ -1,0 +1,1 @@
+"""Features of people's own videos: decoding, VGGish audio embeddings, visual backbones."""

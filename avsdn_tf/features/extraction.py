@@ -1,0 +1,366 @@
+"""Extracting features from people's own videos into a data directory (the extract command's work).
+
+FeatureSettings (the settings that decide the features, and their flags, which extract and
+predict share), FeatureExtractor (one video -> audio [T, 128] and visual [T, ...] features), and
+extract_videos (every video, resumable, then the data set assembled and published last). The
+command and its output layout: avsdn_tf/extract.py.
+"""
+
+import dataclasses
+import os
+import re
+import sys
+import time
+import uuid
+
+import numpy as np
+import tensorflow as tf
+from absl import flags
+
+from avsdn_tf import constants, fileio
+from avsdn_tf.data import dataset_info, normalization, records, shards
+from avsdn_tf.errors import UserError, argument_error, input_error
+from avsdn_tf.features import vggish, video, visual_features
+
+FEATURES_DIR = "features"
+CONFIG_FILE = "extract_config.json"
+SKIPPED_FILE = "skipped.json"
+SUMMARY_FILE = "extract_summary.json"
+DEFAULT_FRAMES_PER_SECOND = 16  # the AVE release averaged 16 frames per second
+
+
+
+
+# ---------------------------------------------------------------------------------------------
+# The flags that decide the features.
+
+
+
+def define_feature_flags(flag_values=flags.FLAGS):
+    """The flags that decide the features; extract and predict share them."""
+    flags.DEFINE_string("vggish_checkpoint", None, "The official VGGish checkpoint, vggish_model.ckpt "
+                        "(TF1 checkpoint, V1 format; V2 works too).", flag_values=flag_values)
+    flags.DEFINE_enum("vggish_output", "relu", list(vggish.OUTPUTS),
+                      "relu: the embedding with ReLU, as the 2017 VGGish that made the AVE release's audio "
+                      "features; linear: today's vggish_slim.py (no activation); postprocessed: PCA + 8-bit "
+                      "quantisation as the AudioSet release (needs --vggish_pca_params).",
+                      flag_values=flag_values)
+    flags.DEFINE_string("vggish_pca_params", None, "vggish_pca_params.npz (for --vggish_output=postprocessed).",
+                        flag_values=flag_values)
+    flags.DEFINE_enum("audio_framing", "second", list(vggish.FRAMINGS),
+                      "second: the VGGish example of second t starts at t s; vggish: examples every 0.96 s "
+                      "as waveform_to_examples frames a clip (identical layout for 10-s AVE clips).",
+                      flag_values=flag_values)
+    flags.DEFINE_enum("visual_backbone", "vgg19", sorted(visual_features.BACKBONES),
+                      "vgg19: pool5 maps (7x7x512 at 224 px), as the AVE release; resnet152: 2048-d pooled, "
+                      "as the AVSDN paper.", flag_values=flag_values)
+    flags.DEFINE_string("visual_weights", visual_features.IMAGENET,
+                        "'imagenet' (downloaded by Keras) or the path of a weights file of the "
+                        "include_top=False backbone (*.weights.h5 from save_weights, or Keras' *_notop.h5).",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("frames_per_second", DEFAULT_FRAMES_PER_SECOND,
+                         "Frames per 1-s segment through the visual backbone, averaged (AVE: 16).",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("image_size", visual_features.DEFAULT_IMAGE_SIZE,
+                         "Frames are resized to this many pixels square (224: 7x7 VGG-19 maps).",
+                         lower_bound=32, flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 32, "Frames per forward pass of the visual backbone.", lower_bound=1,
+                         flag_values=flag_values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature settings and the extractor.
+
+
+def _file_identity(path):
+    """What a rerun compares for a weights file: its name and size (cheap, survives moving it)."""
+    if not path or path == visual_features.IMAGENET:
+        return path
+    size = tf.io.gfile.stat(path).length if tf.io.gfile.exists(path) else None
+    return {"file": os.path.basename(path.rstrip("/")), "bytes": size}
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSettings:
+    vggish_checkpoint: str
+    visual_backbone: str = "vgg19"
+    visual_weights: str = visual_features.IMAGENET
+    vggish_output: str = "relu"
+    vggish_pca_params: str | None = None
+    audio_framing: str = "second"
+    frames_per_second: int = DEFAULT_FRAMES_PER_SECOND
+    image_size: int = visual_features.DEFAULT_IMAGE_SIZE
+    batch_size: int = 32
+
+    @classmethod
+    def from_flags(cls, flag_values):
+        return cls(**{field.name: getattr(flag_values, field.name) for field in dataclasses.fields(cls)})
+
+    @property
+    def audio_dim(self):
+        return vggish.EMBEDDING_SIZE
+
+    @property
+    def visual_shape(self):
+        return visual_features.get_backbone(self.visual_backbone).feature_shape(self.image_size)
+
+    def identity(self):
+        """What determines the features (paths reduced to file name and size; not batch_size)."""
+        return {"vggish_checkpoint": _file_identity(self.vggish_checkpoint),
+                "vggish_output": self.vggish_output,
+                "vggish_pca_params": _file_identity(self.vggish_pca_params) if self.vggish_output == "postprocessed"
+                else None,
+                "audio_framing": self.audio_framing, "visual_backbone": self.visual_backbone,
+                "visual_weights": _file_identity(self.visual_weights),
+                "frames_per_second": self.frames_per_second, "image_size": self.image_size,
+                "audio_dim": self.audio_dim, "visual_shape": self.visual_shape}
+
+    def check(self):
+        if not self.vggish_checkpoint:
+            raise UserError("vggish_checkpoint: expected the path of the official vggish_model.ckpt, found none",
+                            argument="vggish_checkpoint")
+        visual_features.get_backbone(self.visual_backbone)
+
+
+@dataclasses.dataclass
+class VideoFeatures:
+    info: video.VideoInfo
+    audio: np.ndarray  # [T, 128]
+    visual: np.ndarray  # [T, *visual_shape]
+    thumbnails: list | None = None  # one frame per segment (the middle one) when asked for
+
+    @property
+    def video_id(self):
+        return self.info.video_id
+
+
+class FeatureExtractor:
+    """Both networks, loaded once; `extract(path)` gives one video's per-second features."""
+
+    def __init__(self, settings):
+        settings.check()
+        self.settings = settings
+        self.audio = vggish.AudioFeatureExtractor(settings.vggish_checkpoint, settings.vggish_output,
+                                                  settings.vggish_pca_params, settings.audio_framing)
+        self.visual = visual_features.VisualFeatureExtractor(settings.visual_backbone, settings.visual_weights,
+                                                             settings.image_size, settings.batch_size)
+
+    def extract(self, path, thumbnails=False):
+        info = video.probe(path)
+        waveform = video.read_audio(info)
+        audio = self.audio(waveform, info.num_segments)
+        kept = [] if thumbnails else None
+
+        def segments():
+            for frames in video.iter_segment_frames(info, self.settings.frames_per_second,
+                                                    self.settings.image_size):
+                if kept is not None:
+                    kept.append(frames[len(frames) // 2])
+                yield frames
+
+        visual = self.visual(segments())
+        if len(visual) != info.num_segments or len(audio) != info.num_segments:
+            raise video.VideoError(f"{path}: expected {info.num_segments} segments of audio and picture, found "
+                                   f"{len(audio)} and {len(visual)}")
+        return VideoFeatures(info, audio, visual, kept)
+
+
+# ---------------------------------------------------------------------------------------------
+# The batch run: per-video features, then the data set.
+
+
+def _features_path(output_dir, video_id):
+    return os.path.join(output_dir, FEATURES_DIR, f"{video_id}.npz")
+
+
+def _save_features(path, features):
+    temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}.npz"
+    np.savez(temporary, audio=features.audio, visual=features.visual,
+             seconds=np.float64(features.info.duration), source=np.str_(features.info.path))
+    os.replace(temporary, path)
+
+
+def _check_config(output_dir, settings):
+    path = os.path.join(output_dir, CONFIG_FILE)
+    identity = settings.identity()
+    if os.path.exists(path):
+        saved = fileio.read_json(path)
+        if saved != identity:
+            changed = sorted(key for key in identity if saved.get(key) != identity.get(key))
+            raise input_error(path, f"the feature settings of this run to add to {output_dir}",
+                              f"other settings for {changed}: {[saved.get(k) for k in changed]} (now "
+                              f"{[identity[k] for k in changed]}); use a new --output_dir")
+    elif os.path.exists(os.path.join(output_dir, constants.DATASET_INFO_FILE)):
+        raise input_error(output_dir, "a new directory or one written by extract (with extract_config.json)",
+                          "a data set written by another command; use a new --output_dir")
+    else:
+        fileio.write_json(path, identity)
+
+
+def _check_unique_ids(paths):
+    seen = {}
+    for path in paths:
+        key = video.video_id(path)
+        if key in seen:
+            raise argument_error("videos", "video files with distinct names (the name is the video id)",
+                              f"{seen[key]} and {path}")
+        seen[key] = path
+
+
+class _Progress:
+    """One status line per video: count, done / skipped, speed and time left (no bar widget, so
+    it reads the same in a terminal and in a log file)."""
+
+    def __init__(self, total, verbose):
+        self.total, self.verbose, self.count, self.started = total, verbose, 0, time.time()
+        self.terminal = sys.stdout.isatty()
+
+    def update(self, done, skipped, video_seconds):
+        self.count += 1
+        if not self.verbose:
+            return
+        elapsed = time.time() - self.started
+        left = elapsed / self.count * (self.total - self.count)
+        speed = f", {video_seconds / elapsed:.2f} s of video/s" if video_seconds and elapsed > 0 else ""
+        line = (f"[{self.count}/{self.total}] {100 * self.count / self.total:5.1f}%  done {done}, skipped "
+                f"{skipped}{speed}, {elapsed:.0f} s elapsed, about {left:.0f} s left")
+        print(("\r" + line.ljust(100)) if self.terminal else line, end="" if self.terminal else "\n", flush=True)
+        if self.terminal and self.count == self.total:
+            print()
+
+    def message(self, text):
+        if self.verbose:
+            print(("\n" if self.terminal else "") + text, flush=True)
+
+
+def extract_videos(paths, output_dir, settings, labels=None, split="train", videos_per_shard=256,
+                   verbose=True):
+    """Extract every video not done yet, then assemble the data set. Returns the summary dict."""
+    if not re.match(constants.SPLIT_NAME_PATTERN, split or ""):
+        raise argument_error("split", "a split name of letters, digits and _", repr(split))
+    settings.check()
+    _check_unique_ids(paths)
+    os.makedirs(output_dir, exist_ok=True)
+    _check_config(output_dir, settings)
+    os.makedirs(os.path.join(output_dir, FEATURES_DIR), exist_ok=True)
+    started = time.time()
+    extractor = None  # loaded on first need: a rerun with everything done loads no network
+    skipped, extracted, resumed, seconds_extracted = {}, 0, 0, 0.0
+    progress = _Progress(len(paths), verbose)
+    for path in paths:
+        key = video.video_id(path)
+        if labels is not None and key not in labels:
+            skipped[path] = f"no row for video id {key!r} in --labels"
+            progress.message(f"skipped: {path}: {skipped[path]}")
+        elif os.path.exists(_features_path(output_dir, key)):
+            resumed += 1
+        else:
+            try:
+                if extractor is None:
+                    video.probe(path)  # an unusable first video is reported before the networks load
+                    extractor = FeatureExtractor(settings)
+                features = extractor.extract(path)
+                _save_features(_features_path(output_dir, key), features)
+                extracted += 1
+                seconds_extracted += features.info.num_segments
+            except video.VideoError as error:
+                skipped[path] = str(error)
+                progress.message(f"skipped: {error}")
+        progress.update(extracted + resumed, len(skipped), seconds_extracted)
+    extract_seconds = time.time() - started
+    fileio.write_json(os.path.join(output_dir, SKIPPED_FILE), {"videos": len(skipped), "skipped": skipped})
+    done = [path for path in paths if path not in skipped]
+    if not done:
+        raise argument_error("videos", "at least one usable video",
+                          f"none of {len(paths)} (reasons in {os.path.join(output_dir, SKIPPED_FILE)})")
+    info = assemble(output_dir, done, settings, labels, split, videos_per_shard)
+    summary = {
+        "output_dir": output_dir, "videos_given": len(paths), "videos_extracted_now": extracted,
+        "videos_already_done": resumed, "videos_skipped": len(skipped),
+        "records": {name: value["videos"] for name, value in info.splits.items()},
+        "seconds_of_video_extracted_now": seconds_extracted, "extract_seconds": round(extract_seconds, 2),
+        "video_seconds_per_second": round(seconds_extracted / extract_seconds, 3) if extracted else None,
+        "audio_dim": info.audio_dim, "visual_shape": info.visual_shape, "num_segments": info.num_segments,
+        "labelled": labels is not None, "settings": settings.identity(),
+    }
+    fileio.write_json(os.path.join(output_dir, SUMMARY_FILE), summary)
+    return summary
+
+
+def _records_of(path, output_dir, labels, split):
+    """(split, serialized record) for each record of one extracted video."""
+    key = video.video_id(path)
+    with np.load(_features_path(output_dir, key)) as stored:
+        audio, visual = stored["audio"], stored["visual"]
+    num_segments = len(audio)
+    rows = labels[key] if labels is not None else [None]
+    for row in rows:
+        if row is None:  # unlabelled: background placeholders
+            yield split, num_segments, records.encode_video(
+                key, constants.NO_CATEGORY, 0, 0, constants.BACKGROUND, audio, visual,
+                np.full(num_segments, constants.BACKGROUND, np.int64))
+        else:
+            yield row.split or split, num_segments, records.encode_video(
+                key, row.category, min(row.start, num_segments), min(row.end, num_segments), row.video_label,
+                audio, visual, row.segment_labels(num_segments))
+
+
+def assemble(output_dir, paths, settings, labels=None, split="train", videos_per_shard=256):
+    """Write the records of every extracted video, dataset_info.json and normalization.json.
+
+    Built in a staging directory inside output_dir and moved in file by file, with
+    dataset_info.json removed first and written last.
+    """
+    counts = {}
+    for path in paths:
+        rows = labels[video.video_id(path)] if labels is not None else [None]
+        for row in rows:
+            name = (row.split if row is not None else None) or split
+            counts[name] = counts.get(name, 0) + 1
+    staging = os.path.join(output_dir, f".assemble-{uuid.uuid4().hex[:8]}")
+    os.makedirs(staging)
+    try:
+        writers = {name: shards.ShardWriter(staging, name, shards.shard_count(count, videos_per_shard))
+                   for name, count in counts.items()}
+        lengths = set()
+        try:
+            for path in paths:
+                for name, num_segments, serialized in _records_of(path, output_dir, labels, split):
+                    writers[name].write(serialized)
+                    lengths.add(num_segments)
+        finally:
+            for writer in writers.values():
+                writer.close()
+        splits = {name: {"videos": writer.written, "shards": writer.names} for name, writer in writers.items()}
+        sources = [{"file": f"{len(paths)} videos, features/*.npz", "md5": None}]
+        if labels is not None:
+            sources.append({"file": "labels (--labels)", "md5": None})
+        info = dataset_info.DatasetInfo(
+            audio_dim=settings.audio_dim, visual_shape=list(settings.visual_shape),
+            num_segments=lengths.pop() if len(lengths) == 1 else None, class_names=constants.class_names(),
+            splits=splits, sources=sources,
+            generator=(f"extract {settings.visual_backbone} fps={settings.frames_per_second} "
+                       f"size={settings.image_size} vggish={settings.vggish_output}/{settings.audio_framing}"
+                       + ("" if labels is not None else "; no labels: segment labels are placeholders (28)")))
+        dataset_info.write(staging, info)
+        statistics_split = "train" if "train" in splits else sorted(splits)[0]
+        normalization.write_statistics(staging, statistics_split)
+        _publish(staging, output_dir, info)
+    finally:
+        fileio.remove_tree(staging)
+    return info
+
+
+def _publish(staging, output_dir, info):
+    info_path = os.path.join(output_dir, constants.DATASET_INFO_FILE)
+    old_shards = []
+    if os.path.exists(info_path):
+        old = dataset_info.read(output_dir)
+        old_shards = [name for value in old.splits.values() for name in value["shards"]]
+        os.remove(info_path)
+    new_shards = [name for value in info.splits.values() for name in value["shards"]]
+    for name in old_shards:
+        if name not in new_shards and os.path.exists(os.path.join(output_dir, name)):
+            os.remove(os.path.join(output_dir, name))
+    for name in [*new_shards, constants.NORMALIZATION_FILE, constants.DATASET_INFO_FILE]:
+        os.replace(os.path.join(staging, name), os.path.join(output_dir, name))

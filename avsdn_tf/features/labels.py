@@ -1,0 +1,134 @@
+"""Own-video lists and labels: which videos to read, and their events (a CSV or an AVE
+annotation file), as extract and predict take them."""
+
+import csv
+import dataclasses
+import io
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from avsdn_tf import constants
+from avsdn_tf.data import annotations
+from avsdn_tf.errors import UserError, input_error
+from avsdn_tf.features import video
+
+
+def list_videos(spec):
+    """Video paths from a directory (its video files, sorted), a list file, or a single video."""
+    if not spec:
+        raise UserError("videos: expected a directory of videos, a list file or a video, found none",
+                        argument="videos")
+    if os.path.isdir(spec):
+        paths = sorted(os.path.join(spec, name) for name in os.listdir(spec)
+                       if name.lower().endswith(video.VIDEO_EXTENSIONS) and not name.startswith("."))
+        if not paths:
+            raise input_error(spec, f"a directory holding video files ({', '.join(video.VIDEO_EXTENSIONS)})",
+                              "none")
+        return paths
+    if not os.path.exists(spec):
+        raise UserError(f"{spec}: --videos not found")
+    if spec.lower().endswith(video.VIDEO_EXTENSIONS):
+        return [spec]
+    base = os.path.dirname(os.path.abspath(spec))
+    with open(spec, encoding="utf-8") as handle:
+        lines = [line.strip() for line in handle]
+    paths = [line if os.path.isabs(line) else os.path.join(base, line)
+             for line in lines if line and not line.startswith("#")]
+    if not paths:
+        raise input_error(spec, "a list of video paths, one per line", "no paths")
+    return paths
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelRow:
+    video_id: str
+    category: int  # 0..27, or -1 for a video with no event
+    start: int
+    end: int  # exclusive
+    split: str | None = None
+
+    def segment_labels(self, num_segments):
+        labels = np.full(num_segments, constants.BACKGROUND, np.int64)
+        if self.category >= 0:
+            labels[min(self.start, num_segments):min(self.end, num_segments)] = self.category
+        return labels
+
+    @property
+    def video_label(self):
+        return self.category if self.category >= 0 else constants.BACKGROUND
+
+
+def _category(value, where):
+    value = value.strip()
+    if value == "" or value.lower() in ("background", "-1", str(constants.BACKGROUND)):
+        return constants.NO_CATEGORY
+    names = constants.category_names()
+    lowered = [name.lower() for name in names]
+    if value.lower() in lowered:
+        return lowered.index(value.lower())
+    if value.isdigit() and int(value) < constants.NUM_EVENT_CLASSES:
+        return int(value)
+    raise input_error(where, f"a category name of the {len(names)} AVE categories (or 0..27, or empty)",
+                      repr(value))
+
+
+def parse_labels(text, source):
+    """{video_id: [LabelRow]} from a labels CSV or an AVE annotation file."""
+    rows = []
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if "&" in first:
+        for row in annotations.parse_annotations(text, source=source, num_segments=10**9):
+            rows.append(LabelRow(row.video_id, _category(row.category, f"{source} video {row.video_id}"),
+                                 row.start, row.end))
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        needed = ["video_id", "category", "start", "end"]
+        header = [name.strip() for name in reader.fieldnames or []]
+        if any(name not in header for name in needed):
+            raise input_error(source, f"a CSV header with columns {needed} (and optionally split)",
+                              f"columns {header}")
+        reader.fieldnames = header
+        for line_number, row in enumerate(reader, start=2):
+            where = f"{source} line {line_number}"
+            category = _category(row["category"] or "", where)
+            try:
+                start = int((row["start"] or "0").strip())
+                end = int((row["end"] or "0").strip())
+            except ValueError:
+                raise input_error(where, "whole seconds in start and end", f"{row['start']!r} and {row['end']!r}") from None
+            if not 0 <= start <= end:
+                raise input_error(where, "0 <= start <= end", f"start {start}, end {end}")
+            split = (row.get("split") or "").strip() or None
+            if split is not None and not re.match(constants.SPLIT_NAME_PATTERN, split):
+                raise input_error(where, "a split name of letters, digits and _", repr(split))
+            video_id = (row["video_id"] or "").strip()
+            if not video_id:
+                raise input_error(where, "a video_id", "an empty field")
+            rows.append(LabelRow(video_id, category, start, end, split))
+    if not rows:
+        raise input_error(source, "at least one labelled video", "no rows")
+    by_video = {}
+    for row in rows:
+        by_video.setdefault(row.video_id, []).append(row)
+    return by_video
+
+
+def read_labels(path):
+    if not path:
+        return None
+    if not tf.io.gfile.exists(path):
+        raise UserError(f"{path}: labels file not found")
+    with tf.io.gfile.GFile(path, "r") as handle:
+        return parse_labels(handle.read(), path)
+
+
+def ground_truth(rows, num_segments):
+    """One segment-label sequence for a video from all its rows (later rows win where they overlap)."""
+    labels = np.full(num_segments, constants.BACKGROUND, np.int64)
+    for row in rows:
+        if row.category >= 0:
+            labels[min(row.start, num_segments):min(row.end, num_segments)] = row.category
+    return labels

@@ -1,0 +1,1 @@
+"""Running a trained model on people's videos: predictors and timelines."""
