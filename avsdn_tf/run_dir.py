@@ -4,7 +4,7 @@ import os
 
 import tensorflow as tf
 
-from avsdn_tf import fileio
+from avsdn_tf import fileio, remote
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -47,7 +47,10 @@ class RunDir:
         return self.join(LOGS)
 
     def read_config(self):
-        return fileio.read_json(self.config) if tf.io.gfile.exists(self.config) else None
+        config = fileio.read_json(self.config) if tf.io.gfile.exists(self.config) else None
+        if config and isinstance(config.get("data_dir"), str):
+            remote.use_filesystem(config["data_dir"], f"{self.config} field data_dir")
+        return config
 
     def read_state(self):
         return fileio.read_json(self.state) if tf.io.gfile.exists(self.state) else None

@@ -16,6 +16,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from avsdn_tf import remote
+from avsdn_tf.errors import UserError
 from export import signatures, warmup
 
 
@@ -126,8 +128,9 @@ def main(argv):
         print("usage: python -m export.verify SAVED_MODEL REFERENCE_DIR", file=sys.stderr)
         return 2
     try:
+        remote.use_filesystem(argv[1])  # the staging directory may be on s3://
         report = verify(argv[1], argv[2])
-    except (Mismatch, tf.errors.OpError, OSError, ValueError, KeyError) as error:
+    except (Mismatch, UserError, tf.errors.OpError, OSError, ValueError, KeyError) as error:
         message = error.message if isinstance(error, tf.errors.OpError) else str(error)
         print(" ".join(message.split()), file=sys.stderr)
         return 1
@@ -136,4 +139,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    remote.exit_process(main(sys.argv))  # sys.exit, or os._exit after tensorflow-io's S3 client
