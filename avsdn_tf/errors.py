@@ -45,11 +45,11 @@ def run_main(main):
             status, user_error = 2, True
         except SystemExit as stop:
             status = stop.code
-        except BaseException:
+        except BaseException as error:
             if not remote.tensorflow_io_loaded():
                 raise
             traceback.print_exc()  # what the interpreter prints for an uncaught exception
-            status = 1
+            status = 130 if isinstance(error, KeyboardInterrupt) else 1
         if user_error or remote.tensorflow_io_loaded():
             remote.exit_process(status)  # sys.exit(status) unless tensorflow-io is loaded
         return status  # app.run exits with it

@@ -306,3 +306,54 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
             np.testing.assert_array_equal(got, want)
         else:
             np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
+    """extract --output_dir s3://... and predict --output_dir s3://...: the same files as locally."""
+    import keras
+
+    from avsdn_tf import hparams, synthetic, training
+    from tests.test_vggish import official_checkpoint
+    from tests.test_video_features import make_video
+
+    pytest.importorskip("av")
+    env, client = s3
+    client.create_bucket(Bucket="own")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make_video(videos / "clip_a.mp4", seconds=3.5, tone_seconds=(1,), levels=(40, 200))
+    make_video(videos / "clip_b.mp4", seconds=2.2, tone_seconds=(0,), levels=(120,))
+    keras.utils.set_random_seed(0)
+    backbone = keras.applications.VGG19(include_top=False, weights=None, input_shape=(64, 64, 3))
+    weights = str(tmp_path / "vgg19_notop.weights.h5")
+    backbone.save_weights(weights)
+    features = [f"--vggish_checkpoint={official_checkpoint(tmp_path_factory)}", "--visual_backbone=vgg19",
+                f"--visual_weights={weights}", "--frames_per_second=2", "--image_size=64", "--batch_size=8"]
+    for output in (str(tmp_path / "features"), "s3://own/features"):
+        result = command(env, "avsdn_tf.extract", f"--videos={videos}", f"--output_dir={output}", *features)
+        assert result.returncode == 0, result.stderr[-3000:]
+    on_s3, local = objects(client, "own", "features"), local_files(tmp_path / "features")
+    assert sorted(on_s3) == sorted(local)
+    for name in local:
+        if not name.endswith("summary.json"):  # the summary holds timings
+            assert on_s3[name] == local[name], name
+
+    data, run = str(tmp_path / "data"), str(tmp_path / "run")
+    synthetic.write_dataset(data, synthetic.SyntheticConfig(
+        videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0}, audio_dim=128, visual_layout="map",
+        visual_dim=512, map_size=2, seed=0), verbose=False)
+    training.train(data, run, hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8),
+                   verbose=0)
+    for output in (str(tmp_path / "predictions"), "s3://own/predictions"):
+        result = command(env, "avsdn_tf.predict", str(videos / "clip_a.mp4"), f"--model_dir={run}",
+                         f"--output_dir={output}", *features)
+        assert result.returncode == 0, result.stderr[-3000:]
+    on_s3, local = objects(client, "own", "predictions"), local_files(tmp_path / "predictions")
+    assert sorted(on_s3) == sorted(local) == ["clip_a.json", "clip_a.png"]
+    got, want = json.loads(on_s3["clip_a.json"]), json.loads(local["clip_a.json"])
+    assert got["json"] == "s3://own/predictions/clip_a.json"
+    for key in ("json", "png"):
+        got.pop(key), want.pop(key)
+    assert got == want
+    assert on_s3["clip_a.png"][:8] == b"\x89PNG\r\n\x1a\n"
