@@ -538,7 +538,8 @@ def _publish(staging, output_dir, info):
         if name not in new_shards and tf.io.gfile.exists(os.path.join(output_dir, name)):
             tf.io.gfile.remove(os.path.join(output_dir, name))
     for name in [*new_shards, constants.NORMALIZATION_FILE, constants.DATASET_INFO_FILE]:
-        tf.io.gfile.rename(os.path.join(staging, name), os.path.join(output_dir, name), overwrite=True)
+        tf.io.gfile.rename(os.path.join(staging, name), os.path.join(output_dir, name),
+                           overwrite=True)
 
 
 def main(argv, flag_values=None):

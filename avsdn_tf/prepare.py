@@ -454,8 +454,9 @@ def prepare(ave_dir, output_dir, visual_file=VISUAL_FILE, noisy_visual_file=NOIS
         inputs = _check_inputs(ave_dir, visual_file, noisy_visual_file, include_noisy, label_source,
                                chunk_videos, stack)
         disagreements = _disagreements(inputs)
-        sources = [{"file": os.path.basename(source), "md5": dataset_info.md5_of(remote.local_path(source))}
-                   for source in inputs.sources]
+        # A remote file's MD5 is taken of its local copy: the bytes read, read once.
+        sources = [{"file": os.path.basename(source),
+                    "md5": dataset_info.md5_of(remote.local_path(source))} for source in inputs.sources]
         total = len(inputs.rows) + (inputs.noisy["count"] if inputs.noisy else 0)
         progress = keras.utils.Progbar(total, unit_name="video", verbose=verbose, interval=5.0)
         with fileio.staged_directory(output_dir, marker=constants.DATASET_INFO_FILE) as staging:

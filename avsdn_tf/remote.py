@@ -184,7 +184,13 @@ def local_copy(path, chunk_bytes=COPY_CHUNK_BYTES):
             raise input_error(path, f"{size} bytes free in {directory} (TMPDIR) for a local copy",
                               f"{free} bytes free")
         local = os.path.join(directory, os.path.basename(path.rstrip("/")))
-        with tf.io.gfile.GFile(path, "rb") as source, open(local, "wb") as target:
+        # GFile reads through a 512 KB buffer whatever read(n) asks: one ranged GET per 512 KB.
+        # The same stream with a chunk-sized buffer makes one request per chunk (15x faster
+        # from a local moto server: 64 MB in 0.8 s instead of 11.7 s).
+        from tensorflow.python.lib.io import _pywrap_file_io
+
+        source = _pywrap_file_io.BufferedInputStream(path, chunk_bytes)
+        with open(local, "wb") as target:
             while chunk := source.read(chunk_bytes):
                 target.write(chunk)
         _open_copies[path] = local

@@ -153,8 +153,9 @@ def _remote_run(release, output, env):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -169,12 +170,12 @@ def _remote_run(release, output, env):
         for path in sorted(release.iterdir()):
             client.upload_file(str(path), "bench", f"ave/{path.name}")
         s3_env = dict(env, S3_ENDPOINT=endpoint, S3_USE_HTTPS="0", S3_VERIFY_SSL="0",
-                      AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
-                      AWS_EC2_METADATA_DISABLED="true")
+                      AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
         shutil.rmtree(output, ignore_errors=True)
         seconds, peak_mb = _child_peak_mb(
-            [sys.executable, "-m", "avsdn_tf.prepare", "--ave_dir=s3://bench/ave", f"--output_dir={output}",
-             f"--chunk_videos={FLAGS.chunk_videos}"], s3_env)
+            [sys.executable, "-m", "avsdn_tf.prepare", "--ave_dir=s3://bench/ave",
+             f"--output_dir={output}", f"--chunk_videos={FLAGS.chunk_videos}"], s3_env)
         summary = json.loads((output / "prepare_summary.json").read_text())
         videos = sum(summary["videos"].values())
         print(f"prepare from s3:// (moto on 127.0.0.1): {videos} videos in {seconds:.1f} s wall = "

@@ -41,8 +41,9 @@ def s3(tmp_path_factory):
     """A moto S3 server on 127.0.0.1; yields (environment for the commands, boto3 client)."""
     port = _free_port()
     log = open(tmp_path_factory.mktemp("moto") / "server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{port}"
     env = {**os.environ, "S3_ENDPOINT": endpoint, "S3_USE_HTTPS": "0", "S3_VERIFY_SSL": "0",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -104,7 +105,7 @@ def test_schemes_and_storage_paths():
     # A TF Serving address given as a flag is not storage: it must not load tensorflow-io.
     assert remote.storage_paths(["s3://b/x", "http://localhost:8501", "data/ave", 3, None]) == \
         ["s3://b/x"]
-    with pytest.raises(UserError, match=r"--output_dir foo://b/x: expected a local path or a gs://"):
+    with pytest.raises(UserError, match=r"--output_dir foo://b/x: expected a local path or a gs"):
         remote.use_filesystem("foo://b/x", "--output_dir")
 
 
@@ -144,7 +145,8 @@ def test_object_store_publishing_moves_the_marker_last(tmp_path, monkeypatch):
     # The old marker goes first, the old output next, the new marker last.
     assert published[:2] == [("remove", "dataset_info.json"), ("rmtree", ".")]
     assert moves[-1] == "dataset_info.json"
-    assert sorted(moves) == ["dataset_info.json", "sub/a.bin", "val-00000-of-00001.tfrecord", "z.json"]
+    assert sorted(moves) == ["dataset_info.json", "sub/a.bin", "val-00000-of-00001.tfrecord",
+                             "z.json"]
     assert local_files(final) == {name: f"new {name}".encode() for name in moves}
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging left behind
 
@@ -164,6 +166,21 @@ def test_object_store_publishing_refuses_an_existing_version(tmp_path, monkeypat
 def test_local_copy_of_a_local_path_is_the_path(tmp_path):
     with remote.local_copy(str(tmp_path / "x.h5")) as local:
         assert local == str(tmp_path / "x.h5")
+
+
+def test_local_copy_streams_a_remote_file_in_chunks_and_removes_it():
+    """ram:// (TensorFlow's in-memory filesystem) stands in for a remote store here."""
+    data = np.random.default_rng(0).bytes(5 * 2**20 + 123)
+    path = "ram://copies/visual_feature.h5"
+    with tf.io.gfile.GFile(path, "wb") as handle:
+        handle.write(data)
+    with remote.local_copy(path, chunk_bytes=2**20) as local:
+        assert local != path and remote.local_path(path) == local
+        assert Path(local).read_bytes() == data
+    assert not Path(local).exists() and remote.local_path(path) == path
+    with pytest.raises(UserError, match=r"ram://copies/missing.h5: expected a file, found no such"):
+        with remote.local_copy("ram://copies/missing.h5"):
+            pass
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,7 +269,8 @@ def test_prepare_reads_the_release_from_s3(s3, tmp_path):
     assert error_line(result).startswith(
         "error: s3://release/AVE/visual_feature.h5 row 4 (video uke) segment 1: expected finite")
     # The earlier output is untouched.
-    assert objects(client, "release", "out")["dataset_info.json"] == remote_files["dataset_info.json"]
+    after = objects(client, "release", "out")
+    assert after["dataset_info.json"] == remote_files["dataset_info.json"]
 
 
 @pytest.mark.slow
@@ -267,8 +285,8 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
             ("avsdn_tf.train", "--data_dir", f"{base}/data", "--model_dir", f"{base}/run",
              "--epochs", "2", "--batch_size", "16"),
             ("avsdn_tf.evaluate", "--model_dir", f"{base}/run", "--split", "test"),
-            ("export.export_model", "--model_dir", f"{base}/run", "--export_base", f"{base}/serving/avsdn",
-             "--verify_videos", "4"),
+            ("export.export_model", "--model_dir", f"{base}/run",
+             "--export_base", f"{base}/serving/avsdn", "--verify_videos", "4"),
         ]
         for step in steps:
             result = command(env, *step)
@@ -284,8 +302,9 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
             got, want = (value[split], expected[split]) if split else (value, expected)
             assert got["accuracy"] == want["accuracy"], (name, split)
             assert got["confusion_matrix"] == want["confusion_matrix"], (name, split)
+    local_history = json.loads((local / "run" / "metrics.json").read_text())["history"]
     assert [round(h["loss"], 5) for h in metrics["metrics.json"]["history"]] == \
-        [round(h["loss"], 5) for h in json.loads((local / "run" / "metrics.json").read_text())["history"]]
+        [round(h["loss"], 5) for h in local_history]
 
     # The export: version 1 on both, and the two SavedModels give the same outputs.
     assert {name.split("/")[0] for name in on_s3["serving"]} == {"1"}
@@ -310,7 +329,7 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
 
 @pytest.mark.slow
 def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
-    """extract --output_dir s3://... and predict --output_dir s3://...: the same files as locally."""
+    """extract and predict with --output_dir s3://...: the same files as locally."""
     import keras
 
     from avsdn_tf import hparams, synthetic, training
@@ -328,10 +347,12 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
     backbone = keras.applications.VGG19(include_top=False, weights=None, input_shape=(64, 64, 3))
     weights = str(tmp_path / "vgg19_notop.weights.h5")
     backbone.save_weights(weights)
-    features = [f"--vggish_checkpoint={official_checkpoint(tmp_path_factory)}", "--visual_backbone=vgg19",
-                f"--visual_weights={weights}", "--frames_per_second=2", "--image_size=64", "--batch_size=8"]
+    features = [f"--vggish_checkpoint={official_checkpoint(tmp_path_factory)}",
+                "--visual_backbone=vgg19", f"--visual_weights={weights}", "--frames_per_second=2",
+                "--image_size=64", "--batch_size=8"]
     for output in (str(tmp_path / "features"), "s3://own/features"):
-        result = command(env, "avsdn_tf.extract", f"--videos={videos}", f"--output_dir={output}", *features)
+        result = command(env, "avsdn_tf.extract", f"--videos={videos}", f"--output_dir={output}",
+                         *features)
         assert result.returncode == 0, result.stderr[-3000:]
     on_s3, local = objects(client, "own", "features"), local_files(tmp_path / "features")
     assert sorted(on_s3) == sorted(local)
@@ -341,10 +362,10 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
 
     data, run = str(tmp_path / "data"), str(tmp_path / "run")
     synthetic.write_dataset(data, synthetic.SyntheticConfig(
-        videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0}, audio_dim=128, visual_layout="map",
-        visual_dim=512, map_size=2, seed=0), verbose=False)
-    training.train(data, run, hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8),
-                   verbose=0)
+        videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0}, audio_dim=128,
+        visual_layout="map", visual_dim=512, map_size=2, seed=0), verbose=False)
+    hp = hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8)
+    training.train(data, run, hp, verbose=0)
     for output in (str(tmp_path / "predictions"), "s3://own/predictions"):
         result = command(env, "avsdn_tf.predict", str(videos / "clip_a.mp4"), f"--model_dir={run}",
                          f"--output_dir={output}", *features)
