@@ -198,6 +198,7 @@ class _Inputs:
     order: dict  # split -> row indices
     audio: h5py.Dataset
     visual: h5py.Dataset
+    visual_path: str  # the path given (visual.file may be a local copy of a remote file)
     audio_dim: int
     visual_shape: tuple
     num_segments: int
@@ -290,6 +291,7 @@ def _check_inputs(ave_dir, visual_file, noisy_visual_file, include_noisy, label_
         sources += noisy.pop("paths")
     return _Inputs(rows=rows, categories=categories, annotation_labels=annotation_labels,
                    h5_labels=h5_labels, split_of_row=split_of_row, order=order, audio=audio, visual=visual,
+                   visual_path=visual_path,
                    audio_dim=audio_shape[0], visual_shape=visual_shape, num_segments=num_segments,
                    noisy=noisy, noisy_note=noisy_note, sources=sources)
 
@@ -378,7 +380,7 @@ def _disagreements(inputs):
 def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, progress):
     """Write every row of the release, then the noisy videos, into per-split shards."""
     labels = inputs.h5_labels if label_source == "h5" else inputs.annotation_labels
-    visual_path = inputs.sources[2]  # the path given (inputs.visual.file may be a local copy)
+    visual_path = inputs.visual_path
     video_ids = _video_namer(inputs.rows)
     writers = {split: shards.ShardWriter(staging, split, shards.shard_count(len(inputs.order[split]),
                                                                             videos_per_shard))

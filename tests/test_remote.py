@@ -378,3 +378,37 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
         got.pop(key), want.pop(key)
     assert got == want
     assert on_s3["clip_a.png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_hyperband_search_on_s3_equals_local(s3, tmp_path):
+    """tuning.tune --directory s3://...: Hyperband's later round continues an earlier trial from a
+    directory seeded on S3 (published with state.json last), and the search ends as locally."""
+    env, client = s3
+    client.create_bucket(Bucket="tune")
+    data = str(tmp_path / "data")
+    result = command(env, "avsdn_tf.synthesize", "--output_dir", data, *TINY)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for directory in (str(tmp_path / "search"), "s3://tune/search"):
+        result = command(env, "tuning.tune", f"--data_dir={data}", "--tuner=hyperband",
+                         "--hyperband_factor=2", "--max_trials=3", "--epochs=2", "--seed=2",
+                         f"--directory={directory}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "continuing trial" in result.stdout
+    on_s3 = objects(client, "tune", "search")
+    local = local_files(tmp_path / "search")
+    # TensorBoard event files are named by time and process id: compare their directories.
+    names = [sorted(os.path.dirname(n) if "/logs/" in n else n for n in files)
+             for files in (on_s3, local)]
+    assert names[0] == names[1]
+    assert "search/trial_2/run/checkpoints/last.keras" in on_s3  # the continued trial's
+
+    def outcome(trials_json):
+        trials = json.loads(trials_json)
+        return trials["best_trial_id"], [
+            {key: trial[key] for key in ("trial_id", "status", "val_frame_accuracy", "best_epoch",
+                                         "values", "hyperband")} for trial in trials["trials"]]
+
+    assert outcome(on_s3["trials.json"]) == outcome(local["trials.json"])
+    best = [json.loads(files["best_hparams.json"]) for files in (on_s3, local)]
+    assert best[0]["hparams"] == best[1]["hparams"]
