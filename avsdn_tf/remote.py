@@ -24,10 +24,10 @@ Two facts about object stores (S3, GCS) the rest of the code relies on:
   completion marker (dataset_info.json; saved_model.pb of an export) last.
 
 Exit status: a process whose tensorflow-io S3 client was used aborts at interpreter exit with
-"pure virtual method called" (status 134, after the work is done): the plugin's S3 client, held
-in a C++ static, is destroyed during static destruction after the AWS SDK's log system it calls
-(tensorflow/io#1912, #2039; fixed upstream in tensorflow/io#2120, not in the 0.37.1 release that
-TensorFlow 2.17 needs). `exit_process` ends such a process the way the interpreter would (join
+"pure virtual method called" (status 134, after the work is done; reproduced in
+tests/test_remote.py). Upstream's backtrace (tensorflow/io#1912, #2039, fixed by #2120 after the
+0.37.1 release that TensorFlow 2.17 needs) shows the AWS SDK's curl handle container making a
+pure virtual call while C++ static objects are destroyed at exit. `exit_process` ends such a process the way the interpreter would (join
 non-daemon threads, run the atexit callbacks, flush stdout and stderr) and then calls os._exit,
 which skips only C++ static destruction. Nothing of the project's is lost there: every file is
 closed explicitly before its rename publishes it.
