@@ -48,8 +48,10 @@ EXTRAS_REQUIRE = {
     # Figures (training curves, localisation plots).
     "plots": PLOTS,
     # The test suite exercises the video and plot paths, so it needs both extras.
-    # ruff is pinned so the lint gate in .ci/run does not move under us.
-    "test": ["pytest", "pytest-xdist", "ruff==0.17.6", *VIDEO, *PLOTS],
+    # ruff is pinned so the lint gate in .ci/run does not move under us. moto[server] is the local
+    # S3-compatible endpoint tests/test_remote.py starts on 127.0.0.1 (with boto3 to seed it);
+    # the project itself talks to S3 through tensorflow-io only.
+    "test": ["pytest", "pytest-xdist", "ruff==0.17.6", "moto[server]>=5,<6", *VIDEO, *PLOTS],
     # The peer comparison in benchmarks/: exactly PyTorch 2.13.0, CPU build. "==2.13.0" also
     # matches the local version "2.13.0+cpu"; this machine serves that wheel from its
     # find-links, so no CUDA build (nor nvidia-* packages) is resolved. Elsewhere, install with

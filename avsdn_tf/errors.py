@@ -7,6 +7,7 @@ command line.
 """
 
 import sys
+import traceback
 
 
 class UserError(Exception):
@@ -43,16 +44,46 @@ def message_for_command(error, flag_values):
     return message
 
 
+def _use_flag_filesystems(flag_values):
+    """Make the filesystem of every storage URL given as a flag available (remote.py)."""
+    from avsdn_tf import remote
+
+    for name, value in sorted(flag_values.flag_values_dict().items()):
+        values = value if isinstance(value, list | tuple) else [value]
+        for path in remote.storage_paths(values):
+            remote.use_filesystem(path, f"--{name}")
+
+
 def run_main(main, flag_values=None):
-    """Wrap an absl main so a UserError prints one line on stderr and exits with status 2."""
+    """Wrap an absl main: a UserError prints one line on stderr and exits with status 2.
+
+    Storage URLs among the flags get their filesystem first (s3:// needs tensorflow-io), and the
+    process ends through remote.exit_process, which keeps the exit status once tensorflow-io's S3
+    client was used (it would otherwise abort at exit with status 134).
+    """
 
     def wrapped(argv):
-        try:
-            return main(argv)
-        except UserError as error:
-            from absl import flags
+        from absl import flags
 
-            print(f"error: {message_for_command(error, flag_values or flags.FLAGS)}", file=sys.stderr)
-            sys.exit(2)
+        from avsdn_tf import remote
+
+        values = flag_values or flags.FLAGS
+        user_error = False
+        try:
+            _use_flag_filesystems(values)
+            status = main(argv)
+        except UserError as error:
+            print(f"error: {message_for_command(error, values)}", file=sys.stderr)
+            status, user_error = 2, True
+        except SystemExit as stop:
+            status = stop.code
+        except BaseException as error:
+            if not remote.tensorflow_io_loaded():
+                raise
+            traceback.print_exc()  # what the interpreter prints for an uncaught exception
+            status = 130 if isinstance(error, KeyboardInterrupt) else 1
+        if user_error or remote.tensorflow_io_loaded():
+            remote.exit_process(status)  # sys.exit(status) unless tensorflow-io is loaded
+        return status  # app.run exits with it
 
     return wrapped

@@ -1,4 +1,11 @@
-"""File helpers on tf.io.gfile (local, gs://, s3:// alike), with all-or-nothing outputs."""
+"""File helpers on tf.io.gfile (local, gs://, s3:// alike), with all-or-nothing outputs.
+
+A file is written under a temporary name and renamed: all-or-nothing locally and on object
+stores alike (an object is copied whole). A directory is built in a staging directory and
+published by `publish_directory`: one atomic rename locally; on object stores, where a directory
+rename copies object after object, its objects move one by one with the completion marker last
+(see remote.py and docs/data_format.md for what a reader can see meanwhile).
+"""
 
 import contextlib
 import json
@@ -7,6 +14,7 @@ import uuid
 
 import tensorflow as tf
 
+from avsdn_tf import remote
 from avsdn_tf.errors import UserError, input_error
 
 
@@ -56,11 +64,58 @@ def remove_tree(path):
             tf.io.gfile.remove(path)
 
 
+def _files_under(root):
+    """Paths of every file under `root`, relative to it."""
+    found = []
+    for directory, _, files in tf.io.gfile.walk(root):
+        relative = os.path.relpath(directory.rstrip("/"), root.rstrip("/"))
+        found += [name if relative == "." else os.path.join(relative, name) for name in files]
+    return sorted(found)
+
+
+def publish_directory(staging, final_path, marker=None, replace=True):
+    """Move the complete directory `staging` to `final_path`.
+
+    Locally one rename (the old output, if any, stays until the new one is in place). On object
+    stores, where no directory rename is atomic: the old marker goes first, then the rest of the
+    old output, then every new object but `marker`, and `marker` last, so a reader that sees the
+    marker sees the whole new output. With replace=False an existing `final_path` is refused.
+    """
+    final_path = final_path.rstrip("/")
+    if remote.atomic_directory_rename(final_path):
+        if not replace:
+            tf.io.gfile.rename(staging, final_path, overwrite=False)
+            return
+        retired = f"{final_path}.old-{uuid.uuid4().hex[:6]}"
+        if tf.io.gfile.exists(final_path):
+            tf.io.gfile.rename(final_path, retired)
+        tf.io.gfile.rename(staging, final_path)
+        remove_tree(retired)
+        return
+    if tf.io.gfile.exists(final_path):
+        if not replace:
+            raise tf.errors.AlreadyExistsError(None, None, f"{final_path} already exists")
+        old_marker = os.path.join(final_path, marker) if marker else None
+        if old_marker and tf.io.gfile.exists(old_marker):
+            tf.io.gfile.remove(old_marker)
+        remove_tree(final_path)
+    names = _files_under(staging)
+    if marker in names:
+        names = [name for name in names if name != marker] + [marker]
+    for name in names:
+        target = os.path.join(final_path, name)
+        if os.path.dirname(name):
+            tf.io.gfile.makedirs(os.path.dirname(target))
+        tf.io.gfile.rename(os.path.join(staging, name), target, overwrite=True)
+    remove_tree(staging)
+
+
 @contextlib.contextmanager
-def staged_directory(final_path):
+def staged_directory(final_path, marker=None):
     """Yield a fresh staging directory; on success it replaces `final_path`, on error it vanishes.
 
-    The old output, if any, stays in place until the new one is complete.
+    The old output, if any, stays in place until the new one is complete; on object stores the
+    file named `marker` (e.g. dataset_info.json) is published last (publish_directory).
     """
     final_path = final_path.rstrip("/")
     staging = f"{final_path}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -70,8 +125,4 @@ def staged_directory(final_path):
     except BaseException:
         remove_tree(staging)
         raise
-    retired = f"{final_path}.old-{uuid.uuid4().hex[:6]}"
-    if tf.io.gfile.exists(final_path):
-        tf.io.gfile.rename(final_path, retired)
-    tf.io.gfile.rename(staging, final_path)
-    remove_tree(retired)
+    publish_directory(staging, final_path, marker)

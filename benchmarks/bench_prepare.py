@@ -8,6 +8,11 @@ h5), then runs prepare in a child process and prints its wall time, videos/s and
 memory (ru_maxrss of the child), next to the peak memory of a child that only imports prepare
 (TensorFlow alone) so the conversion's own share is visible. The generated release is reused by
 later runs with the same --num_videos; pass --cleanup to delete everything at the end.
+
+--remote also uploads the release to a moto S3 server started on 127.0.0.1 (the test extra's
+moto[server]) and runs `prepare --ave_dir s3://...` (records written locally), so the peak
+memory of reading the h5 files from an object store (streamed to local temporary copies) sits
+beside the local one. moto keeps the objects in its own memory: keep --num_videos modest.
 """
 
 import json
@@ -33,6 +38,7 @@ flags.DEFINE_integer("noisy_videos", 178, "Background-only videos (0: no weak-su
 flags.DEFINE_string("workdir", "/tmp/avsdn_bench_prepare", "Where the release and the records are written.")
 flags.DEFINE_integer("chunk_videos", 64, "prepare's --chunk_videos.")
 flags.DEFINE_bool("cleanup", False, "Delete the generated release and records at the end.")
+flags.DEFINE_bool("remote", False, "Also run prepare with --ave_dir on a local moto S3 server.")
 FLAGS = flags.FLAGS
 
 MAP_SHAPE = constants.VISUAL_MAP_SHAPE
@@ -133,8 +139,51 @@ def main(argv):
     print(f"peak memory (ru_maxrss): prepare {peak_mb:.0f} MB; importing TensorFlow alone {baseline_mb:.0f} MB; "
           f"one chunk of {FLAGS.chunk_videos} visual maps is {chunk_mb:.0f} MB; visual_feature.h5 is "
           f"{FLAGS.num_videos * constants.NUM_SEGMENTS * int(np.prod(MAP_SHAPE)) * 4 / 2**30:.2f} GiB")
+    if FLAGS.remote:
+        _remote_run(release, workdir / "records_from_s3", env)
     if FLAGS.cleanup:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _remote_run(release, output, env):
+    """prepare --ave_dir s3://bench/ave against a moto server on 127.0.0.1; prints its peak."""
+    import socket
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="bench", aws_secret_access_key="bench")
+        client.create_bucket(Bucket="bench")
+        for path in sorted(release.iterdir()):
+            client.upload_file(str(path), "bench", f"ave/{path.name}")
+        s3_env = dict(env, S3_ENDPOINT=endpoint, S3_USE_HTTPS="0", S3_VERIFY_SSL="0",
+                      AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+        shutil.rmtree(output, ignore_errors=True)
+        seconds, peak_mb = _child_peak_mb(
+            [sys.executable, "-m", "avsdn_tf.prepare", "--ave_dir=s3://bench/ave",
+             f"--output_dir={output}", f"--chunk_videos={FLAGS.chunk_videos}"], s3_env)
+        summary = json.loads((output / "prepare_summary.json").read_text())
+        videos = sum(summary["videos"].values())
+        print(f"prepare from s3:// (moto on 127.0.0.1): {videos} videos in {seconds:.1f} s wall = "
+              f"{videos / seconds:.1f} videos/s; peak memory (ru_maxrss) {peak_mb:.0f} MB")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -269,7 +269,9 @@ def export(model_dir, export_base, version=None, checkpoint="best", data_dir=Non
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         })
         try:
-            tf.io.gfile.rename(staging, final, overwrite=False)
+            # On object stores saved_model.pb is copied last (see fileio.publish_directory).
+            fileio.publish_directory(staging, final, marker=tf.saved_model.SAVED_MODEL_FILENAME_PB,
+                                     replace=False)
         except tf.errors.OpError as error:
             raise UserError(f"{final}: could not publish the verified export ({error.message}); "
                             "did another export take this version?") from None

@@ -18,6 +18,9 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from avsdn_tf import remote
+from avsdn_tf.errors import UserError
+
 from . import signatures, warmup
 
 
@@ -128,8 +131,9 @@ def main(argv):
         print("usage: python -m export.verify SAVED_MODEL REFERENCE_DIR", file=sys.stderr)
         return 2
     try:
+        remote.use_filesystem(argv[1])  # the staging directory may be on s3://
         report = verify(argv[1], argv[2])
-    except (Mismatch, tf.errors.OpError, OSError, ValueError, KeyError) as error:
+    except (Mismatch, UserError, tf.errors.OpError, OSError, ValueError, KeyError) as error:
         message = error.message if isinstance(error, tf.errors.OpError) else str(error)
         print(" ".join(message.split()), file=sys.stderr)
         return 1
@@ -138,4 +142,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    remote.exit_process(main(sys.argv))  # sys.exit, or os._exit after tensorflow-io's S3 client

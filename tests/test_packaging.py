@@ -115,6 +115,9 @@ def test_extras():
     assert "matplotlib" in _by_name(extras["plots"])
     # The suite exercises video and plots, and the README runs it with `-n 2` (xdist).
     assert {"pytest", "pytest-xdist", "ruff", "av", "matplotlib"} <= set(_by_name(extras["test"]))
+    # The S3 tests' local endpoint: a test dependency, never a runtime one.
+    assert "server" in _by_name(extras["test"])["moto"].extras
+    assert "moto" not in _by_name(_setup_literals()[0])
     # Exactly the CPU build of 2.13.0, never a CUDA resolve.
     assert [str(r) for r in extras["bench"]] == ["torch==2.13.0"]
 

@@ -137,7 +137,7 @@ class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 or not tf.io.gfile.exists(parent.best_checkpoint)):
             return None  # not reachable from here (no shared directory), or stopped early: from scratch
         state.pop("finished", None)
-        with fileio.staged_directory(run_dir) as staging:
+        with fileio.staged_directory(run_dir, marker=os.path.basename(parent.state)) as staging:
             tf.io.gfile.makedirs(os.path.join(staging, CHECKPOINTS))
             for path in (parent.last_checkpoint, parent.best_checkpoint):
                 tf.io.gfile.copy(path, os.path.join(staging, CHECKPOINTS, os.path.basename(path)))

@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio
+from avsdn_tf import constants, fileio, remote
 from avsdn_tf.data import annotations, dataset_info, normalization, records, shards
 from avsdn_tf.errors import UserError, argument_error, input_error
 
@@ -60,7 +60,9 @@ def _open_dataset(path, key, stack):
     """The h5py dataset under `key` in `path`, or one clear UserError. `stack` (an ExitStack)
     keeps the file open until the conversion is done."""
     try:
-        handle = stack.enter_context(h5py.File(path, "r"))
+        # h5py reads local files only: a remote file is streamed to a local temporary copy
+        # (tensorflow-io's HDF5 reader aborts the process on TF 2.17; see docs/data_format.md).
+        handle = stack.enter_context(h5py.File(stack.enter_context(remote.local_copy(path)), "r"))
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     except OSError as error:
@@ -157,6 +159,7 @@ class _Inputs:
     order: dict  # split -> row indices
     audio: h5py.Dataset
     visual: h5py.Dataset
+    visual_path: str  # the path given (visual.file may be a local copy of a remote file)
     audio_dim: int
     visual_shape: tuple
     num_segments: int
@@ -249,6 +252,7 @@ def _check_inputs(ave_dir, visual_file, noisy_visual_file, include_noisy, label_
         sources += noisy.pop("paths")
     return _Inputs(rows=rows, categories=categories, annotation_labels=annotation_labels,
                    h5_labels=h5_labels, split_of_row=split_of_row, order=order, audio=audio, visual=visual,
+                   visual_path=visual_path,
                    audio_dim=audio_shape[0], visual_shape=visual_shape, num_segments=num_segments,
                    noisy=noisy, noisy_note=noisy_note, sources=sources)
 
@@ -299,7 +303,7 @@ def _check_noisy(path, noisy_visual_file, include_noisy, num_segments, audio_sha
                               f"background-only videos (one-hot at class {constants.BACKGROUND}, background)",
                               f"class {found} ({constants.class_names()[found]})")
         _check_finite(_float32(audio[start:start + chunk_videos]), audio_path, start, _noisy_ids)
-    return {"audio": audio, "visual": visual, "count": count,
+    return {"audio": audio, "visual": visual, "count": count, "visual_path": noisy_visual_path,
             "paths": [labels_path, audio_path, noisy_visual_path]}, f"{count} background-only videos"
 
 
@@ -337,7 +341,7 @@ def _disagreements(inputs):
 def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, progress):
     """Write every row of the release, then the noisy videos, into per-split shards."""
     labels = inputs.h5_labels if label_source == "h5" else inputs.annotation_labels
-    visual_path = inputs.visual.file.filename
+    visual_path = inputs.visual_path
     video_ids = _video_namer(inputs.rows)
     writers = {split: shards.ShardWriter(staging, split, shards.shard_count(len(inputs.order[split]),
                                                                             videos_per_shard))
@@ -369,7 +373,7 @@ def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, prog
             for start in range(0, inputs.noisy["count"], chunk_videos):
                 audio = _float32(noisy_audio[start:start + chunk_videos])
                 visual = _float32(noisy_visual[start:start + chunk_videos])
-                _check_finite(visual, noisy_visual.file.filename, start, _noisy_ids)
+                _check_finite(visual, inputs.noisy["visual_path"], start, _noisy_ids)
                 for offset in range(len(audio)):
                     # No event at all: category NO_CATEGORY (-1), event 0..0, every label background.
                     writers[constants.NOISY_SPLIT].write(records.encode_video(
@@ -413,11 +417,12 @@ def prepare(ave_dir, output_dir, visual_file=VISUAL_FILE, noisy_visual_file=NOIS
         inputs = _check_inputs(ave_dir, visual_file, noisy_visual_file, include_noisy, label_source,
                                chunk_videos, stack)
         disagreements = _disagreements(inputs)
-        sources = [{"file": os.path.basename(source), "md5": dataset_info.md5_of(source)}
-                   for source in inputs.sources]
+        # A remote file's MD5 is taken of its local copy: the bytes read, read once.
+        sources = [{"file": os.path.basename(source),
+                    "md5": dataset_info.md5_of(remote.local_path(source))} for source in inputs.sources]
         total = len(inputs.rows) + (inputs.noisy["count"] if inputs.noisy else 0)
         progress = keras.utils.Progbar(total, unit_name="video", verbose=verbose, interval=5.0)
-        with fileio.staged_directory(output_dir) as staging:
+        with fileio.staged_directory(output_dir, marker=constants.DATASET_INFO_FILE) as staging:
             splits = _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, progress)
             info = dataset_info.DatasetInfo(
                 audio_dim=inputs.audio_dim, visual_shape=list(inputs.visual_shape),

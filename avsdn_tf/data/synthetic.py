@@ -160,7 +160,7 @@ def write_dataset(output_dir, config, verbose=True):
             raise argument_error(f"{split}_videos", "a positive count", count)
     features = SyntheticFeatures(config)
     started = time.time()
-    with fileio.staged_directory(output_dir) as staging:
+    with fileio.staged_directory(output_dir, marker=constants.DATASET_INFO_FILE) as staging:
         splits = {}
         for split, count in config.videos_per_split.items():
             if count == 0:

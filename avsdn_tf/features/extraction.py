@@ -7,6 +7,7 @@ command and its output layout: avsdn_tf/extract.py.
 """
 
 import dataclasses
+import io
 import os
 import re
 import sys
@@ -175,22 +176,25 @@ def _features_path(output_dir, video_id):
 
 def _save_features(path, features):
     temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}.npz"
-    np.savez(temporary, audio=features.audio, visual=features.visual,
+    buffer = io.BytesIO()  # zipfile seeks while writing; GFiles (s3://, gs://) only append
+    np.savez(buffer, audio=features.audio, visual=features.visual,
              seconds=np.float64(features.info.duration), source=np.str_(features.info.path))
-    os.replace(temporary, path)
+    with tf.io.gfile.GFile(temporary, "wb") as handle:
+        handle.write(buffer.getvalue())
+    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def _check_config(output_dir, settings):
     path = os.path.join(output_dir, CONFIG_FILE)
     identity = settings.identity()
-    if os.path.exists(path):
+    if tf.io.gfile.exists(path):
         saved = fileio.read_json(path)
         if saved != identity:
             changed = sorted(key for key in identity if saved.get(key) != identity.get(key))
             raise input_error(path, f"the feature settings of this run to add to {output_dir}",
                               f"other settings for {changed}: {[saved.get(k) for k in changed]} (now "
                               f"{[identity[k] for k in changed]}); use a new --output_dir")
-    elif os.path.exists(os.path.join(output_dir, constants.DATASET_INFO_FILE)):
+    elif tf.io.gfile.exists(os.path.join(output_dir, constants.DATASET_INFO_FILE)):
         raise input_error(output_dir, "a new directory or one written by extract (with extract_config.json)",
                           "a data set written by another command; use a new --output_dir")
     else:
@@ -240,9 +244,9 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
         raise argument_error("split", "a split name of letters, digits and _", repr(split))
     settings.check()
     _check_unique_ids(paths)
-    os.makedirs(output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(output_dir)
     _check_config(output_dir, settings)
-    os.makedirs(os.path.join(output_dir, FEATURES_DIR), exist_ok=True)
+    tf.io.gfile.makedirs(os.path.join(output_dir, FEATURES_DIR))
     started = time.time()
     extractor = None  # loaded on first need: a rerun with everything done loads no network
     skipped, extracted, resumed, seconds_extracted = {}, 0, 0, 0.0
@@ -252,7 +256,7 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
         if labels is not None and key not in labels:
             skipped[path] = f"no row for video id {key!r} in --labels"
             progress.message(f"skipped: {path}: {skipped[path]}")
-        elif os.path.exists(_features_path(output_dir, key)):
+        elif tf.io.gfile.exists(_features_path(output_dir, key)):
             resumed += 1
         else:
             try:
@@ -290,7 +294,9 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
 def _records_of(path, output_dir, labels, split):
     """(split, serialized record) for each record of one extracted video."""
     key = video.video_id(path)
-    with np.load(_features_path(output_dir, key)) as stored:
+    with tf.io.gfile.GFile(_features_path(output_dir, key), "rb") as handle:
+        stored_bytes = io.BytesIO(handle.read())  # one read, not a range request per zip entry
+    with np.load(stored_bytes) as stored:
         audio, visual = stored["audio"], stored["visual"]
     num_segments = len(audio)
     rows = labels[key] if labels is not None else [None]
@@ -318,7 +324,7 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
             name = (row.split if row is not None else None) or split
             counts[name] = counts.get(name, 0) + 1
     staging = os.path.join(output_dir, f".assemble-{uuid.uuid4().hex[:8]}")
-    os.makedirs(staging)
+    tf.io.gfile.makedirs(staging)
     try:
         writers = {name: shards.ShardWriter(staging, name, shards.shard_count(count, videos_per_shard))
                    for name, count in counts.items()}
@@ -354,13 +360,14 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
 def _publish(staging, output_dir, info):
     info_path = os.path.join(output_dir, constants.DATASET_INFO_FILE)
     old_shards = []
-    if os.path.exists(info_path):
+    if tf.io.gfile.exists(info_path):
         old = dataset_info.read(output_dir)
         old_shards = [name for value in old.splits.values() for name in value["shards"]]
-        os.remove(info_path)
+        tf.io.gfile.remove(info_path)
     new_shards = [name for value in info.splits.values() for name in value["shards"]]
     for name in old_shards:
-        if name not in new_shards and os.path.exists(os.path.join(output_dir, name)):
-            os.remove(os.path.join(output_dir, name))
+        if name not in new_shards and tf.io.gfile.exists(os.path.join(output_dir, name)):
+            tf.io.gfile.remove(os.path.join(output_dir, name))
     for name in [*new_shards, constants.NORMALIZATION_FILE, constants.DATASET_INFO_FILE]:
-        os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+        tf.io.gfile.rename(os.path.join(staging, name), os.path.join(output_dir, name),
+                           overwrite=True)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio, hparams
+from avsdn_tf import constants, fileio, hparams, remote
 from avsdn_tf.data import dataset_info
 from avsdn_tf.errors import UserError, input_error
 from avsdn_tf.models import backbones
@@ -51,7 +51,10 @@ class RunDir:
         return self.join(LOGS)
 
     def read_config(self):
-        return fileio.read_json(self.config) if tf.io.gfile.exists(self.config) else None
+        config = fileio.read_json(self.config) if tf.io.gfile.exists(self.config) else None
+        if config and isinstance(config.get("data_dir"), str):
+            remote.use_filesystem(config["data_dir"], f"{self.config} field data_dir")
+        return config
 
     def read_state(self):
         return fileio.read_json(self.state) if tf.io.gfile.exists(self.state) else None
