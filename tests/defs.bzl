@@ -5,9 +5,10 @@ Usage in tests/BUILD (one line per test file; load() once at the top):
     pytest_test(name = "test_records", src = "test_records.py", size = "small")
 
 Sizes: "small" (< 60 s), "medium" (< 300 s). Only fast tests belong in Bazel; tests marked
-@pytest.mark.slow stay pytest-only. Pass deps = ["//:tuning"] / ["//:export"] when the test
-imports those packages (//:avsdn_tf is always included), srcs = [...] for helper modules the
-test imports from tests/ (conftest.py is always included), and data = [...] for fixtures.
+@pytest.mark.slow stay pytest-only. Pass deps = [...] for the packages the test imports
+(//:models, //:training, //:tuning, //:export, //:avsdn_tf for the commands; //:data is always
+included, conftest.py needs it), srcs = [...] for helper modules the test imports from tests/
+(conftest.py is always included), and data = [...] for fixtures.
 """
 
 def pytest_test(name, src, size = "small", srcs = [], deps = [], data = [], args = [], **kwargs):
@@ -20,7 +21,7 @@ def pytest_test(name, src, size = "small", srcs = [], deps = [], data = [], args
         python_version = "PY3",
         srcs_version = "PY3",
         legacy_create_init = False,
-        deps = ["//:avsdn_tf"] + deps,
+        deps = ["//:data"] + deps,
         # pyproject.toml carries the pytest configuration (registered markers).
         data = ["//:pyproject.toml"] + data,
         **kwargs
