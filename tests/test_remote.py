@@ -333,7 +333,9 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
     """extract and predict with --output_dir s3://...: the same files as locally."""
     import keras
 
-    from avsdn_tf import hparams, synthetic, training
+    from avsdn_tf import hparams
+    from avsdn_tf.data import synthetic
+    from avsdn_tf.training import trainer
     from tests.test_vggish import official_checkpoint
     from tests.test_video_features import make_video
 
@@ -366,7 +368,7 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
         videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0}, audio_dim=128,
         visual_layout="map", visual_dim=512, map_size=2, seed=0), verbose=False)
     hp = hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8)
-    training.train(data, run, hp, verbose=0)
+    trainer.train(data, run, hp, verbose=0)
     for output in (str(tmp_path / "predictions"), "s3://own/predictions"):
         result = command(env, "avsdn_tf.predict", str(videos / "clip_a.mp4"), f"--model_dir={run}",
                          f"--output_dir={output}", *features)
