@@ -147,32 +147,13 @@ def main(argv):
 
 def _remote_run(release, output, env):
     """prepare --ave_dir s3://bench/ave against a moto server on 127.0.0.1; prints its peak."""
-    import socket
+    from tests.s3_testlib import moto_server, s3_environment
 
-    import boto3
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="bench", aws_secret_access_key="bench")
+    with moto_server(key="bench") as (endpoint, client):
         client.create_bucket(Bucket="bench")
         for path in sorted(release.iterdir()):
             client.upload_file(str(path), "bench", f"ave/{path.name}")
-        s3_env = dict(env, S3_ENDPOINT=endpoint, S3_USE_HTTPS="0", S3_VERIFY_SSL="0",
-                      AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
-                      AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+        s3_env = dict(env, **s3_environment(endpoint, key="bench"))
         shutil.rmtree(output, ignore_errors=True)
         seconds, peak_mb = _child_peak_mb(
             [sys.executable, "-m", "avsdn_tf.prepare", "--ave_dir=s3://bench/ave",
@@ -181,9 +162,6 @@ def _remote_run(release, output, env):
         videos = sum(summary["videos"].values())
         print(f"prepare from s3:// (moto on 127.0.0.1): {videos} videos in {seconds:.1f} s wall = "
               f"{videos / seconds:.1f} videos/s; peak memory (ru_maxrss) {peak_mb:.0f} MB")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import tensorflow as tf
 from avsdn_tf import fileio, remote
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
+from tests.s3_testlib import moto_server, s3_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--train_videos", "48", "--val_videos", "16", "--test_videos", "16", "--noisy_videos", "8",
@@ -40,33 +40,11 @@ def _free_port():
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     """A moto S3 server on 127.0.0.1; yields (environment for the commands, boto3 client)."""
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "S3_ENDPOINT": endpoint, "S3_USE_HTTPS": "0", "S3_VERIFY_SSL": "0",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the commands quiet TensorFlow themselves
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"moto server did not start on {endpoint}")
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+    with open(tmp_path_factory.mktemp("moto") / "server.log", "w") as log, moto_server(log) as (endpoint, client):
+        env = {**os.environ, **s3_environment(endpoint),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the commands quiet TensorFlow themselves
         yield env, client
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def command(env, module, *args, timeout=600):
