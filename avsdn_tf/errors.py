@@ -3,11 +3,16 @@
 Library code names its own arguments and file fields (`strategy: expected one of ...`); the
 command wrapper `run_main` shows an argument that is one of the command's flags as the flag
 (`--strategy: expected one of ...`), so library errors read right both in code and on the
-command line.
+command line. Inside a message, an argument written in backticks (`` `learning_rate` ``,
+`` `include_noisy=False` ``) is shown the same way: `--learning_rate`, `--noinclude_noisy`.
 """
 
+import re
 import sys
 import traceback
+
+# `name` or `name=value` inside a message: an argument a command may show as its flag.
+_ARGUMENT_REFERENCE = re.compile(r"`([a-z][a-z0-9_]*)(?:=([^`]*))?`")
 
 
 class UserError(Exception):
@@ -36,12 +41,32 @@ def argument_error(argument, expected, found, detail=""):
 
 
 def message_for_command(error, flag_values):
-    """The error's message; an argument that is one of the command's flags is shown as the flag."""
+    """The error's message as a command shows it: its arguments that are flags shown as flags.
+
+    Args:
+        error: the exception (a UserError names its leading argument in `error.argument`).
+        flag_values: the command's absl FlagValues.
+    Returns:
+        str: the message, with the leading argument and every backticked `name` / `name=value`
+        that is one of the command's flags written as `--name` / `--name=value` (`--noname`
+        for a boolean flag set to False); other backticked names are kept as they are.
+    """
     message = str(error)
     argument = getattr(error, "argument", None)
     if argument and argument in flag_values and message.startswith(argument):
-        return f"--{message}"
-    return message
+        message = f"--{message}"
+
+    def as_flag(match):
+        name, value = match.groups()
+        if name not in flag_values:
+            return match.group(0)
+        if value is None:
+            return f"--{name}"
+        if value in ("False", "True") and isinstance(flag_values[name].value, bool):
+            return f"--{name}" if value == "True" else f"--no{name}"
+        return f"--{name}={value}"
+
+    return _ARGUMENT_REFERENCE.sub(as_flag, message)
 
 
 def _use_flag_filesystems(flag_values):

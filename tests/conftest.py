@@ -7,15 +7,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 from avsdn_tf import constants  # noqa: E402
-from avsdn_tf.data import synthetic
+from avsdn_tf.data import synthetic  # noqa: E402
 
-TINY_SPLITS = {"train": 96, "val": 32, "test": 32, "noisy": 16}
-
-
-def tiny_config(**changes):
-    values = dict(videos_per_split=dict(TINY_SPLITS), audio_dim=16, visual_dim=24, seed=3)
-    values.update(changes)
-    return synthetic.SyntheticConfig(**values)
+from testlib import tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="session")

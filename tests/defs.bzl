@@ -7,14 +7,14 @@ Usage in tests/BUILD (one line per test file; load() once at the top):
 Sizes: "small" (< 60 s), "medium" (< 300 s). Only fast tests belong in Bazel; tests marked
 @pytest.mark.slow stay pytest-only. Pass deps = [...] for the packages the test imports
 (//:models, //:training, //:tuning, //:export, //:avsdn_tf for the commands; //:data is always
-included, conftest.py needs it), srcs = [...] for helper modules the test imports from tests/
-(conftest.py is always included), and data = [...] for fixtures.
+included, conftest.py and testlib.py need it), srcs = [...] for helper modules the test imports from tests/
+(conftest.py and testlib.py are always included), and data = [...] for fixtures.
 """
 
 def pytest_test(name, src, size = "small", srcs = [], deps = [], data = [], args = [], **kwargs):
     native.py_test(
         name = name,
-        srcs = ["bazel_pytest_main.py", src] + srcs + native.glob(["conftest.py"]),
+        srcs = ["bazel_pytest_main.py", src] + srcs + native.glob(["conftest.py", "testlib.py"]),
         main = "bazel_pytest_main.py",
         args = ["$(location %s)" % src] + args,
         size = size,

@@ -2,13 +2,12 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 from absl import flags
 
 from avsdn_tf import errors
 
-ROOT = Path(__file__).resolve().parents[1]
+from testlib import ROOT
 
 
 def test_an_argument_error_is_shown_as_the_flag_only_by_a_command_that_has_it():
@@ -31,3 +30,15 @@ def test_a_command_prints_one_line_naming_its_flag_and_exits_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: --model: expected one of [")
     assert "Traceback" not in done.stderr
+
+
+def test_backticked_arguments_in_a_message_are_shown_as_the_commands_flags():
+    with_flags = flags.FlagValues()
+    flags.DEFINE_float("learning_rate", 1e-3, "", flag_values=with_flags)
+    flags.DEFINE_bool("include_noisy", True, "", flag_values=with_flags)
+    error = errors.UserError("x: expected y, found z (try a lower `learning_rate`, `include_noisy=False`, "
+                             "`include_noisy=True`, `learning_rate=0.1` or `other`)")
+    assert errors.message_for_command(error, with_flags) == (
+        "x: expected y, found z (try a lower --learning_rate, --noinclude_noisy, --include_noisy, "
+        "--learning_rate=0.1 or `other`)")
+    assert errors.message_for_command(error, flags.FlagValues()) == str(error)

@@ -23,9 +23,10 @@ import tensorflow as tf
 from avsdn_tf import fileio, remote
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
-from tests.s3_testlib import moto_server, s3_environment
 
-ROOT = Path(__file__).resolve().parents[1]
+from s3_testlib import moto_server, s3_environment
+from testlib import ROOT
+
 TINY = ["--train_videos", "48", "--val_videos", "16", "--test_videos", "16", "--noisy_videos", "8",
         "--audio_dim", "16", "--visual_dim", "24", "--seed", "5"]
 boto3 = pytest.importorskip("boto3")
@@ -209,7 +210,7 @@ def test_missing_bucket_and_unreachable_endpoint_are_one_line(s3):
 
 def test_prepare_reads_the_release_from_s3(s3, tmp_path):
     """prepare --ave_dir s3://... --output_dir s3://...: the same records as a local run."""
-    from test_prepare import write_ave_dir
+    from ave_testlib import write_ave_dir
 
     env, client = s3
     client.create_bucket(Bucket="release")
@@ -314,8 +315,8 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
     from avsdn_tf import hparams
     from avsdn_tf.data import synthetic
     from avsdn_tf.training import trainer
-    from tests.test_vggish import official_checkpoint
-    from tests.test_video_features import make_video
+
+    from media_testlib import make_video, official_checkpoint
 
     pytest.importorskip("av")
     env, client = s3

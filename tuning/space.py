@@ -2,7 +2,7 @@
 
 Every searched name is an avsdn_tf HParams field, so a sample of the space maps onto HParams by
 name and trains through avsdn_tf.training like any other run. The architecture fields a model
-ignores are not searched for it (tests/test_tuning.py checks this table against the builders).
+ignores are not searched for it (tests/tuning/test_tuning.py checks this table against the builders).
 """
 
 import dataclasses

@@ -266,7 +266,7 @@ def _check_noisy(path, noisy_visual_file, include_noisy, num_segments, audio_sha
     if not present:
         return None, "no weak-supervision files (labels_noisy.h5, audio_feature_noisy.h5, visual_feature_noisy.h5)"
     if not include_noisy:
-        return None, "weak-supervision files skipped (--noinclude_noisy)"
+        return None, "weak-supervision files skipped (include_noisy is off)"
     if len(present) < len(names):
         missing = [name for name in names if name not in present]
         note = (f"the noisy split is NOT written: found {', '.join(present)} but {', '.join(missing)} "
@@ -285,8 +285,8 @@ def _check_noisy(path, noisy_visual_file, include_noisy, num_segments, audio_sha
     expected_shape = (count, num_segments, *visual_shape)
     if visual.shape != expected_shape:
         raise input_error(noisy_visual_path, f"shape {expected_shape} (the layout of {visual_path}, "
-                          f"{count} videos like {audio_path}); pass --noisy_visual_file with matching "
-                          f"features or --noinclude_noisy", f"shape {visual.shape}")
+                          f"{count} videos like {audio_path}); pass `noisy_visual_file` with matching "
+                          f"features or `include_noisy=False`", f"shape {visual.shape}")
     _check_dtype(visual, noisy_visual_path, "f", "floating-point visual features")
     labels = _open_dataset(labels_path, constants.H5_KEY, stack)
     # The release stores video-level labels (178, 29); segment-level (M, T, 29) is accepted too.
@@ -390,7 +390,7 @@ def _check_output_dir(output_dir, ave_dir):
     """OUT is replaced as a whole: refuse anything whose loss would hurt."""
     out, source = os.path.abspath(output_dir.rstrip("/")), os.path.abspath(ave_dir.rstrip("/"))
     if "://" not in output_dir and (out == source or source.startswith(out + os.sep)):
-        raise argument_error("output_dir", f"a directory outside --ave_dir {ave_dir} (it is replaced as a whole)",
+        raise argument_error("output_dir", f"a directory outside `ave_dir` {ave_dir} (it is replaced as a whole)",
                           f"{output_dir!r}")
     if tf.io.gfile.exists(output_dir):
         if not tf.io.gfile.isdir(output_dir):
@@ -410,7 +410,7 @@ def prepare(ave_dir, output_dir, visual_file=VISUAL_FILE, noisy_visual_file=NOIS
     if label_source not in LABEL_SOURCES:
         raise argument_error("label_source", f"one of {LABEL_SOURCES}", repr(label_source))
     if chunk_videos < 1 or videos_per_shard < 1:
-        raise input_error("--chunk_videos / --videos_per_shard", "positive numbers",
+        raise input_error("`chunk_videos` / `videos_per_shard`", "positive numbers",
                           f"{chunk_videos} and {videos_per_shard}")
     _check_output_dir(output_dir, ave_dir)
     with contextlib.ExitStack() as stack:

@@ -193,10 +193,10 @@ def _check_config(output_dir, settings):
             changed = sorted(key for key in identity if saved.get(key) != identity.get(key))
             raise input_error(path, f"the feature settings of this run to add to {output_dir}",
                               f"other settings for {changed}: {[saved.get(k) for k in changed]} (now "
-                              f"{[identity[k] for k in changed]}); use a new --output_dir")
+                              f"{[identity[k] for k in changed]}); use a new `output_dir`")
     elif tf.io.gfile.exists(os.path.join(output_dir, constants.DATASET_INFO_FILE)):
         raise input_error(output_dir, "a new directory or one written by extract (with extract_config.json)",
-                          "a data set written by another command; use a new --output_dir")
+                          "a data set written by another command; use a new `output_dir`")
     else:
         fileio.write_json(path, identity)
 
@@ -254,7 +254,7 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
     for path in paths:
         key = video.video_id(path)
         if labels is not None and key not in labels:
-            skipped[path] = f"no row for video id {key!r} in --labels"
+            skipped[path] = f"no row for video id {key!r} in `labels`"
             progress.message(f"skipped: {path}: {skipped[path]}")
         elif tf.io.gfile.exists(_features_path(output_dir, key)):
             resumed += 1

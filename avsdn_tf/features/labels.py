@@ -29,7 +29,7 @@ def list_videos(spec):
                               "none")
         return paths
     if not os.path.exists(spec):
-        raise UserError(f"{spec}: --videos not found")
+        raise input_error(f"`videos` {spec}", "a video file or a directory of videos", "nothing at that path")
     if spec.lower().endswith(video.VIDEO_EXTENSIONS):
         return [spec]
     base = os.path.dirname(os.path.abspath(spec))

@@ -209,7 +209,7 @@ class Postprocessor:
     def __init__(self, pca_params_path):
         if not pca_params_path:
             raise UserError("vggish_pca_params: expected the path of vggish_pca_params.npz "
-                            "(needed by --vggish_output=postprocessed), found none", argument="vggish_pca_params")
+                            "(needed by `vggish_output=postprocessed`), found none", argument="vggish_pca_params")
         if not tf.io.gfile.exists(pca_params_path):
             raise UserError(f"{pca_params_path}: VGGish PCA parameters not found")
         try:

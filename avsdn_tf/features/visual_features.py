@@ -70,7 +70,7 @@ def build(name, weights=IMAGENET, image_size=DEFAULT_IMAGE_SIZE):
         try:
             return application(weights=IMAGENET, **kwargs)
         except Exception as error:  # a download failure surfaces as many different exception types
-            raise UserError(f"--visual_weights=imagenet: expected Keras to download the ImageNet weights of "
+            raise UserError(f"`visual_weights=imagenet`: expected Keras to download the ImageNet weights of "
                             f"{backbone.application}, found {type(error).__name__}: {error} (on a machine "
                             "without network access, pass the path of a weights file)") from None
     model = application(weights=None, **kwargs)

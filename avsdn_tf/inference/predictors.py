@@ -96,7 +96,7 @@ class SavedModelPredictor:
 
 def load_predictor(model=None, model_dir=None, checkpoint="best"):
     if bool(model) == bool(model_dir):
-        raise UserError("--model / --model_dir: expected exactly one (an exported SavedModel or a train run), "
+        raise UserError("`model` / `model_dir`: expected exactly one (an exported SavedModel or a train run), "
                         f"found {'both' if model else 'neither'}")
     return SavedModelPredictor(model) if model else RunPredictor(model_dir, checkpoint)
 
@@ -134,7 +134,7 @@ def _check_dims(predictor, features, settings):
     if found != expected:
         raise input_error(f"features of {features.info.path} ({settings.visual_backbone} at {settings.image_size} px)",
                           f"the dims the model was trained on {expected}",
-                          f"{found}: use the --visual_backbone / --image_size of its training data")
+                          f"{found}: use the `visual_backbone` / `image_size` of its training data")
 
 
 def describe(result, class_names):

@@ -138,14 +138,14 @@ def select(table=ALL, rows=None, extras=True):
         wanted = set(rows)
         unknown = sorted(wanted - known)
         if unknown:
-            raise argument_error("rows", f"row names of --table {table} from {sorted(known)}", unknown)
+            raise argument_error("rows", f"row names of `table` {table} from {sorted(known)}", unknown)
     selection = []
     for t in tables:
         chosen = [row for row in t.rows if (wanted is None or row.model in wanted) and (extras or not row.extra)]
         if chosen:
             selection.append((t, chosen))
     if not selection:
-        raise UserError(f"--rows {','.join(rows or [])} --extras={extras}: expected at least one row to run, "
+        raise UserError(f"`rows` {','.join(rows or [])} `extras={extras}`: expected at least one row to run, "
                         "found none")
     return selection
 
@@ -203,7 +203,7 @@ def saved_result(run_dir, hp, data_dir, max_videos, strict=True):
         more = f" (and {len(differences) - 1} more differences)" if len(differences) > 1 else ""
         raise input_error(f"{run.config} field {field}", f"{wanted!r}, the setting of this experiment",
                           f"{found!r}{more}; the run was started with other settings: rerun with those, "
-                          "or use a new --output_dir")
+                          "or use a new `output_dir`")
     state = run.read_state() or {}
     if state.get("finished") and tf.io.gfile.exists(run.metrics):
         return fileio.read_json(run.metrics)

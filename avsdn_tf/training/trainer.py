@@ -79,7 +79,7 @@ class SelectOnValidation(keras.callbacks.Callback):
             raise TrainingDiverged(
                 f"training loss: expected a finite value, found {loss} at step {batch + 1} of epoch "
                 f"{len(self.history) + 1}; the last good checkpoint is kept in {self.run.last_checkpoint} "
-                "(try a lower --learning_rate)")
+                "(try a lower `learning_rate`)")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -122,7 +122,7 @@ def _check_resumable(run, config, info):
                               f"{config['hparams'][key]!r} to resume this run", repr(saved["hparams"][key]))
     if saved["data"] != data_signature(info):
         raise input_error(f"{run.config} field data", f"the dims of the run being resumed {saved['data']}",
-                          f"{data_signature(info)} in the data given (use a new --model_dir)")
+                          f"{data_signature(info)} in the data given (use a new `model_dir`)")
     # Data in memory and data read every epoch come in different orders: a resumed run must keep its way.
     if "data_in_memory" in saved and saved["data_in_memory"] != config["data_in_memory"]:
         raise input_error(f"{run.config} field data_in_memory",

@@ -10,7 +10,8 @@ import tensorflow as tf
 from avsdn_tf import constants
 from avsdn_tf.data import dataset_info, normalization, pipeline, records
 from avsdn_tf.errors import UserError
-from tests.conftest import TINY_SPLITS
+
+from testlib import TINY_SPLITS
 
 
 def test_batches_are_parsed_records_of_raw_features(tiny_vector_data):

@@ -14,56 +14,9 @@ import pytest
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import video, visual_features
 
+from media_testlib import AUDIO_RATE, STEPS, TONE_HZ, make_video
+
 av = pytest.importorskip("av")
-
-FPS = 25
-AUDIO_RATE = 44100
-TONE_HZ = 440.0
-
-
-STEPS = (40, 110, 180, 250)  # grey level of second t: STEPS[t % 4]
-
-
-def make_video(path, seconds=3.0, tone_seconds=(1,), audio=True, size=(64, 48), audio_start=0.0, levels=STEPS):
-    """An mp4 of `seconds` s: grey level levels[t % len(levels)] in second t with a white square
-    moving left to right within every second; a 440 Hz tone (stereo) in the seconds of
-    `tone_seconds`, silence elsewhere, starting `audio_start` s after the picture (silence before)."""
-    width, height = size
-    frames = int(round(seconds * FPS))
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "10"}
-        audio_stream = None
-        if audio:
-            audio_stream = container.add_stream("aac", rate=AUDIO_RATE)
-            audio_stream.layout = "stereo"
-        for i in range(frames):
-            second, within = divmod(i, FPS)
-            image = np.full((height, width, 3), levels[second % len(levels)], np.uint8)
-            x = int(within / FPS * (width - 8))
-            image[height // 2 - 4:height // 2 + 4, x:x + 8] = 255
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-        if audio_stream is not None:
-            count = int(round((seconds - audio_start) * AUDIO_RATE))
-            times = np.arange(count) / AUDIO_RATE + audio_start
-            on = np.isin(np.floor(times).astype(int), list(tone_seconds))
-            wave = (0.5 * np.sin(2 * np.pi * TONE_HZ * times) * on).astype(np.float32)
-            wave = np.stack([wave, wave])
-            for start in range(0, count, 1024):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, start:start + 1024]), format="fltp",
-                                                   layout="stereo")
-                frame.sample_rate = AUDIO_RATE
-                frame.pts = start + int(round(audio_start * AUDIO_RATE))
-                for packet in audio_stream.encode(frame):
-                    container.mux(packet)
-            for packet in audio_stream.encode():
-                container.mux(packet)
-    return str(path)
-
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):

@@ -7,8 +7,6 @@ tiny data set and check that a rerun trains nothing.
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +19,9 @@ from avsdn_tf.paper import tables
 from avsdn_tf.training import evaluation, trainer
 from avsdn_tf.training.run_dir import RunDir
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = dict(encoder_units=16, fusion_units=16, lstm_units=8, classifier_units=8, attention_units=8, batch_size=16)
+from testlib import SMALL_UNITS, run_command
+
+SMALL = dict(SMALL_UNITS, batch_size=16)
 ROWS = {"supervised": ["audio", "visual", "av", "av_att", "avsdn", "dmrn"],
         "weak": ["audio", "visual", "av", "av_att", "avsdn"],
         "ablation": ["avsdn_init_visual", "avsdn_init_audio", "avsdn_label_guided", "avsdn"]}
@@ -173,7 +172,7 @@ def test_bad_table_rows_and_seeds_are_named():
     with pytest.raises(UserError, match=r"table: expected one of \['supervised', 'weak', 'ablation', 'all'\], "
                                         r"found 'table1'"):
         tables.select("table1")
-    with pytest.raises(UserError, match=r"rows: expected row names of --table ablation .* found \['av'\]"):
+    with pytest.raises(UserError, match=r"rows: expected row names of `table` ablation .* found \['av'\]"):
         tables.select("ablation", rows=["av"])
     with pytest.raises(UserError, match="expected at least one row"):
         tables.select("supervised", rows=["dmrn"], extras=False)
@@ -192,8 +191,7 @@ def test_the_label_guided_ablation_is_scored_on_its_segment_output(tiny_data):
 
 
 def _command(*args):
-    return subprocess.run([sys.executable, "-m", "avsdn_tf.experiments", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return run_command("avsdn_tf.experiments", *args)
 
 
 def test_command_trains_for_real_then_a_rerun_trains_nothing(tiny_data, tmp_path):

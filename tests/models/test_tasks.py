@@ -8,9 +8,10 @@ from avsdn_tf import constants, hparams
 from avsdn_tf.data import normalization, pipeline, records
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import backbones, layers, tasks
-from tests.conftest import TINY_SPLITS
 
-SMALL = dict(encoder_units=8, fusion_units=6, lstm_units=5, classifier_units=7, attention_units=6)
+from testlib import TINY_SPLITS, TINY_UNITS
+
+SMALL = TINY_UNITS
 
 
 def _task(model="avsdn", supervision=constants.FULL):

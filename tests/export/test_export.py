@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
-from serving_testlib import ROOT, exported
 from tensorflow_serving.config import model_server_config_pb2
 
 from avsdn_tf import constants, fileio, hparams
@@ -22,6 +21,8 @@ from avsdn_tf.data import records
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import backbones, tasks
 from export import export_model, signatures, verify, warmup
+
+from serving_testlib import ROOT, exported
 
 A, V = 16, [24]  # the tiny data set's feature sizes (conftest.tiny_config)
 

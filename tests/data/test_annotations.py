@@ -5,7 +5,6 @@ h5 files (order files, labels_closs.h5, mil_labels.h5) are skipped when the real
 """
 
 import collections
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -15,7 +14,8 @@ from avsdn_tf import constants
 from avsdn_tf.data import annotations
 from avsdn_tf.errors import UserError
 
-REAL_AVE = Path(__file__).resolve().parents[2] / "shared/data/ave"
+from testlib import REAL_AVE
+
 SPLIT_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
 SPLIT_SIZES = {"train": 3339, "val": 402, "test": 402}
 ZERO_LENGTH_ROW = "Church bell&VWi2ENBuTbw&good&0&0"

@@ -15,7 +15,6 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from serving_testlib import Background, exported, tool_env
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
 from avsdn_tf import constants
@@ -23,6 +22,8 @@ from avsdn_tf.data import records
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import metrics
 from export import client, warmup
+
+from serving_testlib import Background, exported, tool_env
 
 pytestmark = pytest.mark.slow  # a trained run, its export and a server process (serving_testlib)
 

@@ -9,7 +9,9 @@ from avsdn_tf.data import records
 from avsdn_tf.models import backbones, tasks
 from avsdn_tf.training import trainer
 
-SMALL = dict(encoder_units=8, fusion_units=6, lstm_units=5, classifier_units=7, attention_units=6, batch_size=4)
+from testlib import TINY_UNITS
+
+SMALL = dict(TINY_UNITS, batch_size=4)
 
 
 def _batch(rng, visual_shape, videos=8, time=constants.NUM_SEGMENTS):

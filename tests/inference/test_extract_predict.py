@@ -20,8 +20,8 @@ from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, labels
 from avsdn_tf.inference import predictors
 from avsdn_tf.training import trainer
-from tests.test_vggish import official_checkpoint
-from tests.test_video_features import make_video
+
+from media_testlib import make_video, official_checkpoint
 
 pytest.importorskip("av")
 

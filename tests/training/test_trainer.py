@@ -18,26 +18,18 @@ from avsdn_tf.data import dataset_info, synthetic
 from avsdn_tf.errors import UserError
 from avsdn_tf.training import evaluation, trainer
 from avsdn_tf.training.run_dir import RunDir
-from tests.conftest import TINY_SPLITS
 
-ROOT = Path(__file__).resolve().parents[1]
-# Looped LSTMs: quicker to build than the unrolled default, which test_models and the beats test cover.
-SMALL = dict(encoder_units=16, fusion_units=16, lstm_units=8, classifier_units=8, batch_size=16, unroll=False)
-
-
-def small_hparams(**changes):
-    return hparams.HParams(**{**SMALL, "epochs": 2, **changes})
+from testlib import ROOT, TINY_SPLITS, command_env, run_command, small_hparams
 
 
 def _command(*args, env=None):
     """Run `python -m avsdn_tf.train ARGS` from the repo root; returns the finished process."""
-    return subprocess.run([sys.executable, "-m", "avsdn_tf.train", *args], cwd=ROOT, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=600)
+    return run_command("avsdn_tf.train", *args, env=command_env(**(env or {})))
 
 
 def _hparams_file(tmp_path, **changes):
     path = tmp_path / "hparams.json"
-    path.write_text(json.dumps({**SMALL, "epochs": 3, **changes}))
+    path.write_text(json.dumps(small_hparams(epochs=3, **changes).to_dict()))
     return str(path)
 
 

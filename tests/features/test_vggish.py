@@ -5,7 +5,6 @@ checkpoint written here under the official variable names, and the PCA post-proc
 vggish_postprocess.py's arithmetic.
 """
 
-import functools
 import os
 
 import numpy as np
@@ -14,6 +13,9 @@ import tensorflow as tf
 
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import vggish
+
+from media_testlib import OFFICIAL_SHAPES, official_checkpoint, official_values, write_v1_checkpoint
+from testlib import REAL_AVE
 
 # ---------------------------------------------------------------------------------------------
 # NumPy reference, from the published formulas.
@@ -103,53 +105,6 @@ def test_front_end_runs_inside_a_graph_with_any_length():
 
 # ---------------------------------------------------------------------------------------------
 # The official checkpoint, written here.
-
-OFFICIAL_SHAPES = {
-    "vggish/conv1": [3, 3, 1, 64], "vggish/conv2": [3, 3, 64, 128],
-    "vggish/conv3/conv3_1": [3, 3, 128, 256], "vggish/conv3/conv3_2": [3, 3, 256, 256],
-    "vggish/conv4/conv4_1": [3, 3, 256, 512], "vggish/conv4/conv4_2": [3, 3, 512, 512],
-    "vggish/fc1/fc1_1": [12288, 4096], "vggish/fc1/fc1_2": [4096, 4096], "vggish/fc2": [4096, 128],
-}
-
-
-@functools.lru_cache(maxsize=1)
-def official_values(seed=0):
-    """Weights ~ N(0, 0.01) (vggish_params.INIT_STDDEV) and small biases, by official variable name.
-    Conv weights are scaled up a little so activations stay informative through nine layers."""
-    rng = np.random.default_rng(seed)
-    values = {}
-    for scope, shape in OFFICIAL_SHAPES.items():
-        fan_in = int(np.prod(shape[:-1]))
-        values[f"{scope}/weights"] = (rng.standard_normal(shape, dtype=np.float32) * np.sqrt(2.0 / fan_in))
-        values[f"{scope}/biases"] = rng.standard_normal(shape[-1:], dtype=np.float32) * 0.01
-    return values
-
-
-def write_v1_checkpoint(path, values):
-    """A TF1 checkpoint in the V1 format (one file), as vggish_model.ckpt is."""
-    graph = tf.Graph()
-    with graph.as_default():
-        variables = [tf.compat.v1.get_variable(name, shape=value.shape, dtype=tf.float32,
-                                               initializer=tf.compat.v1.zeros_initializer())
-                     for name, value in values.items()]
-        saver = tf.compat.v1.train.Saver(variables, write_version=tf.compat.v1.train.SaverDef.V1)
-        with tf.compat.v1.Session(graph=graph) as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            for variable in variables:
-                variable.load(values[variable.op.name], session)
-            saver.save(session, str(path), write_meta_graph=False, write_state=False)
-    return str(path)
-
-
-def official_checkpoint(tmp_path_factory):
-    """The full-size checkpoint (about 290 MB), written once per test session and shared."""
-    directory = tmp_path_factory.getbasetemp() / "vggish_official"
-    path = directory / "vggish_model.ckpt"
-    if not path.exists():
-        directory.mkdir(exist_ok=True)
-        write_v1_checkpoint(path, official_values())
-    return str(path)
-
 
 def published_graph(examples, values, relu_embedding):
     """define_vggish_slim's graph with raw tf.nn ops on the checkpoint's arrays."""
@@ -257,7 +212,7 @@ def test_postprocessing_is_pca_then_8_bit_quantisation(tmp_path):
         vggish.Postprocessor(str(bad))
 
 
-AVE_NOISY_AUDIO = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "ave", "audio_feature_noisy.h5")
+AVE_NOISY_AUDIO = str(REAL_AVE / "audio_feature_noisy.h5")
 
 
 @pytest.mark.skipif(not os.path.exists(AVE_NOISY_AUDIO), reason="the AVE release's audio_feature_noisy.h5 is absent")

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -21,80 +20,21 @@ import tensorflow as tf
 from absl import flags
 
 from avsdn_tf import constants, errors, prepare
-from avsdn_tf.data import annotations, ave_release, dataset_info, records
+from avsdn_tf.data import ave_release, dataset_info, records
 from avsdn_tf.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
-REAL_AVE = Path(__file__).resolve().parents[2] / "shared/data/ave"
-
-T = constants.NUM_SEGMENTS
-AUDIO_DIM = 128
-MAP_SHAPE = (2, 2, 4)
-VECTOR_SHAPE = (6,)
-NOISY_VIDEOS = 3
-
-# (category, video id, start, end): 14 rows of real categories.
-ROWS = [
-    ("Church bell", "cb_full", 0, 10),
-    ("Church bell", "cb_zero", 0, 0),  # the release's zero-length event: all background
-    ("Bark", "dup_id", 2, 6),  # the same video id on two rows, two different events
-    ("Banjo", "dup_id", 0, 10),
-    ("Ukulele", "uke", 3, 4),
-    ("Goat", "goat", 5, 10),
-    ("Cat", "cat", 0, 3),
-    ("Horse", "horse", 1, 9),
-    ("Mandolin", "mando", 4, 7),
-    ("Male speech, man speaking", "speech", 0, 10),
-    ("Train horn", "train_horn", 6, 8),
-    ("Clock", "clock", 2, 3),
-    ("Frying (food)", "fry", 0, 5),
-    ("Toilet flush", "flush", 7, 10),
-]
-# Row indices per split, deliberately not sorted (the release's order files are not either).
-ORDER = {"train": [5, 0, 3, 2, 9, 1, 12, 7], "val": [4, 13, 11], "test": [10, 6, 8]}
-
-
-def _write_h5(path, value, key=constants.H5_KEY):
-    with h5py.File(path, "w") as handle:
-        handle.create_dataset(key, data=value)
-
-
-def write_ave_dir(directory, layout="map", noisy=True, header=False, crlf=False, seed=0):
-    """An AVE-format release in `directory`; returns the arrays written, for comparisons."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    names = constants.category_names()
-    n = len(ROWS)
-    visual_shape = MAP_SHAPE if layout == "map" else VECTOR_SHAPE
-    lines = [f"{category}&{video}&good&{start}&{end}" for category, video, start, end in ROWS]
-    if header:
-        lines.insert(0, annotations.HEADER)
-    newline = "\r\n" if crlf else "\n"
-    (directory / "Annotations.txt").write_bytes((newline.join(lines) + newline).encode())
-
-    audio = rng.normal(0.1, 0.3, size=(n, T, AUDIO_DIM))  # float64, as the release has it
-    visual = rng.gamma(1.0, 0.5, size=(n, T, *visual_shape)).astype(np.float32)
-    segment_labels = np.stack([annotations.segment_labels(annotations.Annotation(c, v, "good", s, e),
-                                                          names.index(c)) for c, v, s, e in ROWS])
-    labels = np.eye(constants.NUM_CLASSES, dtype=np.float32)[segment_labels]  # (n, T, 29) one-hot
-    _write_h5(directory / "audio_feature.h5", audio)
-    _write_h5(directory / ave_release.VISUAL_FILE, visual)
-    _write_h5(directory / "labels.h5", labels)
-    for split, order in ORDER.items():
-        _write_h5(directory / f"{split}_order.h5", np.asarray(order, np.int64), key=constants.ORDER_KEY)
-
-    written = {"audio": audio, "visual": visual, "labels": segment_labels, "visual_shape": visual_shape}
-    if noisy:
-        noisy_labels = np.zeros((NOISY_VIDEOS, constants.NUM_CLASSES), np.float32)
-        noisy_labels[:, constants.BACKGROUND] = 1.0  # video-level, as labels_noisy.h5 is
-        noisy_audio = rng.normal(size=(NOISY_VIDEOS, T, AUDIO_DIM))
-        noisy_visual = rng.gamma(1.0, 0.5, size=(NOISY_VIDEOS, T, *visual_shape)).astype(np.float32)
-        _write_h5(directory / "labels_noisy.h5", noisy_labels)
-        _write_h5(directory / "audio_feature_noisy.h5", noisy_audio)
-        _write_h5(directory / "visual_feature_noisy.h5", noisy_visual)
-        written.update(noisy_audio=noisy_audio, noisy_visual=noisy_visual)
-    return written
+from ave_testlib import (
+    AUDIO_DIM,
+    MAP_SHAPE,
+    NOISY_VIDEOS,
+    ORDER,
+    ROWS,
+    VECTOR_SHAPE,
+    T,
+    write_ave_dir,
+    write_h5,
+)
+from testlib import REAL_AVE, ROOT
 
 
 def read_split(output_dir, split):
@@ -211,7 +151,7 @@ def test_visual_file_flag_keeps_the_layout_given(tmp_path):
     """--visual_file picks pooled vectors next to the maps; nothing is pooled behind the user's back."""
     written = write_ave_dir(tmp_path / "ave", layout="map", noisy=False)
     vectors = written["visual"].mean(axis=(2, 3))  # what visual_feature_vec.h5 holds
-    _write_h5(tmp_path / "ave" / "visual_feature_vec.h5", vectors)
+    write_h5(tmp_path / "ave" / "visual_feature_vec.h5", vectors)
     run(tmp_path / "ave", tmp_path / "out", visual_file="visual_feature_vec.h5")
     info = dataset_info.read(str(tmp_path / "out"))
     assert info.visual_shape == [MAP_SHAPE[-1]]
@@ -221,7 +161,7 @@ def test_visual_file_flag_keeps_the_layout_given(tmp_path):
 
 def test_noisy_split_needs_matching_layout_or_can_be_left_out(tmp_path):
     write_ave_dir(tmp_path / "ave", layout="map")
-    _write_h5(tmp_path / "ave" / "visual_feature_vec.h5", np.ones((len(ROWS), T, 4), np.float32))
+    write_h5(tmp_path / "ave" / "visual_feature_vec.h5", np.ones((len(ROWS), T, 4), np.float32))
     with pytest.raises(UserError, match="visual_feature_noisy.h5.*noinclude_noisy"):
         run(tmp_path / "ave", tmp_path / "out", visual_file="visual_feature_vec.h5")
     summary = run(tmp_path / "ave", tmp_path / "out", visual_file="visual_feature_vec.h5", include_noisy=False)
@@ -249,7 +189,7 @@ def test_real_weak_supervision_files(tmp_path):
     with h5py.File(REAL_AVE / "audio_feature_noisy.h5", "r") as handle:
         real_audio = handle[constants.H5_KEY][()]
     visual = np.random.default_rng(1).random((len(real_audio), T, *VECTOR_SHAPE), dtype=np.float32)
-    _write_h5(tmp_path / "ave" / "visual_feature_noisy.h5", visual)
+    write_h5(tmp_path / "ave" / "visual_feature_noisy.h5", visual)
     summary = run(tmp_path / "ave", tmp_path / "out")
     assert summary["videos"][constants.NOISY_SPLIT] == 178
     noisy = read_split(tmp_path / "out", constants.NOISY_SPLIT)
@@ -303,7 +243,7 @@ def test_header_line_and_crlf(tmp_path):
 
 def test_rows_in_no_split_are_counted(tmp_path):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
-    _write_h5(tmp_path / "ave" / "test_order.h5", np.asarray([10, 6], np.int64), key=constants.ORDER_KEY)
+    write_h5(tmp_path / "ave" / "test_order.h5", np.asarray([10, 6], np.int64), key=constants.ORDER_KEY)
     summary = run(tmp_path / "ave", tmp_path / "out")
     assert summary["videos"]["test"] == 2 and summary["rows_in_no_split"] == 1
 
@@ -335,12 +275,18 @@ def test_main_prints_a_summary_and_exits_2_on_user_errors(tmp_path, capsys):
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert len(error_lines) == 1 and "labels.h5" in error_lines[0]
 
+    flag_values(["prepare", f"--output_dir={tmp_path / 'ave' / 'out'}"])  # inside --ave_dir
+    with pytest.raises(SystemExit):
+        errors.run_main(functools.partial(prepare.main, flag_values=flag_values))(["prepare"])
+    assert capsys.readouterr().err.startswith(
+        "error: --output_dir: expected a directory outside --ave_dir ")
+
 
 def test_command_line_bad_input_exits_2_with_one_line(tmp_path):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
     with h5py.File(tmp_path / "ave" / "audio_feature.h5", "r+") as handle:
         handle[constants.H5_KEY][6, 2, 5] = np.nan
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # prepare quiets TensorFlow itself
     result = subprocess.run(
         [sys.executable, "-m", "avsdn_tf.prepare", f"--ave_dir={tmp_path / 'ave'}",
@@ -366,7 +312,7 @@ def _rewrite(name, transform, key=constants.H5_KEY):
     def apply(d):
         with h5py.File(d / name, "r") as handle:
             value = handle[key][()]
-        _write_h5(d / name, transform(value), key=key)
+        write_h5(d / name, transform(value), key=key)
     return apply
 
 
@@ -388,7 +334,7 @@ def _renamed_key(name, key):
     def apply(d):
         with h5py.File(d / name, "r") as handle:
             value = handle[list(handle.keys())[0]][()]
-        _write_h5(d / name, value, key=key)
+        write_h5(d / name, value, key=key)
     return apply
 
 
@@ -494,9 +440,9 @@ def test_missing_directory_and_files_are_named(tmp_path):
 
 def test_refuses_to_replace_the_release_or_a_foreign_directory(tmp_path):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
-    with pytest.raises(UserError, match="output_dir: expected a directory outside --ave_dir"):
+    with pytest.raises(UserError, match="output_dir: expected a directory outside `ave_dir`"):
         run(tmp_path / "ave", tmp_path / "ave")
-    with pytest.raises(UserError, match="output_dir: expected a directory outside --ave_dir"):
+    with pytest.raises(UserError, match="output_dir: expected a directory outside `ave_dir`"):
         run(tmp_path / "ave", tmp_path)
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "notes.txt").write_text("keep me")

@@ -27,7 +27,9 @@ from tuning import results, space, tune
 from tuning.hypermodel import AVSDNHyperModel
 from tuning.tuner import PROJECT, RESULT, RUN
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from testlib import ROOT
+
+REPO = str(ROOT)
 SPACE = {"encoder_units": [4, 8], "fusion_units": [4], "batch_size": [16], "dropout": [0.0, 0.2],
          "learning_rate": {"min": 1e-3, "max": 3e-2, "sampling": "log"}, "lr_schedule": ["constant", "step"]}
 BASE = hparams.HParams(unroll=False, seed=2, epochs=2)

@@ -6,7 +6,8 @@ import pytest
 from avsdn_tf import constants
 from avsdn_tf.data import annotations, dataset_info, pipeline, records, synthetic
 from avsdn_tf.errors import UserError
-from tests.conftest import TINY_SPLITS, tiny_config
+
+from testlib import TINY_SPLITS, tiny_config
 
 
 def test_events_come_from_the_real_annotations(tiny_vector_data):

@@ -13,7 +13,8 @@ from avsdn_tf.errors import UserError
 from avsdn_tf.inference import predictors
 from avsdn_tf.training import evaluation, trainer
 from avsdn_tf.training.run_dir import RUN_FORMAT, RunDir, load_run
-from tests.serving_testlib import TINY_HPARAMS
+
+from serving_testlib import TINY_HPARAMS
 
 
 @pytest.fixture(scope="module")

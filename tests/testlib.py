@@ -1,0 +1,64 @@
+"""What the test modules share: paths, the tiny data configuration, small models, commands.
+
+The tests mirror the packages (tests/data/ tests avsdn_tf/data/, ...). Session fixtures built on
+these helpers live in conftest.py; heavier shared setups have their own modules
+(serving_testlib.py: one exported run; s3_testlib.py: a local S3 server).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from avsdn_tf import hparams
+from avsdn_tf.data import synthetic
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+# The real AVE files (annotations, splits, small h5 files) beside the repository, if present.
+REAL_AVE = ROOT.parent / "shared" / "data" / "ave"
+
+# Videos per split of the tiny synthetic data sets (conftest.py's session fixtures).
+TINY_SPLITS = {"train": 96, "val": 32, "test": 32, "noisy": 16}
+
+# Layer widths for tests that only build models: tiny, and unlike each other where they can be.
+TINY_UNITS = dict(encoder_units=8, fusion_units=6, lstm_units=5, classifier_units=7,
+                  attention_units=6)
+# Layer widths small enough to build and fit in seconds; every model of the registry takes them.
+SMALL_UNITS = dict(encoder_units=16, fusion_units=16, lstm_units=8, classifier_units=8,
+                   attention_units=8)
+
+
+def tiny_config(**changes):
+    """The SyntheticConfig of the tiny data sets (16-d audio, 24-d visual vectors), with changes."""
+    values = dict(videos_per_split=dict(TINY_SPLITS), audio_dim=16, visual_dim=24, seed=3)
+    values.update(changes)
+    return synthetic.SyntheticConfig(**values)
+
+
+def small_hparams(**changes):
+    """HParams with SMALL_UNITS, batch 16, 2 epochs and looped LSTMs, then the changes.
+
+    Looped (unroll=False) LSTMs trace faster than the unrolled CPU default; the unrolled path
+    is covered where it matters (tests/models, tests/export).
+    """
+    values = {**SMALL_UNITS, "batch_size": 16, "epochs": 2, "unroll": False, **changes}
+    return hparams.HParams(**values)
+
+
+def command_env(**changes):
+    """The environment of a command run by a test: the repository importable, TF's C++ quiet."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env.update(changes)
+    return env
+
+
+def run_command(module, *args, env=None, timeout=600):
+    """Run `python -m MODULE ARGS` from the repository root, as a user would.
+
+    Returns:
+        the finished subprocess.CompletedProcess (text stdout and stderr captured).
+    """
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=command_env() if env is None else env)
