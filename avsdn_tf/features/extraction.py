@@ -295,7 +295,8 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
         labels: {video_id: [LabelRow]} (labels.read_labels): one record per row; or None: one
             unlabelled record per video (category -1, every segment background 28).
         split: the split of records whose label row names none (letters, digits and _).
-        videos_per_shard: records per TFRecord shard wanted (shards.shard_count: 2 to 16 shards).
+        videos_per_shard: records per TFRecord shard wanted (shards.shard_count: at most 16
+            shards, at least 2 once a split has 2 records).
         verbose: print a status line per video and each skipped video.
     Returns:
         dict, also written as extract_summary.json: videos given, extracted now, already done and
@@ -390,7 +391,8 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
         labels: {video_id: [LabelRow]}: one record per row, in the row's split or `split`; or
             None: one unlabelled record per video in `split` (every segment background 28).
         split: the split of records whose label row names none.
-        videos_per_shard: records per TFRecord shard wanted (shards.shard_count: 2 to 16 shards).
+        videos_per_shard: records per TFRecord shard wanted (shards.shard_count: at most 16
+            shards, at least 2 once a split has 2 records).
     Returns:
         the DatasetInfo written (num_segments None when the videos differ in length).
     """
