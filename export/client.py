@@ -132,6 +132,20 @@ def _array_requests(path, batch_size):
 
 
 def requests_from(path, batch_size):
+    """The Predict requests of a data file, batch_size videos each (the last may hold fewer).
+
+    Args:
+        path: .npz / .npy of features (audio [T, A] or [B, T, A], visual [T, ...] or
+            [B, T, ...]), or TFRecords: a file, a glob or a data directory.
+        batch_size: videos per request, >= 1.
+    Returns:
+        an iterator of Request: for .npz / .npy, serving_default with float32 audio [b, T, A]
+        and visual [b, T, ...]; for TFRecords, predict_examples with the serialized records,
+        object [b], and each record's labels [T] as truths when it has them.
+    Raises:
+        errors.UserError: for batch_size < 1 or a missing .npz / .npy at once; an unreadable
+            file, or TFRecords that are not SequenceExamples, once iterated.
+    """
     if batch_size < 1:
         raise argument_error("batch_size", "a positive integer", batch_size)
     if path.endswith((".npz", ".npy")):
@@ -155,10 +169,27 @@ class _Backend:
         self.server, self.model, self.version, self.timeout = server, model, version, timeout
 
     def unreachable(self, reason):
+        """The error for a server that cannot be reached (or does not answer in time).
+
+        Args:
+            reason: why, e.g. "Connection refused".
+        Returns:
+            errors.UserError naming the server, the protocol and the usual port (not raised).
+        """
         return UserError(f"cannot reach TF Serving at {self.server} over {self.protocol} ({reason}); is the server "
                          f"running and is this its {self.protocol} port? {self.port_hint}")
 
     def failed(self, status, message, source):
+        """The error for a Predict call TF Serving answered with an error status.
+
+        Args:
+            status: the status name, e.g. "NOT_FOUND", "INVALID_ARGUMENT" (or "HTTP 500").
+            message: TF Serving's error message (cut to one line).
+            source: the data file the request came from.
+        Returns:
+            errors.UserError (not raised): no such model, the model rejected the input from
+            source, or the status and message.
+        """
         message = _one_line(message)
         model = f"{self.model!r}" + (f" version {self.version}" if self.version else "")
         if status == "NOT_FOUND" and "Servable not found" in message:
@@ -183,6 +214,17 @@ class RestBackend(_Backend):
         return value.tolist()
 
     def predict(self, request, source):
+        """One Predict call through the REST API (:predict, "inputs" format; strings as b64).
+
+        Args:
+            request: a Request (signature, inputs of NumPy arrays).
+            source: the data file the request came from, for error messages.
+        Returns:
+            dict output name -> NumPy array with batch dim first, e.g. segment_labels [b, T].
+        Raises:
+            errors.UserError: when the server cannot be reached, is not TF Serving's REST API,
+                has no such model, or rejects the input.
+        """
         body = json.dumps({"signature_name": request.signature,
                            "inputs": {name: self._encode(value) for name, value in request.inputs.items()}})
         http_request = urllib.request.Request(self.url(), data=body.encode("utf-8"),
@@ -226,6 +268,17 @@ class GrpcBackend(_Backend):
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
 
     def predict(self, request, source):
+        """One PredictionService.Predict call over gRPC.
+
+        Args:
+            request: a Request (signature, inputs of NumPy arrays).
+            source: the data file the request came from, for error messages.
+        Returns:
+            dict output name -> NumPy array with batch dim first, e.g. segment_labels [b, T].
+        Raises:
+            errors.UserError: when the server cannot be reached or does not answer in time, has
+                no such model, or rejects the input.
+        """
         proto = warmup.predict_request(self.model, request.signature, request.inputs, self.version)
         try:
             response = self.stub.Predict(proto, timeout=self.timeout)
@@ -286,6 +339,14 @@ def _events_text(events):
 
 
 def format_video(video):
+    """One video's result as text: a line per second (prediction, annotation), then events.
+
+    Args:
+        video: one dict of run()'s results (video_id, num_segments, segment_label_names,
+            video_label_name, events; truth_labels and truth_events when annotated).
+    Returns:
+        str, several lines without a final newline.
+    """
     class_names = constants.class_names()
     truth = video.get("truth_labels")
     width = max(len(name) for name in video["segment_label_names"] + ["prediction"]) + 2
@@ -302,7 +363,26 @@ def format_video(video):
 
 def run(server, data, model="avsdn", use_grpc=False, version=None, batch_size=16, timeout=60.0,
         output_json=None, out=None):
-    """Predict every video of `data` on the server; print them; return the per-video results."""
+    """Predict every video of `data` on the server; print them; return the per-video results.
+
+    Args:
+        server: TF Serving's HOST:PORT (a scheme such as http:// is dropped).
+        data: the features to send (requests_from: .npz, .npy or TFRecords).
+        model: the model name on the server.
+        use_grpc: gRPC PredictionService instead of the REST API.
+        version: the model version; None: the newest the server has.
+        batch_size: videos per request.
+        timeout: seconds to wait for each answer.
+        output_json: also write the results to this JSON file, or None.
+        out: the text stream to print to; default sys.stdout.
+    Returns:
+        list of dicts, one per video: video_id, num_segments T, segment_labels [T] ints,
+        segment_label_names [T], video_label, video_label_name, events ({label, start, end},
+        end exclusive); truth_labels [T] and truth_events when the records carry labels.
+    Raises:
+        errors.UserError: for a bad server address or data, an unreachable server, an unknown
+            model, an input the model rejects, or a model without the expected outputs.
+    """
     out = out or sys.stdout
     backend = _backend(server, model, version, use_grpc, timeout)
     videos = []
@@ -337,6 +417,15 @@ def define_flags():
 
 
 def main(argv):
+    """The command: run() with the flags (define_flags).
+
+    Args:
+        argv: the command line left after absl's flags (unused).
+    Returns:
+        None.
+    Raises:
+        errors.UserError: when --server or --data is missing, or run() raises one.
+    """
     del argv
     for name in ("server", "data"):
         if not getattr(FLAGS, name):

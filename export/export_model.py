@@ -57,7 +57,13 @@ REFERENCE_SPLITS = ("val", "test", "train")
 
 
 def existing_versions(export_base):
-    """Numeric subdirectories of export_base, the versions TF Serving would see, ascending."""
+    """Numeric subdirectories of export_base, the versions TF Serving would see, ascending.
+
+    Args:
+        export_base: the model base path TF Serving watches (local or a storage URL).
+    Returns:
+        sorted list of ints; [] when export_base does not exist.
+    """
     if not tf.io.gfile.isdir(export_base):
         return []
     names = [name.rstrip("/") for name in tf.io.gfile.listdir(export_base)]
@@ -65,6 +71,13 @@ def existing_versions(export_base):
 
 
 def next_version(export_base):
+    """The version a new export gets: one more than the highest existing one, or 1.
+
+    Args:
+        export_base: the model base path TF Serving watches.
+    Returns:
+        int >= 1.
+    """
     versions = existing_versions(export_base)
     return versions[-1] + 1 if versions else 1
 
@@ -146,6 +159,21 @@ def reference_cases(run, serving_model, count, seed=0):
     the trained Keras model itself; "other_length": the same videos cut (or tiled) to another
     length, expected outputs from the variable-length Keras model (checked against the trained
     one on the first case).
+
+    Args:
+        run: the Run being exported (its records, or without them videos drawn from its
+            normalisation statistics).
+        serving_model: the variable-length rebuild of run's per-segment model.
+        count: B, videos per batch (fewer when the data has fewer of one length).
+        seed: the seed of the drawn videos, when there are no records.
+    Returns:
+        (cases, difference): cases {"trained_length", "other_length"} -> dict with audio float32
+        [B, T, A], visual float32 [B, T, *visual_shape], examples (B serialized records), ids
+        (B video ids) and expected float32 [B, T, K] segment_probs (T = the trained length, then
+        T - 3, or T + 2 when T <= 3); difference the largest |rebuild - trained| probability.
+    Raises:
+        errors.UserError: when the records' length differs from the model's fixed input length,
+            or the rebuild differs from the trained model by more than MATCH_TOLERANCE.
     """
     videos = _real_videos(run, count) or _random_videos(run, count, np.random.default_rng(seed))
     ids = [video[records.VIDEO_ID].decode("utf-8", "replace") for _, video in videos]
@@ -176,7 +204,16 @@ def reference_cases(run, serving_model, count, seed=0):
 
 
 def write_reference(directory, cases, class_names):
-    """The cases as files a fresh process reads: one .npz and one TFRecord of examples per case."""
+    """The cases as files a fresh process reads: one .npz and one TFRecord of examples per case.
+
+    Args:
+        directory: an existing local directory.
+        cases: reference_cases()'s cases.
+        class_names: the K class names the SavedModel serves.
+    Returns:
+        None; writes <case>.npz (audio, visual, expected), <case>.tfrecord and reference.json
+        (ids per case, class_names, tolerance).
+    """
     for name, case in cases.items():
         np.savez(os.path.join(directory, f"{name}.npz"), audio=case["audio"], visual=case["visual"],
                  expected=case["expected"])
@@ -189,7 +226,15 @@ def write_reference(directory, cases, class_names):
 
 
 def warmup_requests(model_name, cases):
-    """Real requests for TF Serving to replay at load: batch 1 and a few videos, both signatures."""
+    """Real requests for TF Serving to replay at load: batch 1 and a few videos, both signatures.
+
+    Args:
+        model_name: the model name TF Serving serves the export under.
+        cases: reference_cases()'s cases (the "trained_length" one is used).
+    Returns:
+        list of 3 PredictRequests: serving_default with audio [1, T, A] and visual
+        [1, T, *visual_shape], the same with min(4, B) videos, predict_examples with one record.
+    """
     case = cases["trained_length"]
     several = min(4, len(case["ids"]))
     return [
@@ -203,7 +248,16 @@ def warmup_requests(model_name, cases):
 
 
 def verify_in_fresh_process(saved_model_dir, reference_dir):
-    """Run export.verify in a new Python process; its JSON report, or a UserError with its reason."""
+    """Run export.verify in a new Python process; its JSON report, or a UserError with its reason.
+
+    Args:
+        saved_model_dir: the SavedModel to check (local or a storage URL).
+        reference_dir: the directory write_reference filled.
+    Returns:
+        dict: checked (list of what was compared) and max_difference (float).
+    Raises:
+        errors.UserError: when the child exits non-zero (the last line of its stderr as reason).
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -227,7 +281,23 @@ def _copy(source, destination):
 
 def export(model_dir, export_base, version=None, checkpoint="best", data_dir=None, verify_videos=8,
            verbose=True):
-    """Export, verify and publish one version; returns the version directory."""
+    """Export, verify and publish one version; returns the version directory.
+
+    Args:
+        model_dir: the train run directory.
+        export_base: the model base path TF Serving watches, e.g. SERVING/avsdn (its base name
+            is the model name in the warmup requests).
+        version: the version number, >= 1 and not taken yet; None: next_version.
+        checkpoint: "best" (the best-on-val epoch) or "last".
+        data_dir: the data directory whose records the export is verified on; None: the run's.
+        verify_videos: videos per verification batch, >= 1.
+        verbose: print progress.
+    Returns:
+        str, export_base/version.
+    Raises:
+        errors.UserError: for a bad or existing version, verify_videos < 1, a run or data_dir
+            that cannot be used, an export that fails verification, or a publish that fails.
+    """
     started = time.time()
     say = print if verbose else (lambda *args, **kwargs: None)
     if version is not None and version < 1:
@@ -299,6 +369,15 @@ def define_flags():
 
 
 def main(argv):
+    """The command: export() with the flags (define_flags).
+
+    Args:
+        argv: the command line left after absl's flags (unused).
+    Returns:
+        None.
+    Raises:
+        errors.UserError: when --model_dir or --export_base is missing, or export() raises one.
+    """
     del argv
     tf.get_logger().setLevel("ERROR")  # SavedModel writing logs every asset and renamed input at INFO
     for name in ("model_dir", "export_base"):

@@ -66,24 +66,57 @@ class FeatureSpec:
 
     @classmethod
     def of(cls, audio_dim, visual_shape, class_names, source="class names"):
+        """A FeatureSpec with ints and a list of names, checked.
+
+        Args:
+            audio_dim: A. visual_shape: [V] or [H, W, C] (any sequence of ints).
+            class_names: the K class names.
+            source: where the names came from, for the error message.
+        Returns:
+            FeatureSpec.
+        Raises:
+            errors.UserError: when there are not K = 29 class names.
+        """
         spec = cls(int(audio_dim), tuple(int(d) for d in visual_shape), list(class_names))
         if len(spec.class_names) != constants.NUM_CLASSES:
             raise input_error(source, f"{constants.NUM_CLASSES} names", len(spec.class_names))
         return spec
 
     def shape_text(self, name):
+        """An input's shape as the error messages show it.
+
+        Args:
+            name: "audio" or "visual".
+        Returns:
+            str, e.g. "[batch, time, 128]" or "[batch, time, 7, 7, 512]".
+        """
         dims = [self.audio_dim] if name == AUDIO else list(self.visual_shape)
         return "[batch, time, " + ", ".join(str(d) for d in dims) + "]"
 
 
 def keras_predict(segment_model, audio, visual):
-    """segment_probs [B, T, 29] of a Keras per-segment model on raw features [B, T, ...]."""
+    """segment_probs [B, T, 29] of a Keras per-segment model on raw features [B, T, ...].
+
+    Args:
+        segment_model: a Keras model {"audio", "visual"} -> per-segment probabilities.
+        audio: float [B, T, A] raw audio features.
+        visual: float [B, T, *visual_shape] raw visual features ([B, T, V] or [B, T, H, W, C]).
+    Returns:
+        float32 [B, T, K] NumPy array (inference mode).
+    """
     return np.asarray(segment_model({AUDIO: np.asarray(audio, np.float32), VISUAL: np.asarray(visual, np.float32)},
                                     training=False))
 
 
 def video_labels(segment_probs):
-    """The video-level label of the module docstring, in NumPy: [B, T, 29] -> [B]."""
+    """The video-level label of the module docstring, in NumPy: [B, T, 29] -> [B].
+
+    Args:
+        segment_probs: float [B, T, K] per-segment probabilities.
+    Returns:
+        int32 [B]: 28 (background) when no segment's arg-max is an event, else the arg-max over
+        the 28 event classes of the time-averaged probabilities.
+    """
     segment_probs = np.asarray(segment_probs)
     has_event = (segment_probs.argmax(-1) != constants.BACKGROUND).any(axis=1)
     event = segment_probs.mean(axis=1)[:, :constants.NUM_EVENT_CLASSES].argmax(-1)
@@ -123,7 +156,19 @@ class ServingGraph:
         }
 
     def serve(self, audio, visual):
-        """serving_default: raw features in, predictions out (see the module docstring)."""
+        """serving_default: raw features in, predictions out (see the module docstring).
+
+        Args:
+            audio: float32 [B, T, A] raw audio features, T >= 1.
+            visual: float32 [B, T, *visual_shape] raw visual features, the same B and T.
+        Returns:
+            dict: segment_probs float32 [B, T, K], segment_labels int32 [B, T],
+            segment_label_names string [B, T], video_probs float32 [B, K], video_label int32
+            [B], video_label_name string [B].
+        Raises:
+            tf.errors.InvalidArgumentError: for another rank or feature shape, audio and visual
+                of different B or T, T = 0, or values that are not finite.
+        """
         spec = self.spec
         shape_checks = [_check_shape(AUDIO, audio, [spec.audio_dim], spec.shape_text(AUDIO)),
                         _check_shape(VISUAL, visual, list(spec.visual_shape), spec.shape_text(VISUAL))]
@@ -149,6 +194,17 @@ class ServingGraph:
         length, and their per-segment outputs are padded to the longest: segment_probs with 0,
         segment_labels with constants.PAD_LABEL (-1), segment_label_names with ""; num_segments
         says where each ends.
+
+        Args:
+            examples: string [B] serialized SequenceExamples (audio and visual feature lists,
+                optionally video_id).
+        Returns:
+            serve()'s dict with T the longest record, plus video_id string [B] ("" when a
+            record has none) and num_segments int32 [B].
+        Raises:
+            tf.errors.InvalidArgumentError: for examples not of rank 1, records that do not
+                parse, audio and visual lengths that differ, an empty record, or values that
+                are not finite.
         """
         spec = self.spec
         rank_check = tf.debugging.Assert(
@@ -176,6 +232,15 @@ class ServingGraph:
         longest = tf.shape(visual)[1]
 
         def one_video(video):
+            """One record's outputs at its own length, per-segment ones padded to `longest`.
+
+            Args:
+                video: (audio float32 [T_max, A], visual float32 [T_max, *visual_shape],
+                    length int32), T_max the longest record.
+            Returns:
+                dict of serve()'s outputs without the batch dim: segment_* [T_max, ...] padded,
+                video_probs [K], video_label and video_label_name scalars.
+            """
             video_audio, video_visual, length = video
             outputs = self._predict(video_audio[None, :length], video_visual[None, :length])
             padding = longest - length
@@ -234,4 +299,11 @@ class ServingGraph:
         return archive
 
     def write(self, path):
+        """Write the SavedModel with both signatures (archive()).
+
+        Args:
+            path: the SavedModel directory to write (local or a storage URL).
+        Returns:
+            None.
+        """
         self.archive().write_out(path, verbose=False)

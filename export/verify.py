@@ -83,6 +83,21 @@ def _check_mixed_lengths(serve_examples, cases, class_names, tolerance):
 
 
 def verify(saved_model_dir, reference_dir):
+    """Check a SavedModel on disk against the reference cases export_model wrote.
+
+    Both signatures are run on each case and compared with the Keras model's segment_probs
+    [B, T, K] (within the reference's tolerance), labels, names, video labels and ids; then a
+    request mixing two lengths, then every warmup record is replayed.
+
+    Args:
+        saved_model_dir: the SavedModel directory (local or a storage URL).
+        reference_dir: a local directory from export_model.write_reference.
+    Returns:
+        dict: checked (list of str, what was compared) and max_difference (float).
+    Raises:
+        Mismatch: when a signature is missing, an output differs, or there are no warmup
+            records.
+    """
     with open(os.path.join(reference_dir, "reference.json")) as handle:
         reference = json.load(handle)
     loaded = tf.saved_model.load(saved_model_dir)
@@ -127,6 +142,13 @@ def verify(saved_model_dir, reference_dir):
 
 
 def main(argv):
+    """The command: verify(argv[1], argv[2]); the JSON report on stdout, or the reason on stderr.
+
+    Args:
+        argv: [program, SAVED_MODEL, REFERENCE_DIR].
+    Returns:
+        int exit status: 0 verified, 1 failed (one line on stderr), 2 bad usage.
+    """
     if len(argv) != 3:
         print("usage: python -m export.verify SAVED_MODEL REFERENCE_DIR", file=sys.stderr)
         return 2

@@ -16,11 +16,28 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 
 
 def warmup_path(saved_model_dir):
+    """Where TF Serving looks for the warmup records of a SavedModel.
+
+    Args:
+        saved_model_dir: a SavedModel version directory.
+    Returns:
+        str, saved_model_dir/assets.extra/tf_serving_warmup_requests.
+    """
     return os.path.join(saved_model_dir, ASSETS_EXTRA, WARMUP_FILE)
 
 
 def predict_request(model_name, signature_name, inputs, version=None):
-    """A PredictRequest for `inputs` {name: array}; arrays are sent as TensorProtos."""
+    """A PredictRequest for `inputs` {name: array}; arrays are sent as TensorProtos.
+
+    Args:
+        model_name: the model name on the server.
+        signature_name: "serving_default" or "predict_examples".
+        inputs: {input name: array}, e.g. audio [B, T, A] and visual [B, T, ...] (floats are
+            sent as float32), or examples object [B] of serialized records.
+        version: the model version, or None: the newest the server has.
+    Returns:
+        tensorflow_serving.apis.predict_pb2.PredictRequest.
+    """
     request = predict_pb2.PredictRequest(
         model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name))
     if version is not None:
@@ -34,7 +51,14 @@ def predict_request(model_name, signature_name, inputs, version=None):
 
 
 def write(path, requests):
-    """Write PredictRequests as PredictionLog records (under a temporary name, then renamed)."""
+    """Write PredictRequests as PredictionLog records (under a temporary name, then renamed).
+
+    Args:
+        path: the warmup file (warmup_path); its directory is made if missing.
+        requests: an iterable of PredictRequest.
+    Returns:
+        None.
+    """
     tf.io.gfile.makedirs(os.path.dirname(path))
     temporary = f"{path}.tmp"
     with tf.io.TFRecordWriter(temporary) as writer:

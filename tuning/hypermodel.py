@@ -33,10 +33,27 @@ class AVSDNHyperModel(keras_tuner.HyperModel):
         return [param.name for param in self.params]
 
     def declare_hyperparameters(self, hp):
+        """Register every searched parameter in `hp` (KerasTuner calls this before sampling).
+
+        Args:
+            hp: a keras_tuner.HyperParameters.
+        Returns:
+            None.
+        """
         self.hparams(hp)
 
     def hparams(self, hp):
-        """The HParams of one sample: base, then the active searched values, then Hyperband's epochs."""
+        """The HParams of one sample: base, then the active searched values, then Hyperband's
+        epochs.
+
+        Args:
+            hp: a keras_tuner.HyperParameters holding one sample (a trial's hyperparameters);
+                parameters not yet in it are registered at their defaults.
+        Returns:
+            hparams.HParams, validated.
+        Raises:
+            errors.UserError: when the sampled values do not make valid HParams.
+        """
         values = {}
         for param in self.params:
             value = param.declare(hp)

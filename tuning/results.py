@@ -27,6 +27,13 @@ def trial_records(tuner):
 
     The full HParams are recomputed from the trial's values with this process's hypermodel, so
     they are right even when the trial ran on a worker whose files this machine cannot see.
+
+    Args:
+        tuner: the search's TrainingTuner (its oracle, hypermodel and project directory).
+    Returns:
+        list of dicts: trial_id, status, val_frame_accuracy (None unless COMPLETED), best_epoch,
+        hparams (the full HParams as a dict), values (the searched ones), hyperband (the tuner/*
+        values without the prefix, or None), tuner_id, seconds, run_dir, message.
     """
     trials = tuner.oracle.trials
     order = [trial_id for trial_id in tuner.oracle.start_order if trial_id in trials]
@@ -55,13 +62,28 @@ def trial_records(tuner):
 
 
 def best_record(records):
+    """The completed trial with the highest val_frame_accuracy (the earliest on a tie).
+
+    Args:
+        records: trial_records()'s list.
+    Returns:
+        one of the records, or None when no trial completed.
+    """
     completed = [record for record in records if record["status"] == COMPLETED]
     # Ties go to the earlier trial, as KerasTuner's own ranking does.
     return max(completed, key=lambda record: record[OBJECTIVE]) if completed else None
 
 
 def write(directory, records, search_config):
-    """trials.json (every trial) and best_hparams.json (the winner's full HParams); the best record."""
+    """trials.json (every trial) and best_hparams.json (the winner's full HParams); the best record.
+
+    Args:
+        directory: the search directory (local or a storage URL).
+        records: trial_records()'s list.
+        search_config: the search's settings (make_tuner's config; needs data_dir and tuner).
+    Returns:
+        the best record (best_record), or None: then best_hparams.json is not written.
+    """
     best = best_record(records)
     fileio.write_json(os.path.join(directory, TRIALS_FILE), {
         "objective": {"name": OBJECTIVE, "direction": "max"}, "search": search_config,
@@ -85,7 +107,15 @@ def _format(value):
 
 
 def summary_table(records, searched_names):
-    """The trials, best first: id, status, val accuracy, epochs, best epoch and the searched values."""
+    """The trials, best first: id, status, val accuracy, epochs, best epoch and the searched values.
+
+    Args:
+        records: trial_records()'s list.
+        searched_names: the searched fields, one column each.
+    Returns:
+        str: a header line, a rule and one line per trial (the best marked *), completed trials
+        first by accuracy.
+    """
     best = best_record(records)
     ordered = sorted(records, key=lambda r: (r["status"] != COMPLETED, -(r[OBJECTIVE] or 0.0)))  # stable
     header = ["trial", "status", "val_acc", "epochs", "best_ep", *searched_names]

@@ -62,7 +62,15 @@ class Param:
         return None if self.is_range else self.values
 
     def declare(self, hp):
-        """Register this parameter in a keras_tuner HyperParameters; its value, or None if inactive."""
+        """Register this parameter in a keras_tuner HyperParameters; its value, or None if inactive.
+
+        Args:
+            hp: a keras_tuner.HyperParameters; a conditional parameter is declared in the scope
+                of its parent's activating values.
+        Returns:
+            the sampled value (int, float, str or bool), or None while the parent does not
+            activate it.
+        """
         if self.parent is None:
             return self._declare(hp)
         with hp.conditional_scope(self.parent, list(self.parent_values)):
@@ -97,7 +105,13 @@ def _decay_epochs(epochs):
 
 
 def default_ranges(epochs):
-    """Every searchable field's default range, in declaration order (parents before children)."""
+    """Every searchable field's default range, in declaration order (parents before children).
+
+    Args:
+        epochs: the epochs per trial (lr_decay_epochs tries about 1/4, 1/2 and 3/4 of them).
+    Returns:
+        dict field name -> Param.
+    """
     return {
         "encoder_units": Param("encoder_units", (64, 128, 256)),
         "fusion_units": Param("fusion_units", (128, 256, 512)),
@@ -114,7 +128,16 @@ def default_ranges(epochs):
 
 
 def searched_by_default(model, visual_layout):
-    """The fields searched for `model` unless a space file says otherwise."""
+    """The fields searched for `model` unless a space file says otherwise.
+
+    Args:
+        model: a key of ARCHITECTURE (a registered model name).
+        visual_layout: the data's visual layout (constants.LAYOUT_MAP searches the attention
+            fields too, for the AVSDN family also visual_reduction).
+    Returns:
+        list of field names: the model's architecture units, then dropout, learning_rate,
+        lr_schedule, lr_decay_epochs, batch_size.
+    """
     used = ARCHITECTURE[model]
     names = [name for name in ("encoder_units", "fusion_units", "lstm_units", "classifier_units") if name in used]
     if visual_layout == constants.LAYOUT_MAP:
@@ -153,6 +176,15 @@ def _parse_entry(name, entry, source):
 
 
 def read_space_file(path):
+    """The overrides of a search-space file (parsed by build).
+
+    Args:
+        path: a JSON file holding an object {field: [choices] | value | {"min", "max", ...}}.
+    Returns:
+        dict, the file's object.
+    Raises:
+        errors.UserError: when the file is not found, is not JSON, or holds no object.
+    """
     return fileio.read_json_object(path, "search space file", "a JSON object of hyperparameter ranges")
 
 

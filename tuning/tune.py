@@ -73,7 +73,16 @@ def resolve_base():
 
 
 def check_resumable(directory, config):
-    """On a resumed search, every setting in _MUST_MATCH must equal the first run's."""
+    """On a resumed search, every setting in _MUST_MATCH must equal the first run's.
+
+    Args:
+        directory: the search directory; nothing is checked without its search.json.
+        config: this run's settings (make_tuner's config).
+    Returns:
+        None.
+    Raises:
+        errors.UserError: naming the first setting that differs from search.json's.
+    """
     path = os.path.join(directory, SEARCH_FILE)
     if not tf.io.gfile.exists(path):
         return
@@ -96,7 +105,27 @@ def check_resumable(directory, config):
 
 def make_tuner(data_dir, directory, tuner_name, max_trials, base, overrides=None, strategy_name="auto",
                hyperband_factor=3, max_videos=None, overwrite=False, space_source="search space"):
-    """The hypermodel, oracle and tuner of a search, plus the search's settings (search.json)."""
+    """The hypermodel, oracle and tuner of a search, plus the search's settings (search.json).
+
+    Args:
+        data_dir: the data directory every trial trains on.
+        directory: the search directory (KerasTuner state, one run per trial).
+        tuner_name: "hyperband", "bayesian" or "random".
+        max_trials: trials in the search (Hyperband: at most this many).
+        base: the HParams every trial starts from (model, epochs, seed, supervision).
+        overrides: a space file's object (read_space_file), or None: the default space.
+        strategy_name: the tf.distribute strategy every trial trains under.
+        hyperband_factor: Hyperband keeps 1 in this many trials per round.
+        max_videos: at most this many videos per split (None: all).
+        overwrite: delete the search in directory first (not on a worker).
+        space_source: the space file's name, for error messages.
+    Returns:
+        (tuner, config): the TrainingTuner, and the settings dict written to search.json (not by
+        a worker).
+    Raises:
+        errors.UserError: for a bad data directory, space, tuner name or distributed setting,
+            or a resumed search whose settings differ.
+    """
     info = dataset_info.read(data_dir)
     params = space.build(base.model, info.visual_layout, base.epochs, overrides, source=space_source)
     hypermodel = AVSDNHyperModel(base, params, info.audio_dim, info.visual_shape, info.num_segments)
@@ -120,7 +149,21 @@ def make_tuner(data_dir, directory, tuner_name, max_trials, base, overrides=None
 
 def run_search(data_dir, directory, tuner_name, max_trials, base, overrides=None, strategy_name="auto",
                hyperband_factor=3, max_videos=None, overwrite=False, verbose=1, space_source="search space"):
-    """Run (or resume, or serve as chief, or work on) a search; the best trial's record, or None on a worker."""
+    """Run (or resume, or serve as chief, or work on) a search; the best trial's record, or None
+    on a worker.
+
+    Args:
+        data_dir, directory, tuner_name, max_trials, base, overrides, strategy_name,
+        hyperband_factor, max_videos, overwrite, space_source: as make_tuner;
+            max_trials >= 1 and hyperband_factor >= 2.
+        verbose: Keras fit verbosity of each trial.
+    Returns:
+        the best trial's record (results.trial_records; also in best_hparams.json), or None on
+        a worker.
+    Raises:
+        errors.UserError: for bad settings (make_tuner), a user mistake found inside a trial,
+            or no completed trial at all.
+    """
     if max_trials < 1:
         raise argument_error("max_trials", "a positive integer", max_trials)
     if hyperband_factor < 2:
@@ -152,6 +195,15 @@ def run_search(data_dir, directory, tuner_name, max_trials, base, overrides=None
 
 
 def main(argv):
+    """The command: run_search() with the flags (define_flags); --model=help lists the models.
+
+    Args:
+        argv: the command line left after absl's flags (unused).
+    Returns:
+        None.
+    Raises:
+        errors.UserError: for bad flags or files, or when run_search() raises one.
+    """
     del argv
     if FLAGS.model == "help":
         print(backbones.describe())

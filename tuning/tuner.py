@@ -58,7 +58,19 @@ def role():
 
 
 def make_oracle(name, max_trials, epochs, seed, hyperband_factor=3):
-    """The KerasTuner oracle for --tuner; its sampling is seeded from --seed."""
+    """The KerasTuner oracle for --tuner; its sampling is seeded from --seed.
+
+    Args:
+        name: "hyperband", "bayesian" or "random".
+        max_trials: the most trials the oracle creates.
+        epochs: Hyperband's max_epochs (the most any trial trains).
+        seed: the run's seed; the oracle's is 10007 + seed.
+        hyperband_factor: Hyperband keeps 1 in this many trials per round.
+    Returns:
+        keras_tuner Oracle maximising val_frame_accuracy.
+    Raises:
+        errors.UserError: for another name, or bayesian without scikit-learn and scipy.
+    """
     objective = keras_tuner.Objective(OBJECTIVE, direction="max")
     oracle_seed = 10_007 + seed  # KerasTuner treats a seed of 0 as "pick one at random"
     if name == "random":
@@ -86,9 +98,30 @@ class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.data_dir, self.strategy_name, self.max_videos = data_dir, strategy_name, max_videos
 
     def trial_run_dir(self, trial_id):
+        """The avsdn_tf run directory of a trial.
+
+        Args:
+            trial_id: the KerasTuner trial id (str).
+        Returns:
+            str, <project_dir>/trial_<id>/run.
+        """
         return os.path.join(self.project_dir, f"trial_{trial_id}", RUN)
 
     def run_trial(self, trial, verbose=1):
+        """Train one trial with trainer.train (continuing its Hyperband parent when it can).
+
+        Args:
+            trial: the keras_tuner Trial to run (its hyperparameters are one sample).
+            verbose: Keras fit verbosity.
+        Returns:
+            dict of metrics for the oracle: val_frame_accuracy (of the best epoch) and best_epoch
+            (float, 0 when unknown); result.json is written beside the run directory.
+        Raises:
+            SearchError (an errors.UserError): for values outside this tuner's search space, or
+                a user mistake train() reports; stops the search.
+            keras_tuner.errors.FailedTrialError: when training diverges (the trial fails, the
+                search goes on).
+        """
         values = trial.hyperparameters.values
         unknown = sorted(name for name in values if not name.startswith(TUNER_KEYS_PREFIX)
                          and name not in self.hypermodel.searched_names)
@@ -145,10 +178,25 @@ class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return parent_id
 
     def load_model(self, trial):
-        """The best-on-val model of a trial, as its run saved it."""
+        """The best-on-val model of a trial, as its run saved it.
+
+        Args:
+            trial: a keras_tuner Trial that has run.
+        Returns:
+            the Keras training model of its best checkpoint (load_run(...).model, not compiled).
+        Raises:
+            errors.UserError: when the trial's run directory cannot be loaded.
+        """
         return load_run(self.trial_run_dir(trial.trial_id)).model
 
     def save_model(self, trial_id, model, step=0):
+        """Nothing: trainer.train saves each trial's checkpoints itself.
+
+        Args:
+            trial_id: the trial's id. model: its Keras model. step: the epoch (unused).
+        Returns:
+            None.
+        """
         pass  # train() saves each trial's checkpoints itself
 
     def search(self, *args, **kwargs):
@@ -163,9 +211,16 @@ class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
 def best_epoch_of(result):
     """The 1-based epoch whose val accuracy train() kept: the first best in its history.
 
-    Read from the history rather than result["best_epoch"], which is off by one in runs that
-    resumed after an epoch that was not the best (trainer.SelectOnValidation reads the 1-based
-    best_epoch of state.json as 0-based).
+    Read from the history rather than result["best_epoch"] (which is the fallback for a result
+    without history). That field was off by one in runs that resumed after an epoch that was not
+    the best while trainer.SelectOnValidation read state.json's 1-based best_epoch as 0-based;
+    it now converts it (best_epoch - 1), so both agree.
+
+    Args:
+        result: trainer.train's result dict (history: [{"epoch" (1-based),
+            "val_frame_accuracy", ...}], best_epoch).
+    Returns:
+        int, the 1-based best epoch; result["best_epoch"] (possibly None) without history.
     """
     history = result.get("history") or []
     if not history:
@@ -179,6 +234,14 @@ def serve_oracle(oracle, poll_seconds=1.0):
 
     KerasTuner's own loop (oracle_chief.start_server) does the same but polls every 20 s once the
     first worker is done; this one polls every second and shuts the server down cleanly.
+
+    Args:
+        oracle: the search's keras_tuner Oracle.
+        poll_seconds: seconds between checks whether every worker is done.
+    Returns:
+        None, once the workers are done and the server has stopped.
+    Raises:
+        errors.UserError: when the chief cannot listen on KERASTUNER_ORACLE_IP:PORT.
     """
     import grpc
     from keras_tuner.src import protos

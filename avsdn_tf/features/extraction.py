@@ -38,7 +38,14 @@ DEFAULT_FRAMES_PER_SECOND = 16  # the AVE release averaged 16 frames per second
 
 
 def define_feature_flags(flag_values=flags.FLAGS):
-    """The flags that decide the features; extract and predict share them."""
+    """The flags that decide the features; extract and predict share them.
+
+    Args:
+        flag_values: the absl FlagValues to define them in (default: the global flags.FLAGS).
+    Returns:
+        None; defines vggish_checkpoint, vggish_output, vggish_pca_params, audio_framing,
+        visual_backbone, visual_weights, frames_per_second, image_size and batch_size.
+    """
     flags.DEFINE_string("vggish_checkpoint", None, "The official VGGish checkpoint, vggish_model.ckpt "
                         "(TF1 checkpoint, V1 format; V2 works too).", flag_values=flag_values)
     flags.DEFINE_enum("vggish_output", "relu", list(vggish.OUTPUTS),
@@ -95,6 +102,13 @@ class FeatureSettings:
 
     @classmethod
     def from_flags(cls, flag_values):
+        """FeatureSettings from the parsed flags of the same names (define_feature_flags).
+
+        Args:
+            flag_values: parsed absl FlagValues holding a flag for every field.
+        Returns:
+            FeatureSettings.
+        """
         return cls(**{field.name: getattr(flag_values, field.name) for field in dataclasses.fields(cls)})
 
     @property
@@ -147,6 +161,20 @@ class FeatureExtractor:
                                                              settings.image_size, settings.batch_size)
 
     def extract(self, path, thumbnails=False):
+        """One video's per-second features through both networks.
+
+        Args:
+            path: a local video file with a video and an audio track (PyAV/FFmpeg reads it).
+            thumbnails: also keep the middle frame of each segment (for a timeline picture).
+        Returns:
+            VideoFeatures: info (VideoInfo), audio float32 [T, 128] (T = the video's whole
+            seconds), visual float32 [T, *visual_shape] ([T, 7, 7, 512] for vgg19 at 224 px,
+            [T, 2048] for resnet152), thumbnails a list of T uint8 [image_size, image_size, 3]
+            frames with thumbnails, else None.
+        Raises:
+            video.VideoError (an errors.UserError): when the video cannot be used, or its audio
+                and picture give other numbers of segments than T.
+        """
         info = video.probe(path)
         waveform = video.read_audio(info)
         audio = self.audio(waveform, info.num_segments)
@@ -220,6 +248,15 @@ class _Progress:
         self.terminal = sys.stdout.isatty()
 
     def update(self, done, skipped, video_seconds):
+        """Count one more video and, when verbose, print the status line.
+
+        Args:
+            done: videos with features so far (extracted now or already on disk).
+            skipped: videos skipped so far.
+            video_seconds: seconds of video extracted in this run so far (for the speed), or 0.
+        Returns:
+            None.
+        """
         self.count += 1
         if not self.verbose:
             return
@@ -233,13 +270,43 @@ class _Progress:
             print()
 
     def message(self, text):
+        """Print `text` on a line of its own when verbose (below the status line in a terminal).
+
+        Args:
+            text: the message, e.g. "skipped: <path>: <reason>".
+        Returns:
+            None.
+        """
         if self.verbose:
             print(("\n" if self.terminal else "") + text, flush=True)
 
 
 def extract_videos(paths, output_dir, settings, labels=None, split="train", videos_per_shard=256,
                    verbose=True):
-    """Extract every video not done yet, then assemble the data set. Returns the summary dict."""
+    """Extract every video not done yet, then assemble the data set. Returns the summary dict.
+
+    Resumable: a video whose features/<video_id>.npz exists is not extracted again. A video that
+    cannot be used, or has no row in `labels`, is skipped and listed in skipped.json.
+
+    Args:
+        paths: local video file paths; their file names (the video ids) must be distinct.
+        output_dir: the data directory to write (local or a storage URL).
+        settings: FeatureSettings; must equal those of an earlier run into output_dir.
+        labels: {video_id: [LabelRow]} (labels.read_labels): one record per row; or None: one
+            unlabelled record per video (category -1, every segment background 28).
+        split: the split of records whose label row names none (letters, digits and _).
+        videos_per_shard: records per TFRecord shard wanted (shards.shard_count: at most 16
+            shards, at least 2 once a split has 2 records).
+        verbose: print a status line per video and each skipped video.
+    Returns:
+        dict, also written as extract_summary.json: videos given, extracted now, already done and
+        skipped, records per split, timings, audio_dim, visual_shape, num_segments (None when
+        the videos differ in length), labelled, and the settings' identity.
+    Raises:
+        errors.UserError: for a bad split name, no vggish_checkpoint, an unknown backbone, duplicate
+            video ids, output_dir holding other settings or another command's data set, networks
+            that cannot be loaded, or no usable video at all.
+    """
     if not re.match(constants.SPLIT_NAME_PATTERN, split or ""):
         raise argument_error("split", "a split name of letters, digits and _", repr(split))
     settings.check()
@@ -316,6 +383,18 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
 
     Built in a staging directory inside output_dir and moved in file by file, with
     dataset_info.json removed first and written last.
+
+    Args:
+        output_dir: the data directory holding features/<video_id>.npz of every path.
+        paths: the videos to write (extracted already), in record order.
+        settings: the FeatureSettings they were extracted with (gives audio_dim, visual_shape).
+        labels: {video_id: [LabelRow]}: one record per row, in the row's split or `split`; or
+            None: one unlabelled record per video in `split` (every segment background 28).
+        split: the split of records whose label row names none.
+        videos_per_shard: records per TFRecord shard wanted (shards.shard_count: at most 16
+            shards, at least 2 once a split has 2 records).
+    Returns:
+        the DatasetInfo written (num_segments None when the videos differ in length).
     """
     counts = {}
     for path in paths:

@@ -17,7 +17,17 @@ from avsdn_tf.features import video
 
 
 def list_videos(spec):
-    """Video paths from a directory (its video files, sorted), a list file, or a single video."""
+    """Video paths from a directory (its video files, sorted), a list file, or a single video.
+
+    Args:
+        spec: a directory, a text file of paths (one a line, # comments, relative paths from the
+            file's directory) or one video file (by extension: video.VIDEO_EXTENSIONS).
+    Returns:
+        list of video paths (str).
+    Raises:
+        errors.UserError: when spec is empty or not found, a directory holds no video files, or a
+            list file holds no paths.
+    """
     if not spec:
         raise UserError("videos: expected a directory of videos, a list file or a video, found none",
                         argument="videos")
@@ -51,6 +61,13 @@ class LabelRow:
     split: str | None = None
 
     def segment_labels(self, num_segments):
+        """This row's segment labels: the category where start <= t < end, background elsewhere.
+
+        Args:
+            num_segments: T, the video's length in segments (start and end are clipped to it).
+        Returns:
+            int64 [T] segment labels (28 = background; all 28 for a row with no event).
+        """
         labels = np.full(num_segments, constants.BACKGROUND, np.int64)
         if self.category >= 0:
             labels[min(self.start, num_segments):min(self.end, num_segments)] = self.category
@@ -76,7 +93,23 @@ def _category(value, where):
 
 
 def parse_labels(text, source):
-    """{video_id: [LabelRow]} from a labels CSV or an AVE annotation file."""
+    """{video_id: [LabelRow]} from a labels CSV or an AVE annotation file.
+
+    The first non-blank line tells the format: with '&' an AVE annotation file
+    (Category&VideoID&Quality&StartTime&EndTime), else a CSV with the columns video_id, category,
+    start, end and optionally split. A category is an AVE category name (any case) or 0..27;
+    empty, background, -1 or 28 mean no event. start and end are whole seconds, end exclusive.
+
+    Args:
+        text: the file's text.
+        source: the file's name, for error messages.
+    Returns:
+        dict video_id -> list of LabelRow in file order (a video may have several rows).
+    Raises:
+        errors.UserError: for a missing CSV column, an unknown category, start and end that are
+            not whole numbers with 0 <= start <= end, a bad split name, an empty video_id, a
+            malformed annotation line, or no rows at all.
+    """
     rows = []
     first = next((line for line in text.splitlines() if line.strip()), "")
     if "&" in first:
@@ -117,6 +150,15 @@ def parse_labels(text, source):
 
 
 def read_labels(path):
+    """parse_labels of a labels file, or None when there is none.
+
+    Args:
+        path: a labels CSV or AVE annotation file (local or a storage URL), or None / "".
+    Returns:
+        {video_id: [LabelRow]}, or None when path is empty.
+    Raises:
+        errors.UserError: when the file is not found or parse_labels rejects it.
+    """
     if not path:
         return None
     if not tf.io.gfile.exists(path):
@@ -126,7 +168,15 @@ def read_labels(path):
 
 
 def ground_truth(rows, num_segments):
-    """One segment-label sequence for a video from all its rows (later rows win where they overlap)."""
+    """One segment-label sequence for a video from all its rows (later rows win where they overlap).
+
+    Args:
+        rows: the video's LabelRows (parse_labels()[video_id]).
+        num_segments: T, the video's length in segments.
+    Returns:
+        int64 [T] segment labels: a row's category where start <= t < end, 28 (background)
+        elsewhere.
+    """
     labels = np.full(num_segments, constants.BACKGROUND, np.int64)
     for row in rows:
         if row.category >= 0:

@@ -83,7 +83,13 @@ CHECKPOINT_SCOPES = {
 
 def mel_matrix(dtype=tf.float32):
     """[257, 64] weights from |rfft| bins to mel bands (mel_features.spectrogram_to_mel_matrix).
-    tf.signal's matrix uses the same HTK formula and also zeroes the DC bin."""
+    tf.signal's matrix uses the same HTK formula and also zeroes the DC bin.
+
+    Args:
+        dtype: the dtype of the result (computed in float64).
+    Returns:
+        [257, 64] tensor of `dtype`.
+    """
     matrix = tf.signal.linear_to_mel_weight_matrix(
         num_mel_bins=NUM_MEL_BINS, num_spectrogram_bins=FFT_LENGTH // 2 + 1, sample_rate=SAMPLE_RATE,
         lower_edge_hertz=MEL_MIN_HZ, upper_edge_hertz=MEL_MAX_HZ, dtype=tf.float64)
@@ -91,7 +97,14 @@ def mel_matrix(dtype=tf.float32):
 
 
 def log_mel_spectrogram(waveform):
-    """[frames, 64] log-mel spectrogram of a 16 kHz mono waveform [samples] (float, about [-1, 1])."""
+    """[frames, 64] log-mel spectrogram of a 16 kHz mono waveform [samples] (float, about [-1, 1]).
+
+    Args:
+        waveform: float [samples] 16 kHz mono, about [-1, 1].
+    Returns:
+        float32 [frames, 64], frames = 1 + (samples - 400) // 160 (0 below 400 samples): 25-ms
+        windows every 10 ms, log(mel + 0.01).
+    """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     stft = tf.signal.stft(waveform, frame_length=WINDOW_SAMPLES, frame_step=HOP_SAMPLES, fft_length=FFT_LENGTH,
                           window_fn=tf.signal.hann_window, pad_end=False)  # hann_window is periodic
@@ -100,7 +113,18 @@ def log_mel_spectrogram(waveform):
 
 
 def examples_from_log_mel(log_mel, num_segments, framing="second"):
-    """[T, 96, 64] examples, one per 1-s segment (see the module docstring for the framings)."""
+    """[T, 96, 64] examples, one per 1-s segment (see the module docstring for the framings).
+
+    Args:
+        log_mel: float32 [frames, 64] (log_mel_spectrogram); "second" framing needs at least
+            100 T - 4 frames (T whole seconds of waveform give 100 T - 2).
+        num_segments: T, an int or int32 scalar tensor.
+        framing: "second" or "vggish".
+    Returns:
+        float32 [T, 96, 64]; with "vggish", fewer than T when log_mel is too short for T.
+    Raises:
+        errors.UserError: for another framing.
+    """
     if framing == "second":
         starts = tf.range(num_segments) * FRAMES_PER_SECOND
         return tf.gather(log_mel, starts[:, None] + tf.range(NUM_FRAMES)[None, :])
@@ -111,7 +135,17 @@ def examples_from_log_mel(log_mel, num_segments, framing="second"):
 
 
 def waveform_to_examples(waveform, num_segments=None, framing="second"):
-    """[T, 96, 64] VGGish examples of a 16 kHz mono waveform; T defaults to its whole seconds."""
+    """[T, 96, 64] VGGish examples of a 16 kHz mono waveform; T defaults to its whole seconds.
+
+    Args:
+        waveform: float [samples] 16 kHz mono, about [-1, 1].
+        num_segments: T; default samples // 16000.
+        framing: "second" or "vggish" (examples_from_log_mel).
+    Returns:
+        float32 [T, 96, 64] log-mel examples.
+    Raises:
+        errors.UserError: for another framing.
+    """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     if num_segments is None:
         num_segments = tf.shape(waveform)[0] // SAMPLE_RATE
@@ -127,6 +161,14 @@ def build_vggish(output="relu"):
 
     output "relu" ends with ReLU (the 2017 model that made the AVE features); "linear" and
     "postprocessed" end without one (post-processing is applied by `Postprocessor`).
+
+    Args:
+        output: "relu", "linear" or "postprocessed".
+    Returns:
+        keras.Model "vggish": float32 [B, 96, 64] -> float32 [B, 128], with random weights until
+        load_checkpoint sets them.
+    Raises:
+        errors.UserError: for another output.
     """
     import keras
 
@@ -134,9 +176,23 @@ def build_vggish(output="relu"):
         raise argument_error("vggish_output", f"one of {OUTPUTS}", repr(output))
 
     def conv(units, name):
+        """A 3x3 SAME convolution with ReLU (vggish_slim's arg_scope).
+
+        Args:
+            units: output channels. name: the layer name (a key of CHECKPOINT_SCOPES).
+        Returns:
+            keras.layers.Conv2D.
+        """
         return keras.layers.Conv2D(units, 3, padding="same", activation="relu", name=name)
 
     def pool(name):
+        """A 2x2 stride-2 max-pool: halves height and width.
+
+        Args:
+            name: the layer name.
+        Returns:
+            keras.layers.MaxPooling2D.
+        """
         return keras.layers.MaxPooling2D(2, strides=2, padding="same", name=name)
 
     inputs = keras.Input((NUM_FRAMES, NUM_BANDS), name="log_mel")
@@ -167,7 +223,14 @@ def _checkpoint_reader(path):
 
 
 def checkpoint_shapes(model):
-    """{checkpoint variable name: shape} that `model` needs, in network order."""
+    """{checkpoint variable name: shape} that `model` needs, in network order.
+
+    Args:
+        model: a build_vggish model.
+    Returns:
+        dict "vggish/<scope>/weights" and "vggish/<scope>/biases" -> shape as a list of ints,
+        e.g. vggish/conv1/weights [3, 3, 1, 64], vggish/fc2/biases [128].
+    """
     shapes = {}
     for layer_name, scope in CHECKPOINT_SCOPES.items():
         layer = model.get_layer(layer_name)
@@ -181,6 +244,15 @@ def load_checkpoint(model, path):
 
     Every variable is checked for presence and shape before any weight is set; variables the
     model does not use (optimizer slots, a global step) are ignored.
+
+    Args:
+        model: a build_vggish model.
+        path: the checkpoint prefix (vggish_model.ckpt), local or a storage URL.
+    Returns:
+        the same model, its weights set.
+    Raises:
+        errors.UserError: when path is empty or not found, is not a checkpoint TensorFlow reads,
+            lacks a variable the model needs or holds one of another shape.
     """
     reader = _checkpoint_reader(path)
     available = reader.get_variable_to_shape_map()
@@ -254,6 +326,13 @@ class AudioFeatureExtractor:
             tf.TensorSpec([None, NUM_FRAMES, NUM_BANDS], tf.float32)])
 
     def examples(self, waveform, num_segments):
+        """The VGGish examples of a waveform, in this extractor's framing.
+
+        Args:
+            waveform: float32 [samples] 16 kHz mono. num_segments: T.
+        Returns:
+            float32 [T, 96, 64] tensor (waveform_to_examples).
+        """
         return waveform_to_examples(waveform, num_segments, self.framing)
 
     def __call__(self, waveform, num_segments):

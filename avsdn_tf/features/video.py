@@ -99,7 +99,20 @@ def _duration_from_packets(container, stream):
 
 
 def probe(path):
-    """VideoInfo of a video, or VideoError naming what is wrong with it."""
+    """VideoInfo of a video, or VideoError naming what is wrong with it.
+
+    Reads the headers only (when they carry no duration: the video packets, without decoding).
+
+    Args:
+        path: a local video file.
+    Returns:
+        VideoInfo: duration (s, from the first video frame), num_segments T (its whole seconds),
+        frame size and rate, the audio track's sample rate and channel count.
+    Raises:
+        VideoError (an errors.UserError): when the file is missing or unreadable, has no video or
+            no audio track, no duration, frame size or sample rate, or is shorter than 1 s.
+        errors.UserError: when PyAV is not installed.
+    """
     av = _av()
     container = _open(path)
     try:
@@ -132,7 +145,17 @@ def probe(path):
 
 
 def read_audio(info, sample_rate=AUDIO_SAMPLE_RATE):
-    """The audio of the video's T whole seconds: float32 mono [T * sample_rate] in [-1, 1]."""
+    """The audio of the video's T whole seconds: float32 mono [T * sample_rate] in [-1, 1].
+
+    Args:
+        info: the video's VideoInfo (probe).
+        sample_rate: the rate to resample to, in Hz (VGGish: 16000).
+    Returns:
+        float32 [T * sample_rate] samples, channels averaged, on the clock of the first video
+        frame: silence where the audio starts late or ends early.
+    Raises:
+        VideoError (an errors.UserError): when the audio track does not decode or holds no samples.
+    """
     av = _av()
     container = _open(info.path)
     pieces, offset = [], None
@@ -143,6 +166,13 @@ def read_audio(info, sample_rate=AUDIO_SAMPLE_RATE):
         resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the channel layout
 
         def add(frames):
+            """Append each resampled frame's samples, averaged over channels, to `pieces`.
+
+            Args:
+                frames: the av.AudioFrames the resampler gave (planar float32, [channels, n]).
+            Returns:
+                None; appends one float64 [n] array per frame.
+            """
             for frame in frames:
                 # Channels are averaged here, not by swresample, whose downmix weights differ.
                 pieces.append(frame.to_ndarray().reshape(-1, frame.samples).mean(axis=0, dtype=np.float64))
@@ -171,7 +201,13 @@ def read_audio(info, sample_rate=AUDIO_SAMPLE_RATE):
 
 
 def sample_times(num_segments, frames_per_second):
-    """[T, F] times (s) at which frames are taken: the centres of F equal slices of each second."""
+    """[T, F] times (s) at which frames are taken: the centres of F equal slices of each second.
+
+    Args:
+        num_segments: T. frames_per_second: F.
+    Returns:
+        float64 [T, F] array, row t = t + (k + 0.5) / F for k = 0..F-1.
+    """
     return np.arange(num_segments)[:, None] + (np.arange(frames_per_second)[None, :] + 0.5) / frames_per_second
 
 
@@ -180,6 +216,15 @@ def iter_segment_frames(info, frames_per_second, image_size):
 
     Frames are decoded in order and only the ones on screen at a sample time are converted, so
     memory holds one segment at a time whatever the video's length.
+
+    Args:
+        info: the video's VideoInfo (probe); T = info.num_segments.
+        frames_per_second: F, frames per segment (at sample_times).
+        image_size: S, the side in pixels the frames are resized to.
+    Yields:
+        uint8 [F, S, S, 3] RGB frames, T times (the last frame stays on screen to the end).
+    Raises:
+        VideoError (an errors.UserError): when the video does not decode or no frame does.
     """
     av = _av()
     times = sample_times(info.num_segments, frames_per_second)
@@ -189,11 +234,25 @@ def iter_segment_frames(info, frames_per_second, image_size):
     previous = None  # (time, frame) of the last decoded frame
 
     def convert(frame):
+        """One frame resized (bilinear) to RGB image_size x image_size.
+
+        Args:
+            frame: an av.VideoFrame.
+        Returns:
+            uint8 [image_size, image_size, 3] array.
+        """
         return frame.reformat(width=image_size, height=image_size, format="rgb24",
                               interpolation="BILINEAR").to_ndarray()
 
     def take(frame, until):
-        """Give `frame` to every sample time before `until`; yield completed segments."""
+        """Give `frame` to every sample time before `until`; yield completed segments.
+
+        Args:
+            frame: the av.VideoFrame on screen until `until` (converted once, when first needed).
+            until: seconds from the first video frame; math.inf: every sample time left.
+        Yields:
+            uint8 [F, S, S, 3] frames of each segment this frame completes.
+        """
         nonlocal next_index, segment
         image = None
         while next_index < len(flat) and flat[next_index] < until:

@@ -36,6 +36,14 @@ class Backbone:
     stride: int  # input pixels per output map cell (maps only)
 
     def feature_shape(self, image_size=DEFAULT_IMAGE_SIZE):
+        """The shape of one frame's features at an input size.
+
+        Args:
+            image_size: S, the frames' side in pixels.
+        Returns:
+            list of ints: [S // 32, S // 32, channels] for map backbones ([7, 7, 512] for vgg19
+            at 224 px), [channels] for pooled ones ([2048] for resnet152).
+        """
         if self.pooling == "avg":
             return [self.channels]
         size = image_size // self.stride  # five VALID 2x2 max-pools: floor at each step
@@ -49,6 +57,15 @@ BACKBONES = {
 
 
 def get_backbone(name):
+    """The Backbone of a name.
+
+    Args:
+        name: a key of BACKBONES ("vgg19" or "resnet152").
+    Returns:
+        Backbone.
+    Raises:
+        errors.UserError: for another name.
+    """
     if name not in BACKBONES:
         raise argument_error("visual_backbone", f"one of {sorted(BACKBONES)}", repr(name))
     return BACKBONES[name]
@@ -105,6 +122,13 @@ class VisualFeatureExtractor:
         self.feature_shape = list(self.model.output.shape[1:])
 
         def forward(images):
+            """The backbone's preprocessing, then the backbone (inference mode).
+
+            Args:
+                images: uint8 [N, S, S, 3] RGB frames, S = image_size.
+            Returns:
+                float32 [N, *feature_shape] tensor.
+            """
             return self.model(preprocess(tf.cast(images, tf.float32)), training=False)
 
         # One trace for every batch size (tracing ResNet-152 takes seconds).
@@ -112,7 +136,14 @@ class VisualFeatureExtractor:
             tf.TensorSpec([None, image_size, image_size, 3], tf.uint8)])
 
     def features(self, frames):
-        """[N, S, S, 3] uint8 frames -> [N, *feature_shape] float32, in batches."""
+        """[N, S, S, 3] uint8 frames -> [N, *feature_shape] float32, in batches.
+
+        Args:
+            frames: uint8 [N, S, S, 3] RGB frames (S = image_size, N >= 1), array or list.
+        Returns:
+            float32 [N, *feature_shape] array: [N, S // 32, S // 32, 512] for vgg19,
+            [N, 2048] for resnet152.
+        """
         outputs = [self._forward(np.asarray(frames[start:start + self.batch_size], np.uint8)).numpy()
                    for start in range(0, len(frames), self.batch_size)]
         return np.concatenate(outputs).astype(np.float32)

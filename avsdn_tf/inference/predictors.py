@@ -95,6 +95,19 @@ class SavedModelPredictor:
 
 
 def load_predictor(model=None, model_dir=None, checkpoint="best"):
+    """The predictor of an exported SavedModel or of a train run (exactly one of them).
+
+    Args:
+        model: a SavedModel version directory (holding saved_model.pb), e.g. SERVING/avsdn/1.
+        model_dir: a train run directory.
+        checkpoint: with model_dir, "best" (the best-on-val epoch) or "last".
+    Returns:
+        SavedModelPredictor or RunPredictor: called with raw audio float32 [T, A] and visual
+        float32 [T, ...], gives float32 [T, K] probabilities.
+    Raises:
+        errors.UserError: when both or neither are given, or the SavedModel or run cannot be
+            loaded.
+    """
     if bool(model) == bool(model_dir):
         raise UserError("`model` / `model_dir`: expected exactly one (an exported SavedModel or a train run), "
                         f"found {'both' if model else 'neither'}")
@@ -102,7 +115,14 @@ def load_predictor(model=None, model_dir=None, checkpoint="best"):
 
 
 def windows(num_segments, window):
-    """[(start, end)] covering 0..T: consecutive windows, the last one ending at T (overlapping)."""
+    """[(start, end)] covering 0..T: consecutive windows, the last one ending at T (overlapping).
+
+    Args:
+        num_segments: T, the video's length in segments.
+        window: segments per window; 0 or None: one window over the whole video.
+    Returns:
+        list of (start, end) int pairs, end exclusive; [(0, T)] when T <= window.
+    """
     if not window or num_segments <= window:
         return [(0, num_segments)]
     spans = [(start, start + window) for start in range(0, num_segments - window + 1, window)]
@@ -112,7 +132,22 @@ def windows(num_segments, window):
 
 
 def predict_probabilities(predictor, audio, visual, window=0):
-    """[T, 29] probabilities for one video's raw features, window by window."""
+    """[T, 29] probabilities for one video's raw features, window by window.
+
+    Where the last window overlaps the one before, its probabilities are kept.
+
+    Args:
+        predictor: a load_predictor predictor.
+        audio: float32 [T, A] raw audio features (A = predictor.audio_dim).
+        visual: float32 [T, *visual_shape] raw visual features ([T, V] for vector layouts,
+            [T, H, W, C] for maps).
+        window: segments per window; 0: the predictor's window (its training length, or None:
+            the whole video at once).
+    Returns:
+        float32 [T, K] per-segment class probabilities (K = 29).
+    Raises:
+        errors.UserError: when a fixed-length SavedModel gets a video shorter than its length.
+    """
     window = window or predictor.window
     num_segments = len(audio)
     if getattr(predictor, "fixed_length", False) and num_segments < predictor.window:
@@ -138,7 +173,15 @@ def _check_dims(predictor, features, settings):
 
 
 def describe(result, class_names):
-    """The printed report: a line per second, then the event intervals."""
+    """The printed report: a line per second, then the event intervals.
+
+    Args:
+        result: the dict predict_video returns (video, seconds, segments, intervals, and
+            ground_truth when labels were given).
+        class_names: the K class names, indexed by label.
+    Returns:
+        str, several lines without a final newline.
+    """
     lines = [f"{result['video']}: {result['seconds']} s"]
     truth = result.get("ground_truth")
     width = max(len(name) for name in class_names)
@@ -162,6 +205,26 @@ def describe(result, class_names):
 
 
 def predict_video(path, extractor, predictor, output_dir, labels=None, window=0, verbose=True):
+    """Predict one video: features, probabilities, then <video_id>.json and <video_id>.png.
+
+    Args:
+        path: a local video file.
+        extractor: a features.extraction.FeatureExtractor with the settings of the model's data.
+        predictor: a load_predictor predictor.
+        output_dir: where the JSON and PNG go (local or a storage URL; made if missing).
+        labels: {video_id: [LabelRow]} (labels.read_labels) to compare with, or None.
+        window: segments per window (predict_probabilities); 0: the predictor's.
+        verbose: print the report (describe) and the files written.
+    Returns:
+        dict, as written to the JSON: video, video_id, seconds (T), duration, model,
+        window_seconds, features (the settings' identity), segments (per second: label,
+        class_name, probability, background_probability), intervals (event runs, end exclusive),
+        probabilities (T lists of K floats), ground_truth (labels [T], intervals, accuracy) when
+        `labels` has the video, json and png (None without matplotlib) paths.
+    Raises:
+        errors.UserError: when the video cannot be used (video.VideoError), or its features'
+            dims differ from those the model was trained on.
+    """
     features = extractor.extract(path, thumbnails=True)
     _check_dims(predictor, features, extractor.settings)
     probabilities = predict_probabilities(predictor, features.audio, features.visual, window)

@@ -47,6 +47,18 @@ def save_timeline(path, predicted, class_names=None, truth=None, probabilities=N
 
     predicted / truth: [T] class indices; probabilities: [T] confidence of the predicted class;
     thumbnails: T frames (uint8 [H, W, 3]), of which at most 12 evenly spaced are shown.
+
+    Args:
+        path: the PNG to write (local or a storage URL).
+        predicted: int [T] predicted class per segment (28 = background).
+        class_names: the K class names; default constants.class_names().
+        truth: int [T] ground-truth segment labels, or None (no ground-truth row).
+        probabilities: float [T] probability of the predicted class per segment, or None (no
+            probability strip).
+        thumbnails: a list of T uint8 [H, W, 3] frames (one per segment), or None / [].
+        title: the figure title; "" for none.
+    Returns:
+        path, or None when matplotlib is not installed (nothing written).
     """
     if importlib.util.find_spec("matplotlib") is None:
         return None

@@ -128,7 +128,17 @@ class Job:
 
 
 def select(table=ALL, rows=None, extras=True):
-    """[(Table, [Row])] for --table, --rows (model names; None: all) and --extras."""
+    """[(Table, [Row])] for --table, --rows (model names; None: all) and --extras.
+
+    Args:
+        table: a key of TABLES ("supervised", "weak", "ablation") or "all".
+        rows: row model names to keep (from the selected tables), or None / []: every row.
+        extras: keep the rows that are not in the paper's table (e.g. dmrn).
+    Returns:
+        list of (Table, [Row]) in TABLES order, tables left without rows dropped.
+    Raises:
+        errors.UserError: for an unknown table or row name, or when nothing is left to run.
+    """
     if table not in TABLE_CHOICES:
         raise argument_error("table", f"one of {list(TABLE_CHOICES)}", repr(table))
     tables = list(TABLES.values()) if table == ALL else [TABLES[table]]
@@ -151,7 +161,18 @@ def select(table=ALL, rows=None, extras=True):
 
 
 def plan(selection, seeds, base, output_dir):
-    """Every run, in order: table by table, row by row, seed by seed (seed k -> HParams(seed=k))."""
+    """Every run, in order: table by table, row by row, seed by seed (seed k -> HParams(seed=k)).
+
+    Args:
+        selection: select()'s [(Table, [Row])].
+        seeds: seeds per row, an int >= 1 (seeds 0..seeds-1).
+        base: the HParams every run starts from (model, supervision and seed are set per job).
+        output_dir: the experiment directory; runs go to output_dir/runs/<table>/<model>/seed<k>.
+    Returns:
+        list of Job.
+    Raises:
+        errors.UserError: when seeds < 1 or a job's HParams do not validate.
+    """
     if int(seeds) < 1:
         raise argument_error("seeds", "a positive number of seeds", seeds)
     jobs = []
@@ -190,6 +211,19 @@ def saved_result(run_dir, hp, data_dir, max_videos, strict=True):
 
     strict: a run directory that was started with other settings is an error (resuming it would
     mix two experiments); otherwise it is just not reusable.
+
+    Args:
+        run_dir: a run directory (may not exist yet).
+        hp: the HParams the run should have been trained with.
+        data_dir: the data directory it should have used (absolute, or a storage URL).
+        max_videos: the max_videos it should have used (None: all).
+        strict: raise, rather than return None, when the run's config.json differs.
+    Returns:
+        the run's metrics dict (metrics.json: val and test accuracy, best_epoch, ...) when it
+        finished with these settings; None when it has not started or finished, or differs
+        and strict is False.
+    Raises:
+        errors.UserError: with strict, naming the first config.json field that differs.
     """
     run = RunDir(run_dir)
     config = run.read_config()
@@ -244,7 +278,20 @@ def _record(job, result, run_dir, trained):
 
 
 def summarize_rows(selection, jobs, records, info, output_dir):
-    """Per row: mean and std of val and test accuracy over the seeds done, and the paper's number."""
+    """Per row: mean and std of val and test accuracy over the seeds done, and the paper's number.
+
+    Args:
+        selection: select()'s [(Table, [Row])].
+        jobs: plan()'s Jobs for that selection.
+        records: the run records done so far (dicts with table, row, seed, val_accuracy,
+            test_accuracy, run_dir, shared_run).
+        info: the data set's DatasetInfo (its visual layout changes some remarks).
+        output_dir: the experiment directory (shared runs are named relative to its runs/).
+    Returns:
+        list of dicts, one per row: table, row, method, model, supervision, remarks, extra,
+        seeds, seeds_done, complete, val_accuracy and test_accuracy ({mean, std, values}; std
+        None below two seeds), same_runs_as, paper (Row.paper_json).
+    """
     done = {(r["table"], r["row"], r["seed"]): r for r in records}
     rows = []
     for table, table_rows in selection:
@@ -308,6 +355,14 @@ def _sources(rows):
 
 
 def render_markdown(summary):
+    """results.md: every table of the summary as a Markdown table with caption and sources.
+
+    Args:
+        summary: the results.json dict (run() builds it; needs rows, tables, data_dir,
+            data_label, base_hparams, max_videos, complete).
+    Returns:
+        str, the Markdown text.
+    """
     lines = ["# Experiments: the AVSDN paper's tables", "",
              f"Data: `{summary['data_dir']}` ({summary['data_label']}). Epochs per run: "
              f"{summary['base_hparams']['epochs']}; max videos per split: {summary['max_videos'] or 'all'}. "
@@ -324,12 +379,26 @@ def render_markdown(summary):
 
 
 def render_text(summary, key):
-    """One table as aligned plain text, for the console."""
+    """One table as aligned plain text, for the console.
+
+    Args:
+        summary: the results.json dict (run() builds it).
+        key: the table's key in TABLES; summary must hold rows of it.
+    Returns:
+        str, several lines without a final newline.
+    """
     rows = [row for row in summary["rows"] if row["table"] == key]
     header, body = _table_cells(rows)
     widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
 
     def line(cells):
+        """One table line: the cells padded to their column widths, trailing spaces removed.
+
+        Args:
+            cells: one str per column.
+        Returns:
+            str.
+        """
         return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
 
     text = [TABLES[key].title, _caption(rows[0]["seeds"], summary["data_label"]), "", line(header),
@@ -351,7 +420,26 @@ def run(data_dir, output_dir, table=ALL, seeds=3, base=None, rows=None, extras=T
     """Train every selected row once per seed (or read it back), write results.json and results.md.
 
     Returns the summary written to results.json. Raises UserError for bad settings; a run whose
-    loss diverges is reported and the others go on.
+    loss diverges is reported and the others go on (then UserError once all were tried).
+
+    Args:
+        data_dir: the data directory (local or a storage URL).
+        output_dir: the experiment directory: runs/, results.json and results.md.
+        table: a key of TABLES or "all". rows: row model names, or None: all. extras: keep
+            the rows not in the paper's table (select()).
+        seeds: runs per row, seeds 0..seeds-1.
+        base: the HParams every run starts from; default HParams().
+        max_videos: at most this many videos per split (None: all).
+        strategy_name: the distribution strategy for trainer.train ("auto" picks one).
+        verbose: Keras fit verbosity.
+        command: the command line, recorded in results.json.
+        log: called with each progress line (default print).
+    Returns:
+        dict, the summary written to results.json: the data set, base_hparams, runs (one
+        record per finished run), rows (summarize_rows), complete, failures, versions.
+    Raises:
+        errors.UserError: for bad settings, a run directory started with other settings,
+            or when any run diverged (after results.json is written).
     """
     base = (base or hparams.HParams()).validate()
     selection = select(table, rows, extras)
