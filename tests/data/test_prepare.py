@@ -162,7 +162,7 @@ def test_visual_file_flag_keeps_the_layout_given(tmp_path):
 def test_noisy_split_needs_matching_layout_or_can_be_left_out(tmp_path):
     write_ave_dir(tmp_path / "ave", layout="map")
     write_h5(tmp_path / "ave" / "visual_feature_vec.h5", np.ones((len(ROWS), T, 4), np.float32))
-    with pytest.raises(UserError, match="visual_feature_noisy.h5.*noinclude_noisy"):
+    with pytest.raises(UserError, match="visual_feature_noisy.h5.*`include_noisy=False`"):
         run(tmp_path / "ave", tmp_path / "out", visual_file="visual_feature_vec.h5")
     summary = run(tmp_path / "ave", tmp_path / "out", visual_file="visual_feature_vec.h5", include_noisy=False)
     assert constants.NOISY_SPLIT not in summary["videos"]
@@ -275,9 +275,10 @@ def test_main_prints_a_summary_and_exits_2_on_user_errors(tmp_path, capsys):
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert len(error_lines) == 1 and "labels.h5" in error_lines[0]
 
-    flag_values(["prepare", f"--output_dir={tmp_path / 'ave' / 'out'}"])  # inside --ave_dir
+    write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
+    flag_values(["prepare", f"--output_dir={tmp_path}"])  # holds --ave_dir
     with pytest.raises(SystemExit):
-        errors.run_main(functools.partial(prepare.main, flag_values=flag_values))(["prepare"])
+        errors.run_main(functools.partial(prepare.main, flag_values=flag_values), flag_values)(["prepare"])
     assert capsys.readouterr().err.startswith(
         "error: --output_dir: expected a directory outside --ave_dir ")
 

@@ -163,7 +163,7 @@ def test_changed_settings_on_an_existing_experiment_are_one_clear_error(tiny_dat
     fake_fit.clear()
     with pytest.raises(UserError, match=r"seed0/config.json field hparams.epochs: expected 3, .* found 1") as error:
         _run(tiny_data, out, table="ablation", seeds=1, base=hparams.HParams(**SMALL, epochs=3))
-    assert "--output_dir" in str(error.value) and fake_fit == []
+    assert "`output_dir`" in str(error.value) and fake_fit == []
     with pytest.raises(UserError, match="field max_videos: expected 8"):
         _run(tiny_data, out, table="ablation", seeds=1, max_videos=8)
 

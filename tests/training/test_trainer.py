@@ -29,7 +29,7 @@ def _command(*args, env=None):
 
 def _hparams_file(tmp_path, **changes):
     path = tmp_path / "hparams.json"
-    path.write_text(json.dumps(small_hparams(epochs=3, **changes).to_dict()))
+    path.write_text(json.dumps(small_hparams(**{"epochs": 3, **changes}).to_dict()))
     return str(path)
 
 
