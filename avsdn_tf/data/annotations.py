@@ -25,7 +25,17 @@ class Annotation:
 
 
 def parse_annotations(text, source="Annotations.txt", num_segments=constants.NUM_SEGMENTS):
-    """Rows of an AVE annotation text, in file order. A header line, CRLF and blank lines are ok."""
+    """Rows of an AVE annotation text, in file order. A header line, CRLF and blank lines are ok.
+
+    Args:
+        text: the content of Annotations.txt (Category&VideoID&Quality&StartTime&EndTime rows).
+        source: the file name errors give.
+        num_segments: T, the bound of StartTime and EndTime.
+    Returns:
+        list of Annotation(category, video_id, quality, start, end).
+    Raises:
+        errors.UserError: naming the line, for a row with other fields or times out of range.
+    """
     rows = []
     for line_number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -68,14 +78,28 @@ def category_index(annotation, categories, source="Annotations.txt"):
 
 
 def segment_labels(annotation, class_index, num_segments=constants.NUM_SEGMENTS):
-    """Per-segment labels: the class where start <= t < end, background elsewhere."""
+    """Per-segment labels of one annotated video: its class where start <= t < end, else background.
+
+    Args:
+        annotation: an Annotation (start, end in segments, end exclusive).
+        class_index: the class id of its category.
+        num_segments: T.
+    Returns:
+        int64 array [T].
+    """
     labels = np.full(num_segments, constants.BACKGROUND, dtype=np.int64)
     labels[annotation.start:annotation.end] = class_index
     return labels
 
 
 def video_label_vector(class_index):
-    """The release's video-level label (mil_labels.h5): one-hot over 29 classes."""
+    """The release's video-level label (mil_labels.h5): one-hot over the K classes.
+
+    Args:
+        class_index: the video's class id.
+    Returns:
+        float32 array [K].
+    """
     vector = np.zeros(constants.NUM_CLASSES, dtype=np.float32)
     vector[class_index] = 1.0
     return vector

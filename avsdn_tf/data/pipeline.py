@@ -13,6 +13,16 @@ from avsdn_tf.errors import input_error
 
 
 def split_files(data_dir, info, split, include_noisy=False):
+    """The shard files of a split, with the noisy (weak-label) split's appended when asked.
+
+    Args:
+        data_dir: the data directory.
+        info: its dataset_info.DatasetInfo.
+        split: the split name.
+        include_noisy: also the shards of constants.NOISY_SPLIT, when the data has one.
+    Returns:
+        list of shard paths.
+    """
     files = info.shard_paths(data_dir, split)
     if include_noisy and constants.NOISY_SPLIT in info.splits:
         files += info.shard_paths(data_dir, constants.NOISY_SPLIT)
@@ -20,6 +30,15 @@ def split_files(data_dir, info, split, include_noisy=False):
 
 
 def split_size(info, split, include_noisy=False):
+    """Videos in a split (plus the noisy split's when asked).
+
+    Args:
+        info: a dataset_info.DatasetInfo.
+        split: the split name (0 when the data has no such split).
+        include_noisy: count the noisy split's videos too.
+    Returns:
+        int: the number of videos.
+    """
     size = info.splits[split]["videos"] if split in info.splits else 0
     if include_noisy and constants.NOISY_SPLIT in info.splits:
         size += info.splits[constants.NOISY_SPLIT]["videos"]
@@ -27,7 +46,17 @@ def split_size(info, split, include_noisy=False):
 
 
 def decoded_gigabytes(info, split, include_noisy=False, max_videos=None):
-    """The size of a split once parsed into float32 tensors, or None when videos differ in length."""
+    """The size of a split parsed into float32 tensors (to decide whether to keep it in memory).
+
+    Args:
+        info: a dataset_info.DatasetInfo.
+        split: the split name.
+        include_noisy: count the noisy split too.
+        max_videos: at most this many videos (None: all).
+    Returns:
+        float gigabytes (videos x T x (A + visual floats) x 4 bytes), or None when videos differ in
+        length.
+    """
     if info.num_segments is None:
         return None
     videos = split_size(info, split, include_noisy)

@@ -20,7 +20,13 @@ LABEL = "label"
 
 
 def model_inputs(parsed):
-    """The model's inputs of a parsed batch: {"audio": [B, T, A], "visual": [B, T, ...]}, raw."""
+    """The model's inputs of a parsed batch, raw (the model normalises them itself).
+
+    Args:
+        parsed: a dict from parse_videos with "audio" and "visual".
+    Returns:
+        {"audio": float32 [B, T, A], "visual": float32 [B, T, V] or [B, T, H, W, C]}.
+    """
     return {AUDIO: parsed[AUDIO], VISUAL: parsed[VISUAL]}
 
 
@@ -43,10 +49,16 @@ def _varint(value):
 
 
 def float_feature_list(rows):
-    """A FeatureList with one FloatList per row of a 2-D array, the same message as
-    `FeatureList(feature=[Feature(float_list=FloatList(value=row)) ...])` but about 100x faster:
-    the wire bytes are assembled from the array's little-endian float32 buffer and parsed in C,
-    instead of converting a 7x7x512 map one Python float at a time.
+    """A FeatureList with one FloatList per row of a 2-D array, about 100x faster than building it.
+
+    The same message as `FeatureList(feature=[Feature(float_list=FloatList(value=row)) ...])`: the
+    wire bytes are assembled from the array's little-endian float32 buffer and parsed in C, instead
+    of converting a 7x7x512 map one Python float at a time.
+
+    Args:
+        rows: array-like [T, D] (cast to float32).
+    Returns:
+        tf.train.FeatureList with T features of D floats each.
     """
     rows = np.ascontiguousarray(rows, dtype="<f4")
     parts = []
@@ -59,7 +71,19 @@ def float_feature_list(rows):
 
 
 def encode_video(video_id, category, event_start, event_end, video_label, audio, visual, labels):
-    """Serialize one video. audio: [T, A]; visual: [T, ...] (flattened per segment); labels: [T]."""
+    """Serialize one video as a tf.train.SequenceExample (the project's record format).
+
+    Args:
+        video_id: str or bytes.
+        category: int event class id (constants.NO_CATEGORY for none).
+        event_start, event_end: the annotated event, in segments (end exclusive).
+        video_label: int class id of the video-level label.
+        audio: float array [T, A].
+        visual: float array [T, V] or [T, H, W, C] (stored flattened per segment).
+        labels: int array [T] segment labels.
+    Returns:
+        bytes: the serialized SequenceExample.
+    """
     audio = np.asarray(audio, dtype=np.float32)
     visual = np.asarray(visual, dtype=np.float32).reshape(len(audio), -1)
     labels = np.asarray(labels, dtype=np.int64)
@@ -134,6 +158,15 @@ def parse_videos(serialized, audio_dim, visual_shape, features_only=False):
 
 
 def decode_video(serialized, audio_dim, visual_shape):
-    """Parse one serialized record eagerly into NumPy values (for tools and tests)."""
+    """Parse one serialized record eagerly into NumPy values (for tools and tests).
+
+    Args:
+        serialized: bytes of one record (encode_video).
+        audio_dim: A.
+        visual_shape: the per-segment visual shape, [V] or [H, W, C].
+    Returns:
+        dict as parse_videos gives, without the batch axis: "audio" [T, A], "visual"
+        [T, *visual_shape], "label" [T], and the context fields as scalars.
+    """
     parsed = parse_videos(tf.constant([serialized]), audio_dim, visual_shape)
     return {key: value.numpy()[0] for key, value in parsed.items()}

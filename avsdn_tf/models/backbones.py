@@ -229,14 +229,28 @@ def set_statistics(model, statistics, source="statistics"):
 
 
 def segment_model(model):
-    """The per-segment part of a training model: inputs -> segment_probs [B, T, 29]."""
+    """The per-segment part of a training model (no label-guidance heads).
+
+    Args:
+        model: a model built by a task (inputs {"audio", "visual"}).
+    Returns:
+        keras.Model: inputs -> segment_probs float32 [B, T, K]; `model` itself when that is its
+        only output.
+    """
     if list(model.output_names) == [SEGMENT_OUTPUT]:
         return model
     return keras.Model(model.inputs, model.get_layer(SEGMENT_OUTPUT).output, name=f"{model.name}_segments")
 
 
 def load_model(path, compile=True):
-    """Load a saved .keras model of this project (its custom layers, losses and metrics are registered)."""
+    """Load a saved .keras model of this project (its custom layers, losses, metrics registered).
+
+    Args:
+        path: a .keras file.
+        compile: restore the optimizer, losses and metrics too (needed to resume training).
+    Returns:
+        the keras.Model, normalisation layers included.
+    """
     return keras.models.load_model(path, compile=compile)
 
 
@@ -270,11 +284,17 @@ def variable_length_model(trained, hp, audio_dim, visual_shape):
 def inference_function(model):
     """A lean forward pass for inference: one tf.function with a fixed input signature.
 
-    Calls `model(inputs, training=False)` on a dict {"audio", "visual"} (arrays or tensors of any
-    batch size; the other dims are the model's) and returns its output tensor(s). The signature
-    is taken from the model's inputs, so it is traced once, whatever the batch sizes it meets.
-    Same outputs as model.predict; measured faster than model.predict, predict_on_batch and a
-    tf.function without a signature (benchmarks/bench_training.py, docs/benchmarks.md).
+    The signature is taken from the model's inputs with the batch axis free, so it is traced once,
+    whatever the batch sizes it meets. Same outputs as model.predict; measured faster than
+    model.predict, predict_on_batch and a tf.function without a signature
+    (benchmarks/bench_training.py, docs/benchmarks.md).
+
+    Args:
+        model: a Keras model with inputs {"audio": [B, T, A], "visual": [B, T, ...]}.
+    Returns:
+        a function: dict of arrays or tensors {"audio", "visual"} (any B; T fixed or free as the
+        model's inputs are) -> the model's output tensor(s) with training=False, e.g.
+        float32 [B, T, K] segment probabilities.
     """
     import tensorflow as tf
 

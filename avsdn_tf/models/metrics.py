@@ -58,13 +58,28 @@ def _valid(labels, predictions):
 
 
 def frame_accuracy(labels, predictions):
-    """Frame-wise accuracy of predicted class ids against labels (any equal shapes); NaN for none."""
+    """Frame-wise accuracy of predicted class ids against labels, over real (non-padding) segments.
+
+    Args:
+        labels: int array [N, T] (any shape) of segment labels, constants.PAD_LABEL for padding.
+        predictions: int array of the same shape: predicted class ids.
+    Returns:
+        float: correct / real segments (metrics.frame_hits), NaN when there is no real segment.
+    """
     correct, total = (float(value) for value in frame_hits(np.asarray(labels), np.asarray(predictions)))
     return correct / total if total else float("nan")
 
 
 def confusion_matrix(labels, predictions, num_classes=constants.NUM_CLASSES):
-    """counts[true, predicted] over real segments."""
+    """Counts of (true, predicted) class pairs over real segments.
+
+    Args:
+        labels: int array [N, T] (any shape), constants.PAD_LABEL for padding (skipped).
+        predictions: int array of the same shape.
+        num_classes: K, the matrix size (29: 28 events + background).
+    Returns:
+        int64 array [K, K]: counts[true, predicted].
+    """
     labels, predictions = _valid(labels, predictions)
     counts = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(counts, (labels, predictions), 1)
@@ -72,14 +87,26 @@ def confusion_matrix(labels, predictions, num_classes=constants.NUM_CLASSES):
 
 
 def per_class_accuracy(confusion):
-    """Recall of each class; NaN for a class with no segments."""
+    """Recall of each class from a confusion matrix.
+
+    Args:
+        confusion: int array [K, K], counts[true, predicted] (confusion_matrix).
+    Returns:
+        float array [K]: diagonal / row total; NaN for a class with no segments.
+    """
     totals = confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(totals > 0, np.diag(confusion) / np.maximum(totals, 1), np.nan)
 
 
 def intervals(labels):
-    """Runs of one non-background class: [(class, start, end)] with end exclusive, in seconds."""
+    """The event intervals of one video's segment labels: runs of one non-background class.
+
+    Args:
+        labels: int sequence [T]; constants.PAD_LABEL entries (padding) are dropped first.
+    Returns:
+        list of (class, start, end) tuples, end exclusive, in segments (seconds for AVE).
+    """
     runs = []
     labels = [int(label) for label in labels if label != constants.PAD_LABEL]
     start = 0
@@ -101,8 +128,17 @@ def interval_metrics(label_batches, prediction_batches, iou_threshold=0.5):
     """Predicted event intervals against annotated ones, per video.
 
     A predicted interval is a hit when it has the annotated interval's class and a temporal IoU of
-    at least `iou_threshold` with one not yet matched. Returns precision, recall, F1 and the mean
-    best IoU of each annotated interval (0 when no prediction of its class overlaps).
+    at least `iou_threshold` with one not yet matched.
+
+    Args:
+        label_batches: per video, int [T] segment labels (constants.PAD_LABEL for padding); an
+            array [N, T] works.
+        prediction_batches: per video, int [T] predicted class ids (same count of videos).
+        iou_threshold: the temporal IoU a hit needs.
+    Returns:
+        dict: "precision", "recall", "f1", "mean_iou" (the mean best IoU of each annotated
+        interval, 0 when no prediction of its class overlaps), "iou_threshold", and the counts
+        "annotated_intervals", "predicted_intervals".
     """
     hits = predicted = annotated = 0
     best_ious = []
@@ -130,7 +166,16 @@ def interval_metrics(label_batches, prediction_batches, iou_threshold=0.5):
 
 
 def summarize(labels, predictions, class_names):
-    """Every evaluation metric of one split, as a JSON-ready dict."""
+    """Every evaluation metric of one split, JSON-ready (what metrics.json holds per split).
+
+    Args:
+        labels: int array [N, T] of segment labels, constants.PAD_LABEL for padding.
+        predictions: int array [N, T] of predicted class ids.
+        class_names: the K class names, in class-id order.
+    Returns:
+        dict: "accuracy" (frame-wise), "segments", "videos", "per_class_accuracy" {name: recall or
+        None}, "mean_class_accuracy", "intervals" (interval_metrics) and "confusion_matrix" [K][K].
+    """
     labels = np.asarray(labels)
     predictions = np.asarray(predictions)
     confusion = confusion_matrix(labels, predictions, len(class_names))

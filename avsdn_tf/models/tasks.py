@@ -69,7 +69,15 @@ class Task(abc.ABC):
         """The target of the main output, from a parsed batch."""
 
     def targets(self, parsed):
-        """Targets of a parsed batch (records.parse_videos), in the order of the model's outputs."""
+        """Targets of a parsed batch, in the order of the model's outputs.
+
+        Args:
+            parsed: a batch from records.parse_videos / pipeline.make_dataset: "label" int32 [B, T]
+                (constants.PAD_LABEL for padding), "video_label" int32 [B], features.
+        Returns:
+            full supervision: int32 [B, T] segment labels; weak: float32 [B, K] one-hot video
+            labels; with label guidance, a tuple (that target, [B, K] video one-hot twice).
+        """
         main = self._main_target(parsed)
         if not self.label_guided:
             return main
@@ -77,7 +85,14 @@ class Task(abc.ABC):
         return (main, video, video)
 
     def batches(self, parsed_batches):
-        """Parsed batches -> (inputs {"audio", "visual"}, targets) batches for Keras' fit."""
+        """Parsed batches -> (inputs, targets) batches for Keras' fit and evaluate.
+
+        Args:
+            parsed_batches: tf.data.Dataset of parsed batches (pipeline.make_dataset).
+        Returns:
+            tf.data.Dataset of ({"audio": [B, T, A], "visual": [B, T, V] or [B, T, H, W, C]} raw
+            features, targets(parsed)).
+        """
         return parsed_batches.map(
             lambda parsed: (records.model_inputs(parsed), self.targets(parsed)),
             num_parallel_calls=tf.data.AUTOTUNE)
@@ -91,7 +106,13 @@ class Task(abc.ABC):
         return []
 
     def compile(self, model, optimizer, **kwargs):
-        """Compile `model` (built by `build`) with this task's losses, weights and metrics."""
+        """Compile a model built by `build` with this task's losses, loss weights and metrics.
+
+        Args:
+            model: the Keras model `build` returned (one output, or three with label guidance).
+            optimizer: a keras optimizer.
+            **kwargs: more keras.Model.compile arguments (jit_compile, steps_per_execution).
+        """
         loss, loss_weights, metric_list = self._main_loss(), None, self._main_metrics()
         if self.label_guided:
             loss = [loss, keras.losses.CategoricalCrossentropy(), keras.losses.CategoricalCrossentropy()]
@@ -151,5 +172,12 @@ TASKS = {SegmentTask.supervision: SegmentTask, VideoTask.supervision: VideoTask}
 
 
 def for_hparams(hp):
-    """The task of hp.supervision (label guidance when hp.model is the label-guided ablation)."""
+    """The task of a set of hyperparameters.
+
+    Args:
+        hp: HParams; reads `supervision` ("full" or "weak") and `model` (label guidance when it
+            is the label-guided ablation).
+    Returns:
+        a SegmentTask (full) or VideoTask (weak).
+    """
     return TASKS[hp.supervision](hp)

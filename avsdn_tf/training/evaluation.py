@@ -63,16 +63,37 @@ def predict_split(model, data_dir, split, batch_size=64, max_videos=None):
 
 
 def evaluate_split(model, data_dir, split, class_names, max_videos=None):
-    """metrics.summarize of `model` on one split: accuracy, per class, confusion, intervals."""
+    """Score a model on one split of a data directory.
+
+    Args:
+        model: a trained model (any task head; its segment_probs are read).
+        data_dir: a data directory (local path or storage URL).
+        split: the split name, e.g. "test".
+        class_names: the K class names of the run.
+        max_videos: score only the first this many videos (None: all).
+    Returns:
+        metrics.summarize's dict: accuracy, per-class accuracy, confusion matrix, intervals.
+    """
     _, labels, predictions, _ = predict_split(model, data_dir, split, max_videos=max_videos)
     return metrics.summarize(labels, predictions, class_names)
 
 
 def evaluate_run(model_dir, data_dir=None, split="test", checkpoint="best", output_dir=None):
-    """Score a run's checkpoint on a split of `data_dir` (default: the data it was trained on).
+    """Score a run's checkpoint on a split; write eval_<split>.json and a confusion PNG.
 
     The run directory is all the model needs (it carries its normalisation); data_dir only
-    supplies the records to score. Writes eval_<split>.json (and a confusion PNG) to output_dir.
+    supplies the records to score.
+
+    Args:
+        model_dir: a run directory written by train.
+        data_dir: the data to score (default: the data the run was trained on).
+        split: the split name.
+        checkpoint: "best" or "last".
+        output_dir: where the files go (default: model_dir).
+    Returns:
+        the summary dict (evaluate_split's, plus "split", "data_dir", "checkpoint").
+    Raises:
+        errors.UserError: for a missing or old run, or data of other dims than the run's.
     """
     run = load_run(model_dir, checkpoint)
     data_dir = data_dir or run.data_dir

@@ -25,6 +25,13 @@ class TrainingDiverged(UserError):
 
 
 def data_signature(info):
+    """What a run records of its data, to refuse resuming or scoring on data of other dims.
+
+    Args:
+        info: a dataset_info.DatasetInfo.
+    Returns:
+        {"audio_dim": A, "visual_shape": [V] or [H, W, C], "num_segments": T or None}.
+    """
     return {"audio_dim": info.audio_dim, "visual_shape": list(info.visual_shape), "num_segments": info.num_segments}
 
 
@@ -39,7 +46,13 @@ def _learning_rate(hp, steps_per_epoch):
 
 
 def compile_model(model, hp, steps_per_epoch):
-    """Compile with Adam and hp's schedule; the losses and metrics are hp's task's."""
+    """Compile with Adam and hp's learning-rate schedule; the losses and metrics are hp's task's.
+
+    Args:
+        model: the model tasks.for_hparams(hp).build made.
+        hp: HParams (learning rate, schedule, jit_compile, steps_per_execution, supervision).
+        steps_per_epoch: batches per epoch (the step schedule counts in steps).
+    """
     tasks.for_hparams(hp).compile(model, keras.optimizers.Adam(_learning_rate(hp, steps_per_epoch)),
                                   jit_compile=hp.jit_compile, steps_per_execution=hp.steps_per_execution)
 
@@ -163,7 +176,22 @@ def _training_data(data_dir, task, global_batch, first_epoch, include_noisy, max
 
 
 def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbose=1):
-    """Fit `hp.model` on data_dir's train split, keep the best epoch on val, write metrics.json."""
+    """Fit `hp.model` on data_dir's train split, keep the best epoch on val, write metrics.json.
+
+    A run directory that already holds an unfinished run of the same settings is resumed.
+
+    Args:
+        data_dir: a data directory (prepare, extract or synthesize output; local or a URL).
+        model_dir: the run directory (created; config.json, state.json, checkpoints, metrics.json).
+        hp: HParams of the run.
+        strategy_name: one of constants.STRATEGIES ("auto", "mirrored", "multi_worker", ...).
+        max_videos: train and select on at most this many videos per split (None: all).
+        verbose: Keras' fit verbosity (0 silent).
+    Returns:
+        the metrics dict written to metrics.json (val and test scores of the best epoch).
+    Raises:
+        errors.UserError: bad hyperparameters, empty splits, or a run directory of other settings.
+    """
     hp.validate()
     if hp.model not in backbones.REGISTRY:
         raise argument_error("model", f"one of {backbones.names()}", repr(hp.model))
