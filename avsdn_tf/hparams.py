@@ -74,7 +74,17 @@ HELP = {field.name: field.metadata["help"] for field in dataclasses.fields(HPara
 
 
 def from_dict(values, source="hyperparameters", base=None):
-    """HParams from a dict, over `base`; unknown names and wrong types are named in the error."""
+    """HParams from a dict of hyperparameter values, over `base`.
+
+    Args:
+        values: {field name: value}, e.g. a parsed hparams JSON file.
+        source: what errors name (the file).
+        base: the HParams the values change (default: HParams()).
+    Returns:
+        a validated HParams.
+    Raises:
+        errors.UserError: naming `source` and the field, for unknown names and wrong types.
+    """
     base = base or HParams()
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
@@ -99,6 +109,16 @@ def from_dict(values, source="hyperparameters", base=None):
 
 
 def load(path, base=None):
+    """HParams from a JSON file of hyperparameters (a tuner's file nests them under "hparams").
+
+    Args:
+        path: the JSON file (local or a URL).
+        base: the HParams the file's values change (default: HParams()).
+    Returns:
+        a validated HParams.
+    Raises:
+        errors.UserError: naming the file, for a missing file, bad JSON or a bad field.
+    """
     values = fileio.read_json_object(path, "hyperparameter file", "a JSON object of hyperparameters")
     values = values.get("hparams", values)  # the tuner's file nests them under "hparams"
     return from_dict(values, source=path, base=base)

@@ -25,6 +25,16 @@ class DatasetInfo:
         return constants.LAYOUT_MAP if len(self.visual_shape) == 3 else constants.LAYOUT_VECTOR
 
     def shard_paths(self, data_dir, split):
+        """The shard files of a split.
+
+        Args:
+            data_dir: the directory this info was read from.
+            split: a split name.
+        Returns:
+            list of shard paths, in the order dataset_info.json lists them.
+        Raises:
+            errors.UserError: naming dataset_info.json when the data has no such split.
+        """
         if split not in self.splits:
             raise input_error(os.path.join(data_dir, constants.DATASET_INFO_FILE),
                               f"a split named {split!r}", f"splits {sorted(self.splits)}")
@@ -37,10 +47,25 @@ class DatasetInfo:
 
 
 def write(data_dir, info):
+    """Write `info` as dataset_info.json in `data_dir`, atomically.
+
+    Args:
+        data_dir: the data directory (local or a URL).
+        info: a DatasetInfo.
+    """
     fileio.write_json(os.path.join(data_dir, constants.DATASET_INFO_FILE), info.to_json())
 
 
 def read(data_dir):
+    """The DatasetInfo of a data directory.
+
+    Args:
+        data_dir: a data directory (local or a URL).
+    Returns:
+        DatasetInfo (dims, splits with their shards, class names, sources).
+    Raises:
+        errors.UserError: naming the directory or its dataset_info.json when absent or malformed.
+    """
     path = os.path.join(data_dir, constants.DATASET_INFO_FILE)
     if not tf.io.gfile.exists(data_dir):
         raise UserError(f"{data_dir}: data directory not found")
@@ -56,6 +81,14 @@ def read(data_dir):
 
 
 def md5_of(path, chunk_bytes=1 << 24):
+    """The MD5 of a file, read in chunks (for the sources recorded in dataset_info.json).
+
+    Args:
+        path: a file (local or a URL).
+        chunk_bytes: bytes read at a time.
+    Returns:
+        str: the hex digest.
+    """
     digest = hashlib.md5()
     with tf.io.gfile.GFile(path, "rb") as handle:
         while chunk := handle.read(chunk_bytes):

@@ -8,6 +8,14 @@ from avsdn_tf import constants
 
 
 def shard_names(split, count):
+    """The file names of a split's shards (constants.SHARD_PATTERN).
+
+    Args:
+        split: the split name.
+        count: the number of shards.
+    Returns:
+        list of `count` names, e.g. "train-00000-of-00004.tfrecord".
+    """
     return [constants.SHARD_PATTERN.format(split=split, index=i, count=count) for i in range(count)]
 
 
@@ -35,5 +43,12 @@ class ShardWriter:
 
 
 def shard_count(num_videos, videos_per_shard=256):
-    """Enough shards that two workers of a distributed run can share by file, never empty ones."""
+    """Enough shards that two workers of a distributed run can share by file, never empty ones.
+
+    Args:
+        num_videos: videos in the split.
+        videos_per_shard: the target size of a shard.
+    Returns:
+        int: at least min(num_videos, 2), at most 16 (unless videos are fewer).
+    """
     return max(min(num_videos, 2), min(16, -(-num_videos // videos_per_shard)))

@@ -69,7 +69,15 @@ def _prototypes(rng, dim, partner):
 
 
 def modality_presence(rng, labels, class_index):
-    """Which segments carry the class by ear and by eye: both inside the event, one at most outside."""
+    """Which segments carry the class by ear and by eye: both inside the event, one at most outside.
+
+    Args:
+        rng: a numpy Generator.
+        labels: int [T] segment labels of the video.
+        class_index: the video's class id (constants.NO_CATEGORY: no event).
+    Returns:
+        (audible, visible): bool arrays [T].
+    """
     inside = labels != constants.BACKGROUND
     audible = inside.copy()
     visible = inside.copy()
@@ -99,6 +107,15 @@ class SyntheticFeatures:
         return values
 
     def video(self, rng, labels, class_index):
+        """Features of one video whose segments follow `labels`.
+
+        Args:
+            rng: a numpy Generator.
+            labels: int [T] segment labels.
+            class_index: the video's class id (constants.NO_CATEGORY: no event).
+        Returns:
+            (audio float32 [T, A], visual float32 [T, V] or [T, S, S, V] for maps of side S).
+        """
         audible, visible = modality_presence(rng, labels, class_index)
         audio_prototype = self.audio_prototypes[class_index] if class_index >= 0 else None
         visual_prototype = self.visual_prototypes[class_index] if class_index >= 0 else None
@@ -129,7 +146,16 @@ def select_rows(split_rows, count, rng):
 
 
 def generate_split(config, split, features=None):
-    """Yield (video_id, category, start, end, video_label, audio, visual, labels) for one split."""
+    """The videos of one split of the synthetic data set, in order.
+
+    Args:
+        config: a SyntheticConfig.
+        split: a split name of config.videos_per_split (the noisy split: all background).
+        features: the SyntheticFeatures to draw from (default: made from config).
+    Yields:
+        (video_id, category, start, end, video_label, audio [T, A], visual [T, ...], labels [T]),
+        the arguments of records.encode_video.
+    """
     features = features or SyntheticFeatures(config)
     categories = constants.category_names()
     count = config.videos_per_split.get(split, 0)
@@ -150,7 +176,17 @@ def generate_split(config, split, features=None):
 
 
 def write_dataset(output_dir, config, verbose=True):
-    """Write the synthetic data set for `config` to `output_dir`; return its DatasetInfo."""
+    """Write the synthetic data set for `config` to `output_dir`, all or nothing.
+
+    Args:
+        output_dir: the data directory to write (replaced when it holds an earlier data set).
+        config: a SyntheticConfig (sizes, layout, videos per split, seed).
+        verbose: print progress.
+    Returns:
+        the DatasetInfo written (dataset_info.json; normalization.json is written too).
+    Raises:
+        errors.UserError: naming the config field, for sizes below 2 or empty splits.
+    """
     for name, value in (("audio_dim", config.audio_dim), ("visual_dim", config.visual_dim),
                         ("map_size", config.map_size)):
         if value < 2:
@@ -186,7 +222,13 @@ def write_dataset(output_dir, config, verbose=True):
 
 
 def ensure_default_dataset(path=constants.DEFAULT_SYNTHETIC_DIR):
-    """The built-in data set that `python -m avsdn_tf.train` uses with no --data_dir; made once."""
+    """The built-in data set that `python -m avsdn_tf.train` uses with no --data_dir; made once.
+
+    Args:
+        path: where it lives (~ expanded).
+    Returns:
+        the path, after writing the data set there if it was absent.
+    """
     path = os.path.expanduser(path)
     if not tf.io.gfile.exists(os.path.join(path, constants.DATASET_INFO_FILE)):
         print(f"making the built-in synthetic data set in {path} (first use only)")

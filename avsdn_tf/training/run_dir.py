@@ -124,6 +124,10 @@ class LoadedRun:
     def check_data(self, data_dir):
         """The DatasetInfo of `data_dir`, after checking its features are the ones the run takes.
 
+        Args:
+            data_dir: a data directory to score or predict on.
+        Returns:
+            its DatasetInfo.
         Raises:
             UserError: naming data_dir's dataset_info.json, when the dims differ from the run's.
         """

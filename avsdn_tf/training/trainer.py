@@ -145,10 +145,18 @@ def _check_resumable(run, config, info):
 
 
 def decide_cache(info, hp, include_noisy, max_videos):
-    """(whether to keep the decoded train and val splits in memory, their size in GB).
+    """Whether to keep the decoded train and val splits in memory, and their size.
 
     Decided from the data and hp.cache_gb, never from the machine's free memory, so the batches a
     run sees (which depend on it) are the same wherever it runs.
+
+    Args:
+        info: the data's DatasetInfo.
+        hp: HParams (reads cache_gb).
+        include_noisy: the train split includes the noisy split.
+        max_videos: at most this many videos per split (None: all).
+    Returns:
+        (keep in memory: bool, decoded gigabytes of train + val, or None for variable lengths).
     """
     sizes = [pipeline.decoded_gigabytes(info, "train", include_noisy, max_videos),
              pipeline.decoded_gigabytes(info, "val", max_videos=max_videos)]
