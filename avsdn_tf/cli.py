@@ -89,7 +89,17 @@ def define_hparams(names=None, flag_values=FLAGS, helps=None):
 
 
 def hparams_from_flags(names=None, flag_values=FLAGS):
-    """Defaults, then --hparams_file (when the command has it), then the hparam flags given."""
+    """HParams from the command line: defaults, then --hparams_file (when the command has it), then
+    the hyperparameter flags given.
+
+    Args:
+        names: the HParams fields the command has flags for (default: all).
+        flag_values: the parsed FlagValues.
+    Returns:
+        a validated HParams.
+    Raises:
+        errors.UserError: naming the file or "command-line flags" for a bad value.
+    """
     path = getattr(flag_values, "hparams_file", None) if "hparams_file" in flag_values else None
     base = hparams.load(path) if path else hparams.HParams()
     given = {name: flag_values[name].value for name in names or list(hparams.FIELDS)

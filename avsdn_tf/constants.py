@@ -79,5 +79,11 @@ def class_names():
 
 
 def resource_text(name):
-    """Text of a file packaged in avsdn_tf/resources (the AVE annotation files)."""
+    """Text of a file packaged in avsdn_tf/resources (the AVE annotation files).
+
+    Args:
+        name: the file name, e.g. "Annotations.txt".
+    Returns:
+        str: its content.
+    """
     return _read_resource(name)

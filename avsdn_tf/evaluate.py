@@ -25,6 +25,13 @@ def define_flags():
 
 
 def main(argv):
+    """Run `python -m avsdn_tf.evaluate` with absl's parsed global flags.
+
+    Args:
+        argv: the command's non-flag arguments (none are taken).
+    Returns:
+        None (exit 0) on success; a user mistake raises errors.UserError, shown by errors.run_main.
+    """
     del argv
     threads.configure_from_flags()
     if not FLAGS.model_dir:

@@ -44,6 +44,13 @@ def define_flags():
 
 
 def main(argv):
+    """Run `python -m avsdn_tf.experiments` with absl's parsed global flags.
+
+    Args:
+        argv: the command's non-flag arguments (none are taken).
+    Returns:
+        None (exit 0) on success; a user mistake raises errors.UserError, shown by errors.run_main.
+    """
     if len(argv) > 1:
         raise input_error("command line", "only --flags", f"unexpected arguments {argv[1:]}")
     threads.configure_from_flags()

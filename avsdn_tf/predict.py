@@ -47,6 +47,14 @@ def define_flags(flag_values=flags.FLAGS):
 
 
 def main(argv, flag_values=None):
+    """Run `python -m avsdn_tf.predict` with the parsed flags.
+
+    Args:
+        argv: the command's non-flag arguments (none are taken).
+        flag_values: the parsed FlagValues (default: absl's global flags).
+    Returns:
+        0 on success; a user mistake raises errors.UserError, shown by errors.run_main.
+    """
     flag_values = flag_values or flags.FLAGS
     threads.configure_from_flags(flag_values)
     paths = argv[1:]

@@ -32,6 +32,13 @@ def define_flags():
 
 
 def main(argv):
+    """Run `python -m avsdn_tf.synthesize` with absl's parsed global flags.
+
+    Args:
+        argv: the command's non-flag arguments (none are taken).
+    Returns:
+        None (exit 0) on success; a user mistake raises errors.UserError, shown by errors.run_main.
+    """
     del argv
     if not FLAGS.output_dir:
         raise UserError("--output_dir: expected a directory to write to, found none")

@@ -30,6 +30,13 @@ def define_flags():
 
 
 def main(argv):
+    """Run `python -m avsdn_tf.train` with absl's parsed global flags.
+
+    Args:
+        argv: the command's non-flag arguments (none are taken).
+    Returns:
+        None (exit 0) on success; a user mistake raises errors.UserError, shown by errors.run_main.
+    """
     del argv
     if FLAGS.model == "help":
         print(backbones.describe())

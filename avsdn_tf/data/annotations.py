@@ -58,6 +58,16 @@ def parse_annotations(text, source="Annotations.txt", num_segments=constants.NUM
 
 
 def read_annotations(path, num_segments=constants.NUM_SEGMENTS):
+    """The rows of an AVE annotation file (parse_annotations on its text).
+
+    Args:
+        path: Annotations.txt or a *Set.txt file (local or a URL).
+        num_segments: T, the bound of the event times.
+    Returns:
+        list of Annotation, in file order.
+    Raises:
+        errors.UserError: naming the file when absent, or its line when malformed.
+    """
     if not tf.io.gfile.exists(path):
         raise UserError(f"{path}: file not found")
     with tf.io.gfile.GFile(path, "r") as handle:
@@ -65,11 +75,28 @@ def read_annotations(path, num_segments=constants.NUM_SEGMENTS):
 
 
 def packaged_annotations(name="Annotations.txt"):
-    """The real AVE annotation files shipped with the package (Annotations.txt, *Set.txt)."""
+    """The real AVE annotation files shipped with the package.
+
+    Args:
+        name: "Annotations.txt", "trainSet.txt", "valSet.txt" or "testSet.txt".
+    Returns:
+        list of Annotation, in file order.
+    """
     return parse_annotations(constants.resource_text(name), source=name)
 
 
 def category_index(annotation, categories, source="Annotations.txt"):
+    """The class id of a row's category.
+
+    Args:
+        annotation: an Annotation.
+        categories: the category names, in class-id order.
+        source: the file errors name.
+    Returns:
+        int: the index of annotation.category in `categories`.
+    Raises:
+        errors.UserError: naming the file and the video, for an unknown category.
+    """
     try:
         return categories.index(annotation.category)
     except ValueError:
@@ -109,6 +136,12 @@ def split_order(annotations, split_rows):
     """Row indices into `annotations` for the rows of a split file, as train_order.h5 stores them.
 
     A video id can appear twice with different events, so rows are matched on the whole row.
+
+    Args:
+        annotations: the Annotation rows of Annotations.txt.
+        split_rows: the Annotation rows of a split file (trainSet.txt, ...).
+    Returns:
+        list of int row indices, in the split file's order.
     """
     positions = {}
     for index, row in enumerate(annotations):

@@ -171,6 +171,13 @@ def describe():
 
 
 def is_label_guided(name):
+    """Whether a registered model name is the label-guided ablation (two extra video-label heads).
+
+    Args:
+        name: a model name of the registry.
+    Returns:
+        bool.
+    """
     return name == "avsdn_label_guided"
 
 

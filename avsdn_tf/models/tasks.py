@@ -123,12 +123,24 @@ class Task(abc.ABC):
 
     # -- data and evaluation -----------------------------------------------------------------
     def include_noisy(self, info):
-        """Whether training also reads the background-only split of `info` (a DatasetInfo)."""
+        """Whether training also reads the background-only (noisy) split.
+
+        Args:
+            info: the data's DatasetInfo.
+        Returns:
+            bool: False for full supervision (the noisy split has no segment labels).
+        """
         return False
 
     @staticmethod
     def segment_model(model):
-        """What evaluation reads: the model cut to inputs -> segment_probs [B, T, 29]."""
+        """What evaluation reads: the model cut to its per-segment output.
+
+        Args:
+            model: a model this task built.
+        Returns:
+            keras.Model: inputs -> segment_probs float32 [B, T, K].
+        """
         return backbones.segment_model(model)
 
 
@@ -165,6 +177,13 @@ class VideoTask(Task):
         return losses.video_binary_cross_entropy()
 
     def include_noisy(self, info):
+        """Whether training also reads the background-only (noisy) split.
+
+        Args:
+            info: the data's DatasetInfo.
+        Returns:
+            bool: True when the data has one (weak supervision trains on its video labels).
+        """
         return constants.NOISY_SPLIT in info.splits
 
 

@@ -6,6 +6,14 @@ import numpy as np
 
 
 def metrics_table(summary, class_names):
+    """The human-readable table of one split's metrics.
+
+    Args:
+        summary: metrics.summarize's dict.
+        class_names: the K class names.
+    Returns:
+        str: accuracy, mean class accuracy, intervals, then one line per class.
+    """
     lines = [f"frame-wise accuracy   {summary['accuracy']:.4f}  ({summary['segments']} segments, "
              f"{summary['videos']} videos)"]
     if summary.get("mean_class_accuracy") is not None:
@@ -26,7 +34,16 @@ def metrics_table(summary, class_names):
 
 
 def save_confusion_png(confusion, class_names, path, title=""):
-    """Row-normalised confusion matrix as a PNG; None when matplotlib (the plots extra) is absent."""
+    """The row-normalised confusion matrix as a PNG.
+
+    Args:
+        confusion: int array [K, K], counts[true, predicted].
+        class_names: the K class names.
+        path: the PNG to write.
+        title: the figure's title.
+    Returns:
+        the path, or None when matplotlib (the plots extra) is absent.
+    """
     if importlib.util.find_spec("matplotlib") is None:
         return None
     import matplotlib

@@ -11,7 +11,11 @@ STRATEGIES = constants.STRATEGIES
 
 
 def split_cpu(count):
-    """Expose the CPU as `count` logical devices (before TensorFlow first touches a device)."""
+    """Expose the CPU as `count` logical devices (before TensorFlow first touches a device).
+
+    Args:
+        count: the number of logical CPU devices (MirroredStrategy's replicas on a CPU).
+    """
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
 
@@ -39,7 +43,19 @@ def _reduce_nested_structures(strategy):
 
 
 def make_strategy(name):
-    """auto: MirroredStrategy over the GPUs when there are several, else the default strategy."""
+    """The tf.distribute strategy of a name.
+
+    auto: MirroredStrategy over the GPUs when there are several, else the default strategy;
+    mirrored: MirroredStrategy over the GPUs, else over the logical CPUs; multi_worker:
+    MultiWorkerMirroredStrategy from TF_CONFIG.
+
+    Args:
+        name: one of constants.STRATEGIES.
+    Returns:
+        a tf.distribute.Strategy.
+    Raises:
+        errors.UserError: naming `strategy`, for an unknown name or multi_worker without TF_CONFIG.
+    """
     if name not in STRATEGIES:
         raise argument_error("strategy", f"one of {STRATEGIES}", repr(name))
     if name == "multi_worker":
@@ -57,6 +73,13 @@ def make_strategy(name):
 
 
 def is_chief(strategy):
+    """Whether this process writes the run's files (the chief, or worker 0 of a chief-less cluster).
+
+    Args:
+        strategy: a tf.distribute.Strategy.
+    Returns:
+        bool: True for every single-process strategy.
+    """
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return True

@@ -20,6 +20,11 @@ _helpers.disclaim_module_ids.add(id(sys.modules[__name__]))
 
 
 def define_flags(flag_values=flags.FLAGS):
+    """Define --intra_op_threads and --inter_op_threads.
+
+    Args:
+        flag_values: the FlagValues to define them in.
+    """
     flags.DEFINE_integer("intra_op_threads", 0, "Threads one op (e.g. a matmul) is split across; 0: "
                          "TensorFlow's default (the number of cores). On 2 cores, 1 with --inter_op_threads 2 "
                          "ran inference 1.1-1.3x and training 1.1-1.15x faster (docs/benchmarks.md).",
@@ -29,7 +34,14 @@ def define_flags(flag_values=flags.FLAGS):
 
 
 def configure(intra_op_threads=0, inter_op_threads=0):
-    """Set TensorFlow's thread pools; 0 keeps its default. Must run before TensorFlow runs any op."""
+    """Set TensorFlow's thread pools; 0 keeps its default. Must run before TensorFlow runs any op.
+
+    Args:
+        intra_op_threads: threads one op is split across.
+        inter_op_threads: ops run side by side.
+    Raises:
+        errors.UserError: naming the setting, when TensorFlow has already started its pools.
+    """
     import tensorflow as tf
 
     settings = ((intra_op_threads, tf.config.threading.set_intra_op_parallelism_threads, "intra_op_threads"),
@@ -45,4 +57,9 @@ def configure(intra_op_threads=0, inter_op_threads=0):
 
 
 def configure_from_flags(flag_values=flags.FLAGS):
+    """configure() with the command's --intra_op_threads and --inter_op_threads.
+
+    Args:
+        flag_values: parsed FlagValues holding both flags (define_flags).
+    """
     configure(flag_values.intra_op_threads, flag_values.inter_op_threads)
