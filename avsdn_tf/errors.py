@@ -27,14 +27,28 @@ class UserError(Exception):
 
 
 def input_error(source, expected, found):
-    """A UserError worded the same way everywhere: where, what was expected, what was found."""
+    """A UserError worded the same way everywhere: where, what was expected, what was found.
+
+    Args:
+        source: the file, field or argument the mistake is in.
+        expected: what should be there.
+        found: what is there.
+    Returns:
+        UserError("SOURCE: expected EXPECTED, found FOUND"), to raise.
+    """
     return UserError(f"{source}: expected {expected}, found {found}")
 
 
 def argument_error(argument, expected, found, detail=""):
     """input_error about a function argument (shown as --argument by a command that has that flag).
 
-    detail: more words after the argument's name (e.g. its value: "strategy multi_worker").
+    Args:
+        argument: the argument's name.
+        expected: what it should be.
+        found: what it is.
+        detail: more words after the argument's name (e.g. its value: "strategy multi_worker").
+    Returns:
+        a UserError with `argument` set, to raise.
     """
     where = f"{argument} {detail}" if detail else argument
     return UserError(f"{where}: expected {expected}, found {found}", argument=argument)
@@ -85,6 +99,12 @@ def run_main(main, flag_values=None):
     Storage URLs among the flags get their filesystem first (s3:// needs tensorflow-io), and the
     process ends through remote.exit_process, which keeps the exit status once tensorflow-io's S3
     client was used (it would otherwise abort at exit with status 134).
+
+    Args:
+        main: the command's main(argv).
+        flag_values: the command's FlagValues (default: absl's global flags).
+    Returns:
+        a function of argv for absl's app.run.
     """
 
     def wrapped(argv):

@@ -61,26 +61,58 @@ _state = {"tensorflow_io": False}
 
 
 def scheme(path):
-    """'s3' for 's3://bucket/key', '' for a local path."""
+    """The URL scheme of a path.
+
+    Args:
+        path: a local path or a storage URL.
+    Returns:
+        str: 's3' for 's3://bucket/key', '' for a local path.
+    """
     head, separator, _ = str(path).partition("://")
     return head.lower() if separator and head.isidentifier() else ""
 
 
 def is_remote(path):
+    """Whether a path is on remote storage (a scheme other than none or file://).
+
+    Args:
+        path: a local path or a storage URL.
+    Returns:
+        bool.
+    """
     return scheme(path) not in ("", "file")
 
 
 def bucket(path):
-    """The bucket (authority) of a remote path: 'b' for 's3://b/key'."""
+    """The bucket (authority) of a remote path.
+
+    Args:
+        path: a storage URL.
+    Returns:
+        str: 'b' for 's3://b/key'.
+    """
     return str(path).partition("://")[2].split("/", 1)[0]
 
 
 def atomic_directory_rename(path):
+    """Whether renaming a directory at `path` is one atomic step (local disks; not object stores).
+
+    Args:
+        path: a local path or a storage URL.
+    Returns:
+        bool.
+    """
     return scheme(path) in ATOMIC_DIRECTORY_RENAME
 
 
 def storage_paths(values):
-    """The values that are storage URLs (scheme://...), skipping http(s) and gRPC addresses."""
+    """The values that are storage URLs (scheme://...), skipping http(s) and gRPC addresses.
+
+    Args:
+        values: any values (e.g. every flag's value); non-strings are skipped.
+    Returns:
+        list of the storage URLs among them, in order.
+    """
     return [value for value in values if isinstance(value, str) and scheme(value)
             and scheme(value) not in NOT_STORAGE]
 
@@ -103,8 +135,14 @@ def _load_tensorflow_io(path):
 def use_filesystem(path, what=None):
     """Make `path`'s filesystem available in this process and check it can be reached.
 
-    `what` names where the path came from in messages ("--output_dir"). Local paths cost nothing;
-    each remote bucket is checked once per process.
+    Local paths cost nothing; each remote bucket is checked once per process.
+
+    Args:
+        path: a local path or a storage URL (s3:// loads tensorflow-io).
+        what: where the path came from, for messages ("--output_dir").
+    Raises:
+        errors.UserError: naming `what` and the path, for an unknown scheme, a missing
+            tensorflow-io, or a bucket that cannot be reached.
     """
     kind = scheme(path)
     if kind in ("", "file", "ram"):
@@ -166,6 +204,12 @@ def local_copy(path, chunk_bytes=COPY_CHUNK_BYTES):
     A local path is yielded as it is. A remote one is streamed to a temporary file in chunks of
     `chunk_bytes` (memory stays bounded whatever the file's size; the disk of tempfile's
     directory, TMPDIR, needs the file's size free) and removed when the context ends.
+
+    Args:
+        path: a local path or a storage URL.
+        chunk_bytes: bytes copied at a time.
+    Yields:
+        str: a local path holding the file's bytes.
     """
     if not is_remote(path):
         yield path
@@ -201,7 +245,13 @@ def local_copy(path, chunk_bytes=COPY_CHUNK_BYTES):
 
 
 def local_path(path):
-    """The local copy of `path` while a local_copy of it is open, else `path` itself."""
+    """The local copy of `path` while a local_copy of it is open, else `path` itself.
+
+    Args:
+        path: a path given to local_copy.
+    Returns:
+        str: a path h5py can open.
+    """
     return _open_copies.get(path, path)
 
 
@@ -220,6 +270,9 @@ def exit_process(code):
 
     Without tensorflow-io loaded this is sys.exit(code). With it, the interpreter's own shutdown
     steps run here and os._exit skips the C++ static destructors that abort.
+
+    Args:
+        code: what SystemExit takes (None or an int status; a str is printed, status 1).
     """
     if not _state["tensorflow_io"]:
         sys.exit(code)
