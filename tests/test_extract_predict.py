@@ -223,6 +223,53 @@ def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path):
     assert caught.value.code == 2
 
 
+def test_extract_vector_layout_is_the_spatial_mean_of_the_maps(inputs, extracted, tmp_path):
+    """--visual_layout vector: [T, 512] per video, the mean over the 2x2 cells of the maps."""
+    output = str(tmp_path / "vectors")
+    assert _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={output}",
+                                       "--visual_layout=vector", *_feature_args(inputs)]) == 0
+    info = dataset_info.read(output)
+    assert info.visual_shape == [512] and info.visual_layout == "vector"
+    maps, vectors = _records(extracted, "train"), _records(output, "train")
+    assert sorted(vectors) == sorted(maps) == ["clip_a", "clip_b"]
+    for key in maps:
+        assert vectors[key]["visual"].shape == (len(maps[key]["audio"]), 512)
+        np.testing.assert_allclose(vectors[key]["visual"], maps[key]["visual"].mean(axis=(1, 2)),
+                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(vectors[key]["audio"], maps[key]["audio"], atol=1e-6)
+    assert json.load(open(os.path.join(output, extraction.CONFIG_FILE)))["visual_layout"] == "vector"
+    with pytest.raises(UserError, match=r"visual_layout: expected vector for --visual_backbone=resnet152"):
+        extraction.FeatureSettings(vggish_checkpoint="x", visual_backbone="resnet152",
+                                   visual_layout="map").check()
+
+
+def test_predict_pools_the_maps_for_a_model_trained_on_vectors(inputs, extracted, tmp_path, capsys):
+    """A run trained on 512-d visual vectors, predicting with VGG-19 (2x2x512 maps): predict
+    averages the maps over space instead of stopping at the dims mismatch."""
+    data = str(tmp_path / "vector_data")
+    synthetic.write_dataset(data, synthetic.SyntheticConfig(
+        videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0}, audio_dim=128,
+        visual_layout="vector", visual_dim=512, seed=1), verbose=False)
+    run = str(tmp_path / "vector_run")
+    trainer.train(data, run, hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8),
+                  verbose=0)
+    clip = os.path.join(inputs["videos"], "clip_a.mp4")
+    output = str(tmp_path / "predictions")
+    capsys.readouterr()
+    assert _run(predict, ["predict", clip], [f"--model_dir={run}", f"--output_dir={output}",
+                                             *_feature_args(inputs)]) == 0
+    assert "the model takes visual vectors [512]" in capsys.readouterr().out
+    result = json.load(open(os.path.join(output, "clip_a.json")))
+    assert result["features"]["visual_layout"] == "vector" and result["features"]["visual_shape"] == [512]
+    maps = _records(extracted, "train")["clip_a"]
+    expected = predictors.RunPredictor(run)(maps["audio"], maps["visual"].mean(axis=(1, 2)))
+    np.testing.assert_allclose(result["probabilities"], expected, atol=2e-4)
+    # --visual_layout given on the command line is kept: the mismatch is reported as before.
+    with pytest.raises(UserError, match=r"visual_shape': \[512\].*--visual_layout"):
+        _run(predict, ["predict", clip], [f"--model_dir={run}", f"--output_dir={output}",
+                                          "--visual_layout=map", *_feature_args(inputs)])
+
+
 def test_extract_never_overwrites_a_data_set_it_did_not_write(tmp_path):
     (tmp_path / "dataset_info.json").write_text("{}")
     settings = extraction.FeatureSettings(vggish_checkpoint="vggish_model.ckpt")
