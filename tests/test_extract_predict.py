@@ -223,6 +223,25 @@ def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path):
     assert caught.value.code == 2
 
 
+def test_extract_with_the_ave_release_preset(inputs, extracted, tmp_path):
+    """--preset ave_release, with smaller frames and fewer of them given on the command line.
+
+    25 fps: clip_a has 75 frames in its 3 s, interval 25, so second l takes frames 25 l and
+    25 l + 12: seconds 0 and 2 see the same picture (same grey level, same square positions)."""
+    output = str(tmp_path / "ave")
+    args = _feature_args(inputs)
+    assert _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={output}",
+                                       "--preset=ave_release", *args]) == 0
+    config = json.load(open(os.path.join(output, extraction.CONFIG_FILE)))
+    assert config["frame_sampling"] == "ave" and config["audio_framing"] == "vggish"
+    assert config["frames_per_second"] == 2 and config["image_size"] == IMAGE_SIZE  # given: kept
+    visual = _records(output, "train")["clip_a"]["visual"]
+    np.testing.assert_allclose(visual[0], visual[2], rtol=1e-5, atol=1e-5)
+    assert np.abs(visual[0] - visual[1]).max() > 0.05 * np.abs(visual).max()
+    # Other frames than the centre sampling's (1/4 and 3/4 of each second).
+    assert np.abs(visual - _records(extracted, "train")["clip_a"]["visual"]).max() > 1e-3
+
+
 def test_extract_vector_layout_is_the_spatial_mean_of_the_maps(inputs, extracted, tmp_path):
     """--visual_layout vector: [T, 512] per video, the mean over the 2x2 cells of the maps."""
     output = str(tmp_path / "vectors")
