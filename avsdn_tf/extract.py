@@ -1,8 +1,12 @@
 """Features from your own videos, in the project's data format: python -m avsdn_tf.extract.
 
     python -m avsdn_tf.extract --videos DIR_OR_LIST --output_dir OUT \\
-        --vggish_checkpoint vggish_model.ckpt --visual_backbone vgg19 [--visual_weights PATH|imagenet] \\
-        [--labels CSV]
+        [--vggish_checkpoint vggish_model.ckpt] --visual_backbone vgg19 [--visual_weights PATH|imagenet] \\
+        [--labels CSV] [--preset ave_release]
+
+Without --vggish_checkpoint the official file is downloaded once into Keras' cache (see
+features/vggish.py). --preset ave_release sets the feature flags of the AVE release (its frame
+sampling, framing and layout: features/extraction.PRESETS); flags given on the command line win.
 
 Every video (a directory's video files, a text file listing one path per line, or one file) is
 decoded with PyAV into T = floor(duration) one-second segments; each segment gets a VGGish audio

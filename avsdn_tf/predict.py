@@ -15,6 +15,10 @@ signature with the raw features (the export normalises inside). --model_dir load
 best checkpoint (it normalises its inputs itself: the run directory is all it needs) and
 rebuilds the network without a fixed length, so a video of any number of seconds goes through.
 
+A model trained on visual vectors (the AVE release's visual_feature_vec.h5, or data extracted
+with --visual_layout vector) used with a backbone that gives maps gets the maps' spatial mean,
+the vectors it was trained on, unless --visual_layout is given.
+
 Models trained on 10-s clips (AVE) see the video in windows of their training length
 (--window_seconds; the last window ends with the video and overlaps the one before), so every
 second is judged in the context the model was trained with; 0 means the model's training length
@@ -64,7 +68,13 @@ def main(argv, flag_values=None):
         video.probe(paths[0])  # a video that cannot be used fails before any network is loaded
     predictor = predictors.load_predictor(flag_values.model, flag_values.model_dir, flag_values.checkpoint)
     video_labels = labels.read_labels(flag_values.labels)
-    extractor = extraction.FeatureExtractor(extraction.FeatureSettings.from_flags(flag_values))
+    settings = extraction.FeatureSettings.from_flags(flag_values)
+    adapted = settings.for_visual_shape(predictor.visual_shape)
+    if adapted != settings:
+        print(f"predict: the model takes visual vectors {list(adapted.visual_shape)}: the "
+              f"{settings.visual_backbone} maps {settings.visual_shape} are averaged over space "
+              "(--visual_layout vector)")
+    extractor = extraction.FeatureExtractor(adapted)
     failed = 0
     for path in paths:
         try:

@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The official VGGish files (avsdn_tf/features/vggish.py) from a folder that does not exist: a
+# test that forgets --vggish_checkpoint fails at once instead of reaching the network.
+os.environ["AVSDN_TF_VGGISH_BASE_URL"] = "file:///nonexistent-avsdn-tf-test-server"
 
 import pytest  # noqa: E402
 

@@ -29,12 +29,18 @@ SKIPPED_FILE = "skipped.json"
 SUMMARY_FILE = "extract_summary.json"
 DEFAULT_FRAMES_PER_SECOND = 16  # the AVE release averaged 16 frames per second
 
-
+# --preset NAME: feature flags set together; a flag given on the command line wins over its
+# preset value (the run prints which ones it kept).
+PRESETS = {
+    # The README's "the AVE release" row: what AVSDN and AVEL were trained on (10-s clips).
+    "ave_release": {"visual_backbone": "vgg19", "frames_per_second": 16, "image_size": 224,
+                    "vggish_output": "relu", "audio_framing": "vggish",
+                    "frame_sampling": video.SAMPLING_AVE, "visual_layout": constants.LAYOUT_MAP},
+}
 
 
 # ---------------------------------------------------------------------------------------------
 # The flags that decide the features.
-
 
 
 def define_feature_flags(flag_values=flags.FLAGS):
@@ -43,17 +49,28 @@ def define_feature_flags(flag_values=flags.FLAGS):
     Args:
         flag_values: the absl FlagValues to define them in (default: the global flags.FLAGS).
     Returns:
-        None; defines vggish_checkpoint, vggish_output, vggish_pca_params, audio_framing,
-        visual_backbone, visual_weights, frames_per_second, image_size and batch_size.
+        None; defines preset, vggish_checkpoint, vggish_output, vggish_pca_params,
+        audio_framing, visual_backbone, visual_weights, frame_sampling, visual_layout,
+        frames_per_second, image_size and batch_size.
     """
+    flags.DEFINE_enum("preset", None, sorted(PRESETS),
+                      "Set the feature flags of a published feature set: ave_release = "
+                      + " ".join(f"--{k}={v}" for k, v in PRESETS["ave_release"].items())
+                      + ". Feature flags given on the command line win over the preset's.",
+                      flag_values=flag_values)
     flags.DEFINE_string("vggish_checkpoint", None, "The official VGGish checkpoint, vggish_model.ckpt "
-                        "(TF1 checkpoint, V1 format; V2 works too).", flag_values=flag_values)
+                        "(TF1 checkpoint, V1 format; V2 works too). Default: downloaded once from "
+                        f"{vggish.official_url(vggish.CHECKPOINT_FILE)} into Keras' cache "
+                        f"($KERAS_HOME or ~/.keras, under {vggish.CACHE_SUBDIR}/).",
+                        flag_values=flag_values)
     flags.DEFINE_enum("vggish_output", "relu", list(vggish.OUTPUTS),
                       "relu: the embedding with ReLU, as the 2017 VGGish that made the AVE release's audio "
                       "features; linear: today's vggish_slim.py (no activation); postprocessed: PCA + 8-bit "
                       "quantisation as the AudioSet release (needs --vggish_pca_params).",
                       flag_values=flag_values)
-    flags.DEFINE_string("vggish_pca_params", None, "vggish_pca_params.npz (for --vggish_output=postprocessed).",
+    flags.DEFINE_string("vggish_pca_params", None, "vggish_pca_params.npz (for --vggish_output="
+                        "postprocessed). Default: downloaded once from "
+                        f"{vggish.official_url(vggish.PCA_PARAMS_FILE)} into Keras' cache.",
                         flag_values=flag_values)
     flags.DEFINE_enum("audio_framing", "second", list(vggish.FRAMINGS),
                       "second: the VGGish example of second t starts at t s; vggish: examples every 0.96 s "
@@ -66,6 +83,16 @@ def define_feature_flags(flag_values=flags.FLAGS):
                         "'imagenet' (downloaded by Keras) or the path of a weights file of the "
                         "include_top=False backbone (*.weights.h5 from save_weights, or Keras' *_notop.h5).",
                         flag_values=flag_values)
+    flags.DEFINE_enum("frame_sampling", video.SAMPLING_CENTRE, list(video.FRAME_SAMPLINGS),
+                      "centre: frames at the centres of equal slices of each second, resized by "
+                      "swscale; ave: as the AVE authors' script, frames int(l * interval + i / F * "
+                      "interval) with interval = int(frames / seconds), resized as cv2.resize.",
+                      flag_values=flag_values)
+    flags.DEFINE_enum("visual_layout", None, [constants.LAYOUT_MAP, constants.LAYOUT_VECTOR],
+                      "Default: the backbone's own (vgg19 maps, resnet152 vectors). vector: the "
+                      "spatial mean of the averaged maps, as the AVE release's "
+                      "visual_feature_vec.h5 (predict picks the layout its model was trained on).",
+                      flag_values=flag_values)
     flags.DEFINE_integer("frames_per_second", DEFAULT_FRAMES_PER_SECOND,
                          "Frames per 1-s segment through the visual backbone, averaged (AVE: 16).",
                          lower_bound=1, flag_values=flag_values)
@@ -99,25 +126,70 @@ class FeatureSettings:
     frames_per_second: int = DEFAULT_FRAMES_PER_SECOND
     image_size: int = visual_features.DEFAULT_IMAGE_SIZE
     batch_size: int = 32
+    frame_sampling: str = video.SAMPLING_CENTRE
+    visual_layout: str | None = None  # None: the backbone's own
 
     @classmethod
-    def from_flags(cls, flag_values):
-        """FeatureSettings from the parsed flags of the same names (define_feature_flags).
+    def from_flags(cls, flag_values, verbose=True):
+        """The settings the flags give.
+
+        --preset's values fill the feature flags not given on the command line, and the official
+        VGGish files (downloaded once into Keras' cache) are used where no path is given.
 
         Args:
-            flag_values: parsed absl FlagValues holding a flag for every field.
+            flag_values: parsed absl FlagValues holding a flag for every field (and --preset).
+            verbose: print which given flags were kept over the preset, and downloads.
         Returns:
             FeatureSettings.
         """
-        return cls(**{field.name: getattr(flag_values, field.name) for field in dataclasses.fields(cls)})
+        values = {field.name: getattr(flag_values, field.name) for field in dataclasses.fields(cls)}
+        preset = getattr(flag_values, "preset", None)
+        if preset:
+            kept = []
+            for name, value in PRESETS[preset].items():
+                if flag_values[name].present:
+                    if values[name] != value:
+                        kept.append(f"--{name}={values[name]}")
+                else:
+                    values[name] = value
+            if verbose and kept:
+                print(f"--preset={preset}: kept the flags given on the command line: "
+                      f"{' '.join(kept)}", flush=True)
+        if not values["vggish_checkpoint"]:
+            values["vggish_checkpoint"] = vggish.fetch_official(
+                vggish.CHECKPOINT_FILE, "vggish_checkpoint", verbose)
+        if values["vggish_output"] == "postprocessed" and not values["vggish_pca_params"]:
+            values["vggish_pca_params"] = vggish.fetch_official(
+                vggish.PCA_PARAMS_FILE, "vggish_pca_params", verbose)
+        return cls(**values)
 
     @property
     def audio_dim(self):
         return vggish.EMBEDDING_SIZE
 
     @property
-    def visual_shape(self):
+    def backbone_shape(self):
+        """The backbone's own feature shape: [S, S, C] maps or [C]."""
         return visual_features.get_backbone(self.visual_backbone).feature_shape(self.image_size)
+
+    @property
+    def visual_shape(self):
+        """The stored feature shape: the backbone's, or [C] for --visual_layout vector."""
+        shape = self.backbone_shape
+        return shape[-1:] if self.visual_layout == constants.LAYOUT_VECTOR else shape
+
+    def for_visual_shape(self, visual_shape):
+        """These settings with the layout a model's input needs: maps pooled to vectors when the
+        model takes [C] and the backbone gives [S, S, C]; otherwise unchanged.
+
+        Args:
+          visual_shape: the model's visual input shape per segment, [C] or [S, S, C].
+        """
+        shape = [int(d) for d in visual_shape]
+        if (len(shape) == 1 and len(self.backbone_shape) == 3 and self.visual_layout is None
+                and shape == self.backbone_shape[-1:]):
+            return dataclasses.replace(self, visual_layout=constants.LAYOUT_VECTOR)
+        return self
 
     def identity(self):
         """What determines the features (paths reduced to file name and size; not batch_size)."""
@@ -128,13 +200,27 @@ class FeatureSettings:
                 "audio_framing": self.audio_framing, "visual_backbone": self.visual_backbone,
                 "visual_weights": _file_identity(self.visual_weights),
                 "frames_per_second": self.frames_per_second, "image_size": self.image_size,
-                "audio_dim": self.audio_dim, "visual_shape": self.visual_shape}
+                "audio_dim": self.audio_dim, "visual_shape": self.visual_shape,
+                # Only when not the defaults, so directories written before them still resume.
+                **({"frame_sampling": self.frame_sampling}
+                   if self.frame_sampling != video.SAMPLING_CENTRE else {}),
+                **({"visual_layout": self.visual_layout} if self.visual_layout else {})}
 
     def check(self):
         if not self.vggish_checkpoint:
             raise UserError("vggish_checkpoint: expected the path of the official vggish_model.ckpt, found none",
                             argument="vggish_checkpoint")
         visual_features.get_backbone(self.visual_backbone)
+        if self.frame_sampling not in video.FRAME_SAMPLINGS:
+            raise argument_error("frame_sampling", f"one of {video.FRAME_SAMPLINGS}",
+                                 repr(self.frame_sampling))
+        layouts = (None, constants.LAYOUT_VECTOR, constants.LAYOUT_MAP)
+        if self.visual_layout not in layouts:
+            raise argument_error("visual_layout", f"one of {layouts[1:]}", repr(self.visual_layout))
+        if self.visual_layout == constants.LAYOUT_MAP and len(self.backbone_shape) != 3:
+            raise argument_error("visual_layout", f"vector for --visual_backbone="
+                                 f"{self.visual_backbone} (it pools to {self.backbone_shape})",
+                                 repr(self.visual_layout))
 
 
 @dataclasses.dataclass
@@ -181,13 +267,15 @@ class FeatureExtractor:
         kept = [] if thumbnails else None
 
         def segments():
-            for frames in video.iter_segment_frames(info, self.settings.frames_per_second,
-                                                    self.settings.image_size):
+            for frames in video.iter_frames(info, self.settings.frames_per_second,
+                                            self.settings.image_size, self.settings.frame_sampling):
                 if kept is not None:
                     kept.append(frames[len(frames) // 2])
                 yield frames
 
         visual = self.visual(segments())
+        if len(visual.shape) == 4 and self.settings.visual_layout == constants.LAYOUT_VECTOR:
+            visual = visual.mean(axis=(1, 2))  # [T, S, S, C] -> [T, C], as visual_feature_vec.h5
         if len(visual) != info.num_segments or len(audio) != info.num_segments:
             raise video.VideoError(f"{path}: expected {info.num_segments} segments of audio and picture, found "
                                    f"{len(audio)} and {len(visual)}")
@@ -425,8 +513,13 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
             num_segments=lengths.pop() if len(lengths) == 1 else None, class_names=constants.class_names(),
             splits=splits, sources=sources,
             generator=(f"extract {settings.visual_backbone} fps={settings.frames_per_second} "
-                       f"size={settings.image_size} vggish={settings.vggish_output}/{settings.audio_framing}"
-                       + ("" if labels is not None else "; no labels: segment labels are placeholders (28)")))
+                       + (f"sampling={settings.frame_sampling} "
+                          if settings.frame_sampling != video.SAMPLING_CENTRE else "")
+                       + (f"layout={settings.visual_layout} " if settings.visual_layout else "")
+                       + f"size={settings.image_size} "
+                       f"vggish={settings.vggish_output}/{settings.audio_framing}"
+                       + ("" if labels is not None
+                          else "; no labels: segment labels are placeholders (28)")))
         dataset_info.write(staging, info)
         statistics_split = "train" if "train" in splits else sorted(splits)[0]
         normalization.write_statistics(staging, statistics_split)

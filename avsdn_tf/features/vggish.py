@@ -31,10 +31,20 @@ Outputs ("vggish_output"):
                  uint8 cast does): the AudioSet / YouTube-8M release format, stored as floats.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
 from avsdn_tf.errors import UserError, argument_error, input_error
+
+# The official files (the VGGish README in tensorflow/models), fetched once into Keras' cache
+# (KERAS_HOME, default ~/.keras) under vggish/ as keras.applications fetches ImageNet weights.
+OFFICIAL_BASE_URL = "https://storage.googleapis.com/audioset/"
+BASE_URL_ENV = "AVSDN_TF_VGGISH_BASE_URL"  # another base (a mirror, or file:// in the tests)
+CACHE_SUBDIR = "vggish"
+CHECKPOINT_FILE = "vggish_model.ckpt"
+PCA_PARAMS_FILE = "vggish_pca_params.npz"
 
 # The published parameters (vggish_params.py).
 SAMPLE_RATE = 16000
@@ -150,6 +160,53 @@ def waveform_to_examples(waveform, num_segments=None, framing="second"):
     if num_segments is None:
         num_segments = tf.shape(waveform)[0] // SAMPLE_RATE
     return examples_from_log_mel(log_mel_spectrogram(waveform), num_segments, framing)
+
+
+# ---------------------------------------------------------------------------------------------
+# The official files, downloaded once.
+
+
+def official_url(file_name):
+    """The URL of an official VGGish file: $AVSDN_TF_VGGISH_BASE_URL or OFFICIAL_BASE_URL + name."""
+    base = os.environ.get(BASE_URL_ENV) or OFFICIAL_BASE_URL
+    return base.rstrip("/") + "/" + file_name
+
+
+def cache_dir():
+    """Keras' cache directory, as keras.utils.get_file uses it: $KERAS_HOME or ~/.keras."""
+    return os.path.expanduser(os.environ.get("KERAS_HOME") or os.path.join("~", ".keras"))
+
+
+def fetch_official(file_name, argument, verbose=True):
+    """The local path of an official VGGish file, downloaded on first use.
+
+    Args:
+      file_name: CHECKPOINT_FILE or PCA_PARAMS_FILE.
+      argument: the argument (flag) that takes a local copy instead, named in the error.
+      verbose: print where the file is (and where it came from on download).
+
+    Returns:
+      The path in the cache: cache_dir()/vggish/<file_name>.
+    """
+    import keras
+
+    url = official_url(file_name)
+    directory = os.path.join(cache_dir(), CACHE_SUBDIR)
+    path = os.path.join(directory, file_name)
+    cached = os.path.exists(path)
+    try:
+        # get_file falls back to /tmp/.keras when the cache does not exist yet: make it first.
+        os.makedirs(directory, exist_ok=True)
+        path = keras.utils.get_file(file_name, url, cache_subdir=CACHE_SUBDIR, cache_dir=cache_dir())
+    except Exception as error:  # get_file raises Exception for every URL failure
+        reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        raise UserError(f"{argument}: expected to download {url} into {path}, found {reason}; "
+                        f"without network access, copy the file over and pass --{argument}=PATH",
+                        argument=argument) from None
+    if verbose:
+        print(f"vggish: {path}" + (" (cached)" if cached else f" (downloaded from {url})"),
+              flush=True)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,9 +1,20 @@
 """Decoding people's own videos with PyAV into 1-second segments: frames and 16 kHz mono audio.
 
 A video of D seconds has T = floor(D) segments; segment t covers [t, t + 1) seconds, measured
-from the first video frame. For segment t, `frames_per_second` frames are taken at the centres
-of equal slices of the second (t + (k + 0.5) / F, k = 0..F-1): each is the frame on screen at
-that moment, resized to image_size x image_size RGB. The audio track is averaged over its
+from the first video frame. Two frame samplings (`frame_sampling`):
+
+  centre  for segment t, `frames_per_second` frames are taken at the centres of equal slices of
+          the second (t + (k + 0.5) / F, k = 0..F-1): each is the frame on screen at that
+          moment, resized to image_size x image_size RGB by swscale (bilinear). The default.
+  ave     as the AVE authors' attention_visualization.py samples a 10-s clip: the N frames of
+          the T whole seconds are counted (all frames decoded, for a clip of whole seconds),
+          interval = int(N / T) and segment l takes frames int(l * interval + i / F * interval),
+          i = 0..F-1 (F = 16 there), by decoding order; each is converted to RGB at full size
+          and resized to image_size x image_size as OpenCV's default cv2.resize (INTER_LINEAR:
+          bilinear, half-pixel centres, no antialiasing; see `resize_bilinear`). OpenCV is not
+          a dependency: tf.image.resize computes the same interpolation (in floating point,
+          where OpenCV uses 11-bit fixed point, so a pixel may differ by 1).
+ The audio track is averaged over its
 channels (as VGGish's waveform_to_examples does) and resampled to 16 kHz by libswresample,
 placed on the same clock as the frames (silence before a late start or after an early end).
 
@@ -17,12 +28,15 @@ import os
 
 import numpy as np
 
-from avsdn_tf.errors import UserError
+from avsdn_tf.errors import UserError, argument_error
 
 AUDIO_SAMPLE_RATE = 16000  # VGGish's rate
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg", ".3gp",
                     ".ogv", ".wmv", ".ts")
 _END_TOLERANCE = 1e-3  # seconds: a video of 2.9995 s still has 3 whole segments
+SAMPLING_CENTRE = "centre"  # frames at the centres of equal slices of each second
+SAMPLING_AVE = "ave"  # the AVE authors' frame indices over all decoded frames
+FRAME_SAMPLINGS = (SAMPLING_CENTRE, SAMPLING_AVE)
 
 
 class VideoError(UserError):
@@ -287,3 +301,120 @@ def iter_segment_frames(info, frames_per_second, image_size):
     if previous is None:
         raise VideoError(f"{info.path}: expected video frames, found none that decode")
     yield from take(previous[1], math.inf)  # the last frame stays on screen to the end
+
+
+# ---------------------------------------------------------------------------------------------
+# The AVE authors' sampling: frame indices over all decoded frames, OpenCV-style resize.
+
+
+def ave_frame_indices(num_frames, num_segments, frames_per_second):
+    """The frames the AVE authors' script takes, by decoding order.
+
+    Args:
+      num_frames: N, the frames decoded in the T whole seconds (all of a 10-s clip's).
+      num_segments: T, the whole seconds (AVE: 10).
+      frames_per_second: F, frames per second averaged (AVE: 16).
+
+    Returns:
+      int64 [T, F]: index int(l * interval + i / F * interval) for second l and i = 0..F-1, with
+      interval = int(N / T).
+    """
+    interval = int(num_frames / num_segments)
+    if interval < 1:
+        raise argument_error("num_frames", f"at least one frame per second ({num_segments})",
+                             num_frames)
+    return np.array([[int(second * interval + i / frames_per_second * interval)
+                      for i in range(frames_per_second)] for second in range(num_segments)],
+                    np.int64)
+
+
+def resize_bilinear(image, image_size):
+    """An RGB frame resized as OpenCV's cv2.resize(image, (S, S)) does by default (INTER_LINEAR).
+
+    Bilinear interpolation with half-pixel centres (source x = (x' + 0.5) * scale - 0.5, clamped
+    to the edge pixels) and no antialiasing when shrinking, rounded to the nearest integer.
+
+    Args:
+      image: uint8 [H, W, 3].
+      image_size: S, the side of the square result.
+
+    Returns:
+      uint8 [S, S, 3].
+    """
+    import tensorflow as tf
+
+    resized = tf.image.resize(tf.convert_to_tensor(image, tf.float32)[None],
+                              [image_size, image_size], method="bilinear", antialias=False)[0]
+    return np.clip(np.rint(resized.numpy()), 0, 255).astype(np.uint8)
+
+
+def _decoded_frames(info, container):
+    """(time from the first frame in s, frame) of every decoded video frame with a timestamp."""
+    video, _ = _streams(info.path, container)
+    video.thread_type = "AUTO"
+    origin = _video_origin(video)
+    for frame in container.decode(video):
+        if frame.time is not None:
+            yield frame.time - origin, frame
+
+
+def count_frames(info):
+    """N: the video frames that start within the T whole seconds (a whole decode)."""
+    av = _av()
+    container = _open(info.path)
+    try:
+        limit = info.num_segments - _END_TOLERANCE
+        return sum(1 for time, _ in _decoded_frames(info, container) if time < limit)
+    except av.error.FFmpegError as error:
+        raise VideoError(f"{info.path}: expected decodable video frames, found a decoding error "
+                         f"({error})") from None
+    finally:
+        container.close()
+
+
+def iter_ave_segment_frames(info, frames_per_second, image_size):
+    """Yield, for l = 0..T-1, the uint8 frames [F, image_size, image_size, 3] of segment l, taken
+    as the AVE authors' script takes them (`ave_frame_indices`, `resize_bilinear`).
+
+    The video is decoded twice (once to count its frames, once to take them), so memory holds one
+    segment at a time whatever the video's length.
+    """
+    av = _av()
+    num_frames = count_frames(info)
+    if num_frames < info.num_segments:
+        raise VideoError(f"{info.path}: expected at least one video frame per second "
+                         f"({info.num_segments}), found {num_frames} frames")
+    indices = ave_frame_indices(num_frames, info.num_segments, frames_per_second)
+    flat = indices.reshape(-1)
+    container = _open(info.path)
+    segment, next_index = [], 0
+    try:
+        for index, (_, frame) in enumerate(_decoded_frames(info, container)):
+            if next_index >= len(flat):
+                break
+            image = None
+            while next_index < len(flat) and flat[next_index] == index:
+                if image is None:
+                    image = resize_bilinear(frame.to_ndarray(format="rgb24"), image_size)
+                segment.append(image)
+                next_index += 1
+                if len(segment) == frames_per_second:
+                    yield np.stack(segment)
+                    segment = []
+    except av.error.FFmpegError as error:
+        raise VideoError(f"{info.path}: expected decodable video frames, found a decoding error "
+                         f"({error})") from None
+    finally:
+        container.close()
+    if next_index < len(flat):
+        raise VideoError(f"{info.path}: expected frame {flat[next_index]} of the {len(flat)} "
+                         "sampled, found fewer frames on the second decode")
+
+
+def iter_frames(info, frames_per_second, image_size, sampling=SAMPLING_CENTRE):
+    """The segments' frames [F, S, S, 3] uint8, one array per second, by `sampling`."""
+    if sampling == SAMPLING_CENTRE:
+        return iter_segment_frames(info, frames_per_second, image_size)
+    if sampling == SAMPLING_AVE:
+        return iter_ave_segment_frames(info, frames_per_second, image_size)
+    raise argument_error("frame_sampling", f"one of {FRAME_SAMPLINGS}", repr(sampling))

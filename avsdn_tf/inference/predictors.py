@@ -169,7 +169,8 @@ def _check_dims(predictor, features, settings):
     if found != expected:
         raise input_error(f"features of {features.info.path} ({settings.visual_backbone} at {settings.image_size} px)",
                           f"the dims the model was trained on {expected}",
-                          f"{found}: use the `visual_backbone` / `image_size` of its training data")
+                          f"{found}: use the `visual_backbone` / `image_size` / `visual_layout` of its "
+                          "training data")
 
 
 def describe(result, class_names):

@@ -41,6 +41,42 @@ def _rectangle(t, y, colour):
     return matplotlib.patches.Rectangle((t, y), 1, 0.8, facecolor=colour, edgecolor="white", linewidth=1)
 
 
+def _strip_height(thumbnails, seconds, figure_width):
+    """The strip's height ratio: room for a frame as wide as 90% of a second's cell at its own
+    aspect ratio (the axes take about figure_width - 2.5 inches; the margins and the gaps
+    between the rows take about half of each row's share of the height)."""
+    height, width = np.asarray(thumbnails[0]).shape[:2]
+    cell = max(figure_width - 2.5, 1.0) / max(seconds, 1)
+    return float(np.clip(2.0 * 0.9 * cell * height / width, 0.4, 2.5))
+
+
+def _draw_thumbnails(figure, axes, thumbnails, seconds):
+    """At most 12 evenly spaced frames, each centred in its second's cell and drawn at its own
+    aspect ratio: as wide as 90% of the cell, or less when the strip is too low for that."""
+    axes.set_xlim(0, seconds)
+    axes.set_ylim(0, 1)
+    axes.axis("off")
+    box = axes.get_position()  # figure fractions
+    figure_width, figure_height = figure.get_size_inches()
+    inches_per_second = box.width * figure_width / seconds  # x data unit: one second
+    strip_inches = box.height * figure_height  # y data: 0..1
+    count = min(len(thumbnails), _MAX_THUMBNAILS)
+    shown = np.unique(np.linspace(0, len(thumbnails) - 1, count).round().astype(int))
+    for t in shown:
+        height, width = np.asarray(thumbnails[t]).shape[:2]
+        frame_width = 0.9 * inches_per_second
+        frame_height = frame_width * height / width
+        if frame_height > 0.96 * strip_inches:
+            frame_height = 0.96 * strip_inches
+            frame_width = frame_height * width / height
+        half_x = frame_width / inches_per_second / 2
+        half_y = frame_height / strip_inches / 2
+        axes.imshow(thumbnails[t], extent=(t + 0.5 - half_x, t + 0.5 + half_x, 0.5 - half_y,
+                                           0.5 + half_y), aspect="auto")
+    axes.set_xlim(0, seconds)  # imshow rescales the limits to the images
+    axes.set_ylim(0, 1)
+
+
 def save_timeline(path, predicted, class_names=None, truth=None, probabilities=None, thumbnails=None,
                   title=""):
     """Draw the timeline PNG at `path`; returns the path, or None without matplotlib.
@@ -73,20 +109,15 @@ def save_timeline(path, predicted, class_names=None, truth=None, probabilities=N
     seconds = len(predicted)
     rows = [("prediction", predicted)] + ([("ground truth", np.asarray(truth))] if truth is not None else [])
     has_thumbnails = bool(thumbnails)
-    heights = ([1.0] if has_thumbnails else []) + [0.45 * len(rows) + 0.35] + ([0.9] if probabilities is not None else [])
     width = min(18.0, max(8.0, 0.6 * seconds + 2.5))
+    strip = _strip_height(thumbnails, seconds, width) if has_thumbnails else None
+    heights = (([strip] if has_thumbnails else []) + [0.45 * len(rows) + 0.35]
+               + ([0.9] if probabilities is not None else []))
     figure, axes_list = plt.subplots(len(heights), 1, figsize=(width, sum(heights) + 0.8), squeeze=False,
                                      gridspec_kw={"height_ratios": heights})
     axes_list = list(axes_list[:, 0])
 
-    if has_thumbnails:
-        axes = axes_list.pop(0)
-        shown = np.unique(np.linspace(0, len(thumbnails) - 1, min(len(thumbnails), _MAX_THUMBNAILS)).round().astype(int))
-        for t in shown:
-            axes.imshow(thumbnails[t], extent=(t + 0.05, t + 0.95, 0, 1), aspect="auto")
-        axes.set_xlim(0, seconds)
-        axes.set_ylim(0, 1)
-        axes.axis("off")
+    thumbnail_axes = axes_list.pop(0) if has_thumbnails else None
 
     axes = axes_list.pop(0)
     for row, (name, labels) in enumerate(rows):
@@ -110,6 +141,8 @@ def save_timeline(path, predicted, class_names=None, truth=None, probabilities=N
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
+    if has_thumbnails:  # after the layout: the frames are sized to the strip's final box
+        _draw_thumbnails(figure, thumbnail_axes, thumbnails, seconds)
     with tf.io.gfile.GFile(path, "wb") as handle:
         figure.savefig(handle, format="png", dpi=100)
     plt.close(figure)

@@ -223,6 +223,74 @@ def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path):
     assert caught.value.code == 2
 
 
+def test_extract_with_the_ave_release_preset(inputs, extracted, tmp_path):
+    """--preset ave_release, with smaller frames and fewer of them given on the command line.
+
+    25 fps: clip_a has 75 frames in its 3 s, interval 25, so second l takes frames 25 l and
+    25 l + 12: seconds 0 and 2 see the same picture (same grey level, same square positions)."""
+    output = str(tmp_path / "ave")
+    args = _feature_args(inputs)
+    assert _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={output}",
+                                       "--preset=ave_release", *args]) == 0
+    config = json.load(open(os.path.join(output, extraction.CONFIG_FILE)))
+    assert config["frame_sampling"] == "ave" and config["audio_framing"] == "vggish"
+    assert config["frames_per_second"] == 2 and config["image_size"] == IMAGE_SIZE  # given: kept
+    visual = _records(output, "train")["clip_a"]["visual"]
+    np.testing.assert_allclose(visual[0], visual[2], rtol=1e-5, atol=1e-5)
+    assert np.abs(visual[0] - visual[1]).max() > 0.05 * np.abs(visual).max()
+    # Other frames than the centre sampling's (1/4 and 3/4 of each second).
+    assert np.abs(visual - _records(extracted, "train")["clip_a"]["visual"]).max() > 1e-3
+
+
+def test_extract_vector_layout_is_the_spatial_mean_of_the_maps(inputs, extracted, tmp_path):
+    """--visual_layout vector: [T, 512] per video, the mean over the 2x2 cells of the maps."""
+    output = str(tmp_path / "vectors")
+    assert _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={output}",
+                                       "--visual_layout=vector", *_feature_args(inputs)]) == 0
+    info = dataset_info.read(output)
+    assert info.visual_shape == [512] and info.visual_layout == "vector"
+    vectors = _records(output, "train")
+    assert sorted(vectors) == ["clip_a", "clip_b"]
+    for key, record in vectors.items():  # the map run's per-video features (its labels may differ)
+        with np.load(os.path.join(extracted, extraction.FEATURES_DIR, f"{key}.npz")) as maps:
+            assert maps["visual"].shape[1:] == tuple(VISUAL_SHAPE)
+            assert record["visual"].shape == (len(maps["audio"]), 512)
+            np.testing.assert_allclose(record["visual"], maps["visual"].mean(axis=(1, 2)),
+                                       rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(record["audio"], maps["audio"], atol=1e-6)
+    assert json.load(open(os.path.join(output, extraction.CONFIG_FILE)))["visual_layout"] == "vector"
+    with pytest.raises(UserError, match=r"visual_layout: expected vector for --visual_backbone=resnet152"):
+        extraction.FeatureSettings(vggish_checkpoint="x", visual_backbone="resnet152",
+                                   visual_layout="map").check()
+
+
+def test_predict_pools_the_maps_for_a_model_trained_on_vectors(inputs, extracted, tmp_path, capsys):
+    """A run trained on 512-d visual vectors, predicting with VGG-19 (2x2x512 maps): predict
+    averages the maps over space instead of stopping at the dims mismatch."""
+    data = str(tmp_path / "vector_data")
+    synthetic.write_dataset(data, synthetic.SyntheticConfig(
+        videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0}, audio_dim=128,
+        visual_layout="vector", visual_dim=512, seed=1), verbose=False)
+    run = str(tmp_path / "vector_run")
+    trainer.train(data, run, hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8),
+                  verbose=0)
+    clip = os.path.join(inputs["videos"], "clip_a.mp4")
+    output = str(tmp_path / "predictions")
+    capsys.readouterr()
+    assert _run(predict, ["predict", clip], [f"--model_dir={run}", f"--output_dir={output}",
+                                             *_feature_args(inputs)]) == 0
+    assert "the model takes visual vectors [512]" in capsys.readouterr().out
+    result = json.load(open(os.path.join(output, "clip_a.json")))
+    assert result["features"]["visual_layout"] == "vector" and result["features"]["visual_shape"] == [512]
+    maps = _records(extracted, "train")["clip_a"]
+    expected = predictors.RunPredictor(run)(maps["audio"], maps["visual"].mean(axis=(1, 2)))
+    np.testing.assert_allclose(result["probabilities"], expected, atol=2e-4)
+    # --visual_layout given on the command line is kept: the mismatch is reported as before.
+    with pytest.raises(UserError, match=r"visual_shape': \[512\].*--visual_layout"):
+        _run(predict, ["predict", clip], [f"--model_dir={run}", f"--output_dir={output}",
+                                          "--visual_layout=map", *_feature_args(inputs)])
+
+
 def test_extract_never_overwrites_a_data_set_it_did_not_write(tmp_path):
     (tmp_path / "dataset_info.json").write_text("{}")
     settings = extraction.FeatureSettings(vggish_checkpoint="vggish_model.ckpt")
