@@ -1,6 +1,8 @@
 """normalization.json's statistics: one accumulation (Moments), whether one process reads a split
 or Beam workers each add their videos and the sums are merged."""
 
+import json
+
 import numpy as np
 
 from avsdn_tf import constants
@@ -64,6 +66,7 @@ def test_merged_moments_of_parts_equal_the_moments_of_the_whole():
         merged.merge(part)
     assert merged.audio_count == whole.audio_count == 15
     assert merged.visual_count == 15 * 4  # a 2x2 map: 4 samples of each channel per segment
+    merged = normalization.Moments.from_json(json.loads(json.dumps(merged.to_json())))
     expected, found = whole.statistics("train"), merged.statistics("train")
     assert found.pop("split") == expected.pop("split") == "train"
     for key, value in expected.items():

@@ -61,6 +61,21 @@ class Moments:
         self.visual_count += other.visual_count
         return self
 
+    def to_json(self):
+        """The sums and counts as a JSON object (floats round-trip exactly)."""
+        return {name: value.tolist() if isinstance(value, np.ndarray) else value
+                for name, value in vars(self).items()}
+
+    @classmethod
+    def from_json(cls, value):
+        """Moments from what `to_json` wrote."""
+        moments = cls(len(value["audio_sum"]), len(value["visual_sum"]))
+        for name in vars(moments):
+            current = getattr(moments, name)
+            setattr(moments, name, np.asarray(value[name], np.float64)
+                    if isinstance(current, np.ndarray) else int(value[name]))
+        return moments
+
     def statistics(self, split):
         """normalization.json's content: means [A] / [C] and deviations (>= constants.MIN_STD).
 
