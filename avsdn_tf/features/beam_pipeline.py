@@ -1,0 +1,228 @@
+"""The Apache Beam transforms of extraction on a cluster (extract --runner ...; needs apache-beam).
+
+Imported only by beam_extraction.run_pipeline, so the single-process command never needs Beam.
+The graph, for videos given as (index, path):
+
+    Create -> Reshuffle -> ExtractVideo --records--> shard assignment -> GroupByKey -> WriteShard
+                                        --moments--> CombinePerKey(MergeMoments)  (per split)
+                                        --outcomes-> CombineGlobally(Tally)
+    Tally + moments + written shards -> RESULT_FILE in the staging directory
+
+ExtractVideo runs where the runner puts it: the networks are loaded once per worker process
+(DoFn.setup, through a Shared handle, so the threads of one process share them), each video's
+features go to features/<video_id>.npz as in the single process (a rerun resumes from them) and
+its records and statistics flow on. Shards are numbered as the single process numbers them:
+records are ranked by (video index, label row) within their split and dealt round-robin over
+shards.shard_count shards; each shard is written by one worker under a temporary name and
+renamed, so a retried bundle rewrites it whole.
+"""
+
+import json
+import logging
+import os
+import uuid
+
+import apache_beam as beam
+import tensorflow as tf
+from apache_beam.utils import shared
+
+from avsdn_tf import fileio
+from avsdn_tf.data import normalization, shards
+from avsdn_tf.features import extraction, video
+
+RESULT_FILE = "beam_result.json"  # the pipeline's last output, read by the driver
+MOMENTS = "moments"
+OUTCOMES = "outcomes"
+
+
+class ExtractVideo(beam.DoFn):
+    """(index, path) -> (split, (index, row), serialized record) per record of the video.
+
+    Side outputs: MOMENTS (split, normalization.Moments) per record, and OUTCOMES
+    (index, status, path, detail) per video: status "extracted" or "resumed" with detail the
+    number of segments T, or "skipped" with the reason.
+    """
+
+    def __init__(self, output_dir, settings, labels, split):
+        self._output_dir, self._settings = output_dir, settings
+        self._labels, self._split = labels, split
+        self._shared = shared.Shared()  # one FeatureExtractor per worker process
+        self._extractor = None
+
+    def setup(self):
+        tag = json.dumps(self._settings.identity(), sort_keys=True)
+        self._extractor = self._shared.acquire(
+            lambda: extraction.FeatureExtractor(self._settings), tag=tag
+        )
+
+    def process(self, element):
+        index, path = element
+        key = video.video_id(path)
+        if self._labels is not None and key not in self._labels:
+            yield beam.pvalue.TaggedOutput(
+                OUTCOMES, (index, "skipped", path, extraction.no_labels_reason(key))
+            )
+            return
+        if tf.io.gfile.exists(extraction._features_path(self._output_dir, key)):
+            audio, visual = extraction.load_features(self._output_dir, key)
+            status = "resumed"
+        else:
+            try:
+                features = self._extractor.extract(path)
+            except video.VideoError as error:
+                logging.warning("skipped: %s", error)
+                yield beam.pvalue.TaggedOutput(OUTCOMES, (index, "skipped", path, str(error)))
+                return
+            extraction._save_features(extraction._features_path(self._output_dir, key), features)
+            audio, visual, status = features.audio, features.visual, "extracted"
+            logging.info("extracted %s (%d s) in process %d", path, len(audio), os.getpid())
+        moments = normalization.Moments(self._settings.audio_dim, self._settings.visual_shape[-1])
+        moments.add(audio, visual)
+        rows = extraction.video_records(key, audio, visual, self._labels, self._split)
+        for row, (split, _, serialized) in enumerate(rows):
+            yield split, (index, row), serialized
+            yield beam.pvalue.TaggedOutput(MOMENTS, (split, moments))
+        yield beam.pvalue.TaggedOutput(OUTCOMES, (index, status, path, len(audio)))
+
+
+class MergeMoments(beam.CombineFn):
+    """Sums and counts of every record's features: normalization.Moments merged, as JSON."""
+
+    def __init__(self, audio_dim, channels):
+        self._audio_dim, self._channels = audio_dim, channels
+
+    def create_accumulator(self):
+        return normalization.Moments(self._audio_dim, self._channels)
+
+    def add_input(self, accumulator, moments):
+        return accumulator.merge(moments)
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        merged = next(accumulators)
+        for accumulator in accumulators:
+            merged.merge(accumulator)
+        return merged
+
+    def extract_output(self, accumulator):
+        return accumulator.to_json()
+
+
+class Tally(beam.CombineFn):
+    """The outcomes of every video: counts, seconds of video extracted, lengths, skipped ones."""
+
+    def create_accumulator(self):
+        return {"extracted": 0, "resumed": 0, "seconds_extracted": 0, "lengths": [], "skipped": []}
+
+    def add_input(self, tally, outcome):
+        index, status, path, detail = outcome
+        if status == "skipped":
+            tally["skipped"].append([index, path, detail])
+        else:
+            tally[status] += 1
+            tally["seconds_extracted"] += detail if status == "extracted" else 0
+            if detail not in tally["lengths"]:
+                tally["lengths"].append(detail)
+        return tally
+
+    def merge_accumulators(self, tallies):
+        tallies = iter(tallies)
+        merged = next(tallies)
+        for tally in tallies:
+            for name in ("extracted", "resumed", "seconds_extracted"):
+                merged[name] += tally[name]
+            merged["lengths"] += [t for t in tally["lengths"] if t not in merged["lengths"]]
+            merged["skipped"] += tally["skipped"]
+        return merged
+
+    def extract_output(self, tally):
+        tally["skipped"].sort()
+        tally["lengths"].sort()
+        return tally
+
+
+def _deal_shards(split_and_orders, videos_per_shard):
+    """((split, order), (shard index, shard count)) for every record of one split, dealt
+    round-robin in (video index, row) order over shards.shard_count shards."""
+    split, orders = split_and_orders
+    orders = sorted(orders)
+    count = shards.shard_count(len(orders), videos_per_shard)
+    for rank, order in enumerate(orders):
+        yield (split, order), (rank % count, count)
+
+
+class WriteShard(beam.DoFn):
+    """((split, index, count), [serialized]) -> one shard file in staging; yields
+    (split, file name, records written)."""
+
+    def __init__(self, staging):
+        self._staging = staging
+
+    def process(self, element):
+        (split, index, count), serialized = element
+        name = shards.shard_names(split, count)[index]
+        path = os.path.join(self._staging, name)
+        temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        written = 0
+        with tf.io.TFRecordWriter(temporary) as writer:
+            for record in serialized:
+                writer.write(record)
+                written += 1
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+        yield split, name, written
+
+
+def _write_result(tally, staging, moments, written):
+    fileio.write_json(
+        os.path.join(staging, RESULT_FILE),
+        {"tally": tally, "moments": moments, "shards": sorted(list(shard) for shard in written)},
+    )
+
+
+def build(pipeline, paths, output_dir, staging, settings, labels, split, videos_per_shard):
+    """Add extraction's transforms to `pipeline`; RESULT_FILE in `staging` is its last output.
+
+    Args:
+        pipeline: a beam.Pipeline. paths: the video paths (their order numbers the records).
+        output_dir: the data directory (features/ is written there). staging: where shards and
+            RESULT_FILE go. settings: extraction.FeatureSettings. labels: video id -> rows, or
+            None. split: the split of records whose row names none. videos_per_shard: as
+            shards.shard_count takes it.
+    """
+    outputs = (
+        pipeline
+        | "Videos" >> beam.Create(list(enumerate(paths)), reshuffle=False)
+        # A fusion break: the runner spreads the videos over its workers from here.
+        | "Distribute" >> beam.Reshuffle()
+        | "Extract"
+        >> beam.ParDo(ExtractVideo(output_dir, settings, labels, split)).with_outputs(
+            MOMENTS, OUTCOMES, main="records"
+        )
+    )
+    records = outputs.records
+    dealt = (
+        records
+        | "Orders" >> beam.Map(lambda record: (record[0], record[1]))
+        | "OrdersBySplit" >> beam.GroupByKey()
+        | "Deal" >> beam.FlatMap(_deal_shards, videos_per_shard)
+    )
+    written = (
+        records
+        | "ToShard"
+        >> beam.Map(
+            lambda record, dealt: ((record[0], *dealt[(record[0], record[1])]), record[2]),
+            dealt=beam.pvalue.AsDict(dealt),
+        )
+        | "ByShard" >> beam.GroupByKey()
+        | "WriteShards" >> beam.ParDo(WriteShard(staging))
+    )
+    moments = outputs[MOMENTS] | "Statistics" >> beam.CombinePerKey(
+        MergeMoments(settings.audio_dim, settings.visual_shape[-1])
+    )
+    tally = outputs[OUTCOMES] | "Tally" >> beam.CombineGlobally(Tally())
+    _ = tally | "Result" >> beam.Map(
+        _write_result,
+        staging,
+        moments=beam.pvalue.AsDict(moments),
+        written=beam.pvalue.AsList(written),
+    )
