@@ -46,8 +46,8 @@ import sys
 
 from absl import app, flags
 
-from avsdn_tf import cli
-from avsdn_tf.errors import run_main
+from avsdn_tf import cli, remote
+from avsdn_tf.errors import UserError, run_main
 from avsdn_tf.features import beam_extraction, extraction, labels
 
 
@@ -83,6 +83,9 @@ def main(argv, flag_values=None):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (Beam pipeline options "
                              "are taken with --runner only)")
     paths = labels.list_videos(flag_values.videos)
+    if not flag_values.runner and (far := [path for path in paths if remote.is_remote(path)]):
+        raise UserError(f"--videos: expected local video files (remote ones are read with "
+                        f"--runner, e.g. --runner DirectRunner), found {far[0]}")
     video_labels = labels.read_labels(flag_values.labels)
     settings = extraction.FeatureSettings.from_flags(flag_values)
     if flag_values.runner:

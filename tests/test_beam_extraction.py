@@ -17,7 +17,9 @@ from avsdn_tf import errors, extract
 from avsdn_tf.data import dataset_info, records
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import beam_extraction, extraction
+from tests.s3_testlib import moto_server, s3_environment
 from tests.test_extract_predict import IMAGE_SIZE, _feature_args, _records
+from tests.test_remote import ROOT, command, local_files, objects
 from tests.test_vggish import official_checkpoint
 from tests.test_video_features import make_video
 
@@ -209,3 +211,54 @@ def test_runner_arguments_are_checked(inputs, tmp_path, monkeypatch, capsys):
     message = capsys.readouterr().err
     assert "--runner: expected Apache Beam installed (pip install 'avsdn-tf[beam]')" in message
     assert beam_extraction.INSTALL_HINT in message and "Traceback" not in message
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server on 127.0.0.1: (environment for the commands, boto3 client)."""
+    log_path = tmp_path_factory.mktemp("moto") / "server.log"
+    with open(log_path, "w") as log, moto_server(log) as (endpoint, client):
+        env = {**os.environ, **s3_environment(endpoint), "PYTHONPATH": str(ROOT)}
+        yield env, client
+
+
+@pytest.mark.slow
+def test_videos_and_output_on_s3(inputs, s3, tmp_path):
+    """--videos s3://... and --output_dir s3://... with --runner: the files the single process
+    writes locally from the same videos (a command in a subprocess, as test_remote runs them)."""
+    env, client = s3
+    client.create_bucket(Bucket="beam")
+    names = ["clip_a.mp4", "clip_b.mp4", "silent.mp4"]
+    for name in names:
+        client.upload_file(os.path.join(inputs["videos"], name), "beam", f"videos/{name}")
+    local_videos = tmp_path / "videos"
+    local_videos.mkdir()
+    for name in names:
+        (local_videos / name).write_bytes((open(os.path.join(inputs["videos"], name), "rb")).read())
+    features = _feature_args(inputs)
+    local = str(tmp_path / "local")
+    result = command(
+        env, "avsdn_tf.extract", f"--videos={local_videos}", f"--output_dir={local}", *features
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = command(
+        env,
+        "avsdn_tf.extract",
+        "--videos=s3://beam/videos",
+        "--output_dir=s3://beam/out",
+        *features,
+        "--runner",
+        "DirectRunner",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    on_s3, here = objects(client, "beam", "out"), local_files(local)
+    assert sorted(on_s3) == sorted(here)
+    info = json.loads(on_s3["dataset_info.json"])
+    assert info == json.loads(here["dataset_info.json"])
+    skipped = json.loads(on_s3[extraction.SKIPPED_FILE])["skipped"]
+    assert list(skipped) == ["s3://beam/videos/silent.mp4"]
+    assert skipped["s3://beam/videos/silent.mp4"].startswith(
+        "s3://beam/videos/silent.mp4: expected an audio track"
+    )
+    for name in info["splits"]["train"]["shards"]:
+        assert len(on_s3[name]) == len(here[name])
