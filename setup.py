@@ -41,17 +41,24 @@ INSTALL_REQUIRES = [
 
 VIDEO = ["av"]
 PLOTS = ["matplotlib"]
+# Extraction as an Apache Beam pipeline (extract --runner ...). 2.77.0 installs beside
+# TensorFlow 2.17 and numpy<2 when resolved with them (protobuf 4.25: TF 2.17 needs <5, Beam
+# excludes 4.21-4.24); `pip install apache-beam` alone into an existing environment takes
+# protobuf 6 and breaks TensorFlow, hence the extra.
+BEAM = ["apache-beam==2.77.0"]
 
 EXTRAS_REQUIRE = {
     # Decoding people's own videos (avsdn_tf feature extraction).
     "video": VIDEO,
     # Figures (training curves, localisation plots).
     "plots": PLOTS,
-    # The test suite exercises the video and plot paths, so it needs both extras.
+    # Feature extraction on Apache Beam runners (DirectRunner, Dataflow, Flink, Spark).
+    "beam": BEAM,
+    # The test suite exercises the video, plot and Beam paths, so it needs those extras.
     # ruff is pinned so the lint gate in .ci/run does not move under us. moto[server] is the local
     # S3-compatible endpoint tests/test_remote.py starts on 127.0.0.1 (with boto3 to seed it);
     # the project itself talks to S3 through tensorflow-io only.
-    "test": ["pytest", "pytest-xdist", "ruff==0.17.6", "moto[server]>=5,<6", *VIDEO, *PLOTS],
+    "test": ["pytest", "pytest-xdist", "ruff==0.17.6", "moto[server]>=5,<6", *VIDEO, *PLOTS, *BEAM],
     # The peer comparison in benchmarks/: exactly PyTorch 2.13.0, CPU build. "==2.13.0" also
     # matches the local version "2.13.0+cpu"; this machine serves that wheel from its
     # find-links, so no CUDA build (nor nvidia-* packages) is resolved. Elsewhere, install with

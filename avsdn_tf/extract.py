@@ -33,15 +33,26 @@ split: the split to put the record in, default --split) or an AVE annotation fil
 events, as two rows); videos with no row are skipped and listed. All videos go to --split
 (default "train") unless the CSV says otherwise; normalization.json holds the statistics of
 "train" when there is one, else of the first split.
+
+On a cluster. `--runner DirectRunner|DataflowRunner|FlinkRunner|SparkRunner|PortableRunner`
+runs the same extraction as an Apache Beam pipeline (pip install 'avsdn-tf[beam]'): the videos
+are spread over the runner's workers, which load the networks once each, and OUT receives the
+same files, published only when the job has succeeded (features/beam_extraction.py). Arguments
+extract does not know go to Beam's PipelineOptions:
+
+    python -m avsdn_tf.extract --videos ... --output_dir gs://bucket/mine ... \
+        --runner DataflowRunner --project P --region R --temp_location gs://bucket/tmp
 """
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
+import sys
+
 from absl import app, flags
 
-from avsdn_tf import cli
-from avsdn_tf.errors import run_main
-from avsdn_tf.features import extraction, labels
+from avsdn_tf import cli, remote
+from avsdn_tf.errors import UserError, run_main
+from avsdn_tf.features import beam_extraction, extraction, labels
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -54,7 +65,20 @@ def define_flags(flag_values=flags.FLAGS):
                split=("train", "Split the records go to (unless the labels CSV names one)."),
                videos_per_shard="Target records per TFRecord shard (at most 16 shards).")
     extraction.define_feature_flags(flag_values)
+    beam_extraction.define_flags(flag_values)
     flags.mark_flags_as_required(["videos", "output_dir"], flag_values=flag_values)
+
+
+def parse_flags(argv, flag_values=None):
+    """absl's parsing of extract's flags, leaving the arguments it does not know in the returned
+    argv (after argv[0]): Beam pipeline options for --runner, refused without it."""
+    flag_values = flag_values or flags.FLAGS
+    try:
+        return flag_values(argv, known_only=True)
+    except flags.Error as error:
+        print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
+        print("Pass --helpshort or --helpfull to see help on flags.", file=sys.stderr)
+        sys.exit(1)
 
 
 def main(argv, flag_values=None):
@@ -67,13 +91,22 @@ def main(argv, flag_values=None):
         0 on success; a user mistake raises errors.UserError, shown by errors.run_main.
     """
     flag_values = flag_values or flags.FLAGS
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if len(argv) > 1 and not flag_values.runner:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (Beam pipeline options "
+                             "are taken with --runner only)")
     paths = labels.list_videos(flag_values.videos)
+    if not flag_values.runner and (far := [path for path in paths if remote.is_remote(path)]):
+        raise UserError(f"--videos: expected local video files (remote ones are read with "
+                        f"--runner, e.g. --runner DirectRunner), found {far[0]}")
     video_labels = labels.read_labels(flag_values.labels)
     settings = extraction.FeatureSettings.from_flags(flag_values)
-    summary = extraction.extract_videos(paths, flag_values.output_dir, settings, video_labels, flag_values.split,
-                             flag_values.videos_per_shard)
+    if flag_values.runner:
+        summary = beam_extraction.extract_videos(
+            paths, flag_values.output_dir, settings, video_labels, flag_values.split,
+            flag_values.videos_per_shard, runner=flag_values.runner, pipeline_args=argv[1:])
+    else:
+        summary = extraction.extract_videos(paths, flag_values.output_dir, settings, video_labels,
+                                            flag_values.split, flag_values.videos_per_shard)
     speed = summary["video_seconds_per_second"]
     print(f"extract: {summary['output_dir']}: {summary['videos_extracted_now']} videos extracted now, "
           f"{summary['videos_already_done']} already done, {summary['videos_skipped']} skipped"
@@ -88,4 +121,4 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    app.run(run_main(main), flags_parser=parse_flags)

@@ -10,6 +10,15 @@ depend on their values). Model loading and the first call (tracing) are timed ap
 warm-up video; then the --seconds video is extracted --repeats times and the best run is kept.
 Also prints the time of the decoding alone (frames at --frames_per_second and 16 kHz audio) and
 of VGGish alone, so the backbone's share is visible. CPU only unless TensorFlow sees a GPU.
+
+    python benchmarks/bench_extract.py --compare_runners [--num_videos 4] [--seconds 5] \
+        [--direct_num_workers 2] [--backbones vgg19]
+
+instead times the whole extract command on a folder of --num_videos such videos, end to end
+(networks loaded, every video, the data set assembled), once in one process and once as a Beam
+pipeline on the DirectRunner with --direct_num_workers worker processes
+(--direct_running_mode multi_processing), and prints seconds of video per second of wall time
+for both and their ratio. Needs apache-beam (pip install 'avsdn-tf[beam]').
 """
 
 import os
@@ -36,6 +45,11 @@ flags.DEFINE_integer("width", 640, "Video width.")
 flags.DEFINE_integer("height", 360, "Video height.")
 flags.DEFINE_integer("repeats", 1, "Timed runs per backbone (the fastest is reported).")
 flags.DEFINE_string("workdir", "/tmp/avsdn_bench_extract", "Where the video and checkpoint are kept.")
+flags.DEFINE_bool("compare_runners", False, "Time the single process against the DirectRunner "
+                  "with --direct_num_workers processes on --num_videos videos (first backbone).")
+flags.DEFINE_integer("num_videos", 4, "Videos of --seconds each for --compare_runners.", lower_bound=1)
+flags.DEFINE_integer("direct_num_workers", 2, "DirectRunner worker processes for --compare_runners.",
+                     lower_bound=1)
 FLAGS = flags.FLAGS
 
 FPS = 25
@@ -109,6 +123,45 @@ def decode_only(path, frames_per_second, image_size):
     return info, audio, frames
 
 
+def compare_runners(workdir, checkpoint):
+    """Seconds of video per wall second of the single process and of the DirectRunner."""
+    import shutil
+
+    from avsdn_tf.features import beam_extraction
+
+    videos = workdir / f"videos_{FLAGS.num_videos}x{FLAGS.seconds:g}s_{FLAGS.width}x{FLAGS.height}"
+    videos.mkdir(exist_ok=True)
+    for index in range(FLAGS.num_videos):
+        path = videos / f"clip_{index}.mp4"
+        if not path.exists():
+            make_video(path, FLAGS.seconds, FLAGS.width, FLAGS.height)
+    paths = sorted(str(path) for path in videos.glob("*.mp4"))
+    settings = extraction.FeatureSettings(
+        vggish_checkpoint=str(checkpoint), visual_backbone=FLAGS.backbones[0], visual_weights=None,
+        frames_per_second=FLAGS.frames_per_second, image_size=FLAGS.image_size,
+        batch_size=FLAGS.batch_size)
+    seconds_of_video = FLAGS.num_videos * int(FLAGS.seconds)
+    workers = FLAGS.direct_num_workers
+    runs = {
+        "single process": lambda output: extraction.extract_videos(paths, output, settings, verbose=False),
+        f"DirectRunner, {workers} processes": lambda output: beam_extraction.extract_videos(
+            paths, output, settings, runner="DirectRunner", verbose=False,
+            pipeline_args=["--direct_num_workers", str(workers), "--direct_running_mode", "multi_processing"]),
+    }
+    speeds = {}
+    for name, run in runs.items():
+        output = workdir / "compare_output"
+        shutil.rmtree(output, ignore_errors=True)
+        _, seconds = _timed(lambda run=run, output=output: run(str(output)))
+        speeds[name] = seconds_of_video / seconds
+        print(f"{name:<26} {seconds:7.1f} s wall  {speeds[name]:6.3f} s of video per s", flush=True)
+    single, beam = speeds.values()
+    print(f"ratio (DirectRunner / single process): {beam / single:.2f} with {workers} worker processes on "
+          f"{os.cpu_count()} CPUs ({FLAGS.num_videos} videos x {FLAGS.seconds:g} s, {FLAGS.backbones[0]}, "
+          f"{FLAGS.frames_per_second} frames per s at {FLAGS.image_size} px; end to end: networks loaded, "
+          "every video, the data set assembled)")
+
+
 def main(argv):
     del argv
     import tensorflow as tf
@@ -122,6 +175,9 @@ def main(argv):
     clip = workdir / f"clip_{FLAGS.seconds:g}s_{FLAGS.width}x{FLAGS.height}.mp4"
     if not clip.exists():
         make_video(clip, FLAGS.seconds, FLAGS.width, FLAGS.height)
+    if FLAGS.compare_runners:
+        compare_runners(workdir, checkpoint)
+        return
     warmup = workdir / f"warmup_{FLAGS.width}x{FLAGS.height}.mp4"
     if not warmup.exists():
         make_video(warmup, 1.0, FLAGS.width, FLAGS.height)

@@ -106,3 +106,30 @@ def official_checkpoint(tmp_path_factory):
         directory.mkdir(exist_ok=True)
         write_v1_checkpoint(path, official_values())
     return str(path)
+
+
+# extract's tests run real-sized VGGish and VGG-19 at 64 px and 2 frames per second.
+IMAGE_SIZE = 64
+
+
+def feature_args(inputs, **changes):
+    """extract/predict feature flags for the networks in `inputs` ("checkpoint", "weights")."""
+    values = {"vggish_checkpoint": inputs["checkpoint"], "visual_backbone": "vgg19",
+              "visual_weights": inputs["weights"], "frames_per_second": 2, "image_size": IMAGE_SIZE,
+              "batch_size": 8}
+    values.update(changes)
+    return [f"--{name}={value}" for name, value in values.items()]
+
+
+def records_by_id(data_dir, split):
+    """{video_id: decoded record} of one split of a data directory."""
+    from avsdn_tf.data import dataset_info, records
+
+    info = dataset_info.read(data_dir)
+    decoded = {}
+    for path in info.shard_paths(data_dir, split):
+        for serialized in tf.data.TFRecordDataset(path):
+            video = records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
+            decoded[video["video_id"].decode()] = video
+    return decoded
+

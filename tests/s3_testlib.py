@@ -5,6 +5,9 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository: commands run from there
 
 
 def s3_environment(endpoint, key="testing"):
@@ -42,3 +45,24 @@ def moto_server(log=subprocess.DEVNULL, key="testing"):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def command(env, module, *args, timeout=600):
+    """Run `python -m MODULE ARGS` from the repository root with `env` (the S3 settings)."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def objects(client, bucket, prefix):
+    """{key relative to prefix: bytes} of every object under s3://bucket/prefix/."""
+    listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
+    return {item["Key"][len(prefix.rstrip("/")) + 1:]:
+            client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            for item in listing.get("Contents", [])}
+
+
+def local_files(directory):
+    """{path relative to directory: bytes} of every file under a local directory."""
+    directory = Path(directory)
+    return {str(path.relative_to(directory)): path.read_bytes()
+            for path in directory.rglob("*") if path.is_file()}

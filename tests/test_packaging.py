@@ -120,6 +120,11 @@ def test_extras():
     assert "moto" not in _by_name(_setup_literals()[0])
     # Exactly the CPU build of 2.13.0, never a CUDA resolve.
     assert [str(r) for r in extras["bench"]] == ["torch==2.13.0"]
+    # extract --runner: one Beam release known to install beside TF 2.17 and numpy<2; optional
+    # for users, in the test extra because the suite runs the DirectRunner equality test.
+    assert [str(r) for r in extras["beam"]] == ["apache-beam==2.77.0"]
+    assert "apache-beam" in _by_name(extras["test"])
+    assert "apache-beam" not in _by_name(_setup_literals()[0])
 
 
 def test_pytest_config_registers_slow_marker():

@@ -24,7 +24,7 @@ from avsdn_tf import fileio, remote
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
 
-from s3_testlib import moto_server, s3_environment
+from s3_testlib import command, local_files, moto_server, objects, s3_environment
 from testlib import ROOT
 
 TINY = ["--train_videos", "48", "--val_videos", "16", "--test_videos", "16", "--noisy_videos", "8",
@@ -46,25 +46,6 @@ def s3(tmp_path_factory):
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the commands quiet TensorFlow themselves
         yield env, client
-
-
-def command(env, module, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def objects(client, bucket, prefix):
-    """{key relative to prefix: bytes} of every object under s3://bucket/prefix/."""
-    listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
-    return {item["Key"][len(prefix.rstrip("/")) + 1:]:
-            client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            for item in listing.get("Contents", [])}
-
-
-def local_files(directory):
-    directory = Path(directory)
-    return {str(path.relative_to(directory)): path.read_bytes()
-            for path in directory.rglob("*") if path.is_file()}
 
 
 def error_line(result):

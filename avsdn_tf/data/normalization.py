@@ -16,6 +16,86 @@ from avsdn_tf.data import dataset_info, records
 from avsdn_tf.errors import input_error
 
 
+class Moments:
+    """Per-channel sums and sums of squares of audio and visual features, in float64.
+
+    The one accumulation behind normalization.json: compute_statistics adds a data set's
+    batches; extraction on Beam adds each record's features on its worker and merges the
+    workers' Moments (sums and counts add), then `statistics` turns them into means and
+    deviations the same way.
+
+    Args:
+        audio_dim: A, the audio feature size.
+        channels: C, the visual features' last axis.
+    """
+
+    def __init__(self, audio_dim, channels):
+        self.audio_sum = np.zeros(audio_dim)
+        self.audio_squares = np.zeros(audio_dim)
+        self.visual_sum = np.zeros(channels)
+        self.visual_squares = np.zeros(channels)
+        self.audio_count = self.visual_count = 0
+
+    def add(self, audio, visual):
+        """Add features: audio [..., A] and visual [..., C] (every leading index one sample).
+
+        Accumulates in float64 without float64 copies of the features (maps are large).
+        """
+        audio = np.asarray(audio).reshape(-1, len(self.audio_sum))
+        visual = np.asarray(visual).reshape(-1, len(self.visual_sum))
+        self.audio_sum += audio.sum(0, dtype=np.float64)
+        self.audio_squares += np.einsum("ij,ij->j", audio, audio, dtype=np.float64)
+        self.visual_sum += visual.sum(0, dtype=np.float64)
+        self.visual_squares += np.einsum("ij,ij->j", visual, visual, dtype=np.float64)
+        self.audio_count += len(audio)
+        self.visual_count += len(visual)
+        return self
+
+    def merge(self, other):
+        """Add another Moments' sums and counts to these; returns self."""
+        self.audio_sum += other.audio_sum
+        self.audio_squares += other.audio_squares
+        self.visual_sum += other.visual_sum
+        self.visual_squares += other.visual_squares
+        self.audio_count += other.audio_count
+        self.visual_count += other.visual_count
+        return self
+
+    def to_json(self):
+        """The sums and counts as a JSON object (floats round-trip exactly)."""
+        return {name: value.tolist() if isinstance(value, np.ndarray) else value
+                for name, value in vars(self).items()}
+
+    @classmethod
+    def from_json(cls, value):
+        """Moments from what `to_json` wrote."""
+        moments = cls(len(value["audio_sum"]), len(value["visual_sum"]))
+        for name in vars(moments):
+            current = getattr(moments, name)
+            setattr(moments, name, np.asarray(value[name], np.float64)
+                    if isinstance(current, np.ndarray) else int(value[name]))
+        return moments
+
+    def statistics(self, split):
+        """normalization.json's content: means [A] / [C] and deviations (>= constants.MIN_STD).
+
+        Args:
+            split: the split the features came from (recorded in the result).
+        Returns:
+            {"split", "audio_mean" [A], "audio_std" [A], "visual_mean" [C], "visual_std" [C]}
+            as lists.
+        """
+        audio_mean, audio_std = _moments(self.audio_sum, self.audio_squares, self.audio_count)
+        visual_mean, visual_std = _moments(self.visual_sum, self.visual_squares, self.visual_count)
+        return {
+            "split": split,
+            "audio_mean": audio_mean.tolist(),
+            "audio_std": audio_std.tolist(),
+            "visual_mean": visual_mean.tolist(),
+            "visual_std": visual_std.tolist(),
+        }
+
+
 def _moments(sums, squares, count):
     mean = sums / count
     variance = np.maximum(squares / count - mean**2, 0.0)
@@ -25,41 +105,34 @@ def _moments(sums, squares, count):
 def compute_statistics(data_dir, split="train", batch_size=64):
     """Mean and standard deviation of audio and visual features over every segment of `split`.
 
+    Records of different lengths (own videos) count their own segments, not a batch's padding.
+
     Returns:
         {"split", "audio_mean" [A], "audio_std" [A], "visual_mean" [C], "visual_std" [C]} as
         lists (C: the visual features' last axis); deviations are at least constants.MIN_STD.
     """
     info = dataset_info.read(data_dir)
     files = info.shard_paths(data_dir, split)
-    dataset = tf.data.TFRecordDataset(files).batch(batch_size).map(
-        lambda serialized: records.parse_videos(serialized, info.audio_dim, info.visual_shape))
-    channels = info.visual_shape[-1]
-    audio_sum = np.zeros(info.audio_dim)
-    audio_squares = np.zeros(info.audio_dim)
-    visual_sum = np.zeros(channels)
-    visual_squares = np.zeros(channels)
-    audio_count = visual_count = 0
+    dataset = (
+        tf.data.TFRecordDataset(files)
+        .batch(batch_size)
+        .map(
+            lambda serialized: records.parse_videos(
+                serialized, info.audio_dim, info.visual_shape, features_only=True
+            )
+        )
+    )
+    moments = Moments(info.audio_dim, info.visual_shape[-1])
     for batch in dataset:
-        # Accumulate in float64 without float64 copies of the batch (maps are large).
-        audio = batch[records.AUDIO].numpy().reshape(-1, info.audio_dim)
-        visual = batch[records.VISUAL].numpy().reshape(-1, channels)
-        audio_sum += audio.sum(0, dtype=np.float64)
-        audio_squares += np.einsum("ij,ij->j", audio, audio, dtype=np.float64)
-        visual_sum += visual.sum(0, dtype=np.float64)
-        visual_squares += np.einsum("ij,ij->j", visual, visual, dtype=np.float64)
-        audio_count += len(audio)
-        visual_count += len(visual)
-    if audio_count == 0:
+        audio, visual = batch[records.AUDIO].numpy(), batch[records.VISUAL].numpy()
+        lengths = batch[records.AUDIO_LENGTH].numpy()
+        if (lengths < audio.shape[1]).any():  # videos of several lengths: not the padding
+            segments = np.arange(audio.shape[1]) < lengths[:, None]
+            audio, visual = audio[segments], visual[segments]
+        moments.add(audio, visual)
+    if moments.audio_count == 0:
         raise input_error(f"{data_dir} split {split!r}", "at least one video", "none")
-    audio_mean, audio_std = _moments(audio_sum, audio_squares, audio_count)
-    visual_mean, visual_std = _moments(visual_sum, visual_squares, visual_count)
-    return {
-        "split": split,
-        "audio_mean": audio_mean.tolist(),
-        "audio_std": audio_std.tolist(),
-        "visual_mean": visual_mean.tolist(),
-        "visual_std": visual_std.tolist(),
-    }
+    return moments.statistics(split)
 
 
 def write_statistics(data_dir, split="train"):

@@ -317,6 +317,11 @@ def _check_config(output_dir, settings):
         fileio.write_json(path, identity)
 
 
+def no_labels_reason(video_id):
+    """Why a labelled run skips a video (skipped.json)."""
+    return f"no row for video id {video_id!r} in --labels"
+
+
 def _check_unique_ids(paths):
     seen = {}
     for path in paths:
@@ -369,6 +374,17 @@ class _Progress:
             print(("\n" if self.terminal else "") + text, flush=True)
 
 
+def start_output(paths, output_dir, settings, split):
+    """Check the arguments of a run and make output_dir (refusing one of other settings)."""
+    if not re.match(constants.SPLIT_NAME_PATTERN, split or ""):
+        raise argument_error("split", "a split name of letters, digits and _", repr(split))
+    settings.check()
+    _check_unique_ids(paths)
+    tf.io.gfile.makedirs(output_dir)
+    _check_config(output_dir, settings)
+    tf.io.gfile.makedirs(os.path.join(output_dir, FEATURES_DIR))
+
+
 def extract_videos(paths, output_dir, settings, labels=None, split="train", videos_per_shard=256,
                    verbose=True):
     """Extract every video not done yet, then assemble the data set. Returns the summary dict.
@@ -377,31 +393,24 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
     cannot be used, or has no row in `labels`, is skipped and listed in skipped.json.
 
     Args:
-        paths: local video file paths; their file names (the video ids) must be distinct.
+        paths: video file paths; their file names (the video ids) must be distinct.
         output_dir: the data directory to write (local or a storage URL).
         settings: FeatureSettings; must equal those of an earlier run into output_dir.
         labels: {video_id: [LabelRow]} (labels.read_labels): one record per row; or None: one
             unlabelled record per video (category -1, every segment background 28).
         split: the split of records whose label row names none (letters, digits and _).
-        videos_per_shard: records per TFRecord shard wanted (shards.shard_count: at most 16
-            shards, at least 2 once a split has 2 records).
+        videos_per_shard: records per TFRecord shard wanted (shards.shard_count).
         verbose: print a status line per video and each skipped video.
     Returns:
         dict, also written as extract_summary.json: videos given, extracted now, already done and
         skipped, records per split, timings, audio_dim, visual_shape, num_segments (None when
         the videos differ in length), labelled, and the settings' identity.
     Raises:
-        errors.UserError: for a bad split name, no vggish_checkpoint, an unknown backbone, duplicate
-            video ids, output_dir holding other settings or another command's data set, networks
-            that cannot be loaded, or no usable video at all.
+        errors.UserError: for a bad split name, duplicate video ids, output_dir holding other
+            settings or another command's data set, networks that cannot be loaded, or no usable
+            video at all.
     """
-    if not re.match(constants.SPLIT_NAME_PATTERN, split or ""):
-        raise argument_error("split", "a split name of letters, digits and _", repr(split))
-    settings.check()
-    _check_unique_ids(paths)
-    tf.io.gfile.makedirs(output_dir)
-    _check_config(output_dir, settings)
-    tf.io.gfile.makedirs(os.path.join(output_dir, FEATURES_DIR))
+    start_output(paths, output_dir, settings, split)
     started = time.time()
     extractor = None  # loaded on first need: a rerun with everything done loads no network
     skipped, extracted, resumed, seconds_extracted = {}, 0, 0, 0.0
@@ -409,7 +418,7 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
     for path in paths:
         key = video.video_id(path)
         if labels is not None and key not in labels:
-            skipped[path] = f"no row for video id {key!r} in `labels`"
+            skipped[path] = no_labels_reason(key)
             progress.message(f"skipped: {path}: {skipped[path]}")
         elif tf.io.gfile.exists(_features_path(output_dir, key)):
             resumed += 1
@@ -427,32 +436,64 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
                 progress.message(f"skipped: {error}")
         progress.update(extracted + resumed, len(skipped), seconds_extracted)
     extract_seconds = time.time() - started
+    done = write_skipped(output_dir, paths, skipped)
+    info = assemble(output_dir, done, settings, labels, split, videos_per_shard)
+    return write_summary(output_dir, info, settings, labels, len(paths), extracted, resumed,
+                         len(skipped), seconds_extracted, extract_seconds)
+
+
+def write_skipped(output_dir, paths, skipped):
+    """skipped.json ({"videos": count, "skipped": {path: reason}}); the usable paths, in order.
+
+    Raises a UserError naming --videos when no video is usable.
+    """
     fileio.write_json(os.path.join(output_dir, SKIPPED_FILE), {"videos": len(skipped), "skipped": skipped})
     done = [path for path in paths if path not in skipped]
     if not done:
         raise argument_error("videos", "at least one usable video",
                           f"none of {len(paths)} (reasons in {os.path.join(output_dir, SKIPPED_FILE)})")
-    info = assemble(output_dir, done, settings, labels, split, videos_per_shard)
+    return done
+
+
+def write_summary(output_dir, info, settings, labels, videos_given, extracted, resumed, skipped,
+                  seconds_extracted, extract_seconds, **more):
+    """extract_summary.json (counts, seconds of video, speed, dims; `more` adds keys); returned."""
     summary = {
-        "output_dir": output_dir, "videos_given": len(paths), "videos_extracted_now": extracted,
-        "videos_already_done": resumed, "videos_skipped": len(skipped),
+        "output_dir": output_dir, "videos_given": videos_given, "videos_extracted_now": extracted,
+        "videos_already_done": resumed, "videos_skipped": skipped,
         "records": {name: value["videos"] for name, value in info.splits.items()},
         "seconds_of_video_extracted_now": seconds_extracted, "extract_seconds": round(extract_seconds, 2),
         "video_seconds_per_second": round(seconds_extracted / extract_seconds, 3) if extracted else None,
         "audio_dim": info.audio_dim, "visual_shape": info.visual_shape, "num_segments": info.num_segments,
-        "labelled": labels is not None, "settings": settings.identity(),
+        "labelled": labels is not None, "settings": settings.identity(), **more,
     }
     fileio.write_json(os.path.join(output_dir, SUMMARY_FILE), summary)
     return summary
 
 
-def _records_of(path, output_dir, labels, split):
-    """(split, serialized record) for each record of one extracted video."""
-    key = video.video_id(path)
-    with tf.io.gfile.GFile(_features_path(output_dir, key), "rb") as handle:
+def load_features(output_dir, video_id):
+    """A video's features/<video_id>.npz: audio [T, 128], visual [T, *visual_shape]."""
+    with tf.io.gfile.GFile(_features_path(output_dir, video_id), "rb") as handle:
         stored_bytes = io.BytesIO(handle.read())  # one read, not a range request per zip entry
     with np.load(stored_bytes) as stored:
-        audio, visual = stored["audio"], stored["visual"]
+        return stored["audio"], stored["visual"]
+
+
+def _records_of(path, output_dir, labels, split):
+    """(split, num_segments, serialized record) for each record of one extracted video."""
+    key = video.video_id(path)
+    audio, visual = load_features(output_dir, key)
+    yield from video_records(key, audio, visual, labels, split)
+
+
+def video_records(key, audio, visual, labels, split):
+    """(split, num_segments, serialized record) for each record of one video (a row of labels
+    each; without labels one record of background placeholders).
+
+    Args:
+        key: the video id. audio: [T, 128]. visual: [T, *visual_shape].
+        labels: video id -> label rows, or None. split: the split of rows that name none.
+    """
     num_segments = len(audio)
     rows = labels[key] if labels is not None else [None]
     for row in rows:
@@ -505,27 +546,49 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
             for writer in writers.values():
                 writer.close()
         splits = {name: {"videos": writer.written, "shards": writer.names} for name, writer in writers.items()}
-        sources = [{"file": f"{len(paths)} videos, features/*.npz", "md5": None}]
-        if labels is not None:
-            sources.append({"file": "labels (--labels)", "md5": None})
-        info = dataset_info.DatasetInfo(
-            audio_dim=settings.audio_dim, visual_shape=list(settings.visual_shape),
-            num_segments=lengths.pop() if len(lengths) == 1 else None, class_names=constants.class_names(),
-            splits=splits, sources=sources,
-            generator=(f"extract {settings.visual_backbone} fps={settings.frames_per_second} "
-                       + (f"sampling={settings.frame_sampling} "
-                          if settings.frame_sampling != video.SAMPLING_CENTRE else "")
-                       + (f"layout={settings.visual_layout} " if settings.visual_layout else "")
-                       + f"size={settings.image_size} "
-                       f"vggish={settings.vggish_output}/{settings.audio_framing}"
-                       + ("" if labels is not None
-                          else "; no labels: segment labels are placeholders (28)")))
-        dataset_info.write(staging, info)
-        statistics_split = "train" if "train" in splits else sorted(splits)[0]
-        normalization.write_statistics(staging, statistics_split)
-        _publish(staging, output_dir, info)
+        return finish_dataset(staging, output_dir, settings, splits, lengths, len(paths), labels)
     finally:
         fileio.remove_tree(staging)
+
+
+def finish_dataset(staging, output_dir, settings, splits, lengths, num_videos, labels,
+                   moments=None):
+    """dataset_info.json and normalization.json beside the shards in `staging`, then all of
+    them published into output_dir (dataset_info.json last). Returns the DatasetInfo.
+
+    Args:
+        staging: a directory inside output_dir holding the shards (removed by the caller).
+        output_dir: the data directory. settings: the FeatureSettings of the features.
+        splits: name -> {"videos", "shards"} of the shards in staging.
+        lengths: the set of the records' numbers of segments.
+        num_videos: the videos the records came from. labels: the labels given, or None.
+        moments: split name -> normalization.Moments of its records (Beam's workers summed
+            them), or None to compute the statistics from the shards.
+    """
+    sources = [{"file": f"{num_videos} videos, features/*.npz", "md5": None}]
+    if labels is not None:
+        sources.append({"file": "labels (--labels)", "md5": None})
+    info = dataset_info.DatasetInfo(
+        audio_dim=settings.audio_dim, visual_shape=list(settings.visual_shape),
+        num_segments=next(iter(lengths)) if len(lengths) == 1 else None,
+        class_names=constants.class_names(), splits=splits, sources=sources,
+        generator=(
+            f"extract {settings.visual_backbone} fps={settings.frames_per_second} "
+            + (f"sampling={settings.frame_sampling} "
+               if settings.frame_sampling != video.SAMPLING_CENTRE else "")
+            + (f"layout={settings.visual_layout} " if settings.visual_layout else "")
+            + f"size={settings.image_size} vggish={settings.vggish_output}/{settings.audio_framing}"
+            + ("" if labels is not None else "; no labels: segment labels are placeholders (28)")
+        ),
+    )
+    dataset_info.write(staging, info)
+    statistics_split = "train" if "train" in splits else sorted(splits)[0]
+    if moments is None:
+        normalization.write_statistics(staging, statistics_split)
+    else:
+        fileio.write_json(os.path.join(staging, constants.NORMALIZATION_FILE),
+                          moments[statistics_split].statistics(statistics_split))
+    _publish(staging, output_dir, info)
     return info
 
 

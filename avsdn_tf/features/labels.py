@@ -10,7 +10,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants
+from avsdn_tf import constants, remote
 from avsdn_tf.data import annotations
 from avsdn_tf.errors import UserError, input_error
 from avsdn_tf.features import video
@@ -31,21 +31,22 @@ def list_videos(spec):
     if not spec:
         raise UserError("videos: expected a directory of videos, a list file or a video, found none",
                         argument="videos")
-    if os.path.isdir(spec):
-        paths = sorted(os.path.join(spec, name) for name in os.listdir(spec)
+    # tf.io.gfile: local paths, and gs:// or s3:// ones (which extract reads with --runner).
+    if tf.io.gfile.isdir(spec):
+        paths = sorted(os.path.join(spec, name) for name in tf.io.gfile.listdir(spec)
                        if name.lower().endswith(video.VIDEO_EXTENSIONS) and not name.startswith("."))
         if not paths:
             raise input_error(spec, f"a directory holding video files ({', '.join(video.VIDEO_EXTENSIONS)})",
                               "none")
         return paths
-    if not os.path.exists(spec):
+    if not tf.io.gfile.exists(spec):
         raise input_error(f"`videos` {spec}", "a video file or a directory of videos", "nothing at that path")
     if spec.lower().endswith(video.VIDEO_EXTENSIONS):
         return [spec]
-    base = os.path.dirname(os.path.abspath(spec))
-    with open(spec, encoding="utf-8") as handle:
-        lines = [line.strip() for line in handle]
-    paths = [line if os.path.isabs(line) else os.path.join(base, line)
+    base = os.path.dirname(spec if remote.is_remote(spec) else os.path.abspath(spec))
+    with tf.io.gfile.GFile(spec, "r") as handle:
+        lines = [line.strip() for line in handle.read().splitlines()]
+    paths = [line if os.path.isabs(line) or remote.is_remote(line) else os.path.join(base, line)
              for line in lines if line and not line.startswith("#")]
     if not paths:
         raise input_error(spec, "a list of video paths, one per line", "no paths")

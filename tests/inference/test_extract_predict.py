@@ -15,17 +15,18 @@ import pytest
 from absl import flags
 
 from avsdn_tf import errors, extract, hparams, predict
-from avsdn_tf.data import dataset_info, pipeline, records, synthetic
+from avsdn_tf.data import dataset_info, pipeline, synthetic
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, labels
 from avsdn_tf.inference import predictors
 from avsdn_tf.training import trainer
 
-from media_testlib import make_video, official_checkpoint
+from media_testlib import IMAGE_SIZE, make_video, official_checkpoint
+from media_testlib import feature_args as _feature_args
+from media_testlib import records_by_id as _records
 
 pytest.importorskip("av")
 
-IMAGE_SIZE = 64
 VISUAL_SHAPE = [2, 2, 512]  # VGG-19 pool5 at 64 px
 
 
@@ -50,30 +51,11 @@ def inputs(tmp_path_factory):
             "checkpoint": official_checkpoint(tmp_path_factory)}
 
 
-def _feature_args(inputs, **changes):
-    values = {"vggish_checkpoint": inputs["checkpoint"], "visual_backbone": "vgg19",
-              "visual_weights": inputs["weights"], "frames_per_second": 2, "image_size": IMAGE_SIZE, "batch_size": 8}
-    values.update(changes)
-    return [f"--{name}={value}" for name, value in values.items()]
-
-
 def _run(module, argv, args):
     flag_values = flags.FlagValues()
     module.define_flags(flag_values)
     flag_values(["prog", *args])
     return module.main(argv, flag_values)
-
-
-def _records(data_dir, split):
-    import tensorflow as tf
-
-    info = dataset_info.read(data_dir)
-    decoded = {}
-    for path in info.shard_paths(data_dir, split):
-        for serialized in tf.data.TFRecordDataset(path):
-            video = records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
-            decoded[video["video_id"].decode()] = video
-    return decoded
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,265 @@
+"""extract --runner: the Beam pipeline writes the data directory the single process writes.
+
+The videos, the VGGish checkpoint and the random VGG-19 weights are made as in
+test_extract_predict.py (media_testlib's helpers); the DirectRunner runs with two worker processes
+(--direct_num_workers 2 --direct_running_mode multi_processing), each loading the networks once.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from absl import flags
+
+from avsdn_tf import errors, extract
+from avsdn_tf.data import dataset_info, records
+from avsdn_tf.errors import UserError
+from avsdn_tf.features import beam_extraction, extraction
+
+from media_testlib import IMAGE_SIZE, make_video, official_checkpoint
+from media_testlib import feature_args as _feature_args
+from media_testlib import records_by_id as _records
+from s3_testlib import command, local_files, moto_server, objects, s3_environment
+from testlib import ROOT
+
+pytest.importorskip("av")
+pytest.importorskip("apache_beam")
+
+MULTI_PROCESS = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    import keras
+
+    root = tmp_path_factory.mktemp("beam_videos")
+    videos = root / "videos"
+    videos.mkdir()
+    make_video(videos / "clip_a.mp4", seconds=3.5, tone_seconds=(1,), levels=(40, 200))
+    make_video(videos / "clip_b.mp4", seconds=2.2, tone_seconds=(0,), levels=(120,))
+    make_video(videos / "clip_c.mp4", seconds=3.0, tone_seconds=(2,), levels=(200, 60, 90))
+    make_video(videos / "clip_d.mp4", seconds=2.0, tone_seconds=(1,), levels=(30,))
+    make_video(videos / "silent.mp4", seconds=2.0, audio=False)
+    (videos / "broken.mp4").write_bytes(b"not an mp4 at all")
+    keras.utils.set_random_seed(0)
+    backbone = keras.applications.VGG19(
+        include_top=False, weights=None, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
+    )
+    weights = str(root / "vgg19_notop.weights.h5")
+    backbone.save_weights(weights)
+    # clip_a: two events, two records; clip_d: no row, skipped.
+    labels = root / "labels.csv"
+    labels.write_text(
+        "video_id,category,start,end,split\nclip_a,Bark,1,2,\nclip_a,Banjo,0,1,\n"
+        "clip_b,,0,0,val\nclip_c,Cat,0,3,\nsilent,Bark,0,2,\nbroken,Bark,0,1,\n"
+    )
+    return {
+        "root": root,
+        "videos": str(videos),
+        "weights": weights,
+        "labels": str(labels),
+        "checkpoint": official_checkpoint(tmp_path_factory),
+    }
+
+
+def _extract(args):
+    """extract as the command line runs it: absl parses what it knows, the rest goes to main."""
+    flag_values = flags.FlagValues()
+    extract.define_flags(flag_values)
+    argv = extract.parse_flags(["extract", *args], flag_values)
+    return extract.main(argv, flag_values)
+
+
+def _shard_records(data_dir, shard):
+    """{(video_id, category): decoded record} of one shard file."""
+    import tensorflow as tf
+
+    info = dataset_info.read(data_dir)
+    decoded = {}
+    for serialized in tf.data.TFRecordDataset(os.path.join(data_dir, shard)):
+        record = records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
+        decoded[(record["video_id"].decode(), int(record["category"]))] = record
+    return decoded
+
+
+def _json(directory, name):
+    with open(os.path.join(directory, name)) as handle:
+        return json.load(handle)
+
+
+def _common_args(inputs, output):
+    return [
+        f"--videos={inputs['videos']}",
+        f"--output_dir={output}",
+        f"--labels={inputs['labels']}",
+        "--videos_per_shard=1",
+        *_feature_args(inputs),
+    ]
+
+
+def test_direct_runner_on_two_processes_writes_what_the_single_process_writes(inputs):
+    single, distributed = str(inputs["root"] / "single"), str(inputs["root"] / "beam")
+    assert _extract(_common_args(inputs, single)) == 0
+    assert (
+        _extract([*_common_args(inputs, distributed), "--runner", "DirectRunner", *MULTI_PROCESS])
+        == 0
+    )
+
+    expected, found = dataset_info.read(single), dataset_info.read(distributed)
+    assert found == expected  # splits, shard names and counts, dims, lengths, generator
+    assert expected.splits["train"] == {
+        "videos": 3,
+        "shards": [
+            "train-00000-of-00003.tfrecord",
+            "train-00001-of-00003.tfrecord",
+            "train-00002-of-00003.tfrecord",
+        ],
+    }
+    for shard in [name for split in expected.splits.values() for name in split["shards"]]:
+        want, got = _shard_records(single, shard), _shard_records(distributed, shard)
+        assert sorted(got) == sorted(want)  # the same records in each shard (maybe reordered)
+        for key, record in want.items():
+            for name, value in record.items():
+                if np.asarray(value).dtype.kind == "f":
+                    np.testing.assert_allclose(got[key][name], value, rtol=1e-6, atol=1e-6)
+                else:
+                    np.testing.assert_array_equal(got[key][name], value)
+    assert sorted(_records(distributed, "train")) == ["clip_a", "clip_c"]
+    assert _shard_records(distributed, "val-00000-of-00001.tfrecord").keys() == {("clip_b", -1)}
+
+    want, got = _json(single, "normalization.json"), _json(distributed, "normalization.json")
+    assert got.pop("split") == want.pop("split") == "train"
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-9, atol=1e-12)
+
+    skipped = _json(distributed, extraction.SKIPPED_FILE)
+    assert skipped == _json(single, extraction.SKIPPED_FILE)
+    assert [os.path.basename(path) for path in skipped["skipped"]] == [
+        "broken.mp4",
+        "clip_d.mp4",
+        "silent.mp4",
+    ]
+    assert (
+        "no row for video id 'clip_d'"
+        in skipped["skipped"][os.path.join(inputs["videos"], "clip_d.mp4")]
+    )
+
+    summary = _json(distributed, extraction.SUMMARY_FILE)
+    assert summary["runner"] == "DirectRunner"
+    assert (
+        summary["videos_given"],
+        summary["videos_extracted_now"],
+        summary["videos_skipped"],
+    ) == (6, 3, 3)
+    assert summary["records"] == {"train": 3, "val": 1}
+    assert summary["seconds_of_video_extracted_now"] == 3 + 2 + 3
+    assert sorted(os.listdir(os.path.join(distributed, extraction.FEATURES_DIR))) == [
+        "clip_a.npz",
+        "clip_b.npz",
+        "clip_c.npz",
+    ]
+    assert not [name for name in os.listdir(distributed) if name.startswith(".")]
+
+
+def test_a_failed_job_publishes_nothing_and_a_rerun_resumes(inputs, monkeypatch, tmp_path):
+    output = str(tmp_path / "out")
+    real = extraction.FeatureExtractor
+
+    class FailsOnClipC(real):
+        def extract(self, path, thumbnails=False):
+            if "clip_c" in path:
+                raise RuntimeError("the worker ran out of memory")
+            return super().extract(path, thumbnails)
+
+    monkeypatch.setattr(extraction, "FeatureExtractor", FailsOnClipC)
+    with pytest.raises(UserError, match="DirectRunner failed: .*ran out of memory.*nothing was"):
+        _extract([*_common_args(inputs, output), "--runner=DirectRunner"])
+    left = sorted(os.listdir(output))
+    assert left == [extraction.CONFIG_FILE, extraction.FEATURES_DIR]  # no data set, no staging
+    assert "clip_c.npz" not in os.listdir(os.path.join(output, extraction.FEATURES_DIR))
+
+    monkeypatch.setattr(extraction, "FeatureExtractor", real)
+    assert _extract([*_common_args(inputs, output), "--runner=DirectRunner"]) == 0
+    summary = _json(output, extraction.SUMMARY_FILE)
+    assert summary["videos_extracted_now"] + summary["videos_already_done"] == 3
+    assert summary["videos_extracted_now"] >= 1  # clip_c at least
+    assert dataset_info.read(output).splits["train"]["videos"] == 3
+
+
+def test_runner_arguments_are_checked(inputs, tmp_path, monkeypatch, capsys):
+    output = str(tmp_path / "out")
+    with pytest.raises(
+        UserError,
+        match=r"--runner DirectRunner: expected .*--direct_num_wokers=2 "
+        r"\(did you mean --direct_num_workers\?\)",
+    ):
+        _extract([*_common_args(inputs, output), "--runner=DirectRunner", "--direct_num_wokers=2"])
+    with pytest.raises(Exception, match=r"unexpected arguments: --project p .*with --runner only"):
+        _extract([*_common_args(inputs, output), "--project", "p"])
+    assert not os.path.exists(output)  # refused before anything was written
+
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # as if not installed
+    flag_values = flags.FlagValues()
+    extract.define_flags(flag_values)
+    argv = extract.parse_flags(
+        ["extract", *_common_args(inputs, output), "--runner=FlinkRunner"], flag_values
+    )
+    with pytest.raises(SystemExit) as caught:
+        errors.run_main(lambda argv: extract.main(argv, flag_values), flag_values)(argv)
+    assert caught.value.code == 2
+    message = capsys.readouterr().err
+    assert "--runner: expected Apache Beam installed (pip install 'avsdn-tf[beam]')" in message
+    assert beam_extraction.INSTALL_HINT in message and "Traceback" not in message
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server on 127.0.0.1: (environment for the commands, boto3 client)."""
+    log_path = tmp_path_factory.mktemp("moto") / "server.log"
+    with open(log_path, "w") as log, moto_server(log) as (endpoint, client):
+        env = {**os.environ, **s3_environment(endpoint), "PYTHONPATH": str(ROOT)}
+        yield env, client
+
+
+@pytest.mark.slow
+def test_videos_and_output_on_s3(inputs, s3, tmp_path):
+    """--videos s3://... and --output_dir s3://... with --runner: the files the single process
+    writes locally from the same videos (a command in a subprocess, as test_remote runs them)."""
+    env, client = s3
+    client.create_bucket(Bucket="beam")
+    names = ["clip_a.mp4", "clip_b.mp4", "silent.mp4"]
+    for name in names:
+        client.upload_file(os.path.join(inputs["videos"], name), "beam", f"videos/{name}")
+    local_videos = tmp_path / "videos"
+    local_videos.mkdir()
+    for name in names:
+        (local_videos / name).write_bytes((open(os.path.join(inputs["videos"], name), "rb")).read())
+    features = _feature_args(inputs)
+    local = str(tmp_path / "local")
+    result = command(
+        env, "avsdn_tf.extract", f"--videos={local_videos}", f"--output_dir={local}", *features
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = command(
+        env,
+        "avsdn_tf.extract",
+        "--videos=s3://beam/videos",
+        "--output_dir=s3://beam/out",
+        *features,
+        "--runner",
+        "DirectRunner",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    on_s3, here = objects(client, "beam", "out"), local_files(local)
+    assert sorted(on_s3) == sorted(here)
+    info = json.loads(on_s3["dataset_info.json"])
+    assert info == json.loads(here["dataset_info.json"])
+    skipped = json.loads(on_s3[extraction.SKIPPED_FILE])["skipped"]
+    assert list(skipped) == ["s3://beam/videos/silent.mp4"]
+    assert skipped["s3://beam/videos/silent.mp4"].startswith(
+        "s3://beam/videos/silent.mp4: expected an audio track"
+    )
+    for name in info["splits"]["train"]["shards"]:
+        assert len(on_s3[name]) == len(here[name])
