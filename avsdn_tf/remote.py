@@ -27,7 +27,8 @@ Exit status: a process whose tensorflow-io S3 client was used aborts at interpre
 "pure virtual method called" (status 134, after the work is done; reproduced in
 tests/test_remote.py). Upstream's backtrace (tensorflow/io#1912, #2039, fixed by #2120 after the
 0.37.1 release that TensorFlow 2.17 needs) shows the AWS SDK's curl handle container making a
-pure virtual call while C++ static objects are destroyed at exit. `exit_process` ends such a process the way the interpreter would (join
+pure virtual call while C++ static objects are destroyed at exit. `exit_process` ends such a process
+the way the interpreter would (join
 non-daemon threads, run the atexit callbacks, flush stdout and stderr) and then calls os._exit,
 which skips only C++ static destruction. Nothing of the project's is lost there: every file is
 closed explicitly before its rename publishes it.
@@ -113,8 +114,11 @@ def storage_paths(values):
     Returns:
         list of the storage URLs among them, in order.
     """
-    return [value for value in values if isinstance(value, str) and scheme(value)
-            and scheme(value) not in NOT_STORAGE]
+    return [
+        value
+        for value in values
+        if isinstance(value, str) and scheme(value) and scheme(value) not in NOT_STORAGE
+    ]
 
 
 def tensorflow_io_loaded():
@@ -127,8 +131,11 @@ def _load_tensorflow_io(path):
     try:
         import tensorflow_io  # noqa: F401  (registers its filesystem plugins on import)
     except ImportError as error:
-        raise input_error(path, "tensorflow-io installed for this scheme (pip install "
-                          "tensorflow-io==0.37.1)", f"ImportError: {error}") from None
+        raise input_error(
+            path,
+            "tensorflow-io installed for this scheme (pip install tensorflow-io==0.37.1)",
+            f"ImportError: {error}",
+        ) from None
     _state["tensorflow_io"] = True
 
 
@@ -149,8 +156,9 @@ def use_filesystem(path, what=None):
         return
     where = f"{what} {path}" if what else str(path)
     if kind not in NATIVE_SCHEMES | TFIO_SCHEMES:
-        raise input_error(where, "a local path or a gs://, s3://, hdfs:// or az:// URL",
-                          f"the scheme {kind}://")
+        raise input_error(
+            where, "a local path or a gs://, s3://, hdfs:// or az:// URL", f"the scheme {kind}://"
+        )
     if (kind, bucket(path)) in _checked:
         return
     if kind in TFIO_SCHEMES:
@@ -167,8 +175,9 @@ def s3_endpoint():
         return None
     https = os.environ.get("S3_USE_HTTPS", "1") not in ("0", "false", "False")
     parsed = urllib.parse.urlsplit(text if "://" in text else f"//{text}")
-    port = parsed.port or (443 if (parsed.scheme or ("https" if https else "http")) == "https"
-                           else 80)
+    port = parsed.port or (
+        443 if (parsed.scheme or ("https" if https else "http")) == "https" else 80
+    )
     return parsed.hostname, port, text
 
 
@@ -184,17 +193,22 @@ def _check_s3(path, where):
         try:
             socket.create_connection((host, port), timeout=PROBE_SECONDS).close()
         except OSError as error:
-            raise input_error(where, f"an S3 endpoint accepting connections at {text} "
-                              "(S3_ENDPOINT)", f"{type(error).__name__}: {error}") from None
+            raise input_error(
+                where,
+                f"an S3 endpoint accepting connections at {text} (S3_ENDPOINT)",
+                f"{type(error).__name__}: {error}",
+            ) from None
     try:
         tf.io.gfile.stat(f"s3://{name}/")
     except tf.errors.NotFoundError:
         at = f" at {endpoint[2]}" if endpoint else ""
-        raise input_error(where, f"an existing S3 bucket {name!r}{at}",
-                          "no such bucket (create it first)") from None
+        raise input_error(
+            where, f"an existing S3 bucket {name!r}{at}", "no such bucket (create it first)"
+        ) from None
     except tf.errors.OpError as error:
-        raise input_error(where, f"access to the S3 bucket {name!r}",
-                          f"{type(error).__name__}: {error.message}") from None
+        raise input_error(
+            where, f"access to the S3 bucket {name!r}", f"{type(error).__name__}: {error.message}"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -225,8 +239,11 @@ def local_copy(path, chunk_bytes=COPY_CHUNK_BYTES):
     try:
         free = shutil.disk_usage(directory).free
         if free < size:
-            raise input_error(path, f"{size} bytes free in {directory} (TMPDIR) for a local copy",
-                              f"{free} bytes free")
+            raise input_error(
+                path,
+                f"{size} bytes free in {directory} (TMPDIR) for a local copy",
+                f"{free} bytes free",
+            )
         local = os.path.join(directory, os.path.basename(path.rstrip("/")))
         # GFile reads through a 512 KB buffer whatever read(n) asks: one ranged GET per 512 KB.
         # The same stream with a chunk-sized buffer makes one request per chunk (15x faster

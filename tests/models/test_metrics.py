@@ -73,7 +73,8 @@ def test_intervals_are_runs_of_event_classes():
 
 def test_interval_metrics_by_hand():
     truth = [[BG, 4, 4, 4, 4, BG], [7, 7, BG, BG, BG, BG]]
-    # Video 1: [1, 5) predicted as [2, 5): IoU 3/4, a hit. Video 2: [0, 2) predicted as class 8: a miss,
+    # Video 1: [1, 5) predicted as [2, 5): IoU 3/4, a hit. Video 2: [0, 2) predicted as class 8: a
+    # miss,
     # and a false [4, 6) of class 7 with IoU 0 against [0, 2).
     guess = [[BG, BG, 4, 4, 4, BG], [8, 8, BG, BG, 7, 7]]
     result = metrics.interval_metrics(truth, guess)
