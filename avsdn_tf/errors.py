@@ -108,6 +108,13 @@ def run_main(main, flag_values=None):
     """
 
     def wrapped(argv):
+        """Run `main(argv)` the way run_main describes.
+
+        Args:
+            argv: the command line absl leaves (program name first).
+        Returns:
+            main's exit status (2 after a UserError); may end the process itself instead.
+        """
         from absl import flags
 
         from avsdn_tf import remote

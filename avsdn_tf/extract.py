@@ -57,6 +57,11 @@ from avsdn_tf.features import beam_extraction, extraction, labels
 
 
 def define_flags(flag_values=flags.FLAGS):
+    """Define extract's flags: --videos, --output_dir, --labels, --split, features, --runner.
+
+    Args:
+        flag_values: the absl FlagValues to define them in.
+    """
     flags.DEFINE_string(
         "videos",
         None,

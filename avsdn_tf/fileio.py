@@ -19,7 +19,12 @@ from avsdn_tf.errors import UserError, input_error
 
 
 def write_json(path, value):
-    """Write JSON under a temporary name and rename it, so readers never see half a file."""
+    """Write JSON under a temporary name and rename it, so readers never see half a file.
+
+    Args:
+        path: the file (local path or storage URL).
+        value: a JSON-serialisable value, written indented with sorted keys.
+    """
     temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     with tf.io.gfile.GFile(temporary, "w") as handle:
         handle.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
@@ -27,6 +32,13 @@ def write_json(path, value):
 
 
 def read_json(path):
+    """The JSON value of a file.
+
+    Args:
+        path: the file (local path or storage URL).
+    Returns:
+        the parsed value.
+    """
     with tf.io.gfile.GFile(path, "r") as handle:
         return json.load(handle)
 
@@ -36,6 +48,15 @@ def read_json_object(path, what, expected):
 
     `what` names the file in the not-found message ("hyperparameter file"); `expected` says what
     it should hold ("a JSON object of hyperparameters").
+
+    Args:
+        path: the file (local path or storage URL).
+        what: what the file is, for the not-found message.
+        expected: what it should hold, for the other messages.
+    Returns:
+        dict, the object.
+    Raises:
+        errors.UserError: when the file does not exist, is not valid JSON or holds no object.
     """
     if not tf.io.gfile.exists(path):
         raise UserError(f"{path}: {what} not found")
@@ -50,6 +71,12 @@ def read_json_object(path, what, expected):
 
 
 def write_text(path, text):
+    """Write text under a temporary name and rename it, so readers never see half a file.
+
+    Args:
+        path: the file (local path or storage URL).
+        text: str, written as it is.
+    """
     temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     with tf.io.gfile.GFile(temporary, "w") as handle:
         handle.write(text)
@@ -57,6 +84,11 @@ def write_text(path, text):
 
 
 def remove_tree(path):
+    """Remove a file or a directory tree; nothing when `path` does not exist.
+
+    Args:
+        path: local path or storage URL.
+    """
     if tf.io.gfile.exists(path):
         if tf.io.gfile.isdir(path):
             tf.io.gfile.rmtree(path)
@@ -80,6 +112,15 @@ def publish_directory(staging, final_path, marker=None, replace=True):
     stores, where no directory rename is atomic: the old marker goes first, then the rest of the
     old output, then every new object but `marker`, and `marker` last, so a reader that sees the
     marker sees the whole new output. With replace=False an existing `final_path` is refused.
+
+    Args:
+        staging: the complete directory.
+        final_path: where it goes (local path or storage URL).
+        marker: a file name in `staging` published last on object stores, or None.
+        replace: replace an existing `final_path`.
+    Raises:
+        tf.errors.AlreadyExistsError (or the local rename's error): when replace=False and
+            `final_path` exists.
     """
     final_path = final_path.rstrip("/")
     if remote.atomic_directory_rename(final_path):
@@ -116,6 +157,12 @@ def staged_directory(final_path, marker=None):
 
     The old output, if any, stays in place until the new one is complete; on object stores the
     file named `marker` (e.g. dataset_info.json) is published last (publish_directory).
+
+    Args:
+        final_path: the output directory (local path or storage URL).
+        marker: the file published last, or None.
+    Yields:
+        str, the staging directory's path (beside `final_path`).
     """
     final_path = final_path.rstrip("/")
     staging = f"{final_path}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}"

@@ -66,6 +66,16 @@ class HParams:
     seed: int = _field(0, "Random seed (weights, shuffling).")
 
     def validate(self, source="hyperparameters"):
+        """Check every field's value; return self.
+
+        Args:
+            source: what the error names (the file or "command-line flags").
+        Returns:
+            self.
+        Raises:
+            errors.UserError: when a choice field is not one of its choices, a size is below 1,
+                dropout is not in [0, 1), cache_gb < 0 or learning_rate <= 0.
+        """
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise input_error(

@@ -37,6 +37,11 @@ from avsdn_tf.training import threads
 
 
 def define_flags(flag_values=flags.FLAGS):
+    """Define predict's flags (--model or --model_dir, --labels, --output_dir, the feature flags).
+
+    Args:
+        flag_values: the absl FlagValues to define them in.
+    """
     flags.DEFINE_string(
         "model",
         None,

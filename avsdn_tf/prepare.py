@@ -17,7 +17,11 @@ from avsdn_tf.errors import run_main
 
 def define_flags(flag_values=flags.FLAGS):
     """The command's flags. Defined on demand (not at import), so importing this module next to
-    other commands that also have an --output_dir never clashes in one process."""
+    other commands that also have an --output_dir never clashes in one process.
+
+    Args:
+        flag_values: the absl FlagValues to define them in.
+    """
     flags.DEFINE_string(
         "ave_dir",
         None,

@@ -425,7 +425,13 @@ def _check_noisy(
 
 
 def noisy_video_id(index):
-    """Ids of the background-only videos, which the release does not name: noisy_0000, ..."""
+    """Ids of the background-only videos, which the release does not name: noisy_0000, ...
+
+    Args:
+        index: int, the video's row in the *_noisy.h5 files.
+    Returns:
+        str, "noisy_" and the index in four digits.
+    """
     return f"noisy_{index:04d}"
 
 
@@ -572,7 +578,34 @@ def prepare(
     videos_per_shard=256,
     verbose=1,
 ):
-    """Convert the AVE release in `ave_dir` to TFRecords in `output_dir`; returns the summary."""
+    """Convert the AVE release in `ave_dir` to TFRecords in `output_dir`; returns the summary.
+
+    Everything is checked before the first record is written, and `output_dir` is built in a
+    staging directory that replaces it only once complete (fileio.staged_directory).
+
+    Args:
+        ave_dir: directory of the release: Annotations.txt, audio_feature.h5 (N, T, A), the
+            visual file, {train,val,test}_order.h5 and, with label_source "h5", labels.h5.
+        output_dir: a new or empty directory, or an earlier prepare output to replace.
+        visual_file: name of the visual features in `ave_dir`: (N, T, H, W, C) maps, e.g.
+            visual_feature.h5 (N, 10, 7, 7, 512), or (N, T, V) vectors (visual_feature_vec.h5).
+        noisy_visual_file: name of the visual features of the background-only videos.
+        include_noisy: write the "noisy" split of background-only videos when all three
+            weak-supervision files are present (labels_noisy.h5, audio_feature_noisy.h5,
+            `noisy_visual_file`).
+        label_source: "h5" (segment labels from labels.h5) or "annotations" (rebuilt from
+            Annotations.txt); the two are compared whenever labels.h5 is read.
+        chunk_videos: videos read from the h5 files at once (bounds memory).
+        videos_per_shard: target videos per TFRecord shard (shards.shard_count).
+        verbose: Keras progress bar verbosity (0 silent, 1 bar, 2 one line).
+    Returns:
+        dict, the summary also written as prepare_summary.json: videos and shards per split,
+        audio_dim, visual_shape, visual_layout, label_source, label disagreements, duplicate
+        video ids, zero-length events, the noisy split's note and timings.
+    Raises:
+        errors.UserError: when an argument is out of range, `output_dir` is a file or holds other
+            entries, or a release file is missing or has the wrong key, shape, dtype or values.
+    """
     began = time.time()
     if label_source not in LABEL_SOURCES:
         raise argument_error("label_source", f"one of {LABEL_SOURCES}", repr(label_source))

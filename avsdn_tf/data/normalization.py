@@ -3,7 +3,7 @@
 Audio is normalised per dimension; visual per channel (the last axis), so a 7x7x512 map shares
 one mean and one deviation per channel across its regions. prepare, synthesize and extract write
 normalization.json; train reads it once and puts it into the model's FeatureNormalization
-layers (models.set_statistics), so nothing after training reads it.
+layers (models.backbones.set_statistics), so nothing after training reads it.
 """
 
 import os
@@ -116,9 +116,16 @@ def compute_statistics(data_dir, split="train", batch_size=64):
 
     Records of different lengths (own videos) count their own segments, not a batch's padding.
 
+    Args:
+        data_dir: a data directory (dataset_info.json and shards).
+        split: the split whose segments are counted ("train").
+        batch_size: records parsed at once.
     Returns:
         {"split", "audio_mean" [A], "audio_std" [A], "visual_mean" [C], "visual_std" [C]} as
         lists (C: the visual features' last axis); deviations are at least constants.MIN_STD.
+    Raises:
+        errors.UserError: when the data directory cannot be read, has no such split, or the split
+            holds no video.
     """
     info = dataset_info.read(data_dir)
     files = info.shard_paths(data_dir, split)
@@ -145,7 +152,14 @@ def compute_statistics(data_dir, split="train", batch_size=64):
 
 
 def write_statistics(data_dir, split="train"):
-    """Compute the statistics of `split` and save them as normalization.json in `data_dir`."""
+    """Compute the statistics of `split` and save them as normalization.json in `data_dir`.
+
+    Args:
+        data_dir: a data directory (dataset_info.json and shards).
+        split: the split whose segments are counted ("train").
+    Returns:
+        the statistics dict written (compute_statistics).
+    """
     statistics = compute_statistics(data_dir, split)
     fileio.write_json(os.path.join(data_dir, constants.NORMALIZATION_FILE), statistics)
     return statistics
@@ -154,10 +168,14 @@ def write_statistics(data_dir, split="train"):
 def read_statistics(data_dir):
     """The train-split statistics of `data_dir` and where they came from; never writes.
 
+    Args:
+        data_dir: a data directory.
     Returns:
         (statistics, source): normalization.json's content and its path, or, for a data
         directory without one, the statistics computed from its train split (not saved) and
         a description saying so.
+    Raises:
+        errors.UserError: when normalization.json is not a JSON object.
     """
     path = os.path.join(data_dir, constants.NORMALIZATION_FILE)
     if not tf.io.gfile.exists(path):

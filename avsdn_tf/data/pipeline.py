@@ -1,7 +1,8 @@
 """The one function that turns a data directory's split into batches of parsed records.
 
 It knows records, not supervisions: batches are dicts of records.parse_videos (raw features,
-segment labels, context); a task (avsdn_tf.tasks) turns them into a model's inputs and targets.
+segment labels, context); a task (avsdn_tf.models.tasks) turns them into a model's inputs and
+targets.
 """
 
 import numpy as np

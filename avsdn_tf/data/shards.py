@@ -28,6 +28,11 @@ class ShardWriter:
         self.written = 0
 
     def write(self, serialized):
+        """Write one record to the next shard, round robin.
+
+        Args:
+            serialized: bytes, one serialized record (records.encode_video).
+        """
         self._writers[self.written % len(self._writers)].write(serialized)
         self.written += 1
 

@@ -50,10 +50,24 @@ class SyntheticConfig:
 
 
 def audio_partner(class_index):
+    """The class an event class sounds like: class_index XOR 1.
+
+    Args:
+        class_index: int event class in [0, 28).
+    Returns:
+        int, its confusable partner by ear.
+    """
     return class_index ^ 1
 
 
 def visual_partner(class_index):
+    """The class an event class looks like: (class_index + 14) mod 28.
+
+    Args:
+        class_index: int event class in [0, 28).
+    Returns:
+        int, its confusable partner by eye.
+    """
     return (class_index + constants.NUM_EVENT_CLASSES // 2) % constants.NUM_EVENT_CLASSES
 
 
@@ -139,7 +153,15 @@ class SyntheticFeatures:
 
 
 def select_rows(split_rows, count, rng):
-    """A deterministic subset of a split's rows, spread over categories as the split is."""
+    """A deterministic subset of a split's rows, spread over categories as the split is.
+
+    Args:
+        split_rows: list of Annotation of one split.
+        count: how many to keep.
+        rng: a numpy Generator.
+    Returns:
+        list of `count` rows in split order (all rows when count >= len(split_rows)).
+    """
     if count >= len(split_rows):
         return list(split_rows)
     chosen = np.sort(rng.choice(len(split_rows), size=count, replace=False))

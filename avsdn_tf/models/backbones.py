@@ -4,7 +4,7 @@ Every builder returns the per-segment model (the backbone, in keras-hub's terms)
 {"audio": [B, T, A], "visual": [B, T, ...]} of raw features and output "segment_probs"
 [B, T, 29]. Each starts with one FeatureNormalization layer per modality, so the model carries
 its preprocessing (set from the train split's statistics by `set_statistics`). The heads a
-supervision adds on top are the task's (avsdn_tf.tasks).
+supervision adds on top are the task's (avsdn_tf.models.tasks).
 """
 
 import keras
@@ -93,6 +93,14 @@ def _avsdn(audio_dim, visual_shape, num_segments, hp, init="fused", label_guided
     options = lstm_options(hp, num_segments)
 
     def encoder(name):
+        """One encoder LSTM of `hp.encoder_units` that returns its final states.
+
+        Args:
+            name: the layer's name ("audio_encoder" or "visual_encoder").
+        Returns:
+            keras.layers.LSTM mapping float32 [B, T, D] to (output [B, U], h [B, U], c [B, U]),
+            U = hp.encoder_units.
+        """
         return keras.layers.LSTM(hp.encoder_units, return_state=True, name=name, **options)
 
     _, audio_h, audio_c = encoder("audio_encoder")(audio)
@@ -253,6 +261,12 @@ def normalization_layers(model):
 
     A single-modality model has only the one it uses; a run written before the model carried
     its normalisation has none (an empty dict).
+
+    Args:
+        model: a keras.Model built here (any head on top).
+    Returns:
+        dict modality -> layer, for the layers named constants.AUDIO_NORMALIZATION and
+        constants.VISUAL_NORMALIZATION that the model has.
     """
     found = {}
     for modality, name in (

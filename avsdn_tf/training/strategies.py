@@ -32,12 +32,30 @@ def _reduce_nested_structures(strategy):
     reduce_one = strategy.reduce
 
     def reduce_leaf(reduce_op, leaf, axis):
+        """strategy.reduce of one leaf, over replicas only (axis None) for a rank-0 value.
+
+        Args:
+            reduce_op: a tf.distribute.ReduceOp.
+            leaf: a tensor or per-replica value.
+            axis: the axis to reduce too, or None.
+        Returns:
+            the reduced tensor.
+        """
         local = strategy.experimental_local_results(leaf)[0] if hasattr(leaf, "values") else leaf
         if axis is not None and getattr(local, "shape", None) is not None and local.shape.rank == 0:
             axis = None
         return reduce_one(reduce_op, leaf, axis)
 
     def reduce(reduce_op, value, axis=None):
+        """strategy.reduce of every leaf of a nest (a dict of input tensors, scalar logs).
+
+        Args:
+            reduce_op: a tf.distribute.ReduceOp.
+            value: a nest of tensors or per-replica values.
+            axis: the axis to reduce too, or None.
+        Returns:
+            the same structure of reduced tensors.
+        """
         return tf.nest.map_structure(lambda leaf: reduce_leaf(reduce_op, leaf, axis), value)
 
     strategy.reduce = reduce

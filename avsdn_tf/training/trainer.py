@@ -96,6 +96,11 @@ class SelectOnValidation(keras.callbacks.Callback):
         self.stale_epochs = state.get("stale_epochs", 0)
 
     def set_model(self, model):
+        """Keep the model and its per-segment part, which the validation pass scores.
+
+        Args:
+            model: the keras.Model being fit.
+        """
         super().set_model(model)
         self.segment_model = backbones.segment_model(model)
 
