@@ -407,7 +407,7 @@ def test_predict_pools_the_maps_for_a_model_trained_on_vectors(inputs, extracted
     expected = predictors.RunPredictor(run)(maps["audio"], maps["visual"].mean(axis=(1, 2)))
     np.testing.assert_allclose(result["probabilities"], expected, atol=2e-4)
     # --visual_layout given on the command line is kept: the mismatch is reported as before.
-    with pytest.raises(UserError, match=r"visual_shape': \[512\].*--visual_layout"):
+    with pytest.raises(UserError, match=r"visual_shape': \[512\].*`visual_layout`"):
         _run(
             predict,
             ["predict", clip],
