@@ -6,6 +6,7 @@ checkpoint of seeded random weights under the official variable names, once per 
 """
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -156,3 +157,50 @@ def records_by_id(data_dir, split):
             video = records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
             decoded[video["video_id"].decode()] = video
     return decoded
+
+
+def random_vgg19_weights(directory):
+    """VGG-19 (no top) at IMAGE_SIZE px with seeded random weights, saved as extract reads them.
+
+    Returns:
+        str: the path of the .weights.h5 file in `directory`.
+    """
+    import keras
+
+    keras.utils.set_random_seed(0)
+    backbone = keras.applications.VGG19(
+        include_top=False, weights=None, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
+    )
+    weights = str(Path(directory) / "vgg19_notop.weights.h5")
+    backbone.save_weights(weights)
+    return weights
+
+
+def extract_inputs(tmp_path_factory, name, clips, labels_csv, other_files=None):
+    """What an extract test reads: a folder of videos, the networks' files and a labels CSV.
+
+    Args:
+        tmp_path_factory: pytest's, for a new folder and the shared VGGish checkpoint.
+        name: the new folder's name.
+        clips: {file name: make_video keyword arguments} of the videos to write.
+        labels_csv: the text of labels.csv.
+        other_files: {file name: bytes} written beside the videos (not videos, broken ones).
+    Returns:
+        {"root", "videos", "weights", "labels", "checkpoint"}: the folder and the paths.
+    """
+    root = tmp_path_factory.mktemp(name)
+    videos = root / "videos"
+    videos.mkdir()
+    for file_name, options in clips.items():
+        make_video(videos / file_name, **options)
+    for file_name, content in (other_files or {}).items():
+        (videos / file_name).write_bytes(content)
+    labels = root / "labels.csv"
+    labels.write_text(labels_csv)
+    return {
+        "root": root,
+        "videos": str(videos),
+        "weights": random_vgg19_weights(root),
+        "labels": str(labels),
+        "checkpoint": official_checkpoint(tmp_path_factory),
+    }

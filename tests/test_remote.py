@@ -385,13 +385,12 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
 @pytest.mark.slow
 def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
     """extract and predict with --output_dir s3://...: the same files as locally."""
-    import keras
 
     from avsdn_tf import hparams
     from avsdn_tf.data import synthetic
     from avsdn_tf.training import trainer
 
-    from media_testlib import make_video, official_checkpoint
+    from media_testlib import make_video, official_checkpoint, random_vgg19_weights
 
     pytest.importorskip("av")
     env, client = s3
@@ -400,10 +399,7 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
     videos.mkdir()
     make_video(videos / "clip_a.mp4", seconds=3.5, tone_seconds=(1,), levels=(40, 200))
     make_video(videos / "clip_b.mp4", seconds=2.2, tone_seconds=(0,), levels=(120,))
-    keras.utils.set_random_seed(0)
-    backbone = keras.applications.VGG19(include_top=False, weights=None, input_shape=(64, 64, 3))
-    weights = str(tmp_path / "vgg19_notop.weights.h5")
-    backbone.save_weights(weights)
+    weights = random_vgg19_weights(tmp_path)
     features = [
         f"--vggish_checkpoint={official_checkpoint(tmp_path_factory)}",
         "--visual_backbone=vgg19",

@@ -18,7 +18,7 @@ from avsdn_tf.data import dataset_info, records
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import beam_extraction, extraction
 
-from media_testlib import IMAGE_SIZE, make_video, official_checkpoint
+from media_testlib import extract_inputs
 from media_testlib import feature_args as _feature_args
 from media_testlib import records_by_id as _records
 from s3_testlib import command, local_files, moto_server, objects, s3_environment
@@ -32,36 +32,21 @@ MULTI_PROCESS = ["--direct_num_workers", "2", "--direct_running_mode", "multi_pr
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    import keras
-
-    root = tmp_path_factory.mktemp("beam_videos")
-    videos = root / "videos"
-    videos.mkdir()
-    make_video(videos / "clip_a.mp4", seconds=3.5, tone_seconds=(1,), levels=(40, 200))
-    make_video(videos / "clip_b.mp4", seconds=2.2, tone_seconds=(0,), levels=(120,))
-    make_video(videos / "clip_c.mp4", seconds=3.0, tone_seconds=(2,), levels=(200, 60, 90))
-    make_video(videos / "clip_d.mp4", seconds=2.0, tone_seconds=(1,), levels=(30,))
-    make_video(videos / "silent.mp4", seconds=2.0, audio=False)
-    (videos / "broken.mp4").write_bytes(b"not an mp4 at all")
-    keras.utils.set_random_seed(0)
-    backbone = keras.applications.VGG19(
-        include_top=False, weights=None, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
-    )
-    weights = str(root / "vgg19_notop.weights.h5")
-    backbone.save_weights(weights)
+    clips = {
+        "clip_a.mp4": dict(seconds=3.5, tone_seconds=(1,), levels=(40, 200)),
+        "clip_b.mp4": dict(seconds=2.2, tone_seconds=(0,), levels=(120,)),
+        "clip_c.mp4": dict(seconds=3.0, tone_seconds=(2,), levels=(200, 60, 90)),
+        "clip_d.mp4": dict(seconds=2.0, tone_seconds=(1,), levels=(30,)),
+        "silent.mp4": dict(seconds=2.0, audio=False),
+    }
     # clip_a: two events, two records; clip_d: no row, skipped.
-    labels = root / "labels.csv"
-    labels.write_text(
+    labels = (
         "video_id,category,start,end,split\nclip_a,Bark,1,2,\nclip_a,Banjo,0,1,\n"
         "clip_b,,0,0,val\nclip_c,Cat,0,3,\nsilent,Bark,0,2,\nbroken,Bark,0,1,\n"
     )
-    return {
-        "root": root,
-        "videos": str(videos),
-        "weights": weights,
-        "labels": str(labels),
-        "checkpoint": official_checkpoint(tmp_path_factory),
-    }
+    return extract_inputs(
+        tmp_path_factory, "beam_videos", clips, labels, {"broken.mp4": b"not an mp4 at all"}
+    )
 
 
 def _extract(args):

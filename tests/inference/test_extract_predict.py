@@ -21,7 +21,7 @@ from avsdn_tf.features import extraction, labels
 from avsdn_tf.inference import predictors
 from avsdn_tf.training import trainer
 
-from media_testlib import IMAGE_SIZE, make_video, official_checkpoint
+from media_testlib import IMAGE_SIZE, extract_inputs
 from media_testlib import feature_args as _feature_args
 from media_testlib import records_by_id as _records
 
@@ -32,30 +32,15 @@ VISUAL_SHAPE = [2, 2, 512]  # VGG-19 pool5 at 64 px
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    import keras
-
-    root = tmp_path_factory.mktemp("own_videos")
-    videos = root / "videos"
-    videos.mkdir()
-    make_video(videos / "clip_a.mp4", seconds=3.5, tone_seconds=(1,), levels=(40, 200))
-    make_video(videos / "clip_b.mp4", seconds=2.2, tone_seconds=(0,), levels=(120,))
-    make_video(videos / "silent.mp4", seconds=2.0, audio=False)
-    (videos / "notes.txt").write_text("not a video")
-    keras.utils.set_random_seed(0)
-    backbone = keras.applications.VGG19(
-        include_top=False, weights=None, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
-    )
-    weights = str(root / "vgg19_notop.weights.h5")
-    backbone.save_weights(weights)
-    labels = root / "labels.csv"
-    labels.write_text("video_id,category,start,end,split\nclip_a,Bark,1,2,\nclip_b,,0,0,val\n")
-    return {
-        "root": root,
-        "videos": str(videos),
-        "weights": weights,
-        "labels": str(labels),
-        "checkpoint": official_checkpoint(tmp_path_factory),
+    clips = {
+        "clip_a.mp4": dict(seconds=3.5, tone_seconds=(1,), levels=(40, 200)),
+        "clip_b.mp4": dict(seconds=2.2, tone_seconds=(0,), levels=(120,)),
+        "silent.mp4": dict(seconds=2.0, audio=False),
     }
+    labels = "video_id,category,start,end,split\nclip_a,Bark,1,2,\nclip_b,,0,0,val\n"
+    return extract_inputs(
+        tmp_path_factory, "own_videos", clips, labels, {"notes.txt": b"not a video"}
+    )
 
 
 def _run(module, argv, args):
