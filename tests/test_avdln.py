@@ -112,3 +112,25 @@ def test_import_with_wrong_shapes_is_one_clear_error(tmp_path):
         avdln.import_keras2_weights(avdln.build_avdln(), missing)
     with pytest.raises(UserError, match="nothere.h5: expected a Keras 2 weights h5 file"):
         avdln.read_keras2_weights(str(tmp_path / "nothere.h5"))
+
+
+def test_evaluate_runs_the_model_and_scores_the_events_of_segment_labels(tmp_path):
+    path = str(tmp_path / "weights.h5")
+    _write_keras2_h5(path, SHAPES)
+    model = avdln.build_avdln()
+    avdln.import_keras2_weights(model, path)
+    rng = np.random.default_rng(2)
+    audio = rng.normal(size=(5, 10, 128)).astype("float32")
+    visual = rng.normal(size=(5, 10, 512)).astype("float32")
+    bg = constants.BACKGROUND
+    labels = np.full((5, 10), bg)
+    labels[0, 2:5] = 3
+    labels[1, :] = 7  # the event covers every segment: skipped
+    labels[2, 6:] = 1
+    labels[3, 0] = 12
+    labels[4, 4:6] = 0  # class 0 is an event, not background
+    np.testing.assert_array_equal(avdln.event_targets(labels)[4], [0, 0, 0, 0, 1, 1, 0, 0, 0, 0])
+    _, a, v = _numpy_forward(avdln.read_keras2_weights(path), audio, visual)
+    expected = metrics.cross_modal_accuracy(a, v, labels != bg)
+    result = avdln.evaluate(model, audio, visual, labels)
+    assert result == expected and result["evaluated"] == 4

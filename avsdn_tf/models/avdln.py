@@ -12,6 +12,7 @@ from keras import ops
 
 from avsdn_tf import constants
 from avsdn_tf.errors import input_error
+from avsdn_tf.models import metrics
 
 DISTANCE_OUTPUT = "distance"
 AUDIO_EMBEDDING = "audio_embedding"
@@ -114,3 +115,33 @@ def import_keras2_weights(model, path):
                 f"{path} layer {theirs}", f"kernel and bias shapes {expected}", f"{found}"
             )
         layer.set_weights(weights[theirs])
+
+
+def event_targets(labels):
+    """The contrastive targets of parsed records' segment labels.
+
+    Args:
+        labels: [B, T] int segment labels (constants.BACKGROUND outside the event,
+            constants.PAD_LABEL for padding).
+    Returns:
+        [B, T] float32: 1 for the segments inside the event, else 0.
+    """
+    labels = np.asarray(labels)
+    inside = (labels != constants.BACKGROUND) & (labels != constants.PAD_LABEL)
+    return inside.astype(np.float32)
+
+
+def evaluate(model, audio, visual, labels, batch_size=64):
+    """A2V and V2A accuracy of an AVDLN model on videos (metrics.cross_modal_accuracy).
+
+    Args:
+        model: a model from build_avdln.
+        audio: [N, T, A]; visual: [N, T, V] pooled visual vectors; labels: [N, T] segment labels.
+        batch_size: videos per forward pass.
+    Returns:
+        {"a2v_accuracy", "v2a_accuracy", "evaluated"}.
+    """
+    out = model.predict({"audio": audio, "visual": visual}, batch_size=batch_size, verbose=0)
+    return metrics.cross_modal_accuracy(
+        out[AUDIO_EMBEDDING], out[VISUAL_EMBEDDING], event_targets(labels)
+    )
