@@ -277,10 +277,14 @@ def _read_match_orders(path, ave_dir, num_rows, annotations_path, stack):
         return {}
     if len(present) < len(MATCH_FILES):
         missing = [name for split, name in MATCH_FILES.items() if split not in present]
-        raise input_error(ave_dir, "all of the cross-modality split files " + ", ".join(MATCH_FILES.values())
-                          + " or none of them", "only " + ", ".join(present.values()) + " (missing "
-                          + ", ".join(missing) + ")")
-    return {split: _read_order(path(name), num_rows, annotations_path, stack) for split, name in present.items()}
+        names = ", ".join(MATCH_FILES.values())
+        expected = f"all of the cross-modality split files {names} or none of them"
+        found = f"only {', '.join(present.values())} (missing {', '.join(missing)})"
+        raise input_error(ave_dir, expected, found)
+    return {
+        split: _read_order(path(name), num_rows, annotations_path, stack)
+        for split, name in present.items()
+    }
 
 
 def _check_noisy(path, noisy_visual_file, include_noisy, num_segments, audio_shape, visual_path, visual_shape,
@@ -374,7 +378,8 @@ def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, prog
                for split in constants.SPLITS}
     match_of_row = collections.defaultdict(list)  # row -> the match splits that hold it
     for split, order in inputs.match_order.items():
-        writers[split] = shards.ShardWriter(staging, split, shards.shard_count(len(order), videos_per_shard))
+        count = shards.shard_count(len(order), videos_per_shard)
+        writers[split] = shards.ShardWriter(staging, split, count)
         for row in order:
             match_of_row[int(row)].append(split)
     if inputs.noisy:
