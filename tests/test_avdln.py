@@ -47,7 +47,7 @@ def test_contrastive_loss_by_hand():
 def _numpy_forward(weights, audio, visual):
     def branch(x, first, second):
         hidden = x @ weights[first][0] + weights[first][1]
-        hidden = np.where(hidden > 0, hidden, constants.AVDLN_LEAKY_SLOPE * hidden)
+        hidden = np.where(hidden > 0, hidden, 0.3 * hidden)  # LeakyReLU(0.3), the shared README
         return hidden @ weights[second][0] + weights[second][1]
 
     v = branch(visual, "dense_1", "dense_2")
