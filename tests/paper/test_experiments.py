@@ -79,7 +79,16 @@ def test_tables_name_registered_models_and_hold_only_checked_paper_numbers():
                 for r in table.rows}
     assert reported[("supervised", "avsdn")] == [75.4]
     assert reported[("supervised", "av_att")] == [72.7, 74.7]
-    assert reported[("weak", "avsdn")] == [] and reported[("ablation", "avsdn")] == []  # not verified
+    # Every row of the paper's three tables has its number, both feature columns where it has two.
+    assert reported[("weak", "visual")] == [52.9, 63.4]
+    assert reported[("weak", "av_att")] == [66.7, 73.3]
+    assert reported[("weak", "avsdn")] == [74.2] and reported[("ablation", "avsdn")] == [74.2]
+    assert [reported[("ablation", m)] for m in ROWS["ablation"]] == [[70.2], [70.9], [72.6], [74.2]]
+    assert all(reported[(t, r.model)] for t, table in tables.TABLES.items() for r in table.rows
+               if not r.extra)
+    assert reported[("supervised", "dmrn")] == []  # the extra row: not in the paper
+    notes = {r.model: r.paper_json()[0].get("note") for r in tables.TABLES["ablation"].rows}
+    assert set(notes.values()) == {"paper: supervision not stated, most likely weak"}
 
 
 def test_every_table_writes_every_row_with_its_config_seed_val_and_test(tiny_data, tmp_path, fake_fit):
@@ -120,8 +129,12 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(tiny_dat
     assert avsdn["test_accuracy"]["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)  # sample std
     assert avsdn["paper"] == [{"accuracy": 75.4, "features": "VGGish audio, ResNet-152 visual",
                                "source": tables.SUPERVISED_SOURCE, "verified": True}]
-    assert rows[("weak", "avsdn")]["paper"][0]["accuracy"] is None
-    assert not rows[("weak", "avsdn")]["paper"][0]["verified"]
+    assert rows[("weak", "avsdn")]["paper"] == [
+        {"accuracy": 74.2, "features": tables.RESNET, "source": tables.WEAK_SOURCE,
+         "verified": True}]
+    assert rows[("ablation", "avsdn_init_audio")]["paper"][0]["note"] == tables.ABLATION_NOTE
+    assert rows[("supervised", "dmrn")]["paper"][0]["accuracy"] is None
+    assert not rows[("supervised", "dmrn")]["paper"][0]["verified"]
     assert rows[("supervised", "dmrn")]["extra"] and "extra row" in rows[("supervised", "dmrn")]["remarks"]
     assert "no regions to attend" in rows[("supervised", "av_att")]["remarks"]  # tiny data has no visual maps
 
@@ -130,7 +143,8 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(tiny_dat
         assert f"## {table.title}" in markdown
     assert markdown.count(tables.PAPER_COLUMN) == 3
     assert "| AVSDN | 21.1 ± 1.4 | 21.0 ± 1.4 | audio+visual, seq2seq | 75.4 |" in markdown
-    assert "full fusion of both encoder states (DMRN-style) (same runs as supervised/avsdn) |" in markdown
+    assert ("full fusion of both encoder states (DMRN-style) (same runs as supervised/avsdn) | "
+            "74.2 (paper: supervision not stated, most likely weak) |") in markdown
     assert "72.7 (VGG-16 visual) / 74.7 (ResNet-152 visual)" in markdown
     assert "n/a (not verified)" in markdown and "NOT measured here" in markdown
     printed = "\n".join(lines)
