@@ -88,6 +88,7 @@ def resource_text(name):
     """
     return _read_resource(name)
 
+
 # Cross-modality localization (AVEL Sec. 5, the authors' AVDLN): embedding sizes (units), the
 # contrastive loss margin (distance units) and the floor under the squared distance (Keras 2's
 # K.epsilon(), squared-distance units) before its square root.
