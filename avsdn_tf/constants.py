@@ -87,3 +87,13 @@ def resource_text(name):
         str: its content.
     """
     return _read_resource(name)
+
+
+# Cross-modality localization (AVEL Sec. 5, the authors' AVDLN): embedding sizes (units), the
+# contrastive loss margin (distance units) and the floor under the squared distance (Keras 2's
+# K.epsilon(), squared-distance units) before its square root.
+AVDLN_HIDDEN_UNITS = 128
+AVDLN_EMBEDDING_UNITS = 64
+AVDLN_LEAKY_SLOPE = 0.3
+CONTRASTIVE_MARGIN = 2.0
+DISTANCE_EPSILON = 1e-7

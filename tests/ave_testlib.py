@@ -92,3 +92,17 @@ def write_ave_dir(directory, layout="map", noisy=True, header=False, crlf=False,
         write_h5(directory / "visual_feature_noisy.h5", noisy_visual)
         written.update(noisy_audio=noisy_audio, noisy_visual=noisy_visual)
     return written
+
+
+# Row indices of the cross-modality (A2V / V2A) splits, as the release's *_order_match.h5 files.
+MATCH_ORDER = {"train": [0, 4, 10, 7], "val": [13, 2], "test": [6, 5, 1]}
+
+
+def write_match_files(directory, order=MATCH_ORDER):
+    """The *_order_match.h5 files of the splits in `order` ({split: row indices})."""
+    for split, rows in order.items():
+        write_h5(
+            Path(directory) / f"{split}_order_match.h5",
+            np.asarray(rows, np.int64),
+            key=constants.ORDER_KEY,
+        )

@@ -8,6 +8,8 @@ reads the release exactly as published (../shared/data/ave/README.md lists files
                                     (--visual_file picks visual_feature_vec.h5 or your own file)
     labels.h5                       avadataset (N, T, 29) one-hot segment labels, background = 28
     {train,val,test}_order.h5       order (n,) int64 row indices into Annotations.txt
+    {train,val,test}_order_match.h5 (optional, all three or none) the cross-modality splits,
+                                    written as train_match, val_match, test_match
     labels_noisy.h5, audio_feature_noisy.h5, visual_feature_noisy.h5   (optional) the
                                     background-only videos of the weak-supervision setting
 
@@ -43,6 +45,9 @@ AUDIO_FILE = "audio_feature.h5"
 VISUAL_FILE = "visual_feature.h5"
 LABELS_FILE = "labels.h5"
 ORDER_FILES = {split: f"{split}_order.h5" for split in constants.SPLITS}
+# The cross-modality localization task's own splits (AVEL Sec. 5; they overlap the ones above):
+# written as train_match, val_match, test_match when all three files are in the release.
+MATCH_FILES = {f"{split}_match": f"{split}_order_match.h5" for split in constants.SPLITS}
 NOISY_LABELS_FILE = "labels_noisy.h5"
 NOISY_AUDIO_FILE = "audio_feature_noisy.h5"
 NOISY_VISUAL_FILE = "visual_feature_noisy.h5"
@@ -171,6 +176,7 @@ class _Inputs:
     h5_labels: np.ndarray | None  # [N, T] labels of labels.h5 (None if it was not used)
     split_of_row: np.ndarray  # index into constants.SPLITS, -1 for rows of no split
     order: dict  # split -> row indices
+    match_order: dict  # match split -> row indices ({} when the release has no match files)
     audio: h5py.Dataset
     visual: h5py.Dataset
     visual_path: str  # the path given (visual.file may be a local copy of a remote file)
@@ -300,6 +306,8 @@ def _check_inputs(
     sources = [annotations_path, audio_path, visual_path] + [
         path(name) for name in ORDER_FILES.values()
     ]
+    match_order = _read_match_orders(path, ave_dir, num_rows, annotations_path, stack)
+    sources += [path(MATCH_FILES[split]) for split in match_order]
     if h5_labels is not None:
         sources.append(labels_path)
     noisy, noisy_note = _check_noisy(
@@ -322,6 +330,7 @@ def _check_inputs(
         h5_labels=h5_labels,
         split_of_row=split_of_row,
         order=order,
+        match_order=match_order,
         audio=audio,
         visual=visual,
         visual_path=visual_path,
@@ -332,6 +341,27 @@ def _check_inputs(
         noisy_note=noisy_note,
         sources=sources,
     )
+
+
+def _read_match_orders(path, ave_dir, num_rows, annotations_path, stack):
+    """The cross-modality splits' row indices: all three match files, or none of them.
+
+    Returns:
+        {match split: [n] int64 row indices}, {} when the release has none of the files.
+    """
+    present = {split: name for split, name in MATCH_FILES.items() if tf.io.gfile.exists(path(name))}
+    if not present:
+        return {}
+    if len(present) < len(MATCH_FILES):
+        missing = [name for split, name in MATCH_FILES.items() if split not in present]
+        names = ", ".join(MATCH_FILES.values())
+        expected = f"all of the cross-modality split files {names} or none of them"
+        found = f"only {', '.join(present.values())} (missing {', '.join(missing)})"
+        raise input_error(ave_dir, expected, found)
+    return {
+        split: _read_order(path(name), num_rows, annotations_path, stack)
+        for split, name in present.items()
+    }
 
 
 def _check_noisy(
@@ -476,6 +506,12 @@ def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, prog
         )
         for split in constants.SPLITS
     }
+    match_of_row = collections.defaultdict(list)  # row -> the match splits that hold it
+    for split, order in inputs.match_order.items():
+        count = shards.shard_count(len(order), videos_per_shard)
+        writers[split] = shards.ShardWriter(staging, split, count)
+        for row in order:
+            match_of_row[int(row)].append(split)
     if inputs.noisy:
         writers[constants.NOISY_SPLIT] = shards.ShardWriter(
             staging,
@@ -493,21 +529,22 @@ def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, prog
             for offset in range(len(audio)):
                 row = start + offset
                 split = inputs.split_of_row[row]
-                if split < 0:
+                names = ([constants.SPLITS[split]] if split >= 0 else []) + match_of_row[row]
+                if not names:
                     continue  # in no split file: counted in the summary
                 annotation, category = inputs.rows[row], int(inputs.categories[row])
-                writers[constants.SPLITS[split]].write(
-                    records.encode_video(
-                        annotation.video_id,
-                        category,
-                        annotation.start,
-                        annotation.end,
-                        category,
-                        audio[offset],
-                        visual[offset],
-                        labels[row],
-                    )
+                record = records.encode_video(
+                    annotation.video_id,
+                    category,
+                    annotation.start,
+                    annotation.end,
+                    category,
+                    audio[offset],
+                    visual[offset],
+                    labels[row],
                 )
+                for name in names:
+                    writers[name].write(record)
             progress.update(min(start + chunk_videos, num_rows))
         if inputs.noisy:
             noisy_audio, noisy_visual = inputs.noisy["audio"], inputs.noisy["visual"]

@@ -34,3 +34,18 @@ def video_binary_cross_entropy():
     """Weak supervision: BCE of the time-pooled distribution [B, 29] against the one-hot video
     label."""
     return keras.losses.BinaryCrossentropy(name="video_binary_cross_entropy")
+
+
+def contrastive_loss(targets, distances, margin=constants.CONTRASTIVE_MARGIN):
+    """The AVEL authors' contrastive loss: mean(y d^2 + (1 - y) max(margin - d, 0)^2).
+
+    Args:
+        targets: [B, T] 1 where the segment pair is inside the event, else 0.
+        distances: [B, T] Euclidean distances of the audio and visual embeddings.
+        margin: distance beyond which unmatched pairs cost nothing.
+    Returns:
+        The scalar mean loss.
+    """
+    targets = ops.cast(targets, distances.dtype)
+    unmatched = ops.square(ops.maximum(margin - distances, 0.0))
+    return ops.mean(targets * ops.square(distances) + (1.0 - targets) * unmatched)

@@ -1,4 +1,5 @@
-"""Metrics: frame-wise accuracy (the paper's), per-class accuracy, confusion matrix, intervals.
+"""Metrics: frame-wise accuracy (the paper's), per-class accuracy, confusion matrix, intervals,
+and the A2V / V2A accuracy of cross-modality localization (`cross_modal_accuracy`).
 
 Frame-wise accuracy has one implementation, `frame_hits`, behind the Keras metric (training
 progress, the validation pass of every epoch) and `frame_accuracy` (metrics.json, evaluate).
@@ -204,3 +205,63 @@ def summarize(labels, predictions, class_names):
         "intervals": interval_metrics(labels, predictions),
         "confusion_matrix": confusion.tolist(),
     }
+
+
+def pair_distances(a, b):
+    """Euclidean distance of every pair of rows, as the AVEL authors compute it.
+
+    Args:
+        a: [..., D] embeddings; b: [..., D] embeddings broadcastable against a.
+    Returns:
+        [...] sqrt(max(sum((a - b)^2), constants.DISTANCE_EPSILON)).
+    """
+    squared = np.sum(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64)), axis=-1)
+    return np.sqrt(np.maximum(squared, constants.DISTANCE_EPSILON))
+
+
+def localize(query, candidates, event):
+    """Where the event's query segments fit best in the other modality (one video).
+
+    Args:
+        query: [T, D] embeddings of the query modality (A2V: audio).
+        candidates: [T, D] embeddings of the other modality (A2V: visual).
+        event: [T] bool, the event's segments s_0 < ... < s_{l-1} (l < T).
+    Returns:
+        (start, scores): argmin of scores, scores [T - l + 1] with
+        scores[p] = sum over i of distance(candidates[p + i], query[s_i]).
+    """
+    segments = np.flatnonzero(event)
+    length, num_segments = len(segments), len(event)
+    scores = np.array(
+        [
+            pair_distances(candidates[p : p + length], query[segments]).sum()
+            for p in range(num_segments - length + 1)
+        ]
+    )
+    return int(np.argmin(scores)), scores
+
+
+def cross_modal_accuracy(audio, visual, events):
+    """A2V and V2A accuracy of the cross-modality localization task (AVEL Sec. 5).
+
+    Videos with no event segment or whose event covers every segment are skipped; a video is
+    correct when the predicted start equals the event's first segment.
+
+    Args:
+        audio: [N, T, D] audio embeddings; visual: [N, T, D] visual embeddings.
+        events: [N, T] 1 where the segment is inside the event, else 0.
+    Returns:
+        {"a2v_accuracy", "v2a_accuracy"} (floats, 0 when nothing is evaluated) and "evaluated"
+        (int, the number of videos counted).
+    """
+    correct = {"a2v_accuracy": 0, "v2a_accuracy": 0}
+    evaluated = 0
+    for a, v, event in zip(audio, visual, np.asarray(events) > 0.5):
+        if not event.any() or event.all():
+            continue
+        evaluated += 1
+        start = int(np.flatnonzero(event)[0])
+        correct["a2v_accuracy"] += localize(a, v, event)[0] == start
+        correct["v2a_accuracy"] += localize(v, a, event)[0] == start
+    result = {key: float(value) / evaluated if evaluated else 0.0 for key, value in correct.items()}
+    return {**result, "evaluated": evaluated}

@@ -26,6 +26,7 @@ from avsdn_tf.errors import UserError
 from ave_testlib import (
     AUDIO_DIM,
     MAP_SHAPE,
+    MATCH_ORDER,
     NOISY_VIDEOS,
     ORDER,
     ROWS,
@@ -33,6 +34,7 @@ from ave_testlib import (
     T,
     write_ave_dir,
     write_h5,
+    write_match_files,
 )
 from testlib import REAL_AVE, ROOT
 
@@ -605,3 +607,39 @@ def test_refuses_to_replace_the_release_or_a_foreign_directory(tmp_path):
         run(tmp_path / "ave", tmp_path / "home")
     assert (tmp_path / "home" / "notes.txt").read_text() == "keep me"
     assert (tmp_path / "ave" / "audio_feature.h5").exists()
+
+
+# The cross-modality splits overlap the localization ones, as the release's do.
+
+
+def test_match_files_become_the_cross_modal_splits(tmp_path):
+    written = write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
+    write_match_files(tmp_path / "ave")
+    run(tmp_path / "ave", tmp_path / "out")
+    for split, rows in MATCH_ORDER.items():
+        videos = read_split(tmp_path / "out", f"{split}_match")
+        assert sorted(row_of(video) for video in videos) == sorted(rows)
+        for video in videos:
+            np.testing.assert_array_equal(video["label"], written["labels"][row_of(video)])
+    # The localization splits are unchanged.
+    assert sorted(row_of(v) for v in read_split(tmp_path / "out", "test")) == sorted(ORDER["test"])
+
+
+def test_some_match_files_or_indices_out_of_range_are_one_clear_error(tmp_path):
+    write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
+    write_match_files(tmp_path / "ave", {"train": MATCH_ORDER["train"]})
+    with pytest.raises(
+        UserError,
+        match=r"ave: expected all of the cross-modality split files "
+        r"train_order_match.h5, val_order_match.h5, test_order_match.h5 or none of "
+        r"them, found only train_order_match.h5 \(missing val_order_match.h5, "
+        r"test_order_match.h5\)",
+    ):
+        run(tmp_path / "ave", tmp_path / "out")
+    write_match_files(tmp_path / "ave", {**MATCH_ORDER, "val": [13, 99]})
+    with pytest.raises(
+        UserError,
+        match=r"val_order_match.h5: expected row indices into .* in "
+        rf"0..{len(ROWS) - 1}, found 99 at position 1 \(1 out of range\)",
+    ):
+        run(tmp_path / "ave", tmp_path / "out")

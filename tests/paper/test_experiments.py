@@ -107,9 +107,20 @@ def test_tables_name_registered_models_and_hold_only_checked_paper_numbers():
     }
     assert reported[("supervised", "avsdn")] == [75.4]
     assert reported[("supervised", "av_att")] == [72.7, 74.7]
-    assert (
-        reported[("weak", "avsdn")] == [] and reported[("ablation", "avsdn")] == []
-    )  # not verified
+    # Every row of the paper's three tables has its number, both feature columns where it has two.
+    assert reported[("weak", "visual")] == [52.9, 63.4]
+    assert reported[("weak", "av_att")] == [66.7, 73.3]
+    assert reported[("weak", "avsdn")] == [74.2] and reported[("ablation", "avsdn")] == [74.2]
+    assert [reported[("ablation", m)] for m in ROWS["ablation"]] == [[70.2], [70.9], [72.6], [74.2]]
+    assert all(
+        reported[(t, r.model)]
+        for t, table in tables.TABLES.items()
+        for r in table.rows
+        if not r.extra
+    )
+    assert reported[("supervised", "dmrn")] == []  # the extra row: not in the paper
+    notes = {r.model: r.paper_json()[0].get("note") for r in tables.TABLES["ablation"].rows}
+    assert set(notes.values()) == {"paper: supervision not stated, most likely weak"}
 
 
 def test_every_table_writes_every_row_with_its_config_seed_val_and_test(
@@ -169,8 +180,17 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(
             "verified": True,
         }
     ]
-    assert rows[("weak", "avsdn")]["paper"][0]["accuracy"] is None
-    assert not rows[("weak", "avsdn")]["paper"][0]["verified"]
+    assert rows[("weak", "avsdn")]["paper"] == [
+        {
+            "accuracy": 74.2,
+            "features": tables.RESNET,
+            "source": tables.WEAK_SOURCE,
+            "verified": True,
+        }
+    ]
+    assert rows[("ablation", "avsdn_init_audio")]["paper"][0]["note"] == tables.ABLATION_NOTE
+    assert rows[("supervised", "dmrn")]["paper"][0]["accuracy"] is None
+    assert not rows[("supervised", "dmrn")]["paper"][0]["verified"]
     assert (
         rows[("supervised", "dmrn")]["extra"]
         and "extra row" in rows[("supervised", "dmrn")]["remarks"]
@@ -185,8 +205,8 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(
     assert markdown.count(tables.PAPER_COLUMN) == 3
     assert "| AVSDN | 21.1 ± 1.4 | 21.0 ± 1.4 | audio+visual, seq2seq | 75.4 |" in markdown
     assert (
-        "full fusion of both encoder states (DMRN-style) (same runs as supervised/avsdn) |"
-        in markdown
+        "full fusion of both encoder states (DMRN-style) (same runs as supervised/avsdn) | "
+        "74.2 (paper: supervision not stated, most likely weak) |" in markdown
     )
     assert "72.7 (VGG-16 visual) / 74.7 (ResNet-152 visual)" in markdown
     assert "n/a (not verified)" in markdown and "NOT measured here" in markdown

@@ -1,0 +1,147 @@
+"""The AVEL authors' audio-visual distance learning network (AVDLN) for cross-modality
+localization (A2V / V2A), and the import of their released Keras 2 weights (cmm_model_weights.h5).
+
+visual [B, T, 512] -> Dense(128) -> LeakyReLU(0.3) -> Dense(64); audio [B, T, 128] -> Dense(128)
+-> LeakyReLU(0.3) -> Dense(64); distance [B, T] = sqrt(max(sum((v - a)^2), eps)).
+"""
+
+import h5py
+import keras
+import numpy as np
+from keras import ops
+
+from avsdn_tf import constants
+from avsdn_tf.errors import input_error
+from avsdn_tf.models import metrics
+
+DISTANCE_OUTPUT = "distance"
+AUDIO_EMBEDDING = "audio_embedding"
+VISUAL_EMBEDDING = "visual_embedding"
+
+# Layer of this model <- layer of the authors' h5 file (their Keras 2 names, in build order).
+H5_LAYERS = {
+    "visual_hidden": "dense_1",
+    "visual_projection": "dense_2",
+    "audio_hidden": "dense_3",
+    "audio_projection": "dense_4",
+}
+
+
+def build_avdln(audio_dim=128, visual_dim=512, num_segments=constants.NUM_SEGMENTS):
+    """The AVDLN Keras model.
+
+    Args:
+        audio_dim: A, the audio feature size; visual_dim: V, the pooled visual vector size.
+        num_segments: T, or None for any length.
+    Returns:
+        keras.Model mapping {"audio": [B, T, A], "visual": [B, T, V]} to {"distance": [B, T],
+        "audio_embedding": [B, T, 64], "visual_embedding": [B, T, 64]}.
+    """
+    audio = keras.Input((num_segments, audio_dim), name="audio")
+    visual = keras.Input((num_segments, visual_dim), name="visual")
+
+    def branch(features, modality):
+        hidden = keras.layers.Dense(constants.AVDLN_HIDDEN_UNITS, name=f"{modality}_hidden")(
+            features
+        )
+        hidden = keras.layers.LeakyReLU(constants.AVDLN_LEAKY_SLOPE)(hidden)
+        return keras.layers.Dense(constants.AVDLN_EMBEDDING_UNITS, name=f"{modality}_projection")(
+            hidden
+        )
+
+    audio_embedding, visual_embedding = branch(audio, "audio"), branch(visual, "visual")
+    squared = ops.sum(ops.square(visual_embedding - audio_embedding), axis=-1)
+    distance = ops.sqrt(ops.maximum(squared, constants.DISTANCE_EPSILON))
+    outputs = {
+        DISTANCE_OUTPUT: keras.layers.Identity(name=DISTANCE_OUTPUT)(distance),
+        AUDIO_EMBEDDING: keras.layers.Identity(name=AUDIO_EMBEDDING)(audio_embedding),
+        VISUAL_EMBEDDING: keras.layers.Identity(name=VISUAL_EMBEDDING)(visual_embedding),
+    }
+    return keras.Model({"audio": audio, "visual": visual}, outputs, name="avdln")
+
+
+def read_keras2_weights(path):
+    """The kernels and biases of a Keras 2 `save_weights` h5 file.
+
+    Args:
+        path: the h5 file (layer groups, each with a `weight_names` attribute).
+    Returns:
+        {layer name: [kernel [in, out], bias [out]] as float32 arrays} for the layers that
+        have weights.
+    Raises:
+        UserError naming the file when it cannot be read as such.
+    """
+    try:
+        handle = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise input_error(path, "a Keras 2 weights h5 file", "no such file") from None
+    except OSError as error:
+        raise input_error(
+            path, "a Keras 2 weights h5 file", f"a file h5py cannot open ({error})"
+        ) from None
+    with handle:
+        weights = {}
+        for layer in handle.keys():
+            group = handle[layer]
+            names = [
+                n.decode() if isinstance(n, bytes) else n
+                for n in group.attrs.get("weight_names", [])
+            ]
+            if names:  # input, activation and lambda layers have none
+                weights[layer] = [np.asarray(group[name], np.float32) for name in names]
+        return weights
+
+
+def import_keras2_weights(model, path):
+    """Set the AVDLN `model`'s Dense layers from the authors' h5 file (dense_1..dense_4).
+
+    Args:
+        model: a model from build_avdln.
+        path: a Keras 2 `save_weights` h5 file with layers dense_1..dense_4.
+    Raises:
+        UserError naming the file and the layer when one is missing or its shapes do not fit.
+    """
+    weights = read_keras2_weights(path)
+    for ours, theirs in H5_LAYERS.items():
+        layer = model.get_layer(ours)
+        expected = [tuple(v.shape) for v in layer.get_weights()]
+        if theirs not in weights:
+            raise input_error(
+                path, f"a layer {theirs!r} (kernel and bias)", f"layers {sorted(weights)}"
+            )
+        found = [tuple(v.shape) for v in weights[theirs]]
+        if found != expected:
+            raise input_error(
+                f"{path} layer {theirs}", f"kernel and bias shapes {expected}", f"{found}"
+            )
+        layer.set_weights(weights[theirs])
+
+
+def event_targets(labels):
+    """The contrastive targets of parsed records' segment labels.
+
+    Args:
+        labels: [B, T] int segment labels (constants.BACKGROUND outside the event,
+            constants.PAD_LABEL for padding).
+    Returns:
+        [B, T] float32: 1 for the segments inside the event, else 0.
+    """
+    labels = np.asarray(labels)
+    inside = (labels != constants.BACKGROUND) & (labels != constants.PAD_LABEL)
+    return inside.astype(np.float32)
+
+
+def evaluate(model, audio, visual, labels, batch_size=64):
+    """A2V and V2A accuracy of an AVDLN model on videos (metrics.cross_modal_accuracy).
+
+    Args:
+        model: a model from build_avdln.
+        audio: [N, T, A]; visual: [N, T, V] pooled visual vectors; labels: [N, T] segment labels.
+        batch_size: videos per forward pass.
+    Returns:
+        {"a2v_accuracy", "v2a_accuracy", "evaluated"}.
+    """
+    out = model.predict({"audio": audio, "visual": visual}, batch_size=batch_size, verbose=0)
+    return metrics.cross_modal_accuracy(
+        out[AUDIO_EMBEDDING], out[VISUAL_EMBEDDING], event_targets(labels)
+    )
