@@ -134,7 +134,9 @@ def test_sigkill_mid_run_then_rerun_resumes_and_matches(reference_run, tiny_vect
     state = model_dir / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 1:
+        # state.json of an epoch is written before its last.keras: wait for both.
+        last = model_dir / "checkpoints" / "last.keras"
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 1 and last.exists():
             break
         time.sleep(0.05)
     assert process.poll() is None, "training ended before it could be killed"
