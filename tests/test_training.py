@@ -147,6 +147,8 @@ def test_sigkill_mid_run_then_rerun_resumes_and_matches(reference_run, tiny_vect
     resumed = _command(*args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stdout
+    assert "taking over the stale lock of dead process" in resumed.stdout  # the killed run's lock
+    assert not (model_dir / ".lock").exists()
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] == reference["test"]["accuracy"]
     assert metrics["val"]["accuracy"] == reference["val"]["accuracy"]
