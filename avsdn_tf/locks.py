@@ -62,7 +62,8 @@ def directory_lock(directory, argument, wait=False):
     """Hold the lock of `directory` while the block runs (no lock on gs:// or s3://).
 
     Args:
-        directory: the output directory (created if missing).
+        directory: the output directory (created if missing; removed again if it was created
+            here and is still empty at the end).
         argument: the flag or argument naming it, for the message ("model_dir").
         wait: wait until the holder ends instead of refusing.
     Raises:
@@ -71,6 +72,7 @@ def directory_lock(directory, argument, wait=False):
     if "://" in directory:
         yield
         return
+    created = not os.path.exists(directory)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, LOCK_FILE)
     while not _try_acquire(path):
@@ -87,3 +89,5 @@ def directory_lock(directory, argument, wait=False):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
+        if created and not os.listdir(directory):  # a run refused before writing leaves nothing
+            os.rmdir(directory)

@@ -73,3 +73,16 @@ def test_train_command_on_a_locked_run_directory_is_refused_without_traceback(tm
     output = done.stdout + done.stderr
     assert f"held by pid {os.getpid()} on host {socket.gethostname()}" in output
     assert "Traceback" not in output
+
+
+def test_directory_created_by_a_refused_or_empty_run_is_removed_but_an_existing_one_kept(tmp_path):
+    with locks.directory_lock(str(tmp_path / "new"), "--model_dir"):
+        assert (tmp_path / "new" / locks.LOCK_FILE).exists()
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    with locks.directory_lock(str(tmp_path / "old"), "--model_dir"):
+        pass
+    assert (tmp_path / "old").is_dir() and not list((tmp_path / "old").iterdir())
+    with locks.directory_lock(str(tmp_path / "used"), "--model_dir"):
+        (tmp_path / "used" / "state.json").write_text("{}")
+    assert (tmp_path / "used" / "state.json").exists()
