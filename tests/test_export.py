@@ -158,6 +158,8 @@ def test_predict_examples_rejects_bad_records_naming_the_feature(export, loaded)
         loaded.signatures["predict_examples"](examples=tf.constant(encode(ids, audio, visual)))
     with pytest.raises(tf.errors.InvalidArgumentError):
         loaded.signatures["predict_examples"](examples=tf.constant([b"not a record"]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="found an empty batch"):
+        loaded.signatures["predict_examples"](examples=tf.constant([], tf.string))
 
 
 def _signatures_shown(saved_model_cli):
