@@ -159,6 +159,8 @@ def test_predict_examples_rejects_bad_records_naming_the_feature(export, loaded)
         loaded.signatures["predict_examples"](examples=tf.constant(encode(ids, audio, visual)))
     with pytest.raises(tf.errors.InvalidArgumentError):
         loaded.signatures["predict_examples"](examples=tf.constant([b"not a record"]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="found an empty batch"):
+        loaded.signatures["predict_examples"](examples=tf.constant([], tf.string))
 
 
 def _signatures_shown(saved_model_cli):
@@ -351,3 +353,14 @@ def test_predict_examples_reshapes_visual_maps(tmp_path):
                                atol=1e-5)
     with pytest.raises(UserError, match="expected 29 names, found 30"):
         signatures.FeatureSpec.of(A, shape, constants.class_names() + ["extra"])
+
+
+def test_truncated_checkpoint_is_reported_as_truncated_not_missing(export, tmp_path):
+    from avsdn_tf.training import run_dir
+
+    run = tmp_path / "run"
+    shutil.copytree(export.run_dir, run)
+    best = run / "checkpoints" / "best.keras"
+    best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
+    with pytest.raises(UserError, match="best.keras.*truncated or corrupt file of"):
+        run_dir.load_run(str(run))
