@@ -24,19 +24,53 @@ _D = hparams.HParams()
 # name -> (definer, default, help[, keyword arguments]). The help is the default one; a command may
 # give its own.
 SHARED = {
-    "data_dir": (flags.DEFINE_string, None, "Data directory (prepare / synthesize / extract output). "
-                 "Default: the built-in synthetic data set."),
-    "model_dir": (flags.DEFINE_string, None, "Run directory written by train (config.json, checkpoints/)."),
+    "data_dir": (
+        flags.DEFINE_string,
+        None,
+        (
+            "Data directory (prepare / synthesize / extract output). "
+            "Default: the built-in synthetic data set."
+        ),
+    ),
+    "model_dir": (
+        flags.DEFINE_string,
+        None,
+        "Run directory written by train (config.json, checkpoints/).",
+    ),
     "output_dir": (flags.DEFINE_string, None, "Where the command's output goes."),
     "checkpoint": (flags.DEFINE_enum, "best", "The best-on-val checkpoint or the last epoch's."),
-    "strategy": (flags.DEFINE_enum, "auto", "tf.distribute strategy: auto (MirroredStrategy over several "
-                 "GPUs, else the default), default, mirrored, multi_worker (TF_CONFIG)."),
-    "max_videos": (flags.DEFINE_integer, None, "Use at most this many videos per split (quick runs)."),
-    "hparams_file": (flags.DEFINE_string, None, "JSON file of hyperparameters (tuning writes "
-                     "best_hparams.json); hyperparameter flags given explicitly override it."),
-    "videos_per_shard": (flags.DEFINE_integer, 256, "Videos per TFRecord shard.", {"lower_bound": 1}),
-    "labels": (flags.DEFINE_string, None, "Labels: extract's CSV (video_id,category,start,end) or an AVE "
-               "annotation file."),
+    "strategy": (
+        flags.DEFINE_enum,
+        "auto",
+        (
+            "tf.distribute strategy: auto (MirroredStrategy over several "
+            "GPUs, else the default), default, mirrored, multi_worker (TF_CONFIG)."
+        ),
+    ),
+    "max_videos": (
+        flags.DEFINE_integer,
+        None,
+        "Use at most this many videos per split (quick runs).",
+    ),
+    "hparams_file": (
+        flags.DEFINE_string,
+        None,
+        (
+            "JSON file of hyperparameters (tuning writes "
+            "best_hparams.json); hyperparameter flags given explicitly override it."
+        ),
+    ),
+    "videos_per_shard": (
+        flags.DEFINE_integer,
+        256,
+        "Videos per TFRecord shard.",
+        {"lower_bound": 1},
+    ),
+    "labels": (
+        flags.DEFINE_string,
+        None,
+        "Labels: extract's CSV (video_id,category,start,end) or an AVE annotation file.",
+    ),
     "split": (flags.DEFINE_string, "test", "Split name."),
 }
 _ENUMS = {"checkpoint": ["best", "last"], "strategy": list(constants.STRATEGIES)}
@@ -77,7 +111,9 @@ def define_hparams(names=None, flag_values=FLAGS, helps=None):
         default = getattr(_D, name)
         help_text = f"{(helps or {}).get(name, hparams.HELP[name])} Default {default!r}."
         if name in hparams.CHOICES:
-            flags.DEFINE_enum(name, None, list(hparams.CHOICES[name]), help_text, flag_values=flag_values)
+            flags.DEFINE_enum(
+                name, None, list(hparams.CHOICES[name]), help_text, flag_values=flag_values
+            )
         elif isinstance(default, bool):
             flags.DEFINE_bool(name, None, help_text, flag_values=flag_values)
         elif isinstance(default, int):
@@ -102,6 +138,9 @@ def hparams_from_flags(names=None, flag_values=FLAGS):
     """
     path = getattr(flag_values, "hparams_file", None) if "hparams_file" in flag_values else None
     base = hparams.load(path) if path else hparams.HParams()
-    given = {name: flag_values[name].value for name in names or list(hparams.FIELDS)
-             if name in flag_values and flag_values[name].value is not None}
+    given = {
+        name: flag_values[name].value
+        for name in names or list(hparams.FIELDS)
+        if name in flag_values and flag_values[name].value is not None
+    }
     return hparams.from_dict(given, source="command-line flags", base=base)

@@ -17,10 +17,20 @@ FLAGS = flags.FLAGS
 def define_flags():
     """The command's flags, defined when it runs (not at import, so modules with flags of the
     same names can be imported side by side)."""
-    cli.define("model_dir", "checkpoint", "data_dir", "split", "output_dir",
-               data_dir="Data directory to evaluate on; default: the one the run was trained on (the run "
-               "directory carries the model's normalisation, so any data of the same feature dims works).",
-               split="Split to evaluate.", output_dir="Where to write the JSON and PNG; default: the run directory.")
+    cli.define(
+        "model_dir",
+        "checkpoint",
+        "data_dir",
+        "split",
+        "output_dir",
+        data_dir=(
+            "Data directory to evaluate on; default: the one the run was trained on (the run"
+            " directory carries the model's normalisation, so any data of the same feature dims"
+            " works)."
+        ),
+        split="Split to evaluate.",
+        output_dir="Where to write the JSON and PNG; default: the run directory.",
+    )
     threads.define_flags()
 
 
@@ -36,7 +46,9 @@ def main(argv):
     threads.configure_from_flags()
     if not FLAGS.model_dir:
         raise UserError("--model_dir: expected a run directory written by train, found none")
-    evaluation.evaluate_run(FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.checkpoint, FLAGS.output_dir)
+    evaluation.evaluate_run(
+        FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.checkpoint, FLAGS.output_dir
+    )
 
 
 if __name__ == "__main__":

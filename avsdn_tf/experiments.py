@@ -29,17 +29,40 @@ FLAGS = flags.FLAGS
 def define_flags():
     """The command's flags, defined when it runs (not at import, so modules with flags of the
     same names can be imported side by side)."""
-    cli.define("data_dir", "max_videos", "strategy",
-               output_dir=("runs/experiments", "Where runs/, results.json and results.md go."),
-               max_videos="Use at most this many videos per split (quick version).",
-               hparams_file="JSON file of hyperparameters shared by every run (tuning writes best_hparams.json); "
-               "each row sets its own model, supervision and seed.")
-    cli.define_hparams(["epochs"], helps={"epochs": "Epochs per run (quick version: a few; default: the "
-                                          "--hparams_file value, else the default)."})
-    flags.DEFINE_string("table", tables.ALL, f"Which table to run: one of {', '.join(tables.TABLE_CHOICES)}.")
-    flags.DEFINE_integer("seeds", 3, "Runs per row, with seeds 0 .. seeds-1; accuracies are mean ± std over them.")
-    flags.DEFINE_list("rows", None, "Only these rows (model names, e.g. avsdn,av_att); default: every row.")
-    flags.DEFINE_boolean("extras", True, "Also run the rows that are not in the paper's tables (DMRN), marked as extra.")
+    cli.define(
+        "data_dir",
+        "max_videos",
+        "strategy",
+        output_dir=("runs/experiments", "Where runs/, results.json and results.md go."),
+        max_videos="Use at most this many videos per split (quick version).",
+        hparams_file=(
+            "JSON file of hyperparameters shared by every run (tuning writes best_hparams.json); "
+            "each row sets its own model, supervision and seed."
+        ),
+    )
+    cli.define_hparams(
+        ["epochs"],
+        helps={
+            "epochs": (
+                "Epochs per run (quick version: a few; default: the "
+                "--hparams_file value, else the default)."
+            )
+        },
+    )
+    flags.DEFINE_string(
+        "table", tables.ALL, f"Which table to run: one of {', '.join(tables.TABLE_CHOICES)}."
+    )
+    flags.DEFINE_integer(
+        "seeds", 3, "Runs per row, with seeds 0 .. seeds-1; accuracies are mean ± std over them."
+    )
+    flags.DEFINE_list(
+        "rows", None, "Only these rows (model names, e.g. avsdn,av_att); default: every row."
+    )
+    flags.DEFINE_boolean(
+        "extras",
+        True,
+        "Also run the rows that are not in the paper's tables (DMRN), marked as extra.",
+    )
     threads.define_flags()
 
 
@@ -54,17 +77,28 @@ def main(argv):
     if len(argv) > 1:
         raise input_error("command line", "only --flags", f"unexpected arguments {argv[1:]}")
     threads.configure_from_flags()
-    tables.select(FLAGS.table, FLAGS.rows, FLAGS.extras)  # bad --table / --rows: fail before any work
+    tables.select(
+        FLAGS.table, FLAGS.rows, FLAGS.extras
+    )  # bad --table / --rows: fail before any work
     if FLAGS.seeds < 1:
         raise input_error("--seeds", "a positive number of seeds", FLAGS.seeds)
     if FLAGS.max_videos is not None and FLAGS.max_videos < 1:
         raise input_error("--max_videos", "a positive number of videos per split", FLAGS.max_videos)
     base = cli.hparams_from_flags(["epochs"])
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
-    tables.run(data_dir, FLAGS.output_dir, table=FLAGS.table, seeds=FLAGS.seeds, base=base, rows=FLAGS.rows,
-                     extras=FLAGS.extras, max_videos=FLAGS.max_videos, strategy_name=FLAGS.strategy,
-                     verbose=1 if sys.stdout.isatty() else 0,
-                     command=" ".join(["python -m avsdn_tf.experiments", *map(shlex.quote, sys.argv[1:])]))
+    tables.run(
+        data_dir,
+        FLAGS.output_dir,
+        table=FLAGS.table,
+        seeds=FLAGS.seeds,
+        base=base,
+        rows=FLAGS.rows,
+        extras=FLAGS.extras,
+        max_videos=FLAGS.max_videos,
+        strategy_name=FLAGS.strategy,
+        verbose=1 if sys.stdout.isatty() else 0,
+        command=" ".join(["python -m avsdn_tf.experiments", *map(shlex.quote, sys.argv[1:])]),
+    )
 
 
 if __name__ == "__main__":

@@ -56,14 +56,22 @@ from avsdn_tf.features import beam_extraction, extraction, labels
 
 
 def define_flags(flag_values=flags.FLAGS):
-    flags.DEFINE_string("videos", None, "A directory of videos, a text file listing video paths (one per "
-                        "line), or one video file.", flag_values=flag_values)
-    cli.define(flag_values=flag_values,
-               output_dir="Where the features, records and dataset_info.json go.",
-               labels="Optional labels: CSV video_id,category,start,end[,split] or an AVE annotation file. "
-               "Without it, segment labels are background placeholders.",
-               split=("train", "Split the records go to (unless the labels CSV names one)."),
-               videos_per_shard="Target records per TFRecord shard (at most 16 shards).")
+    flags.DEFINE_string(
+        "videos",
+        None,
+        "A directory of videos, a text file listing video paths (one per line), or one video file.",
+        flag_values=flag_values,
+    )
+    cli.define(
+        flag_values=flag_values,
+        output_dir="Where the features, records and dataset_info.json go.",
+        labels=(
+            "Optional labels: CSV video_id,category,start,end[,split] or an AVE annotation file. "
+            "Without it, segment labels are background placeholders."
+        ),
+        split=("train", "Split the records go to (unless the labels CSV names one)."),
+        videos_per_shard="Target records per TFRecord shard (at most 16 shards).",
+    )
     extraction.define_feature_flags(flag_values)
     beam_extraction.define_flags(flag_values)
     flags.mark_flags_as_required(["videos", "output_dir"], flag_values=flag_values)
@@ -92,30 +100,54 @@ def main(argv, flag_values=None):
     """
     flag_values = flag_values or flags.FLAGS
     if len(argv) > 1 and not flag_values.runner:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (Beam pipeline options "
-                             "are taken with --runner only)")
+        raise app.UsageError(
+            f"unexpected arguments: {' '.join(argv[1:])} (Beam pipeline options "
+            "are taken with --runner only)"
+        )
     paths = labels.list_videos(flag_values.videos)
     if not flag_values.runner and (far := [path for path in paths if remote.is_remote(path)]):
-        raise UserError(f"--videos: expected local video files (remote ones are read with "
-                        f"--runner, e.g. --runner DirectRunner), found {far[0]}")
+        raise UserError(
+            "--videos: expected local video files (remote ones are read with "
+            f"--runner, e.g. --runner DirectRunner), found {far[0]}"
+        )
     video_labels = labels.read_labels(flag_values.labels)
     settings = extraction.FeatureSettings.from_flags(flag_values)
     if flag_values.runner:
         summary = beam_extraction.extract_videos(
-            paths, flag_values.output_dir, settings, video_labels, flag_values.split,
-            flag_values.videos_per_shard, runner=flag_values.runner, pipeline_args=argv[1:])
+            paths,
+            flag_values.output_dir,
+            settings,
+            video_labels,
+            flag_values.split,
+            flag_values.videos_per_shard,
+            runner=flag_values.runner,
+            pipeline_args=argv[1:],
+        )
     else:
-        summary = extraction.extract_videos(paths, flag_values.output_dir, settings, video_labels,
-                                            flag_values.split, flag_values.videos_per_shard)
+        summary = extraction.extract_videos(
+            paths,
+            flag_values.output_dir,
+            settings,
+            video_labels,
+            flag_values.split,
+            flag_values.videos_per_shard,
+        )
     speed = summary["video_seconds_per_second"]
-    print(f"extract: {summary['output_dir']}: {summary['videos_extracted_now']} videos extracted now, "
-          f"{summary['videos_already_done']} already done, {summary['videos_skipped']} skipped"
-          + (f" (see {extraction.SKIPPED_FILE})" if summary["videos_skipped"] else ""))
-    print(f"  records {summary['records']}, audio {summary['audio_dim']}-d, visual {summary['visual_shape']}, "
-          f"T = {summary['num_segments'] or 'per video'}"
-          + (f"; {speed} s of video per s" if speed else ""))
+    print(
+        f"extract: {summary['output_dir']}: {summary['videos_extracted_now']} videos extracted now,"
+        f" {summary['videos_already_done']} already done, {summary['videos_skipped']} skipped"
+        + (f" (see {extraction.SKIPPED_FILE})" if summary["videos_skipped"] else "")
+    )
+    print(
+        f"  records {summary['records']}, audio {summary['audio_dim']}-d, visual"
+        f" {summary['visual_shape']}, T = {summary['num_segments'] or 'per video'}"
+        + (f"; {speed} s of video per s" if speed else "")
+    )
     if not summary["labelled"]:
-        print("  no --labels: segment labels are background placeholders (fine for predict, not for training)")
+        print(
+            "  no --labels: segment labels are background placeholders (fine for predict, not for"
+            " training)"
+        )
     return 0
 
 

@@ -24,42 +24,76 @@ class HParams:
     model: str = _field("avsdn", "Registered model name (`--model help` lists them).")
     supervision: str = _field(constants.FULL, "full: segment labels; weak: video labels only.")
     epochs: int = _field(12, "Training epochs.")
-    batch_size: int = _field(64, "Batch size per replica; the global batch scales with the replicas.")
+    batch_size: int = _field(
+        64, "Batch size per replica; the global batch scales with the replicas."
+    )
     learning_rate: float = _field(1e-3, "Adam learning rate.")
     lr_schedule: str = _field("constant", "Learning-rate schedule.")
-    lr_decay_epochs: int = _field(10, "step schedule: multiply the rate by lr_decay_rate every this many epochs.")
+    lr_decay_epochs: int = _field(
+        10, "step schedule: multiply the rate by lr_decay_rate every this many epochs."
+    )
     lr_decay_rate: float = _field(0.1, "step schedule: the factor.")
-    encoder_units: int = _field(128, "AVSDN encoder and decoder LSTM units (the decoder takes the encoder state).")
+    encoder_units: int = _field(
+        128, "AVSDN encoder and decoder LSTM units (the decoder takes the encoder state)."
+    )
     fusion_units: int = _field(256, "Hidden width of the fusion MLPs U_a, U_v.")
     lstm_units: int = _field(128, "AVEL baselines: units of each BiLSTM direction.")
     classifier_units: int = _field(64, "AVEL baselines: hidden width of the classifier.")
     attention_units: int = _field(512, "Audio-guided attention: width of v' and a'.")
-    visual_reduction: str = _field("pool", "Visual maps: global average pooling or AVEL's audio-guided attention.")
+    visual_reduction: str = _field(
+        "pool", "Visual maps: global average pooling or AVEL's audio-guided attention."
+    )
     dropout: float = _field(0.0, "Dropout before the classifier.")
-    weak_pooling: str = _field("mean", "Weak supervision: mean over time (AVSDN paper) or max (AVEL code).")
-    guide_loss_weight: float = _field(1.0, "avsdn_label_guided: weight of each encoder's video-label loss.")
-    early_stopping_patience: int = _field(0, "Stop after this many epochs without val improvement; 0 = never.")
-    unroll: bool = _field(True, "Unroll the short fixed-length LSTMs on a CPU (faster there); GPUs use cuDNN.")
+    weak_pooling: str = _field(
+        "mean", "Weak supervision: mean over time (AVSDN paper) or max (AVEL code)."
+    )
+    guide_loss_weight: float = _field(
+        1.0, "avsdn_label_guided: weight of each encoder's video-label loss."
+    )
+    early_stopping_patience: int = _field(
+        0, "Stop after this many epochs without val improvement; 0 = never."
+    )
+    unroll: bool = _field(
+        True, "Unroll the short fixed-length LSTMs on a CPU (faster there); GPUs use cuDNN."
+    )
     jit_compile: bool = _field(False, "Compile the training step with XLA.")
     steps_per_execution: int = _field(1, "Batches per call of the compiled training function.")
-    cache_gb: float = _field(6.0, "Keep the decoded train and val splits in memory when they fit in this many "
-                             "GB (epochs after the first then skip reading and parsing); 0 = never.")
+    cache_gb: float = _field(
+        6.0,
+        "Keep the decoded train and val splits in memory when they fit in this many "
+        "GB (epochs after the first then skip reading and parsing); 0 = never.",
+    )
     seed: int = _field(0, "Random seed (weights, shuffling).")
 
     def validate(self, source="hyperparameters"):
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise input_error(f"{source} field {name!r}", f"one of {allowed}", repr(getattr(self, name)))
-        for name in ("epochs", "batch_size", "encoder_units", "fusion_units", "lstm_units",
-                     "classifier_units", "attention_units", "steps_per_execution", "lr_decay_epochs"):
+                raise input_error(
+                    f"{source} field {name!r}", f"one of {allowed}", repr(getattr(self, name))
+                )
+        for name in (
+            "epochs",
+            "batch_size",
+            "encoder_units",
+            "fusion_units",
+            "lstm_units",
+            "classifier_units",
+            "attention_units",
+            "steps_per_execution",
+            "lr_decay_epochs",
+        ):
             if int(getattr(self, name)) < 1:
-                raise input_error(f"{source} field {name!r}", "a positive integer", getattr(self, name))
+                raise input_error(
+                    f"{source} field {name!r}", "a positive integer", getattr(self, name)
+                )
         if not 0.0 <= self.dropout < 1.0:
             raise input_error(f"{source} field 'dropout'", "a value in [0, 1)", self.dropout)
         if not self.cache_gb >= 0:
             raise input_error(f"{source} field 'cache_gb'", "a number >= 0", self.cache_gb)
         if not self.learning_rate > 0:
-            raise input_error(f"{source} field 'learning_rate'", "a positive number", self.learning_rate)
+            raise input_error(
+                f"{source} field 'learning_rate'", "a positive number", self.learning_rate
+            )
         return self
 
     def replace(self, **changes):
@@ -88,7 +122,9 @@ def from_dict(values, source="hyperparameters", base=None):
     base = base or HParams()
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise input_error(source, f"hyperparameter names from {sorted(FIELDS)}", f"unknown {unknown}")
+        raise input_error(
+            source, f"hyperparameter names from {sorted(FIELDS)}", f"unknown {unknown}"
+        )
     changes = {}
     for name, value in values.items():
         default = getattr(base, name)
@@ -98,13 +134,17 @@ def from_dict(values, source="hyperparameters", base=None):
                     raise TypeError
                 changes[name] = value
             elif isinstance(default, (int, float)) and not isinstance(default, bool):
-                if isinstance(value, bool) or (isinstance(default, int) and float(value) != int(value)):
+                if isinstance(value, bool) or (
+                    isinstance(default, int) and float(value) != int(value)
+                ):
                     raise TypeError
                 changes[name] = type(default)(value)
             else:
                 changes[name] = str(value)
         except (TypeError, ValueError):
-            raise input_error(f"{source} field {name!r}", f"a {type(default).__name__}", repr(value)) from None
+            raise input_error(
+                f"{source} field {name!r}", f"a {type(default).__name__}", repr(value)
+            ) from None
     return base.replace(**changes).validate(source)
 
 
@@ -119,6 +159,8 @@ def load(path, base=None):
     Raises:
         errors.UserError: naming the file, for a missing file, bad JSON or a bad field.
     """
-    values = fileio.read_json_object(path, "hyperparameter file", "a JSON object of hyperparameters")
+    values = fileio.read_json_object(
+        path, "hyperparameter file", "a JSON object of hyperparameters"
+    )
     values = values.get("hparams", values)  # the tuner's file nests them under "hparams"
     return from_dict(values, source=path, base=base)

@@ -37,15 +37,26 @@ from avsdn_tf.training import threads
 
 
 def define_flags(flag_values=flags.FLAGS):
-    flags.DEFINE_string("model", None, "An exported SavedModel version directory (SERVING/avsdn/N).",
-                        flag_values=flag_values)
-    cli.define(flag_values=flag_values,
-               model_dir="A run directory written by train (instead of --model).",
-               checkpoint="--model_dir: the best-on-val or the last checkpoint.",
-               labels="Optional ground truth: extract's labels CSV or an AVE annotation file.",
-               output_dir=("predictions", "Where <video_id>.json and <video_id>.png go."))
-    flags.DEFINE_integer("window_seconds", 0, "Seconds the model sees at once; 0: its training length when "
-                         "fixed, else the whole video.", lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_string(
+        "model",
+        None,
+        "An exported SavedModel version directory (SERVING/avsdn/N).",
+        flag_values=flag_values,
+    )
+    cli.define(
+        flag_values=flag_values,
+        model_dir="A run directory written by train (instead of --model).",
+        checkpoint="--model_dir: the best-on-val or the last checkpoint.",
+        labels="Optional ground truth: extract's labels CSV or an AVE annotation file.",
+        output_dir=("predictions", "Where <video_id>.json and <video_id>.png go."),
+    )
+    flags.DEFINE_integer(
+        "window_seconds",
+        0,
+        "Seconds the model sees at once; 0: its training length when fixed, else the whole video.",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
     extraction.define_feature_flags(flag_values)
     threads.define_flags(flag_values)
 
@@ -66,20 +77,30 @@ def main(argv, flag_values=None):
         raise UserError("predict: expected one or more video files as arguments, found none")
     if len(paths) == 1:
         video.probe(paths[0])  # a video that cannot be used fails before any network is loaded
-    predictor = predictors.load_predictor(flag_values.model, flag_values.model_dir, flag_values.checkpoint)
+    predictor = predictors.load_predictor(
+        flag_values.model, flag_values.model_dir, flag_values.checkpoint
+    )
     video_labels = labels.read_labels(flag_values.labels)
     settings = extraction.FeatureSettings.from_flags(flag_values)
     adapted = settings.for_visual_shape(predictor.visual_shape)
     if adapted != settings:
-        print(f"predict: the model takes visual vectors {list(adapted.visual_shape)}: the "
-              f"{settings.visual_backbone} maps {settings.visual_shape} are averaged over space "
-              "(--visual_layout vector)")
+        print(
+            f"predict: the model takes visual vectors {list(adapted.visual_shape)}: the "
+            f"{settings.visual_backbone} maps {settings.visual_shape} are averaged over space "
+            "(--visual_layout vector)"
+        )
     extractor = extraction.FeatureExtractor(adapted)
     failed = 0
     for path in paths:
         try:
-            predictors.predict_video(path, extractor, predictor, flag_values.output_dir, video_labels,
-                                     flag_values.window_seconds)
+            predictors.predict_video(
+                path,
+                extractor,
+                predictor,
+                flag_values.output_dir,
+                video_labels,
+                flag_values.window_seconds,
+            )
         except video.VideoError as error:
             if len(paths) == 1:
                 raise

@@ -18,46 +18,79 @@ from avsdn_tf.errors import run_main
 def define_flags(flag_values=flags.FLAGS):
     """The command's flags. Defined on demand (not at import), so importing this module next to
     other commands that also have an --output_dir never clashes in one process."""
-    flags.DEFINE_string("ave_dir", None, "Directory of the AVE feature release (Annotations.txt, *.h5).",
-                        flag_values=flag_values)
-    cli.define(flag_values=flag_values,
-               output_dir="Directory to write the TFRecords to (replaced when complete).")
-    flags.DEFINE_string("visual_file", ave_release.VISUAL_FILE,
-                        "Visual features inside --ave_dir (or a path): maps (N, T, H, W, C) or vectors "
-                        "(N, T, D), e.g. visual_feature_vec.h5. Stored in the layout given, never pooled.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("noisy_visual_file", ave_release.NOISY_VISUAL_FILE,
-                        "Visual features of the background-only videos; must match --visual_file's layout.",
-                        flag_values=flag_values)
-    flags.DEFINE_bool("include_noisy", True,
-                      "Write the background-only videos as the 'noisy' split when all three "
-                      "weak-supervision files are present.", flag_values=flag_values)
-    flags.DEFINE_enum("label_source", "h5", ave_release.LABEL_SOURCES,
-                      "Segment labels stored in the records: the release's labels.h5, or rebuilt from "
-                      "Annotations.txt. Either way the two are cross-checked and disagreements reported.",
-                      flag_values=flag_values)
-    flags.DEFINE_integer("chunk_videos", 64, "Videos read from the h5 files at a time (bounds memory).",
-                         lower_bound=1, flag_values=flag_values)
-    cli.define(flag_values=flag_values,
-               videos_per_shard="Target videos per TFRecord shard (at most 16 shards).")
+    flags.DEFINE_string(
+        "ave_dir",
+        None,
+        "Directory of the AVE feature release (Annotations.txt, *.h5).",
+        flag_values=flag_values,
+    )
+    cli.define(
+        flag_values=flag_values,
+        output_dir="Directory to write the TFRecords to (replaced when complete).",
+    )
+    flags.DEFINE_string(
+        "visual_file",
+        ave_release.VISUAL_FILE,
+        "Visual features inside --ave_dir (or a path): maps (N, T, H, W, C) or vectors "
+        "(N, T, D), e.g. visual_feature_vec.h5. Stored in the layout given, never pooled.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "noisy_visual_file",
+        ave_release.NOISY_VISUAL_FILE,
+        "Visual features of the background-only videos; must match --visual_file's layout.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "include_noisy",
+        True,
+        "Write the background-only videos as the 'noisy' split when all three "
+        "weak-supervision files are present.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "label_source",
+        "h5",
+        ave_release.LABEL_SOURCES,
+        "Segment labels stored in the records: the release's labels.h5, or rebuilt from "
+        "Annotations.txt. Either way the two are cross-checked and disagreements reported.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "chunk_videos",
+        64,
+        "Videos read from the h5 files at a time (bounds memory).",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
+    cli.define(
+        flag_values=flag_values,
+        videos_per_shard="Target videos per TFRecord shard (at most 16 shards).",
+    )
     flags.mark_flags_as_required(["ave_dir", "output_dir"], flag_values=flag_values)
 
 
 def _print_summary(summary):
-    print(f"prepare: wrote {summary['output_dir']} ({summary['visual_layout']} visual features "
-          f"{summary['visual_shape']}, labels from {summary['label_source']})")
+    print(
+        f"prepare: wrote {summary['output_dir']} ({summary['visual_layout']} visual features "
+        f"{summary['visual_shape']}, labels from {summary['label_source']})"
+    )
     for split, count in summary["videos"].items():
         print(f"  {split:6s} {count:6d} videos in {summary['shards'][split]} shards")
     check = summary["label_disagreements"]
     if check["checked"]:
-        print(f"  labels.h5 vs Annotations.txt: {check['videos']} videos disagree on {check['segments']} "
-              f"segments (listed in {check['file']})")
+        print(
+            f"  labels.h5 vs Annotations.txt: {check['videos']} videos disagree on"
+            f" {check['segments']} segments (listed in {check['file']})"
+        )
     else:
         print("  labels.h5 vs Annotations.txt: not checked (no labels.h5)")
     duplicates = summary["duplicate_video_ids"]
-    print(f"  repeated video ids: {duplicates['ids']} on {duplicates['rows']} rows (kept as separate records); "
-          f"zero-length events: {len(summary['zero_length_events'])}; rows in no split: "
-          f"{summary['rows_in_no_split']}")
+    print(
+        f"  repeated video ids: {duplicates['ids']} on {duplicates['rows']} rows (kept as separate"
+        f" records); zero-length events: {len(summary['zero_length_events'])}; rows in no split:"
+        f" {summary['rows_in_no_split']}"
+    )
     print(f"  noisy: {summary['noisy']}")
     print(f"  {summary['seconds']:.1f} s, {summary['videos_per_second']} videos/s")
 
@@ -75,10 +108,15 @@ def main(argv, flag_values=None):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     summary = ave_release.prepare(
-        flag_values.ave_dir, flag_values.output_dir, visual_file=flag_values.visual_file,
-        noisy_visual_file=flag_values.noisy_visual_file, include_noisy=flag_values.include_noisy,
-        label_source=flag_values.label_source, chunk_videos=flag_values.chunk_videos,
-        videos_per_shard=flag_values.videos_per_shard)
+        flag_values.ave_dir,
+        flag_values.output_dir,
+        visual_file=flag_values.visual_file,
+        noisy_visual_file=flag_values.noisy_visual_file,
+        include_noisy=flag_values.include_noisy,
+        label_source=flag_values.label_source,
+        chunk_videos=flag_values.chunk_videos,
+        videos_per_shard=flag_values.videos_per_shard,
+    )
     _print_summary(summary)
     return 0
 

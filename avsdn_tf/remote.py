@@ -113,8 +113,11 @@ def storage_paths(values):
     Returns:
         list of the storage URLs among them, in order.
     """
-    return [value for value in values if isinstance(value, str) and scheme(value)
-            and scheme(value) not in NOT_STORAGE]
+    return [
+        value
+        for value in values
+        if isinstance(value, str) and scheme(value) and scheme(value) not in NOT_STORAGE
+    ]
 
 
 def tensorflow_io_loaded():
@@ -127,8 +130,11 @@ def _load_tensorflow_io(path):
     try:
         import tensorflow_io  # noqa: F401  (registers its filesystem plugins on import)
     except ImportError as error:
-        raise input_error(path, "tensorflow-io installed for this scheme (pip install "
-                          "tensorflow-io==0.37.1)", f"ImportError: {error}") from None
+        raise input_error(
+            path,
+            "tensorflow-io installed for this scheme (pip install tensorflow-io==0.37.1)",
+            f"ImportError: {error}",
+        ) from None
     _state["tensorflow_io"] = True
 
 
@@ -149,8 +155,9 @@ def use_filesystem(path, what=None):
         return
     where = f"{what} {path}" if what else str(path)
     if kind not in NATIVE_SCHEMES | TFIO_SCHEMES:
-        raise input_error(where, "a local path or a gs://, s3://, hdfs:// or az:// URL",
-                          f"the scheme {kind}://")
+        raise input_error(
+            where, "a local path or a gs://, s3://, hdfs:// or az:// URL", f"the scheme {kind}://"
+        )
     if (kind, bucket(path)) in _checked:
         return
     if kind in TFIO_SCHEMES:
@@ -167,8 +174,9 @@ def s3_endpoint():
         return None
     https = os.environ.get("S3_USE_HTTPS", "1") not in ("0", "false", "False")
     parsed = urllib.parse.urlsplit(text if "://" in text else f"//{text}")
-    port = parsed.port or (443 if (parsed.scheme or ("https" if https else "http")) == "https"
-                           else 80)
+    port = parsed.port or (
+        443 if (parsed.scheme or ("https" if https else "http")) == "https" else 80
+    )
     return parsed.hostname, port, text
 
 
@@ -184,17 +192,22 @@ def _check_s3(path, where):
         try:
             socket.create_connection((host, port), timeout=PROBE_SECONDS).close()
         except OSError as error:
-            raise input_error(where, f"an S3 endpoint accepting connections at {text} "
-                              "(S3_ENDPOINT)", f"{type(error).__name__}: {error}") from None
+            raise input_error(
+                where,
+                f"an S3 endpoint accepting connections at {text} (S3_ENDPOINT)",
+                f"{type(error).__name__}: {error}",
+            ) from None
     try:
         tf.io.gfile.stat(f"s3://{name}/")
     except tf.errors.NotFoundError:
         at = f" at {endpoint[2]}" if endpoint else ""
-        raise input_error(where, f"an existing S3 bucket {name!r}{at}",
-                          "no such bucket (create it first)") from None
+        raise input_error(
+            where, f"an existing S3 bucket {name!r}{at}", "no such bucket (create it first)"
+        ) from None
     except tf.errors.OpError as error:
-        raise input_error(where, f"access to the S3 bucket {name!r}",
-                          f"{type(error).__name__}: {error.message}") from None
+        raise input_error(
+            where, f"access to the S3 bucket {name!r}", f"{type(error).__name__}: {error.message}"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -225,8 +238,11 @@ def local_copy(path, chunk_bytes=COPY_CHUNK_BYTES):
     try:
         free = shutil.disk_usage(directory).free
         if free < size:
-            raise input_error(path, f"{size} bytes free in {directory} (TMPDIR) for a local copy",
-                              f"{free} bytes free")
+            raise input_error(
+                path,
+                f"{size} bytes free in {directory} (TMPDIR) for a local copy",
+                f"{free} bytes free",
+            )
         local = os.path.join(directory, os.path.basename(path.rstrip("/")))
         # GFile reads through a 512 KB buffer whatever read(n) asks: one ranged GET per 512 KB.
         # The same stream with a chunk-sized buffer makes one request per chunk (15x faster

@@ -22,14 +22,28 @@ FLAGS = flags.FLAGS
 def define_flags():
     """The command's flags, defined when it runs (not at import, so modules with flags of the
     same names can be imported side by side)."""
-    cli.define("data_dir", "model_dir", "strategy", "max_videos", "hparams_file",
-               model_dir=(constants.DEFAULT_MODEL_DIR, "Run directory: checkpoints, logs, metrics.json."))
+    cli.define(
+        "data_dir",
+        "model_dir",
+        "strategy",
+        "max_videos",
+        "hparams_file",
+        model_dir=(constants.DEFAULT_MODEL_DIR, "Run directory: checkpoints, logs, metrics.json."),
+    )
     cli.define_hparams(helps={"model": "Registered model name, or 'help' to list them."})
-    flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical devices, so MirroredStrategy "
-                         "can be tried without GPUs (--strategy mirrored).")
-    flags.DEFINE_bool("wait", False, "If another process trains in --model_dir, wait for it to end "
-                      "instead of refusing (the lock is --model_dir/.lock; none on gs:// or s3://, and "
-                      "none with --strategy multi_worker, whose workers share the directory).")
+    flags.DEFINE_integer(
+        "cpu_devices",
+        None,
+        "Split the CPU into this many logical devices, so MirroredStrategy "
+        "can be tried without GPUs (--strategy mirrored).",
+    )
+    flags.DEFINE_bool(
+        "wait",
+        False,
+        "If another process trains in --model_dir, wait for it to end "
+        "instead of refusing (the lock is --model_dir/.lock; none on gs:// or s3://, and "
+        "none with --strategy multi_worker, whose workers share the directory).",
+    )
     threads.define_flags()
 
 
@@ -50,11 +64,20 @@ def main(argv):
         strategies.split_cpu(FLAGS.cpu_devices)
     hp = cli.hparams_from_flags()
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
-    lock = (contextlib.nullcontext() if FLAGS.strategy == "multi_worker"
-            else locks.directory_lock(FLAGS.model_dir, "--model_dir", wait=FLAGS.wait))
+    lock = (
+        contextlib.nullcontext()
+        if FLAGS.strategy == "multi_worker"
+        else locks.directory_lock(FLAGS.model_dir, "--model_dir", wait=FLAGS.wait)
+    )
     with lock:
-        trainer.train(data_dir, FLAGS.model_dir, hp, strategy_name=FLAGS.strategy,
-                      max_videos=FLAGS.max_videos, verbose=2 if not sys.stdout.isatty() else 1)
+        trainer.train(
+            data_dir,
+            FLAGS.model_dir,
+            hp,
+            strategy_name=FLAGS.strategy,
+            max_videos=FLAGS.max_videos,
+            verbose=2 if not sys.stdout.isatty() else 1,
+        )
 
 
 if __name__ == "__main__":

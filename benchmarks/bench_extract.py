@@ -44,12 +44,21 @@ flags.DEFINE_integer("batch_size", 32, "Frames per backbone forward pass.")
 flags.DEFINE_integer("width", 640, "Video width.")
 flags.DEFINE_integer("height", 360, "Video height.")
 flags.DEFINE_integer("repeats", 1, "Timed runs per backbone (the fastest is reported).")
-flags.DEFINE_string("workdir", "/tmp/avsdn_bench_extract", "Where the video and checkpoint are kept.")
-flags.DEFINE_bool("compare_runners", False, "Time the single process against the DirectRunner "
-                  "with --direct_num_workers processes on --num_videos videos (first backbone).")
-flags.DEFINE_integer("num_videos", 4, "Videos of --seconds each for --compare_runners.", lower_bound=1)
-flags.DEFINE_integer("direct_num_workers", 2, "DirectRunner worker processes for --compare_runners.",
-                     lower_bound=1)
+flags.DEFINE_string(
+    "workdir", "/tmp/avsdn_bench_extract", "Where the video and checkpoint are kept."
+)
+flags.DEFINE_bool(
+    "compare_runners",
+    False,
+    "Time the single process against the DirectRunner "
+    "with --direct_num_workers processes on --num_videos videos (first backbone).",
+)
+flags.DEFINE_integer(
+    "num_videos", 4, "Videos of --seconds each for --compare_runners.", lower_bound=1
+)
+flags.DEFINE_integer(
+    "direct_num_workers", 2, "DirectRunner worker processes for --compare_runners.", lower_bound=1
+)
 FLAGS = flags.FLAGS
 
 FPS = 25
@@ -61,7 +70,9 @@ def make_video(path, seconds, width, height):
 
     frames = int(round(seconds * FPS))
     rng = np.random.default_rng(0)
-    base = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    base = (
+        rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    )
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -76,11 +87,14 @@ def make_video(path, seconds, width, height):
             container.mux(packet)
         count = int(seconds * AUDIO_RATE)
         times = np.arange(count) / AUDIO_RATE
-        wave = (0.3 * np.sin(2 * np.pi * 440 * times) + 0.05 * rng.standard_normal(count)).astype(np.float32)
+        wave = (0.3 * np.sin(2 * np.pi * 440 * times) + 0.05 * rng.standard_normal(count)).astype(
+            np.float32
+        )
         wave = np.stack([wave, wave])
         for start in range(0, count, 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, start:start + 1024]), format="fltp",
-                                               layout="stereo")
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(wave[:, start : start + 1024]), format="fltp", layout="stereo"
+            )
             frame.sample_rate, frame.pts = AUDIO_RATE, start
             for packet in audio.encode(frame):
                 container.mux(packet)
@@ -98,14 +112,20 @@ def write_checkpoint(path):
     rng = np.random.default_rng(0)
     graph = tf.Graph()
     with graph.as_default():
-        variables = [tf.compat.v1.get_variable(name, shape=shape, initializer=tf.compat.v1.zeros_initializer())
-                     for name, shape in shapes.items()]
+        variables = [
+            tf.compat.v1.get_variable(
+                name, shape=shape, initializer=tf.compat.v1.zeros_initializer()
+            )
+            for name, shape in shapes.items()
+        ]
         saver = tf.compat.v1.train.Saver(variables, write_version=tf.compat.v1.train.SaverDef.V1)
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             for variable, shape in zip(variables, shapes.values()):
                 fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
-                variable.load(rng.standard_normal(shape, dtype=np.float32) * np.sqrt(1.0 / fan_in), session)
+                variable.load(
+                    rng.standard_normal(shape, dtype=np.float32) * np.sqrt(1.0 / fan_in), session
+                )
             saver.save(session, str(path), write_meta_graph=False, write_state=False)
     return str(path)
 
@@ -119,7 +139,9 @@ def _timed(function):
 def decode_only(path, frames_per_second, image_size):
     info = video.probe(path)
     audio = video.read_audio(info)
-    frames = sum(len(segment) for segment in video.iter_segment_frames(info, frames_per_second, image_size))
+    frames = sum(
+        len(segment) for segment in video.iter_segment_frames(info, frames_per_second, image_size)
+    )
     return info, audio, frames
 
 
@@ -137,16 +159,32 @@ def compare_runners(workdir, checkpoint):
             make_video(path, FLAGS.seconds, FLAGS.width, FLAGS.height)
     paths = sorted(str(path) for path in videos.glob("*.mp4"))
     settings = extraction.FeatureSettings(
-        vggish_checkpoint=str(checkpoint), visual_backbone=FLAGS.backbones[0], visual_weights=None,
-        frames_per_second=FLAGS.frames_per_second, image_size=FLAGS.image_size,
-        batch_size=FLAGS.batch_size)
+        vggish_checkpoint=str(checkpoint),
+        visual_backbone=FLAGS.backbones[0],
+        visual_weights=None,
+        frames_per_second=FLAGS.frames_per_second,
+        image_size=FLAGS.image_size,
+        batch_size=FLAGS.batch_size,
+    )
     seconds_of_video = FLAGS.num_videos * int(FLAGS.seconds)
     workers = FLAGS.direct_num_workers
     runs = {
-        "single process": lambda output: extraction.extract_videos(paths, output, settings, verbose=False),
+        "single process": lambda output: extraction.extract_videos(
+            paths, output, settings, verbose=False
+        ),
         f"DirectRunner, {workers} processes": lambda output: beam_extraction.extract_videos(
-            paths, output, settings, runner="DirectRunner", verbose=False,
-            pipeline_args=["--direct_num_workers", str(workers), "--direct_running_mode", "multi_processing"]),
+            paths,
+            output,
+            settings,
+            runner="DirectRunner",
+            verbose=False,
+            pipeline_args=[
+                "--direct_num_workers",
+                str(workers),
+                "--direct_running_mode",
+                "multi_processing",
+            ],
+        ),
     }
     speeds = {}
     for name, run in runs.items():
@@ -156,10 +194,12 @@ def compare_runners(workdir, checkpoint):
         speeds[name] = seconds_of_video / seconds
         print(f"{name:<26} {seconds:7.1f} s wall  {speeds[name]:6.3f} s of video per s", flush=True)
     single, beam = speeds.values()
-    print(f"ratio (DirectRunner / single process): {beam / single:.2f} with {workers} worker processes on "
-          f"{os.cpu_count()} CPUs ({FLAGS.num_videos} videos x {FLAGS.seconds:g} s, {FLAGS.backbones[0]}, "
-          f"{FLAGS.frames_per_second} frames per s at {FLAGS.image_size} px; end to end: networks loaded, "
-          "every video, the data set assembled)")
+    print(
+        f"ratio (DirectRunner / single process): {beam / single:.2f} with {workers} worker"
+        f" processes on {os.cpu_count()} CPUs ({FLAGS.num_videos} videos x {FLAGS.seconds:g} s,"
+        f" {FLAGS.backbones[0]}, {FLAGS.frames_per_second} frames per s at {FLAGS.image_size} px;"
+        " end to end: networks loaded, every video, the data set assembled)"
+    )
 
 
 def main(argv):
@@ -182,40 +222,73 @@ def main(argv):
     if not warmup.exists():
         make_video(warmup, 1.0, FLAGS.width, FLAGS.height)
     gpus = tf.config.list_physical_devices("GPU")
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, {len(gpus)} GPUs; video {FLAGS.seconds:g} s "
-          f"{FLAGS.width}x{FLAGS.height} @ {FPS} fps; {FLAGS.frames_per_second} frames per second through the "
-          f"backbone at {FLAGS.image_size} px, batch {FLAGS.batch_size}")
+    print(
+        f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, {len(gpus)} GPUs; video"
+        f" {FLAGS.seconds:g} s {FLAGS.width}x{FLAGS.height} @ {FPS} fps; {FLAGS.frames_per_second}"
+        f" frames per second through the backbone at {FLAGS.image_size} px, batch"
+        f" {FLAGS.batch_size}"
+    )
 
     (info, waveform, frames), decode_seconds = _timed(
-        lambda: decode_only(str(clip), FLAGS.frames_per_second, FLAGS.image_size))
-    print(f"decode only (PyAV: {frames} frames resized + audio to 16 kHz): {decode_seconds:.2f} s "
-          f"= {info.num_segments / decode_seconds:.2f} s of video per s")
+        lambda: decode_only(str(clip), FLAGS.frames_per_second, FLAGS.image_size)
+    )
+    print(
+        f"decode only (PyAV: {frames} frames resized + audio to 16 kHz): {decode_seconds:.2f} s "
+        f"= {info.num_segments / decode_seconds:.2f} s of video per s"
+    )
 
     rows = []
     for backbone in FLAGS.backbones:
         settings = extraction.FeatureSettings(
-            vggish_checkpoint=str(checkpoint), visual_backbone=backbone, visual_weights=None,
-            frames_per_second=FLAGS.frames_per_second, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size)
-        extractor, load_seconds = _timed(lambda settings=settings: extraction.FeatureExtractor(settings))
+            vggish_checkpoint=str(checkpoint),
+            visual_backbone=backbone,
+            visual_weights=None,
+            frames_per_second=FLAGS.frames_per_second,
+            image_size=FLAGS.image_size,
+            batch_size=FLAGS.batch_size,
+        )
+        extractor, load_seconds = _timed(
+            lambda settings=settings: extraction.FeatureExtractor(settings)
+        )
         _, warm_seconds = _timed(lambda extractor=extractor: extractor.extract(str(warmup)))
         if not rows:
-            _, vggish_seconds = _timed(lambda extractor=extractor: extractor.audio(waveform, info.num_segments))
-            print(f"VGGish only (front end + network, {info.num_segments} examples): {vggish_seconds:.2f} s")
+            _, vggish_seconds = _timed(
+                lambda extractor=extractor: extractor.audio(waveform, info.num_segments)
+            )
+            print(
+                f"VGGish only (front end + network, {info.num_segments} examples):"
+                f" {vggish_seconds:.2f} s"
+            )
         best = None
         for _ in range(FLAGS.repeats):
             features, seconds = _timed(lambda extractor=extractor: extractor.extract(str(clip)))
             best = seconds if best is None else min(best, seconds)
-        rows.append((backbone, list(features.visual.shape[1:]), load_seconds, warm_seconds, best,
-                     info.num_segments / best))
+        rows.append(
+            (
+                backbone,
+                list(features.visual.shape[1:]),
+                load_seconds,
+                warm_seconds,
+                best,
+                info.num_segments / best,
+            )
+        )
         del extractor
 
     print()
-    print(f"{'backbone':<10} {'feature':<14} {'load s':>7} {'1st video s':>11} {'extract s':>9} "
-          f"{'video s / wall s':>16}")
+    print(
+        f"{'backbone':<10} {'feature':<14} {'load s':>7} {'1st video s':>11} {'extract s':>9} "
+        f"{'video s / wall s':>16}"
+    )
     for backbone, shape, load_seconds, warm_seconds, seconds, speed in rows:
-        print(f"{backbone:<10} {str(shape):<14} {load_seconds:7.1f} {warm_seconds:11.1f} {seconds:9.1f} {speed:16.3f}")
-    print(f"(extract s: {info.num_segments} s of video, decoding + VGGish + backbone; load: both networks "
-          "built and weights read; 1st video: a 1-s warm-up that traces the functions)")
+        print(
+            f"{backbone:<10} {str(shape):<14} {load_seconds:7.1f} {warm_seconds:11.1f}"
+            f" {seconds:9.1f} {speed:16.3f}"
+        )
+    print(
+        f"(extract s: {info.num_segments} s of video, decoding + VGGish + backbone; load: both"
+        " networks built and weights read; 1st video: a 1-s warm-up that traces the functions)"
+    )
 
 
 if __name__ == "__main__":

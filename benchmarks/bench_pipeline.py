@@ -51,15 +51,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_training  # noqa: E402
 
 flags.DEFINE_integer("videos", 3339, "Training videos (AVE: 3339).")
-flags.DEFINE_enum("visual_layout", "map", ["map", "vector"], "Visual features: 7x7 maps (the release) or vectors.")
+flags.DEFINE_enum(
+    "visual_layout", "map", ["map", "vector"], "Visual features: 7x7 maps (the release) or vectors."
+)
 flags.DEFINE_integer("visual_dim", 512, "Channels of a map, or the vector size.")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_integer("repeats", 3, "Interleaved rounds.")
-flags.DEFINE_integer("train_videos", 640, "Videos per timed training round (the training step's speed does not "
-                     "depend on the data set size; fewer keeps its in-memory copy of the maps small).")
-flags.DEFINE_integer("cached_epochs", 3, "Epochs timed after the first in the kept-in-memory pipeline.")
-flags.DEFINE_bool("avel_in_memory", True, "Also measure the AVEL way (whole h5 arrays loaded into memory).")
-flags.DEFINE_string("workdir", "/tmp/avsdn_bench_pipeline", "Where the records and the h5 files are written.")
+flags.DEFINE_integer(
+    "train_videos",
+    640,
+    "Videos per timed training round (the training step's speed does not "
+    "depend on the data set size; fewer keeps its in-memory copy of the maps small).",
+)
+flags.DEFINE_integer(
+    "cached_epochs", 3, "Epochs timed after the first in the kept-in-memory pipeline."
+)
+flags.DEFINE_bool(
+    "avel_in_memory", True, "Also measure the AVEL way (whole h5 arrays loaded into memory)."
+)
+flags.DEFINE_string(
+    "workdir", "/tmp/avsdn_bench_pipeline", "Where the records and the h5 files are written."
+)
 flags.DEFINE_bool("cleanup", False, "Delete the generated data at the end.")
 flags.DEFINE_string("json", None, "Also write the measurements to this JSON file.")
 FLAGS = flags.FLAGS
@@ -82,26 +94,41 @@ def build_data(workdir, videos, layout, visual_dim):
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     began = time.time()
-    config = synthetic.SyntheticConfig(videos_per_split={"train": videos, "val": 8, "test": 8, "noisy": 0},
-                                       visual_layout=layout, visual_dim=visual_dim)
+    config = synthetic.SyntheticConfig(
+        videos_per_split={"train": videos, "val": 8, "test": 8, "noisy": 0},
+        visual_layout=layout,
+        visual_dim=visual_dim,
+    )
     info = synthetic.write_dataset(str(records_dir), config, verbose=False)
     print(f"wrote the records in {time.time() - began:.0f} s")
     began = time.time()
     h5_dir.mkdir()
     data = pipeline.make_dataset(str(records_dir), "train", 64)
     visual_shape = tuple(info.visual_shape)
-    with h5py.File(h5_dir / "audio_feature.h5", "w") as audio_file, \
-            h5py.File(h5_dir / "visual_feature.h5", "w") as visual_file, \
-            h5py.File(h5_dir / "labels.h5", "w") as labels_file:
-        audio = audio_file.create_dataset(H5_KEY, (videos, NUM_SEGMENTS, info.audio_dim), np.float64)
-        visual = visual_file.create_dataset(H5_KEY, (videos, NUM_SEGMENTS, *visual_shape), np.float32)
-        labels = labels_file.create_dataset(H5_KEY, (videos, NUM_SEGMENTS, constants.NUM_CLASSES), np.float32)
+    with (
+        h5py.File(h5_dir / "audio_feature.h5", "w") as audio_file,
+        h5py.File(h5_dir / "visual_feature.h5", "w") as visual_file,
+        h5py.File(h5_dir / "labels.h5", "w") as labels_file,
+    ):
+        audio = audio_file.create_dataset(
+            H5_KEY, (videos, NUM_SEGMENTS, info.audio_dim), np.float64
+        )
+        visual = visual_file.create_dataset(
+            H5_KEY, (videos, NUM_SEGMENTS, *visual_shape), np.float32
+        )
+        labels = labels_file.create_dataset(
+            H5_KEY, (videos, NUM_SEGMENTS, constants.NUM_CLASSES), np.float32
+        )
         row = 0
         for parsed in data:
             count = len(parsed[records.AUDIO])
-            audio[row:row + count] = parsed[records.AUDIO].numpy().astype(np.float64)
-            visual[row:row + count] = parsed[records.VISUAL].numpy().reshape(count, NUM_SEGMENTS, *visual_shape)
-            labels[row:row + count] = np.eye(constants.NUM_CLASSES, dtype=np.float32)[parsed[records.LABEL].numpy()]
+            audio[row : row + count] = parsed[records.AUDIO].numpy().astype(np.float64)
+            visual[row : row + count] = (
+                parsed[records.VISUAL].numpy().reshape(count, NUM_SEGMENTS, *visual_shape)
+            )
+            labels[row : row + count] = np.eye(constants.NUM_CLASSES, dtype=np.float32)[
+                parsed[records.LABEL].numpy()
+            ]
             row += count
     with h5py.File(h5_dir / "train_order.h5", "w") as handle:
         handle.create_dataset("order", data=np.arange(videos, dtype=np.int64))
@@ -124,8 +151,10 @@ class Normalizer:
         self.visual = (np.float32(stats["visual_mean"]), np.float32(stats["visual_std"]))
 
     def __call__(self, audio, visual):
-        return ((audio.astype(np.float32) - self.audio[0]) / self.audio[1],
-                (visual - self.visual[0]) / self.visual[1])
+        return (
+            (audio.astype(np.float32) - self.audio[0]) / self.audio[1],
+            (visual - self.visual[0]) / self.visual[1],
+        )
 
 
 def _videos_in(audio, visual, labels):
@@ -135,6 +164,7 @@ def _videos_in(audio, visual, labels):
 
 def tfrecords_pass(records_dir, batch_size, seed):
     from avsdn_tf.data import pipeline
+
     data = pipeline.make_dataset(str(records_dir), "train", batch_size, training=True, seed=seed)
     videos = 0
     for batch in data:
@@ -148,9 +178,13 @@ def tfrecords_read_only(records_dir, batch_size):
     import tensorflow as tf
 
     from avsdn_tf.data import dataset_info
+
     files = dataset_info.read(str(records_dir)).shard_paths(str(records_dir), "train")
     data = tf.data.Dataset.from_tensor_slices(files).interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE)
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     videos = 0
     for batch in data.batch(batch_size).prefetch(tf.data.AUTOTUNE):
         videos += int(batch.shape[0])
@@ -160,9 +194,16 @@ def tfrecords_read_only(records_dir, batch_size):
 def tfrecords_cached(records_dir, batch_size, seed, later_epochs):
     """(first epoch videos/s, later epochs videos/s) of one kept-in-memory pipeline, as training builds it."""
     from avsdn_tf.data import dataset_info, pipeline
+
     steps = -(-pipeline.split_size(dataset_info.read(str(records_dir)), "train") // batch_size)
-    data = pipeline.make_dataset(str(records_dir), "train", batch_size, training=True,
-                                 cache=True, epoch_seeds=[seed * 1000 + epoch for epoch in range(1 + later_epochs)])
+    data = pipeline.make_dataset(
+        str(records_dir),
+        "train",
+        batch_size,
+        training=True,
+        cache=True,
+        epoch_seeds=[seed * 1000 + epoch for epoch in range(1 + later_epochs)],
+    )
     batches = iter(data)
     speeds = []
     for epochs in (1, later_epochs):
@@ -176,15 +217,17 @@ def tfrecords_cached(records_dir, batch_size, seed, later_epochs):
 def h5_file_pass(h5_dir, batch_size, normalize, seed):
     """Random-index batches read straight from the files (h5py needs increasing indices per read)."""
     rng = np.random.default_rng(seed)
-    with h5py.File(h5_dir / "audio_feature.h5", "r") as audio_file, \
-            h5py.File(h5_dir / "visual_feature.h5", "r") as visual_file, \
-            h5py.File(h5_dir / "labels.h5", "r") as labels_file, \
-            h5py.File(h5_dir / "train_order.h5", "r") as order_file:
+    with (
+        h5py.File(h5_dir / "audio_feature.h5", "r") as audio_file,
+        h5py.File(h5_dir / "visual_feature.h5", "r") as visual_file,
+        h5py.File(h5_dir / "labels.h5", "r") as labels_file,
+        h5py.File(h5_dir / "train_order.h5", "r") as order_file,
+    ):
         audio, visual, labels = audio_file[H5_KEY], visual_file[H5_KEY], labels_file[H5_KEY]
         order = rng.permutation(order_file["order"][:])
         videos = 0
         for start in range(0, len(order), batch_size):
-            index = np.sort(order[start:start + batch_size])
+            index = np.sort(order[start : start + batch_size])
             batch_audio, batch_visual = normalize(audio[index], visual[index])
             batch_labels = labels[index].argmax(-1)
             videos += _videos_in(batch_audio, batch_visual, batch_labels)
@@ -210,7 +253,7 @@ class AvelInMemory:
         order = np.random.default_rng(seed).permutation(self.order)
         videos = 0
         for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
+            index = order[start : start + batch_size]
             batch_audio, batch_visual = normalize(self.audio[index], self.visual[index])
             batch_labels = self.labels[index].argmax(-1)
             videos += _videos_in(batch_audio, batch_visual, batch_labels)
@@ -230,66 +273,133 @@ def main(argv):
     print(f"machine: {os.cpu_count()} CPUs; load average {' '.join(map(str, load()))}")
     records_dir, h5_dir = build_data(workdir, FLAGS.videos, FLAGS.visual_layout, FLAGS.visual_dim)
     visual_shape = [7, 7, FLAGS.visual_dim] if FLAGS.visual_layout == "map" else [FLAGS.visual_dim]
-    print(f"data: {FLAGS.videos} training videos, visual {visual_shape}; records {_size_gb(records_dir):.2f} GB, "
-          f"h5 {_size_gb(h5_dir):.2f} GB in {workdir}")
+    print(
+        f"data: {FLAGS.videos} training videos, visual {visual_shape}; records"
+        f" {_size_gb(records_dir):.2f} GB, h5 {_size_gb(h5_dir):.2f} GB in {workdir}"
+    )
     normalize = Normalizer(records_dir)
 
-    print("starting the training-step worker (AVSDN, project defaults, in-memory data) ...", flush=True)
-    trainer = bench_training.Worker("keras training step", {
-        "framework": "keras", "mode": "train", "visual_dim": FLAGS.visual_dim, "visual_shape": visual_shape,
-        "videos": FLAGS.train_videos, "batch_size": FLAGS.batch_size, "epochs": 1, "steps": 0,
-        "threads": os.cpu_count()})
+    print(
+        "starting the training-step worker (AVSDN, project defaults, in-memory data) ...",
+        flush=True,
+    )
+    trainer = bench_training.Worker(
+        "keras training step",
+        {
+            "framework": "keras",
+            "mode": "train",
+            "visual_dim": FLAGS.visual_dim,
+            "visual_shape": visual_shape,
+            "videos": FLAGS.train_videos,
+            "batch_size": FLAGS.batch_size,
+            "epochs": 1,
+            "steps": 0,
+            "threads": os.cpu_count(),
+        },
+    )
     avel = None
     if FLAGS.avel_in_memory:
         avel = AvelInMemory(h5_dir)
-        print(f"AVEL in-memory load: {avel.load_seconds:.1f} s for {FLAGS.videos} videos "
-              f"({FLAGS.videos / avel.load_seconds:.0f} videos/s)")
+        print(
+            f"AVEL in-memory load: {avel.load_seconds:.1f} s for {FLAGS.videos} videos "
+            f"({FLAGS.videos / avel.load_seconds:.0f} videos/s)"
+        )
     # Warm-up: one untimed pass of each reader (page cache, tf.data function tracing).
     tfrecords_pass(records_dir, FLAGS.batch_size, 0)
     h5_file_pass(h5_dir, FLAGS.batch_size, normalize, 0)
 
-    results = {"tfrecords_in_memory_later_epochs": [], "tfrecords_in_memory_first_epoch": [],
-               "tfrecords_every_epoch": [], "tfrecords_read_only_no_parsing": [], "h5_random_batches": [],
-               **({"h5_in_memory_avel": []} if avel else {}), "training_step": [], "loadavg": []}
+    results = {
+        "tfrecords_in_memory_later_epochs": [],
+        "tfrecords_in_memory_first_epoch": [],
+        "tfrecords_every_epoch": [],
+        "tfrecords_read_only_no_parsing": [],
+        "h5_random_batches": [],
+        **({"h5_in_memory_avel": []} if avel else {}),
+        "training_step": [],
+        "loadavg": [],
+    }
     try:
         for repeat in range(FLAGS.repeats):
             seed = repeat + 1
-            first, later = tfrecords_cached(records_dir, FLAGS.batch_size, seed, FLAGS.cached_epochs)
+            first, later = tfrecords_cached(
+                records_dir, FLAGS.batch_size, seed, FLAGS.cached_epochs
+            )
             results["tfrecords_in_memory_first_epoch"].append(first)
             results["tfrecords_in_memory_later_epochs"].append(later)
-            results["tfrecords_every_epoch"].append(timed(tfrecords_pass, records_dir, FLAGS.batch_size, seed))
-            results["tfrecords_read_only_no_parsing"].append(timed(tfrecords_read_only, records_dir, FLAGS.batch_size))
-            results["h5_random_batches"].append(timed(h5_file_pass, h5_dir, FLAGS.batch_size, normalize, seed))
+            results["tfrecords_every_epoch"].append(
+                timed(tfrecords_pass, records_dir, FLAGS.batch_size, seed)
+            )
+            results["tfrecords_read_only_no_parsing"].append(
+                timed(tfrecords_read_only, records_dir, FLAGS.batch_size)
+            )
+            results["h5_random_batches"].append(
+                timed(h5_file_pass, h5_dir, FLAGS.batch_size, normalize, seed)
+            )
             if avel:
-                results["h5_in_memory_avel"].append(timed(avel.epoch, FLAGS.batch_size, normalize, seed))
+                results["h5_in_memory_avel"].append(
+                    timed(avel.epoch, FLAGS.batch_size, normalize, seed)
+                )
             results["training_step"].append(trainer.run()["videos_per_second"])
             results["loadavg"].append(load())
-            print(f"round {repeat + 1}/{FLAGS.repeats}: load {' '.join(map(str, load()))}; videos/s "
-                  + ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items() if k != "loadavg"), flush=True)
+            print(
+                f"round {repeat + 1}/{FLAGS.repeats}: load {' '.join(map(str, load()))}; videos/s "
+                + ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items() if k != "loadavg"),
+                flush=True,
+            )
     finally:
         trainer.finish()
 
-    print(f"\ninput pipeline vs training, {FLAGS.videos} videos, visual {visual_shape}, batch {FLAGS.batch_size} "
-          f"(videos/s: median [min-max] of {FLAGS.repeats} interleaved rounds, warm page cache)")
+    print(
+        f"\ninput pipeline vs training, {FLAGS.videos} videos, visual {visual_shape}, batch"
+        f" {FLAGS.batch_size} (videos/s: median [min-max] of {FLAGS.repeats} interleaved rounds,"
+        " warm page cache)"
+    )
     for key, values in results.items():
         if key != "loadavg":
-            print(f"  {key:<34} {statistics.median(values):>8.0f}  [{min(values):.0f}-{max(values):.0f}]")
+            print(
+                f"  {key:<34} {statistics.median(values):>8.0f} "
+                f" [{min(values):.0f}-{max(values):.0f}]"
+            )
     print(f"  training-step worker peak memory {trainer.done['maxrss_mb']:.0f} MB")
     ratios = {}
-    for key in ("tfrecords_in_memory_later_epochs", "tfrecords_in_memory_first_epoch", "tfrecords_every_epoch"):
+    for key in (
+        "tfrecords_in_memory_later_epochs",
+        "tfrecords_in_memory_first_epoch",
+        "tfrecords_every_epoch",
+    ):
         ratios[key] = [p / t for p, t in zip(results[key], results["training_step"], strict=True)]
-        print(f"  ratio {key}/training: median {statistics.median(ratios[key]):.1f} "
-              f"[{min(ratios[key]):.1f}-{max(ratios[key]):.1f}] "
-              f"(>= 5 in every round: {'yes' if min(ratios[key]) >= 5 else 'no'})")
+        print(
+            f"  ratio {key}/training: median {statistics.median(ratios[key]):.1f} "
+            f"[{min(ratios[key]):.1f}-{max(ratios[key]):.1f}] "
+            f"(>= 5 in every round: {'yes' if min(ratios[key]) >= 5 else 'no'})"
+        )
     loads = [x[0] for x in results["loadavg"]]
     print(f"  load average (1 min) during the rounds: {min(loads):.2f}-{max(loads):.2f}")
     if FLAGS.json:
-        Path(FLAGS.json).write_text(json.dumps({
-            "flags": {k: FLAGS[k].value for k in ("videos", "visual_layout", "visual_dim", "batch_size", "repeats",
-                                                  "train_videos", "cached_epochs")},
-            "visual_shape": visual_shape, "results": results, "ratio_per_round": ratios,
-            "avel_load_seconds": avel.load_seconds if avel else None,
-            "training_maxrss_mb": trainer.done["maxrss_mb"]}, indent=1))
+        Path(FLAGS.json).write_text(
+            json.dumps(
+                {
+                    "flags": {
+                        k: FLAGS[k].value
+                        for k in (
+                            "videos",
+                            "visual_layout",
+                            "visual_dim",
+                            "batch_size",
+                            "repeats",
+                            "train_videos",
+                            "cached_epochs",
+                        )
+                    },
+                    "visual_shape": visual_shape,
+                    "results": results,
+                    "ratio_per_round": ratios,
+                    "avel_load_seconds": avel.load_seconds if avel else None,
+                    "training_maxrss_mb": trainer.done["maxrss_mb"],
+                },
+                indent=1,
+            )
+        )
         print(f"wrote {FLAGS.json}")
     if FLAGS.cleanup:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -127,8 +127,8 @@ def main():
             flush=True,
         )
     print(
-        f"{len(renames)} write points tried, {killed_count} kills, {matched}/{len(renames)} resumes "
-        f"matched the uninterrupted run ({time.time() - started:.0f} s)"
+        f"{len(renames)} write points tried, {killed_count} kills, {matched}/{len(renames)} resumes"
+        f" matched the uninterrupted run ({time.time() - started:.0f} s)"
     )
     return 0 if matched == killed_count == len(renames) else 1
 

@@ -40,7 +40,7 @@ def _aligned_rms(output):
     """RMS difference from the ideal tone at TARGET Hz, at the best lag within +-50 ms."""
     best = np.inf
     for lag in range(-TARGET // 20, TARGET // 20 + 1, 4):
-        part = output[max(lag, 0):len(output) + min(lag, 0)]
+        part = output[max(lag, 0) : len(output) + min(lag, 0)]
         start = max(-lag, 0)
         ideal = 0.5 * np.sin(2 * np.pi * TONE * (np.arange(len(part)) + start) / TARGET)
         middle = slice(TARGET // 10, len(part) - TARGET // 10)  # away from the edges
@@ -75,8 +75,10 @@ def main(argv):
     for name, function in rows:
         milliseconds, output = _timed(function, FLAGS.rounds)
         output = np.asarray(output).reshape(-1)
-        print(f"  {name:40s} {milliseconds:8.1f} ms/clip  {len(output)} samples  "
-              f"RMS vs ideal tone {_aligned_rms(output):.4f}")
+        print(
+            f"  {name:40s} {milliseconds:8.1f} ms/clip  {len(output)} samples  "
+            f"RMS vs ideal tone {_aligned_rms(output):.4f}"
+        )
 
 
 if __name__ == "__main__":

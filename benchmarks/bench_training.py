@@ -57,26 +57,59 @@ NUM_CLASSES = 29
 
 if __name__ == "__main__":
     flags.DEFINE_integer("videos", 3339, "Training videos (AVE: 3339).")
-    flags.DEFINE_list("visual_dim", ["512", "2048"], "Visual vector sizes to measure (AVE pooled: 512; "
-                      "the paper's ResNet-152: 2048).")
+    flags.DEFINE_list(
+        "visual_dim",
+        ["512", "2048"],
+        "Visual vector sizes to measure (AVE pooled: 512; the paper's ResNet-152: 2048).",
+    )
     flags.DEFINE_integer("batch_size", 64, "Batch size for training and inference.")
-    flags.DEFINE_integer("epochs", 1, "Timed epochs (training) or passes over the videos (inference) per "
-                         "worker per round.")
-    flags.DEFINE_integer("steps", 0, "If > 0: time this many batches per round instead of --epochs "
-                         "(videos = steps x batch_size).")
-    flags.DEFINE_integer("repeats", 5, "Rounds: timed measurements of every configuration, interleaved.")
-    flags.DEFINE_list("frameworks", ["keras", "torch"], "Frameworks to measure: keras, torch or both.")
+    flags.DEFINE_integer(
+        "epochs",
+        1,
+        "Timed epochs (training) or passes over the videos (inference) per worker per round.",
+    )
+    flags.DEFINE_integer(
+        "steps",
+        0,
+        "If > 0: time this many batches per round instead of --epochs "
+        "(videos = steps x batch_size).",
+    )
+    flags.DEFINE_integer(
+        "repeats", 5, "Rounds: timed measurements of every configuration, interleaved."
+    )
+    flags.DEFINE_list(
+        "frameworks", ["keras", "torch"], "Frameworks to measure: keras, torch or both."
+    )
     flags.DEFINE_list("modes", ["train", "infer"], "What to measure: train, infer or both.")
-    flags.DEFINE_bool("levers", True, "Measure every lever; with --nolevers only the project's defaults "
-                      "and PyTorch at 1 and 2 threads.")
-    flags.DEFINE_bool("jit_levers", False, "Also measure jit_compile (XLA). Off by default: on this CPU its "
-                      "compile takes minutes and its steps are far slower (see docs/benchmarks.md).")
-    flags.DEFINE_integer("jit_steps", 4, "Batches per round for the jit_compile training variants (their XLA "
-                         "compile takes minutes and their steps are slow on this CPU; see docs/benchmarks.md).")
-    flags.DEFINE_string("only", None, "Regular expression: measure only the configurations whose name matches "
-                        "(e.g. 'defaults|torch', 'jit|torch').")
-    flags.DEFINE_integer("threads", os.cpu_count(), "Threads of the default configurations (TF intra- and "
-                         "inter-op, torch.set_num_threads).")
+    flags.DEFINE_bool(
+        "levers",
+        True,
+        "Measure every lever; with --nolevers only the project's defaults "
+        "and PyTorch at 1 and 2 threads.",
+    )
+    flags.DEFINE_bool(
+        "jit_levers",
+        False,
+        "Also measure jit_compile (XLA). Off by default: on this CPU its "
+        "compile takes minutes and its steps are far slower (see docs/benchmarks.md).",
+    )
+    flags.DEFINE_integer(
+        "jit_steps",
+        4,
+        "Batches per round for the jit_compile training variants (their XLA "
+        "compile takes minutes and their steps are slow on this CPU; see docs/benchmarks.md).",
+    )
+    flags.DEFINE_string(
+        "only",
+        None,
+        "Regular expression: measure only the configurations whose name matches "
+        "(e.g. 'defaults|torch', 'jit|torch').",
+    )
+    flags.DEFINE_integer(
+        "threads",
+        os.cpu_count(),
+        "Threads of the default configurations (TF intra- and inter-op, torch.set_num_threads).",
+    )
     flags.DEFINE_string("json", None, "Also write every measurement to this JSON file.")
     flags.DEFINE_string("worker", None, "Internal: run as a worker with this JSON spec.")
     FLAGS = flags.FLAGS
@@ -84,6 +117,7 @@ if __name__ == "__main__":
 
 # ---------------------------------------------------------------------------------------------
 # Data: the same arrays in every worker (a fixed seed).
+
 
 def make_data(videos, visual_shape, seed=0):
     """audio [N, T, 128], visual [N, T, *visual_shape] (vectors [D] or maps [H, W, C]), labels [N, T]."""
@@ -113,6 +147,7 @@ def _rss_mb():
 # ---------------------------------------------------------------------------------------------
 # Workers: one configuration each. setup() builds and warms up; run_round() is one timed round.
 
+
 class KerasTrain:
     def __init__(self, spec, data):
         _tf_threads(spec)
@@ -121,15 +156,26 @@ class KerasTrain:
         from avsdn_tf import hparams
         from avsdn_tf.models import tasks
         from avsdn_tf.training import trainer
+
         self.audio, self.visual, self.labels = data
         self.spec = spec
         hp = hparams.HParams()  # the project's defaults, then the lever under test
-        hp = hp.replace(**{key: spec[key] for key in ("unroll", "jit_compile", "steps_per_execution") if key in spec})
+        hp = hp.replace(
+            **{
+                key: spec[key]
+                for key in ("unroll", "jit_compile", "steps_per_execution")
+                if key in spec
+            }
+        )
         hp = hp.replace(batch_size=spec["batch_size"]).validate()
         self.hp = hp
         keras.utils.set_random_seed(0)
-        self.model = tasks.for_hparams(hp).build(AUDIO_DIM, list(self.visual.shape[2:]), NUM_SEGMENTS)
-        trainer.compile_model(self.model, hp, steps_per_epoch=len(_batches(len(self.audio), hp.batch_size)))
+        self.model = tasks.for_hparams(hp).build(
+            AUDIO_DIM, list(self.visual.shape[2:]), NUM_SEGMENTS
+        )
+        trainer.compile_model(
+            self.model, hp, steps_per_epoch=len(_batches(len(self.audio), hp.batch_size))
+        )
         self.inputs = {"audio": self.audio, "visual": self.visual}
         self.fit(1)  # traces (and compiles) the train step, the partial last batch too
 
@@ -137,14 +183,21 @@ class KerasTrain:
         kwargs = dict(batch_size=self.hp.batch_size, epochs=epochs, shuffle=True, verbose=0)
         if self.spec.get("steps"):
             count = self.spec["steps"] * self.hp.batch_size
-            return self.model.fit({k: v[:count] for k, v in self.inputs.items()}, self.labels[:count], **kwargs)
+            return self.model.fit(
+                {k: v[:count] for k, v in self.inputs.items()}, self.labels[:count], **kwargs
+            )
         return self.model.fit(self.inputs, self.labels, **kwargs)
 
     def run_round(self):
         timer = _EpochTimer()
         began = time.perf_counter()
-        kwargs = dict(batch_size=self.hp.batch_size, epochs=self.spec["epochs"], shuffle=True, verbose=0,
-                      callbacks=[timer])
+        kwargs = dict(
+            batch_size=self.hp.batch_size,
+            epochs=self.spec["epochs"],
+            shuffle=True,
+            verbose=0,
+            callbacks=[timer],
+        )
         inputs, labels = self.inputs, self.labels
         if self.spec.get("steps"):
             count = self.spec["steps"] * self.hp.batch_size
@@ -152,7 +205,11 @@ class KerasTrain:
         self.model.fit(inputs, labels, **kwargs)
         wall = time.perf_counter() - began
         # The epochs' own time (as a long fit sees it); the fit call's set-up is reported apart.
-        return {"seconds": sum(timer.seconds), "wall_seconds": wall, "videos": len(labels) * self.spec["epochs"]}
+        return {
+            "seconds": sum(timer.seconds),
+            "wall_seconds": wall,
+            "videos": len(labels) * self.spec["epochs"],
+        }
 
 
 class _EpochTimer:
@@ -178,7 +235,10 @@ class _EpochTimer:
 def _tf_threads(spec):
     """The project's --intra_op_threads/--inter_op_threads knob; both default to --threads."""
     from avsdn_tf.training import threads
-    threads.configure(spec.get("intra_op_threads", spec["threads"]), spec.get("inter_op_threads", spec["threads"]))
+
+    threads.configure(
+        spec.get("intra_op_threads", spec["threads"]), spec.get("inter_op_threads", spec["threads"])
+    )
 
 
 class KerasInfer:
@@ -186,11 +246,13 @@ class KerasInfer:
 
     def __init__(self, spec, data):
         import tensorflow as tf
+
         _tf_threads(spec)
         import keras
 
         from avsdn_tf import hparams
         from avsdn_tf.models import backbones, tasks
+
         self.tf = tf
         self.audio, self.visual, _ = data
         self.spec = spec
@@ -202,14 +264,26 @@ class KerasInfer:
         self.batch_size = spec["batch_size"]
         path = spec["path"]
         if path in ("tf_function", "tf_function_jit"):
-            signature = [{"audio": tf.TensorSpec([None, NUM_SEGMENTS, AUDIO_DIM], tf.float32, name="audio"),
-                          "visual": tf.TensorSpec([None, NUM_SEGMENTS, *self.visual.shape[2:]], tf.float32,
-                                                  name="visual")}]
-            self.function = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature,
-                                        jit_compile=path == "tf_function_jit")
+            signature = [
+                {
+                    "audio": tf.TensorSpec(
+                        [None, NUM_SEGMENTS, AUDIO_DIM], tf.float32, name="audio"
+                    ),
+                    "visual": tf.TensorSpec(
+                        [None, NUM_SEGMENTS, *self.visual.shape[2:]], tf.float32, name="visual"
+                    ),
+                }
+            ]
+            self.function = tf.function(
+                lambda inputs: model(inputs, training=False),
+                input_signature=signature,
+                jit_compile=path == "tf_function_jit",
+            )
         elif path == "reduce_retracing":
             # What evaluate and predict used before they switched to backbones.inference_function.
-            self.function = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+            self.function = tf.function(
+                lambda inputs: model(inputs, training=False), reduce_retracing=True
+            )
         elif path == "project":
             self.function = backbones.inference_function(model)  # the project's lean inference path
         self.count = spec["steps"] * self.batch_size if spec.get("steps") else len(self.audio)
@@ -218,8 +292,11 @@ class KerasInfer:
     def _pass(self):
         path, count = self.spec["path"], self.count
         if path == "predict":
-            return self.model.predict({"audio": self.audio[:count], "visual": self.visual[:count]},
-                                      batch_size=self.batch_size, verbose=0)
+            return self.model.predict(
+                {"audio": self.audio[:count], "visual": self.visual[:count]},
+                batch_size=self.batch_size,
+                verbose=0,
+            )
         outputs = []
         for start, end in _batches(count, self.batch_size):
             batch = {"audio": self.audio[start:end], "visual": self.visual[start:end]}
@@ -235,13 +312,18 @@ class KerasInfer:
             probs = self._pass()
         seconds = time.perf_counter() - began
         assert probs.shape == (self.count, NUM_SEGMENTS, NUM_CLASSES), probs.shape
-        return {"seconds": seconds, "wall_seconds": seconds, "videos": self.count * self.spec["epochs"]}
+        return {
+            "seconds": seconds,
+            "wall_seconds": seconds,
+            "videos": self.count * self.spec["epochs"],
+        }
 
 
 class TorchWorker:
     def __init__(self, spec, data):
         import torch
         import torch_avsdn
+
         torch.set_num_threads(spec["threads"])
         self.torch, self.lib, self.spec = torch, torch_avsdn, spec
         torch.manual_seed(0)
@@ -260,10 +342,19 @@ class TorchWorker:
         began = time.perf_counter()
         for _ in range(epochs):
             if self.spec["mode"] == "train":
-                self.lib.train_epoch(self.model, self.optimizer, self.audio, self.visual, self.labels,
-                                     self.spec["batch_size"], self.generator)
+                self.lib.train_epoch(
+                    self.model,
+                    self.optimizer,
+                    self.audio,
+                    self.visual,
+                    self.labels,
+                    self.spec["batch_size"],
+                    self.generator,
+                )
             else:
-                probs = self.lib.predict(self.model, self.audio, self.visual, self.spec["batch_size"])
+                probs = self.lib.predict(
+                    self.model, self.audio, self.visual, self.spec["batch_size"]
+                )
                 assert probs.shape == (len(self.audio), NUM_SEGMENTS, NUM_CLASSES)
         seconds = time.perf_counter() - began
         return {"seconds": seconds, "wall_seconds": seconds, "videos": len(self.audio) * epochs}
@@ -285,8 +376,14 @@ def run_worker(spec):
         worker = KerasTrain(spec, data)
     else:
         worker = KerasInfer(spec, data)
-    _send({"event": "ready", "setup_seconds": time.perf_counter() - began, "rss_data_mb": rss_data,
-           "rss_ready_mb": _rss_mb()})
+    _send(
+        {
+            "event": "ready",
+            "setup_seconds": time.perf_counter() - began,
+            "rss_data_mb": rss_data,
+            "rss_ready_mb": _rss_mb(),
+        }
+    )
     for line in sys.stdin:
         command = line.strip()
         if command == "run":
@@ -299,6 +396,7 @@ def run_worker(spec):
 # ---------------------------------------------------------------------------------------------
 # The parent: start workers one by one, then interleaved rounds.
 
+
 def loadavg():
     with open("/proc/loadavg") as handle:
         return [float(x) for x in handle.read().split()[:3]]
@@ -310,14 +408,19 @@ class Worker:
         self.rounds, self.loads = [], []
         self.process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), f"--worker={json.dumps(spec)}"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-            env={**_worker_env(), **spec.get("env", {})})
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env={**_worker_env(), **spec.get("env", {})},
+        )
         self.ready = self._receive("ready")
 
     def _receive(self, event):
         for line in self.process.stdout:
             if line.startswith(PROTOCOL):
-                message = json.loads(line[len(PROTOCOL):])
+                message = json.loads(line[len(PROTOCOL) :])
                 if message["event"] == event:
                     return message
         error = self.process.stderr.read()
@@ -343,11 +446,21 @@ class Worker:
 
     def summary(self):
         speeds = [r["videos_per_second"] for r in self.rounds]
-        return {"name": self.name, "spec": self.spec, "videos_per_second": speeds,
-                "median": statistics.median(speeds), "min": min(speeds), "max": max(speeds),
-                "setup_seconds": self.ready["setup_seconds"], "rss_ready_mb": self.ready["rss_ready_mb"],
-                "maxrss_mb": self.done["maxrss_mb"], "loadavg": [r["loadavg"] for r in self.rounds],
-                "fit_overhead_seconds": statistics.median(r["wall_seconds"] - r["seconds"] for r in self.rounds)}
+        return {
+            "name": self.name,
+            "spec": self.spec,
+            "videos_per_second": speeds,
+            "median": statistics.median(speeds),
+            "min": min(speeds),
+            "max": max(speeds),
+            "setup_seconds": self.ready["setup_seconds"],
+            "rss_ready_mb": self.ready["rss_ready_mb"],
+            "maxrss_mb": self.done["maxrss_mb"],
+            "loadavg": [r["loadavg"] for r in self.rounds],
+            "fit_overhead_seconds": statistics.median(
+                r["wall_seconds"] - r["seconds"] for r in self.rounds
+            ),
+        }
 
 
 def _worker_env():
@@ -356,8 +469,11 @@ def _worker_env():
     OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (set on some machines for old OpenBLAS builds) would only
     touch NumPy here (TF uses Eigen, PyTorch MKL/oneDNN); they are left as they are and reported.
     """
-    return dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    return dict(
+        os.environ,
+        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+    )
 
 
 def variants(mode, frameworks, levers, jit_levers, threads):
@@ -371,34 +487,76 @@ def variants(mode, frameworks, levers, jit_levers, threads):
         if mode == "train":
             found += [("keras defaults", {}), (f"keras defaults, {split_name}", split)]
             if levers:
-                found += [("keras unroll=False", {"unroll": False}),
-                          ("keras steps_per_execution=8", {"steps_per_execution": 8}),
-                          ("keras steps_per_execution=53 (one epoch)", {"steps_per_execution": 53})]
+                found += [
+                    ("keras unroll=False", {"unroll": False}),
+                    ("keras steps_per_execution=8", {"steps_per_execution": 8}),
+                    ("keras steps_per_execution=53 (one epoch)", {"steps_per_execution": 53}),
+                ]
                 if jit_levers:
-                    found += [(f"keras jit_compile=True ({FLAGS.jit_steps} batches a round)",
-                               {"jit_compile": True, "steps": FLAGS.jit_steps}),
-                              (f"keras jit_compile=True, unroll=False ({FLAGS.jit_steps} batches a round)",
-                               {"jit_compile": True, "unroll": False, "steps": FLAGS.jit_steps})]
-                found += [(f"keras defaults, {other} thread(s)", {"threads": other}),
-                          ("keras defaults, TF_ENABLE_ONEDNN_OPTS=0", {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}})]
+                    found += [
+                        (
+                            f"keras jit_compile=True ({FLAGS.jit_steps} batches a round)",
+                            {"jit_compile": True, "steps": FLAGS.jit_steps},
+                        ),
+                        (
+                            (
+                                f"keras jit_compile=True, unroll=False ({FLAGS.jit_steps} batches a"
+                                " round)"
+                            ),
+                            {"jit_compile": True, "unroll": False, "steps": FLAGS.jit_steps},
+                        ),
+                    ]
+                found += [
+                    (f"keras defaults, {other} thread(s)", {"threads": other}),
+                    (
+                        "keras defaults, TF_ENABLE_ONEDNN_OPTS=0",
+                        {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
+                    ),
+                ]
         else:
-            found += [("keras backbones.inference_function", {"path": "project"}),
-                      (f"keras backbones.inference_function, {split_name}", {"path": "project", **split})]
+            found += [
+                ("keras backbones.inference_function", {"path": "project"}),
+                (f"keras backbones.inference_function, {split_name}", {"path": "project", **split}),
+            ]
             if levers:
-                found += [("keras model.predict", {"path": "predict"}),
-                          ("keras predict_on_batch", {"path": "predict_on_batch"}),
-                          ("keras tf.function(reduce_retracing) (evaluate's earlier path)", {"path": "reduce_retracing"})]
+                found += [
+                    ("keras model.predict", {"path": "predict"}),
+                    ("keras predict_on_batch", {"path": "predict_on_batch"}),
+                    (
+                        "keras tf.function(reduce_retracing) (evaluate's earlier path)",
+                        {"path": "reduce_retracing"},
+                    ),
+                ]
                 if jit_levers:
-                    found.append((f"keras tf.function(input_signature, jit_compile) ({FLAGS.jit_steps} batches "
-                                  "a round)", {"path": "tf_function_jit", "steps": FLAGS.jit_steps}))
-                found += [("keras backbones.inference_function, unroll=False", {"path": "project", "unroll": False}),
-                          (f"keras backbones.inference_function, {other} thread(s)", {"path": "project", "threads": other}),
-                          ("keras backbones.inference_function, TF_ENABLE_ONEDNN_OPTS=0",
-                           {"path": "project", "env": {"TF_ENABLE_ONEDNN_OPTS": "0"}})]
+                    found.append(
+                        (
+                            (
+                                f"keras tf.function(input_signature, jit_compile) ({FLAGS.jit_steps}"
+                                " batches a round)"
+                            ),
+                            {"path": "tf_function_jit", "steps": FLAGS.jit_steps},
+                        )
+                    )
+                found += [
+                    (
+                        "keras backbones.inference_function, unroll=False",
+                        {"path": "project", "unroll": False},
+                    ),
+                    (
+                        f"keras backbones.inference_function, {other} thread(s)",
+                        {"path": "project", "threads": other},
+                    ),
+                    (
+                        "keras backbones.inference_function, TF_ENABLE_ONEDNN_OPTS=0",
+                        {"path": "project", "env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
+                    ),
+                ]
         found = [(name, {"framework": "keras", **spec}) for name, spec in found]
     if "torch" in frameworks:
-        found += [(f"torch {threads} thread(s)", {"framework": "torch"}),
-                  (f"torch {other} thread(s)", {"framework": "torch", "threads": other})]
+        found += [
+            (f"torch {threads} thread(s)", {"framework": "torch"}),
+            (f"torch {other} thread(s)", {"framework": "torch", "threads": other}),
+        ]
     if FLAGS.only:
         pattern = re.compile(FLAGS.only)
         found = [(name, spec) for name, spec in found if pattern.search(name)]
@@ -406,8 +564,15 @@ def variants(mode, frameworks, levers, jit_levers, threads):
 
 
 def measure(mode, visual_dim, frameworks):
-    base = {"mode": mode, "visual_dim": visual_dim, "videos": FLAGS.videos, "batch_size": FLAGS.batch_size,
-            "epochs": FLAGS.epochs, "steps": FLAGS.steps, "threads": FLAGS.threads}
+    base = {
+        "mode": mode,
+        "visual_dim": visual_dim,
+        "videos": FLAGS.videos,
+        "batch_size": FLAGS.batch_size,
+        "epochs": FLAGS.epochs,
+        "steps": FLAGS.steps,
+        "threads": FLAGS.threads,
+    }
     workers = []
     try:
         for name, spec in variants(mode, frameworks, FLAGS.levers, FLAGS.jit_levers, FLAGS.threads):
@@ -421,8 +586,11 @@ def measure(mode, visual_dim, frameworks):
                 worker.run()
             load = loadavg()
             speeds = "  ".join(f"{w.rounds[-1]['videos_per_second']:.0f}" for w in workers)
-            print(f"  round {repeat + 1}/{FLAGS.repeats}: load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-                  f"videos/s {speeds}", flush=True)
+            print(
+                f"  round {repeat + 1}/{FLAGS.repeats}: load {load[0]:.2f} {load[1]:.2f}"
+                f" {load[2]:.2f}; videos/s {speeds}",
+                flush=True,
+            )
     finally:
         for worker in workers:
             try:
@@ -443,12 +611,16 @@ def _ratio_rounds(keras_summary, torch_summaries):
 
 def report(mode, visual_dim, summaries):
     title = "training" if mode == "train" else "inference"
-    print(f"\n{title}, visual {visual_dim}-d, {FLAGS.videos} videos, batch {FLAGS.batch_size} "
-          f"(videos/s: median [min-max] of {FLAGS.repeats} interleaved rounds)")
+    print(
+        f"\n{title}, visual {visual_dim}-d, {FLAGS.videos} videos, batch {FLAGS.batch_size} "
+        f"(videos/s: median [min-max] of {FLAGS.repeats} interleaved rounds)"
+    )
     torch_runs = [s for s in summaries if s["spec"]["framework"] == "torch"]
     best_torch = max(torch_runs, key=lambda s: s["median"]) if torch_runs else None
-    header = (f"  {'configuration':<76} {'videos/s':>9} {'min-max':>13} {'vs torch':>8} {'per round':>9} "
-              f"{'setup s':>8} {'peak MB':>8}")
+    header = (
+        f"  {'configuration':<76} {'videos/s':>9} {'min-max':>13} {'vs torch':>8} {'per round':>9} "
+        f"{'setup s':>8} {'peak MB':>8}"
+    )
     print(header)
     for s in summaries:
         ratio = per_round = ""
@@ -456,21 +628,33 @@ def report(mode, visual_dim, summaries):
             ratio = f"{s['median'] / best_torch['median']:.2f}"
             s["ratio_per_round"] = _ratio_rounds(s, torch_runs)
             per_round = f"{statistics.median(s['ratio_per_round']):.2f}"
-        print(f"  {s['name']:<76} {s['median']:>9.0f} {s['min']:>6.0f}-{s['max']:<6.0f} {ratio:>8} {per_round:>9} "
-              f"{s['setup_seconds']:>8.1f} {s['maxrss_mb']:>8.0f}")
-    print("  (vs torch: median / the fastest torch median; per round: median over rounds of keras / the "
-          "fastest torch of that round)")
+        print(
+            f"  {s['name']:<76} {s['median']:>9.0f} {s['min']:>6.0f}-{s['max']:<6.0f} {ratio:>8}"
+            f" {per_round:>9} {s['setup_seconds']:>8.1f} {s['maxrss_mb']:>8.0f}"
+        )
+    print(
+        "  (vs torch: median / the fastest torch median; per round: median over rounds of keras /"
+        " the fastest torch of that round)"
+    )
     result = {"mode": mode, "visual_dim": visual_dim, "configurations": summaries}
     keras_default = next((s for s in summaries if s["spec"]["framework"] == "keras"), None)
     if keras_default and best_torch:
         ratios = keras_default["ratio_per_round"]  # computed for every Keras row above
         same_threads = next(s for s in torch_runs if s["spec"]["threads"] == FLAGS.threads)
-        result.update({"keras": keras_default["name"], "torch_best": best_torch["name"],
-                       "ratio_per_round": ratios, "ratio_median": statistics.median(ratios),
-                       "ratio_vs_torch_same_threads": keras_default["median"] / same_threads["median"]})
-        print(f"  ratio keras/torch ({keras_default['name']} / fastest torch per round): median "
-              f"{statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]; against torch at "
-              f"{FLAGS.threads} thread(s) as TF: {result['ratio_vs_torch_same_threads']:.2f}")
+        result.update(
+            {
+                "keras": keras_default["name"],
+                "torch_best": best_torch["name"],
+                "ratio_per_round": ratios,
+                "ratio_median": statistics.median(ratios),
+                "ratio_vs_torch_same_threads": keras_default["median"] / same_threads["median"],
+            }
+        )
+        print(
+            f"  ratio keras/torch ({keras_default['name']} / fastest torch per round): median"
+            f" {statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]; against torch"
+            f" at {FLAGS.threads} thread(s) as TF: {result['ratio_vs_torch_same_threads']:.2f}"
+        )
     loads = [load[0] for s in summaries for load in s["loadavg"]]
     print(f"  load average (1 min) during the rounds: {min(loads):.2f}-{max(loads):.2f}")
     return result
@@ -482,14 +666,22 @@ def main(argv):
         run_worker(json.loads(FLAGS.worker))
         return
     import h5py  # noqa: F401  (only to fail early on a broken env, as the other benchmarks do)
+
     frameworks = [f.strip() for f in FLAGS.frameworks]
     unknown = set(frameworks) - {"keras", "torch"} or set(FLAGS.modes) - {"train", "infer"}
     if unknown:
         raise app.UsageError(f"unknown --frameworks/--modes value(s): {sorted(unknown)}")
     versions = _versions(frameworks)
-    print(f"machine: {os.cpu_count()} CPUs; load average {' '.join(map(str, loadavg()))}; {versions}")
-    print("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)") + ", OPENBLAS_L2_SIZE="
-          + os.environ.get("OPENBLAS_L2_SIZE", "(unset)") + " (NumPy's BLAS only; TF and PyTorch do not use it)")
+    print(
+        f"machine: {os.cpu_count()} CPUs; load average {' '.join(map(str, loadavg()))}; {versions}"
+    )
+    print(
+        "OPENBLAS_CORETYPE="
+        + os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+        + ", OPENBLAS_L2_SIZE="
+        + os.environ.get("OPENBLAS_L2_SIZE", "(unset)")
+        + " (NumPy's BLAS only; TF and PyTorch do not use it)"
+    )
     results = []
     for visual_dim in [int(d) for d in FLAGS.visual_dim]:
         for mode in FLAGS.modes:
@@ -501,22 +693,53 @@ def main(argv):
         for s in result["configurations"]:
             if "ratio_per_round" in s:
                 ratios = s["ratio_per_round"]
-                print(f"  {result['mode']:<5} visual {result['visual_dim']:>4}-d: {statistics.median(ratios):.2f} "
-                      f"[{min(ratios):.2f}-{max(ratios):.2f}]  {s['name']}")
+                print(
+                    f"  {result['mode']:<5} visual {result['visual_dim']:>4}-d:"
+                    f" {statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}] "
+                    f" {s['name']}"
+                )
     if FLAGS.json:
-        Path(FLAGS.json).write_text(json.dumps({"flags": {k: FLAGS[k].value for k in (
-            "videos", "visual_dim", "batch_size", "epochs", "steps", "repeats", "frameworks", "modes", "levers",
-            "jit_levers", "jit_steps", "only", "threads")}, "versions": versions, "results": results}, indent=1))
+        Path(FLAGS.json).write_text(
+            json.dumps(
+                {
+                    "flags": {
+                        k: FLAGS[k].value
+                        for k in (
+                            "videos",
+                            "visual_dim",
+                            "batch_size",
+                            "epochs",
+                            "steps",
+                            "repeats",
+                            "frameworks",
+                            "modes",
+                            "levers",
+                            "jit_levers",
+                            "jit_steps",
+                            "only",
+                            "threads",
+                        )
+                    },
+                    "versions": versions,
+                    "results": results,
+                },
+                indent=1,
+            )
+        )
         print(f"wrote {FLAGS.json}")
 
 
 def _versions(frameworks):
-    code = ("import json, sys; v = {'python': sys.version.split()[0]}\n"
-            "import tensorflow, keras; v.update(tensorflow=tensorflow.__version__, keras=keras.__version__)\n")
+    code = (
+        "import json, sys; v = {'python': sys.version.split()[0]}\nimport tensorflow, keras;"
+        " v.update(tensorflow=tensorflow.__version__, keras=keras.__version__)\n"
+    )
     if "torch" in frameworks:
         code += "import torch; v['torch'] = torch.__version__\n"
     code += "print(json.dumps(v))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_worker_env())
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_worker_env()
+    )
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
 
 

@@ -25,8 +25,12 @@ class DMRNFusion(nn.Module):
 
     def __init__(self, dim, hidden_units=256):
         super().__init__()
-        self.audio_mlp = nn.Sequential(nn.Linear(dim, hidden_units), nn.Tanh(), nn.Linear(hidden_units, dim))
-        self.visual_mlp = nn.Sequential(nn.Linear(dim, hidden_units), nn.Tanh(), nn.Linear(hidden_units, dim))
+        self.audio_mlp = nn.Sequential(
+            nn.Linear(dim, hidden_units), nn.Tanh(), nn.Linear(hidden_units, dim)
+        )
+        self.visual_mlp = nn.Sequential(
+            nn.Linear(dim, hidden_units), nn.Tanh(), nn.Linear(hidden_units, dim)
+        )
 
     def forward(self, audio, visual):
         merged = 0.5 * (self.audio_mlp(audio) + self.visual_mlp(visual))
@@ -36,8 +40,14 @@ class DMRNFusion(nn.Module):
 class AVSDN(nn.Module):
     """audio [B, T, A], visual [B, T, D] -> per-segment logits [B, T, 29]."""
 
-    def __init__(self, audio_dim=128, visual_dim=512, encoder_units=128, fusion_units=256,
-                 num_classes=NUM_CLASSES):
+    def __init__(
+        self,
+        audio_dim=128,
+        visual_dim=512,
+        encoder_units=128,
+        fusion_units=256,
+        num_classes=NUM_CLASSES,
+    ):
         super().__init__()
         self.audio_encoder = nn.LSTM(audio_dim, encoder_units, batch_first=True)
         self.visual_encoder = nn.LSTM(visual_dim, encoder_units, batch_first=True)
@@ -64,7 +74,7 @@ def train_epoch(model, optimizer, audio, visual, labels, batch_size, generator=N
     order = torch.randperm(len(audio), generator=generator)
     total, batches = 0.0, 0
     for start in range(0, len(order), batch_size):
-        index = order[start:start + batch_size]
+        index = order[start : start + batch_size]
         logits = model(audio[index], visual[index])
         loss = loss_fn(logits.reshape(-1, logits.shape[-1]), labels[index].reshape(-1))
         optimizer.zero_grad(set_to_none=True)
@@ -79,5 +89,11 @@ def train_epoch(model, optimizer, audio, visual, labels, batch_size, generator=N
 def predict(model, audio, visual, batch_size):
     """Per-segment probabilities [N, T, 29] for in-memory tensors, batch by batch."""
     model.eval()
-    return torch.cat([model.probabilities(audio[start:start + batch_size], visual[start:start + batch_size])
-                      for start in range(0, len(audio), batch_size)])
+    return torch.cat(
+        [
+            model.probabilities(
+                audio[start : start + batch_size], visual[start : start + batch_size]
+            )
+            for start in range(0, len(audio), batch_size)
+        ]
+    )

@@ -44,8 +44,12 @@ FLAGS = flags.FLAGS
 
 
 PER_SEGMENT = (signatures.SEGMENT_PROBS, signatures.SEGMENT_LABELS, signatures.SEGMENT_LABEL_NAMES)
-FETCHED = (signatures.SEGMENT_LABELS, signatures.SEGMENT_LABEL_NAMES, signatures.VIDEO_LABEL,
-           signatures.VIDEO_LABEL_NAME)
+FETCHED = (
+    signatures.SEGMENT_LABELS,
+    signatures.SEGMENT_LABEL_NAMES,
+    signatures.VIDEO_LABEL,
+    signatures.VIDEO_LABEL_NAME,
+)
 
 
 class Request:
@@ -71,16 +75,26 @@ def _summary(serialized, source):
     try:
         example = tf.train.SequenceExample.FromString(serialized)
     except Exception:  # protobuf's DecodeError
-        raise input_error(source, "serialized tf.train.SequenceExample records (docs/data_format.md)",
-                          "a record that is not one") from None
+        raise input_error(
+            source,
+            "serialized tf.train.SequenceExample records (docs/data_format.md)",
+            "a record that is not one",
+        ) from None
     lists = example.feature_lists.feature_list
     if signatures.AUDIO not in lists:
-        raise input_error(source, "records with an 'audio' feature list (docs/data_format.md)",
-                          f"feature lists {sorted(lists)}")
+        raise input_error(
+            source,
+            "records with an 'audio' feature list (docs/data_format.md)",
+            f"feature lists {sorted(lists)}",
+        )
     video_id = example.context.feature[records.VIDEO_ID].bytes_list.value
     labels = lists[records.LABEL].feature if records.LABEL in lists else None
     truth = [feature.int64_list.value[0] for feature in labels] if labels else None
-    return (video_id[0].decode("utf-8", "replace") if video_id else ""), len(lists[records.AUDIO].feature), truth
+    return (
+        (video_id[0].decode("utf-8", "replace") if video_id else ""),
+        len(lists[records.AUDIO].feature),
+        truth,
+    )
 
 
 def _tfrecord_requests(path, batch_size):
@@ -93,8 +107,11 @@ def _tfrecord_requests(path, batch_size):
                     yield _examples_request(batch)
                     batch = []
         except tf.errors.OpError as error:
-            raise input_error(file, "TFRecords of tf.train.SequenceExample, a .npz or a .npy",
-                              f"unreadable TFRecords ({error.message.splitlines()[0]})") from None
+            raise input_error(
+                file,
+                "TFRecords of tf.train.SequenceExample, a .npz or a .npy",
+                f"unreadable TFRecords ({error.message.splitlines()[0]})",
+            ) from None
     if batch:
         yield _examples_request(batch)
 
@@ -112,23 +129,36 @@ def _array_requests(path, batch_size):
             with np.load(path) as loaded:
                 values = {key: loaded[key] for key in loaded.files}
         else:
-            loaded = np.load(path, allow_pickle=True)  # a pickled dict: documented as trusted files only
+            loaded = np.load(
+                path, allow_pickle=True
+            )  # a pickled dict: documented as trusted files only
             values = loaded.item() if loaded.dtype == object and loaded.shape == () else None
     except (OSError, ValueError) as error:
         raise input_error(path, "a NumPy file of features", f"unreadable ({error})") from None
     if not isinstance(values, dict) or not {signatures.AUDIO, signatures.VISUAL} <= set(values):
         found = sorted(values) if isinstance(values, dict) else "an array, not a dict"
-        raise input_error(path, "arrays 'audio' [T, A] or [B, T, A] and 'visual' [T, ...] or [B, T, ...]", found)
+        raise input_error(
+            path, "arrays 'audio' [T, A] or [B, T, A] and 'visual' [T, ...] or [B, T, ...]", found
+        )
     audio = np.asarray(values[signatures.AUDIO], np.float32)
     visual = np.asarray(values[signatures.VISUAL], np.float32)
     if audio.ndim == 2:  # one video
         audio, visual = audio[None], visual[None]
     count = len(audio)
-    ids = [str(i) for i in values.get(signatures.VIDEO_ID, [f"{os.path.basename(path)}[{i}]" for i in range(count)])]
+    ids = [
+        str(i)
+        for i in values.get(
+            signatures.VIDEO_ID, [f"{os.path.basename(path)}[{i}]" for i in range(count)]
+        )
+    ]
     for start in range(0, count, batch_size):
         part = slice(start, start + batch_size)
-        yield Request(signatures.SERVING_DEFAULT, {signatures.AUDIO: audio[part], signatures.VISUAL: visual[part]},
-                      ids[part], [None] * len(ids[part]))
+        yield Request(
+            signatures.SERVING_DEFAULT,
+            {signatures.AUDIO: audio[part], signatures.VISUAL: visual[part]},
+            ids[part],
+            [None] * len(ids[part]),
+        )
 
 
 def requests_from(path, batch_size):
@@ -176,8 +206,10 @@ class _Backend:
         Returns:
             errors.UserError naming the server, the protocol and the usual port (not raised).
         """
-        return UserError(f"cannot reach TF Serving at {self.server} over {self.protocol} ({reason}); is the server "
-                         f"running and is this its {self.protocol} port? {self.port_hint}")
+        return UserError(
+            f"cannot reach TF Serving at {self.server} over {self.protocol} ({reason}); is the"
+            f" server running and is this its {self.protocol} port? {self.port_hint}"
+        )
 
     def failed(self, status, message, source):
         """The error for a Predict call TF Serving answered with an error status.
@@ -225,10 +257,15 @@ class RestBackend(_Backend):
             errors.UserError: when the server cannot be reached, is not TF Serving's REST API,
                 has no such model, or rejects the input.
         """
-        body = json.dumps({"signature_name": request.signature,
-                           "inputs": {name: self._encode(value) for name, value in request.inputs.items()}})
-        http_request = urllib.request.Request(self.url(), data=body.encode("utf-8"),
-                                              headers={"Content-Type": "application/json"})
+        body = json.dumps(
+            {
+                "signature_name": request.signature,
+                "inputs": {name: self._encode(value) for name, value in request.inputs.items()},
+            }
+        )
+        http_request = urllib.request.Request(
+            self.url(), data=body.encode("utf-8"), headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(http_request, timeout=self.timeout) as response:
                 answer = json.loads(response.read())
@@ -237,19 +274,27 @@ class RestBackend(_Backend):
             try:
                 message = json.loads(text)["error"]
             except (ValueError, KeyError, TypeError):
-                raise UserError(f"{self.server} answered HTTP {error.code} without TF Serving's JSON error "
-                                f"({_one_line(text)[:200] or error.reason}); is it TF Serving's REST port?") from None
-            status = {404: "NOT_FOUND", 400: "INVALID_ARGUMENT", 503: "UNAVAILABLE"}.get(error.code, f"HTTP {error.code}")
+                raise UserError(
+                    f"{self.server} answered HTTP {error.code} without TF Serving's JSON error "
+                    f"({_one_line(text)[:200] or error.reason}); is it TF Serving's REST port?"
+                ) from None
+            status = {404: "NOT_FOUND", 400: "INVALID_ARGUMENT", 503: "UNAVAILABLE"}.get(
+                error.code, f"HTTP {error.code}"
+            )
             raise self.failed(status, message, source) from None
         except urllib.error.URLError as error:
-            raise self.unreachable(getattr(error.reason, "strerror", None) or str(error.reason)) from None
+            raise self.unreachable(
+                getattr(error.reason, "strerror", None) or str(error.reason)
+            ) from None
         except TimeoutError:
             raise self.unreachable(f"no answer within {self.timeout:g} s") from None
         except (http.client.HTTPException, ConnectionError, ValueError) as error:
             raise self.unreachable(f"no TF Serving REST answer: {type(error).__name__}") from None
         outputs = answer.get("outputs") if isinstance(answer, dict) else None
         if not isinstance(outputs, dict):
-            raise UserError(f"{self.server} did not answer like TF Serving's REST API (no 'outputs' object)")
+            raise UserError(
+                f"{self.server} did not answer like TF Serving's REST API (no 'outputs' object)"
+            )
         return {name: np.asarray(value) for name, value in outputs.items()}
 
 
@@ -308,34 +353,48 @@ def _videos(request, outputs):
     """Per-video results of one answer, trimmed to each video's own number of segments."""
     missing = [name for name in FETCHED if name not in outputs]
     if missing:
-        raise UserError(f"the served model has no outputs {missing}; was it exported by export.export_model?")
+        raise UserError(
+            f"the served model has no outputs {missing}; was it exported by export.export_model?"
+        )
     labels = np.asarray(outputs[signatures.SEGMENT_LABELS])
     lengths = outputs.get(signatures.NUM_SEGMENTS, np.full(len(labels), labels.shape[1]))
     videos = []
     for i, video_id in enumerate(request.ids):
         length = int(lengths[i])
         segment_labels = [int(label) for label in labels[i][:length]]
-        names = [_text(name) for name in np.asarray(outputs[signatures.SEGMENT_LABEL_NAMES])[i][:length]]
+        names = [
+            _text(name) for name in np.asarray(outputs[signatures.SEGMENT_LABEL_NAMES])[i][:length]
+        ]
         id_to_name = dict(zip(segment_labels, names))
         video = {
-            "video_id": video_id, "num_segments": length,
-            "segment_labels": segment_labels, "segment_label_names": names,
+            "video_id": video_id,
+            "num_segments": length,
+            "segment_labels": segment_labels,
+            "segment_label_names": names,
             "video_label": int(outputs[signatures.VIDEO_LABEL][i]),
             "video_label_name": _text(outputs[signatures.VIDEO_LABEL_NAME][i]),
-            "events": [{"label": id_to_name[c], "start": s, "end": e} for c, s, e in metrics.intervals(segment_labels)],
+            "events": [
+                {"label": id_to_name[c], "start": s, "end": e}
+                for c, s, e in metrics.intervals(segment_labels)
+            ],
         }
         truth = request.truths[i]
         if truth is not None:
             class_names = constants.class_names()
             video["truth_labels"] = [int(label) for label in truth]
-            video["truth_events"] = [{"label": class_names[c], "start": s, "end": e}
-                                     for c, s, e in metrics.intervals(truth)]
+            video["truth_events"] = [
+                {"label": class_names[c], "start": s, "end": e}
+                for c, s, e in metrics.intervals(truth)
+            ]
         videos.append(video)
     return videos
 
 
 def _events_text(events):
-    return ", ".join(f"{event['label']} {event['start']}-{event['end']} s" for event in events) or "none"
+    return (
+        ", ".join(f"{event['label']} {event['start']}-{event['end']} s" for event in events)
+        or "none"
+    )
 
 
 def format_video(video):
@@ -350,10 +409,17 @@ def format_video(video):
     class_names = constants.class_names()
     truth = video.get("truth_labels")
     width = max(len(name) for name in video["segment_label_names"] + ["prediction"]) + 2
-    lines = [f"video {video['video_id'] or '(no id)'} ({video['num_segments']} s): {video['video_label_name']}",
-             f"  second  {'prediction':<{width}}" + ("truth" if truth is not None else "")]
+    lines = [
+        (
+            f"video {video['video_id'] or '(no id)'} ({video['num_segments']} s):"
+            f" {video['video_label_name']}"
+        ),
+        f"  second  {'prediction':<{width}}" + ("truth" if truth is not None else ""),
+    ]
     for t, name in enumerate(video["segment_label_names"]):
-        annotated = class_names[truth[t]] if truth is not None and t < len(truth) and truth[t] >= 0 else ""
+        annotated = (
+            class_names[truth[t]] if truth is not None and t < len(truth) and truth[t] >= 0 else ""
+        )
         lines.append(f"  {t:>6}  {name:<{width}}{annotated}".rstrip())
     lines.append(f"  events: {_events_text(video['events'])}")
     if truth is not None:
@@ -361,8 +427,17 @@ def format_video(video):
     return "\n".join(lines)
 
 
-def run(server, data, model="avsdn", use_grpc=False, version=None, batch_size=16, timeout=60.0,
-        output_json=None, out=None):
+def run(
+    server,
+    data,
+    model="avsdn",
+    use_grpc=False,
+    version=None,
+    batch_size=16,
+    timeout=60.0,
+    output_json=None,
+    out=None,
+):
     """Predict every video of `data` on the server; print them; return the per-video results.
 
     Args:
@@ -393,24 +468,40 @@ def run(server, data, model="avsdn", use_grpc=False, version=None, batch_size=16
     scored = [(v["segment_labels"], v["truth_labels"]) for v in videos if "truth_labels" in v]
     summary = f"{len(videos)} videos from {model} at {backend.server} ({backend.protocol})"
     if scored:
-        hits = sum(int(p == t) for predicted, truth in scored for p, t in zip(predicted, truth) if t >= 0)
+        hits = sum(
+            int(p == t) for predicted, truth in scored for p, t in zip(predicted, truth) if t >= 0
+        )
         total = sum(1 for _, truth in scored for t in truth if t >= 0)
         summary += f"; frame accuracy against the records' labels: {hits / max(total, 1):.4f}"
     print(summary, file=out)
     if output_json:
-        fileio.write_json(output_json, {"server": backend.server, "protocol": backend.protocol, "model": model,
-                                        "data": data, "videos": videos})
+        fileio.write_json(
+            output_json,
+            {
+                "server": backend.server,
+                "protocol": backend.protocol,
+                "model": model,
+                "data": data,
+                "videos": videos,
+            },
+        )
     return videos
 
 
 def define_flags():
     """The command's flags; defined when run as a command, so importing the module from other
     code (tests, other commands with flags of the same names) does not register them."""
-    flags.DEFINE_string("server", None, "TF Serving address HOST:PORT (REST 8501 by default, gRPC 8500 with --grpc).")
+    flags.DEFINE_string(
+        "server",
+        None,
+        "TF Serving address HOST:PORT (REST 8501 by default, gRPC 8500 with --grpc).",
+    )
     flags.DEFINE_bool("grpc", False, "Use gRPC PredictionService instead of the REST API.")
     flags.DEFINE_string("model", "avsdn", "Model name on the server.")
     flags.DEFINE_integer("version", None, "Model version; default: the newest the server has.")
-    flags.DEFINE_string("data", None, "TFRecords (file, glob or data directory), .npz or .npy of features.")
+    flags.DEFINE_string(
+        "data", None, "TFRecords (file, glob or data directory), .npz or .npy of features."
+    )
     flags.DEFINE_integer("batch_size", 16, "Videos per request.")
     flags.DEFINE_float("timeout", 60.0, "Seconds to wait for each answer.")
     flags.DEFINE_string("output_json", None, "Also write the predictions to this JSON file.")
@@ -430,8 +521,16 @@ def main(argv):
     for name in ("server", "data"):
         if not getattr(FLAGS, name):
             raise UserError(f"--{name}: expected a value, found none")
-    run(FLAGS.server, FLAGS.data, FLAGS.model, FLAGS.grpc, FLAGS.version, FLAGS.batch_size, FLAGS.timeout,
-        FLAGS.output_json)
+    run(
+        FLAGS.server,
+        FLAGS.data,
+        FLAGS.model,
+        FLAGS.grpc,
+        FLAGS.version,
+        FLAGS.batch_size,
+        FLAGS.timeout,
+        FLAGS.output_json,
+    )
 
 
 if __name__ == "__main__":

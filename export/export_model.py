@@ -45,8 +45,9 @@ FLAGS = flags.FLAGS
 EXPORT_DIR = os.path.dirname(os.path.abspath(__file__))
 # The directory that holds this package's top-level package (`export` in a checkout, `avsdn_tf`
 # installed): the repository, or site-packages. The verification child imports from there.
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(
-    importlib.import_module(__package__.split(".")[0]).__file__)))
+PACKAGE_ROOT = os.path.dirname(
+    os.path.dirname(os.path.abspath(importlib.import_module(__package__.split(".")[0]).__file__))
+)
 BATCHING_TEMPLATE = os.path.join(EXPORT_DIR, "batching_parameters.txt")
 MODELS_CONFIG_TEMPLATE = os.path.join(EXPORT_DIR, "models.config")
 # TF Serving reads this file from the version directory with --enable_per_model_batching_parameters.
@@ -96,13 +97,20 @@ class Run:
         self.checkpoint = self.loaded.checkpoint
         self.audio_dim, self.visual_shape = self.loaded.audio_dim, self.loaded.visual_shape
         self.num_segments = self.loaded.num_segments
-        self.spec = signatures.FeatureSpec.of(self.audio_dim, self.visual_shape, self.loaded.class_names,
-                                              source=f"{RunDir(model_dir).config} field class_names")
+        self.spec = signatures.FeatureSpec.of(
+            self.audio_dim,
+            self.visual_shape,
+            self.loaded.class_names,
+            source=f"{RunDir(model_dir).config} field class_names",
+        )
         self.data_dir = data_dir or self.loaded.data_dir
         has_records = bool(self.data_dir) and tf.io.gfile.exists(
-            os.path.join(self.data_dir, constants.DATASET_INFO_FILE))
+            os.path.join(self.data_dir, constants.DATASET_INFO_FILE)
+        )
         if data_dir and not has_records:
-            raise input_error(data_dir, f"a data directory with {constants.DATASET_INFO_FILE}", "none")
+            raise input_error(
+                data_dir, f"a data directory with {constants.DATASET_INFO_FILE}", "none"
+            )
         self.info = self.loaded.check_data(self.data_dir) if has_records else None
 
 
@@ -114,7 +122,9 @@ def _real_videos(run, count):
         if split not in run.info.splits or not run.info.splits[split]["videos"]:
             continue
         by_length = {}
-        for serialized in tf.data.TFRecordDataset(run.info.shard_paths(run.data_dir, split)).take(8 * count):
+        for serialized in tf.data.TFRecordDataset(run.info.shard_paths(run.data_dir, split)).take(
+            8 * count
+        ):
             serialized = serialized.numpy()
             video = records.decode_video(serialized, run.audio_dim, run.visual_shape)
             group = by_length.setdefault(len(video[records.AUDIO]), [])
@@ -132,13 +142,19 @@ def _random_videos(run, count, rng):
     length = run.num_segments or constants.NUM_SEGMENTS
     videos = []
     for i in range(count):
-        audio = statistics["audio_mean"] + statistics["audio_std"] * rng.standard_normal((length, run.audio_dim))
-        visual = (statistics["visual_mean"]
-                  + statistics["visual_std"] * rng.standard_normal((length, *run.visual_shape)))
+        audio = statistics["audio_mean"] + statistics["audio_std"] * rng.standard_normal(
+            (length, run.audio_dim)
+        )
+        visual = statistics["visual_mean"] + statistics["visual_std"] * rng.standard_normal(
+            (length, *run.visual_shape)
+        )
         labels = np.full(length, constants.BACKGROUND)
-        serialized = records.encode_video(f"random_{i}", constants.NO_CATEGORY, 0, 0, constants.BACKGROUND,
-                                          audio, visual, labels)
-        videos.append((serialized, records.decode_video(serialized, run.audio_dim, run.visual_shape)))
+        serialized = records.encode_video(
+            f"random_{i}", constants.NO_CATEGORY, 0, 0, constants.BACKGROUND, audio, visual, labels
+        )
+        videos.append(
+            (serialized, records.decode_video(serialized, run.audio_dim, run.visual_shape))
+        )
     return videos
 
 
@@ -181,24 +197,45 @@ def reference_cases(run, serving_model, count, seed=0):
     visual = np.stack([video[records.VISUAL] for _, video in videos]).astype(np.float32)
     trained_input_length = run.model.inputs[0].shape[1]
     if trained_input_length not in (None, audio.shape[1]):
-        raise input_error(f"{run.data_dir} records", f"videos of {trained_input_length} segments like the model's input",
-                          f"{audio.shape[1]} segments")
+        raise input_error(
+            f"{run.data_dir} records",
+            f"videos of {trained_input_length} segments like the model's input",
+            f"{audio.shape[1]} segments",
+        )
     expected = signatures.keras_predict(run.loaded.segment_model, audio, visual)
     rebuilt = signatures.keras_predict(serving_model, audio, visual)
     difference = float(np.abs(expected - rebuilt).max())
     if difference > signatures.MATCH_TOLERANCE:
-        raise UserError(f"the variable-length rebuild of {run.checkpoint} differs from it by {difference:.2e} "
-                        f"(tolerance {signatures.MATCH_TOLERANCE:.0e}); not exporting")
+        raise UserError(
+            f"the variable-length rebuild of {run.checkpoint} differs from it by {difference:.2e} "
+            f"(tolerance {signatures.MATCH_TOLERANCE:.0e}); not exporting"
+        )
     length = _other_length(audio.shape[1])
     short_audio, short_visual = _resize_time(audio, length), _resize_time(visual, length)
-    short_examples = [records.encode_video(video_id, constants.NO_CATEGORY, 0, 0, constants.BACKGROUND, a, v,
-                                           np.full(length, constants.BACKGROUND))
-                      for video_id, a, v in zip(ids, short_audio, short_visual)]
+    short_examples = [
+        records.encode_video(
+            video_id,
+            constants.NO_CATEGORY,
+            0,
+            0,
+            constants.BACKGROUND,
+            a,
+            v,
+            np.full(length, constants.BACKGROUND),
+        )
+        for video_id, a, v in zip(ids, short_audio, short_visual)
+    ]
     cases = {
-        "trained_length": dict(audio=audio, visual=visual, examples=[s for s, _ in videos], ids=ids,
-                               expected=expected),
-        "other_length": dict(audio=short_audio, visual=short_visual, examples=short_examples, ids=ids,
-                             expected=signatures.keras_predict(serving_model, short_audio, short_visual)),
+        "trained_length": dict(
+            audio=audio, visual=visual, examples=[s for s, _ in videos], ids=ids, expected=expected
+        ),
+        "other_length": dict(
+            audio=short_audio,
+            visual=short_visual,
+            examples=short_examples,
+            ids=ids,
+            expected=signatures.keras_predict(serving_model, short_audio, short_visual),
+        ),
     }
     return cases, difference
 
@@ -215,14 +252,23 @@ def write_reference(directory, cases, class_names):
         (ids per case, class_names, tolerance).
     """
     for name, case in cases.items():
-        np.savez(os.path.join(directory, f"{name}.npz"), audio=case["audio"], visual=case["visual"],
-                 expected=case["expected"])
+        np.savez(
+            os.path.join(directory, f"{name}.npz"),
+            audio=case["audio"],
+            visual=case["visual"],
+            expected=case["expected"],
+        )
         with tf.io.TFRecordWriter(os.path.join(directory, f"{name}.tfrecord")) as writer:
             for serialized in case["examples"]:
                 writer.write(serialized)
-    fileio.write_json(os.path.join(directory, "reference.json"),
-                      {"cases": {name: {"ids": case["ids"]} for name, case in cases.items()},
-                       "class_names": class_names, "tolerance": signatures.MATCH_TOLERANCE})
+    fileio.write_json(
+        os.path.join(directory, "reference.json"),
+        {
+            "cases": {name: {"ids": case["ids"]} for name, case in cases.items()},
+            "class_names": class_names,
+            "tolerance": signatures.MATCH_TOLERANCE,
+        },
+    )
 
 
 def warmup_requests(model_name, cases):
@@ -238,12 +284,24 @@ def warmup_requests(model_name, cases):
     case = cases["trained_length"]
     several = min(4, len(case["ids"]))
     return [
-        warmup.predict_request(model_name, signatures.SERVING_DEFAULT,
-                               {signatures.AUDIO: case["audio"][:1], signatures.VISUAL: case["visual"][:1]}),
-        warmup.predict_request(model_name, signatures.SERVING_DEFAULT,
-                               {signatures.AUDIO: case["audio"][:several], signatures.VISUAL: case["visual"][:several]}),
-        warmup.predict_request(model_name, signatures.PREDICT_EXAMPLES,
-                               {signatures.EXAMPLES: np.array(case["examples"][:1], dtype=object)}),
+        warmup.predict_request(
+            model_name,
+            signatures.SERVING_DEFAULT,
+            {signatures.AUDIO: case["audio"][:1], signatures.VISUAL: case["visual"][:1]},
+        ),
+        warmup.predict_request(
+            model_name,
+            signatures.SERVING_DEFAULT,
+            {
+                signatures.AUDIO: case["audio"][:several],
+                signatures.VISUAL: case["visual"][:several],
+            },
+        ),
+        warmup.predict_request(
+            model_name,
+            signatures.PREDICT_EXAMPLES,
+            {signatures.EXAMPLES: np.array(case["examples"][:1], dtype=object)},
+        ),
     ]
 
 
@@ -262,7 +320,10 @@ def verify_in_fresh_process(saved_model_dir, reference_dir):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The child runs from the project root, so local paths must not be relative to our cwd.
-    paths = [path if "://" in path else os.path.abspath(path) for path in (saved_model_dir, reference_dir)]
+    paths = [
+        path if "://" in path else os.path.abspath(path)
+        for path in (saved_model_dir, reference_dir)
+    ]
     command = [sys.executable, "-m", f"{__package__}.verify", *paths]
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=PACKAGE_ROOT)
     if result.returncode != 0:
@@ -279,8 +340,15 @@ def _copy(source, destination):
         handle.write(data)
 
 
-def export(model_dir, export_base, version=None, checkpoint="best", data_dir=None, verify_videos=8,
-           verbose=True):
+def export(
+    model_dir,
+    export_base,
+    version=None,
+    checkpoint="best",
+    data_dir=None,
+    verify_videos=8,
+    verbose=True,
+):
     """Export, verify and publish one version; returns the version directory.
 
     Args:
@@ -306,13 +374,19 @@ def export(model_dir, export_base, version=None, checkpoint="best", data_dir=Non
         raise argument_error("verify_videos", "a positive integer", verify_videos)
     export_base = export_base.rstrip("/")
     if version is not None and tf.io.gfile.exists(os.path.join(export_base, str(version))):
-        raise argument_error("version", "a version not yet in the export base (versions are never overwritten)",
-                             f"{os.path.join(export_base, str(version))} already exists", detail=str(version))
+        raise argument_error(
+            "version",
+            "a version not yet in the export base (versions are never overwritten)",
+            f"{os.path.join(export_base, str(version))} already exists",
+            detail=str(version),
+        )
     run = Run(model_dir, checkpoint, data_dir)
     serving_model = run.loaded.variable_length_model
     cases, rebuild_difference = reference_cases(run, serving_model, verify_videos)
-    say(f"rebuilt {run.hp.model} for any number of segments; max |difference| from {run.checkpoint}: "
-        f"{rebuild_difference:.1e}")
+    say(
+        f"rebuilt {run.hp.model} for any number of segments; max |difference| from"
+        f" {run.checkpoint}: {rebuild_difference:.1e}"
+    )
 
     version = version or next_version(export_base)
     final = os.path.join(export_base, str(version))
@@ -327,24 +401,38 @@ def export(model_dir, export_base, version=None, checkpoint="best", data_dir=Non
         write_reference(reference_dir, cases, run.spec.class_names)
         say(f"wrote the SavedModel to {staging}; verifying it in a fresh process")
         report = verify_in_fresh_process(staging, reference_dir)
-        fileio.write_json(os.path.join(staging, warmup.ASSETS_EXTRA, EXPORT_INFO_FILE), {
-            "model": run.hp.model, "supervision": run.hp.supervision, "run": model_dir,
-            "checkpoint": run.checkpoint, "data_dir": run.data_dir,
-            "audio_dim": run.audio_dim, "visual_shape": run.visual_shape,
-            "trained_num_segments": run.num_segments, "class_names": run.spec.class_names,
-            "signatures": {signatures.SERVING_DEFAULT: list(signatures.OUTPUTS),
-                           signatures.PREDICT_EXAMPLES: list(signatures.EXAMPLE_OUTPUTS)},
-            "rebuild_max_difference": rebuild_difference, "verification": report,
-            "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        })
+        fileio.write_json(
+            os.path.join(staging, warmup.ASSETS_EXTRA, EXPORT_INFO_FILE),
+            {
+                "model": run.hp.model,
+                "supervision": run.hp.supervision,
+                "run": model_dir,
+                "checkpoint": run.checkpoint,
+                "data_dir": run.data_dir,
+                "audio_dim": run.audio_dim,
+                "visual_shape": run.visual_shape,
+                "trained_num_segments": run.num_segments,
+                "class_names": run.spec.class_names,
+                "signatures": {
+                    signatures.SERVING_DEFAULT: list(signatures.OUTPUTS),
+                    signatures.PREDICT_EXAMPLES: list(signatures.EXAMPLE_OUTPUTS),
+                },
+                "rebuild_max_difference": rebuild_difference,
+                "verification": report,
+                "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+            },
+        )
         try:
             # On object stores saved_model.pb is copied last (see fileio.publish_directory).
-            fileio.publish_directory(staging, final, marker=tf.saved_model.SAVED_MODEL_FILENAME_PB,
-                                     replace=False)
+            fileio.publish_directory(
+                staging, final, marker=tf.saved_model.SAVED_MODEL_FILENAME_PB, replace=False
+            )
         except tf.errors.OpError as error:
-            raise UserError(f"{final}: could not publish the verified export ({error.message}); "
-                            "did another export take this version?") from None
+            raise UserError(
+                f"{final}: could not publish the verified export ({error.message}); "
+                "did another export take this version?"
+            ) from None
     except BaseException:
         fileio.remove_tree(staging)
         raise
@@ -359,12 +447,22 @@ def define_flags():
     """The command's flags; defined when run as a command, so importing the module from other
     code (tests, other commands with flags of the same names) does not register them."""
     cli.define("model_dir", "checkpoint")
-    flags.DEFINE_string("export_base", None, "Model base path TF Serving watches, e.g. SERVING/avsdn; "
-                        "the export goes to EXPORT_BASE/VERSION.")
-    flags.DEFINE_integer("version", None, "Version number; default: one more than the highest existing version.")
-    cli.define(data_dir="Data directory whose records the export is verified on (the model carries its "
-               "normalisation; without records, videos drawn from its statistics are used); default: the one "
-               "recorded in the run's config.json.")
+    flags.DEFINE_string(
+        "export_base",
+        None,
+        "Model base path TF Serving watches, e.g. SERVING/avsdn; "
+        "the export goes to EXPORT_BASE/VERSION.",
+    )
+    flags.DEFINE_integer(
+        "version", None, "Version number; default: one more than the highest existing version."
+    )
+    cli.define(
+        data_dir=(
+            "Data directory whose records the export is verified on (the model carries its"
+            " normalisation; without records, videos drawn from its statistics are used); default:"
+            " the one recorded in the run's config.json."
+        )
+    )
     flags.DEFINE_integer("verify_videos", 8, "Videos in the batch the export is verified on.")
 
 
@@ -379,12 +477,20 @@ def main(argv):
         errors.UserError: when --model_dir or --export_base is missing, or export() raises one.
     """
     del argv
-    tf.get_logger().setLevel("ERROR")  # SavedModel writing logs every asset and renamed input at INFO
+    tf.get_logger().setLevel(
+        "ERROR"
+    )  # SavedModel writing logs every asset and renamed input at INFO
     for name in ("model_dir", "export_base"):
         if not getattr(FLAGS, name):
             raise UserError(f"--{name}: expected a path, found none")
-    export(FLAGS.model_dir, FLAGS.export_base, FLAGS.version, FLAGS.checkpoint, FLAGS.data_dir,
-           FLAGS.verify_videos)
+    export(
+        FLAGS.model_dir,
+        FLAGS.export_base,
+        FLAGS.version,
+        FLAGS.checkpoint,
+        FLAGS.data_dir,
+        FLAGS.verify_videos,
+    )
 
 
 if __name__ == "__main__":

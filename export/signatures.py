@@ -48,7 +48,14 @@ VIDEO_LABEL = "video_label"
 VIDEO_LABEL_NAME = "video_label_name"
 VIDEO_ID = "video_id"
 NUM_SEGMENTS = "num_segments"
-OUTPUTS = (SEGMENT_PROBS, SEGMENT_LABELS, SEGMENT_LABEL_NAMES, VIDEO_PROBS, VIDEO_LABEL, VIDEO_LABEL_NAME)
+OUTPUTS = (
+    SEGMENT_PROBS,
+    SEGMENT_LABELS,
+    SEGMENT_LABEL_NAMES,
+    VIDEO_PROBS,
+    VIDEO_LABEL,
+    VIDEO_LABEL_NAME,
+)
 EXAMPLE_OUTPUTS = (*OUTPUTS, VIDEO_ID, NUM_SEGMENTS)
 
 # Largest difference in probability allowed between the SavedModel and the Keras model it came
@@ -104,8 +111,12 @@ def keras_predict(segment_model, audio, visual):
     Returns:
         float32 [B, T, K] NumPy array (inference mode).
     """
-    return np.asarray(segment_model({AUDIO: np.asarray(audio, np.float32), VISUAL: np.asarray(visual, np.float32)},
-                                    training=False))
+    return np.asarray(
+        segment_model(
+            {AUDIO: np.asarray(audio, np.float32), VISUAL: np.asarray(visual, np.float32)},
+            training=False,
+        )
+    )
 
 
 def video_labels(segment_probs):
@@ -119,7 +130,7 @@ def video_labels(segment_probs):
     """
     segment_probs = np.asarray(segment_probs)
     has_event = (segment_probs.argmax(-1) != constants.BACKGROUND).any(axis=1)
-    event = segment_probs.mean(axis=1)[:, :constants.NUM_EVENT_CLASSES].argmax(-1)
+    event = segment_probs.mean(axis=1)[:, : constants.NUM_EVENT_CLASSES].argmax(-1)
     return np.where(has_event, event, constants.BACKGROUND).astype(np.int32)
 
 
@@ -134,10 +145,16 @@ def _check_shape(name, tensor, feature_shape, shape_text):
     shape = tf.shape(tensor)
     rank = 2 + len(feature_shape)
     padded = tf.concat([shape, tf.fill([rank], -1)], axis=0)  # so the slice exists for any rank
-    ok = tf.logical_and(tf.equal(_rank(tensor), rank),
-                        tf.reduce_all(tf.equal(padded[2:rank], tf.constant(feature_shape, tf.int32))))
-    return tf.debugging.Assert(ok, [f"{name}: expected float32 of shape {shape_text}, found shape", shape],
-                               summarize=rank + 4, name=f"check_{name}_shape")
+    ok = tf.logical_and(
+        tf.equal(_rank(tensor), rank),
+        tf.reduce_all(tf.equal(padded[2:rank], tf.constant(feature_shape, tf.int32))),
+    )
+    return tf.debugging.Assert(
+        ok,
+        [f"{name}: expected float32 of shape {shape_text}, found shape", shape],
+        summarize=rank + 4,
+        name=f"check_{name}_shape",
+    )
 
 
 class ServingGraph:
@@ -150,8 +167,10 @@ class ServingGraph:
     # -- signatures ------------------------------------------------------------------------
     def input_signatures(self):
         return {
-            SERVING_DEFAULT: [tf.TensorSpec([None, None, self.spec.audio_dim], tf.float32, name=AUDIO),
-                              tf.TensorSpec([None, None, *self.spec.visual_shape], tf.float32, name=VISUAL)],
+            SERVING_DEFAULT: [
+                tf.TensorSpec([None, None, self.spec.audio_dim], tf.float32, name=AUDIO),
+                tf.TensorSpec([None, None, *self.spec.visual_shape], tf.float32, name=VISUAL),
+            ],
             PREDICT_EXAMPLES: [tf.TensorSpec([None], tf.string, name=EXAMPLES)],
         }
 
@@ -170,20 +189,34 @@ class ServingGraph:
                 of different B or T, T = 0, or values that are not finite.
         """
         spec = self.spec
-        shape_checks = [_check_shape(AUDIO, audio, [spec.audio_dim], spec.shape_text(AUDIO)),
-                        _check_shape(VISUAL, visual, list(spec.visual_shape), spec.shape_text(VISUAL))]
+        shape_checks = [
+            _check_shape(AUDIO, audio, [spec.audio_dim], spec.shape_text(AUDIO)),
+            _check_shape(VISUAL, visual, list(spec.visual_shape), spec.shape_text(VISUAL)),
+        ]
         with tf.control_dependencies(shape_checks):  # only once the ranks are known to be right
             audio_shape, visual_shape = tf.shape(audio), tf.shape(visual)
             agree = tf.debugging.Assert(
                 tf.reduce_all(tf.equal(audio_shape[:2], visual_shape[:2])),
-                ["audio and visual: expected the same [batch, time], found audio", audio_shape[:2],
-                 "and visual", visual_shape[:2]], name="check_same_batch_and_time")
+                [
+                    "audio and visual: expected the same [batch, time], found audio",
+                    audio_shape[:2],
+                    "and visual",
+                    visual_shape[:2],
+                ],
+                name="check_same_batch_and_time",
+            )
             nonempty = tf.debugging.Assert(
-                audio_shape[1] >= 1, ["audio and visual: expected time >= 1 segment, found", audio_shape[1]],
-                name="check_time")
+                audio_shape[1] >= 1,
+                ["audio and visual: expected time >= 1 segment, found", audio_shape[1]],
+                name="check_time",
+            )
         with tf.control_dependencies([agree, nonempty]):
-            audio = tf.debugging.assert_all_finite(audio, "audio: expected finite values (no NaN or Inf)")
-            visual = tf.debugging.assert_all_finite(visual, "visual: expected finite values (no NaN or Inf)")
+            audio = tf.debugging.assert_all_finite(
+                audio, "audio: expected finite values (no NaN or Inf)"
+            )
+            visual = tf.debugging.assert_all_finite(
+                visual, "visual: expected finite values (no NaN or Inf)"
+            )
         return self._predict(audio, visual)
 
     def serve_examples(self, examples):
@@ -209,30 +242,64 @@ class ServingGraph:
         spec = self.spec
         rank_check = tf.debugging.Assert(
             tf.equal(_rank(examples), 1),
-            ["examples: expected a 1-D string tensor [batch] of serialized SequenceExamples, found shape",
-             tf.shape(examples)], name="check_examples_shape")
+            [
+                (
+                    "examples: expected a 1-D string tensor [batch] of serialized SequenceExamples,"
+                    " found shape"
+                ),
+                tf.shape(examples),
+            ],
+            name="check_examples_shape",
+        )
         nonempty_batch = tf.debugging.Assert(
             tf.size(examples) >= 1,
-            ["examples: expected a batch of at least 1 serialized SequenceExample, found an empty "
-             "batch of shape", tf.shape(examples)], name="check_examples_nonempty_batch")
+            [
+                (
+                    "examples: expected a batch of at least 1 serialized SequenceExample, found an"
+                    " empty batch of shape"
+                ),
+                tf.shape(examples),
+            ],
+            name="check_examples_nonempty_batch",
+        )
         with tf.control_dependencies([rank_check, nonempty_batch]):
             examples = tf.identity(examples)
-        parsed = records.parse_videos(examples, spec.audio_dim, spec.visual_shape, features_only=True)
+        parsed = records.parse_videos(
+            examples, spec.audio_dim, spec.visual_shape, features_only=True
+        )
         audio_lengths, visual_lengths = parsed[records.AUDIO_LENGTH], parsed[records.VISUAL_LENGTH]
         checks = [
-            tf.debugging.Assert(tf.reduce_all(tf.equal(audio_lengths, visual_lengths)),
-                                ["examples: expected as many 'visual' as 'audio' entries in every record, "
-                                 "found audio lengths", audio_lengths, "visual lengths", visual_lengths],
-                                name="check_examples_lengths"),
-            tf.debugging.Assert(tf.reduce_all(audio_lengths >= 1),
-                                ["examples: expected at least one segment per record, found lengths",
-                                 audio_lengths], name="check_examples_nonempty"),
+            tf.debugging.Assert(
+                tf.reduce_all(tf.equal(audio_lengths, visual_lengths)),
+                [
+                    (
+                        "examples: expected as many 'visual' as 'audio' entries in every record, "
+                        "found audio lengths"
+                    ),
+                    audio_lengths,
+                    "visual lengths",
+                    visual_lengths,
+                ],
+                name="check_examples_lengths",
+            ),
+            tf.debugging.Assert(
+                tf.reduce_all(audio_lengths >= 1),
+                [
+                    "examples: expected at least one segment per record, found lengths",
+                    audio_lengths,
+                ],
+                name="check_examples_nonempty",
+            ),
         ]
         with tf.control_dependencies(checks):
             audio = tf.debugging.assert_all_finite(
-                parsed[AUDIO], "examples: feature list 'audio': expected finite values (no NaN or Inf)")
+                parsed[AUDIO],
+                "examples: feature list 'audio': expected finite values (no NaN or Inf)",
+            )
             visual = tf.debugging.assert_all_finite(
-                parsed[VISUAL], "examples: feature list 'visual': expected finite values (no NaN or Inf)")
+                parsed[VISUAL],
+                "examples: feature list 'visual': expected finite values (no NaN or Inf)",
+            )
         longest = tf.shape(visual)[1]
 
         def one_video(video):
@@ -250,25 +317,36 @@ class ServingGraph:
             padding = longest - length
             return {
                 SEGMENT_PROBS: tf.pad(outputs[SEGMENT_PROBS][0], [[0, padding], [0, 0]]),
-                SEGMENT_LABELS: tf.pad(outputs[SEGMENT_LABELS][0], [[0, padding]],
-                                       constant_values=constants.PAD_LABEL),
-                SEGMENT_LABEL_NAMES: tf.pad(outputs[SEGMENT_LABEL_NAMES][0], [[0, padding]], constant_values=""),
+                SEGMENT_LABELS: tf.pad(
+                    outputs[SEGMENT_LABELS][0], [[0, padding]], constant_values=constants.PAD_LABEL
+                ),
+                SEGMENT_LABEL_NAMES: tf.pad(
+                    outputs[SEGMENT_LABEL_NAMES][0], [[0, padding]], constant_values=""
+                ),
                 VIDEO_PROBS: outputs[VIDEO_PROBS][0],
                 VIDEO_LABEL: outputs[VIDEO_LABEL][0],
                 VIDEO_LABEL_NAME: outputs[VIDEO_LABEL_NAME][0],
             }
 
         classes = constants.NUM_CLASSES
-        one_by_one = functools.partial(tf.map_fn, one_video, (audio, visual, audio_lengths), fn_output_signature={
-            SEGMENT_PROBS: tf.TensorSpec([None, classes], tf.float32),
-            SEGMENT_LABELS: tf.TensorSpec([None], tf.int32),
-            SEGMENT_LABEL_NAMES: tf.TensorSpec([None], tf.string),
-            VIDEO_PROBS: tf.TensorSpec([classes], tf.float32),
-            VIDEO_LABEL: tf.TensorSpec([], tf.int32),
-            VIDEO_LABEL_NAME: tf.TensorSpec([], tf.string),
-        })
-        outputs = tf.cond(tf.reduce_all(tf.equal(audio_lengths, longest)),
-                          lambda: self._predict(audio, visual), one_by_one)
+        one_by_one = functools.partial(
+            tf.map_fn,
+            one_video,
+            (audio, visual, audio_lengths),
+            fn_output_signature={
+                SEGMENT_PROBS: tf.TensorSpec([None, classes], tf.float32),
+                SEGMENT_LABELS: tf.TensorSpec([None], tf.int32),
+                SEGMENT_LABEL_NAMES: tf.TensorSpec([None], tf.string),
+                VIDEO_PROBS: tf.TensorSpec([classes], tf.float32),
+                VIDEO_LABEL: tf.TensorSpec([], tf.int32),
+                VIDEO_LABEL_NAME: tf.TensorSpec([], tf.string),
+            },
+        )
+        outputs = tf.cond(
+            tf.reduce_all(tf.equal(audio_lengths, longest)),
+            lambda: self._predict(audio, visual),
+            one_by_one,
+        )
         outputs[VIDEO_ID] = tf.identity(parsed[records.VIDEO_ID])
         outputs[NUM_SEGMENTS] = audio_lengths
         return outputs
@@ -281,7 +359,9 @@ class ServingGraph:
         names = tf.constant(spec.class_names)
         video_probs = tf.reduce_mean(probs, axis=1)
         has_event = tf.reduce_any(tf.not_equal(labels, constants.BACKGROUND), axis=1)
-        event = tf.argmax(video_probs[:, :constants.NUM_EVENT_CLASSES], axis=-1, output_type=tf.int32)
+        event = tf.argmax(
+            video_probs[:, : constants.NUM_EVENT_CLASSES], axis=-1, output_type=tf.int32
+        )
         video_label = tf.where(has_event, event, tf.constant(constants.BACKGROUND, tf.int32))
         return {
             SEGMENT_PROBS: tf.identity(probs),
@@ -298,8 +378,12 @@ class ServingGraph:
         archive = keras.export.ExportArchive()
         archive.track(self.model)
         signatures = self.input_signatures()
-        archive.add_endpoint(SERVING_DEFAULT, self.serve, input_signature=signatures[SERVING_DEFAULT])
-        archive.add_endpoint(PREDICT_EXAMPLES, self.serve_examples, input_signature=signatures[PREDICT_EXAMPLES])
+        archive.add_endpoint(
+            SERVING_DEFAULT, self.serve, input_signature=signatures[SERVING_DEFAULT]
+        )
+        archive.add_endpoint(
+            PREDICT_EXAMPLES, self.serve_examples, input_signature=signatures[PREDICT_EXAMPLES]
+        )
         return archive
 
     def write(self, path):

@@ -31,16 +31,23 @@ class Mismatch(Exception):
 def _check_outputs(where, outputs, expected, class_names, tolerance, ids=None):
     probs = outputs[signatures.SEGMENT_PROBS].numpy()
     if probs.shape != expected.shape:
-        raise Mismatch(f"{where}: segment_probs has shape {list(probs.shape)}, the Keras model's {list(expected.shape)}")
+        raise Mismatch(
+            f"{where}: segment_probs has shape {list(probs.shape)}, the Keras model's"
+            f" {list(expected.shape)}"
+        )
     difference = float(np.abs(probs - expected).max())
     if not difference <= tolerance:
-        raise Mismatch(f"{where}: segment_probs differ from the Keras model's by {difference:.2e} "
-                       f"(tolerance {tolerance:.0e})")
+        raise Mismatch(
+            f"{where}: segment_probs differ from the Keras model's by {difference:.2e} "
+            f"(tolerance {tolerance:.0e})"
+        )
     labels = outputs[signatures.SEGMENT_LABELS].numpy()
     top2 = np.sort(expected, axis=-1)[..., -2:]
     clear = (top2[..., 1] - top2[..., 0]) > 2 * tolerance  # ties may break either way
     if not np.array_equal(labels[clear], expected.argmax(-1)[clear]):
-        raise Mismatch(f"{where}: segment_labels are not the arg-max of the Keras model's probabilities")
+        raise Mismatch(
+            f"{where}: segment_labels are not the arg-max of the Keras model's probabilities"
+        )
     names = np.array(class_names, dtype=object)
     decoded = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])
     if not np.array_equal(decoded(outputs[signatures.SEGMENT_LABEL_NAMES].numpy()), names[labels]):
@@ -48,7 +55,9 @@ def _check_outputs(where, outputs, expected, class_names, tolerance, ids=None):
     video_label = outputs[signatures.VIDEO_LABEL].numpy()
     if not np.array_equal(video_label, signatures.video_labels(probs)):
         raise Mismatch(f"{where}: video_label does not follow the documented rule")
-    if not np.array_equal(decoded(outputs[signatures.VIDEO_LABEL_NAME].numpy()), names[video_label]):
+    if not np.array_equal(
+        decoded(outputs[signatures.VIDEO_LABEL_NAME].numpy()), names[video_label]
+    ):
         raise Mismatch(f"{where}: video_label_name does not name video_label")
     if ids is not None:
         found = [b.decode("utf-8", "replace") for b in outputs[signatures.VIDEO_ID].numpy()]
@@ -66,19 +75,41 @@ def _check_mixed_lengths(serve_examples, cases, class_names, tolerance):
     lengths = [first_expected.shape[1], second_expected.shape[1]]
     found = outputs[signatures.NUM_SEGMENTS].numpy().tolist()
     if found != lengths:
-        raise Mismatch(f"{signatures.PREDICT_EXAMPLES} with mixed lengths: num_segments {found}, expected {lengths}")
+        raise Mismatch(
+            f"{signatures.PREDICT_EXAMPLES} with mixed lengths: num_segments {found}, expected"
+            f" {lengths}"
+        )
     labels = outputs[signatures.SEGMENT_LABELS].numpy()
-    if labels.shape != (2, max(lengths)) or any((labels[row, length:] != -1).any()
-                                                for row, length in enumerate(lengths)):
-        raise Mismatch(f"{signatures.PREDICT_EXAMPLES} with mixed lengths: segment_labels {labels.tolist()} "
-                       "are not padded with -1")
-    per_segment = (signatures.SEGMENT_PROBS, signatures.SEGMENT_LABELS, signatures.SEGMENT_LABEL_NAMES)
+    if labels.shape != (2, max(lengths)) or any(
+        (labels[row, length:] != -1).any() for row, length in enumerate(lengths)
+    ):
+        raise Mismatch(
+            f"{signatures.PREDICT_EXAMPLES} with mixed lengths: segment_labels {labels.tolist()} "
+            "are not padded with -1"
+        )
+    per_segment = (
+        signatures.SEGMENT_PROBS,
+        signatures.SEGMENT_LABELS,
+        signatures.SEGMENT_LABEL_NAMES,
+    )
     largest = 0.0
     for row, expected in ((0, first_expected[0]), (1, second_expected[1])):
-        single = {key: (value[row:row + 1, :lengths[row]] if key in per_segment else value[row:row + 1])
-                  for key, value in outputs.items()}
-        largest = max(largest, _check_outputs(f"{signatures.PREDICT_EXAMPLES} with mixed lengths, video {row}",
-                                              single, expected[None], class_names, tolerance))
+        single = {
+            key: (
+                value[row : row + 1, : lengths[row]] if key in per_segment else value[row : row + 1]
+            )
+            for key, value in outputs.items()
+        }
+        largest = max(
+            largest,
+            _check_outputs(
+                f"{signatures.PREDICT_EXAMPLES} with mixed lengths, video {row}",
+                single,
+                expected[None],
+                class_names,
+                tolerance,
+            ),
+        )
     return largest
 
 
@@ -110,18 +141,45 @@ def verify(saved_model_dir, reference_dir):
     checked, largest, cases = [], 0.0, {}
     for name, case in reference["cases"].items():
         arrays = np.load(os.path.join(reference_dir, f"{name}.npz"))
-        examples = [record.numpy() for record in tf.data.TFRecordDataset(os.path.join(reference_dir, f"{name}.tfrecord"))]
+        examples = [
+            record.numpy()
+            for record in tf.data.TFRecordDataset(os.path.join(reference_dir, f"{name}.tfrecord"))
+        ]
         length = arrays["audio"].shape[1]
         outputs = serve(audio=tf.constant(arrays["audio"]), visual=tf.constant(arrays["visual"]))
-        largest = max(largest, _check_outputs(f"{signatures.SERVING_DEFAULT} at {length} segments", outputs,
-                                              arrays["expected"], class_names, tolerance))
+        largest = max(
+            largest,
+            _check_outputs(
+                f"{signatures.SERVING_DEFAULT} at {length} segments",
+                outputs,
+                arrays["expected"],
+                class_names,
+                tolerance,
+            ),
+        )
         outputs = serve_examples(examples=tf.constant(examples))
-        largest = max(largest, _check_outputs(f"{signatures.PREDICT_EXAMPLES} at {length} segments", outputs,
-                                              arrays["expected"], class_names, tolerance, ids=case["ids"]))
-        if not np.array_equal(outputs[signatures.NUM_SEGMENTS].numpy(), np.full(len(examples), length)):
-            raise Mismatch(f"{signatures.PREDICT_EXAMPLES} at {length} segments: num_segments "
-                           f"{outputs[signatures.NUM_SEGMENTS].numpy().tolist()}")
-        checked += [f"{signatures.SERVING_DEFAULT}@{length}", f"{signatures.PREDICT_EXAMPLES}@{length}"]
+        largest = max(
+            largest,
+            _check_outputs(
+                f"{signatures.PREDICT_EXAMPLES} at {length} segments",
+                outputs,
+                arrays["expected"],
+                class_names,
+                tolerance,
+                ids=case["ids"],
+            ),
+        )
+        if not np.array_equal(
+            outputs[signatures.NUM_SEGMENTS].numpy(), np.full(len(examples), length)
+        ):
+            raise Mismatch(
+                f"{signatures.PREDICT_EXAMPLES} at {length} segments: num_segments "
+                f"{outputs[signatures.NUM_SEGMENTS].numpy().tolist()}"
+            )
+        checked += [
+            f"{signatures.SERVING_DEFAULT}@{length}",
+            f"{signatures.PREDICT_EXAMPLES}@{length}",
+        ]
         cases[name] = (arrays["expected"], examples)
     largest = max(largest, _check_mixed_lengths(serve_examples, cases, class_names, tolerance))
     checked.append(f"{signatures.PREDICT_EXAMPLES}@mixed")
@@ -135,8 +193,10 @@ def verify(saved_model_dir, reference_dir):
         outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
         batch = next(iter(inputs.values())).shape[0]
         if outputs[signatures.SEGMENT_PROBS].shape[0] != batch:
-            raise Mismatch(f"{path} record {index}: {batch} videos in, "
-                           f"{outputs[signatures.SEGMENT_PROBS].shape[0]} out")
+            raise Mismatch(
+                f"{path} record {index}: {batch} videos in, "
+                f"{outputs[signatures.SEGMENT_PROBS].shape[0]} out"
+            )
     checked.append(f"{len(logs)} warmup requests")
     return {"checked": checked, "max_difference": largest}
 

@@ -39,7 +39,8 @@ def predict_request(model_name, signature_name, inputs, version=None):
         tensorflow_serving.apis.predict_pb2.PredictRequest.
     """
     request = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name))
+        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name)
+    )
     if version is not None:
         request.model_spec.version.value = int(version)
     for name, value in inputs.items():
@@ -63,15 +64,19 @@ def write(path, requests):
     temporary = f"{path}.tmp"
     with tf.io.TFRecordWriter(temporary) as writer:
         for request in requests:
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
             writer.write(log.SerializeToString())
     tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def read(path):
     """The PredictionLog records of a warmup file."""
-    return [prediction_log_pb2.PredictionLog.FromString(record.numpy())
-            for record in tf.data.TFRecordDataset(path)]
+    return [
+        prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for record in tf.data.TFRecordDataset(path)
+    ]
 
 
 def request_inputs(request):

@@ -61,16 +61,27 @@ def write_ave_dir(directory, layout="map", noisy=True, header=False, crlf=False,
 
     audio = rng.normal(0.1, 0.3, size=(n, T, AUDIO_DIM))  # float64, as the release has it
     visual = rng.gamma(1.0, 0.5, size=(n, T, *visual_shape)).astype(np.float32)
-    segment_labels = np.stack([annotations.segment_labels(annotations.Annotation(c, v, "good", s, e),
-                                                          names.index(c)) for c, v, s, e in ROWS])
+    segment_labels = np.stack(
+        [
+            annotations.segment_labels(annotations.Annotation(c, v, "good", s, e), names.index(c))
+            for c, v, s, e in ROWS
+        ]
+    )
     labels = np.eye(constants.NUM_CLASSES, dtype=np.float32)[segment_labels]  # (n, T, 29) one-hot
     write_h5(directory / "audio_feature.h5", audio)
     write_h5(directory / ave_release.VISUAL_FILE, visual)
     write_h5(directory / "labels.h5", labels)
     for split, order in ORDER.items():
-        write_h5(directory / f"{split}_order.h5", np.asarray(order, np.int64), key=constants.ORDER_KEY)
+        write_h5(
+            directory / f"{split}_order.h5", np.asarray(order, np.int64), key=constants.ORDER_KEY
+        )
 
-    written = {"audio": audio, "visual": visual, "labels": segment_labels, "visual_shape": visual_shape}
+    written = {
+        "audio": audio,
+        "visual": visual,
+        "labels": segment_labels,
+        "visual_shape": visual_shape,
+    }
     if noisy:
         noisy_labels = np.zeros((NOISY_VIDEOS, constants.NUM_CLASSES), np.float32)
         noisy_labels[:, constants.BACKGROUND] = 1.0  # video-level, as labels_noisy.h5 is

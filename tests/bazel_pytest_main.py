@@ -14,10 +14,15 @@ def _only_runfiles():
     adds a finder that maps avsdn_tf, export and tuning to the source tree): the test then
     imports only the packages its target depends on, so a package that imports one above it
     (BUILD's layering) fails its tests here instead of finding the module in the source tree."""
-    sys.meta_path[:] = [finder for finder in sys.meta_path
-                        if not type(finder).__module__.startswith("__editable__")
-                        and not getattr(finder, "__module__", "").startswith("__editable__")]
-    for name in [name for name in sys.modules if name.split(".")[0] in ("avsdn_tf", "export", "tuning")]:
+    sys.meta_path[:] = [
+        finder
+        for finder in sys.meta_path
+        if not type(finder).__module__.startswith("__editable__")
+        and not getattr(finder, "__module__", "").startswith("__editable__")
+    ]
+    for name in [
+        name for name in sys.modules if name.split(".")[0] in ("avsdn_tf", "export", "tuning")
+    ]:
         del sys.modules[name]
 
 

@@ -25,6 +25,9 @@ def tiny_vector_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_map_data(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("data") / "map")
-    synthetic.write_dataset(path, tiny_config(visual_layout=constants.LAYOUT_MAP, visual_dim=8, map_size=3),
-                            verbose=False)
+    synthetic.write_dataset(
+        path,
+        tiny_config(visual_layout=constants.LAYOUT_MAP, visual_dim=8, map_size=3),
+        verbose=False,
+    )
     return path

@@ -18,10 +18,13 @@ TONE_HZ = 440.0
 STEPS = (40, 110, 180, 250)  # grey level of second t: STEPS[t % 4]
 
 
-def make_video(path, seconds=3.0, tone_seconds=(1,), audio=True, size=(64, 48), audio_start=0.0, levels=STEPS):
+def make_video(
+    path, seconds=3.0, tone_seconds=(1,), audio=True, size=(64, 48), audio_start=0.0, levels=STEPS
+):
     """An mp4 of `seconds` s: grey level levels[t % len(levels)] in second t with a white square
     moving left to right within every second; a 440 Hz tone (stereo) in the seconds of
-    `tone_seconds`, silence elsewhere, starting `audio_start` s after the picture (silence before)."""
+    `tone_seconds`, silence elsewhere, starting `audio_start` s after the picture (silence before).
+    """
     import av  # PyAV, of the video extra: imported here so that importing this module needs none
 
     width, height = size
@@ -38,7 +41,7 @@ def make_video(path, seconds=3.0, tone_seconds=(1,), audio=True, size=(64, 48), 
             second, within = divmod(i, FPS)
             image = np.full((height, width, 3), levels[second % len(levels)], np.uint8)
             x = int(within / FPS * (width - 8))
-            image[height // 2 - 4:height // 2 + 4, x:x + 8] = 255
+            image[height // 2 - 4 : height // 2 + 4, x : x + 8] = 255
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
@@ -50,8 +53,11 @@ def make_video(path, seconds=3.0, tone_seconds=(1,), audio=True, size=(64, 48), 
             wave = (0.5 * np.sin(2 * np.pi * TONE_HZ * times) * on).astype(np.float32)
             wave = np.stack([wave, wave])
             for start in range(0, count, 1024):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, start:start + 1024]), format="fltp",
-                                                   layout="stereo")
+                frame = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(wave[:, start : start + 1024]),
+                    format="fltp",
+                    layout="stereo",
+                )
                 frame.sample_rate = AUDIO_RATE
                 frame.pts = start + int(round(audio_start * AUDIO_RATE))
                 for packet in audio_stream.encode(frame):
@@ -62,10 +68,15 @@ def make_video(path, seconds=3.0, tone_seconds=(1,), audio=True, size=(64, 48), 
 
 
 OFFICIAL_SHAPES = {
-    "vggish/conv1": [3, 3, 1, 64], "vggish/conv2": [3, 3, 64, 128],
-    "vggish/conv3/conv3_1": [3, 3, 128, 256], "vggish/conv3/conv3_2": [3, 3, 256, 256],
-    "vggish/conv4/conv4_1": [3, 3, 256, 512], "vggish/conv4/conv4_2": [3, 3, 512, 512],
-    "vggish/fc1/fc1_1": [12288, 4096], "vggish/fc1/fc1_2": [4096, 4096], "vggish/fc2": [4096, 128],
+    "vggish/conv1": [3, 3, 1, 64],
+    "vggish/conv2": [3, 3, 64, 128],
+    "vggish/conv3/conv3_1": [3, 3, 128, 256],
+    "vggish/conv3/conv3_2": [3, 3, 256, 256],
+    "vggish/conv4/conv4_1": [3, 3, 256, 512],
+    "vggish/conv4/conv4_2": [3, 3, 512, 512],
+    "vggish/fc1/fc1_1": [12288, 4096],
+    "vggish/fc1/fc1_2": [4096, 4096],
+    "vggish/fc2": [4096, 128],
 }
 
 
@@ -77,7 +88,9 @@ def official_values(seed=0):
     values = {}
     for scope, shape in OFFICIAL_SHAPES.items():
         fan_in = int(np.prod(shape[:-1]))
-        values[f"{scope}/weights"] = (rng.standard_normal(shape, dtype=np.float32) * np.sqrt(2.0 / fan_in))
+        values[f"{scope}/weights"] = rng.standard_normal(shape, dtype=np.float32) * np.sqrt(
+            2.0 / fan_in
+        )
         values[f"{scope}/biases"] = rng.standard_normal(shape[-1:], dtype=np.float32) * 0.01
     return values
 
@@ -86,9 +99,15 @@ def write_v1_checkpoint(path, values):
     """A TF1 checkpoint in the V1 format (one file), as vggish_model.ckpt is."""
     graph = tf.Graph()
     with graph.as_default():
-        variables = [tf.compat.v1.get_variable(name, shape=value.shape, dtype=tf.float32,
-                                               initializer=tf.compat.v1.zeros_initializer())
-                     for name, value in values.items()]
+        variables = [
+            tf.compat.v1.get_variable(
+                name,
+                shape=value.shape,
+                dtype=tf.float32,
+                initializer=tf.compat.v1.zeros_initializer(),
+            )
+            for name, value in values.items()
+        ]
         saver = tf.compat.v1.train.Saver(variables, write_version=tf.compat.v1.train.SaverDef.V1)
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
@@ -114,9 +133,14 @@ IMAGE_SIZE = 64
 
 def feature_args(inputs, **changes):
     """extract/predict feature flags for the networks in `inputs` ("checkpoint", "weights")."""
-    values = {"vggish_checkpoint": inputs["checkpoint"], "visual_backbone": "vgg19",
-              "visual_weights": inputs["weights"], "frames_per_second": 2, "image_size": IMAGE_SIZE,
-              "batch_size": 8}
+    values = {
+        "vggish_checkpoint": inputs["checkpoint"],
+        "visual_backbone": "vgg19",
+        "visual_weights": inputs["weights"],
+        "frames_per_second": 2,
+        "image_size": IMAGE_SIZE,
+        "batch_size": 8,
+    }
     values.update(changes)
     return [f"--{name}={value}" for name, value in values.items()]
 
@@ -132,4 +156,3 @@ def records_by_id(data_dir, split):
             video = records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
             decoded[video["video_id"].decode()] = video
     return decoded
-

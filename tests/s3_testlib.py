@@ -12,9 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository: commands run from 
 
 def s3_environment(endpoint, key="testing"):
     """What TensorFlow's (tensorflow-io's) S3 client needs to talk to `endpoint` over plain HTTP."""
-    return {"S3_ENDPOINT": endpoint, "S3_USE_HTTPS": "0", "S3_VERIFY_SSL": "0",
-            "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": key,
-            "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    return {
+        "S3_ENDPOINT": endpoint,
+        "S3_USE_HTTPS": "0",
+        "S3_VERIFY_SSL": "0",
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": key,
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
 
 
 @contextlib.contextmanager
@@ -28,8 +34,11 @@ def moto_server(log=subprocess.DEVNULL, key="testing"):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -40,8 +49,16 @@ def moto_server(log=subprocess.DEVNULL, key="testing"):
                 time.sleep(0.1)
         else:
             raise RuntimeError(f"moto server did not start on {endpoint}")
-        yield endpoint, boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                                     aws_access_key_id=key, aws_secret_access_key=key)
+        yield (
+            endpoint,
+            boto3.client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                aws_access_key_id=key,
+                aws_secret_access_key=key,
+            ),
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -49,20 +66,32 @@ def moto_server(log=subprocess.DEVNULL, key="testing"):
 
 def command(env, module, *args, timeout=600):
     """Run `python -m MODULE ARGS` from the repository root with `env` (the S3 settings)."""
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def objects(client, bucket, prefix):
     """{key relative to prefix: bytes} of every object under s3://bucket/prefix/."""
     listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
-    return {item["Key"][len(prefix.rstrip("/")) + 1:]:
+    return {
+        item["Key"][len(prefix.rstrip("/")) + 1 :]: (
             client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            for item in listing.get("Contents", [])}
+        )
+        for item in listing.get("Contents", [])
+    }
 
 
 def local_files(directory):
     """{path relative to directory: bytes} of every file under a local directory."""
     directory = Path(directory)
-    return {str(path.relative_to(directory)): path.read_bytes()
-            for path in directory.rglob("*") if path.is_file()}
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in directory.rglob("*")
+        if path.is_file()
+    }

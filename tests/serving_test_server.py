@@ -56,12 +56,22 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 DEFAULT_SIGNATURE = "serving_default"
 # TF Serving's ToHTTPStatusCode (model_servers/http_server.cc).
 HTTP_STATUS = {
-    grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNKNOWN: 500, grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504, grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.ABORTED: 409, grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.INTERNAL: 500, grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DATA_LOSS: 500, grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
 }
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -95,7 +105,8 @@ class Servable:
             if key not in self._callables:
                 options = config_pb2.CallableOptions(
                     feed=[signature.inputs[name].name for name in input_names],
-                    fetch=[signature.outputs[name].name for name in output_names])
+                    fetch=[signature.outputs[name].name for name in output_names],
+                )
                 # Session.run would check the fed shapes in Python; TF Serving's C++ Session::Run
                 # does not, so feed through a callable, which hands the arrays to the runtime as is.
                 self._callables[key] = self.session._make_callable_from_options(options)
@@ -104,7 +115,9 @@ class Servable:
     def signature(self, name):
         name = name or DEFAULT_SIGNATURE
         if name not in self.signatures:
-            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{name}" not found.')
+            raise ServingError(
+                grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{name}" not found.'
+            )
         return name, self.signatures[name]
 
     def predict(self, signature_name, inputs, output_filter=()):
@@ -112,21 +125,27 @@ class Servable:
         signature_name, signature = self.signature(signature_name)
         if set(inputs) != set(signature.inputs):
             sent, wanted = set(inputs), set(signature.inputs)
-            raise invalid(f"input size does not match signature: {len(sent)}!={len(wanted)} "
-                          f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(wanted))}}}). "
-                          f"Sent extra: {{{','.join(sorted(sent - wanted))}}}. "
-                          f"Missing but required: {{{','.join(sorted(wanted - sent))}}}.")
+            raise invalid(
+                f"input size does not match signature: {len(sent)}!={len(wanted)} "
+                f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(wanted))}}}). "
+                f"Sent extra: {{{','.join(sorted(sent - wanted))}}}. "
+                f"Missing but required: {{{','.join(sorted(wanted - sent))}}}."
+            )
         for alias in output_filter:
             if alias not in signature.outputs:
-                raise invalid(f"output tensor alias not found in signature: {alias} Outputs expected to be in "
-                              f"the set {{{','.join(sorted(signature.outputs))}}}.")
+                raise invalid(
+                    f"output tensor alias not found in signature: {alias} Outputs expected to be in"
+                    f" the set {{{','.join(sorted(signature.outputs))}}}."
+                )
         output_names = list(output_filter) or sorted(signature.outputs)
         input_names = sorted(inputs)
         run = self._callable(signature, input_names, output_names)
         try:
             values = run(*[inputs[name] for name in input_names])
         except tf.errors.OpError as error:
-            raise ServingError(_GRPC_CODES.get(error.error_code, grpc.StatusCode.UNKNOWN), error.message) from None
+            raise ServingError(
+                _GRPC_CODES.get(error.error_code, grpc.StatusCode.UNKNOWN), error.message
+            ) from None
         return dict(zip(output_names, values))
 
     def warm_up(self):
@@ -166,19 +185,29 @@ class ModelManager:
             policy = model.model_version_policy if model.HasField("model_version_policy") else None
             loaded = {}
             for version in _versions_to_load(model.base_path, policy):
-                servable = Servable(model.name, version, os.path.join(model.base_path, str(version)), session_config)
+                servable = Servable(
+                    model.name, version, os.path.join(model.base_path, str(version)), session_config
+                )
                 warmed = servable.warm_up()
                 log(f"loaded {model.name} version {version} ({warmed} warmup requests)")
                 loaded[version] = servable
             if not loaded:
-                raise SystemExit(f"serving_test_server: no numeric version directory in {model.base_path}")
+                raise SystemExit(
+                    f"serving_test_server: no numeric version directory in {model.base_path}"
+                )
             self.models[model.name] = loaded
 
     def get(self, model_spec_name, version=None):
         versions = self.models.get(model_spec_name)
         if not versions or (version is not None and version not in versions):
-            request = f"Latest({model_spec_name})" if version is None else f"Specific({model_spec_name}, {version})"
-            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {request}")
+            request = (
+                f"Latest({model_spec_name})"
+                if version is None
+                else f"Specific({model_spec_name}, {version})"
+            )
+            raise ServingError(
+                grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {request}"
+            )
         return versions[version if version is not None else max(versions)]
 
 
@@ -187,10 +216,17 @@ def _as_proto_field(array):
     array = np.asarray(array)
     if array.dtype.kind in "SUO":
         return tf.make_tensor_proto(array.astype(object))
-    proto = tensor_pb2.TensorProto(dtype=tf.as_dtype(array.dtype).as_datatype_enum,
-                                   tensor_shape=tf.TensorShape(array.shape).as_proto())
-    field = {np.dtype(np.float32): "float_val", np.dtype(np.float64): "double_val", np.dtype(np.int32): "int_val",
-             np.dtype(np.int64): "int64_val", np.dtype(np.bool_): "bool_val"}[array.dtype]
+    proto = tensor_pb2.TensorProto(
+        dtype=tf.as_dtype(array.dtype).as_datatype_enum,
+        tensor_shape=tf.TensorShape(array.shape).as_proto(),
+    )
+    field = {
+        np.dtype(np.float32): "float_val",
+        np.dtype(np.float64): "double_val",
+        np.dtype(np.int32): "int_val",
+        np.dtype(np.int64): "int64_val",
+        np.dtype(np.bool_): "bool_val",
+    }[array.dtype]
     getattr(proto, field).extend(array.ravel().tolist())
     return proto
 
@@ -201,7 +237,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.manager = manager
 
     def _servable(self, model_spec):
-        return self.manager.get(model_spec.name, model_spec.version.value if model_spec.HasField("version") else None)
+        return self.manager.get(
+            model_spec.name, model_spec.version.value if model_spec.HasField("version") else None
+        )
 
     def Predict(self, request, context):
         try:
@@ -210,7 +248,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
             except (TypeError, ValueError) as error:
                 raise invalid(f"Failed to parse input tensor: {error}") from None
-            outputs = servable.predict(request.model_spec.signature_name, inputs, list(request.output_filter))
+            outputs = servable.predict(
+                request.model_spec.signature_name, inputs, list(request.output_filter)
+            )
         except ServingError as error:
             context.abort(error.code, error.message)
         response = predict_pb2.PredictResponse()
@@ -242,7 +282,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 # -- REST ------------------------------------------------------------------------------------
-_PREDICT_PATH = re.compile(r"(?i)/v1/models/([^/:]+)(?:/versions/(\d+))?:(classify|regress|predict)")
+_PREDICT_PATH = re.compile(
+    r"(?i)/v1/models/([^/:]+)(?:/versions/(\d+))?:(classify|regress|predict)"
+)
 _STATUS_PATH = re.compile(r"(?i)/v1/models(?:/([^/:]+))?(?:/versions/(\d+))?(?:/(metadata))?")
 
 
@@ -267,15 +309,19 @@ def _json_to_array(value, dtype):
     def leaves(item, level):
         if not isinstance(item, list):
             if level != len(shape):
-                raise invalid(f"JSON Value: {json.dumps(item)} found at incorrect level: {level + 1} in the JSON DOM. "
-                              f"Expected at level: {len(shape)}")
+                raise invalid(
+                    f"JSON Value: {json.dumps(item)} found at incorrect level: {level + 1} in the"
+                    f" JSON DOM. Expected at level: {len(shape)}"
+                )
             yield item
             return
         if level >= len(shape):
             raise invalid(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
         if len(item) != shape[level]:
-            raise invalid(f"Encountered list at unexpected size: {len(item)} at level: {level} "
-                          f"expected size: {shape[level]}")
+            raise invalid(
+                f"Encountered list at unexpected size: {len(item)} at level: {level} "
+                f"expected size: {shape[level]}"
+            )
         for element in item:
             yield from leaves(element, level + 1)
 
@@ -302,9 +348,15 @@ def _json_to_array(value, dtype):
             pass
     flat = []
     for leaf in leaves(value, 0):
-        ok = (isinstance(leaf, bool) if dtype == tf.bool else
-              isinstance(leaf, (int, float)) and not isinstance(leaf, bool) if dtype.is_floating else
-              isinstance(leaf, int) and not isinstance(leaf, bool))
+        ok = (
+            isinstance(leaf, bool)
+            if dtype == tf.bool
+            else (
+                isinstance(leaf, (int, float)) and not isinstance(leaf, bool)
+                if dtype.is_floating
+                else isinstance(leaf, int) and not isinstance(leaf, bool)
+            )
+        )
         if not ok:
             raise invalid(f"JSON Value: {json.dumps(leaf)} is not of expected type: {dtype.name}")
         flat.append(leaf)
@@ -325,30 +377,42 @@ def _instances_to_inputs(instances, signature):
         raise invalid("No values in 'instances' array")
     as_objects = isinstance(instances[0], dict) and not _is_b64(instances[0])
     if not as_objects and len(names) > 1:
-        raise invalid("instances is a plain list, but expecting list of objects as multiple input tensors "
-                      "required as per tensorinfo_map")
+        raise invalid(
+            "instances is a plain list, but expecting list of objects as multiple input tensors "
+            "required as per tensorinfo_map"
+        )
     columns = {name: [] for name in names}
     for index, instance in enumerate(instances):
         if as_objects != (isinstance(instance, dict) and not _is_b64(instance)):
-            raise invalid(f"Expecting {'object but got list' if as_objects else 'value/list but got object'} "
-                          f"at item {index} of input list")
+            raise invalid(
+                f"Expecting {'object but got list' if as_objects else 'value/list but got object'} "
+                f"at item {index} of input list"
+            )
         items = instance if as_objects else {names[0]: instance}
         for name, value in items.items():
             if name not in signature.inputs:
-                raise invalid(f"Failed to process element: {index} key: {name} of 'instances' list. Error: "
-                              f"JSON object: does not have named input: {name}")
+                raise invalid(
+                    f"Failed to process element: {index} key: {name} of 'instances' list. Error: "
+                    f"JSON object: does not have named input: {name}"
+                )
             try:
                 array = _json_to_array(value, tf.dtypes.as_dtype(signature.inputs[name].dtype))
             except ServingError as error:
-                raise invalid(f"Failed to process element: {index} key: {name} of 'instances' list. "
-                              f"Error: {error.message}") from None
+                raise invalid(
+                    f"Failed to process element: {index} key: {name} of 'instances' list. "
+                    f"Error: {error.message}"
+                ) from None
             if columns[name] and array.shape != columns[name][0].shape:
-                raise invalid(f"Failed to process element: {index} key: {name} of 'instances' list. Error: "
-                              f"Expecting shape {list(columns[name][0].shape)} but got: {list(array.shape)}")
+                raise invalid(
+                    f"Failed to process element: {index} key: {name} of 'instances' list. Error: "
+                    f"Expecting shape {list(columns[name][0].shape)} but got: {list(array.shape)}"
+                )
             columns[name].append(array)
         if set(items) != set(names):
-            raise invalid(f"Failed to process element: {index} of 'instances' list. JSON object: "
-                          f"{json.dumps(instance)[:200]} keys must be equal to: {','.join(names)}")
+            raise invalid(
+                f"Failed to process element: {index} of 'instances' list. JSON object: "
+                f"{json.dumps(instance)[:200]} keys must be equal to: {','.join(names)}"
+            )
     return {name: np.stack(arrays) for name, arrays in columns.items()}
 
 
@@ -356,8 +420,10 @@ def _columns_to_inputs(value, signature):
     names = sorted(signature.inputs)
     if not isinstance(value, dict) or _is_b64(value):
         if len(names) > 1:
-            raise invalid("inputs is a plain value/list, but expecting an object as multiple input tensors "
-                          "required as per tensorinfo_map")
+            raise invalid(
+                "inputs is a plain value/list, but expecting an object as multiple input tensors "
+                "required as per tensorinfo_map"
+            )
         value = {names[0]: value}
     inputs = {}
     for name in names:
@@ -371,8 +437,12 @@ def _to_json(array, name):
     array = np.asarray(array)
     if array.dtype.kind in "SO":
         as_bytes = name.endswith("_bytes")  # TF Serving's convention for binary outputs
-        return np.vectorize(lambda b: {"b64": base64.b64encode(b).decode()} if as_bytes
-                            else b.decode("utf-8", "replace"), otypes=[object])(array).tolist()
+        return np.vectorize(
+            lambda b: (
+                {"b64": base64.b64encode(b).decode()} if as_bytes else b.decode("utf-8", "replace")
+            ),
+            otypes=[object],
+        )(array).tolist()
     return array.tolist()
 
 
@@ -388,29 +458,42 @@ def rest_predict(manager, model, version, body):
         raise invalid(f"JSON Value: {json.dumps(request)[:200]} Is not object")
     signature_name = request.get("signature_name", "")
     if not isinstance(signature_name, str):
-        raise invalid("JSON Value: not formatted correctly. 'signature_name' key must be a string value.")
+        raise invalid(
+            "JSON Value: not formatted correctly. 'signature_name' key must be a string value."
+        )
     servable = manager.get(model, version)
     name = signature_name or DEFAULT_SIGNATURE
     if name not in servable.signatures:
         raise invalid(f'Serving signature name: "{name}" not found in signature def')
     signature = servable.signatures[name]
     if ("instances" in request) == ("inputs" in request):
-        raise invalid("Missing 'inputs' or 'instances' key" if "instances" not in request else
-                      "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist")
+        raise invalid(
+            "Missing 'inputs' or 'instances' key"
+            if "instances" not in request
+            else (
+                "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to"
+                " exist"
+            )
+        )
     row_format = "instances" in request
-    inputs = (_instances_to_inputs(request["instances"], signature) if row_format
-              else _columns_to_inputs(request["inputs"], signature))
+    inputs = (
+        _instances_to_inputs(request["instances"], signature)
+        if row_format
+        else _columns_to_inputs(request["inputs"], signature)
+    )
     outputs = servable.predict(signature_name, inputs)
     if not row_format:
         values = {key: _to_json(value, key) for key, value in outputs.items()}
         return {"outputs": values if len(values) > 1 else next(iter(values.values()))}
-    sizes = {key: (np.shape(value)[0] if np.ndim(value) else None) for key, value in outputs.items()}
+    sizes = {key: np.shape(value)[0] if np.ndim(value) else None for key, value in outputs.items()}
     for key, size in sizes.items():
         if size is None:
             raise invalid(f"Tensor name: {key} has no shape information ")
         if size != next(iter(sizes.values())):
-            raise invalid(f"Tensor name: {key} has inconsistent batch size: {size} expecting: "
-                          f"{next(iter(sizes.values()))}")
+            raise invalid(
+                f"Tensor name: {key} has inconsistent batch size: {size} expecting: "
+                f"{next(iter(sizes.values()))}"
+            )
     rows = {key: _to_json(value, key) for key, value in outputs.items()}
     batch = next(iter(sizes.values()))
     if len(rows) == 1:
@@ -426,16 +509,30 @@ def rest_status(manager, model, version, metadata):
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         for name, signature in servable.signatures.items():
             signature_map.signature_def[name].CopyFrom(signature)
-        return {"model_spec": {"name": servable.name, "signature_name": "", "version": str(servable.version)},
-                "metadata": {"signature_def": json_format.MessageToDict(signature_map,
-                                                                         preserving_proto_field_name=True)}}
-    versions = [servable.version] if version is not None else sorted(manager.models[model], reverse=True)
+        return {
+            "model_spec": {
+                "name": servable.name,
+                "signature_name": "",
+                "version": str(servable.version),
+            },
+            "metadata": {
+                "signature_def": json_format.MessageToDict(
+                    signature_map, preserving_proto_field_name=True
+                )
+            },
+        }
+    versions = (
+        [servable.version] if version is not None else sorted(manager.models[model], reverse=True)
+    )
     response = get_model_status_pb2.GetModelStatusResponse()
     for number in versions:
-        status = response.model_version_status.add(version=number, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+        status = response.model_version_status.add(
+            version=number, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        )
         status.status.error_code = 0
-    return json_format.MessageToDict(response, preserving_proto_field_name=True,
-                                     including_default_value_fields=True)
+    return json_format.MessageToDict(
+        response, preserving_proto_field_name=True, including_default_value_fields=True
+    )
 
 
 def make_rest_handler(manager):
@@ -467,11 +564,16 @@ def make_rest_handler(manager):
                 if predict:
                     model, version, verb = predict.groups()
                     if verb.lower() != "predict":
-                        raise ServingError(grpc.StatusCode.UNIMPLEMENTED, f"{verb} is not implemented by this test server")
+                        raise ServingError(
+                            grpc.StatusCode.UNIMPLEMENTED,
+                            f"{verb} is not implemented by this test server",
+                        )
                     payload = rest_predict(manager, model, int(version) if version else None, body)
                 elif status:
                     model, version, metadata = status.groups()
-                    payload = rest_status(manager, model, int(version) if version else None, metadata)
+                    payload = rest_status(
+                        manager, model, int(version) if version else None, metadata
+                    )
                 else:
                     raise invalid(f"Malformed request: {method} {path}")
             except ServingError as error:
@@ -495,10 +597,16 @@ class TestServer:
     def __init__(self, manager, host="127.0.0.1", grpc_port=0, rest_port=0, threads=8):
         self.manager = manager
         unlimited = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-        self.grpc_server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=threads), options=unlimited)
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager), self.grpc_server)
+        self.grpc_server = grpc.server(
+            concurrent.futures.ThreadPoolExecutor(max_workers=threads), options=unlimited
+        )
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionService(manager), self.grpc_server
+        )
         self.grpc_port = self.grpc_server.add_insecure_port(f"{host}:{grpc_port}")
-        self.http_server = http.server.ThreadingHTTPServer((host, rest_port), make_rest_handler(manager))
+        self.http_server = http.server.ThreadingHTTPServer(
+            (host, rest_port), make_rest_handler(manager)
+        )
         self.http_server.daemon_threads = True
         self.rest_port = self.http_server.server_address[1]
         self._http_thread = threading.Thread(target=self.http_server.serve_forever, daemon=True)
@@ -521,8 +629,11 @@ def model_server_config(args):
     if not args.model_base_path:
         raise SystemExit("serving_test_server: give --model_base_path or --model_config_file")
     config = model_server_config_pb2.ModelServerConfig()
-    config.model_config_list.config.add(name=args.model_name, base_path=os.path.abspath(args.model_base_path),
-                                        model_platform="tensorflow")
+    config.model_config_list.config.add(
+        name=args.model_name,
+        base_path=os.path.abspath(args.model_base_path),
+        model_platform="tensorflow",
+    )
     return config
 
 
@@ -538,10 +649,15 @@ def main(argv=None):
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0)
     parser.add_argument("--threads", type=int, default=8, help="request threads for each protocol")
     args = parser.parse_args(argv)
-    session_config = config_pb2.ConfigProto(intra_op_parallelism_threads=args.tensorflow_intra_op_parallelism,
-                                            inter_op_parallelism_threads=args.tensorflow_inter_op_parallelism)
-    manager = ModelManager(model_server_config(args), session_config,
-                           log=lambda message: print(message, file=sys.stderr, flush=True))
+    session_config = config_pb2.ConfigProto(
+        intra_op_parallelism_threads=args.tensorflow_intra_op_parallelism,
+        inter_op_parallelism_threads=args.tensorflow_inter_op_parallelism,
+    )
+    manager = ModelManager(
+        model_server_config(args),
+        session_config,
+        log=lambda message: print(message, file=sys.stderr, flush=True),
+    )
     server = TestServer(manager, args.host, args.port, args.rest_api_port, args.threads).start()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -21,8 +21,9 @@ from avsdn_tf.training import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS_CONFIG = os.path.join(ROOT, "export", "models.config")
-TINY_HPARAMS = hparams.HParams(epochs=1, batch_size=16, encoder_units=8, fusion_units=8,
-                               unroll=False)  # the unrolled fit trace costs ~30 s more; unroll=True is
+TINY_HPARAMS = hparams.HParams(
+    epochs=1, batch_size=16, encoder_units=8, fusion_units=8, unroll=False
+)  # the unrolled fit trace costs ~30 s more; unroll=True is
 #                                               covered by test_export's in-process rebuild tests
 _CACHE = {}
 
@@ -39,14 +40,22 @@ class Background:
 
     def __init__(self, command, env=None):
         self.command = command
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env or tool_env(), stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env or tool_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self._result = None
 
     def result(self, timeout=600):
         if self._result is None:
             stdout, stderr = self.process.communicate(timeout=timeout)
-            self._result = subprocess.CompletedProcess(self.command, self.process.returncode, stdout, stderr)
+            self._result = subprocess.CompletedProcess(
+                self.command, self.process.returncode, stdout, stderr
+            )
         return self._result
 
 
@@ -54,20 +63,42 @@ class ServerProcess:
     """tests/serving_test_server.py on free ports, serving the export as "avsdn" and "av_att"."""
 
     def __init__(self, export_base, directory):
-        with open(MODELS_CONFIG) as handle:  # the shipped template, with its base paths pointed here
-            config = handle.read().replace("/models/avsdn", export_base).replace("/models/av_att", export_base)
+        with open(
+            MODELS_CONFIG
+        ) as handle:  # the shipped template, with its base paths pointed here
+            config = (
+                handle.read()
+                .replace("/models/avsdn", export_base)
+                .replace("/models/av_att", export_base)
+            )
         config_file = os.path.join(directory, "models.config")
         self.log_file = os.path.join(directory, "server.log")
         with open(config_file, "w") as handle:
             handle.write(config)
         with open(self.log_file, "w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, os.path.join(ROOT, "tests", "serving_test_server.py"), "--model_config_file",
-                 config_file, "--port", "0", "--rest_api_port", "0", "--threads", "4"],
-                stdout=subprocess.PIPE, stderr=log, text=True, env=tool_env())
+                [
+                    sys.executable,
+                    os.path.join(ROOT, "tests", "serving_test_server.py"),
+                    "--model_config_file",
+                    config_file,
+                    "--port",
+                    "0",
+                    "--rest_api_port",
+                    "0",
+                    "--threads",
+                    "4",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=tool_env(),
+            )
         atexit.register(self.stop)
         self._lines = queue.Queue()
-        threading.Thread(target=lambda: [self._lines.put(line) for line in self.process.stdout], daemon=True).start()
+        threading.Thread(
+            target=lambda: [self._lines.put(line) for line in self.process.stdout], daemon=True
+        ).start()
         self.grpc = self.rest = None
 
     def wait_ready(self, timeout=300):
@@ -115,8 +146,21 @@ def exported(tmp_path_factory, data_dir):
         trainer.train(data_dir, run_dir, TINY_HPARAMS, max_videos=16, verbose=0)
         started = time.time()
         result = subprocess.run(
-            [sys.executable, "-m", "export.export_model", "--model_dir", run_dir, "--export_base", export_base],
-            cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=600)
+            [
+                sys.executable,
+                "-m",
+                "export.export_model",
+                "--model_dir",
+                run_dir,
+                "--export_base",
+                export_base,
+            ],
+            cwd=ROOT,
+            env=tool_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         print(f"export command: {time.time() - started:.1f}s")
         _CACHE[key] = Exported(data_dir, run_dir, export_base, result.stdout, str(root))

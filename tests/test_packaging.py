@@ -30,7 +30,11 @@ def _setup_literals():
     tree = ast.parse((ROOT / "setup.py").read_text())
     names = {}
     for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
             names[node.targets[0].id] = node.value
 
     def value(node):
@@ -51,12 +55,17 @@ def _setup_literals():
     setup_call = next(
         node.value
         for node in tree.body
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and node.value.func.id == "setup"
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and node.value.func.id == "setup"
     )
     keywords = {kw.arg: kw.value for kw in setup_call.keywords}
     return (
         [Requirement(r) for r in value(names["INSTALL_REQUIRES"])],
-        {extra: [Requirement(r) for r in reqs] for extra, reqs in value(names["EXTRAS_REQUIRE"]).items()},
+        {
+            extra: [Requirement(r) for r in reqs]
+            for extra, reqs in value(names["EXTRAS_REQUIRE"]).items()
+        },
         keywords,
         value,
     )

@@ -27,8 +27,22 @@ from avsdn_tf.errors import UserError
 from s3_testlib import command, local_files, moto_server, objects, s3_environment
 from testlib import ROOT
 
-TINY = ["--train_videos", "48", "--val_videos", "16", "--test_videos", "16", "--noisy_videos", "8",
-        "--audio_dim", "16", "--visual_dim", "24", "--seed", "5"]
+TINY = [
+    "--train_videos",
+    "48",
+    "--val_videos",
+    "16",
+    "--test_videos",
+    "16",
+    "--noisy_videos",
+    "8",
+    "--audio_dim",
+    "16",
+    "--visual_dim",
+    "24",
+    "--seed",
+    "5",
+]
 boto3 = pytest.importorskip("boto3")
 
 
@@ -41,9 +55,18 @@ def _free_port():
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     """A moto S3 server on 127.0.0.1; yields (environment for the commands, boto3 client)."""
-    with open(tmp_path_factory.mktemp("moto") / "server.log", "w") as log, moto_server(log) as (endpoint, client):
-        env = {**os.environ, **s3_environment(endpoint),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with (
+        open(tmp_path_factory.mktemp("moto") / "server.log", "w") as log,
+        moto_server(log) as (
+            endpoint,
+            client,
+        ),
+    ):
+        env = {
+            **os.environ,
+            **s3_environment(endpoint),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
         env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the commands quiet TensorFlow themselves
         yield env, client
 
@@ -64,17 +87,21 @@ def test_schemes_and_storage_paths():
     assert remote.is_remote("gs://b/x") and not remote.atomic_directory_rename("s3://b/x")
     assert remote.atomic_directory_rename("/tmp/x")
     # A TF Serving address given as a flag is not storage: it must not load tensorflow-io.
-    assert remote.storage_paths(["s3://b/x", "http://localhost:8501", "data/ave", 3, None]) == \
-        ["s3://b/x"]
+    assert remote.storage_paths(["s3://b/x", "http://localhost:8501", "data/ave", 3, None]) == [
+        "s3://b/x"
+    ]
     with pytest.raises(UserError, match=r"--output_dir foo://b/x: expected a local path or a gs"):
         remote.use_filesystem("foo://b/x", "--output_dir")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("http://127.0.0.1:9000", ("127.0.0.1", 9000)),
-    ("127.0.0.1:9000", ("127.0.0.1", 9000)),
-    ("minio.local", ("minio.local", 80)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("http://127.0.0.1:9000", ("127.0.0.1", 9000)),
+        ("127.0.0.1:9000", ("127.0.0.1", 9000)),
+        ("minio.local", ("minio.local", 80)),
+    ],
+)
 def test_s3_endpoint_is_parsed_like_tensorflow_io(monkeypatch, text, expected):
     monkeypatch.setenv("S3_ENDPOINT", text)
     monkeypatch.setenv("S3_USE_HTTPS", "0")
@@ -90,12 +117,24 @@ def test_object_store_publishing_moves_the_marker_last(tmp_path, monkeypatch):
     (final / "train-00000-of-00002.tfrecord").write_text("old shard")
     steps = []
     rename, remove, rmtree = tf.io.gfile.rename, tf.io.gfile.remove, tf.io.gfile.rmtree
-    monkeypatch.setattr(tf.io.gfile, "rename", lambda a, b, overwrite=False: (
-        steps.append(("rename", os.path.relpath(b, final))), rename(a, b, overwrite))[1])
-    monkeypatch.setattr(tf.io.gfile, "remove", lambda p: (
-        steps.append(("remove", os.path.relpath(p, final))), remove(p))[1])
-    monkeypatch.setattr(tf.io.gfile, "rmtree", lambda p: (
-        steps.append(("rmtree", os.path.relpath(p, final))), rmtree(p))[1])
+    monkeypatch.setattr(
+        tf.io.gfile,
+        "rename",
+        lambda a, b, overwrite=False: (
+            steps.append(("rename", os.path.relpath(b, final))),
+            rename(a, b, overwrite),
+        )[1],
+    )
+    monkeypatch.setattr(
+        tf.io.gfile,
+        "remove",
+        lambda p: (steps.append(("remove", os.path.relpath(p, final))), remove(p))[1],
+    )
+    monkeypatch.setattr(
+        tf.io.gfile,
+        "rmtree",
+        lambda p: (steps.append(("rmtree", os.path.relpath(p, final))), rmtree(p))[1],
+    )
     with fileio.staged_directory(str(final), marker="dataset_info.json") as staging:
         tf.io.gfile.makedirs(os.path.join(staging, "sub"))
         for name in ("dataset_info.json", "val-00000-of-00001.tfrecord", "z.json", "sub/a.bin"):
@@ -106,8 +145,12 @@ def test_object_store_publishing_moves_the_marker_last(tmp_path, monkeypatch):
     # The old marker goes first, the old output next, the new marker last.
     assert published[:2] == [("remove", "dataset_info.json"), ("rmtree", ".")]
     assert moves[-1] == "dataset_info.json"
-    assert sorted(moves) == ["dataset_info.json", "sub/a.bin", "val-00000-of-00001.tfrecord",
-                             "z.json"]
+    assert sorted(moves) == [
+        "dataset_info.json",
+        "sub/a.bin",
+        "val-00000-of-00001.tfrecord",
+        "z.json",
+    ]
     assert local_files(final) == {name: f"new {name}".encode() for name in moves}
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging left behind
 
@@ -119,8 +162,9 @@ def test_object_store_publishing_refuses_an_existing_version(tmp_path, monkeypat
     (tmp_path / "staging").mkdir()
     (tmp_path / "staging" / "saved_model.pb").write_text("new")
     with pytest.raises(tf.errors.AlreadyExistsError):
-        fileio.publish_directory(str(tmp_path / "staging"), str(tmp_path / "1"),
-                                 marker="saved_model.pb", replace=False)
+        fileio.publish_directory(
+            str(tmp_path / "staging"), str(tmp_path / "1"), marker="saved_model.pb", replace=False
+        )
     assert (tmp_path / "1" / "saved_model.pb").read_text() == "old"
 
 
@@ -153,11 +197,14 @@ def test_the_exit_abort_is_real_and_commands_avoid_it(s3):
     command: it ends with status 0."""
     env, client = s3
     client.create_bucket(Bucket="exit-status")
-    script = ("import tensorflow as tf, tensorflow_io\n"
-              "tf.io.gfile.GFile('s3://exit-status/x.txt', 'w').write('x')\n"
-              "print('work done', flush=True)\n")
-    raw = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         timeout=300)
+    script = (
+        "import tensorflow as tf, tensorflow_io\n"
+        "tf.io.gfile.GFile('s3://exit-status/x.txt', 'w').write('x')\n"
+        "print('work done', flush=True)\n"
+    )
+    raw = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
     assert "work done" in raw.stdout
     assert raw.returncode == -6 or raw.returncode == 134, (raw.returncode, raw.stderr[-500:])
     assert "pure virtual method called" in raw.stderr
@@ -167,8 +214,10 @@ def test_the_exit_abort_is_real_and_commands_avoid_it(s3):
     assert "pure virtual method called" not in result.stderr
     written = objects(client, "exit-status", "synth")
     info = json.loads(written["dataset_info.json"])
-    assert sorted(written) == sorted(["dataset_info.json", "normalization.json"] + [
-        name for split in info["splits"].values() for name in split["shards"]])
+    assert sorted(written) == sorted(
+        ["dataset_info.json", "normalization.json"]
+        + [name for split in info["splits"].values() for name in split["shards"]]
+    )
 
 
 def test_missing_bucket_and_unreachable_endpoint_are_one_line(s3):
@@ -176,17 +225,27 @@ def test_missing_bucket_and_unreachable_endpoint_are_one_line(s3):
     result = command(env, "avsdn_tf.synthesize", "--output_dir", "s3://no-such-bucket/synth", *TINY)
     assert result.returncode == 2
     line = error_line(result)
-    assert line.startswith("error: --output_dir s3://no-such-bucket/synth: expected an existing S3 "
-                           "bucket 'no-such-bucket' at http://127.0.0.1:")
+    assert line.startswith(
+        "error: --output_dir s3://no-such-bucket/synth: expected an existing S3 "
+        "bucket 'no-such-bucket' at http://127.0.0.1:"
+    )
     assert "no such bucket" in line
 
     closed = f"http://127.0.0.1:{_free_port()}"
-    result = command({**env, "S3_ENDPOINT": closed}, "avsdn_tf.train",
-                     "--data_dir", "s3://any/data", "--model_dir", "s3://any/run")
+    result = command(
+        {**env, "S3_ENDPOINT": closed},
+        "avsdn_tf.train",
+        "--data_dir",
+        "s3://any/data",
+        "--model_dir",
+        "s3://any/run",
+    )
     assert result.returncode == 2
     line = error_line(result)
-    assert line.startswith(f"error: --data_dir s3://any/data: expected an S3 endpoint accepting "
-                           f"connections at {closed} (S3_ENDPOINT), found ConnectionRefusedError")
+    assert line.startswith(
+        "error: --data_dir s3://any/data: expected an S3 endpoint accepting "
+        f"connections at {closed} (S3_ENDPOINT), found ConnectionRefusedError"
+    )
 
 
 def test_prepare_reads_the_release_from_s3(s3, tmp_path):
@@ -200,8 +259,16 @@ def test_prepare_reads_the_release_from_s3(s3, tmp_path):
         client.upload_file(str(path), "release", f"AVE/{path.name}")
     ave_release.prepare(str(tmp_path / "ave"), str(tmp_path / "local"), verbose=0)
     # Two rows of the h5 files per read: many chunks even on this small release.
-    result = command(env, "avsdn_tf.prepare", "--ave_dir", "s3://release/AVE",
-                     "--output_dir", "s3://release/out", "--chunk_videos", "2")
+    result = command(
+        env,
+        "avsdn_tf.prepare",
+        "--ave_dir",
+        "s3://release/AVE",
+        "--output_dir",
+        "s3://release/out",
+        "--chunk_videos",
+        "2",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     remote_files, local = objects(client, "release", "out"), local_files(tmp_path / "local")
     assert sorted(remote_files) == sorted(local)
@@ -210,10 +277,13 @@ def test_prepare_reads_the_release_from_s3(s3, tmp_path):
             assert remote_files[name] == local[name], name
     # Same sources and MD5s (of the bytes read, through the local copies), same dims and counts.
     assert json.loads(remote_files["dataset_info.json"]) == json.loads(local["dataset_info.json"])
-    assert json.loads(remote_files["prepare_summary.json"])["videos"] == \
-        json.loads(local["prepare_summary.json"])["videos"]
-    assert written["audio"].shape[0] == sum(json.loads(local["prepare_summary.json"])["videos"][s]
-                                            for s in ("train", "val", "test"))
+    assert (
+        json.loads(remote_files["prepare_summary.json"])["videos"]
+        == json.loads(local["prepare_summary.json"])["videos"]
+    )
+    assert written["audio"].shape[0] == sum(
+        json.loads(local["prepare_summary.json"])["videos"][s] for s in ("train", "val", "test")
+    )
 
     # A corrupt value in a remote file is named by its s3:// path, not by the local copy.
     bad = tmp_path / "bad.h5"
@@ -224,11 +294,13 @@ def test_prepare_reads_the_release_from_s3(s3, tmp_path):
     with h5py.File(bad, "w") as handle:
         handle.create_dataset("avadataset", data=visual)
     client.upload_file(str(bad), "release", "AVE/visual_feature.h5")
-    result = command(env, "avsdn_tf.prepare", "--ave_dir", "s3://release/AVE",
-                     "--output_dir", "s3://release/out")
+    result = command(
+        env, "avsdn_tf.prepare", "--ave_dir", "s3://release/AVE", "--output_dir", "s3://release/out"
+    )
     assert result.returncode == 2
     assert error_line(result).startswith(
-        "error: s3://release/AVE/visual_feature.h5 row 4 (video uke) segment 1: expected finite")
+        "error: s3://release/AVE/visual_feature.h5 row 4 (video uke) segment 1: expected finite"
+    )
     # The earlier output is untouched.
     after = objects(client, "release", "out")
     assert after["dataset_info.json"] == remote_files["dataset_info.json"]
@@ -243,18 +315,37 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
     for base in (str(local), bucket):
         steps = [
             ("avsdn_tf.synthesize", "--output_dir", f"{base}/data", *TINY),
-            ("avsdn_tf.train", "--data_dir", f"{base}/data", "--model_dir", f"{base}/run",
-             "--epochs", "2", "--batch_size", "16"),
+            (
+                "avsdn_tf.train",
+                "--data_dir",
+                f"{base}/data",
+                "--model_dir",
+                f"{base}/run",
+                "--epochs",
+                "2",
+                "--batch_size",
+                "16",
+            ),
             ("avsdn_tf.evaluate", "--model_dir", f"{base}/run", "--split", "test"),
-            ("export.export_model", "--model_dir", f"{base}/run",
-             "--export_base", f"{base}/serving/avsdn", "--verify_videos", "4"),
+            (
+                "export.export_model",
+                "--model_dir",
+                f"{base}/run",
+                "--export_base",
+                f"{base}/serving/avsdn",
+                "--verify_videos",
+                "4",
+            ),
         ]
         for step in steps:
             result = command(env, *step)
             assert result.returncode == 0, (step, result.stderr[-3000:])
 
-    on_s3 = {"data": objects(client, "avsdn", "data"), "run": objects(client, "avsdn", "run"),
-             "serving": objects(client, "avsdn", "serving/avsdn")}
+    on_s3 = {
+        "data": objects(client, "avsdn", "data"),
+        "run": objects(client, "avsdn", "run"),
+        "serving": objects(client, "avsdn", "serving/avsdn"),
+    }
     assert on_s3["data"] == local_files(local / "data")  # synthesize is byte-identical by seed
     metrics = {name: json.loads(on_s3["run"][name]) for name in ("metrics.json", "eval_test.json")}
     for name, value in metrics.items():
@@ -264,8 +355,9 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
             assert got["accuracy"] == want["accuracy"], (name, split)
             assert got["confusion_matrix"] == want["confusion_matrix"], (name, split)
     local_history = json.loads((local / "run" / "metrics.json").read_text())["history"]
-    assert [round(h["loss"], 5) for h in metrics["metrics.json"]["history"]] == \
-        [round(h["loss"], 5) for h in local_history]
+    assert [round(h["loss"], 5) for h in metrics["metrics.json"]["history"]] == [
+        round(h["loss"], 5) for h in local_history
+    ]
 
     # The export: version 1 on both, and the two SavedModels give the same outputs.
     assert {name.split("/")[0] for name in on_s3["serving"]} == {"1"}
@@ -273,8 +365,10 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
     for name, data in on_s3["serving"].items():
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         (copy / name).write_bytes(data)
-    served = [tf.saved_model.load(str(path)).signatures["serving_default"]
-              for path in (copy / "1", local / "serving" / "avsdn" / "1")]
+    served = [
+        tf.saved_model.load(str(path)).signatures["serving_default"]
+        for path in (copy / "1", local / "serving" / "avsdn" / "1")
+    ]
     rng = np.random.default_rng(0)
     audio = tf.constant(rng.normal(size=(3, 10, 16)), tf.float32)
     visual = tf.constant(rng.normal(size=(3, 10, 24)), tf.float32)
@@ -310,12 +404,18 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
     backbone = keras.applications.VGG19(include_top=False, weights=None, input_shape=(64, 64, 3))
     weights = str(tmp_path / "vgg19_notop.weights.h5")
     backbone.save_weights(weights)
-    features = [f"--vggish_checkpoint={official_checkpoint(tmp_path_factory)}",
-                "--visual_backbone=vgg19", f"--visual_weights={weights}", "--frames_per_second=2",
-                "--image_size=64", "--batch_size=8"]
+    features = [
+        f"--vggish_checkpoint={official_checkpoint(tmp_path_factory)}",
+        "--visual_backbone=vgg19",
+        f"--visual_weights={weights}",
+        "--frames_per_second=2",
+        "--image_size=64",
+        "--batch_size=8",
+    ]
     for output in (str(tmp_path / "features"), "s3://own/features"):
-        result = command(env, "avsdn_tf.extract", f"--videos={videos}", f"--output_dir={output}",
-                         *features)
+        result = command(
+            env, "avsdn_tf.extract", f"--videos={videos}", f"--output_dir={output}", *features
+        )
         assert result.returncode == 0, result.stderr[-3000:]
     on_s3, local = objects(client, "own", "features"), local_files(tmp_path / "features")
     assert sorted(on_s3) == sorted(local)
@@ -324,14 +424,29 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
             assert on_s3[name] == local[name], name
 
     data, run = str(tmp_path / "data"), str(tmp_path / "run")
-    synthetic.write_dataset(data, synthetic.SyntheticConfig(
-        videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0}, audio_dim=128,
-        visual_layout="map", visual_dim=512, map_size=2, seed=0), verbose=False)
+    synthetic.write_dataset(
+        data,
+        synthetic.SyntheticConfig(
+            videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0},
+            audio_dim=128,
+            visual_layout="map",
+            visual_dim=512,
+            map_size=2,
+            seed=0,
+        ),
+        verbose=False,
+    )
     hp = hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8)
     trainer.train(data, run, hp, verbose=0)
     for output in (str(tmp_path / "predictions"), "s3://own/predictions"):
-        result = command(env, "avsdn_tf.predict", str(videos / "clip_a.mp4"), f"--model_dir={run}",
-                         f"--output_dir={output}", *features)
+        result = command(
+            env,
+            "avsdn_tf.predict",
+            str(videos / "clip_a.mp4"),
+            f"--model_dir={run}",
+            f"--output_dir={output}",
+            *features,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
     on_s3, local = objects(client, "own", "predictions"), local_files(tmp_path / "predictions")
     assert sorted(on_s3) == sorted(local) == ["clip_a.json", "clip_a.png"]
@@ -353,24 +468,45 @@ def test_hyperband_search_on_s3_equals_local(s3, tmp_path):
     result = command(env, "avsdn_tf.synthesize", "--output_dir", data, *TINY)
     assert result.returncode == 0, result.stderr[-2000:]
     for directory in (str(tmp_path / "search"), "s3://tune/search"):
-        result = command(env, "tuning.tune", f"--data_dir={data}", "--tuner=hyperband",
-                         "--hyperband_factor=2", "--max_trials=3", "--epochs=2", "--seed=2",
-                         f"--directory={directory}")
+        result = command(
+            env,
+            "tuning.tune",
+            f"--data_dir={data}",
+            "--tuner=hyperband",
+            "--hyperband_factor=2",
+            "--max_trials=3",
+            "--epochs=2",
+            "--seed=2",
+            f"--directory={directory}",
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         assert "continuing trial" in result.stdout
     on_s3 = objects(client, "tune", "search")
     local = local_files(tmp_path / "search")
     # TensorBoard event files are named by time and process id: compare their directories.
-    names = [sorted(os.path.dirname(n) if "/logs/" in n else n for n in files)
-             for files in (on_s3, local)]
+    names = [
+        sorted(os.path.dirname(n) if "/logs/" in n else n for n in files)
+        for files in (on_s3, local)
+    ]
     assert names[0] == names[1]
     assert "search/trial_2/run/checkpoints/last.keras" in on_s3  # the continued trial's
 
     def outcome(trials_json):
         trials = json.loads(trials_json)
         return trials["best_trial_id"], [
-            {key: trial[key] for key in ("trial_id", "status", "val_frame_accuracy", "best_epoch",
-                                         "values", "hyperband")} for trial in trials["trials"]]
+            {
+                key: trial[key]
+                for key in (
+                    "trial_id",
+                    "status",
+                    "val_frame_accuracy",
+                    "best_epoch",
+                    "values",
+                    "hyperband",
+                )
+            }
+            for trial in trials["trials"]
+        ]
 
     assert outcome(on_s3["trials.json"]) == outcome(local["trials.json"])
     best = [json.loads(files["best_hparams.json"]) for files in (on_s3, local)]

@@ -21,11 +21,13 @@ REAL_AVE = ROOT.parent / "shared" / "data" / "ave"
 TINY_SPLITS = {"train": 96, "val": 32, "test": 32, "noisy": 16}
 
 # Layer widths for tests that only build models: tiny, and unlike each other where they can be.
-TINY_UNITS = dict(encoder_units=8, fusion_units=6, lstm_units=5, classifier_units=7,
-                  attention_units=6)
+TINY_UNITS = dict(
+    encoder_units=8, fusion_units=6, lstm_units=5, classifier_units=7, attention_units=6
+)
 # Layer widths small enough to build and fit in seconds; every model of the registry takes them.
-SMALL_UNITS = dict(encoder_units=16, fusion_units=16, lstm_units=8, classifier_units=8,
-                   attention_units=8)
+SMALL_UNITS = dict(
+    encoder_units=16, fusion_units=16, lstm_units=8, classifier_units=8, attention_units=8
+)
 
 
 def tiny_config(**changes):
@@ -59,6 +61,11 @@ def run_command(module, *args, env=None, timeout=600):
     Returns:
         the finished subprocess.CompletedProcess (text stdout and stderr captured).
     """
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env=command_env() if env is None else env)
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=command_env() if env is None else env,
+    )

@@ -26,7 +26,11 @@ class AVSDNHyperModel(keras_tuner.HyperModel):
         super().__init__(name=f"{base.model}_hypermodel")
         self.base = base.validate()
         self.params = list(params)
-        self.audio_dim, self.visual_shape, self.num_segments = audio_dim, list(visual_shape), num_segments
+        self.audio_dim, self.visual_shape, self.num_segments = (
+            audio_dim,
+            list(visual_shape),
+            num_segments,
+        )
 
     @property
     def searched_names(self):
@@ -71,6 +75,8 @@ class AVSDNHyperModel(keras_tuner.HyperModel):
         statistics when it fits a trial (run_trial), as for any run.
         """
         sample = self.hparams(hp)
-        model = tasks.for_hparams(sample).build(self.audio_dim, self.visual_shape, self.num_segments)
+        model = tasks.for_hparams(sample).build(
+            self.audio_dim, self.visual_shape, self.num_segments
+        )
         trainer.compile_model(model, sample, steps_per_epoch=1)
         return model

@@ -43,21 +43,37 @@ def trial_records(tuner):
         trial = trials[trial_id]
         values = dict(trial.hyperparameters.values)
         result = _read_result(tuner, trial_id)
-        best_epoch = trial.metrics.get_last_value("best_epoch") if trial.metrics.exists("best_epoch") else None
-        records.append({
-            "trial_id": trial_id,
-            "status": trial.status,
-            OBJECTIVE: trial.score if trial.status == COMPLETED else None,
-            "best_epoch": int(best_epoch) if best_epoch else result.get("best_epoch"),
-            "hparams": tuner.hypermodel.hparams(trial.hyperparameters).to_dict(),
-            "values": {name: value for name, value in values.items() if not name.startswith(TUNER_KEYS_PREFIX)},
-            "hyperband": {name[len(TUNER_KEYS_PREFIX):]: value for name, value in values.items()
-                          if name.startswith(TUNER_KEYS_PREFIX)} or None,
-            "tuner_id": result.get("tuner_id"),
-            "seconds": result.get("seconds"),
-            "run_dir": tuner.trial_run_dir(trial_id),
-            "message": trial.message,
-        })
+        best_epoch = (
+            trial.metrics.get_last_value("best_epoch")
+            if trial.metrics.exists("best_epoch")
+            else None
+        )
+        records.append(
+            {
+                "trial_id": trial_id,
+                "status": trial.status,
+                OBJECTIVE: trial.score if trial.status == COMPLETED else None,
+                "best_epoch": int(best_epoch) if best_epoch else result.get("best_epoch"),
+                "hparams": tuner.hypermodel.hparams(trial.hyperparameters).to_dict(),
+                "values": {
+                    name: value
+                    for name, value in values.items()
+                    if not name.startswith(TUNER_KEYS_PREFIX)
+                },
+                "hyperband": (
+                    {
+                        name[len(TUNER_KEYS_PREFIX) :]: value
+                        for name, value in values.items()
+                        if name.startswith(TUNER_KEYS_PREFIX)
+                    }
+                    or None
+                ),
+                "tuner_id": result.get("tuner_id"),
+                "seconds": result.get("seconds"),
+                "run_dir": tuner.trial_run_dir(trial_id),
+                "message": trial.message,
+            }
+        )
     return records
 
 
@@ -85,16 +101,31 @@ def write(directory, records, search_config):
         the best record (best_record), or None: then best_hparams.json is not written.
     """
     best = best_record(records)
-    fileio.write_json(os.path.join(directory, TRIALS_FILE), {
-        "objective": {"name": OBJECTIVE, "direction": "max"}, "search": search_config,
-        "best_trial_id": best and best["trial_id"], "trials": records})
+    fileio.write_json(
+        os.path.join(directory, TRIALS_FILE),
+        {
+            "objective": {"name": OBJECTIVE, "direction": "max"},
+            "search": search_config,
+            "best_trial_id": best and best["trial_id"],
+            "trials": records,
+        },
+    )
     if best is not None:
-        fileio.write_json(os.path.join(directory, BEST_FILE), {
-            "hparams": best["hparams"], "trial_id": best["trial_id"], OBJECTIVE: best[OBJECTIVE],
-            "best_epoch": best["best_epoch"], "data_dir": search_config["data_dir"],
-            "tuner": search_config["tuner"],
-            "usage": f"python -m avsdn_tf.train --data_dir {search_config['data_dir']} "
-                     f"--hparams_file {os.path.join(directory, BEST_FILE)}"})
+        fileio.write_json(
+            os.path.join(directory, BEST_FILE),
+            {
+                "hparams": best["hparams"],
+                "trial_id": best["trial_id"],
+                OBJECTIVE: best[OBJECTIVE],
+                "best_epoch": best["best_epoch"],
+                "data_dir": search_config["data_dir"],
+                "tuner": search_config["tuner"],
+                "usage": (
+                    f"python -m avsdn_tf.train --data_dir {search_config['data_dir']} "
+                    f"--hparams_file {os.path.join(directory, BEST_FILE)}"
+                ),
+            },
+        )
     return best
 
 
@@ -117,16 +148,28 @@ def summary_table(records, searched_names):
         first by accuracy.
     """
     best = best_record(records)
-    ordered = sorted(records, key=lambda r: (r["status"] != COMPLETED, -(r[OBJECTIVE] or 0.0)))  # stable
+    ordered = sorted(
+        records, key=lambda r: (r["status"] != COMPLETED, -(r[OBJECTIVE] or 0.0))
+    )  # stable
     header = ["trial", "status", "val_acc", "epochs", "best_ep", *searched_names]
     rows = []
     for record in ordered:
         marker = "*" if best is not None and record["trial_id"] == best["trial_id"] else " "
         accuracy = record[OBJECTIVE]
-        rows.append([f"{marker}{record['trial_id']}", record["status"],
-                     "-" if accuracy is None else f"{accuracy:.4f}", str(record["hparams"]["epochs"]),
-                     _format(record["best_epoch"]), *(_format(record["values"].get(name)) for name in searched_names)])
+        rows.append(
+            [
+                f"{marker}{record['trial_id']}",
+                record["status"],
+                "-" if accuracy is None else f"{accuracy:.4f}",
+                str(record["hparams"]["epochs"]),
+                _format(record["best_epoch"]),
+                *(_format(record["values"].get(name)) for name in searched_names),
+            ]
+        )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)

@@ -27,8 +27,14 @@ ARCHITECTURE = {
     "av_att": ("lstm_units", "classifier_units", "attention_units"),
     "dmrn": ("lstm_units", "fusion_units", "attention_units"),
 }
-ARCHITECTURE_FIELDS = ("encoder_units", "fusion_units", "lstm_units", "classifier_units", "attention_units",
-                       "visual_reduction")
+ARCHITECTURE_FIELDS = (
+    "encoder_units",
+    "fusion_units",
+    "lstm_units",
+    "classifier_units",
+    "attention_units",
+    "visual_reduction",
+)
 # Set by flags (or the base hyperparameters file), never searched.
 NOT_SEARCHABLE = ("model", "epochs", "seed", "supervision")
 DEFAULTS = hparams.HParams().to_dict()
@@ -79,10 +85,20 @@ class Param:
     def _declare(self, hp):
         if self.is_range:
             if isinstance(DEFAULTS[self.name], int):
-                return hp.Int(self.name, int(self.min_value), int(self.max_value), step=int(self.step or 1),
-                              sampling=self.sampling)
-            return hp.Float(self.name, float(self.min_value), float(self.max_value), step=self.step,
-                            sampling=self.sampling)
+                return hp.Int(
+                    self.name,
+                    int(self.min_value),
+                    int(self.max_value),
+                    step=int(self.step or 1),
+                    sampling=self.sampling,
+                )
+            return hp.Float(
+                self.name,
+                float(self.min_value),
+                float(self.max_value),
+                step=self.step,
+                sampling=self.sampling,
+            )
         if len(self.values) == 1:
             return hp.Fixed(self.name, self.values[0])
         return hp.Choice(self.name, list(self.values))
@@ -139,7 +155,11 @@ def searched_by_default(model, visual_layout):
         lr_schedule, lr_decay_epochs, batch_size.
     """
     used = ARCHITECTURE[model]
-    names = [name for name in ("encoder_units", "fusion_units", "lstm_units", "classifier_units") if name in used]
+    names = [
+        name
+        for name in ("encoder_units", "fusion_units", "lstm_units", "classifier_units")
+        if name in used
+    ]
     if visual_layout == constants.LAYOUT_MAP:
         if model in AVSDN_FAMILY:
             names += ["visual_reduction", "attention_units"]
@@ -153,21 +173,38 @@ def _parse_entry(name, entry, source):
     if isinstance(entry, dict):
         unknown = sorted(set(entry) - {"min", "max", "step", "sampling"})
         if unknown or "min" not in entry or "max" not in entry:
-            raise input_error(f"{source} field {name!r}", 'a list of values, one value, or {"min", "max"} with '
-                              'optional "step" and "sampling" (linear | log)', json.dumps(entry))
+            raise input_error(
+                f"{source} field {name!r}",
+                'a list of values, one value, or {"min", "max"} with '
+                'optional "step" and "sampling" (linear | log)',
+                json.dumps(entry),
+            )
         if entry.get("sampling", "linear") not in ("linear", "log"):
-            raise input_error(f"{source} field {name!r}.sampling", "linear or log", repr(entry["sampling"]))
+            raise input_error(
+                f"{source} field {name!r}.sampling", "linear or log", repr(entry["sampling"])
+            )
         if isinstance(DEFAULTS[name], (bool, str)):
-            raise input_error(f"{source} field {name!r}", "a list of values (it is not numeric)", json.dumps(entry))
+            raise input_error(
+                f"{source} field {name!r}",
+                "a list of values (it is not numeric)",
+                json.dumps(entry),
+            )
         if not entry["min"] < entry["max"]:
             raise input_error(f"{source} field {name!r}", "min below max", json.dumps(entry))
-        param = Param(name, min_value=entry["min"], max_value=entry["max"], step=entry.get("step"),
-                      sampling=entry.get("sampling", "linear"))
+        param = Param(
+            name,
+            min_value=entry["min"],
+            max_value=entry["max"],
+            step=entry.get("step"),
+            sampling=entry.get("sampling", "linear"),
+        )
         checked = (entry["min"], entry["max"])
     else:
         values = tuple(entry) if isinstance(entry, list) else (entry,)
         if not values or len(set(map(repr, values))) != len(values):
-            raise input_error(f"{source} field {name!r}", "a non-empty list of distinct values", json.dumps(entry))
+            raise input_error(
+                f"{source} field {name!r}", "a non-empty list of distinct values", json.dumps(entry)
+            )
         param = Param(name, values)
         checked = values
     for value in checked:  # each value must make valid HParams, or the trial would fail later
@@ -185,7 +222,9 @@ def read_space_file(path):
     Raises:
         errors.UserError: when the file is not found, is not JSON, or holds no object.
     """
-    return fileio.read_json_object(path, "search space file", "a JSON object of hyperparameter ranges")
+    return fileio.read_json_object(
+        path, "search space file", "a JSON object of hyperparameter ranges"
+    )
 
 
 def build(model, visual_layout, epochs, overrides=None, source="search space"):
@@ -195,14 +234,21 @@ def build(model, visual_layout, epochs, overrides=None, source="search space"):
     overrides = dict(overrides or {})
     for name in overrides:
         if name not in hparams.FIELDS:
-            raise input_error(source, f"hyperparameter names from {sorted(hparams.FIELDS)}", f"unknown {name!r}")
+            raise input_error(
+                source, f"hyperparameter names from {sorted(hparams.FIELDS)}", f"unknown {name!r}"
+            )
         if name in NOT_SEARCHABLE:
-            raise input_error(f"{source} field {name!r}", f"a searchable name (not one of {NOT_SEARCHABLE}: "
-                              "those come from the flags)", repr(name))
+            raise input_error(
+                f"{source} field {name!r}",
+                f"a searchable name (not one of {NOT_SEARCHABLE}: those come from the flags)",
+                repr(name),
+            )
         if name in ARCHITECTURE_FIELDS and name not in ARCHITECTURE[model]:
-            raise input_error(f"{source} field {name!r}",
-                              f"a field model {model!r} uses (architecture: {list(ARCHITECTURE[model])})",
-                              f"{name!r}, which {model!r} ignores")
+            raise input_error(
+                f"{source} field {name!r}",
+                f"a field model {model!r} uses (architecture: {list(ARCHITECTURE[model])})",
+                f"{name!r}, which {model!r} ignores",
+            )
     ranges = default_ranges(epochs)
     names = searched_by_default(model, visual_layout)
     names += [name for name in overrides if name not in names]

@@ -39,22 +39,44 @@ _HPARAM_FLAGS = ("model", "epochs", "seed", "supervision")
 def define_flags():
     """The command's flags, defined when it runs (not at import, so modules with flags of the
     same names can be imported side by side)."""
-    cli.define("data_dir", "max_videos",
-               hparams_file="JSON hyperparameters every trial starts from (the fields that are not searched); "
-               "--model, --epochs, --seed, --supervision override it.")
-    flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "tf.distribute strategy every trial trains under.")
-    cli.define_hparams(_HPARAM_FLAGS, helps={
-        "model": "Registered model to tune, or 'help' to list them.",
-        "epochs": "Epochs per trial (Hyperband: the most any trial gets).",
-        "seed": "Seed of every trial's training and of the oracle's sampling."})
+    cli.define(
+        "data_dir",
+        "max_videos",
+        hparams_file=(
+            "JSON hyperparameters every trial starts from (the fields that are not searched); "
+            "--model, --epochs, --seed, --supervision override it."
+        ),
+    )
+    flags.DEFINE_enum(
+        "strategy", "auto", list(STRATEGIES), "tf.distribute strategy every trial trains under."
+    )
+    cli.define_hparams(
+        _HPARAM_FLAGS,
+        helps={
+            "model": "Registered model to tune, or 'help' to list them.",
+            "epochs": "Epochs per trial (Hyperband: the most any trial gets).",
+            "seed": "Seed of every trial's training and of the oracle's sampling.",
+        },
+    )
     flags.DEFINE_enum("tuner", "hyperband", list(TUNERS), "Search algorithm (KerasTuner oracle).")
-    flags.DEFINE_integer("max_trials", 10, "Trials in the search (Hyperband: at most this many). Run again with "
-                         "a larger number in the same --directory to extend a search.")
-    flags.DEFINE_string("directory", "runs/tune", "Search directory: KerasTuner state, one run per trial, "
-                        "trials.json, best_hparams.json.")
-    flags.DEFINE_string("space_file", None, 'JSON object narrowing or widening the search space, e.g. '
-                        '{"encoder_units": [64, 128], "dropout": {"min": 0.0, "max": 0.3, "step": 0.1}, '
-                        '"batch_size": 32}: a list is a choice, one value fixes the field, min/max a range.')
+    flags.DEFINE_integer(
+        "max_trials",
+        10,
+        "Trials in the search (Hyperband: at most this many). Run again with "
+        "a larger number in the same --directory to extend a search.",
+    )
+    flags.DEFINE_string(
+        "directory",
+        "runs/tune",
+        "Search directory: KerasTuner state, one run per trial, trials.json, best_hparams.json.",
+    )
+    flags.DEFINE_string(
+        "space_file",
+        None,
+        "JSON object narrowing or widening the search space, e.g. "
+        '{"encoder_units": [64, 128], "dropout": {"min": 0.0, "max": 0.3, "step": 0.1}, '
+        '"batch_size": 32}: a list is a choice, one value fixes the field, min/max a range.',
+    )
     flags.DEFINE_integer("hyperband_factor", 3, "Hyperband: keep 1 in this many trials per round.")
     flags.DEFINE_bool("overwrite", False, "Delete the search in --directory and start again.")
     threads.define_flags()
@@ -93,18 +115,35 @@ def check_resumable(directory, config):
         if want == found:
             continue
         if isinstance(want, dict) and isinstance(found, dict):  # name the first field that differs
-            field = next(name for name in sorted(set(want) | set(found)) if want.get(name) != found.get(name))
+            field = next(
+                name for name in sorted(set(want) | set(found)) if want.get(name) != found.get(name)
+            )
             key, want, found = f"{key}.{field}", want.get(field), found.get(field)
         elif key == "space":
             want = {param["name"]: param for param in want}
             found = {param["name"]: param for param in found or []}
             field = next(name for name in [*want, *found] if want.get(name) != found.get(name))
             key, want, found = f"space {field!r}", want.get(field), found.get(field)
-        raise input_error(f"{path} field {key}", f"{want!r} to resume the search in {directory}", f"{found!r} {hint}")
+        raise input_error(
+            f"{path} field {key}",
+            f"{want!r} to resume the search in {directory}",
+            f"{found!r} {hint}",
+        )
 
 
-def make_tuner(data_dir, directory, tuner_name, max_trials, base, overrides=None, strategy_name="auto",
-               hyperband_factor=3, max_videos=None, overwrite=False, space_source="search space"):
+def make_tuner(
+    data_dir,
+    directory,
+    tuner_name,
+    max_trials,
+    base,
+    overrides=None,
+    strategy_name="auto",
+    hyperband_factor=3,
+    max_videos=None,
+    overwrite=False,
+    space_source="search space",
+):
     """The hypermodel, oracle and tuner of a search, plus the search's settings (search.json).
 
     Args:
@@ -127,12 +166,22 @@ def make_tuner(data_dir, directory, tuner_name, max_trials, base, overrides=None
             or a resumed search whose settings differ.
     """
     info = dataset_info.read(data_dir)
-    params = space.build(base.model, info.visual_layout, base.epochs, overrides, source=space_source)
+    params = space.build(
+        base.model, info.visual_layout, base.epochs, overrides, source=space_source
+    )
     hypermodel = AVSDNHyperModel(base, params, info.audio_dim, info.visual_shape, info.num_segments)
-    config = {"model": base.model, "tuner": tuner_name, "max_trials": max_trials, "data_dir": data_dir,
-              "data": trainer.data_signature(info), "space": [param.to_json() for param in params],
-              "base_hparams": base.to_dict(), "hyperband_factor": hyperband_factor if tuner_name == "hyperband" else None,
-              "max_videos": max_videos, "strategy": strategy_name}
+    config = {
+        "model": base.model,
+        "tuner": tuner_name,
+        "max_trials": max_trials,
+        "data_dir": data_dir,
+        "data": trainer.data_signature(info),
+        "space": [param.to_json() for param in params],
+        "base_hparams": base.to_dict(),
+        "hyperband_factor": hyperband_factor if tuner_name == "hyperband" else None,
+        "max_videos": max_videos,
+        "strategy": strategy_name,
+    }
     current_role = role()
     if overwrite and current_role != "worker":
         fileio.remove_tree(directory)
@@ -140,15 +189,35 @@ def make_tuner(data_dir, directory, tuner_name, max_trials, base, overrides=None
         check_resumable(directory, config)
     tf.io.gfile.makedirs(directory)
     oracle = make_oracle(tuner_name, max_trials, base.epochs, base.seed, hyperband_factor)
-    tuner = TrainingTuner(oracle, hypermodel, data_dir, strategy_name=strategy_name, max_videos=max_videos,
-                          directory=directory, project_name=PROJECT, overwrite=False)
+    tuner = TrainingTuner(
+        oracle,
+        hypermodel,
+        data_dir,
+        strategy_name=strategy_name,
+        max_videos=max_videos,
+        directory=directory,
+        project_name=PROJECT,
+        overwrite=False,
+    )
     if current_role != "worker":
         fileio.write_json(os.path.join(directory, SEARCH_FILE), config)
     return tuner, config
 
 
-def run_search(data_dir, directory, tuner_name, max_trials, base, overrides=None, strategy_name="auto",
-               hyperband_factor=3, max_videos=None, overwrite=False, verbose=1, space_source="search space"):
+def run_search(
+    data_dir,
+    directory,
+    tuner_name,
+    max_trials,
+    base,
+    overrides=None,
+    strategy_name="auto",
+    hyperband_factor=3,
+    max_videos=None,
+    overwrite=False,
+    verbose=1,
+    space_source="search space",
+):
     """Run (or resume, or serve as chief, or work on) a search; the best trial's record, or None
     on a worker.
 
@@ -168,29 +237,54 @@ def run_search(data_dir, directory, tuner_name, max_trials, base, overrides=None
         raise argument_error("max_trials", "a positive integer", max_trials)
     if hyperband_factor < 2:
         raise argument_error("hyperband_factor", "an integer of at least 2", hyperband_factor)
-    tuner, config = make_tuner(data_dir, directory, tuner_name, max_trials, base, overrides, strategy_name,
-                               hyperband_factor, max_videos, overwrite, space_source)
+    tuner, config = make_tuner(
+        data_dir,
+        directory,
+        tuner_name,
+        max_trials,
+        base,
+        overrides,
+        strategy_name,
+        hyperband_factor,
+        max_videos,
+        overwrite,
+        space_source,
+    )
     current_role = role()
     done = len(tuner.oracle.trials) if current_role != "worker" else 0
     if done:
-        print(f"resuming the search in {directory}: {done} trial(s) recorded, at most {max_trials} in all")
+        print(
+            f"resuming the search in {directory}: {done} trial(s) recorded, at most {max_trials}"
+            " in all"
+        )
     tuner.search(verbose=verbose)
     if current_role == "worker":
-        print(f"worker {os.environ[TUNER_ID]}: no trials left; the chief writes the results", flush=True)
+        print(
+            f"worker {os.environ[TUNER_ID]}: no trials left; the chief writes the results",
+            flush=True,
+        )
         return None
     records = results.trial_records(tuner)
     best = results.write(directory, records, config)
     print()
-    print(f"{len(records)} trial(s) of {base.model} ({tuner_name}), objective {results.OBJECTIVE} (max):")
+    print(
+        f"{len(records)} trial(s) of {base.model} ({tuner_name}), objective {results.OBJECTIVE}"
+        " (max):"
+    )
     print(results.summary_table(records, tuner.hypermodel.searched_names))
     print()
     print(f"trials: {os.path.join(directory, results.TRIALS_FILE)}")
     if best is None:
-        raise UserError(f"{directory}: expected at least one completed trial, found none "
-                        f"(see the messages in {os.path.join(directory, results.TRIALS_FILE)})")
+        raise UserError(
+            f"{directory}: expected at least one completed trial, found none "
+            f"(see the messages in {os.path.join(directory, results.TRIALS_FILE)})"
+        )
     best_file = os.path.join(directory, results.BEST_FILE)
-    print(f"best: trial {best['trial_id']}, val frame accuracy {best[results.OBJECTIVE]:.4f}; hyperparameters in "
-          f"{best_file}\ntrain it: python -m avsdn_tf.train --data_dir {data_dir} --hparams_file {best_file}")
+    print(
+        f"best: trial {best['trial_id']}, val frame accuracy {best[results.OBJECTIVE]:.4f};"
+        f" hyperparameters in {best_file}\ntrain it: python -m avsdn_tf.train --data_dir {data_dir}"
+        f" --hparams_file {best_file}"
+    )
     return best
 
 
@@ -212,10 +306,20 @@ def main(argv):
     base = resolve_base()
     overrides = space.read_space_file(FLAGS.space_file) if FLAGS.space_file else None
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
-    run_search(data_dir, FLAGS.directory, FLAGS.tuner, FLAGS.max_trials, base, overrides,
-               strategy_name=FLAGS.strategy, hyperband_factor=FLAGS.hyperband_factor, max_videos=FLAGS.max_videos,
-               overwrite=FLAGS.overwrite, verbose=2 if not sys.stdout.isatty() else 1,
-               space_source=FLAGS.space_file or "search space")
+    run_search(
+        data_dir,
+        FLAGS.directory,
+        FLAGS.tuner,
+        FLAGS.max_trials,
+        base,
+        overrides,
+        strategy_name=FLAGS.strategy,
+        hyperband_factor=FLAGS.hyperband_factor,
+        max_videos=FLAGS.max_videos,
+        overwrite=FLAGS.overwrite,
+        verbose=2 if not sys.stdout.isatty() else 1,
+        space_source=FLAGS.space_file or "search space",
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,10 @@ def role():
         return "single"
     missing = [name for name in (ORACLE_PORT, TUNER_ID) if not os.environ.get(name)]
     if missing:
-        raise UserError(f"distributed search: {ORACLE_IP} is set, so expected {' and '.join(missing)} "
-                        "as well, found them unset")
+        raise UserError(
+            f"distributed search: {ORACLE_IP} is set, so expected {' and '.join(missing)} "
+            "as well, found them unset"
+        )
     return "chief" if "chief" in os.environ[TUNER_ID] else "worker"
 
 
@@ -74,17 +76,24 @@ def make_oracle(name, max_trials, epochs, seed, hyperband_factor=3):
     objective = keras_tuner.Objective(OBJECTIVE, direction="max")
     oracle_seed = 10_007 + seed  # KerasTuner treats a seed of 0 as "pick one at random"
     if name == "random":
-        return keras_tuner.oracles.RandomSearchOracle(objective=objective, max_trials=max_trials, seed=oracle_seed)
+        return keras_tuner.oracles.RandomSearchOracle(
+            objective=objective, max_trials=max_trials, seed=oracle_seed
+        )
     if name == "bayesian":
         try:
-            return keras_tuner.oracles.BayesianOptimizationOracle(objective=objective, max_trials=max_trials,
-                                                                  seed=oracle_seed)
+            return keras_tuner.oracles.BayesianOptimizationOracle(
+                objective=objective, max_trials=max_trials, seed=oracle_seed
+            )
         except ImportError as error:
-            raise UserError(f"tuner bayesian: expected scikit-learn and scipy to be installed, found them "
-                            f"missing ({error}); pip install 'keras-tuner[bayesian]'", argument="tuner") from None
+            raise UserError(
+                "tuner bayesian: expected scikit-learn and scipy to be installed, found them "
+                f"missing ({error}); pip install 'keras-tuner[bayesian]'",
+                argument="tuner",
+            ) from None
     if name == "hyperband":
-        oracle = keras_tuner.oracles.HyperbandOracle(objective=objective, max_epochs=epochs, factor=hyperband_factor,
-                                                     seed=oracle_seed)
+        oracle = keras_tuner.oracles.HyperbandOracle(
+            objective=objective, max_epochs=epochs, factor=hyperband_factor, seed=oracle_seed
+        )
         oracle.max_trials = max_trials  # the base Oracle stops creating trials at this count
         return oracle
     raise argument_error("tuner", f"one of {TUNERS}", repr(name))
@@ -93,7 +102,9 @@ def make_oracle(name, max_trials, epochs, seed, hyperband_factor=3):
 class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
     """A KerasTuner tuner whose trial is one `avsdn_tf.training.train` run of the sampled HParams."""
 
-    def __init__(self, oracle, hypermodel, data_dir, strategy_name="auto", max_videos=None, **kwargs):
+    def __init__(
+        self, oracle, hypermodel, data_dir, strategy_name="auto", max_videos=None, **kwargs
+    ):
         super().__init__(oracle, hypermodel, **kwargs)
         self.data_dir, self.strategy_name, self.max_videos = data_dir, strategy_name, max_videos
 
@@ -123,33 +134,56 @@ class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 search goes on).
         """
         values = trial.hyperparameters.values
-        unknown = sorted(name for name in values if not name.startswith(TUNER_KEYS_PREFIX)
-                         and name not in self.hypermodel.searched_names)
+        unknown = sorted(
+            name
+            for name in values
+            if not name.startswith(TUNER_KEYS_PREFIX) and name not in self.hypermodel.searched_names
+        )
         if unknown:
-            raise SearchError(f"trial {trial.trial_id}: expected hyperparameters from this tuner's search space "
-                              f"{self.hypermodel.searched_names}, found {unknown} (start the chief and every "
-                              "worker with the same --model, --space_file and data)")
+            raise SearchError(
+                f"trial {trial.trial_id}: expected hyperparameters from this tuner's search space "
+                f"{self.hypermodel.searched_names}, found {unknown} (start the chief and every "
+                "worker with the same --model, --space_file and data)"
+            )
         sample = self.hypermodel.hparams(trial.hyperparameters)
         run_dir = self.trial_run_dir(trial.trial_id)
         continued = self._continue_parent(trial, sample, run_dir)
-        print(f"[{self.tuner_id}] trial {trial.trial_id}: training {sample.model} for {sample.epochs} epochs"
-              + (f", continuing trial {continued}" if continued else "") + f" in {run_dir}", flush=True)
+        print(
+            f"[{self.tuner_id}] trial {trial.trial_id}: training {sample.model} for {sample.epochs}"
+            " epochs" + (f", continuing trial {continued}" if continued else "") + f" in {run_dir}",
+            flush=True,
+        )
         keras.backend.clear_session()
         gc.collect()
         started = time.time()
         try:
-            result = trainer.train(self.data_dir, run_dir, sample, strategy_name=self.strategy_name,
-                                    max_videos=self.max_videos, verbose=verbose)
+            result = trainer.train(
+                self.data_dir,
+                run_dir,
+                sample,
+                strategy_name=self.strategy_name,
+                max_videos=self.max_videos,
+                verbose=verbose,
+            )
         except trainer.TrainingDiverged as error:
             raise keras_tuner.errors.FailedTrialError(str(error)) from None
         except UserError as error:
             raise SearchError(str(error)) from None
         accuracy = float(result["val"]["accuracy"])
         best_epoch = best_epoch_of(result)
-        fileio.write_json(os.path.join(os.path.dirname(run_dir), RESULT), {
-            "trial_id": trial.trial_id, "tuner_id": self.tuner_id, OBJECTIVE: accuracy, "best_epoch": best_epoch,
-            "epochs_done": result["epochs_done"], "continued_from": continued,
-            "seconds": round(time.time() - started, 2), "hparams": sample.to_dict()})
+        fileio.write_json(
+            os.path.join(os.path.dirname(run_dir), RESULT),
+            {
+                "trial_id": trial.trial_id,
+                "tuner_id": self.tuner_id,
+                OBJECTIVE: accuracy,
+                "best_epoch": best_epoch,
+                "epochs_done": result["epochs_done"],
+                "continued_from": continued,
+                "seconds": round(time.time() - started, 2),
+                "hparams": sample.to_dict(),
+            },
+        )
         return {OBJECTIVE: accuracy, "best_epoch": float(best_epoch or 0)}
 
     def _continue_parent(self, trial, sample, run_dir):
@@ -166,8 +200,11 @@ class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
             return None
         parent = RunDir(self.trial_run_dir(parent_id))
         state = parent.read_state() or {}
-        if (state.get("epochs_done") != initial_epoch or not tf.io.gfile.exists(parent.last_checkpoint)
-                or not tf.io.gfile.exists(parent.best_checkpoint)):
+        if (
+            state.get("epochs_done") != initial_epoch
+            or not tf.io.gfile.exists(parent.last_checkpoint)
+            or not tf.io.gfile.exists(parent.best_checkpoint)
+        ):
             return None  # not reachable from here (no shared directory), or stopped early: from scratch
         state.pop("finished", None)
         with fileio.staged_directory(run_dir, marker=os.path.basename(parent.state)) as staging:
@@ -258,8 +295,10 @@ def serve_oracle(oracle, poll_seconds=1.0):
     else:
         reason = "the address is in use or not on this machine"
     if not bound:
-        raise UserError(f"{ORACLE_IP}:{ORACLE_PORT}: expected an address the chief can listen on, found "
-                        f"{address} ({reason})")
+        raise UserError(
+            f"{ORACLE_IP}:{ORACLE_PORT}: expected an address the chief can listen on, found "
+            f"{address} ({reason})"
+        )
     server.start()
     print(f"chief: serving the oracle on {address}", flush=True)
     try:

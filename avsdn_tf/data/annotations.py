@@ -44,15 +44,22 @@ def parse_annotations(text, source="Annotations.txt", num_segments=constants.NUM
         fields = line.split("&")
         where = f"{source} line {line_number}"
         if len(fields) != 5:
-            raise input_error(where, "5 '&'-separated fields (Category&VideoID&Quality&StartTime&EndTime)",
-                              f"{len(fields)} in {line!r}")
+            raise input_error(
+                where,
+                "5 '&'-separated fields (Category&VideoID&Quality&StartTime&EndTime)",
+                f"{len(fields)} in {line!r}",
+            )
         category, video_id, quality, start, end = (field.strip() for field in fields)
         try:
             start, end = int(start), int(end)
         except ValueError:
-            raise input_error(where, "integer StartTime and EndTime", f"{fields[3]!r} and {fields[4]!r}") from None
+            raise input_error(
+                where, "integer StartTime and EndTime", f"{fields[3]!r} and {fields[4]!r}"
+            ) from None
         if not 0 <= start <= end <= num_segments:
-            raise input_error(where, f"0 <= StartTime <= EndTime <= {num_segments}", f"{start} and {end}")
+            raise input_error(
+                where, f"0 <= StartTime <= EndTime <= {num_segments}", f"{start} and {end}"
+            )
         rows.append(Annotation(category, video_id, quality, start, end))
     return rows
 
@@ -100,8 +107,11 @@ def category_index(annotation, categories, source="Annotations.txt"):
     try:
         return categories.index(annotation.category)
     except ValueError:
-        raise input_error(source, f"a category from the {len(categories)} AVE categories",
-                          f"{annotation.category!r} (video {annotation.video_id})") from None
+        raise input_error(
+            source,
+            f"a category from the {len(categories)} AVE categories",
+            f"{annotation.category!r} (video {annotation.video_id})",
+        ) from None
 
 
 def segment_labels(annotation, class_index, num_segments=constants.NUM_SEGMENTS):
@@ -115,7 +125,7 @@ def segment_labels(annotation, class_index, num_segments=constants.NUM_SEGMENTS)
         int64 array [T].
     """
     labels = np.full(num_segments, constants.BACKGROUND, dtype=np.int64)
-    labels[annotation.start:annotation.end] = class_index
+    labels[annotation.start : annotation.end] = class_index
     return labels
 
 

@@ -68,7 +68,9 @@ def _open_dataset(path, key, stack):
     except OSError as error:
         raise input_error(path, "an HDF5 file", f"a file h5py cannot open ({error})") from None
     if key not in handle or not isinstance(handle[key], h5py.Dataset):
-        raise input_error(path, f"an HDF5 dataset under the key {key!r}", f"keys {sorted(handle.keys())}")
+        raise input_error(
+            path, f"an HDF5 dataset under the key {key!r}", f"keys {sorted(handle.keys())}"
+        )
     return handle[key]
 
 
@@ -95,7 +97,8 @@ def _check_finite(values, path, first_row, video_ids):
     raise input_error(
         f"{path} row {row} ({video_ids(row)}) segment {int(bad[1])}",
         "finite feature values that fit in float32",
-        f"{values[tuple(bad)]} ({int((~finite).sum())} non-finite values in rows {first_row}..{first_row + len(values) - 1})",
+        f"{values[tuple(bad)]} ({int((~finite).sum())} non-finite values in rows"
+        f" {first_row}..{first_row + len(values) - 1})",
     )
 
 
@@ -111,8 +114,11 @@ def _one_hot_classes(values, path, first_row, video_ids):
         where = f"{path} row {first_row + int(bad[0])} ({video_ids(first_row + int(bad[0]))})"
         if len(bad) > 1:
             where += f" segment {int(bad[1])}"
-        raise input_error(where, f"a one-hot vector over {values.shape[-1]} classes (one 1.0, the rest 0.0)",
-                          f"nonzero entries {nonzero}" if nonzero else "all zeros")
+        raise input_error(
+            where,
+            f"a one-hot vector over {values.shape[-1]} classes (one 1.0, the rest 0.0)",
+            f"nonzero entries {nonzero}" if nonzero else "all zeros",
+        )
     return values.argmax(-1)
 
 
@@ -128,18 +134,26 @@ def _features_shape(dataset, path, what, example):
 def _read_order(path, num_rows, annotations_path, stack):
     dataset = _open_dataset(path, constants.ORDER_KEY, stack)
     if dataset.ndim != 1 or dataset.dtype.kind not in "iu":
-        raise input_error(path, f"a 1-D integer array of row indices into {annotations_path}",
-                          f"shape {dataset.shape} dtype {dataset.dtype}")
+        raise input_error(
+            path,
+            f"a 1-D integer array of row indices into {annotations_path}",
+            f"shape {dataset.shape} dtype {dataset.dtype}",
+        )
     order = dataset[()].astype(np.int64)
     outside = np.flatnonzero((order < 0) | (order >= num_rows))
     if len(outside):
-        raise input_error(path, f"row indices into {annotations_path} in 0..{num_rows - 1}",
-                          f"{order[outside[0]]} at position {outside[0]} ({len(outside)} out of range)")
+        raise input_error(
+            path,
+            f"row indices into {annotations_path} in 0..{num_rows - 1}",
+            f"{order[outside[0]]} at position {outside[0]} ({len(outside)} out of range)",
+        )
     values, counts = np.unique(order, return_counts=True)
     if (counts > 1).any():
         value = values[np.argmax(counts > 1)]
         positions = np.flatnonzero(order == value)[:2].tolist()
-        raise input_error(path, "each row index at most once", f"row {value} at positions {positions}")
+        raise input_error(
+            path, "each row index at most once", f"row {value} at positions {positions}"
+        )
     return order
 
 
@@ -172,63 +186,100 @@ def _video_namer(rows):
     return lambda row: f"video {rows[row].video_id}" if 0 <= row < len(rows) else f"row {row}"
 
 
-def _check_inputs(ave_dir, visual_file, noisy_visual_file, include_noisy, label_source, chunk_videos, stack):
+def _check_inputs(
+    ave_dir, visual_file, noisy_visual_file, include_noisy, label_source, chunk_videos, stack
+):
     path = lambda name: os.path.join(ave_dir, name)  # noqa: E731  (absolute names stay absolute)
     if not tf.io.gfile.isdir(ave_dir):
-        raise argument_error("ave_dir", "a directory holding the AVE release", f"{ave_dir!r}, no such directory")
+        raise argument_error(
+            "ave_dir", "a directory holding the AVE release", f"{ave_dir!r}, no such directory"
+        )
     needed = [ANNOTATIONS_FILE, AUDIO_FILE, visual_file, *ORDER_FILES.values()]
     if label_source == "h5":
         needed.append(LABELS_FILE)
     missing = [name for name in needed if not tf.io.gfile.exists(path(name))]
     if missing:
-        raise input_error(ave_dir, "the AVE release files " + ", ".join(needed), "missing " + ", ".join(missing))
+        raise input_error(
+            ave_dir, "the AVE release files " + ", ".join(needed), "missing " + ", ".join(missing)
+        )
 
     annotations_path = path(ANNOTATIONS_FILE)
     audio_path, visual_path, labels_path = path(AUDIO_FILE), path(visual_file), path(LABELS_FILE)
     audio = _open_dataset(audio_path, constants.H5_KEY, stack)
-    num_rows, num_segments, audio_shape = _features_shape(audio, audio_path, "audio", "(videos, segments, dims)")
+    num_rows, num_segments, audio_shape = _features_shape(
+        audio, audio_path, "audio", "(videos, segments, dims)"
+    )
     # Quirks of Annotations.txt, all handled by annotations.parse_annotations: copies in the wild
     # may start with the header line `Category&VideoID&Quality&StartTime&EndTime` (skipped) or
     # not, and may use CRLF line ends; every row must fit in the h5 files' segments.
     rows = annotations.read_annotations(annotations_path, num_segments=num_segments)
     names = constants.category_names()
-    categories = np.asarray([annotations.category_index(row, names, annotations_path) for row in rows])
+    categories = np.asarray(
+        [annotations.category_index(row, names, annotations_path) for row in rows]
+    )
     # Rows are matched by position, never by video id: 45 ids of the release appear on more than
     # one row (a video can hold two or three different events). Each row is its own record.
     if num_rows != len(rows):
-        raise input_error(audio_path, f"{len(rows)} rows, one per row of {annotations_path}", f"{num_rows} rows")
+        raise input_error(
+            audio_path, f"{len(rows)} rows, one per row of {annotations_path}", f"{num_rows} rows"
+        )
     video_ids = _video_namer(rows)
 
     visual = _open_dataset(visual_path, constants.H5_KEY, stack)
-    _, _, visual_shape = _features_shape(visual, visual_path, "visual",
-                                         "(videos, segments, H, W, C) maps or (videos, segments, D) vectors")
+    _, _, visual_shape = _features_shape(
+        visual,
+        visual_path,
+        "visual",
+        "(videos, segments, H, W, C) maps or (videos, segments, D) vectors",
+    )
     if visual.shape[:2] != (num_rows, num_segments):
-        raise input_error(visual_path, f"{num_rows} videos x {num_segments} segments like {audio_path}",
-                          f"shape {visual.shape}")
+        raise input_error(
+            visual_path,
+            f"{num_rows} videos x {num_segments} segments like {audio_path}",
+            f"shape {visual.shape}",
+        )
 
     # Labels rebuilt from Annotations.txt: segment t is the category when start <= t < end, else
     # background. The release's zero-length event (`Church bell&VWi2ENBuTbw&good&0&0`) has no
     # such t: all its segments are background, while its category and its video label (as in
     # mil_labels.h5) stay Church bell; it is kept as published and listed in the summary.
-    annotation_labels = np.stack([annotations.segment_labels(row, category, num_segments)
-                                  for row, category in zip(rows, categories)]) if rows else \
-        np.zeros((0, num_segments), np.int64)
+    annotation_labels = (
+        np.stack(
+            [
+                annotations.segment_labels(row, category, num_segments)
+                for row, category in zip(rows, categories)
+            ]
+        )
+        if rows
+        else np.zeros((0, num_segments), np.int64)
+    )
 
     h5_labels = None
     if tf.io.gfile.exists(labels_path):
         labels = _open_dataset(labels_path, constants.H5_KEY, stack)
-        expected = f"one-hot segment labels shaped ({num_rows}, {num_segments}, {constants.NUM_CLASSES})"
+        expected = (
+            f"one-hot segment labels shaped ({num_rows}, {num_segments}, {constants.NUM_CLASSES})"
+        )
         if labels.shape != (num_rows, num_segments, constants.NUM_CLASSES):
             raise input_error(labels_path, expected, f"shape {labels.shape}")
         _check_dtype(labels, labels_path, "fiub", expected)
-        h5_labels = np.concatenate(
-            [_one_hot_classes(labels[start:start + chunk_videos], labels_path, start, video_ids)
-             for start in range(0, num_rows, chunk_videos)]) if num_rows else np.zeros((0, num_segments), int)
+        h5_labels = (
+            np.concatenate(
+                [
+                    _one_hot_classes(
+                        labels[start : start + chunk_videos], labels_path, start, video_ids
+                    )
+                    for start in range(0, num_rows, chunk_videos)
+                ]
+            )
+            if num_rows
+            else np.zeros((0, num_segments), int)
+        )
 
     # Audio is small (about 40 MB): check it is finite now, before anything is written.
     # Visual features are checked chunk by chunk while converting.
     for start in range(0, num_rows, chunk_videos):
-        chunk = _float32(audio[start:start + chunk_videos])
+        chunk = _float32(audio[start : start + chunk_videos])
         _check_finite(chunk, audio_path, start, video_ids)
 
     order, split_of_row, owner = {}, np.full(num_rows, -1), {}
@@ -238,40 +289,83 @@ def _check_inputs(ave_dir, visual_file, noisy_visual_file, include_noisy, label_
         taken = order[split][split_of_row[order[split]] >= 0]
         if len(taken):
             row = int(taken[0])
-            raise input_error(order_path, f"row indices not already in {owner[row]}",
-                              f"row {row} ({video_ids(row)}) in both ({len(taken)} shared rows)")
+            raise input_error(
+                order_path,
+                f"row indices not already in {owner[row]}",
+                f"row {row} ({video_ids(row)}) in both ({len(taken)} shared rows)",
+            )
         split_of_row[order[split]] = index
         owner.update({int(row): order_path for row in order[split]})
 
-    sources = [annotations_path, audio_path, visual_path] + [path(name) for name in ORDER_FILES.values()]
+    sources = [annotations_path, audio_path, visual_path] + [
+        path(name) for name in ORDER_FILES.values()
+    ]
     if h5_labels is not None:
         sources.append(labels_path)
-    noisy, noisy_note = _check_noisy(path, noisy_visual_file, include_noisy, num_segments, audio_shape,
-                                     visual_path, visual_shape, chunk_videos, stack)
+    noisy, noisy_note = _check_noisy(
+        path,
+        noisy_visual_file,
+        include_noisy,
+        num_segments,
+        audio_shape,
+        visual_path,
+        visual_shape,
+        chunk_videos,
+        stack,
+    )
     if noisy:
         sources += noisy.pop("paths")
-    return _Inputs(rows=rows, categories=categories, annotation_labels=annotation_labels,
-                   h5_labels=h5_labels, split_of_row=split_of_row, order=order, audio=audio, visual=visual,
-                   visual_path=visual_path,
-                   audio_dim=audio_shape[0], visual_shape=visual_shape, num_segments=num_segments,
-                   noisy=noisy, noisy_note=noisy_note, sources=sources)
+    return _Inputs(
+        rows=rows,
+        categories=categories,
+        annotation_labels=annotation_labels,
+        h5_labels=h5_labels,
+        split_of_row=split_of_row,
+        order=order,
+        audio=audio,
+        visual=visual,
+        visual_path=visual_path,
+        audio_dim=audio_shape[0],
+        visual_shape=visual_shape,
+        num_segments=num_segments,
+        noisy=noisy,
+        noisy_note=noisy_note,
+        sources=sources,
+    )
 
 
-def _check_noisy(path, noisy_visual_file, include_noisy, num_segments, audio_shape, visual_path, visual_shape,
-                 chunk_videos, stack):
+def _check_noisy(
+    path,
+    noisy_visual_file,
+    include_noisy,
+    num_segments,
+    audio_shape,
+    visual_path,
+    visual_shape,
+    chunk_videos,
+    stack,
+):
     """The weak-supervision files: all three present -> a 'noisy' split; none -> no such split;
     some -> a warning naming the missing ones, and no noisy split (it needs all three)."""
     names = [NOISY_LABELS_FILE, NOISY_AUDIO_FILE, noisy_visual_file]
     present = [name for name in names if tf.io.gfile.exists(path(name))]
     if not present:
-        return None, "no weak-supervision files (labels_noisy.h5, audio_feature_noisy.h5, visual_feature_noisy.h5)"
+        return (
+            None,
+            (
+                "no weak-supervision files (labels_noisy.h5, audio_feature_noisy.h5,"
+                " visual_feature_noisy.h5)"
+            ),
+        )
     if not include_noisy:
         return None, "weak-supervision files skipped (include_noisy is off)"
     if len(present) < len(names):
         missing = [name for name in names if name not in present]
-        note = (f"the noisy split is NOT written: found {', '.join(present)} but {', '.join(missing)} "
-                f"{'is' if len(missing) == 1 else 'are'} missing in {path('')}; it needs all three "
-                f"weak-supervision files (train, val and test are written as usual)")
+        note = (
+            f"the noisy split is NOT written: found {', '.join(present)} but {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing in {path('')}; it needs all three "
+            "weak-supervision files (train, val and test are written as usual)"
+        )
         print(f"warning: {note}", file=sys.stderr)
         return None, note
 
@@ -279,32 +373,55 @@ def _check_noisy(path, noisy_visual_file, include_noisy, num_segments, audio_sha
     audio = _open_dataset(audio_path, constants.H5_KEY, stack)
     count, segments, shape = _features_shape(audio, audio_path, "audio", "(videos, segments, dims)")
     if (segments, shape) != (num_segments, audio_shape):
-        raise input_error(audio_path, f"(videos, {num_segments}, {audio_shape[0]}) like {AUDIO_FILE}",
-                          f"shape {audio.shape}")
+        raise input_error(
+            audio_path,
+            f"(videos, {num_segments}, {audio_shape[0]}) like {AUDIO_FILE}",
+            f"shape {audio.shape}",
+        )
     visual = _open_dataset(noisy_visual_path, constants.H5_KEY, stack)
     expected_shape = (count, num_segments, *visual_shape)
     if visual.shape != expected_shape:
-        raise input_error(noisy_visual_path, f"shape {expected_shape} (the layout of {visual_path}, "
-                          f"{count} videos like {audio_path}); pass `noisy_visual_file` with matching "
-                          f"features or `include_noisy=False`", f"shape {visual.shape}")
+        raise input_error(
+            noisy_visual_path,
+            f"shape {expected_shape} (the layout of {visual_path}, "
+            f"{count} videos like {audio_path}); pass `noisy_visual_file` with matching "
+            "features or `include_noisy=False`",
+            f"shape {visual.shape}",
+        )
     _check_dtype(visual, noisy_visual_path, "f", "floating-point visual features")
     labels = _open_dataset(labels_path, constants.H5_KEY, stack)
     # The release stores video-level labels (178, 29); segment-level (M, T, 29) is accepted too.
-    if labels.shape not in ((count, constants.NUM_CLASSES), (count, num_segments, constants.NUM_CLASSES)):
-        raise input_error(labels_path, f"one-hot labels shaped ({count}, {constants.NUM_CLASSES}) like the "
-                          f"{count} videos of {audio_path}", f"shape {labels.shape}")
+    if labels.shape not in (
+        (count, constants.NUM_CLASSES),
+        (count, num_segments, constants.NUM_CLASSES),
+    ):
+        raise input_error(
+            labels_path,
+            f"one-hot labels shaped ({count}, {constants.NUM_CLASSES}) like the "
+            f"{count} videos of {audio_path}",
+            f"shape {labels.shape}",
+        )
     _check_dtype(labels, labels_path, "fiub", "numeric one-hot labels")
     for start in range(0, count, chunk_videos):
-        classes = _one_hot_classes(labels[start:start + chunk_videos], labels_path, start, _noisy_ids)
+        classes = _one_hot_classes(
+            labels[start : start + chunk_videos], labels_path, start, _noisy_ids
+        )
         if (classes != constants.BACKGROUND).any():
             bad = np.argwhere(classes != constants.BACKGROUND)[0]
             found = int(classes[tuple(bad)])
-            raise input_error(f"{labels_path} row {start + int(bad[0])}",
-                              f"background-only videos (one-hot at class {constants.BACKGROUND}, background)",
-                              f"class {found} ({constants.class_names()[found]})")
-        _check_finite(_float32(audio[start:start + chunk_videos]), audio_path, start, _noisy_ids)
-    return {"audio": audio, "visual": visual, "count": count, "visual_path": noisy_visual_path,
-            "paths": [labels_path, audio_path, noisy_visual_path]}, f"{count} background-only videos"
+            raise input_error(
+                f"{labels_path} row {start + int(bad[0])}",
+                f"background-only videos (one-hot at class {constants.BACKGROUND}, background)",
+                f"class {found} ({constants.class_names()[found]})",
+            )
+        _check_finite(_float32(audio[start : start + chunk_videos]), audio_path, start, _noisy_ids)
+    return {
+        "audio": audio,
+        "visual": visual,
+        "count": count,
+        "visual_path": noisy_visual_path,
+        "paths": [labels_path, audio_path, noisy_visual_path],
+    }, f"{count} background-only videos"
 
 
 def noisy_video_id(index):
@@ -324,17 +441,21 @@ def _disagreements(inputs):
     for row in np.flatnonzero((inputs.h5_labels != inputs.annotation_labels).any(axis=1)):
         annotation = inputs.rows[row]
         split = inputs.split_of_row[row]
-        found.append({
-            "row": int(row),
-            "video_id": annotation.video_id,
-            "split": constants.SPLITS[split] if split >= 0 else None,
-            "category": annotation.category,
-            "event_start": annotation.start,
-            "event_end": annotation.end,
-            "segments": np.flatnonzero(inputs.h5_labels[row] != inputs.annotation_labels[row]).tolist(),
-            "labels_h5": inputs.h5_labels[row].tolist(),
-            "labels_annotations": inputs.annotation_labels[row].tolist(),
-        })
+        found.append(
+            {
+                "row": int(row),
+                "video_id": annotation.video_id,
+                "split": constants.SPLITS[split] if split >= 0 else None,
+                "category": annotation.category,
+                "event_start": annotation.start,
+                "event_end": annotation.end,
+                "segments": (
+                    np.flatnonzero(inputs.h5_labels[row] != inputs.annotation_labels[row]).tolist()
+                ),
+                "labels_h5": inputs.h5_labels[row].tolist(),
+                "labels_annotations": inputs.annotation_labels[row].tolist(),
+            }
+        )
     return found
 
 
@@ -343,19 +464,25 @@ def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, prog
     labels = inputs.h5_labels if label_source == "h5" else inputs.annotation_labels
     visual_path = inputs.visual_path
     video_ids = _video_namer(inputs.rows)
-    writers = {split: shards.ShardWriter(staging, split, shards.shard_count(len(inputs.order[split]),
-                                                                            videos_per_shard))
-               for split in constants.SPLITS}
+    writers = {
+        split: shards.ShardWriter(
+            staging, split, shards.shard_count(len(inputs.order[split]), videos_per_shard)
+        )
+        for split in constants.SPLITS
+    }
     if inputs.noisy:
         writers[constants.NOISY_SPLIT] = shards.ShardWriter(
-            staging, constants.NOISY_SPLIT, shards.shard_count(inputs.noisy["count"], videos_per_shard))
+            staging,
+            constants.NOISY_SPLIT,
+            shards.shard_count(inputs.noisy["count"], videos_per_shard),
+        )
     try:
         num_rows = len(inputs.rows)
         for start in range(0, num_rows, chunk_videos):
             # Contiguous rows read well from h5 (one hyperslab); each goes to its split's writer.
             # The release's audio is float64; records (and models) are float32.
-            audio = _float32(inputs.audio[start:start + chunk_videos])
-            visual = _float32(inputs.visual[start:start + chunk_videos])
+            audio = _float32(inputs.audio[start : start + chunk_videos])
+            visual = _float32(inputs.visual[start : start + chunk_videos])
             _check_finite(visual, visual_path, start, video_ids)
             for offset in range(len(audio)):
                 row = start + offset
@@ -363,77 +490,139 @@ def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, prog
                 if split < 0:
                     continue  # in no split file: counted in the summary
                 annotation, category = inputs.rows[row], int(inputs.categories[row])
-                writers[constants.SPLITS[split]].write(records.encode_video(
-                    annotation.video_id, category, annotation.start, annotation.end, category,
-                    audio[offset], visual[offset], labels[row]))
+                writers[constants.SPLITS[split]].write(
+                    records.encode_video(
+                        annotation.video_id,
+                        category,
+                        annotation.start,
+                        annotation.end,
+                        category,
+                        audio[offset],
+                        visual[offset],
+                        labels[row],
+                    )
+                )
             progress.update(min(start + chunk_videos, num_rows))
         if inputs.noisy:
             noisy_audio, noisy_visual = inputs.noisy["audio"], inputs.noisy["visual"]
             background = np.full(inputs.num_segments, constants.BACKGROUND)
             for start in range(0, inputs.noisy["count"], chunk_videos):
-                audio = _float32(noisy_audio[start:start + chunk_videos])
-                visual = _float32(noisy_visual[start:start + chunk_videos])
+                audio = _float32(noisy_audio[start : start + chunk_videos])
+                visual = _float32(noisy_visual[start : start + chunk_videos])
                 _check_finite(visual, inputs.noisy["visual_path"], start, _noisy_ids)
                 for offset in range(len(audio)):
                     # No event at all: category NO_CATEGORY (-1), event 0..0, every label background.
-                    writers[constants.NOISY_SPLIT].write(records.encode_video(
-                        noisy_video_id(start + offset), constants.NO_CATEGORY, 0, 0, constants.BACKGROUND,
-                        audio[offset], visual[offset], background))
+                    writers[constants.NOISY_SPLIT].write(
+                        records.encode_video(
+                            noisy_video_id(start + offset),
+                            constants.NO_CATEGORY,
+                            0,
+                            0,
+                            constants.BACKGROUND,
+                            audio[offset],
+                            visual[offset],
+                            background,
+                        )
+                    )
                 progress.update(num_rows + min(start + chunk_videos, inputs.noisy["count"]))
     finally:
         for writer in writers.values():
             writer.close()
-    return {split: {"videos": writer.written, "shards": writer.names} for split, writer in writers.items()}
+    return {
+        split: {"videos": writer.written, "shards": writer.names}
+        for split, writer in writers.items()
+    }
 
 
 def _check_output_dir(output_dir, ave_dir):
     """OUT is replaced as a whole: refuse anything whose loss would hurt."""
     out, source = os.path.abspath(output_dir.rstrip("/")), os.path.abspath(ave_dir.rstrip("/"))
     if "://" not in output_dir and (out == source or source.startswith(out + os.sep)):
-        raise argument_error("output_dir", f"a directory outside `ave_dir` {ave_dir} (it is replaced as a whole)",
-                          f"{output_dir!r}")
+        raise argument_error(
+            "output_dir",
+            f"a directory outside `ave_dir` {ave_dir} (it is replaced as a whole)",
+            f"{output_dir!r}",
+        )
     if tf.io.gfile.exists(output_dir):
         if not tf.io.gfile.isdir(output_dir):
-            raise argument_error("output_dir", "a directory (new, or an earlier prepare output)",
-                              f"{output_dir!r} is a file")
+            raise argument_error(
+                "output_dir",
+                "a directory (new, or an earlier prepare output)",
+                f"{output_dir!r} is a file",
+            )
         entries = tf.io.gfile.listdir(output_dir)
         if entries and constants.DATASET_INFO_FILE not in [entry.rstrip("/") for entry in entries]:
-            raise argument_error("output_dir", f"a new or empty directory, or an earlier output (with "
-                              f"{constants.DATASET_INFO_FILE}) to replace", f"{output_dir!r} holding "
-                              f"{len(entries)} other entries; choose another directory")
+            raise argument_error(
+                "output_dir",
+                "a new or empty directory, or an earlier output (with "
+                f"{constants.DATASET_INFO_FILE}) to replace",
+                f"{output_dir!r} holding {len(entries)} other entries; choose another directory",
+            )
 
 
-def prepare(ave_dir, output_dir, visual_file=VISUAL_FILE, noisy_visual_file=NOISY_VISUAL_FILE,
-            include_noisy=True, label_source="h5", chunk_videos=64, videos_per_shard=256, verbose=1):
+def prepare(
+    ave_dir,
+    output_dir,
+    visual_file=VISUAL_FILE,
+    noisy_visual_file=NOISY_VISUAL_FILE,
+    include_noisy=True,
+    label_source="h5",
+    chunk_videos=64,
+    videos_per_shard=256,
+    verbose=1,
+):
     """Convert the AVE release in `ave_dir` to TFRecords in `output_dir`; returns the summary."""
     began = time.time()
     if label_source not in LABEL_SOURCES:
         raise argument_error("label_source", f"one of {LABEL_SOURCES}", repr(label_source))
     if chunk_videos < 1 or videos_per_shard < 1:
-        raise input_error("`chunk_videos` / `videos_per_shard`", "positive numbers",
-                          f"{chunk_videos} and {videos_per_shard}")
+        raise input_error(
+            "`chunk_videos` / `videos_per_shard`",
+            "positive numbers",
+            f"{chunk_videos} and {videos_per_shard}",
+        )
     _check_output_dir(output_dir, ave_dir)
     with contextlib.ExitStack() as stack:
-        inputs = _check_inputs(ave_dir, visual_file, noisy_visual_file, include_noisy, label_source,
-                               chunk_videos, stack)
+        inputs = _check_inputs(
+            ave_dir,
+            visual_file,
+            noisy_visual_file,
+            include_noisy,
+            label_source,
+            chunk_videos,
+            stack,
+        )
         disagreements = _disagreements(inputs)
         # A remote file's MD5 is taken of its local copy: the bytes read, read once.
-        sources = [{"file": os.path.basename(source),
-                    "md5": dataset_info.md5_of(remote.local_path(source))} for source in inputs.sources]
+        sources = [
+            {
+                "file": os.path.basename(source),
+                "md5": dataset_info.md5_of(remote.local_path(source)),
+            }
+            for source in inputs.sources
+        ]
         total = len(inputs.rows) + (inputs.noisy["count"] if inputs.noisy else 0)
         progress = keras.utils.Progbar(total, unit_name="video", verbose=verbose, interval=5.0)
         with fileio.staged_directory(output_dir, marker=constants.DATASET_INFO_FILE) as staging:
-            splits = _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, progress)
+            splits = _convert(
+                inputs, staging, label_source, chunk_videos, videos_per_shard, progress
+            )
             info = dataset_info.DatasetInfo(
-                audio_dim=inputs.audio_dim, visual_shape=list(inputs.visual_shape),
-                num_segments=inputs.num_segments, class_names=constants.class_names(), splits=splits,
-                sources=sources, generator="prepare")
+                audio_dim=inputs.audio_dim,
+                visual_shape=list(inputs.visual_shape),
+                num_segments=inputs.num_segments,
+                class_names=constants.class_names(),
+                splits=splits,
+                sources=sources,
+                generator="prepare",
+            )
             dataset_info.write(staging, info)
             normalization.write_statistics(staging)
             fileio.write_json(os.path.join(staging, DISAGREEMENTS_FILE), disagreements)
             seconds = time.time() - began
-            summary = _summary(inputs, splits, disagreements, label_source, info.visual_layout, seconds,
-                               output_dir)
+            summary = _summary(
+                inputs, splits, disagreements, label_source, info.visual_layout, seconds, output_dir
+            )
             fileio.write_json(os.path.join(staging, SUMMARY_FILE), summary)
     return summary
 

@@ -36,8 +36,11 @@ class DatasetInfo:
             errors.UserError: naming dataset_info.json when the data has no such split.
         """
         if split not in self.splits:
-            raise input_error(os.path.join(data_dir, constants.DATASET_INFO_FILE),
-                              f"a split named {split!r}", f"splits {sorted(self.splits)}")
+            raise input_error(
+                os.path.join(data_dir, constants.DATASET_INFO_FILE),
+                f"a split named {split!r}",
+                f"splits {sorted(self.splits)}",
+            )
         return [os.path.join(data_dir, name) for name in self.splits[split]["shards"]]
 
     def to_json(self):
@@ -70,14 +73,17 @@ def read(data_dir):
     if not tf.io.gfile.exists(data_dir):
         raise UserError(f"{data_dir}: data directory not found")
     if not tf.io.gfile.exists(path):
-        raise input_error(path, "the dataset_info.json that prepare, synthesize or extract write",
-                          "no such file")
+        raise input_error(
+            path, "the dataset_info.json that prepare, synthesize or extract write", "no such file"
+        )
     try:
         value = fileio.read_json(path)
         value.pop("visual_layout", None)
         return DatasetInfo(**value)
     except (ValueError, TypeError) as error:
-        raise input_error(path, "a dataset_info.json object", f"{type(error).__name__}: {error}") from None
+        raise input_error(
+            path, "a dataset_info.json object", f"{type(error).__name__}: {error}"
+        ) from None
 
 
 def md5_of(path, chunk_bytes=1 << 24):

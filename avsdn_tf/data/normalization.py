@@ -63,8 +63,10 @@ class Moments:
 
     def to_json(self):
         """The sums and counts as a JSON object (floats round-trip exactly)."""
-        return {name: value.tolist() if isinstance(value, np.ndarray) else value
-                for name, value in vars(self).items()}
+        return {
+            name: value.tolist() if isinstance(value, np.ndarray) else value
+            for name, value in vars(self).items()
+        }
 
     @classmethod
     def from_json(cls, value):
@@ -72,8 +74,15 @@ class Moments:
         moments = cls(len(value["audio_sum"]), len(value["visual_sum"]))
         for name in vars(moments):
             current = getattr(moments, name)
-            setattr(moments, name, np.asarray(value[name], np.float64)
-                    if isinstance(current, np.ndarray) else int(value[name]))
+            setattr(
+                moments,
+                name,
+                (
+                    np.asarray(value[name], np.float64)
+                    if isinstance(current, np.ndarray)
+                    else int(value[name])
+                ),
+            )
         return moments
 
     def statistics(self, split):
@@ -152,6 +161,11 @@ def read_statistics(data_dir):
     """
     path = os.path.join(data_dir, constants.NORMALIZATION_FILE)
     if not tf.io.gfile.exists(path):
-        return compute_statistics(data_dir), f"the train split of {data_dir} (it has no {constants.NORMALIZATION_FILE})"
-    statistics = fileio.read_json_object(path, "normalisation statistics", "a JSON object of statistics")
+        return (
+            compute_statistics(data_dir),
+            f"the train split of {data_dir} (it has no {constants.NORMALIZATION_FILE})",
+        )
+    statistics = fileio.read_json_object(
+        path, "normalisation statistics", "a JSON object of statistics"
+    )
     return statistics, path

@@ -71,9 +71,12 @@ def _serialized_records(files, training, seed, max_videos):
     # --max_videos must name one fixed subset, so the files it is taken from keep their order.
     if training and not max_videos:
         files = files.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    records_ = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                                num_parallel_calls=tf.data.AUTOTUNE,
-                                deterministic=True if max_videos or not training else None)
+    records_ = files.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True if max_videos or not training else None,
+    )
     if max_videos:
         records_ = records_.take(max_videos)
     if training:
@@ -101,37 +104,61 @@ def _batch_videos(videos, batch_size, drop_remainder):
     """Parsed videos -> batches; videos of different lengths are padded to the longest of the batch."""
     if all(spec.shape.is_fully_defined() for spec in videos.element_spec.values()):
         return videos.batch(batch_size, drop_remainder=drop_remainder)
-    return videos.padded_batch(batch_size, padding_values={
-        key: (tf.constant(constants.PAD_LABEL, tf.int32) if key == records.LABEL else None)
-        for key in videos.element_spec}, drop_remainder=drop_remainder)
+    return videos.padded_batch(
+        batch_size,
+        padding_values={
+            key: tf.constant(constants.PAD_LABEL, tf.int32) if key == records.LABEL else None
+            for key in videos.element_spec
+        },
+        drop_remainder=drop_remainder,
+    )
 
 
 def _parsed_batches(serialized, info, batch_size, drop_remainder, deterministic=None):
     if info.num_segments is not None:
         # Whole batches parse several times faster than records one by one.
         return serialized.batch(batch_size, drop_remainder=drop_remainder).map(
-            lambda batch: _parse_batches(batch, info), num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=deterministic)
+            lambda batch: _parse_batches(batch, info),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
     return _batch_videos(_parsed_each(serialized, info, deterministic), batch_size, drop_remainder)
 
 
 def _parsed_each(serialized, info, deterministic=None):
-    return serialized.map(lambda record: _parse_each(record, info), num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=deterministic)
+    return serialized.map(
+        lambda record: _parse_each(record, info),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic,
+    )
 
 
 def _parsed_videos(serialized, info):
     """Serialized records -> parsed videos one by one, always in record order (what a cache holds
     must not depend on thread timing, or seeded shuffles would differ)."""
     fixed_length = info.num_segments is not None
-    parsed = (_parsed_batches(serialized, info, 64, False, deterministic=True) if fixed_length
-              else _parsed_each(serialized, info, deterministic=True))
+    parsed = (
+        _parsed_batches(serialized, info, 64, False, deterministic=True)
+        if fixed_length
+        else _parsed_each(serialized, info, deterministic=True)
+    )
     return parsed.unbatch() if fixed_length else parsed
 
 
-def make_dataset(data_dir, split, batch_size, training=False, include_noisy=False, deterministic=False,
-                 seed=0, epoch_seeds=None, cache=False, input_context=None, max_videos=None,
-                 drop_remainder=False):
+def make_dataset(
+    data_dir,
+    split,
+    batch_size,
+    training=False,
+    include_noisy=False,
+    deterministic=False,
+    seed=0,
+    epoch_seeds=None,
+    cache=False,
+    input_context=None,
+    max_videos=None,
+    drop_remainder=False,
+):
     """Batches of parsed records of one split of `data_dir`.
 
     Args:
@@ -168,28 +195,51 @@ def make_dataset(data_dir, split, batch_size, training=False, include_noisy=Fals
     file_names = tf.data.Dataset.from_tensor_slices(files)
     if input_context is not None and input_context.num_input_pipelines > 1:
         if len(files) < input_context.num_input_pipelines:
-            raise input_error(f"{data_dir} split {split!r}",
-                              f"at least {input_context.num_input_pipelines} shards to share by file",
-                              f"{len(files)}")
-        file_names = file_names.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+            raise input_error(
+                f"{data_dir} split {split!r}",
+                f"at least {input_context.num_input_pipelines} shards to share by file",
+                f"{len(files)}",
+            )
+        file_names = file_names.shard(
+            input_context.num_input_pipelines, input_context.input_pipeline_id
+        )
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     else:
         # Keras under MultiWorkerMirroredStrategy shards by file when there are enough files.
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.AUTO
+        )
 
     seeds = [seed] if epoch_seeds is None else list(epoch_seeds)
     if cache:
         # Decoded once, in a fixed order; every epoch reuses the tensors in memory.
-        videos = _parsed_videos(_serialized_records(file_names, False, None, max_videos), info).cache()
+        videos = _parsed_videos(
+            _serialized_records(file_names, False, None, max_videos), info
+        ).cache()
         shuffle_size = min(videos_in_split, max_videos or videos_in_split)
-        epochs = [_batch_videos(videos.shuffle(shuffle_size, seed=epoch_seed, reshuffle_each_iteration=True)
-                                if training else videos, batch_size, drop_remainder)
-                  for epoch_seed in seeds]
+        epochs = [
+            _batch_videos(
+                (
+                    videos.shuffle(shuffle_size, seed=epoch_seed, reshuffle_each_iteration=True)
+                    if training
+                    else videos
+                ),
+                batch_size,
+                drop_remainder,
+            )
+            for epoch_seed in seeds
+        ]
     else:
         epochs = []
         for epoch_seed in seeds:
-            epochs.append(_parsed_batches(_serialized_records(file_names, training, epoch_seed, max_videos),
-                                          info, batch_size, drop_remainder))
+            epochs.append(
+                _parsed_batches(
+                    _serialized_records(file_names, training, epoch_seed, max_videos),
+                    info,
+                    batch_size,
+                    drop_remainder,
+                )
+            )
     dataset = epochs[0]
     for epoch in epochs[1:]:
         dataset = dataset.concatenate(epoch)

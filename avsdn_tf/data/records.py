@@ -87,18 +87,22 @@ def encode_video(video_id, category, event_start, event_end, video_label, audio,
     audio = np.asarray(audio, dtype=np.float32)
     visual = np.asarray(visual, dtype=np.float32).reshape(len(audio), -1)
     labels = np.asarray(labels, dtype=np.int64)
-    context = tf.train.Features(feature={
-        VIDEO_ID: _bytes(video_id.encode("utf-8") if isinstance(video_id, str) else video_id),
-        CATEGORY: _int(category),
-        EVENT_START: _int(event_start),
-        EVENT_END: _int(event_end),
-        VIDEO_LABEL: _int(video_label),
-    })
-    feature_lists = tf.train.FeatureLists(feature_list={
-        AUDIO: float_feature_list(audio),
-        VISUAL: float_feature_list(visual),
-        LABEL: tf.train.FeatureList(feature=[_int(label) for label in labels]),
-    })
+    context = tf.train.Features(
+        feature={
+            VIDEO_ID: _bytes(video_id.encode("utf-8") if isinstance(video_id, str) else video_id),
+            CATEGORY: _int(category),
+            EVENT_START: _int(event_start),
+            EVENT_END: _int(event_end),
+            VIDEO_LABEL: _int(video_label),
+        }
+    )
+    feature_lists = tf.train.FeatureLists(
+        feature_list={
+            AUDIO: float_feature_list(audio),
+            VISUAL: float_feature_list(visual),
+            LABEL: tf.train.FeatureList(feature=[_int(label) for label in labels]),
+        }
+    )
     example = tf.train.SequenceExample(context=context, feature_lists=feature_lists)
     return example.SerializeToString()
 
@@ -143,7 +147,8 @@ def parse_videos(serialized, audio_dim, visual_shape, features_only=False):
     """
     context_spec, sequence_spec = _specs(audio_dim, visual_shape, features_only)
     context, sequence, lengths = tf.io.parse_sequence_example(
-        serialized, context_features=context_spec, sequence_features=sequence_spec)
+        serialized, context_features=context_spec, sequence_features=sequence_spec
+    )
     batch = tf.shape(serialized)[0]
     visual = tf.reshape(sequence[VISUAL], tf.concat([[batch, -1], list(visual_shape)], axis=0))
     parsed = dict(context)

@@ -34,7 +34,8 @@ DISTRACTOR_SCALE = 1.0
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
     videos_per_split: dict = dataclasses.field(
-        default_factory=lambda: {"train": 600, "val": 150, "test": 150, "noisy": 60})
+        default_factory=lambda: {"train": 600, "val": 150, "test": 150, "noisy": 60}
+    )
     audio_dim: int = constants.AUDIO_DIM
     visual_layout: str = constants.LAYOUT_VECTOR
     visual_dim: int = 512  # vector size, or the channel count of a map
@@ -133,7 +134,7 @@ class SyntheticFeatures:
         row, col = rng.integers(0, size - 1, size=2)  # the object stays put within a video
         for t, vector in enumerate(vectors):
             weight = 1.0 if visible[t] else 0.25
-            maps[t, row:row + 2, col:col + 2] += weight * vector
+            maps[t, row : row + 2, col : col + 2] += weight * vector
         return maps
 
 
@@ -159,13 +160,23 @@ def generate_split(config, split, features=None):
     features = features or SyntheticFeatures(config)
     categories = constants.category_names()
     count = config.videos_per_split.get(split, 0)
-    rng = np.random.default_rng([config.seed, 2, constants.SPLITS.index(split) if split in constants.SPLITS else 9])
+    rng = np.random.default_rng(
+        [config.seed, 2, constants.SPLITS.index(split) if split in constants.SPLITS else 9]
+    )
     if split == constants.NOISY_SPLIT:
         for i in range(count):
             labels = np.full(constants.NUM_SEGMENTS, constants.BACKGROUND, dtype=np.int64)
             audio, visual = features.video(rng, labels, constants.NO_CATEGORY)
-            yield (f"synthetic_noisy_{i:04d}", constants.NO_CATEGORY, 0, 0, constants.BACKGROUND,
-                   audio, visual, labels)
+            yield (
+                f"synthetic_noisy_{i:04d}",
+                constants.NO_CATEGORY,
+                0,
+                0,
+                constants.BACKGROUND,
+                audio,
+                visual,
+                labels,
+            )
         return
     rows = select_rows(annotations.packaged_annotations(f"{split}Set.txt"), count, rng)
     for row in rows:
@@ -187,8 +198,11 @@ def write_dataset(output_dir, config, verbose=True):
     Raises:
         errors.UserError: naming the config field, for sizes below 2 or empty splits.
     """
-    for name, value in (("audio_dim", config.audio_dim), ("visual_dim", config.visual_dim),
-                        ("map_size", config.map_size)):
+    for name, value in (
+        ("audio_dim", config.audio_dim),
+        ("visual_dim", config.visual_dim),
+        ("map_size", config.map_size),
+    ):
         if value < 2:
             raise argument_error(name, "an integer >= 2", value)
     for split, count in config.videos_per_split.items():
@@ -208,11 +222,19 @@ def write_dataset(output_dir, config, verbose=True):
                     progress.add(1)
             splits[split] = {"videos": writer.written, "shards": writer.names}
         info = dataset_info.DatasetInfo(
-            audio_dim=config.audio_dim, visual_shape=config.visual_shape,
-            num_segments=constants.NUM_SEGMENTS, class_names=constants.class_names(), splits=splits,
-            sources=[{"file": "avsdn_tf/resources/Annotations.txt (real AVE event structure)",
-                      "md5": None}],
-            generator=f"synthesize seed={config.seed}")
+            audio_dim=config.audio_dim,
+            visual_shape=config.visual_shape,
+            num_segments=constants.NUM_SEGMENTS,
+            class_names=constants.class_names(),
+            splits=splits,
+            sources=[
+                {
+                    "file": "avsdn_tf/resources/Annotations.txt (real AVE event structure)",
+                    "md5": None,
+                }
+            ],
+            generator=f"synthesize seed={config.seed}",
+        )
         dataset_info.write(staging, info)
         normalization.write_statistics(staging)
     if verbose:

@@ -78,9 +78,11 @@ def pipeline_options(runner, pipeline_args):
     _, unknown = parsers[0].parse_known_args(words)
     if unknown:
         hints = [
-            f"{word} (did you mean {close[0]}?)"
-            if (close := difflib.get_close_matches(word.split("=", 1)[0], known, n=1))
-            else word
+            (
+                f"{word} (did you mean {close[0]}?)"
+                if (close := difflib.get_close_matches(word.split("=", 1)[0], known, n=1))
+                else word
+            )
             for word in unknown
         ]
         raise input_error(

@@ -33,9 +33,15 @@ DEFAULT_FRAMES_PER_SECOND = 16  # the AVE release averaged 16 frames per second
 # preset value (the run prints which ones it kept).
 PRESETS = {
     # The README's "the AVE release" row: what AVSDN and AVEL were trained on (10-s clips).
-    "ave_release": {"visual_backbone": "vgg19", "frames_per_second": 16, "image_size": 224,
-                    "vggish_output": "relu", "audio_framing": "vggish",
-                    "frame_sampling": video.SAMPLING_AVE, "visual_layout": constants.LAYOUT_MAP},
+    "ave_release": {
+        "visual_backbone": "vgg19",
+        "frames_per_second": 16,
+        "image_size": 224,
+        "vggish_output": "relu",
+        "audio_framing": "vggish",
+        "frame_sampling": video.SAMPLING_AVE,
+        "visual_layout": constants.LAYOUT_MAP,
+    },
 }
 
 
@@ -53,54 +59,103 @@ def define_feature_flags(flag_values=flags.FLAGS):
         audio_framing, visual_backbone, visual_weights, frame_sampling, visual_layout,
         frames_per_second, image_size and batch_size.
     """
-    flags.DEFINE_enum("preset", None, sorted(PRESETS),
-                      "Set the feature flags of a published feature set: ave_release = "
-                      + " ".join(f"--{k}={v}" for k, v in PRESETS["ave_release"].items())
-                      + ". Feature flags given on the command line win over the preset's.",
-                      flag_values=flag_values)
-    flags.DEFINE_string("vggish_checkpoint", None, "The official VGGish checkpoint, vggish_model.ckpt "
-                        "(TF1 checkpoint, V1 format; V2 works too). Default: downloaded once from "
-                        f"{vggish.official_url(vggish.CHECKPOINT_FILE)} into Keras' cache "
-                        f"($KERAS_HOME or ~/.keras, under {vggish.CACHE_SUBDIR}/).",
-                        flag_values=flag_values)
-    flags.DEFINE_enum("vggish_output", "relu", list(vggish.OUTPUTS),
-                      "relu: the embedding with ReLU, as the 2017 VGGish that made the AVE release's audio "
-                      "features; linear: today's vggish_slim.py (no activation); postprocessed: PCA + 8-bit "
-                      "quantisation as the AudioSet release (needs --vggish_pca_params).",
-                      flag_values=flag_values)
-    flags.DEFINE_string("vggish_pca_params", None, "vggish_pca_params.npz (for --vggish_output="
-                        "postprocessed). Default: downloaded once from "
-                        f"{vggish.official_url(vggish.PCA_PARAMS_FILE)} into Keras' cache.",
-                        flag_values=flag_values)
-    flags.DEFINE_enum("audio_framing", "second", list(vggish.FRAMINGS),
-                      "second: the VGGish example of second t starts at t s; vggish: examples every 0.96 s "
-                      "as waveform_to_examples frames a clip (identical layout for 10-s AVE clips).",
-                      flag_values=flag_values)
-    flags.DEFINE_enum("visual_backbone", "vgg19", sorted(visual_features.BACKBONES),
-                      "vgg19: pool5 maps (7x7x512 at 224 px), as the AVE release; resnet152: 2048-d pooled, "
-                      "as the AVSDN paper.", flag_values=flag_values)
-    flags.DEFINE_string("visual_weights", visual_features.IMAGENET,
-                        "'imagenet' (downloaded by Keras) or the path of a weights file of the "
-                        "include_top=False backbone (*.weights.h5 from save_weights, or Keras' *_notop.h5).",
-                        flag_values=flag_values)
-    flags.DEFINE_enum("frame_sampling", video.SAMPLING_CENTRE, list(video.FRAME_SAMPLINGS),
-                      "centre: frames at the centres of equal slices of each second, resized by "
-                      "swscale; ave: as the AVE authors' script, frames int(l * interval + i / F * "
-                      "interval) with interval = int(frames / seconds), resized as cv2.resize.",
-                      flag_values=flag_values)
-    flags.DEFINE_enum("visual_layout", None, [constants.LAYOUT_MAP, constants.LAYOUT_VECTOR],
-                      "Default: the backbone's own (vgg19 maps, resnet152 vectors). vector: the "
-                      "spatial mean of the averaged maps, as the AVE release's "
-                      "visual_feature_vec.h5 (predict picks the layout its model was trained on).",
-                      flag_values=flag_values)
-    flags.DEFINE_integer("frames_per_second", DEFAULT_FRAMES_PER_SECOND,
-                         "Frames per 1-s segment through the visual backbone, averaged (AVE: 16).",
-                         lower_bound=1, flag_values=flag_values)
-    flags.DEFINE_integer("image_size", visual_features.DEFAULT_IMAGE_SIZE,
-                         "Frames are resized to this many pixels square (224: 7x7 VGG-19 maps).",
-                         lower_bound=32, flag_values=flag_values)
-    flags.DEFINE_integer("batch_size", 32, "Frames per forward pass of the visual backbone.", lower_bound=1,
-                         flag_values=flag_values)
+    flags.DEFINE_enum(
+        "preset",
+        None,
+        sorted(PRESETS),
+        "Set the feature flags of a published feature set: ave_release = "
+        + " ".join(f"--{k}={v}" for k, v in PRESETS["ave_release"].items())
+        + ". Feature flags given on the command line win over the preset's.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "vggish_checkpoint",
+        None,
+        "The official VGGish checkpoint, vggish_model.ckpt "
+        "(TF1 checkpoint, V1 format; V2 works too). Default: downloaded once from "
+        f"{vggish.official_url(vggish.CHECKPOINT_FILE)} into Keras' cache "
+        f"($KERAS_HOME or ~/.keras, under {vggish.CACHE_SUBDIR}/).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "vggish_output",
+        "relu",
+        list(vggish.OUTPUTS),
+        "relu: the embedding with ReLU, as the 2017 VGGish that made the AVE release's audio "
+        "features; linear: today's vggish_slim.py (no activation); postprocessed: PCA + 8-bit "
+        "quantisation as the AudioSet release (needs --vggish_pca_params).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "vggish_pca_params",
+        None,
+        "vggish_pca_params.npz (for --vggish_output="
+        "postprocessed). Default: downloaded once from "
+        f"{vggish.official_url(vggish.PCA_PARAMS_FILE)} into Keras' cache.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "audio_framing",
+        "second",
+        list(vggish.FRAMINGS),
+        "second: the VGGish example of second t starts at t s; vggish: examples every 0.96 s "
+        "as waveform_to_examples frames a clip (identical layout for 10-s AVE clips).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "visual_backbone",
+        "vgg19",
+        sorted(visual_features.BACKBONES),
+        "vgg19: pool5 maps (7x7x512 at 224 px), as the AVE release; resnet152: 2048-d pooled, "
+        "as the AVSDN paper.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "visual_weights",
+        visual_features.IMAGENET,
+        "'imagenet' (downloaded by Keras) or the path of a weights file of the "
+        "include_top=False backbone (*.weights.h5 from save_weights, or Keras' *_notop.h5).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "frame_sampling",
+        video.SAMPLING_CENTRE,
+        list(video.FRAME_SAMPLINGS),
+        "centre: frames at the centres of equal slices of each second, resized by "
+        "swscale; ave: as the AVE authors' script, frames int(l * interval + i / F * "
+        "interval) with interval = int(frames / seconds), resized as cv2.resize.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "visual_layout",
+        None,
+        [constants.LAYOUT_MAP, constants.LAYOUT_VECTOR],
+        "Default: the backbone's own (vgg19 maps, resnet152 vectors). vector: the "
+        "spatial mean of the averaged maps, as the AVE release's "
+        "visual_feature_vec.h5 (predict picks the layout its model was trained on).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "frames_per_second",
+        DEFAULT_FRAMES_PER_SECOND,
+        "Frames per 1-s segment through the visual backbone, averaged (AVE: 16).",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "image_size",
+        visual_features.DEFAULT_IMAGE_SIZE,
+        "Frames are resized to this many pixels square (224: 7x7 VGG-19 maps).",
+        lower_bound=32,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "batch_size",
+        32,
+        "Frames per forward pass of the visual backbone.",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,14 +208,19 @@ class FeatureSettings:
                 else:
                     values[name] = value
             if verbose and kept:
-                print(f"--preset={preset}: kept the flags given on the command line: "
-                      f"{' '.join(kept)}", flush=True)
+                print(
+                    f"--preset={preset}: kept the flags given on the command line: "
+                    f"{' '.join(kept)}",
+                    flush=True,
+                )
         if not values["vggish_checkpoint"]:
             values["vggish_checkpoint"] = vggish.fetch_official(
-                vggish.CHECKPOINT_FILE, "vggish_checkpoint", verbose)
+                vggish.CHECKPOINT_FILE, "vggish_checkpoint", verbose
+            )
         if values["vggish_output"] == "postprocessed" and not values["vggish_pca_params"]:
             values["vggish_pca_params"] = vggish.fetch_official(
-                vggish.PCA_PARAMS_FILE, "vggish_pca_params", verbose)
+                vggish.PCA_PARAMS_FILE, "vggish_pca_params", verbose
+            )
         return cls(**values)
 
     @property
@@ -186,41 +246,63 @@ class FeatureSettings:
           visual_shape: the model's visual input shape per segment, [C] or [S, S, C].
         """
         shape = [int(d) for d in visual_shape]
-        if (len(shape) == 1 and len(self.backbone_shape) == 3 and self.visual_layout is None
-                and shape == self.backbone_shape[-1:]):
+        if (
+            len(shape) == 1
+            and len(self.backbone_shape) == 3
+            and self.visual_layout is None
+            and shape == self.backbone_shape[-1:]
+        ):
             return dataclasses.replace(self, visual_layout=constants.LAYOUT_VECTOR)
         return self
 
     def identity(self):
         """What determines the features (paths reduced to file name and size; not batch_size)."""
-        return {"vggish_checkpoint": _file_identity(self.vggish_checkpoint),
-                "vggish_output": self.vggish_output,
-                "vggish_pca_params": _file_identity(self.vggish_pca_params) if self.vggish_output == "postprocessed"
-                else None,
-                "audio_framing": self.audio_framing, "visual_backbone": self.visual_backbone,
-                "visual_weights": _file_identity(self.visual_weights),
-                "frames_per_second": self.frames_per_second, "image_size": self.image_size,
-                "audio_dim": self.audio_dim, "visual_shape": self.visual_shape,
-                # Only when not the defaults, so directories written before them still resume.
-                **({"frame_sampling": self.frame_sampling}
-                   if self.frame_sampling != video.SAMPLING_CENTRE else {}),
-                **({"visual_layout": self.visual_layout} if self.visual_layout else {})}
+        return {
+            "vggish_checkpoint": _file_identity(self.vggish_checkpoint),
+            "vggish_output": self.vggish_output,
+            "vggish_pca_params": (
+                _file_identity(self.vggish_pca_params)
+                if self.vggish_output == "postprocessed"
+                else None
+            ),
+            "audio_framing": self.audio_framing,
+            "visual_backbone": self.visual_backbone,
+            "visual_weights": _file_identity(self.visual_weights),
+            "frames_per_second": self.frames_per_second,
+            "image_size": self.image_size,
+            "audio_dim": self.audio_dim,
+            "visual_shape": self.visual_shape,
+            # Only when not the defaults, so directories written before them still resume.
+            **(
+                {"frame_sampling": self.frame_sampling}
+                if self.frame_sampling != video.SAMPLING_CENTRE
+                else {}
+            ),
+            **({"visual_layout": self.visual_layout} if self.visual_layout else {}),
+        }
 
     def check(self):
         if not self.vggish_checkpoint:
-            raise UserError("vggish_checkpoint: expected the path of the official vggish_model.ckpt, found none",
-                            argument="vggish_checkpoint")
+            raise UserError(
+                "vggish_checkpoint: expected the path of the official vggish_model.ckpt, found"
+                " none",
+                argument="vggish_checkpoint",
+            )
         visual_features.get_backbone(self.visual_backbone)
         if self.frame_sampling not in video.FRAME_SAMPLINGS:
-            raise argument_error("frame_sampling", f"one of {video.FRAME_SAMPLINGS}",
-                                 repr(self.frame_sampling))
+            raise argument_error(
+                "frame_sampling", f"one of {video.FRAME_SAMPLINGS}", repr(self.frame_sampling)
+            )
         layouts = (None, constants.LAYOUT_VECTOR, constants.LAYOUT_MAP)
         if self.visual_layout not in layouts:
             raise argument_error("visual_layout", f"one of {layouts[1:]}", repr(self.visual_layout))
         if self.visual_layout == constants.LAYOUT_MAP and len(self.backbone_shape) != 3:
-            raise argument_error("visual_layout", f"vector for --visual_backbone="
-                                 f"{self.visual_backbone} (it pools to {self.backbone_shape})",
-                                 repr(self.visual_layout))
+            raise argument_error(
+                "visual_layout",
+                "vector for --visual_backbone="
+                f"{self.visual_backbone} (it pools to {self.backbone_shape})",
+                repr(self.visual_layout),
+            )
 
 
 @dataclasses.dataclass
@@ -241,10 +323,18 @@ class FeatureExtractor:
     def __init__(self, settings):
         settings.check()
         self.settings = settings
-        self.audio = vggish.AudioFeatureExtractor(settings.vggish_checkpoint, settings.vggish_output,
-                                                  settings.vggish_pca_params, settings.audio_framing)
-        self.visual = visual_features.VisualFeatureExtractor(settings.visual_backbone, settings.visual_weights,
-                                                             settings.image_size, settings.batch_size)
+        self.audio = vggish.AudioFeatureExtractor(
+            settings.vggish_checkpoint,
+            settings.vggish_output,
+            settings.vggish_pca_params,
+            settings.audio_framing,
+        )
+        self.visual = visual_features.VisualFeatureExtractor(
+            settings.visual_backbone,
+            settings.visual_weights,
+            settings.image_size,
+            settings.batch_size,
+        )
 
     def extract(self, path, thumbnails=False):
         """One video's per-second features through both networks.
@@ -267,8 +357,12 @@ class FeatureExtractor:
         kept = [] if thumbnails else None
 
         def segments():
-            for frames in video.iter_frames(info, self.settings.frames_per_second,
-                                            self.settings.image_size, self.settings.frame_sampling):
+            for frames in video.iter_frames(
+                info,
+                self.settings.frames_per_second,
+                self.settings.image_size,
+                self.settings.frame_sampling,
+            ):
                 if kept is not None:
                     kept.append(frames[len(frames) // 2])
                 yield frames
@@ -277,8 +371,10 @@ class FeatureExtractor:
         if len(visual.shape) == 4 and self.settings.visual_layout == constants.LAYOUT_VECTOR:
             visual = visual.mean(axis=(1, 2))  # [T, S, S, C] -> [T, C], as visual_feature_vec.h5
         if len(visual) != info.num_segments or len(audio) != info.num_segments:
-            raise video.VideoError(f"{path}: expected {info.num_segments} segments of audio and picture, found "
-                                   f"{len(audio)} and {len(visual)}")
+            raise video.VideoError(
+                f"{path}: expected {info.num_segments} segments of audio and picture, found "
+                f"{len(audio)} and {len(visual)}"
+            )
         return VideoFeatures(info, audio, visual, kept)
 
 
@@ -293,8 +389,13 @@ def _features_path(output_dir, video_id):
 def _save_features(path, features):
     temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}.npz"
     buffer = io.BytesIO()  # zipfile seeks while writing; GFiles (s3://, gs://) only append
-    np.savez(buffer, audio=features.audio, visual=features.visual,
-             seconds=np.float64(features.info.duration), source=np.str_(features.info.path))
+    np.savez(
+        buffer,
+        audio=features.audio,
+        visual=features.visual,
+        seconds=np.float64(features.info.duration),
+        source=np.str_(features.info.path),
+    )
     with tf.io.gfile.GFile(temporary, "wb") as handle:
         handle.write(buffer.getvalue())
     tf.io.gfile.rename(temporary, path, overwrite=True)
@@ -307,12 +408,18 @@ def _check_config(output_dir, settings):
         saved = fileio.read_json(path)
         if saved != identity:
             changed = sorted(key for key in identity if saved.get(key) != identity.get(key))
-            raise input_error(path, f"the feature settings of this run to add to {output_dir}",
-                              f"other settings for {changed}: {[saved.get(k) for k in changed]} (now "
-                              f"{[identity[k] for k in changed]}); use a new `output_dir`")
+            raise input_error(
+                path,
+                f"the feature settings of this run to add to {output_dir}",
+                f"other settings for {changed}: {[saved.get(k) for k in changed]} (now "
+                f"{[identity[k] for k in changed]}); use a new `output_dir`",
+            )
     elif tf.io.gfile.exists(os.path.join(output_dir, constants.DATASET_INFO_FILE)):
-        raise input_error(output_dir, "a new directory or one written by extract (with extract_config.json)",
-                          "a data set written by another command; use a new `output_dir`")
+        raise input_error(
+            output_dir,
+            "a new directory or one written by extract (with extract_config.json)",
+            "a data set written by another command; use a new `output_dir`",
+        )
     else:
         fileio.write_json(path, identity)
 
@@ -327,8 +434,11 @@ def _check_unique_ids(paths):
     for path in paths:
         key = video.video_id(path)
         if key in seen:
-            raise argument_error("videos", "video files with distinct names (the name is the video id)",
-                              f"{seen[key]} and {path}")
+            raise argument_error(
+                "videos",
+                "video files with distinct names (the name is the video id)",
+                f"{seen[key]} and {path}",
+            )
         seen[key] = path
 
 
@@ -355,10 +465,18 @@ class _Progress:
             return
         elapsed = time.time() - self.started
         left = elapsed / self.count * (self.total - self.count)
-        speed = f", {video_seconds / elapsed:.2f} s of video/s" if video_seconds and elapsed > 0 else ""
-        line = (f"[{self.count}/{self.total}] {100 * self.count / self.total:5.1f}%  done {done}, skipped "
-                f"{skipped}{speed}, {elapsed:.0f} s elapsed, about {left:.0f} s left")
-        print(("\r" + line.ljust(100)) if self.terminal else line, end="" if self.terminal else "\n", flush=True)
+        speed = (
+            f", {video_seconds / elapsed:.2f} s of video/s" if video_seconds and elapsed > 0 else ""
+        )
+        line = (
+            f"[{self.count}/{self.total}] {100 * self.count / self.total:5.1f}%  done {done},"
+            f" skipped {skipped}{speed}, {elapsed:.0f} s elapsed, about {left:.0f} s left"
+        )
+        print(
+            ("\r" + line.ljust(100)) if self.terminal else line,
+            end="" if self.terminal else "\n",
+            flush=True,
+        )
         if self.terminal and self.count == self.total:
             print()
 
@@ -385,8 +503,9 @@ def start_output(paths, output_dir, settings, split):
     tf.io.gfile.makedirs(os.path.join(output_dir, FEATURES_DIR))
 
 
-def extract_videos(paths, output_dir, settings, labels=None, split="train", videos_per_shard=256,
-                   verbose=True):
+def extract_videos(
+    paths, output_dir, settings, labels=None, split="train", videos_per_shard=256, verbose=True
+):
     """Extract every video not done yet, then assemble the data set. Returns the summary dict.
 
     Resumable: a video whose features/<video_id>.npz exists is not extracted again. A video that
@@ -425,7 +544,9 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
         else:
             try:
                 if extractor is None:
-                    video.probe(path)  # an unusable first video is reported before the networks load
+                    video.probe(
+                        path
+                    )  # an unusable first video is reported before the networks load
                     extractor = FeatureExtractor(settings)
                 features = extractor.extract(path)
                 _save_features(_features_path(output_dir, key), features)
@@ -438,8 +559,18 @@ def extract_videos(paths, output_dir, settings, labels=None, split="train", vide
     extract_seconds = time.time() - started
     done = write_skipped(output_dir, paths, skipped)
     info = assemble(output_dir, done, settings, labels, split, videos_per_shard)
-    return write_summary(output_dir, info, settings, labels, len(paths), extracted, resumed,
-                         len(skipped), seconds_extracted, extract_seconds)
+    return write_summary(
+        output_dir,
+        info,
+        settings,
+        labels,
+        len(paths),
+        extracted,
+        resumed,
+        len(skipped),
+        seconds_extracted,
+        extract_seconds,
+    )
 
 
 def write_skipped(output_dir, paths, skipped):
@@ -447,25 +578,51 @@ def write_skipped(output_dir, paths, skipped):
 
     Raises a UserError naming --videos when no video is usable.
     """
-    fileio.write_json(os.path.join(output_dir, SKIPPED_FILE), {"videos": len(skipped), "skipped": skipped})
+    fileio.write_json(
+        os.path.join(output_dir, SKIPPED_FILE), {"videos": len(skipped), "skipped": skipped}
+    )
     done = [path for path in paths if path not in skipped]
     if not done:
-        raise argument_error("videos", "at least one usable video",
-                          f"none of {len(paths)} (reasons in {os.path.join(output_dir, SKIPPED_FILE)})")
+        raise argument_error(
+            "videos",
+            "at least one usable video",
+            f"none of {len(paths)} (reasons in {os.path.join(output_dir, SKIPPED_FILE)})",
+        )
     return done
 
 
-def write_summary(output_dir, info, settings, labels, videos_given, extracted, resumed, skipped,
-                  seconds_extracted, extract_seconds, **more):
+def write_summary(
+    output_dir,
+    info,
+    settings,
+    labels,
+    videos_given,
+    extracted,
+    resumed,
+    skipped,
+    seconds_extracted,
+    extract_seconds,
+    **more,
+):
     """extract_summary.json (counts, seconds of video, speed, dims; `more` adds keys); returned."""
     summary = {
-        "output_dir": output_dir, "videos_given": videos_given, "videos_extracted_now": extracted,
-        "videos_already_done": resumed, "videos_skipped": skipped,
+        "output_dir": output_dir,
+        "videos_given": videos_given,
+        "videos_extracted_now": extracted,
+        "videos_already_done": resumed,
+        "videos_skipped": skipped,
         "records": {name: value["videos"] for name, value in info.splits.items()},
-        "seconds_of_video_extracted_now": seconds_extracted, "extract_seconds": round(extract_seconds, 2),
-        "video_seconds_per_second": round(seconds_extracted / extract_seconds, 3) if extracted else None,
-        "audio_dim": info.audio_dim, "visual_shape": info.visual_shape, "num_segments": info.num_segments,
-        "labelled": labels is not None, "settings": settings.identity(), **more,
+        "seconds_of_video_extracted_now": seconds_extracted,
+        "extract_seconds": round(extract_seconds, 2),
+        "video_seconds_per_second": (
+            round(seconds_extracted / extract_seconds, 3) if extracted else None
+        ),
+        "audio_dim": info.audio_dim,
+        "visual_shape": info.visual_shape,
+        "num_segments": info.num_segments,
+        "labelled": labels is not None,
+        "settings": settings.identity(),
+        **more,
     }
     fileio.write_json(os.path.join(output_dir, SUMMARY_FILE), summary)
     return summary
@@ -498,13 +655,35 @@ def video_records(key, audio, visual, labels, split):
     rows = labels[key] if labels is not None else [None]
     for row in rows:
         if row is None:  # unlabelled: background placeholders
-            yield split, num_segments, records.encode_video(
-                key, constants.NO_CATEGORY, 0, 0, constants.BACKGROUND, audio, visual,
-                np.full(num_segments, constants.BACKGROUND, np.int64))
+            yield (
+                split,
+                num_segments,
+                records.encode_video(
+                    key,
+                    constants.NO_CATEGORY,
+                    0,
+                    0,
+                    constants.BACKGROUND,
+                    audio,
+                    visual,
+                    np.full(num_segments, constants.BACKGROUND, np.int64),
+                ),
+            )
         else:
-            yield row.split or split, num_segments, records.encode_video(
-                key, row.category, min(row.start, num_segments), min(row.end, num_segments), row.video_label,
-                audio, visual, row.segment_labels(num_segments))
+            yield (
+                row.split or split,
+                num_segments,
+                records.encode_video(
+                    key,
+                    row.category,
+                    min(row.start, num_segments),
+                    min(row.end, num_segments),
+                    row.video_label,
+                    audio,
+                    visual,
+                    row.segment_labels(num_segments),
+                ),
+            )
 
 
 def assemble(output_dir, paths, settings, labels=None, split="train", videos_per_shard=256):
@@ -534,8 +713,10 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
     staging = os.path.join(output_dir, f".assemble-{uuid.uuid4().hex[:8]}")
     tf.io.gfile.makedirs(staging)
     try:
-        writers = {name: shards.ShardWriter(staging, name, shards.shard_count(count, videos_per_shard))
-                   for name, count in counts.items()}
+        writers = {
+            name: shards.ShardWriter(staging, name, shards.shard_count(count, videos_per_shard))
+            for name, count in counts.items()
+        }
         lengths = set()
         try:
             for path in paths:
@@ -545,14 +726,18 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
         finally:
             for writer in writers.values():
                 writer.close()
-        splits = {name: {"videos": writer.written, "shards": writer.names} for name, writer in writers.items()}
+        splits = {
+            name: {"videos": writer.written, "shards": writer.names}
+            for name, writer in writers.items()
+        }
         return finish_dataset(staging, output_dir, settings, splits, lengths, len(paths), labels)
     finally:
         fileio.remove_tree(staging)
 
 
-def finish_dataset(staging, output_dir, settings, splits, lengths, num_videos, labels,
-                   moments=None):
+def finish_dataset(
+    staging, output_dir, settings, splits, lengths, num_videos, labels, moments=None
+):
     """dataset_info.json and normalization.json beside the shards in `staging`, then all of
     them published into output_dir (dataset_info.json last). Returns the DatasetInfo.
 
@@ -569,13 +754,19 @@ def finish_dataset(staging, output_dir, settings, splits, lengths, num_videos, l
     if labels is not None:
         sources.append({"file": "labels (--labels)", "md5": None})
     info = dataset_info.DatasetInfo(
-        audio_dim=settings.audio_dim, visual_shape=list(settings.visual_shape),
+        audio_dim=settings.audio_dim,
+        visual_shape=list(settings.visual_shape),
         num_segments=next(iter(lengths)) if len(lengths) == 1 else None,
-        class_names=constants.class_names(), splits=splits, sources=sources,
+        class_names=constants.class_names(),
+        splits=splits,
+        sources=sources,
         generator=(
             f"extract {settings.visual_backbone} fps={settings.frames_per_second} "
-            + (f"sampling={settings.frame_sampling} "
-               if settings.frame_sampling != video.SAMPLING_CENTRE else "")
+            + (
+                f"sampling={settings.frame_sampling} "
+                if settings.frame_sampling != video.SAMPLING_CENTRE
+                else ""
+            )
             + (f"layout={settings.visual_layout} " if settings.visual_layout else "")
             + f"size={settings.image_size} vggish={settings.vggish_output}/{settings.audio_framing}"
             + ("" if labels is not None else "; no labels: segment labels are placeholders (28)")
@@ -586,8 +777,10 @@ def finish_dataset(staging, output_dir, settings, splits, lengths, num_videos, l
     if moments is None:
         normalization.write_statistics(staging, statistics_split)
     else:
-        fileio.write_json(os.path.join(staging, constants.NORMALIZATION_FILE),
-                          moments[statistics_split].statistics(statistics_split))
+        fileio.write_json(
+            os.path.join(staging, constants.NORMALIZATION_FILE),
+            moments[statistics_split].statistics(statistics_split),
+        )
     _publish(staging, output_dir, info)
     return info
 
@@ -604,5 +797,6 @@ def _publish(staging, output_dir, info):
         if name not in new_shards and tf.io.gfile.exists(os.path.join(output_dir, name)):
             tf.io.gfile.remove(os.path.join(output_dir, name))
     for name in [*new_shards, constants.NORMALIZATION_FILE, constants.DATASET_INFO_FILE]:
-        tf.io.gfile.rename(os.path.join(staging, name), os.path.join(output_dir, name),
-                           overwrite=True)
+        tf.io.gfile.rename(
+            os.path.join(staging, name), os.path.join(output_dir, name), overwrite=True
+        )

@@ -29,25 +29,38 @@ def list_videos(spec):
             list file holds no paths.
     """
     if not spec:
-        raise UserError("videos: expected a directory of videos, a list file or a video, found none",
-                        argument="videos")
+        raise UserError(
+            "videos: expected a directory of videos, a list file or a video, found none",
+            argument="videos",
+        )
     # tf.io.gfile: local paths, and gs:// or s3:// ones (which extract reads with --runner).
     if tf.io.gfile.isdir(spec):
-        paths = sorted(os.path.join(spec, name) for name in tf.io.gfile.listdir(spec)
-                       if name.lower().endswith(video.VIDEO_EXTENSIONS) and not name.startswith("."))
+        paths = sorted(
+            os.path.join(spec, name)
+            for name in tf.io.gfile.listdir(spec)
+            if name.lower().endswith(video.VIDEO_EXTENSIONS) and not name.startswith(".")
+        )
         if not paths:
-            raise input_error(spec, f"a directory holding video files ({', '.join(video.VIDEO_EXTENSIONS)})",
-                              "none")
+            raise input_error(
+                spec,
+                f"a directory holding video files ({', '.join(video.VIDEO_EXTENSIONS)})",
+                "none",
+            )
         return paths
     if not tf.io.gfile.exists(spec):
-        raise input_error(f"`videos` {spec}", "a video file or a directory of videos", "nothing at that path")
+        raise input_error(
+            f"`videos` {spec}", "a video file or a directory of videos", "nothing at that path"
+        )
     if spec.lower().endswith(video.VIDEO_EXTENSIONS):
         return [spec]
     base = os.path.dirname(spec if remote.is_remote(spec) else os.path.abspath(spec))
     with tf.io.gfile.GFile(spec, "r") as handle:
         lines = [line.strip() for line in handle.read().splitlines()]
-    paths = [line if os.path.isabs(line) or remote.is_remote(line) else os.path.join(base, line)
-             for line in lines if line and not line.startswith("#")]
+    paths = [
+        line if os.path.isabs(line) or remote.is_remote(line) else os.path.join(base, line)
+        for line in lines
+        if line and not line.startswith("#")
+    ]
     if not paths:
         raise input_error(spec, "a list of video paths, one per line", "no paths")
     return paths
@@ -71,7 +84,7 @@ class LabelRow:
         """
         labels = np.full(num_segments, constants.BACKGROUND, np.int64)
         if self.category >= 0:
-            labels[min(self.start, num_segments):min(self.end, num_segments)] = self.category
+            labels[min(self.start, num_segments) : min(self.end, num_segments)] = self.category
         return labels
 
     @property
@@ -89,8 +102,11 @@ def _category(value, where):
         return lowered.index(value.lower())
     if value.isdigit() and int(value) < constants.NUM_EVENT_CLASSES:
         return int(value)
-    raise input_error(where, f"a category name of the {len(names)} AVE categories (or 0..27, or empty)",
-                      repr(value))
+    raise input_error(
+        where,
+        f"a category name of the {len(names)} AVE categories (or 0..27, or empty)",
+        repr(value),
+    )
 
 
 def parse_labels(text, source):
@@ -115,15 +131,24 @@ def parse_labels(text, source):
     first = next((line for line in text.splitlines() if line.strip()), "")
     if "&" in first:
         for row in annotations.parse_annotations(text, source=source, num_segments=10**9):
-            rows.append(LabelRow(row.video_id, _category(row.category, f"{source} video {row.video_id}"),
-                                 row.start, row.end))
+            rows.append(
+                LabelRow(
+                    row.video_id,
+                    _category(row.category, f"{source} video {row.video_id}"),
+                    row.start,
+                    row.end,
+                )
+            )
     else:
         reader = csv.DictReader(io.StringIO(text))
         needed = ["video_id", "category", "start", "end"]
         header = [name.strip() for name in reader.fieldnames or []]
         if any(name not in header for name in needed):
-            raise input_error(source, f"a CSV header with columns {needed} (and optionally split)",
-                              f"columns {header}")
+            raise input_error(
+                source,
+                f"a CSV header with columns {needed} (and optionally split)",
+                f"columns {header}",
+            )
         reader.fieldnames = header
         for line_number, row in enumerate(reader, start=2):
             where = f"{source} line {line_number}"
@@ -132,7 +157,9 @@ def parse_labels(text, source):
                 start = int((row["start"] or "0").strip())
                 end = int((row["end"] or "0").strip())
             except ValueError:
-                raise input_error(where, "whole seconds in start and end", f"{row['start']!r} and {row['end']!r}") from None
+                raise input_error(
+                    where, "whole seconds in start and end", f"{row['start']!r} and {row['end']!r}"
+                ) from None
             if not 0 <= start <= end:
                 raise input_error(where, "0 <= start <= end", f"start {start}, end {end}")
             split = (row.get("split") or "").strip() or None
@@ -181,5 +208,5 @@ def ground_truth(rows, num_segments):
     labels = np.full(num_segments, constants.BACKGROUND, np.int64)
     for row in rows:
         if row.category >= 0:
-            labels[min(row.start, num_segments):min(row.end, num_segments)] = row.category
+            labels[min(row.start, num_segments) : min(row.end, num_segments)] = row.category
     return labels

@@ -101,8 +101,13 @@ def mel_matrix(dtype=tf.float32):
         [257, 64] tensor of `dtype`.
     """
     matrix = tf.signal.linear_to_mel_weight_matrix(
-        num_mel_bins=NUM_MEL_BINS, num_spectrogram_bins=FFT_LENGTH // 2 + 1, sample_rate=SAMPLE_RATE,
-        lower_edge_hertz=MEL_MIN_HZ, upper_edge_hertz=MEL_MAX_HZ, dtype=tf.float64)
+        num_mel_bins=NUM_MEL_BINS,
+        num_spectrogram_bins=FFT_LENGTH // 2 + 1,
+        sample_rate=SAMPLE_RATE,
+        lower_edge_hertz=MEL_MIN_HZ,
+        upper_edge_hertz=MEL_MAX_HZ,
+        dtype=tf.float64,
+    )
     return tf.cast(matrix, dtype)
 
 
@@ -116,8 +121,14 @@ def log_mel_spectrogram(waveform):
         windows every 10 ms, log(mel + 0.01).
     """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
-    stft = tf.signal.stft(waveform, frame_length=WINDOW_SAMPLES, frame_step=HOP_SAMPLES, fft_length=FFT_LENGTH,
-                          window_fn=tf.signal.hann_window, pad_end=False)  # hann_window is periodic
+    stft = tf.signal.stft(
+        waveform,
+        frame_length=WINDOW_SAMPLES,
+        frame_step=HOP_SAMPLES,
+        fft_length=FFT_LENGTH,
+        window_fn=tf.signal.hann_window,
+        pad_end=False,
+    )  # hann_window is periodic
     mel = tf.matmul(tf.abs(stft), mel_matrix())
     return tf.math.log(mel + LOG_OFFSET)
 
@@ -197,15 +208,20 @@ def fetch_official(file_name, argument, verbose=True):
     try:
         # get_file falls back to /tmp/.keras when the cache does not exist yet: make it first.
         os.makedirs(directory, exist_ok=True)
-        path = keras.utils.get_file(file_name, url, cache_subdir=CACHE_SUBDIR, cache_dir=cache_dir())
+        path = keras.utils.get_file(
+            file_name, url, cache_subdir=CACHE_SUBDIR, cache_dir=cache_dir()
+        )
     except Exception as error:  # get_file raises Exception for every URL failure
         reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
-        raise UserError(f"{argument}: expected to download {url} into {path}, found {reason}; "
-                        f"without network access, copy the file over and pass --{argument}=PATH",
-                        argument=argument) from None
+        raise UserError(
+            f"{argument}: expected to download {url} into {path}, found {reason}; "
+            f"without network access, copy the file over and pass --{argument}=PATH",
+            argument=argument,
+        ) from None
     if verbose:
-        print(f"vggish: {path}" + (" (cached)" if cached else f" (downloaded from {url})"),
-              flush=True)
+        print(
+            f"vggish: {path}" + (" (cached)" if cached else f" (downloaded from {url})"), flush=True
+        )
     return path
 
 
@@ -261,22 +277,29 @@ def build_vggish(output="relu"):
     net = keras.layers.Flatten(name="flatten")(net)
     net = keras.layers.Dense(4096, activation="relu", name="fc1_1")(net)
     net = keras.layers.Dense(4096, activation="relu", name="fc1_2")(net)
-    net = keras.layers.Dense(EMBEDDING_SIZE, activation="relu" if output == "relu" else None, name="fc2")(net)
+    net = keras.layers.Dense(
+        EMBEDDING_SIZE, activation="relu" if output == "relu" else None, name="fc2"
+    )(net)
     return keras.Model(inputs, net, name="vggish")
 
 
 def _checkpoint_reader(path):
     if not path:
-        raise UserError("vggish_checkpoint: expected the path of vggish_model.ckpt, found none",
-                        argument="vggish_checkpoint")
+        raise UserError(
+            "vggish_checkpoint: expected the path of vggish_model.ckpt, found none",
+            argument="vggish_checkpoint",
+        )
     try:
         return tf.train.load_checkpoint(path)
     except (tf.errors.OpError, ValueError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         if not tf.io.gfile.exists(path) and not tf.io.gfile.exists(f"{path}.index"):
             raise UserError(f"{path}: VGGish checkpoint not found") from None
-        raise input_error(path, "a TensorFlow checkpoint (vggish_model.ckpt, V1 or V2 format)",
-                          f"a file TensorFlow cannot read as one ({message})") from None
+        raise input_error(
+            path,
+            "a TensorFlow checkpoint (vggish_model.ckpt, V1 or V2 format)",
+            f"a file TensorFlow cannot read as one ({message})",
+        ) from None
 
 
 def checkpoint_shapes(model):
@@ -318,13 +341,19 @@ def load_checkpoint(model, path):
         if name not in available:
             found = sorted(available)
             listing = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
-            raise input_error(path, f"a VGGish checkpoint holding the variable {name}",
-                              f"no such variable among its {len(found)} ({listing})")
+            raise input_error(
+                path,
+                f"a VGGish checkpoint holding the variable {name}",
+                f"no such variable among its {len(found)} ({listing})",
+            )
         if list(available[name]) != shape:
-            raise input_error(f"{path} variable {name}", f"shape {shape}", f"shape {list(available[name])}")
+            raise input_error(
+                f"{path} variable {name}", f"shape {shape}", f"shape {list(available[name])}"
+            )
     for layer_name, scope in CHECKPOINT_SCOPES.items():
         model.get_layer(layer_name).set_weights(
-            [reader.get_tensor(f"{scope}/weights"), reader.get_tensor(f"{scope}/biases")])
+            [reader.get_tensor(f"{scope}/weights"), reader.get_tensor(f"{scope}/biases")]
+        )
     return model
 
 
@@ -337,8 +366,11 @@ class Postprocessor:
 
     def __init__(self, pca_params_path):
         if not pca_params_path:
-            raise UserError("vggish_pca_params: expected the path of vggish_pca_params.npz "
-                            "(needed by `vggish_output=postprocessed`), found none", argument="vggish_pca_params")
+            raise UserError(
+                "vggish_pca_params: expected the path of vggish_pca_params.npz "
+                "(needed by `vggish_output=postprocessed`), found none",
+                argument="vggish_pca_params",
+            )
         if not tf.io.gfile.exists(pca_params_path):
             raise UserError(f"{pca_params_path}: VGGish PCA parameters not found")
         try:
@@ -346,21 +378,33 @@ class Postprocessor:
                 eigen_vectors = np.asarray(params[PCA_EIGEN_VECTORS_NAME], np.float32)
                 means = np.asarray(params[PCA_MEANS_NAME], np.float32)
         except (OSError, ValueError, KeyError) as error:
-            raise input_error(pca_params_path, f"an .npz with arrays {PCA_EIGEN_VECTORS_NAME!r} and "
-                              f"{PCA_MEANS_NAME!r}", f"{type(error).__name__}: {error}") from None
+            raise input_error(
+                pca_params_path,
+                f"an .npz with arrays {PCA_EIGEN_VECTORS_NAME!r} and {PCA_MEANS_NAME!r}",
+                f"{type(error).__name__}: {error}",
+            ) from None
         if eigen_vectors.shape != (EMBEDDING_SIZE, EMBEDDING_SIZE):
-            raise input_error(f"{pca_params_path} array {PCA_EIGEN_VECTORS_NAME}",
-                              f"shape {[EMBEDDING_SIZE, EMBEDDING_SIZE]}", f"shape {list(eigen_vectors.shape)}")
+            raise input_error(
+                f"{pca_params_path} array {PCA_EIGEN_VECTORS_NAME}",
+                f"shape {[EMBEDDING_SIZE, EMBEDDING_SIZE]}",
+                f"shape {list(eigen_vectors.shape)}",
+            )
         if means.size != EMBEDDING_SIZE:
-            raise input_error(f"{pca_params_path} array {PCA_MEANS_NAME}", f"{EMBEDDING_SIZE} values",
-                              f"shape {list(means.shape)}")
+            raise input_error(
+                f"{pca_params_path} array {PCA_MEANS_NAME}",
+                f"{EMBEDDING_SIZE} values",
+                f"shape {list(means.shape)}",
+            )
         self.eigen_vectors = tf.constant(eigen_vectors)
         self.means = tf.constant(means.reshape(EMBEDDING_SIZE))
 
     def __call__(self, embeddings):
         """[N, 128] linear embeddings -> [N, 128] float32 values in 0..255 (whole numbers)."""
-        projected = tf.matmul(tf.convert_to_tensor(embeddings, tf.float32) - self.means, self.eigen_vectors,
-                              transpose_b=True)
+        projected = tf.matmul(
+            tf.convert_to_tensor(embeddings, tf.float32) - self.means,
+            self.eigen_vectors,
+            transpose_b=True,
+        )
         clipped = tf.clip_by_value(projected, QUANTIZE_MIN_VAL, QUANTIZE_MAX_VAL)
         scaled = (clipped - QUANTIZE_MIN_VAL) * (255.0 / (QUANTIZE_MAX_VAL - QUANTIZE_MIN_VAL))
         return tf.floor(scaled)
@@ -379,8 +423,10 @@ class AudioFeatureExtractor:
         self.output, self.framing, self.batch_size = output, framing, batch_size
         self.postprocessor = Postprocessor(pca_params) if output == "postprocessed" else None
         self.model = load_checkpoint(build_vggish(output), checkpoint)
-        self._embed = tf.function(lambda examples: self.model(examples, training=False), input_signature=[
-            tf.TensorSpec([None, NUM_FRAMES, NUM_BANDS], tf.float32)])
+        self._embed = tf.function(
+            lambda examples: self.model(examples, training=False),
+            input_signature=[tf.TensorSpec([None, NUM_FRAMES, NUM_BANDS], tf.float32)],
+        )
 
     def examples(self, waveform, num_segments):
         """The VGGish examples of a waveform, in this extractor's framing.
@@ -394,8 +440,10 @@ class AudioFeatureExtractor:
 
     def __call__(self, waveform, num_segments):
         examples = self.examples(waveform, num_segments)
-        outputs = [self._embed(examples[start:start + self.batch_size])
-                   for start in range(0, int(examples.shape[0]), self.batch_size)]
+        outputs = [
+            self._embed(examples[start : start + self.batch_size])
+            for start in range(0, int(examples.shape[0]), self.batch_size)
+        ]
         embeddings = tf.concat(outputs, axis=0)
         if self.postprocessor is not None:
             embeddings = self.postprocessor(embeddings)

@@ -31,8 +31,21 @@ import numpy as np
 from avsdn_tf.errors import UserError, argument_error
 
 AUDIO_SAMPLE_RATE = 16000  # VGGish's rate
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg", ".3gp",
-                    ".ogv", ".wmv", ".ts")
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".flv",
+    ".mpg",
+    ".mpeg",
+    ".3gp",
+    ".ogv",
+    ".wmv",
+    ".ts",
+)
 _END_TOLERANCE = 1e-3  # seconds: a video of 2.9995 s still has 3 whole segments
 SAMPLING_CENTRE = "centre"  # frames at the centres of equal slices of each second
 SAMPLING_AVE = "ave"  # the AVE authors' frame indices over all decoded frames
@@ -47,7 +60,9 @@ def _av():
     try:
         import av
     except ImportError:
-        raise UserError("decoding videos needs PyAV: pip install 'avsdn-tf[video]' (or pip install av)") from None
+        raise UserError(
+            "decoding videos needs PyAV: pip install 'avsdn-tf[video]' (or pip install av)"
+        ) from None
     return av
 
 
@@ -79,15 +94,19 @@ def _open(path):
     try:
         return av.open(path, metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, ValueError) as error:
-        raise VideoError(f"{path}: expected a video file PyAV/FFmpeg can read, found an unreadable file "
-                         f"({error})") from None
+        raise VideoError(
+            f"{path}: expected a video file PyAV/FFmpeg can read, found an unreadable file "
+            f"({error})"
+        ) from None
 
 
 def _streams(path, container):
     if not container.streams.video:
         raise VideoError(f"{path}: expected a video track, found none")
     if not container.streams.audio:
-        raise VideoError(f"{path}: expected an audio track, found none (AVSDN needs both sound and picture)")
+        raise VideoError(
+            f"{path}: expected an audio track, found none (AVSDN needs both sound and picture)"
+        )
     return container.streams.video[0], container.streams.audio[0]
 
 
@@ -134,7 +153,9 @@ def probe(path):
         origin = _video_origin(video)
         duration = _stream_seconds(video, video.duration)
         if duration is None and container.duration is not None:
-            duration = container.duration / av.time_base - (origin - (container.start_time or 0) / av.time_base)
+            duration = container.duration / av.time_base - (
+                origin - (container.start_time or 0) / av.time_base
+            )
         if duration is None:
             end = _duration_from_packets(container, video)
             duration = None if end is None else end - origin
@@ -142,7 +163,9 @@ def probe(path):
         width, height = video.codec_context.width, video.codec_context.height
         sample_rate, channels = audio.codec_context.sample_rate, audio.codec_context.channels
     except av.error.FFmpegError as error:
-        raise VideoError(f"{path}: expected a readable video, found a decoding error ({error})") from None
+        raise VideoError(
+            f"{path}: expected a readable video, found a decoding error ({error})"
+        ) from None
     finally:
         container.close()
     if duration is None:
@@ -150,12 +173,21 @@ def probe(path):
     if duration + _END_TOLERANCE < 1.0:
         raise VideoError(f"{path}: expected a video of at least 1 second, found {duration:.3f} s")
     if not width or not height:
-        raise VideoError(f"{path}: expected a video track with a frame size, found {width}x{height}")
+        raise VideoError(
+            f"{path}: expected a video track with a frame size, found {width}x{height}"
+        )
     if not sample_rate:
         raise VideoError(f"{path}: expected an audio track with a sample rate, found none")
-    return VideoInfo(path=path, duration=duration, num_segments=int(math.floor(duration + _END_TOLERANCE)),
-                     width=width, height=height, frame_rate=rate, audio_sample_rate=sample_rate,
-                     audio_channels=channels)
+    return VideoInfo(
+        path=path,
+        duration=duration,
+        num_segments=int(math.floor(duration + _END_TOLERANCE)),
+        width=width,
+        height=height,
+        frame_rate=rate,
+        audio_sample_rate=sample_rate,
+        audio_channels=channels,
+    )
 
 
 def read_audio(info, sample_rate=AUDIO_SAMPLE_RATE):
@@ -189,7 +221,9 @@ def read_audio(info, sample_rate=AUDIO_SAMPLE_RATE):
             """
             for frame in frames:
                 # Channels are averaged here, not by swresample, whose downmix weights differ.
-                pieces.append(frame.to_ndarray().reshape(-1, frame.samples).mean(axis=0, dtype=np.float64))
+                pieces.append(
+                    frame.to_ndarray().reshape(-1, frame.samples).mean(axis=0, dtype=np.float64)
+                )
 
         for frame in container.decode(audio):
             if offset is None:
@@ -197,7 +231,9 @@ def read_audio(info, sample_rate=AUDIO_SAMPLE_RATE):
             add(resampler.resample(frame))
         add(resampler.resample(None))
     except av.error.FFmpegError as error:
-        raise VideoError(f"{info.path}: expected a readable audio track, found a decoding error ({error})") from None
+        raise VideoError(
+            f"{info.path}: expected a readable audio track, found a decoding error ({error})"
+        ) from None
     finally:
         container.close()
     if not pieces:
@@ -222,7 +258,10 @@ def sample_times(num_segments, frames_per_second):
     Returns:
         float64 [T, F] array, row t = t + (k + 0.5) / F for k = 0..F-1.
     """
-    return np.arange(num_segments)[:, None] + (np.arange(frames_per_second)[None, :] + 0.5) / frames_per_second
+    return (
+        np.arange(num_segments)[:, None]
+        + (np.arange(frames_per_second)[None, :] + 0.5) / frames_per_second
+    )
 
 
 def iter_segment_frames(info, frames_per_second, image_size):
@@ -255,8 +294,9 @@ def iter_segment_frames(info, frames_per_second, image_size):
         Returns:
             uint8 [image_size, image_size, 3] array.
         """
-        return frame.reformat(width=image_size, height=image_size, format="rgb24",
-                              interpolation="BILINEAR").to_ndarray()
+        return frame.reformat(
+            width=image_size, height=image_size, format="rgb24", interpolation="BILINEAR"
+        ).to_ndarray()
 
     def take(frame, until):
         """Give `frame` to every sample time before `until`; yield completed segments.
@@ -294,8 +334,10 @@ def iter_segment_frames(info, frames_per_second, image_size):
             if next_index >= len(flat):
                 break
     except av.error.FFmpegError as error:
-        raise VideoError(f"{info.path}: expected decodable video frames, found a decoding error at "
-                         f"{flat[min(next_index, len(flat) - 1)]:.2f} s ({error})") from None
+        raise VideoError(
+            f"{info.path}: expected decodable video frames, found a decoding error at "
+            f"{flat[min(next_index, len(flat) - 1)]:.2f} s ({error})"
+        ) from None
     finally:
         container.close()
     if previous is None:
@@ -321,11 +363,19 @@ def ave_frame_indices(num_frames, num_segments, frames_per_second):
     """
     interval = int(num_frames / num_segments)
     if interval < 1:
-        raise argument_error("num_frames", f"at least one frame per second ({num_segments})",
-                             num_frames)
-    return np.array([[int(second * interval + i / frames_per_second * interval)
-                      for i in range(frames_per_second)] for second in range(num_segments)],
-                    np.int64)
+        raise argument_error(
+            "num_frames", f"at least one frame per second ({num_segments})", num_frames
+        )
+    return np.array(
+        [
+            [
+                int(second * interval + i / frames_per_second * interval)
+                for i in range(frames_per_second)
+            ]
+            for second in range(num_segments)
+        ],
+        np.int64,
+    )
 
 
 def resize_bilinear(image, image_size):
@@ -343,8 +393,12 @@ def resize_bilinear(image, image_size):
     """
     import tensorflow as tf
 
-    resized = tf.image.resize(tf.convert_to_tensor(image, tf.float32)[None],
-                              [image_size, image_size], method="bilinear", antialias=False)[0]
+    resized = tf.image.resize(
+        tf.convert_to_tensor(image, tf.float32)[None],
+        [image_size, image_size],
+        method="bilinear",
+        antialias=False,
+    )[0]
     return np.clip(np.rint(resized.numpy()), 0, 255).astype(np.uint8)
 
 
@@ -366,8 +420,9 @@ def count_frames(info):
         limit = info.num_segments - _END_TOLERANCE
         return sum(1 for time, _ in _decoded_frames(info, container) if time < limit)
     except av.error.FFmpegError as error:
-        raise VideoError(f"{info.path}: expected decodable video frames, found a decoding error "
-                         f"({error})") from None
+        raise VideoError(
+            f"{info.path}: expected decodable video frames, found a decoding error ({error})"
+        ) from None
     finally:
         container.close()
 
@@ -382,8 +437,10 @@ def iter_ave_segment_frames(info, frames_per_second, image_size):
     av = _av()
     num_frames = count_frames(info)
     if num_frames < info.num_segments:
-        raise VideoError(f"{info.path}: expected at least one video frame per second "
-                         f"({info.num_segments}), found {num_frames} frames")
+        raise VideoError(
+            f"{info.path}: expected at least one video frame per second "
+            f"({info.num_segments}), found {num_frames} frames"
+        )
     indices = ave_frame_indices(num_frames, info.num_segments, frames_per_second)
     flat = indices.reshape(-1)
     container = _open(info.path)
@@ -402,13 +459,16 @@ def iter_ave_segment_frames(info, frames_per_second, image_size):
                     yield np.stack(segment)
                     segment = []
     except av.error.FFmpegError as error:
-        raise VideoError(f"{info.path}: expected decodable video frames, found a decoding error "
-                         f"({error})") from None
+        raise VideoError(
+            f"{info.path}: expected decodable video frames, found a decoding error ({error})"
+        ) from None
     finally:
         container.close()
     if next_index < len(flat):
-        raise VideoError(f"{info.path}: expected frame {flat[next_index]} of the {len(flat)} "
-                         "sampled, found fewer frames on the second decode")
+        raise VideoError(
+            f"{info.path}: expected frame {flat[next_index]} of the {len(flat)} "
+            "sampled, found fewer frames on the second decode"
+        )
 
 
 def iter_frames(info, frames_per_second, image_size, sampling=SAMPLING_CENTRE):

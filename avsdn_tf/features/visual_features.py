@@ -82,28 +82,38 @@ def build(name, weights=IMAGENET, image_size=DEFAULT_IMAGE_SIZE):
     if image_size < 32:
         raise argument_error("image_size", "at least 32 pixels (five 2x poolings)", image_size)
     application = getattr(keras.applications, backbone.application)
-    kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3), pooling=backbone.pooling)
+    kwargs = dict(
+        include_top=False, input_shape=(image_size, image_size, 3), pooling=backbone.pooling
+    )
     if weights == IMAGENET:
         try:
             return application(weights=IMAGENET, **kwargs)
         except Exception as error:  # a download failure surfaces as many different exception types
-            raise UserError(f"`visual_weights=imagenet`: expected Keras to download the ImageNet weights of "
-                            f"{backbone.application}, found {type(error).__name__}: {error} (on a machine "
-                            "without network access, pass the path of a weights file)") from None
+            raise UserError(
+                "`visual_weights=imagenet`: expected Keras to download the ImageNet weights of "
+                f"{backbone.application}, found {type(error).__name__}: {error} (on a machine "
+                "without network access, pass the path of a weights file)"
+            ) from None
     model = application(weights=None, **kwargs)
     if weights is None:
         return model
     if not tf.io.gfile.exists(weights):
         raise UserError(f"{weights}: visual backbone weights file not found")
-    expected = (f"a weights file of keras.applications.{backbone.application}(include_top=False), as "
-                "save_weights writes it (*.weights.h5) or as keras.applications downloads it (*_notop.h5)")
+    expected = (
+        f"a weights file of keras.applications.{backbone.application}(include_top=False), as "
+        "save_weights writes it (*.weights.h5) or as keras.applications downloads it (*_notop.h5)"
+    )
     if not weights.endswith(".h5"):
         raise input_error(weights, expected, f"a file named {os.path.basename(weights)!r}")
     try:
-        with warnings.catch_warnings():  # a mismatch raises below; Keras' per-layer warnings add nothing
+        with (
+            warnings.catch_warnings()
+        ):  # a mismatch raises below; Keras' per-layer warnings add nothing
             warnings.simplefilter("ignore")
             model.load_weights(weights)
-    except Exception as error:  # Keras raises ValueError, KeyError or OSError depending on the mismatch
+    except (
+        Exception
+    ) as error:  # Keras raises ValueError, KeyError or OSError depending on the mismatch
         message = str(error).splitlines()[0][:300] if str(error) else ""
         raise input_error(weights, expected, f"{type(error).__name__}: {message}") from None
     return model
@@ -112,7 +122,9 @@ def build(name, weights=IMAGENET, image_size=DEFAULT_IMAGE_SIZE):
 class VisualFeatureExtractor:
     """Per-segment features: each second's frames through the backbone, averaged over the frames."""
 
-    def __init__(self, backbone="vgg19", weights=IMAGENET, image_size=DEFAULT_IMAGE_SIZE, batch_size=32):
+    def __init__(
+        self, backbone="vgg19", weights=IMAGENET, image_size=DEFAULT_IMAGE_SIZE, batch_size=32
+    ):
         import keras
 
         self.backbone = get_backbone(backbone)
@@ -132,8 +144,9 @@ class VisualFeatureExtractor:
             return self.model(preprocess(tf.cast(images, tf.float32)), training=False)
 
         # One trace for every batch size (tracing ResNet-152 takes seconds).
-        self._forward = tf.function(forward, input_signature=[
-            tf.TensorSpec([None, image_size, image_size, 3], tf.uint8)])
+        self._forward = tf.function(
+            forward, input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.uint8)]
+        )
 
     def features(self, frames):
         """[N, S, S, 3] uint8 frames -> [N, *feature_shape] float32, in batches.
@@ -144,8 +157,10 @@ class VisualFeatureExtractor:
             float32 [N, *feature_shape] array: [N, S // 32, S // 32, 512] for vgg19,
             [N, 2048] for resnet152.
         """
-        outputs = [self._forward(np.asarray(frames[start:start + self.batch_size], np.uint8)).numpy()
-                   for start in range(0, len(frames), self.batch_size)]
+        outputs = [
+            self._forward(np.asarray(frames[start : start + self.batch_size], np.uint8)).numpy()
+            for start in range(0, len(frames), self.batch_size)
+        ]
         return np.concatenate(outputs).astype(np.float32)
 
     def __call__(self, segments):
@@ -160,14 +175,16 @@ class VisualFeatureExtractor:
             features = self.features(frames)
             start = 0
             for count in pending_counts:
-                results.append(features[start:start + count].mean(axis=0))
+                results.append(features[start : start + count].mean(axis=0))
                 start += count
             pending.clear()
             pending_counts.clear()
 
         for frames in segments:
             if frames.shape[1:] != (self.image_size, self.image_size, 3):
-                raise input_error("frames", f"[F, {self.image_size}, {self.image_size}, 3]", list(frames.shape))
+                raise input_error(
+                    "frames", f"[F, {self.image_size}, {self.image_size}, 3]", list(frames.shape)
+                )
             pending.append(frames)
             pending_counts.append(len(frames))
             if sum(pending_counts) >= self.batch_size:

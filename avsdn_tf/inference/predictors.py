@@ -34,7 +34,10 @@ class RunPredictor:
         self.description = run.describe()
 
     def __call__(self, audio, visual):
-        inputs = {"audio": np.asarray(audio, np.float32)[None], "visual": np.asarray(visual, np.float32)[None]}
+        inputs = {
+            "audio": np.asarray(audio, np.float32)[None],
+            "visual": np.asarray(visual, np.float32)[None],
+        }
         return self._forward(inputs).numpy()[0]
 
 
@@ -42,25 +45,38 @@ class SavedModelPredictor:
     """An exported SavedModel: serving_default takes raw audio [B, T, A] and visual [B, T, ...]."""
 
     SIGNATURE = "serving_default"
-    EXPORT_INFO = os.path.join("assets.extra", "avsdn_export.json")  # written by export.export_model
+    EXPORT_INFO = os.path.join(
+        "assets.extra", "avsdn_export.json"
+    )  # written by export.export_model
 
     def __init__(self, path):
         if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
-            raise input_error(path, "a SavedModel version directory (holding saved_model.pb), e.g. SERVING/avsdn/1",
-                              "no saved_model.pb")
+            raise input_error(
+                path,
+                "a SavedModel version directory (holding saved_model.pb), e.g. SERVING/avsdn/1",
+                "no saved_model.pb",
+            )
         try:
             self.loaded = tf.saved_model.load(path)
         except (tf.errors.OpError, ValueError) as error:
-            raise input_error(path, "a SavedModel TensorFlow can load", f"{type(error).__name__}: {error}") from None
+            raise input_error(
+                path, "a SavedModel TensorFlow can load", f"{type(error).__name__}: {error}"
+            ) from None
         if self.SIGNATURE not in self.loaded.signatures:
-            raise input_error(path, f"a SavedModel with the signature {self.SIGNATURE!r}",
-                              f"signatures {sorted(self.loaded.signatures)}")
+            raise input_error(
+                path,
+                f"a SavedModel with the signature {self.SIGNATURE!r}",
+                f"signatures {sorted(self.loaded.signatures)}",
+            )
         self.signature = self.loaded.signatures[self.SIGNATURE]
         specs = self.signature.structured_input_signature[1]
         for key in ("audio", "visual"):
             if key not in specs:
-                raise input_error(f"{path} signature {self.SIGNATURE}", "inputs 'audio' and 'visual'",
-                                  f"inputs {sorted(specs)}")
+                raise input_error(
+                    f"{path} signature {self.SIGNATURE}",
+                    "inputs 'audio' and 'visual'",
+                    f"inputs {sorted(specs)}",
+                )
         self.specs = specs
         self.audio_dim = specs["audio"].shape[-1]
         self.visual_shape = specs["visual"].shape.as_list()[2:]
@@ -74,7 +90,10 @@ class SavedModelPredictor:
         self.window = int(length) if length is not None else info.get("trained_num_segments")
         self.class_names = info.get("class_names") or constants.class_names()
         if info.get("model"):
-            self.description = f"{path} ({info['model']}, {info.get('supervision')} supervision, from {info.get('run')})"
+            self.description = (
+                f"{path} ({info['model']}, {info.get('supervision')} supervision, from"
+                f" {info.get('run')})"
+            )
 
     def _probabilities_key(self):
         outputs = self.signature.structured_outputs
@@ -82,11 +101,17 @@ class SavedModelPredictor:
             if key in outputs:
                 return key
         for key, spec in sorted(outputs.items()):
-            if spec.dtype.is_floating and spec.shape.rank == 3 and spec.shape[-1] == constants.NUM_CLASSES:
+            if (
+                spec.dtype.is_floating
+                and spec.shape.rank == 3
+                and spec.shape[-1] == constants.NUM_CLASSES
+            ):
                 return key
-        raise input_error(f"{self.description} signature {self.SIGNATURE}",
-                          f"an output of per-segment probabilities [B, T, {constants.NUM_CLASSES}]",
-                          f"outputs {sorted(outputs)}")
+        raise input_error(
+            f"{self.description} signature {self.SIGNATURE}",
+            f"an output of per-segment probabilities [B, T, {constants.NUM_CLASSES}]",
+            f"outputs {sorted(outputs)}",
+        )
 
     def __call__(self, audio, visual):
         audio = tf.constant(audio[None], self.specs["audio"].dtype)
@@ -109,8 +134,10 @@ def load_predictor(model=None, model_dir=None, checkpoint="best"):
             loaded.
     """
     if bool(model) == bool(model_dir):
-        raise UserError("`model` / `model_dir`: expected exactly one (an exported SavedModel or a train run), "
-                        f"found {'both' if model else 'neither'}")
+        raise UserError(
+            "`model` / `model_dir`: expected exactly one (an exported SavedModel or a train run), "
+            f"found {'both' if model else 'neither'}"
+        )
     return SavedModelPredictor(model) if model else RunPredictor(model_dir, checkpoint)
 
 
@@ -151,8 +178,12 @@ def predict_probabilities(predictor, audio, visual, window=0):
     window = window or predictor.window
     num_segments = len(audio)
     if getattr(predictor, "fixed_length", False) and num_segments < predictor.window:
-        raise input_error("video", f"at least {predictor.window} seconds for this SavedModel (exported with a "
-                          "fixed length)", f"{num_segments} seconds")
+        raise input_error(
+            "video",
+            f"at least {predictor.window} seconds for this SavedModel (exported with a "
+            "fixed length)",
+            f"{num_segments} seconds",
+        )
     probabilities = np.zeros((num_segments, constants.NUM_CLASSES), np.float32)
     for start, end in windows(num_segments, window):
         probabilities[start:end] = predictor(audio[start:end], visual[start:end])
@@ -164,13 +195,22 @@ def predict_probabilities(predictor, audio, visual, window=0):
 
 
 def _check_dims(predictor, features, settings):
-    found = {"audio_dim": int(features.audio.shape[-1]), "visual_shape": list(features.visual.shape[1:])}
-    expected = {"audio_dim": int(predictor.audio_dim), "visual_shape": [int(d) for d in predictor.visual_shape]}
+    found = {
+        "audio_dim": int(features.audio.shape[-1]),
+        "visual_shape": list(features.visual.shape[1:]),
+    }
+    expected = {
+        "audio_dim": int(predictor.audio_dim),
+        "visual_shape": [int(d) for d in predictor.visual_shape],
+    }
     if found != expected:
-        raise input_error(f"features of {features.info.path} ({settings.visual_backbone} at {settings.image_size} px)",
-                          f"the dims the model was trained on {expected}",
-                          f"{found}: use the `visual_backbone` / `image_size` / `visual_layout` of its "
-                          "training data")
+        raise input_error(
+            f"features of {features.info.path} ({settings.visual_backbone} at"
+            f" {settings.image_size} px)",
+            f"the dims the model was trained on {expected}",
+            f"{found}: use the `visual_backbone` / `image_size` / `visual_layout` of its "
+            "training data",
+        )
 
 
 def describe(result, class_names):
@@ -189,19 +229,31 @@ def describe(result, class_names):
     header = f"  {'second':>9}  {'prediction':<{width}}  {'p':>5}"
     lines.append(header + (f"  {'ground truth':<{width}}" if truth else ""))
     for segment in result["segments"]:
-        line = (f"  {segment['start']:>4}-{segment['end']:<4}  {segment['class_name']:<{width}}  "
-                f"{segment['probability']:5.2f}")
+        line = (
+            f"  {segment['start']:>4}-{segment['end']:<4}  {segment['class_name']:<{width}}  "
+            f"{segment['probability']:5.2f}"
+        )
         if truth:
             line += f"  {class_names[truth['labels'][segment['start']]]:<{width}}"
         lines.append(line)
     if result["intervals"]:
-        lines.append("  events: " + "; ".join(f"{i['class_name']} {i['start']}-{i['end']} s" for i in result["intervals"]))
+        lines.append(
+            "  events: "
+            + "; ".join(f"{i['class_name']} {i['start']}-{i['end']} s" for i in result["intervals"])
+        )
     else:
         lines.append("  events: none (background throughout)")
     if truth:
-        lines.append("  ground truth events: " + ("; ".join(f"{i['class_name']} {i['start']}-{i['end']} s"
-                                                            for i in truth["intervals"]) or "none")
-                     + f"; frame-wise accuracy {truth['accuracy']:.3f}")
+        lines.append(
+            "  ground truth events: "
+            + (
+                "; ".join(
+                    f"{i['class_name']} {i['start']}-{i['end']} s" for i in truth["intervals"]
+                )
+                or "none"
+            )
+            + f"; frame-wise accuracy {truth['accuracy']:.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -233,16 +285,28 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
     class_names = predictor.class_names
     key = features.video_id
     result = {
-        "video": path, "video_id": key, "seconds": int(features.info.num_segments),
-        "duration": round(features.info.duration, 3), "model": predictor.description,
+        "video": path,
+        "video_id": key,
+        "seconds": int(features.info.num_segments),
+        "duration": round(features.info.duration, 3),
+        "model": predictor.description,
         "window_seconds": window or predictor.window,
         "features": extractor.settings.identity(),
-        "segments": [{"start": t, "end": t + 1, "label": int(label), "class_name": class_names[label],
-                      "probability": round(float(probabilities[t, label]), 4),
-                      "background_probability": round(float(probabilities[t, constants.BACKGROUND]), 4)}
-                     for t, label in enumerate(predicted)],
-        "intervals": [{"label": c, "class_name": class_names[c], "start": s, "end": e}
-                      for c, s, e in metrics.intervals(predicted)],
+        "segments": [
+            {
+                "start": t,
+                "end": t + 1,
+                "label": int(label),
+                "class_name": class_names[label],
+                "probability": round(float(probabilities[t, label]), 4),
+                "background_probability": round(float(probabilities[t, constants.BACKGROUND]), 4),
+            }
+            for t, label in enumerate(predicted)
+        ],
+        "intervals": [
+            {"label": c, "class_name": class_names[c], "start": s, "end": e}
+            for c, s, e in metrics.intervals(predicted)
+        ],
         "probabilities": np.round(probabilities, 5).tolist(),
     }
     truth = None
@@ -250,8 +314,10 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
         truth = label_files.ground_truth(labels[key], len(predicted))
         result["ground_truth"] = {
             "labels": truth.tolist(),
-            "intervals": [{"label": c, "class_name": class_names[c], "start": s, "end": e}
-                          for c, s, e in metrics.intervals(truth)],
+            "intervals": [
+                {"label": c, "class_name": class_names[c], "start": s, "end": e}
+                for c, s, e in metrics.intervals(truth)
+            ],
             "accuracy": float((truth == predicted).mean()),
         }
     tf.io.gfile.makedirs(output_dir)
@@ -259,11 +325,19 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
     png_path = os.path.join(output_dir, f"{key}.png")
     result["json"] = json_path
     result["png"] = timeline.save_timeline(
-        png_path, predicted, class_names, truth=truth,
-        probabilities=probabilities[np.arange(len(predicted)), predicted], thumbnails=features.thumbnails,
-        title=f"{key} ({features.info.num_segments} s)")
+        png_path,
+        predicted,
+        class_names,
+        truth=truth,
+        probabilities=probabilities[np.arange(len(predicted)), predicted],
+        thumbnails=features.thumbnails,
+        title=f"{key} ({features.info.num_segments} s)",
+    )
     fileio.write_json(json_path, result)
     if verbose:
         print(describe(result, class_names))
-        print(f"  wrote {json_path}" + (f" and {result['png']}" if result["png"] else " (no PNG: matplotlib absent)"))
+        print(
+            f"  wrote {json_path}"
+            + (f" and {result['png']}" if result["png"] else " (no PNG: matplotlib absent)")
+        )
     return result

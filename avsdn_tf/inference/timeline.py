@@ -21,7 +21,9 @@ def _colour(class_index):
     import matplotlib
 
     tab20 = matplotlib.colormaps["tab20"].colors
-    palette = tab20[:14] + tab20[16:] + matplotlib.colormaps["tab20b"].colors  # no greys: grey is background
+    palette = (
+        tab20[:14] + tab20[16:] + matplotlib.colormaps["tab20b"].colors
+    )  # no greys: grey is background
     return palette[(class_index * 7) % len(palette)]  # neighbours in index get distant colours
 
 
@@ -30,15 +32,24 @@ def _draw_row(axes, y, labels, class_names, title):
     for t, label in enumerate(labels):
         axes.add_patch(_rectangle(t, y, _colour(int(label))))
     for class_index, start, end in metrics.intervals(labels):
-        axes.text((start + end) / 2, y + 0.4, class_names[class_index], ha="center", va="center", fontsize=8,
-                  clip_on=True)
+        axes.text(
+            (start + end) / 2,
+            y + 0.4,
+            class_names[class_index],
+            ha="center",
+            va="center",
+            fontsize=8,
+            clip_on=True,
+        )
     axes.text(-0.15, y + 0.4, title, ha="right", va="center", fontsize=9)
 
 
 def _rectangle(t, y, colour):
     import matplotlib.patches
 
-    return matplotlib.patches.Rectangle((t, y), 1, 0.8, facecolor=colour, edgecolor="white", linewidth=1)
+    return matplotlib.patches.Rectangle(
+        (t, y), 1, 0.8, facecolor=colour, edgecolor="white", linewidth=1
+    )
 
 
 def _strip_height(thumbnails, seconds, figure_width):
@@ -71,14 +82,18 @@ def _draw_thumbnails(figure, axes, thumbnails, seconds):
             frame_width = frame_height * width / height
         half_x = frame_width / inches_per_second / 2
         half_y = frame_height / strip_inches / 2
-        axes.imshow(thumbnails[t], extent=(t + 0.5 - half_x, t + 0.5 + half_x, 0.5 - half_y,
-                                           0.5 + half_y), aspect="auto")
+        axes.imshow(
+            thumbnails[t],
+            extent=(t + 0.5 - half_x, t + 0.5 + half_x, 0.5 - half_y, 0.5 + half_y),
+            aspect="auto",
+        )
     axes.set_xlim(0, seconds)  # imshow rescales the limits to the images
     axes.set_ylim(0, 1)
 
 
-def save_timeline(path, predicted, class_names=None, truth=None, probabilities=None, thumbnails=None,
-                  title=""):
+def save_timeline(
+    path, predicted, class_names=None, truth=None, probabilities=None, thumbnails=None, title=""
+):
     """Draw the timeline PNG at `path`; returns the path, or None without matplotlib.
 
     predicted / truth: [T] class indices; probabilities: [T] confidence of the predicted class;
@@ -107,14 +122,24 @@ def save_timeline(path, predicted, class_names=None, truth=None, probabilities=N
     class_names = class_names or constants.class_names()
     predicted = np.asarray(predicted)
     seconds = len(predicted)
-    rows = [("prediction", predicted)] + ([("ground truth", np.asarray(truth))] if truth is not None else [])
+    rows = [("prediction", predicted)] + (
+        [("ground truth", np.asarray(truth))] if truth is not None else []
+    )
     has_thumbnails = bool(thumbnails)
     width = min(18.0, max(8.0, 0.6 * seconds + 2.5))
     strip = _strip_height(thumbnails, seconds, width) if has_thumbnails else None
-    heights = (([strip] if has_thumbnails else []) + [0.45 * len(rows) + 0.35]
-               + ([0.9] if probabilities is not None else []))
-    figure, axes_list = plt.subplots(len(heights), 1, figsize=(width, sum(heights) + 0.8), squeeze=False,
-                                     gridspec_kw={"height_ratios": heights})
+    heights = (
+        ([strip] if has_thumbnails else [])
+        + [0.45 * len(rows) + 0.35]
+        + ([0.9] if probabilities is not None else [])
+    )
+    figure, axes_list = plt.subplots(
+        len(heights),
+        1,
+        figsize=(width, sum(heights) + 0.8),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
     axes_list = list(axes_list[:, 0])
 
     thumbnail_axes = axes_list.pop(0) if has_thumbnails else None
@@ -133,7 +158,12 @@ def save_timeline(path, predicted, class_names=None, truth=None, probabilities=N
     if probabilities is not None:
         axes = axes_list.pop(0)
         centres = np.arange(seconds) + 0.5
-        axes.step(np.r_[0, centres + 0.5], np.r_[probabilities[0], probabilities], where="pre", color="0.3")
+        axes.step(
+            np.r_[0, centres + 0.5],
+            np.r_[probabilities[0], probabilities],
+            where="pre",
+            color="0.3",
+        )
         axes.set_xlim(0, seconds)
         axes.set_ylim(0, 1.05)
         axes.set_ylabel("p", rotation=0, labelpad=10)

@@ -40,7 +40,9 @@ def _visual_vectors(audio, visual, hp, name="visual_reduction"):
 
 
 def _classifier(features):
-    return keras.layers.Dense(constants.NUM_CLASSES, activation="softmax", name=SEGMENT_OUTPUT)(features)
+    return keras.layers.Dense(constants.NUM_CLASSES, activation="softmax", name=SEGMENT_OUTPUT)(
+        features
+    )
 
 
 def device_kind():
@@ -66,9 +68,14 @@ def lstm_options(hp, num_segments, device=None):
     """
     device = device or device_kind()
     cudnn = device == "gpu"
-    return {"unroll": bool(hp.unroll and num_segments is not None and not cudnn),
-            "activation": "tanh", "recurrent_activation": "sigmoid", "recurrent_dropout": 0.0,
-            "use_bias": True, "use_cudnn": "auto"}
+    return {
+        "unroll": bool(hp.unroll and num_segments is not None and not cudnn),
+        "activation": "tanh",
+        "recurrent_activation": "sigmoid",
+        "recurrent_dropout": 0.0,
+        "use_bias": True,
+        "use_cudnn": "auto",
+    }
 
 
 class Built:
@@ -91,15 +98,18 @@ def _avsdn(audio_dim, visual_shape, num_segments, hp, init="fused", label_guided
     _, audio_h, audio_c = encoder("audio_encoder")(audio)
     _, visual_h, visual_c = encoder("visual_encoder")(visual_vectors)
     if init == "fused":
-        state = [layers.DMRNFusion(hp.fusion_units, name="fuse_hidden")([audio_h, visual_h]),
-                 layers.DMRNFusion(hp.fusion_units, name="fuse_cell")([audio_c, visual_c])]
+        state = [
+            layers.DMRNFusion(hp.fusion_units, name="fuse_hidden")([audio_h, visual_h]),
+            layers.DMRNFusion(hp.fusion_units, name="fuse_cell")([audio_c, visual_c]),
+        ]
     elif init == "visual":
         state = [visual_h, visual_c]
     else:
         state = [audio_h, audio_c]
     decoder_input = keras.layers.Concatenate(name="audio_visual")([audio, visual_vectors])
-    decoded = keras.layers.LSTM(hp.encoder_units, return_sequences=True, name="decoder",
-                                **options)(decoder_input, initial_state=state)
+    decoded = keras.layers.LSTM(hp.encoder_units, return_sequences=True, name="decoder", **options)(
+        decoder_input, initial_state=state
+    )
     if hp.dropout:
         decoded = keras.layers.Dropout(hp.dropout, name="dropout")(decoded)
     probs = _classifier(decoded)
@@ -108,7 +118,9 @@ def _avsdn(audio_dim, visual_shape, num_segments, hp, init="fused", label_guided
 
 
 def _bilstm(features, hp, name):
-    lstm = keras.layers.LSTM(hp.lstm_units, return_sequences=True, **lstm_options(hp, features.shape[1]))
+    lstm = keras.layers.LSTM(
+        hp.lstm_units, return_sequences=True, **lstm_options(hp, features.shape[1])
+    )
     return keras.layers.Bidirectional(lstm, name=name)(features)
 
 
@@ -121,15 +133,28 @@ def _avel_head(features, hp):
     return _classifier(hidden)
 
 
-def _avel(audio_dim, visual_shape, num_segments, hp, use_audio=True, use_visual=True, attention=False, name="av"):
+def _avel(
+    audio_dim,
+    visual_shape,
+    num_segments,
+    hp,
+    use_audio=True,
+    use_visual=True,
+    attention=False,
+    name="av",
+):
     inputs, audio, visual = _inputs(audio_dim, visual_shape, num_segments)
     streams = []
     if use_audio:
         streams.append(_bilstm(audio, hp, "audio_bilstm"))
     if use_visual:
-        reduced = _visual_vectors(audio, visual, hp.replace(visual_reduction="attention" if attention else "pool"))
+        reduced = _visual_vectors(
+            audio, visual, hp.replace(visual_reduction="attention" if attention else "pool")
+        )
         streams.append(_bilstm(reduced, hp, "visual_bilstm"))
-    features = streams[0] if len(streams) == 1 else keras.layers.Concatenate(name="audio_visual")(streams)
+    features = (
+        streams[0] if len(streams) == 1 else keras.layers.Concatenate(name="audio_visual")(streams)
+    )
     return Built(keras.Model(inputs, _avel_head(features, hp), name=name))
 
 
@@ -137,8 +162,9 @@ def _dmrn(audio_dim, visual_shape, num_segments, hp):
     """AVEL's DMRN: BiLSTMs over audio and attended visual, fused per segment, then Dense(29)."""
     inputs, audio, visual = _inputs(audio_dim, visual_shape, num_segments)
     reduced = _visual_vectors(audio, visual, hp.replace(visual_reduction="attention"))
-    fused = layers.DMRNFusion(hp.fusion_units, name="dmrn")([_bilstm(audio, hp, "audio_bilstm"),
-                                                             _bilstm(reduced, hp, "visual_bilstm")])
+    fused = layers.DMRNFusion(hp.fusion_units, name="dmrn")(
+        [_bilstm(audio, hp, "audio_bilstm"), _bilstm(reduced, hp, "visual_bilstm")]
+    )
     if hp.dropout:
         fused = keras.layers.Dropout(hp.dropout, name="dropout")(fused)
     return Built(keras.Model(inputs, _classifier(fused), name="dmrn"))
@@ -146,18 +172,39 @@ def _dmrn(audio_dim, visual_shape, num_segments, hp):
 
 # name -> (builder(audio_dim, visual_shape, num_segments, hp) -> Built, description)
 REGISTRY = {
-    "avsdn": (_avsdn, "AVSDN: LSTM encoders, DMRN-fused states initialise an LSTM decoder (Lin et al. 2019)"),
-    "audio": (lambda *a: _avel(*a, use_visual=False, name="audio"), "AVEL audio only: BiLSTM over audio"),
-    "visual": (lambda *a: _avel(*a, use_audio=False, name="visual"),
-               "AVEL visual only: BiLSTM over pooled visual features"),
-    "av": (lambda *a: _avel(*a, name="av"), "AVEL A+V: audio and pooled visual BiLSTMs, concatenated"),
-    "av_att": (lambda *a: _avel(*a, attention=True, name="av_att"),
-               "AVEL A+V with audio-guided visual attention (maps; vectors pass through)"),
+    "avsdn": (
+        _avsdn,
+        "AVSDN: LSTM encoders, DMRN-fused states initialise an LSTM decoder (Lin et al. 2019)",
+    ),
+    "audio": (
+        lambda *a: _avel(*a, use_visual=False, name="audio"),
+        "AVEL audio only: BiLSTM over audio",
+    ),
+    "visual": (
+        lambda *a: _avel(*a, use_audio=False, name="visual"),
+        "AVEL visual only: BiLSTM over pooled visual features",
+    ),
+    "av": (
+        lambda *a: _avel(*a, name="av"),
+        "AVEL A+V: audio and pooled visual BiLSTMs, concatenated",
+    ),
+    "av_att": (
+        lambda *a: _avel(*a, attention=True, name="av_att"),
+        "AVEL A+V with audio-guided visual attention (maps; vectors pass through)",
+    ),
     "dmrn": (_dmrn, "AVEL DMRN: dual multimodal residual fusion of the two BiLSTMs per segment"),
-    "avsdn_init_visual": (lambda *a: _avsdn(*a, init="visual"), "Ablation: decoder initialised by the visual state"),
-    "avsdn_init_audio": (lambda *a: _avsdn(*a, init="audio"), "Ablation: decoder initialised by the audio state"),
-    "avsdn_label_guided": (lambda *a: _avsdn(*a, label_guided=True),
-                           "Ablation: each encoder's last state also trained against the video label"),
+    "avsdn_init_visual": (
+        lambda *a: _avsdn(*a, init="visual"),
+        "Ablation: decoder initialised by the visual state",
+    ),
+    "avsdn_init_audio": (
+        lambda *a: _avsdn(*a, init="audio"),
+        "Ablation: decoder initialised by the audio state",
+    ),
+    "avsdn_label_guided": (
+        lambda *a: _avsdn(*a, label_guided=True),
+        "Ablation: each encoder's last state also trained against the video label",
+    ),
 }
 
 
@@ -167,7 +214,9 @@ def names():
 
 def describe():
     width = max(map(len, REGISTRY))
-    return "\n".join(f"{name:<{width}}  {description}" for name, (_, description) in REGISTRY.items())
+    return "\n".join(
+        f"{name:<{width}}  {description}" for name, (_, description) in REGISTRY.items()
+    )
 
 
 def is_label_guided(name):
@@ -206,7 +255,10 @@ def normalization_layers(model):
     its normalisation has none (an empty dict).
     """
     found = {}
-    for modality, name in (("audio", constants.AUDIO_NORMALIZATION), ("visual", constants.VISUAL_NORMALIZATION)):
+    for modality, name in (
+        ("audio", constants.AUDIO_NORMALIZATION),
+        ("visual", constants.VISUAL_NORMALIZATION),
+    ):
         try:
             found[modality] = model.get_layer(name)
         except ValueError:
@@ -227,10 +279,15 @@ def set_statistics(model, statistics, source="statistics"):
     """
     for modality, layer in normalization_layers(model).items():
         try:
-            layer.set_statistics(statistics[f"{modality}_mean"], statistics[f"{modality}_std"],
-                                 source=f"{source} {modality}")
+            layer.set_statistics(
+                statistics[f"{modality}_mean"],
+                statistics[f"{modality}_std"],
+                source=f"{source} {modality}",
+            )
         except KeyError as missing:
-            raise UserError(f"{source}: expected the field {missing}, found fields {sorted(statistics)}") from None
+            raise UserError(
+                f"{source}: expected the field {missing}, found fields {sorted(statistics)}"
+            ) from None
         except ValueError as error:
             raise UserError(str(error)) from None
 
@@ -246,7 +303,9 @@ def segment_model(model):
     """
     if list(model.output_names) == [SEGMENT_OUTPUT]:
         return model
-    return keras.Model(model.inputs, model.get_layer(SEGMENT_OUTPUT).output, name=f"{model.name}_segments")
+    return keras.Model(
+        model.inputs, model.get_layer(SEGMENT_OUTPUT).output, name=f"{model.name}_segments"
+    )
 
 
 def load_model(path, compile=True):
@@ -277,13 +336,17 @@ def variable_length_model(trained, hp, audio_dim, visual_shape):
     """
     from avsdn_tf.models import tasks  # the heads are the task's
 
-    rebuilt = tasks.for_hparams(hp.replace(unroll=False)).build(audio_dim, visual_shape, num_segments=None)
+    rebuilt = tasks.for_hparams(hp.replace(unroll=False)).build(
+        audio_dim, visual_shape, num_segments=None
+    )
     trained_shapes = [tuple(w.shape) for w in trained.weights]
     rebuilt_shapes = [tuple(w.shape) for w in rebuilt.weights]
     if trained_shapes != rebuilt_shapes:
-        raise UserError(f"model {hp.model!r}: the variable-length rebuild has weights {rebuilt_shapes}, "
-                        f"the checkpoint has {trained_shapes}; the run's config.json does not describe "
-                        "its checkpoint")
+        raise UserError(
+            f"model {hp.model!r}: the variable-length rebuild has weights {rebuilt_shapes}, "
+            f"the checkpoint has {trained_shapes}; the run's config.json does not describe "
+            "its checkpoint"
+        )
     rebuilt.set_weights(trained.get_weights())
     return segment_model(rebuilt)
 
@@ -305,6 +368,8 @@ def inference_function(model):
     """
     import tensorflow as tf
 
-    signature = {tensor.name: tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
-                 for tensor in model.inputs}
+    signature = {
+        tensor.name: tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
+        for tensor in model.inputs
+    }
     return tf.function(lambda inputs: model(inputs, training=False), input_signature=[signature])

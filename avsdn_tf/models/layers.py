@@ -19,8 +19,12 @@ class FeatureNormalization(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        self.mean = self.add_weight(shape=(channels,), initializer="zeros", trainable=False, name="mean")
-        self.std = self.add_weight(shape=(channels,), initializer="ones", trainable=False, name="std")
+        self.mean = self.add_weight(
+            shape=(channels,), initializer="zeros", trainable=False, name="mean"
+        )
+        self.std = self.add_weight(
+            shape=(channels,), initializer="ones", trainable=False, name="std"
+        )
 
     def call(self, features):
         return (features - ops.cast(self.mean, features.dtype)) / ops.cast(self.std, features.dtype)
@@ -43,11 +47,15 @@ class FeatureNormalization(keras.layers.Layer):
         expected = tuple(self.mean.shape)
         for name, values in (("mean", mean), ("std", std)):
             if values.shape != expected:
-                raise ValueError(f"{source} {name}: expected shape {list(expected)} (the {self.name} "
-                                 f"input's last axis), found {list(values.shape)}")
+                raise ValueError(
+                    f"{source} {name}: expected shape {list(expected)} (the {self.name} "
+                    f"input's last axis), found {list(values.shape)}"
+                )
         if not np.all(std > 0) or not np.all(np.isfinite(std)) or not np.all(np.isfinite(mean)):
-            raise ValueError(f"{source}: expected finite means and positive deviations, found "
-                             f"std min {float(np.min(std))}")
+            raise ValueError(
+                f"{source}: expected finite means and positive deviations, found "
+                f"std min {float(np.min(std))}"
+            )
         self.mean.assign(mean)
         self.std.assign(std)
 
@@ -72,12 +80,18 @@ class DMRNFusion(keras.layers.Layer):
     def build(self, input_shape):
         audio_shape, visual_shape = input_shape
         if audio_shape[-1] != visual_shape[-1]:
-            raise ValueError(f"DMRNFusion needs equal sizes, got audio {audio_shape[-1]} "
-                             f"and visual {visual_shape[-1]}")
+            raise ValueError(
+                f"DMRNFusion needs equal sizes, got audio {audio_shape[-1]} "
+                f"and visual {visual_shape[-1]}"
+            )
         dim = audio_shape[-1]
-        self.audio_hidden = keras.layers.Dense(self.hidden_units, activation="tanh", name="audio_hidden")
+        self.audio_hidden = keras.layers.Dense(
+            self.hidden_units, activation="tanh", name="audio_hidden"
+        )
         self.audio_out = keras.layers.Dense(dim, name="audio_out")
-        self.visual_hidden = keras.layers.Dense(self.hidden_units, activation="tanh", name="visual_hidden")
+        self.visual_hidden = keras.layers.Dense(
+            self.hidden_units, activation="tanh", name="visual_hidden"
+        )
         self.visual_out = keras.layers.Dense(dim, name="visual_out")
         self.audio_hidden.build(audio_shape)
         self.audio_out.build(tuple(audio_shape[:-1]) + (self.hidden_units,))
@@ -86,7 +100,9 @@ class DMRNFusion(keras.layers.Layer):
 
     def call(self, inputs):
         audio, visual = inputs
-        merged = 0.5 * (self.audio_out(self.audio_hidden(audio)) + self.visual_out(self.visual_hidden(visual)))
+        merged = 0.5 * (
+            self.audio_out(self.audio_hidden(audio)) + self.visual_out(self.visual_hidden(visual))
+        )
         audio = ops.tanh(audio + merged)
         visual = ops.tanh(visual + merged)
         return 0.5 * (audio + visual)
@@ -119,10 +135,18 @@ class AudioGuidedVisualAttention(keras.layers.Layer):
         self.regions = visual_shape[-3] * visual_shape[-2]
         channels = visual_shape[-1]
         init = "glorot_uniform"
-        self.video_projection = keras.layers.Dense(self.hidden_units, activation="relu", name="w_video")
-        self.audio_projection = keras.layers.Dense(self.hidden_units, activation="relu", name="w_audio")
-        self.region_scores = keras.layers.Dense(self.regions, use_bias=False, kernel_initializer=init, name="w_v")
-        self.audio_prior = keras.layers.Dense(self.regions, use_bias=False, kernel_initializer=init, name="w_g")
+        self.video_projection = keras.layers.Dense(
+            self.hidden_units, activation="relu", name="w_video"
+        )
+        self.audio_projection = keras.layers.Dense(
+            self.hidden_units, activation="relu", name="w_audio"
+        )
+        self.region_scores = keras.layers.Dense(
+            self.regions, use_bias=False, kernel_initializer=init, name="w_v"
+        )
+        self.audio_prior = keras.layers.Dense(
+            self.regions, use_bias=False, kernel_initializer=init, name="w_g"
+        )
         self.score = keras.layers.Dense(1, use_bias=False, kernel_initializer=init, name="w_h")
         self.video_projection.build((None, channels))
         self.audio_projection.build((None, audio_shape[-1]))
@@ -137,7 +161,9 @@ class AudioGuidedVisualAttention(keras.layers.Layer):
         regions = ops.reshape(visual, (batch, time, self.regions, channels))
         content = self.region_scores(self.video_projection(regions))  # [B, T, R, R]
         prior = self.audio_prior(self.audio_projection(audio))  # [B, T, R]
-        hidden = ops.tanh(content + ops.expand_dims(prior, axis=-1))  # prior[r] joins region r's row
+        hidden = ops.tanh(
+            content + ops.expand_dims(prior, axis=-1)
+        )  # prior[r] joins region r's row
         weights = ops.softmax(ops.squeeze(self.score(hidden), axis=-1), axis=-1)  # [B, T, R]
         return ops.sum(ops.expand_dims(weights, -1) * regions, axis=2)
 

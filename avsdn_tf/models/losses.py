@@ -24,7 +24,9 @@ class SegmentCrossEntropy(keras.losses.Loss):
         valid = ops.cast(labels != constants.PAD_LABEL, probs.dtype)
         one_hot = ops.one_hot(ops.maximum(labels, 0), constants.NUM_CLASSES, dtype=probs.dtype)
         log_likelihood = ops.sum(one_hot * ops.log(ops.clip(probs, _EPSILON, 1.0)), axis=-1)
-        per_video = -ops.sum(log_likelihood * valid, axis=-1) / ops.maximum(ops.sum(valid, axis=-1), 1.0)
+        per_video = -ops.sum(log_likelihood * valid, axis=-1) / ops.maximum(
+            ops.sum(valid, axis=-1), 1.0
+        )
         return per_video
 
 

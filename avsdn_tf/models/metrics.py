@@ -66,7 +66,9 @@ def frame_accuracy(labels, predictions):
     Returns:
         float: correct / real segments (metrics.frame_hits), NaN when there is no real segment.
     """
-    correct, total = (float(value) for value in frame_hits(np.asarray(labels), np.asarray(predictions)))
+    correct, total = (
+        float(value) for value in frame_hits(np.asarray(labels), np.asarray(predictions))
+    )
     return correct / total if total else float("nan")
 
 
@@ -144,7 +146,9 @@ def interval_metrics(label_batches, prediction_batches, iou_threshold=0.5):
     best_ious = []
     for labels, predictions in zip(label_batches, prediction_batches, strict=True):
         truth = intervals(labels)
-        guess = intervals(np.asarray(predictions)[: len([x for x in labels if x != constants.PAD_LABEL])])
+        guess = intervals(
+            np.asarray(predictions)[: len([x for x in labels if x != constants.PAD_LABEL])]
+        )
         predicted += len(guess)
         annotated += len(truth)
         unmatched = list(truth)
@@ -160,9 +164,15 @@ def interval_metrics(label_batches, prediction_batches, iou_threshold=0.5):
     precision = hits / predicted if predicted else 0.0
     recall = hits / annotated if annotated else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1,
-            "mean_iou": float(np.mean(best_ious)) if best_ious else 0.0,
-            "iou_threshold": iou_threshold, "annotated_intervals": annotated, "predicted_intervals": predicted}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "mean_iou": float(np.mean(best_ious)) if best_ious else 0.0,
+        "iou_threshold": iou_threshold,
+        "annotated_intervals": annotated,
+        "predicted_intervals": predicted,
+    }
 
 
 def summarize(labels, predictions, class_names):
@@ -184,9 +194,13 @@ def summarize(labels, predictions, class_names):
         "accuracy": frame_accuracy(labels, predictions),
         "segments": int((labels != constants.PAD_LABEL).sum()),
         "videos": int(len(labels)),
-        "per_class_accuracy": {name: (None if np.isnan(value) else float(value))
-                               for name, value in zip(class_names, per_class, strict=True)},
-        "mean_class_accuracy": float(np.nanmean(per_class)) if np.isfinite(per_class).any() else None,
+        "per_class_accuracy": {
+            name: None if np.isnan(value) else float(value)
+            for name, value in zip(class_names, per_class, strict=True)
+        },
+        "mean_class_accuracy": (
+            float(np.nanmean(per_class)) if np.isfinite(per_class).any() else None
+        ),
         "intervals": interval_metrics(labels, predictions),
         "confusion_matrix": confusion.tolist(),
     }

@@ -39,8 +39,14 @@ class Task(abc.ABC):
     def _main_head(self, segment_probs):
         """The supervision's output on top of segment_probs [B, T, 29]."""
 
-    def build(self, audio_dim, visual_shape, num_segments=constants.NUM_SEGMENTS, statistics=None,
-              source="statistics"):
+    def build(
+        self,
+        audio_dim,
+        visual_shape,
+        num_segments=constants.NUM_SEGMENTS,
+        statistics=None,
+        source="statistics",
+    ):
         """The model `train` fits: the registered per-segment model plus this task's heads.
 
         Args:
@@ -56,9 +62,17 @@ class Task(abc.ABC):
         outputs = [self._main_head(backbone.outputs[0])]
         if self.label_guided:
             for state, name in zip(built.guide_states, constants.GUIDE_OUTPUTS, strict=True):
-                hidden = keras.layers.Dense(self.hp.fusion_units, activation="relu", name=f"{name}_hidden")(state)
-                outputs.append(keras.layers.Dense(constants.NUM_CLASSES, activation="softmax", name=name)(hidden))
-        model = keras.Model(backbone.inputs, outputs if len(outputs) > 1 else outputs[0], name=backbone.name)
+                hidden = keras.layers.Dense(
+                    self.hp.fusion_units, activation="relu", name=f"{name}_hidden"
+                )(state)
+                outputs.append(
+                    keras.layers.Dense(constants.NUM_CLASSES, activation="softmax", name=name)(
+                        hidden
+                    )
+                )
+        model = keras.Model(
+            backbone.inputs, outputs if len(outputs) > 1 else outputs[0], name=backbone.name
+        )
         if statistics is not None:
             backbones.set_statistics(model, statistics, source)
         return model
@@ -95,7 +109,8 @@ class Task(abc.ABC):
         """
         return parsed_batches.map(
             lambda parsed: (records.model_inputs(parsed), self.targets(parsed)),
-            num_parallel_calls=tf.data.AUTOTUNE)
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
 
     # -- losses and metrics ------------------------------------------------------------------
     @abc.abstractmethod
@@ -115,11 +130,16 @@ class Task(abc.ABC):
         """
         loss, loss_weights, metric_list = self._main_loss(), None, self._main_metrics()
         if self.label_guided:
-            loss = [loss, keras.losses.CategoricalCrossentropy(), keras.losses.CategoricalCrossentropy()]
+            loss = [
+                loss,
+                keras.losses.CategoricalCrossentropy(),
+                keras.losses.CategoricalCrossentropy(),
+            ]
             loss_weights = [1.0, self.hp.guide_loss_weight, self.hp.guide_loss_weight]
             metric_list = [metric_list, [], []]
-        model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metric_list,
-                      **kwargs)
+        model.compile(
+            optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metric_list, **kwargs
+        )
 
     # -- data and evaluation -----------------------------------------------------------------
     def include_noisy(self, info):
@@ -168,7 +188,9 @@ class VideoTask(Task):
     supervision = constants.WEAK
 
     def _main_head(self, segment_probs):
-        return layers.TemporalPooling(self.hp.weak_pooling, name=constants.VIDEO_OUTPUT)(segment_probs)
+        return layers.TemporalPooling(self.hp.weak_pooling, name=constants.VIDEO_OUTPUT)(
+            segment_probs
+        )
 
     def _main_target(self, parsed):
         return tf.one_hot(parsed[records.VIDEO_LABEL], constants.NUM_CLASSES)

@@ -34,7 +34,10 @@ ALL = "all"
 
 # Where each reported number was read. The AVSDN paper's tables were checked against the
 # transcription of arXiv:1902.07473 at this address; only the numbers visible there are filled in.
-AVSDN_PAPER = "Lin, Li, Wang: Dual-modality seq2seq network for audio-visual event localization, ICASSP 2019 (arXiv:1902.07473)"
+AVSDN_PAPER = (
+    "Lin, Li, Wang: Dual-modality seq2seq network for audio-visual event localization, ICASSP 2019"
+    " (arXiv:1902.07473)"
+)
 TRANSCRIPTION = "https://tomesphere.com/paper/1902.07473"
 SUPERVISED_SOURCE = f"{AVSDN_PAPER}, Table 1 (supervised), read at {TRANSCRIPTION}"
 WEAK_SOURCE = f"{AVSDN_PAPER}, weakly-supervised results table, read at {TRANSCRIPTION}"
@@ -52,7 +55,12 @@ class Reported:
     source: str
 
     def to_json(self):
-        return {"accuracy": self.accuracy, "features": self.features, "source": self.source, "verified": True}
+        return {
+            "accuracy": self.accuracy,
+            "features": self.features,
+            "source": self.source,
+            "verified": True,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +73,13 @@ class Row:
 
     def paper_json(self):
         if not self.reported:
-            return [{"accuracy": None, "verified": False,
-                     "note": "not verified: the paper's number could not be checked, so none is given"}]
+            return [
+                {
+                    "accuracy": None,
+                    "verified": False,
+                    "note": "not verified: the paper's number could not be checked, so none is given",
+                }
+            ]
         return [number.to_json() for number in self.reported]
 
 
@@ -83,31 +96,82 @@ def _avel(model, method, remarks, *reported, extra=False):
 
 
 TABLES = {
-    "supervised": Table("supervised", "Table 1: supervised audio-visual event localization", "full", (
-        _avel("audio", "AVEL", "audio only", Reported(59.5, "VGGish audio", SUPERVISED_SOURCE)),
-        _avel("visual", "AVEL", "visual only", Reported(55.3, VGG, SUPERVISED_SOURCE),
-              Reported(65.0, RESNET, SUPERVISED_SOURCE)),
-        _avel("av", "AVEL", "audio+visual", Reported(71.4, VGG, SUPERVISED_SOURCE),
-              Reported(74.0, RESNET, SUPERVISED_SOURCE)),
-        _avel("av_att", "AVEL", "audio+visual w/ att", Reported(72.7, VGG, SUPERVISED_SOURCE),
-              Reported(74.7, RESNET, SUPERVISED_SOURCE)),
-        _avel("avsdn", "AVSDN", "audio+visual, seq2seq", Reported(75.4, RESNET, SUPERVISED_SOURCE)),
-        _avel("dmrn", "AVEL DMRN", "audio+visual, dual multimodal residual fusion (extra row, "
-              "not in the AVSDN paper's table)", extra=True),
-    )),
-    "weak": Table("weak", "Table 2: weakly-supervised audio-visual event localization", "weak", (
-        _avel("audio", "AVEL", "audio only", Reported(53.4, "VGGish audio", WEAK_SOURCE)),
-        _avel("visual", "AVEL", "visual only", Reported(52.9, VGG, WEAK_SOURCE)),
-        _avel("av", "AVEL", "audio+visual", Reported(63.7, VGG, WEAK_SOURCE)),
-        _avel("av_att", "AVEL", "audio+visual w/ att"),
-        _avel("avsdn", "AVSDN", "audio+visual, seq2seq"),
-    )),
-    "ablation": Table("ablation", "Table 3: ablation, how the AVSDN decoder is initialised", "full", (
-        _avel("avsdn_init_visual", "AVSDN (visual init)", "decoder initialised by the visual encoder state only"),
-        _avel("avsdn_init_audio", "AVSDN (audio init)", "decoder initialised by the audio encoder state only"),
-        _avel("avsdn_label_guided", "AVSDN (label-guided)", "label-guided: each encoder state also trained on the video label"),
-        _avel("avsdn", "AVSDN (full fusion)", "full fusion of both encoder states (DMRN-style)"),
-    )),
+    "supervised": Table(
+        "supervised",
+        "Table 1: supervised audio-visual event localization",
+        "full",
+        (
+            _avel("audio", "AVEL", "audio only", Reported(59.5, "VGGish audio", SUPERVISED_SOURCE)),
+            _avel(
+                "visual",
+                "AVEL",
+                "visual only",
+                Reported(55.3, VGG, SUPERVISED_SOURCE),
+                Reported(65.0, RESNET, SUPERVISED_SOURCE),
+            ),
+            _avel(
+                "av",
+                "AVEL",
+                "audio+visual",
+                Reported(71.4, VGG, SUPERVISED_SOURCE),
+                Reported(74.0, RESNET, SUPERVISED_SOURCE),
+            ),
+            _avel(
+                "av_att",
+                "AVEL",
+                "audio+visual w/ att",
+                Reported(72.7, VGG, SUPERVISED_SOURCE),
+                Reported(74.7, RESNET, SUPERVISED_SOURCE),
+            ),
+            _avel(
+                "avsdn", "AVSDN", "audio+visual, seq2seq", Reported(75.4, RESNET, SUPERVISED_SOURCE)
+            ),
+            _avel(
+                "dmrn",
+                "AVEL DMRN",
+                "audio+visual, dual multimodal residual fusion (extra row, "
+                "not in the AVSDN paper's table)",
+                extra=True,
+            ),
+        ),
+    ),
+    "weak": Table(
+        "weak",
+        "Table 2: weakly-supervised audio-visual event localization",
+        "weak",
+        (
+            _avel("audio", "AVEL", "audio only", Reported(53.4, "VGGish audio", WEAK_SOURCE)),
+            _avel("visual", "AVEL", "visual only", Reported(52.9, VGG, WEAK_SOURCE)),
+            _avel("av", "AVEL", "audio+visual", Reported(63.7, VGG, WEAK_SOURCE)),
+            _avel("av_att", "AVEL", "audio+visual w/ att"),
+            _avel("avsdn", "AVSDN", "audio+visual, seq2seq"),
+        ),
+    ),
+    "ablation": Table(
+        "ablation",
+        "Table 3: ablation, how the AVSDN decoder is initialised",
+        "full",
+        (
+            _avel(
+                "avsdn_init_visual",
+                "AVSDN (visual init)",
+                "decoder initialised by the visual encoder state only",
+            ),
+            _avel(
+                "avsdn_init_audio",
+                "AVSDN (audio init)",
+                "decoder initialised by the audio encoder state only",
+            ),
+            _avel(
+                "avsdn_label_guided",
+                "AVSDN (label-guided)",
+                "label-guided: each encoder state also trained on the video label",
+            ),
+            _avel(
+                "avsdn", "AVSDN (full fusion)", "full fusion of both encoder states (DMRN-style)"
+            ),
+        ),
+    ),
 }
 TABLE_CHOICES = (*TABLES, ALL)
 
@@ -148,15 +212,23 @@ def select(table=ALL, rows=None, extras=True):
         wanted = set(rows)
         unknown = sorted(wanted - known)
         if unknown:
-            raise argument_error("rows", f"row names of `table` {table} from {sorted(known)}", unknown)
+            raise argument_error(
+                "rows", f"row names of `table` {table} from {sorted(known)}", unknown
+            )
     selection = []
     for t in tables:
-        chosen = [row for row in t.rows if (wanted is None or row.model in wanted) and (extras or not row.extra)]
+        chosen = [
+            row
+            for row in t.rows
+            if (wanted is None or row.model in wanted) and (extras or not row.extra)
+        ]
         if chosen:
             selection.append((t, chosen))
     if not selection:
-        raise UserError(f"`rows` {','.join(rows or [])} `extras={extras}`: expected at least one row to run, "
-                        "found none")
+        raise UserError(
+            f"`rows` {','.join(rows or [])} `extras={extras}`: expected at least one row to run, "
+            "found none"
+        )
     return selection
 
 
@@ -179,9 +251,18 @@ def plan(selection, seeds, base, output_dir):
     for table, rows in selection:
         for row in rows:
             for seed in range(seeds):
-                hp = base.replace(model=row.model, supervision=table.supervision, seed=seed).validate()
-                jobs.append(Job(table, row, seed, hp,
-                                os.path.join(output_dir, RUNS, table.key, row.model, f"seed{seed}")))
+                hp = base.replace(
+                    model=row.model, supervision=table.supervision, seed=seed
+                ).validate()
+                jobs.append(
+                    Job(
+                        table,
+                        row,
+                        seed,
+                        hp,
+                        os.path.join(output_dir, RUNS, table.key, row.model, f"seed{seed}"),
+                    )
+                )
     return jobs
 
 
@@ -197,8 +278,11 @@ def _differences(config, hp, data_dir, max_videos):
     """[(field, wanted, found)] between a run directory's config.json and the run asked for."""
     saved = config.get("hparams", {})
     wanted = hp.to_dict()
-    found = [(f"hparams.{name}", wanted.get(name, "absent"), saved.get(name, "absent"))
-             for name in sorted(set(saved) | set(wanted)) if saved.get(name, "absent") != wanted.get(name, "absent")]
+    found = [
+        (f"hparams.{name}", wanted.get(name, "absent"), saved.get(name, "absent"))
+        for name in sorted(set(saved) | set(wanted))
+        if saved.get(name, "absent") != wanted.get(name, "absent")
+    ]
     if _local_path(str(config.get("data_dir"))) != data_dir:
         found.append(("data_dir", data_dir, config.get("data_dir")))
     if config.get("max_videos") != max_videos:
@@ -235,9 +319,12 @@ def saved_result(run_dir, hp, data_dir, max_videos, strict=True):
             return None
         field, wanted, found = differences[0]
         more = f" (and {len(differences) - 1} more differences)" if len(differences) > 1 else ""
-        raise input_error(f"{run.config} field {field}", f"{wanted!r}, the setting of this experiment",
-                          f"{found!r}{more}; the run was started with other settings: rerun with those, "
-                          "or use a new `output_dir`")
+        raise input_error(
+            f"{run.config} field {field}",
+            f"{wanted!r}, the setting of this experiment",
+            f"{found!r}{more}; the run was started with other settings: rerun with those, "
+            "or use a new `output_dir`",
+        )
     state = run.read_state() or {}
     if state.get("finished") and tf.io.gfile.exists(run.metrics):
         return fileio.read_json(run.metrics)
@@ -265,16 +352,30 @@ def _remarks(row, info):
         if row.model == "av_att":
             remarks += "; vector visual features have no regions to attend, so this equals A+V here"
         elif row.model == "dmrn":
-            remarks += "; vector visual features have no regions to attend, so it fuses them unattended here"
+            remarks += (
+                "; vector visual features have no regions to attend, so it fuses them unattended"
+                " here"
+            )
     return remarks
 
 
 def _record(job, result, run_dir, trained):
-    return {"table": job.table.key, "row": job.row.model, "method": job.row.method, "model": job.hp.model,
-            "supervision": job.hp.supervision, "seed": job.seed, "hparams": job.hp.to_dict(),
-            "val_accuracy": result["val"]["accuracy"], "test_accuracy": result["test"]["accuracy"],
-            "best_epoch": result.get("best_epoch"), "epochs_done": result.get("epochs_done"),
-            "run_dir": run_dir, "shared_run": run_dir != job.run_dir, "trained_now": trained}
+    return {
+        "table": job.table.key,
+        "row": job.row.model,
+        "method": job.row.method,
+        "model": job.hp.model,
+        "supervision": job.hp.supervision,
+        "seed": job.seed,
+        "hparams": job.hp.to_dict(),
+        "val_accuracy": result["val"]["accuracy"],
+        "test_accuracy": result["test"]["accuracy"],
+        "best_epoch": result.get("best_epoch"),
+        "epochs_done": result.get("epochs_done"),
+        "run_dir": run_dir,
+        "shared_run": run_dir != job.run_dir,
+        "trained_now": trained,
+    }
 
 
 def summarize_rows(selection, jobs, records, info, output_dir):
@@ -297,17 +398,37 @@ def summarize_rows(selection, jobs, records, info, output_dir):
     for table, table_rows in selection:
         for row in table_rows:
             seeds = [job.seed for job in jobs if job.table is table and job.row is row]
-            runs = [done[(table.key, row.model, seed)] for seed in seeds if (table.key, row.model, seed) in done]
+            runs = [
+                done[(table.key, row.model, seed)]
+                for seed in seeds
+                if (table.key, row.model, seed) in done
+            ]
             runs_root = os.path.join(output_dir, RUNS)
-            shared = sorted({os.path.relpath(os.path.dirname(r["run_dir"]), runs_root) for r in runs if r["shared_run"]})
-            rows.append({
-                "table": table.key, "row": row.model, "method": row.method, "model": row.model,
-                "supervision": table.supervision, "remarks": _remarks(row, info), "extra": row.extra,
-                "seeds": seeds, "seeds_done": [r["seed"] for r in runs],
-                "complete": len(runs) == len(seeds),
-                "val_accuracy": _summary([r["val_accuracy"] for r in runs]),
-                "test_accuracy": _summary([r["test_accuracy"] for r in runs]),
-                "same_runs_as": shared, "paper": row.paper_json()})
+            shared = sorted(
+                {
+                    os.path.relpath(os.path.dirname(r["run_dir"]), runs_root)
+                    for r in runs
+                    if r["shared_run"]
+                }
+            )
+            rows.append(
+                {
+                    "table": table.key,
+                    "row": row.model,
+                    "method": row.method,
+                    "model": row.model,
+                    "supervision": table.supervision,
+                    "remarks": _remarks(row, info),
+                    "extra": row.extra,
+                    "seeds": seeds,
+                    "seeds_done": [r["seed"] for r in runs],
+                    "complete": len(runs) == len(seeds),
+                    "val_accuracy": _summary([r["val_accuracy"] for r in runs]),
+                    "test_accuracy": _summary([r["test_accuracy"] for r in runs]),
+                    "same_runs_as": shared,
+                    "paper": row.paper_json(),
+                }
+            )
     return rows
 
 
@@ -330,27 +451,44 @@ def _table_cells(rows):
     header = ["Method", "Accuracy (%), test", "Val (%)", "Remarks", PAPER_COLUMN]
     body = []
     for row in rows:
-        remarks = row["remarks"] + (f" (same runs as {', '.join(row['same_runs_as'])})" if row["same_runs_as"] else "")
+        remarks = row["remarks"] + (
+            f" (same runs as {', '.join(row['same_runs_as'])})" if row["same_runs_as"] else ""
+        )
         if not row["complete"] and row["seeds_done"]:
             remarks += f" ({len(row['seeds_done'])} of {len(row['seeds'])} seeds done)"
-        body.append([row["method"], _percent(row["test_accuracy"]), _percent(row["val_accuracy"]), remarks,
-                     _paper_cell(row["paper"])])
+        body.append(
+            [
+                row["method"],
+                _percent(row["test_accuracy"]),
+                _percent(row["val_accuracy"]),
+                remarks,
+                _paper_cell(row["paper"]),
+            ]
+        )
     return header, body
 
 
 def _caption(seeds, data_label):
-    spread = f"mean ± sample std over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else f"seed {seeds[0]}"
-    return (f"Measured here on {data_label}: frame-wise test accuracy of the epoch best on val, {spread}. "
-            "The last column is what the paper reports on the real AVE features; it was NOT measured here "
-            "and is not comparable unless the data is the real AVE release.")
+    spread = (
+        f"mean ± sample std over seeds {', '.join(map(str, seeds))}"
+        if len(seeds) > 1
+        else f"seed {seeds[0]}"
+    )
+    return (
+        f"Measured here on {data_label}: frame-wise test accuracy of the epoch best on val,"
+        f" {spread}. The last column is what the paper reports on the real AVE features; it was NOT"
+        " measured here and is not comparable unless the data is the real AVE release."
+    )
 
 
 def _sources(rows):
     sources = sorted({p["source"] for row in rows for p in row["paper"] if p.get("source")})
     lines = [f"Paper numbers: {source}." for source in sources]
     if any(row["paper"][0]["accuracy"] is None for row in rows):
-        lines.append("n/a (not verified): the paper's number for that row could not be checked against the "
-                     "paper, so none is given.")
+        lines.append(
+            "n/a (not verified): the paper's number for that row could not be checked against the "
+            "paper, so none is given."
+        )
     return lines
 
 
@@ -363,16 +501,29 @@ def render_markdown(summary):
     Returns:
         str, the Markdown text.
     """
-    lines = ["# Experiments: the AVSDN paper's tables", "",
-             f"Data: `{summary['data_dir']}` ({summary['data_label']}). Epochs per run: "
-             f"{summary['base_hparams']['epochs']}; max videos per split: {summary['max_videos'] or 'all'}. "
-             f"Status: {'complete' if summary['complete'] else 'INCOMPLETE (rerun the same command to resume)'}.",
-             ""]
+    lines = [
+        "# Experiments: the AVSDN paper's tables",
+        "",
+        (
+            f"Data: `{summary['data_dir']}` ({summary['data_label']}). Epochs per run: "
+            f"{summary['base_hparams']['epochs']}; max videos per split:"
+            f" {summary['max_videos'] or 'all'}. "
+            "Status:"
+            f" {'complete' if summary['complete'] else 'INCOMPLETE (rerun the same command to resume)'}."
+        ),
+        "",
+    ]
     for key in summary["tables"]:
         rows = [row for row in summary["rows"] if row["table"] == key]
         header, body = _table_cells(rows)
-        lines += [f"## {TABLES[key].title}", "", _caption(rows[0]["seeds"], summary["data_label"]), "",
-                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += [
+            f"## {TABLES[key].title}",
+            "",
+            _caption(rows[0]["seeds"], summary["data_label"]),
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+        ]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
         lines += [""] + _sources(rows) + [""]
     return "\n".join(lines)
@@ -399,10 +550,19 @@ def render_text(summary, key):
         Returns:
             str.
         """
-        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+        return "  ".join(
+            cell.ljust(width) for cell, width in zip(cells, widths, strict=True)
+        ).rstrip()
 
-    text = [TABLES[key].title, _caption(rows[0]["seeds"], summary["data_label"]), "", line(header),
-            line(["-" * w for w in widths]), *map(line, body), *_sources(rows)]
+    text = [
+        TABLES[key].title,
+        _caption(rows[0]["seeds"], summary["data_label"]),
+        "",
+        line(header),
+        line(["-" * w for w in widths]),
+        *map(line, body),
+        *_sources(rows),
+    ]
     return "\n".join(text)
 
 
@@ -415,8 +575,20 @@ def _data_label(info, max_videos):
     return f"{kind}, {test} test videos, audio {info.audio_dim}-d, visual {visual}-d"
 
 
-def run(data_dir, output_dir, table=ALL, seeds=3, base=None, rows=None, extras=True, max_videos=None,
-        strategy_name="auto", verbose=0, command=None, log=print):
+def run(
+    data_dir,
+    output_dir,
+    table=ALL,
+    seeds=3,
+    base=None,
+    rows=None,
+    extras=True,
+    max_videos=None,
+    strategy_name="auto",
+    verbose=0,
+    command=None,
+    log=print,
+):
     """Train every selected row once per seed (or read it back), write results.json and results.md.
 
     Returns the summary written to results.json. Raises UserError for bad settings; a run whose
@@ -455,22 +627,42 @@ def run(data_dir, output_dir, table=ALL, seeds=3, base=None, rows=None, extras=T
     started = time.time()
     records, failures = [], []
     summary = {
-        "description": "The AVSDN paper's tables trained on the data below. Measured accuracies are frame-wise "
-                       "accuracies of the epoch best on val; the 'paper' entries are what the papers report on the "
-                       "real AVE features and were not measured here.",
-        "command": command, "data_dir": data_dir, "data_label": _data_label(info, max_videos),
-        "dataset": {"audio_dim": info.audio_dim, "visual_shape": list(info.visual_shape),
-                    "splits": {split: value["videos"] for split, value in info.splits.items()},
-                    "generator": info.generator},
-        "max_videos": max_videos, "tables": [t.key for t, _ in selection], "seeds": list(range(seeds)),
-        "base_hparams": base.to_dict(), "output_dir": output_dir,
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": sys.version.split()[0]},
+        "description": (
+            "The AVSDN paper's tables trained on the data below. Measured accuracies are frame-wise"
+            " accuracies of the epoch best on val; the 'paper' entries are what the papers report"
+            " on the real AVE features and were not measured here."
+        ),
+        "command": command,
+        "data_dir": data_dir,
+        "data_label": _data_label(info, max_videos),
+        "dataset": {
+            "audio_dim": info.audio_dim,
+            "visual_shape": list(info.visual_shape),
+            "splits": {split: value["videos"] for split, value in info.splits.items()},
+            "generator": info.generator,
+        },
+        "max_videos": max_videos,
+        "tables": [t.key for t, _ in selection],
+        "seeds": list(range(seeds)),
+        "base_hparams": base.to_dict(),
+        "output_dir": output_dir,
+        "versions": {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "python": sys.version.split()[0],
+        },
     }
 
     def write():
-        summary.update({"runs": records, "rows": summarize_rows(selection, jobs, records, info, output_dir),
-                        "complete": len(records) == len(jobs), "failures": failures,
-                        "wall_seconds_this_process": round(time.time() - started, 1)})
+        summary.update(
+            {
+                "runs": records,
+                "rows": summarize_rows(selection, jobs, records, info, output_dir),
+                "complete": len(records) == len(jobs),
+                "failures": failures,
+                "wall_seconds_this_process": round(time.time() - started, 1),
+            }
+        )
         tf.io.gfile.makedirs(output_dir)
         fileio.write_json(os.path.join(output_dir, RESULTS_JSON), summary)
         fileio.write_text(os.path.join(output_dir, RESULTS_MD), render_markdown(summary))
@@ -479,20 +671,36 @@ def run(data_dir, output_dir, table=ALL, seeds=3, base=None, rows=None, extras=T
     try:
         for index, job in enumerate(jobs, 1):
             prefix = f"[{index}/{len(jobs)}] {job.name}"
-            candidates = [job.run_dir] + [d for d in by_hparams[_hparams_key(job.hp)] if d != job.run_dir]
-            found = next(((d, r) for d in candidates
-                          if (r := saved_result(d, job.hp, data_dir, max_videos, strict=d == job.run_dir))), None)
+            candidates = [job.run_dir] + [
+                d for d in by_hparams[_hparams_key(job.hp)] if d != job.run_dir
+            ]
+            found = next(
+                (
+                    (d, r)
+                    for d in candidates
+                    if (r := saved_result(d, job.hp, data_dir, max_videos, strict=d == job.run_dir))
+                ),
+                None,
+            )
             if found:
                 run_dir, result = found
                 reused += 1
-                log(f"{prefix}: reused the finished run in {run_dir} (not retrained): "
-                    f"val {result['val']['accuracy']:.4f}, test {result['test']['accuracy']:.4f}")
+                log(
+                    f"{prefix}: reused the finished run in {run_dir} (not retrained): "
+                    f"val {result['val']['accuracy']:.4f}, test {result['test']['accuracy']:.4f}"
+                )
                 records.append(_record(job, result, run_dir, trained=False))
             else:
                 log(f"{prefix}: training {job.hp.epochs} epochs in {job.run_dir}")
                 try:
-                    result = trainer.train(data_dir, job.run_dir, job.hp, strategy_name=strategy_name,
-                                            max_videos=max_videos, verbose=verbose)
+                    result = trainer.train(
+                        data_dir,
+                        job.run_dir,
+                        job.hp,
+                        strategy_name=strategy_name,
+                        max_videos=max_videos,
+                        verbose=verbose,
+                    )
                 except trainer.TrainingDiverged as error:
                     log(f"{prefix}: FAILED: {error}")
                     failures.append({"run": job.name, "run_dir": job.run_dir, "error": str(error)})
@@ -501,7 +709,10 @@ def run(data_dir, output_dir, table=ALL, seeds=3, base=None, rows=None, extras=T
                 records.append(_record(job, result, job.run_dir, trained=True))
             write()
     except KeyboardInterrupt:
-        log(f"interrupted: {len(records)} of {len(jobs)} runs done; rerun the same command to resume")
+        log(
+            f"interrupted: {len(records)} of {len(jobs)} runs done; rerun the same command to"
+            " resume"
+        )
         raise
     finally:
         write()
@@ -509,10 +720,15 @@ def run(data_dir, output_dir, table=ALL, seeds=3, base=None, rows=None, extras=T
     for key in summary["tables"]:
         log(render_text(summary, key))
         log("")
-    log(f"{trained} run{'s' * (trained != 1)} trained, {reused} reused; results in {os.path.join(output_dir, RESULTS_JSON)} and "
-        f"{os.path.join(output_dir, RESULTS_MD)} ({summary['wall_seconds_this_process']:.0f}s)")
+    log(
+        f"{trained} run{'s' * (trained != 1)} trained, {reused} reused; results in"
+        f" {os.path.join(output_dir, RESULTS_JSON)} and {os.path.join(output_dir, RESULTS_MD)}"
+        f" ({summary['wall_seconds_this_process']:.0f}s)"
+    )
     if failures:
-        raise UserError(f"{len(failures)} of {len(jobs)} runs diverged ({', '.join(f['run'] for f in failures)}); "
-                        f"details in {os.path.join(output_dir, RESULTS_JSON)} field failures")
+        raise UserError(
+            f"{len(failures)} of {len(jobs)} runs diverged"
+            f" ({', '.join(f['run'] for f in failures)}); details in"
+            f" {os.path.join(output_dir, RESULTS_JSON)} field failures"
+        )
     return summary
-

@@ -56,8 +56,12 @@ def predict_split(model, data_dir, split, batch_size=64, max_videos=None):
         ids.extend(video_id.decode() for video_id in parsed[records.VIDEO_ID].numpy())
     width = max(p.shape[1] for p in probs)
     probs = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p in probs])
-    labels = np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=constants.PAD_LABEL)
-                             for x in labels])
+    labels = np.concatenate(
+        [
+            np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=constants.PAD_LABEL)
+            for x in labels
+        ]
+    )
     predictions = np.where(labels != constants.PAD_LABEL, probs.argmax(-1), constants.PAD_LABEL)
     return ids, labels, predictions, probs
 
@@ -106,9 +110,12 @@ def evaluate_run(model_dir, data_dir=None, split="test", checkpoint="best", outp
     tf.io.gfile.makedirs(output_dir)
     fileio.write_json(os.path.join(output_dir, f"eval_{split}.json"), summary)
     print(report.metrics_table(summary, run.class_names))
-    png = report.save_confusion_png(np.asarray(summary["confusion_matrix"]), run.class_names,
-                                    os.path.join(output_dir, f"confusion_{split}.png"),
-                                    title=f"{os.path.basename(model_dir.rstrip('/'))} on {split}")
+    png = report.save_confusion_png(
+        np.asarray(summary["confusion_matrix"]),
+        run.class_names,
+        os.path.join(output_dir, f"confusion_{split}.png"),
+        title=f"{os.path.basename(model_dir.rstrip('/'))} on {split}",
+    )
     if png:
         print(f"confusion matrix: {png}")
     return summary

@@ -14,14 +14,18 @@ def metrics_table(summary, class_names):
     Returns:
         str: accuracy, mean class accuracy, intervals, then one line per class.
     """
-    lines = [f"frame-wise accuracy   {summary['accuracy']:.4f}  ({summary['segments']} segments, "
-             f"{summary['videos']} videos)"]
+    lines = [
+        f"frame-wise accuracy   {summary['accuracy']:.4f}  ({summary['segments']} segments, "
+        f"{summary['videos']} videos)"
+    ]
     if summary.get("mean_class_accuracy") is not None:
         lines.append(f"mean class accuracy   {summary['mean_class_accuracy']:.4f}")
     intervals = summary["intervals"]
-    lines.append(f"event intervals       precision {intervals['precision']:.4f}  recall {intervals['recall']:.4f}"
-                 f"  F1 {intervals['f1']:.4f}  mean IoU {intervals['mean_iou']:.4f}"
-                 f"  (IoU >= {intervals['iou_threshold']})")
+    lines.append(
+        f"event intervals       precision {intervals['precision']:.4f}  recall"
+        f" {intervals['recall']:.4f}  F1 {intervals['f1']:.4f}  mean IoU"
+        f" {intervals['mean_iou']:.4f}  (IoU >= {intervals['iou_threshold']})"
+    )
     lines.append("")
     width = max(len(name) for name in class_names)
     confusion = np.asarray(summary["confusion_matrix"])

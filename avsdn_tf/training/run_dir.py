@@ -73,7 +73,8 @@ def _old_run_error(where, config_path):
         "lived outside the model (in its data directory's normalization.json); its checkpoints "
         "cannot be used on their own. Train it again into a new run directory (python -m "
         "avsdn_tf.train with the hyperparameters of its config.json: --hparams_file "
-        f"{config_path})")
+        f"{config_path})"
+    )
 
 
 class LoadedRun:
@@ -88,7 +89,13 @@ class LoadedRun:
     """
 
     def __init__(self, path, checkpoint, config, hp, model):
-        self.path, self.checkpoint, self.config, self.hp, self.model = path, checkpoint, config, hp, model
+        self.path, self.checkpoint, self.config, self.hp, self.model = (
+            path,
+            checkpoint,
+            config,
+            hp,
+            model,
+        )
         data = config["data"]
         self.audio_dim = int(data["audio_dim"])
         self.visual_shape = [int(d) for d in data["visual_shape"]]
@@ -106,8 +113,9 @@ class LoadedRun:
     def variable_length_model(self):
         """The per-segment model rebuilt for any number of segments (made once)."""
         if self._variable_length is None:
-            self._variable_length = backbones.variable_length_model(self.model, self.hp, self.audio_dim,
-                                                                 self.visual_shape)
+            self._variable_length = backbones.variable_length_model(
+                self.model, self.hp, self.audio_dim, self.visual_shape
+            )
         return self._variable_length
 
     def statistics(self):
@@ -117,8 +125,11 @@ class LoadedRun:
         sizes = {"audio": self.audio_dim, "visual": self.visual_shape[-1]}
         statistics = {}
         for modality, size in sizes.items():
-            mean, std = (layers[modality].statistics() if modality in layers
-                         else (np.zeros(size, np.float32), np.ones(size, np.float32)))
+            mean, std = (
+                layers[modality].statistics()
+                if modality in layers
+                else (np.zeros(size, np.float32), np.ones(size, np.float32))
+            )
             statistics.update({f"{modality}_mean": mean, f"{modality}_std": std})
         return statistics
 
@@ -136,12 +147,18 @@ class LoadedRun:
         found = {"audio_dim": info.audio_dim, "visual_shape": list(info.visual_shape)}
         expected = {"audio_dim": self.audio_dim, "visual_shape": self.visual_shape}
         if found != expected:
-            raise input_error(os.path.join(data_dir, constants.DATASET_INFO_FILE),
-                              f"the feature dims the run {self.path} was trained on {expected}", found)
+            raise input_error(
+                os.path.join(data_dir, constants.DATASET_INFO_FILE),
+                f"the feature dims the run {self.path} was trained on {expected}",
+                found,
+            )
         return info
 
     def describe(self):
-        return f"{self.path} ({os.path.basename(self.checkpoint)}, {self.hp.model}, {self.hp.supervision} supervision)"
+        return (
+            f"{self.path} ({os.path.basename(self.checkpoint)}, {self.hp.model},"
+            f" {self.hp.supervision} supervision)"
+        )
 
 
 def load_run(path, checkpoint="best", compile=False):
@@ -171,25 +188,37 @@ def load_run(path, checkpoint="best", compile=False):
         data = config["data"]
         int(data["audio_dim"]), [int(d) for d in data["visual_shape"]]
     except (KeyError, TypeError, ValueError) as error:
-        raise input_error(run.config, "the hparams and data fields train writes",
-                          f"{type(error).__name__}: {error}") from None
+        raise input_error(
+            run.config,
+            "the hparams and data fields train writes",
+            f"{type(error).__name__}: {error}",
+        ) from None
     if config.get("run_format", 1) < RUN_FORMAT:
         raise _old_run_error(f"{run.config} field run_format", run.config)
     checkpoint_path = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
     if not tf.io.gfile.exists(checkpoint_path):
-        raise input_error(path, f"a trained run with {os.path.relpath(checkpoint_path, path)}",
-                          "no such checkpoint")
+        raise input_error(
+            path,
+            f"a trained run with {os.path.relpath(checkpoint_path, path)}",
+            "no such checkpoint",
+        )
     with tf.io.gfile.GFile(checkpoint_path, "rb") as file:
         complete = zipfile.is_zipfile(file)  # a .keras file is a zip archive, its index at the end
     if not complete:
         size = tf.io.gfile.stat(checkpoint_path).length
-        raise input_error(checkpoint_path, "a complete .keras zip archive saved by train",
-                          f"a truncated or corrupt file of {size} bytes (no zip index)")
+        raise input_error(
+            checkpoint_path,
+            "a complete .keras zip archive saved by train",
+            f"a truncated or corrupt file of {size} bytes (no zip index)",
+        )
     try:
         model = backbones.load_model(checkpoint_path, compile=compile)
     except Exception as error:  # Keras raises many kinds for a damaged or foreign file
-        raise input_error(checkpoint_path, "a Keras model saved by train",
-                          f"a file Keras cannot load ({type(error).__name__}: {str(error)[:200]})") from None
+        raise input_error(
+            checkpoint_path,
+            "a Keras model saved by train",
+            f"a file Keras cannot load ({type(error).__name__}: {str(error)[:200]})",
+        ) from None
     if not backbones.normalization_layers(model):
         raise _old_run_error(checkpoint_path, run.config)
     return LoadedRun(path, checkpoint_path, config, hp, model)

@@ -17,7 +17,9 @@ def split_cpu(count):
         count: the number of logical CPU devices (MirroredStrategy's replicas on a CPU).
     """
     cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * count
+    )
 
 
 def _reduce_nested_structures(strategy):
@@ -60,12 +62,16 @@ def make_strategy(name):
         raise argument_error("strategy", f"one of {STRATEGIES}", repr(name))
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise argument_error("strategy", "the TF_CONFIG environment variable describing the cluster", "none",
-                                 detail="multi_worker")
+            raise argument_error(
+                "strategy",
+                "the TF_CONFIG environment variable describing the cluster",
+                "none",
+                detail="multi_worker",
+            )
         return _reduce_nested_structures(tf.distribute.MultiWorkerMirroredStrategy())
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     if name == "auto" and len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
@@ -83,5 +89,8 @@ def is_chief(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
-                                             and "chief" not in resolver.cluster_spec().as_dict())
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )

@@ -25,12 +25,23 @@ def define_flags(flag_values=flags.FLAGS):
     Args:
         flag_values: the FlagValues to define them in.
     """
-    flags.DEFINE_integer("intra_op_threads", 0, "Threads one op (e.g. a matmul) is split across; 0: "
-                         "TensorFlow's default (the number of cores). On 2 cores, 1 with --inter_op_threads 2 "
-                         "ran inference 1.1-1.3x and training 1.1-1.15x faster (docs/benchmarks.md).",
-                         lower_bound=0, flag_values=flag_values)
-    flags.DEFINE_integer("inter_op_threads", 0, "Independent ops run side by side on this many threads; "
-                         "0: TensorFlow's default (the number of cores).", lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_integer(
+        "intra_op_threads",
+        0,
+        "Threads one op (e.g. a matmul) is split across; 0: "
+        "TensorFlow's default (the number of cores). On 2 cores, 1 with --inter_op_threads 2 "
+        "ran inference 1.1-1.3x and training 1.1-1.15x faster (docs/benchmarks.md).",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "inter_op_threads",
+        0,
+        "Independent ops run side by side on this many threads; "
+        "0: TensorFlow's default (the number of cores).",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
 
 
 def configure(intra_op_threads=0, inter_op_threads=0):
@@ -44,16 +55,30 @@ def configure(intra_op_threads=0, inter_op_threads=0):
     """
     import tensorflow as tf
 
-    settings = ((intra_op_threads, tf.config.threading.set_intra_op_parallelism_threads, "intra_op_threads"),
-                (inter_op_threads, tf.config.threading.set_inter_op_parallelism_threads, "inter_op_threads"))
+    settings = (
+        (
+            intra_op_threads,
+            tf.config.threading.set_intra_op_parallelism_threads,
+            "intra_op_threads",
+        ),
+        (
+            inter_op_threads,
+            tf.config.threading.set_inter_op_parallelism_threads,
+            "inter_op_threads",
+        ),
+    )
     for count, setter, flag in settings:
         if not count:
             continue
         try:
             setter(count)
         except RuntimeError as error:  # TensorFlow's context was initialised already
-            raise argument_error(flag, "to be set before TensorFlow starts", f"it running ({error})",
-                                 detail=str(count)) from None
+            raise argument_error(
+                flag,
+                "to be set before TensorFlow starts",
+                f"it running ({error})",
+                detail=str(count),
+            ) from None
 
 
 def configure_from_flags(flag_values=flags.FLAGS):

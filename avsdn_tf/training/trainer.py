@@ -32,16 +32,25 @@ def data_signature(info):
     Returns:
         {"audio_dim": A, "visual_shape": [V] or [H, W, C], "num_segments": T or None}.
     """
-    return {"audio_dim": info.audio_dim, "visual_shape": list(info.visual_shape), "num_segments": info.num_segments}
+    return {
+        "audio_dim": info.audio_dim,
+        "visual_shape": list(info.visual_shape),
+        "num_segments": info.num_segments,
+    }
 
 
 def _learning_rate(hp, steps_per_epoch):
     if hp.lr_schedule == "step":
         return keras.optimizers.schedules.ExponentialDecay(
-            hp.learning_rate, decay_steps=hp.lr_decay_epochs * steps_per_epoch, decay_rate=hp.lr_decay_rate,
-            staircase=True)
+            hp.learning_rate,
+            decay_steps=hp.lr_decay_epochs * steps_per_epoch,
+            decay_rate=hp.lr_decay_rate,
+            staircase=True,
+        )
     if hp.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps=hp.epochs * steps_per_epoch)
+        return keras.optimizers.schedules.CosineDecay(
+            hp.learning_rate, decay_steps=hp.epochs * steps_per_epoch
+        )
     return hp.learning_rate
 
 
@@ -53,15 +62,19 @@ def compile_model(model, hp, steps_per_epoch):
         hp: HParams (learning rate, schedule, jit_compile, steps_per_execution, supervision).
         steps_per_epoch: batches per epoch (the step schedule counts in steps).
     """
-    tasks.for_hparams(hp).compile(model, keras.optimizers.Adam(_learning_rate(hp, steps_per_epoch)),
-                                  jit_compile=hp.jit_compile, steps_per_execution=hp.steps_per_execution)
+    tasks.for_hparams(hp).compile(
+        model,
+        keras.optimizers.Adam(_learning_rate(hp, steps_per_epoch)),
+        jit_compile=hp.jit_compile,
+        steps_per_execution=hp.steps_per_execution,
+    )
 
 
 def _save_keras(model, path, chief):
     """Save atomically, on the chief only (a .keras save reads local variable copies, no collectives)."""
     if not chief:
         return
-    temporary = f"{path[:-len('.keras')]}.tmp-{uuid.uuid4().hex[:8]}.keras"
+    temporary = f"{path[: -len('.keras')]}.tmp-{uuid.uuid4().hex[:8]}.keras"
     model.save(temporary)
     fileio.rename(temporary, path, overwrite=True)
 
@@ -84,9 +97,12 @@ def resume_state(run, model, steps_per_epoch):
     for candidate in (state, state.get("previous") or {}):
         if candidate.get("epochs_done", 0) == epochs:
             return candidate
-    raise input_error(run.state, f"the state of epoch {epochs} (the epoch {run.last_checkpoint} was saved "
-                      "after) or of the epoch before it",
-                      f"epochs_done {state.get('epochs_done')}; use a new --model_dir")
+    raise input_error(
+        run.state,
+        f"the state of epoch {epochs} (the epoch {run.last_checkpoint} was saved "
+        "after) or of the epoch before it",
+        f"epochs_done {state.get('epochs_done')}; use a new --model_dir",
+    )
 
 
 class SelectOnValidation(keras.callbacks.Callback):
@@ -117,9 +133,10 @@ class SelectOnValidation(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             self.model.stop_training = True
             raise TrainingDiverged(
-                f"training loss: expected a finite value, found {loss} at step {batch + 1} of epoch "
-                f"{len(self.history) + 1}; the last good checkpoint is kept in {self.run.last_checkpoint} "
-                "(try a lower `learning_rate`)")
+                f"training loss: expected a finite value, found {loss} at step {batch + 1} of epoch"
+                f" {len(self.history) + 1}; the last good checkpoint is kept in"
+                f" {self.run.last_checkpoint} (try a lower `learning_rate`)"
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -130,20 +147,36 @@ class SelectOnValidation(keras.callbacks.Callback):
             self.best, self.best_epoch, self.stale_epochs = val_accuracy, epoch, 0
         else:
             self.stale_epochs += 1
-        self.history.append({"epoch": epoch + 1, "val_frame_accuracy": val_accuracy,
-                             **{k: float(v) for k, v in logs.items() if k != "val_frame_accuracy"}})
+        self.history.append(
+            {
+                "epoch": epoch + 1,
+                "val_frame_accuracy": val_accuracy,
+                **{k: float(v) for k, v in logs.items() if k != "val_frame_accuracy"},
+            }
+        )
         patience = self.hp.early_stopping_patience
         stopping = bool(patience) and self.stale_epochs >= patience
-        previous, self.state = self.state, {
-            "epochs_done": epoch + 1, "best_epoch": self.best_epoch + 1, "best_val_accuracy": self.best,
-            "history": list(self.history), "stale_epochs": self.stale_epochs, "stopped_early": stopping}
+        previous, self.state = (
+            self.state,
+            {
+                "epochs_done": epoch + 1,
+                "best_epoch": self.best_epoch + 1,
+                "best_val_accuracy": self.best,
+                "history": list(self.history),
+                "stale_epochs": self.stale_epochs,
+                "stopped_early": stopping,
+            },
+        )
         if self.chief:
             fileio.write_json(self.run.state, {**self.state, "previous": previous})
         if improved:
             _save_keras(self.model, self.run.best_checkpoint, self.chief)
         _save_keras(self.model, self.run.last_checkpoint, self.chief)
-        print(f"epoch {epoch + 1}/{self.hp.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
-              f"val frame accuracy {val_accuracy:.4f}{' (best so far)' if improved else ''}", flush=True)
+        print(
+            f"epoch {epoch + 1}/{self.hp.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
+            f"val frame accuracy {val_accuracy:.4f}{' (best so far)' if improved else ''}",
+            flush=True,
+        )
         if stopping:
             print(f"early stopping: no val improvement for {patience} epochs")
             self.model.stop_training = True
@@ -155,22 +188,34 @@ def _check_resumable(run, config, info):
     if saved is None:
         return
     if saved.get("run_format", 1) < RUN_FORMAT:
-        raise input_error(f"{run.config} field run_format", f"{RUN_FORMAT} to resume this run (the model "
-                          "carries its normalisation since avsdn-tf 0.2.0)",
-                          f"{saved.get('run_format', 'none')}: a run of an older version; use a new run directory")
+        raise input_error(
+            f"{run.config} field run_format",
+            f"{RUN_FORMAT} to resume this run (the model "
+            "carries its normalisation since avsdn-tf 0.2.0)",
+            f"{saved.get('run_format', 'none')}: a run of an older version; use a new run"
+            " directory",
+        )
     for key in ("model", "supervision"):
         if saved["hparams"][key] != config["hparams"][key]:
-            raise input_error(f"{run.config} field hparams.{key}",
-                              f"{config['hparams'][key]!r} to resume this run", repr(saved["hparams"][key]))
+            raise input_error(
+                f"{run.config} field hparams.{key}",
+                f"{config['hparams'][key]!r} to resume this run",
+                repr(saved["hparams"][key]),
+            )
     if saved["data"] != data_signature(info):
-        raise input_error(f"{run.config} field data", f"the dims of the run being resumed {saved['data']}",
-                          f"{data_signature(info)} in the data given (use a new `model_dir`)")
+        raise input_error(
+            f"{run.config} field data",
+            f"the dims of the run being resumed {saved['data']}",
+            f"{data_signature(info)} in the data given (use a new `model_dir`)",
+        )
     # Data in memory and data read every epoch come in different orders: a resumed run must keep its way.
     if "data_in_memory" in saved and saved["data_in_memory"] != config["data_in_memory"]:
-        raise input_error(f"{run.config} field data_in_memory",
-                          f"{saved['data_in_memory']} (how the run being resumed read its data; its cache_gb was "
-                          f"{saved['hparams'].get('cache_gb')})",
-                          f"{config['data_in_memory']} with cache_gb {config['hparams']['cache_gb']}")
+        raise input_error(
+            f"{run.config} field data_in_memory",
+            f"{saved['data_in_memory']} (how the run being resumed read its data; its cache_gb was "
+            f"{saved['hparams'].get('cache_gb')})",
+            f"{config['data_in_memory']} with cache_gb {config['hparams']['cache_gb']}",
+        )
 
 
 def decide_cache(info, hp, include_noisy, max_videos):
@@ -187,27 +232,43 @@ def decide_cache(info, hp, include_noisy, max_videos):
     Returns:
         (keep in memory: bool, decoded gigabytes of train + val, or None for variable lengths).
     """
-    sizes = [pipeline.decoded_gigabytes(info, "train", include_noisy, max_videos),
-             pipeline.decoded_gigabytes(info, "val", max_videos=max_videos)]
+    sizes = [
+        pipeline.decoded_gigabytes(info, "train", include_noisy, max_videos),
+        pipeline.decoded_gigabytes(info, "val", max_videos=max_videos),
+    ]
     if None in sizes:  # videos of different lengths: size unknown until read
         return False, None
     return sum(sizes) <= hp.cache_gb, round(sum(sizes), 3)
 
 
-def _training_data(data_dir, task, global_batch, first_epoch, include_noisy, max_videos, multi_worker, cache):
+def _training_data(
+    data_dir, task, global_batch, first_epoch, include_noisy, max_videos, multi_worker, cache
+):
     """One tf.data pipeline over the remaining epochs, each shuffled by its own seed.
 
     Seeding per epoch (not per iterator) is what makes a resumed run see the same batches as an
     uninterrupted one.
     """
     hp = task.hp
-    data = task.batches(pipeline.make_dataset(
-        data_dir, "train", global_batch, training=True, include_noisy=include_noisy, cache=cache,
-        epoch_seeds=[hp.seed * 100_003 + epoch for epoch in range(first_epoch, hp.epochs)],
-        max_videos=max_videos, deterministic=True, drop_remainder=multi_worker))
+    data = task.batches(
+        pipeline.make_dataset(
+            data_dir,
+            "train",
+            global_batch,
+            training=True,
+            include_noisy=include_noisy,
+            cache=cache,
+            epoch_seeds=[hp.seed * 100_003 + epoch for epoch in range(first_epoch, hp.epochs)],
+            max_videos=max_videos,
+            deterministic=True,
+            drop_remainder=multi_worker,
+        )
+    )
     if multi_worker:
         options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
         data = data.with_options(options)
     return data
 
@@ -235,8 +296,11 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     info = dataset_info.read(data_dir)
     for split in ("train", "val", "test"):
         if pipeline.split_size(info, split) == 0:
-            raise input_error(f"{data_dir}/{constants.DATASET_INFO_FILE}", f"a non-empty {split!r} split",
-                              f"splits {sorted(info.splits)}")
+            raise input_error(
+                f"{data_dir}/{constants.DATASET_INFO_FILE}",
+                f"a non-empty {split!r} split",
+                f"splits {sorted(info.splits)}",
+            )
     task = tasks.for_hparams(hp)
     include_noisy = task.include_noisy(info)
     cache, decoded_gb = decide_cache(info, hp, include_noisy, max_videos)
@@ -247,12 +311,21 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     global_batch = hp.batch_size * replicas
     # Recorded absolute, so evaluate and export find the data from any working directory.
     recorded_data_dir = data_dir if "://" in data_dir else os.path.abspath(data_dir)
-    config = {"hparams": hp.to_dict(), "data_dir": recorded_data_dir, "data": data_signature(info),
-              "strategy": strategy_name, "replicas": replicas, "global_batch_size": global_batch,
-              "max_videos": max_videos, "include_noisy": include_noisy,
-              "data_in_memory": cache, "decoded_train_val_gb": decoded_gb,
-              "class_names": list(info.class_names), "run_format": RUN_FORMAT,
-              "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
+    config = {
+        "hparams": hp.to_dict(),
+        "data_dir": recorded_data_dir,
+        "data": data_signature(info),
+        "strategy": strategy_name,
+        "replicas": replicas,
+        "global_batch_size": global_batch,
+        "max_videos": max_videos,
+        "include_noisy": include_noisy,
+        "data_in_memory": cache,
+        "decoded_train_val_gb": decoded_gb,
+        "class_names": list(info.class_names),
+        "run_format": RUN_FORMAT,
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
     _check_resumable(run, config, info)
     state = run.read_state() or {}
     done = state.get("epochs_done", 0) >= hp.epochs or state.get("stopped_early")
@@ -266,11 +339,17 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     train_videos = pipeline.split_size(info, "train", include_noisy)
     if max_videos:
         train_videos = min(train_videos, max_videos)
-    steps_per_epoch = (train_videos // global_batch if strategy_name == "multi_worker"
-                       else math.ceil(train_videos / global_batch))
+    steps_per_epoch = (
+        train_videos // global_batch
+        if strategy_name == "multi_worker"
+        else math.ceil(train_videos / global_batch)
+    )
     if steps_per_epoch == 0:
-        raise argument_error("batch_size", f"at most {train_videos // replicas} per replica for "
-                          f"{train_videos} training videos", hp.batch_size)
+        raise argument_error(
+            "batch_size",
+            f"at most {train_videos // replicas} per replica for {train_videos} training videos",
+            hp.batch_size,
+        )
     resuming = tf.io.gfile.exists(run.last_checkpoint)
     if not resuming:
         statistics, statistics_source = normalization.read_statistics(data_dir)
@@ -285,39 +364,73 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
             print(f"resuming {model_dir} after epoch {first_epoch}")
         else:
             state = {}
-            model = task.build(info.audio_dim, info.visual_shape, info.num_segments, statistics=statistics,
-                               source=statistics_source)
+            model = task.build(
+                info.audio_dim,
+                info.visual_shape,
+                info.num_segments,
+                statistics=statistics,
+                source=statistics_source,
+            )
             compile_model(model, hp, steps_per_epoch)
     if decoded_gb is not None:
-        print(f"train + val decoded: {decoded_gb:.2f} GB; "
-              + ("kept in memory after the first epoch" if cache else
-                 f"read from the records every epoch (cache_gb is {hp.cache_gb})"))
-    val_data = pipeline.make_dataset(data_dir, "val", global_batch, max_videos=max_videos, cache=cache)
+        print(
+            f"train + val decoded: {decoded_gb:.2f} GB; "
+            + (
+                "kept in memory after the first epoch"
+                if cache
+                else f"read from the records every epoch (cache_gb is {hp.cache_gb})"
+            )
+        )
+    val_data = pipeline.make_dataset(
+        data_dir, "val", global_batch, max_videos=max_videos, cache=cache
+    )
     started = time.time()
     if first_epoch < hp.epochs and not state.get("stopped_early"):
-        train_data = _training_data(data_dir, task, global_batch, first_epoch, include_noisy, max_videos,
-                                    strategy_name == "multi_worker", cache)
+        train_data = _training_data(
+            data_dir,
+            task,
+            global_batch,
+            first_epoch,
+            include_noisy,
+            max_videos,
+            strategy_name == "multi_worker",
+            cache,
+        )
         selector = SelectOnValidation(run, val_data, hp, chief, state)
         callbacks = [selector]
         if chief:
             callbacks.append(keras.callbacks.TensorBoard(run.logs, write_graph=False))
-        model.fit(train_data, epochs=hp.epochs, initial_epoch=first_epoch, steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)
+        model.fit(
+            train_data,
+            epochs=hp.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
     seconds = time.time() - started
     if not chief:
         return {}  # the chief evaluates and writes metrics.json
 
     best_model = backbones.load_model(run.best_checkpoint)
     state = run.read_state() or {}
-    result = {"model": hp.model, "supervision": hp.supervision, "best_epoch": state.get("best_epoch"),
-              "epochs_done": state.get("epochs_done"), "train_seconds_this_process": round(seconds, 2),
-              "history": state.get("history", [])}
+    result = {
+        "model": hp.model,
+        "supervision": hp.supervision,
+        "best_epoch": state.get("best_epoch"),
+        "epochs_done": state.get("epochs_done"),
+        "train_seconds_this_process": round(seconds, 2),
+        "history": state.get("history", []),
+    }
     for split in ("val", "test"):
-        result[split] = evaluation.evaluate_split(best_model, data_dir, split, info.class_names,
-                                                  max_videos=max_videos)
+        result[split] = evaluation.evaluate_split(
+            best_model, data_dir, split, info.class_names, max_videos=max_videos
+        )
     fileio.write_json(run.metrics, result)
     fileio.write_json(run.state, {**state, "finished": True})
-    print(f"best epoch {result['best_epoch']}: val accuracy {result['val']['accuracy']:.4f}, "
-          f"test accuracy {result['test']['accuracy']:.4f}")
+    print(
+        f"best epoch {result['best_epoch']}: val accuracy {result['val']['accuracy']:.4f}, "
+        f"test accuracy {result['test']['accuracy']:.4f}"
+    )
     return result
-

@@ -20,8 +20,9 @@ SPLIT_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.tx
 SPLIT_SIZES = {"train": 3339, "val": 402, "test": 402}
 ZERO_LENGTH_ROW = "Church bell&VWi2ENBuTbw&good&0&0"
 
-needs_real = pytest.mark.skipif(not (REAL_AVE / "Annotations.txt").exists(),
-                                reason=f"real AVE files not found in {REAL_AVE}")
+needs_real = pytest.mark.skipif(
+    not (REAL_AVE / "Annotations.txt").exists(), reason=f"real AVE files not found in {REAL_AVE}"
+)
 
 
 def real_h5(name, key=constants.H5_KEY):
@@ -39,7 +40,9 @@ def labels(rows):
     """Segment labels [4143, 10] and category indices rebuilt from Annotations.txt."""
     names = constants.category_names()
     categories = np.asarray([annotations.category_index(row, names) for row in rows])
-    segments = np.stack([annotations.segment_labels(row, category) for row, category in zip(rows, categories)])
+    segments = np.stack(
+        [annotations.segment_labels(row, category) for row, category in zip(rows, categories)]
+    )
     return segments, categories
 
 
@@ -48,7 +51,9 @@ def labels(rows):
 
 
 @needs_real
-@pytest.mark.parametrize("name", ["Annotations.txt", "trainSet.txt", "valSet.txt", "testSet.txt", "categories.txt"])
+@pytest.mark.parametrize(
+    "name", ["Annotations.txt", "trainSet.txt", "valSet.txt", "testSet.txt", "categories.txt"]
+)
 def test_packaged_copies_equal_the_real_files(name):
     assert constants.resource_text(name) == (REAL_AVE / name).read_text()
 
@@ -67,7 +72,11 @@ def test_annotations_rows_and_ids(rows):
     # one three times (4097 + 44 + 2 = 4143), each repeat a different event of the same video.
     assert len(repeated) == 45
     assert collections.Counter(repeated.values()) == {2: 44, 3: 1}
-    assert [row.category for row in rows if row.video_id == "0f_iTO5t3hU"] == ["Ukulele", "Banjo", "Mandolin"]
+    assert [row.category for row in rows if row.video_id == "0f_iTO5t3hU"] == [
+        "Ukulele",
+        "Banjo",
+        "Mandolin",
+    ]
     for video in repeated:
         events = [(row.category, row.start, row.end) for row in rows if row.video_id == video]
         assert len(set(events)) == len(events)  # never the same row twice
@@ -91,8 +100,10 @@ def test_split_files(rows):
     together = np.concatenate(list(orders.values()))
     assert sorted(together.tolist()) == list(range(len(rows)))  # every row in exactly one split
     # The thrice-annotated video sits in two splits: twice in train, once in test.
-    split_of = {split: [rows[i].category for i in order if rows[i].video_id == "0f_iTO5t3hU"]
-                for split, order in orders.items()}
+    split_of = {
+        split: [rows[i].category for i in order if rows[i].video_id == "0f_iTO5t3hU"]
+        for split, order in orders.items()
+    }
     assert split_of == {"train": ["Ukulele", "Banjo"], "val": [], "test": ["Mandolin"]}
 
 
@@ -113,7 +124,9 @@ def test_segment_labels_match_labels_closs(rows, labels):
     assert closs.shape == (len(rows), constants.NUM_SEGMENTS) and closs.dtype == np.float32
     np.testing.assert_array_equal((segments != constants.BACKGROUND).astype(np.float32), closs)
     # Inside the event the label is the row's category, outside it background.
-    np.testing.assert_array_equal(np.where(closs == 1.0, categories[:, None], constants.BACKGROUND), segments)
+    np.testing.assert_array_equal(
+        np.where(closs == 1.0, categories[:, None], constants.BACKGROUND), segments
+    )
 
 
 @needs_real
@@ -129,7 +142,9 @@ def test_video_labels_match_mil_labels(rows, labels):
 def test_background_share_of_test_segments():
     names = constants.category_names()
     test = annotations.packaged_annotations("testSet.txt")
-    segments = np.stack([annotations.segment_labels(row, annotations.category_index(row, names)) for row in test])
+    segments = np.stack(
+        [annotations.segment_labels(row, annotations.category_index(row, names)) for row in test]
+    )
     assert segments.shape == (402, constants.NUM_SEGMENTS)
     assert (segments == constants.BACKGROUND).mean() == pytest.approx(0.178, abs=0.001)
 
@@ -150,8 +165,13 @@ def test_zero_length_event(rows, labels):
     zero = [i for i, row in enumerate(rows) if row.start == row.end]
     assert len(zero) == 1
     row = zero[0]
-    assert "&".join([rows[row].category, rows[row].video_id, rows[row].quality, "0", "0"]) == ZERO_LENGTH_ROW
-    np.testing.assert_array_equal(segments[row], np.full(constants.NUM_SEGMENTS, constants.BACKGROUND))
+    assert (
+        "&".join([rows[row].category, rows[row].video_id, rows[row].quality, "0", "0"])
+        == ZERO_LENGTH_ROW
+    )
+    np.testing.assert_array_equal(
+        segments[row], np.full(constants.NUM_SEGMENTS, constants.BACKGROUND)
+    )
     assert categories[row] == constants.category_names().index("Church bell")
     train = annotations.split_order(rows, annotations.packaged_annotations("trainSet.txt"))
     assert row in train
@@ -168,14 +188,24 @@ def test_header_line_and_crlf_are_accepted(rows):
     assert annotations.parse_annotations(with_header) == rows
     assert annotations.parse_annotations(crlf) == rows
     assert annotations.parse_annotations(text.replace("\n", "\r\n")) == rows
-    assert annotations.parse_annotations("\n" + annotations.HEADER + "\r\n\r\n" + "\n".join(text.splitlines()[:3])) \
+    assert (
+        annotations.parse_annotations(
+            "\n" + annotations.HEADER + "\r\n\r\n" + "\n".join(text.splitlines()[:3])
+        )
         == rows[:3]
+    )
 
 
 def test_read_annotations_from_a_crlf_file_with_header(tmp_path, rows):
     path = tmp_path / "Annotations.txt"
-    path.write_bytes(("\r\n".join([annotations.HEADER] + constants.resource_text("Annotations.txt").splitlines())
-                      + "\r\n").encode())
+    path.write_bytes(
+        (
+            "\r\n".join(
+                [annotations.HEADER] + constants.resource_text("Annotations.txt").splitlines()
+            )
+            + "\r\n"
+        ).encode()
+    )
     assert annotations.read_annotations(str(path)) == rows
     with pytest.raises(UserError, match="nowhere.txt: file not found"):
         annotations.read_annotations(str(tmp_path / "nowhere.txt"))
@@ -184,16 +214,27 @@ def test_read_annotations_from_a_crlf_file_with_header(tmp_path, rows):
 GOOD = "Church bell&RUhOCu3LNXM&good&0&10"
 
 
-@pytest.mark.parametrize("bad, line, expected", [
-    ("Church bell&RUhOCu3LNXM&good&0", 2, "expected 5 '&'-separated fields"),
-    ("Church bell&RUhOCu3LNXM&good&0&10&x", 2, "expected 5 '&'-separated fields"),
-    ("Church bell&RUhOCu3LNXM&good&zero&10", 2, "expected integer StartTime and EndTime"),
-    ("Church bell&RUhOCu3LNXM&good&0&9.5", 2, "expected integer StartTime and EndTime"),
-    ("Church bell&RUhOCu3LNXM&good&6&2", 2, "expected 0 <= StartTime <= EndTime <= 10, found 6 and 2"),
-    ("Church bell&RUhOCu3LNXM&good&0&11", 2, "expected 0 <= StartTime <= EndTime <= 10, found 0 and 11"),
-    ("Church bell&RUhOCu3LNXM&good&-1&3", 2, "expected 0 <= StartTime <= EndTime <= 10"),
-    (annotations.HEADER, 2, "expected integer StartTime"),  # a header is only allowed first
-])
+@pytest.mark.parametrize(
+    "bad, line, expected",
+    [
+        ("Church bell&RUhOCu3LNXM&good&0", 2, "expected 5 '&'-separated fields"),
+        ("Church bell&RUhOCu3LNXM&good&0&10&x", 2, "expected 5 '&'-separated fields"),
+        ("Church bell&RUhOCu3LNXM&good&zero&10", 2, "expected integer StartTime and EndTime"),
+        ("Church bell&RUhOCu3LNXM&good&0&9.5", 2, "expected integer StartTime and EndTime"),
+        (
+            "Church bell&RUhOCu3LNXM&good&6&2",
+            2,
+            "expected 0 <= StartTime <= EndTime <= 10, found 6 and 2",
+        ),
+        (
+            "Church bell&RUhOCu3LNXM&good&0&11",
+            2,
+            "expected 0 <= StartTime <= EndTime <= 10, found 0 and 11",
+        ),
+        ("Church bell&RUhOCu3LNXM&good&-1&3", 2, "expected 0 <= StartTime <= EndTime <= 10"),
+        (annotations.HEADER, 2, "expected integer StartTime"),  # a header is only allowed first
+    ],
+)
 def test_bad_rows_name_the_line(bad, line, expected):
     with pytest.raises(UserError) as error:
         annotations.parse_annotations(f"{GOOD}\n{bad}\n{GOOD}\n", source="my_annotations.txt")
@@ -210,7 +251,9 @@ def test_bad_row_line_numbers_count_header_and_blank_lines():
 
 def test_unknown_category_and_unknown_split_row(rows):
     row = annotations.parse_annotations("Kazoo&abc&good&0&10")[0]
-    with pytest.raises(UserError, match="my.txt: expected a category from the 28 AVE categories, found 'Kazoo'"):
+    with pytest.raises(
+        UserError, match="my.txt: expected a category from the 28 AVE categories, found 'Kazoo'"
+    ):
         annotations.category_index(row, constants.category_names(), source="my.txt")
     with pytest.raises(UserError, match="rows that appear in Annotations.txt"):
         annotations.split_order(rows, [row])

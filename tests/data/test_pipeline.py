@@ -17,8 +17,14 @@ from testlib import TINY_SPLITS
 def test_batches_are_parsed_records_of_raw_features(tiny_vector_data):
     data = pipeline.make_dataset(tiny_vector_data, "train", batch_size=10)
     batch = next(iter(data))
-    assert batch["audio"].shape == (10, constants.NUM_SEGMENTS, 16) and batch["audio"].dtype == tf.float32
-    assert batch["visual"].shape == (10, constants.NUM_SEGMENTS, 24) and batch["visual"].dtype == tf.float32
+    assert (
+        batch["audio"].shape == (10, constants.NUM_SEGMENTS, 16)
+        and batch["audio"].dtype == tf.float32
+    )
+    assert (
+        batch["visual"].shape == (10, constants.NUM_SEGMENTS, 24)
+        and batch["visual"].dtype == tf.float32
+    )
     assert batch["label"].shape == (10, constants.NUM_SEGMENTS) and batch["label"].dtype == tf.int32
     assert data.element_spec["audio"].shape[1] == constants.NUM_SEGMENTS  # static: LSTMs can unroll
     sizes = [int(batch["label"].shape[0]) for batch in data]
@@ -29,7 +35,9 @@ def test_noisy_videos_join_and_segment_labels_agree_with_video_labels(tiny_vecto
     with_noisy = pipeline.make_dataset(tiny_vector_data, "train", 8, include_noisy=True)
     video_labels = np.concatenate([batch[records.VIDEO_LABEL].numpy() for batch in with_noisy])
     assert video_labels.shape == (TINY_SPLITS["train"] + TINY_SPLITS["noisy"],)
-    assert (video_labels == constants.BACKGROUND).sum() == TINY_SPLITS["noisy"]  # AVE videos all hold an event
+    assert (video_labels == constants.BACKGROUND).sum() == TINY_SPLITS[
+        "noisy"
+    ]  # AVE videos all hold an event
     for batch in pipeline.make_dataset(tiny_vector_data, "train", 8):
         video = batch[records.VIDEO_LABEL].numpy()
         labels = batch[records.LABEL].numpy()
@@ -42,11 +50,14 @@ def test_maps_keep_their_layout(tiny_map_data):
     assert batch["visual"].shape == (4, constants.NUM_SEGMENTS, 3, 3, 8)
 
 
-def test_statistics_are_the_train_split_moments_and_reading_them_writes_nothing(tiny_vector_data, tmp_path):
+def test_statistics_are_the_train_split_moments_and_reading_them_writes_nothing(
+    tiny_vector_data, tmp_path
+):
     stats, source = normalization.read_statistics(tiny_vector_data)
     assert source.endswith(constants.NORMALIZATION_FILE)
-    raw = np.concatenate([batch["audio"].numpy() for batch in
-                          pipeline.make_dataset(tiny_vector_data, "train", 32)]).reshape(-1, 16)
+    raw = np.concatenate(
+        [batch["audio"].numpy() for batch in pipeline.make_dataset(tiny_vector_data, "train", 32)]
+    ).reshape(-1, 16)
     np.testing.assert_allclose(stats["audio_mean"], raw.mean(0), atol=1e-5)
     np.testing.assert_allclose(stats["audio_std"], raw.std(0), rtol=1e-4)
     # A data directory without normalization.json: computed from its train split, nothing written.
@@ -64,8 +75,11 @@ def _video_ids(data):
 
 def test_training_order_is_shuffled_deterministically_by_seed(tiny_vector_data):
     def order(seed):
-        return _video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, training=True, seed=seed,
-                                                deterministic=True))
+        return _video_ids(
+            pipeline.make_dataset(
+                tiny_vector_data, "train", 8, training=True, seed=seed, deterministic=True
+            )
+        )
 
     plain = _video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8))
     assert order(1) == order(1)
@@ -79,10 +93,17 @@ def test_input_context_shards_by_file(tiny_vector_data):
     seen = []
     for worker in range(2):
         context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker)
-        seen.append(set(_video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, input_context=context))))
+        seen.append(
+            set(
+                _video_ids(
+                    pipeline.make_dataset(tiny_vector_data, "train", 8, input_context=context)
+                )
+            )
+        )
     assert not seen[0] & seen[1]
-    assert len(seen[0] | seen[1]) == len(set(_video_ids(pipeline.make_dataset(
-        tiny_vector_data, "train", 8))))
+    assert len(seen[0] | seen[1]) == len(
+        set(_video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8)))
+    )
     with pytest.raises(UserError, match="at least 3 shards"):
         context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=0)
         pipeline.make_dataset(tiny_vector_data, "train", 8, input_context=context)
@@ -95,11 +116,25 @@ def test_variable_length_videos_are_padded_with_label_minus_one(tmp_path):
 
     with shards.ShardWriter(str(tmp_path), "train", 1) as writer:
         for i, length in enumerate(lengths):
-            writer.write(records.encode_video(f"v{i}", 2, 0, length, 2, rng.normal(size=(length, 4)),
-                                              rng.normal(size=(length, 6)), [2] * length))
-    info = dataset_info.DatasetInfo(audio_dim=4, visual_shape=[6], num_segments=None,
-                                    class_names=constants.class_names(),
-                                    splits={"train": {"videos": 3, "shards": writer.names}})
+            writer.write(
+                records.encode_video(
+                    f"v{i}",
+                    2,
+                    0,
+                    length,
+                    2,
+                    rng.normal(size=(length, 4)),
+                    rng.normal(size=(length, 6)),
+                    [2] * length,
+                )
+            )
+    info = dataset_info.DatasetInfo(
+        audio_dim=4,
+        visual_shape=[6],
+        num_segments=None,
+        class_names=constants.class_names(),
+        splits={"train": {"videos": 3, "shards": writer.names}},
+    )
     dataset_info.write(str(tmp_path), info)
     assert pipeline.decoded_gigabytes(info, "train") is None  # unknown until read
     for cache in (False, True):
@@ -119,8 +154,13 @@ def test_bad_requests_name_the_problem(tiny_vector_data, tmp_path):
 
 def test_max_videos_is_one_fixed_subset_whatever_the_shuffle(tiny_vector_data):
     def subset(seed):
-        return sorted(_video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8, training=True, seed=seed,
-                                                       max_videos=20)))
+        return sorted(
+            _video_ids(
+                pipeline.make_dataset(
+                    tiny_vector_data, "train", 8, training=True, seed=seed, max_videos=20
+                )
+            )
+        )
 
     assert len(subset(1)) == 20
     assert subset(1) == subset(2) == subset(3)
@@ -129,19 +169,27 @@ def test_max_videos_is_one_fixed_subset_whatever_the_shuffle(tiny_vector_data):
 def _epochs_of_ids(data, epochs, videos):
     ids = _video_ids(data)
     assert len(ids) == epochs * videos
-    return [ids[i * videos:(i + 1) * videos] for i in range(epochs)]
+    return [ids[i * videos : (i + 1) * videos] for i in range(epochs)]
 
 
-def test_cached_epochs_read_the_records_once_and_shuffle_the_whole_split_each_epoch(tiny_vector_data, tmp_path):
+def test_cached_epochs_read_the_records_once_and_shuffle_the_whole_split_each_epoch(
+    tiny_vector_data, tmp_path
+):
     data_dir = str(tmp_path / "data")
     shutil.copytree(tiny_vector_data, data_dir)
     videos = TINY_SPLITS["train"]
 
     def cached(seeds):
-        return pipeline.make_dataset(data_dir, "train", 8, training=True, cache=True, epoch_seeds=seeds)
+        return pipeline.make_dataset(
+            data_dir, "train", 8, training=True, cache=True, epoch_seeds=seeds
+        )
 
     iterator = iter(cached([5, 6, 7]))
-    first = [i.decode() for _ in range(math.ceil(videos / 8)) for i in next(iterator)[records.VIDEO_ID].numpy()]
+    first = [
+        i.decode()
+        for _ in range(math.ceil(videos / 8))
+        for i in next(iterator)[records.VIDEO_ID].numpy()
+    ]
     for shard in tf.io.gfile.glob(f"{data_dir}/train-*"):
         tf.io.gfile.remove(shard)  # later epochs must come from memory
     rest = [i.decode() for batch in iterator for i in batch[records.VIDEO_ID].numpy()]
@@ -151,10 +199,19 @@ def test_cached_epochs_read_the_records_once_and_shuffle_the_whole_split_each_ep
     assert len({tuple(epoch) for epoch in epochs}) == 3  # each epoch has its own order
 
 
-def test_epochs_are_repeatable_and_cached_ones_hold_the_same_values_as_the_records(tiny_vector_data):
+def test_epochs_are_repeatable_and_cached_ones_hold_the_same_values_as_the_records(
+    tiny_vector_data,
+):
     def run(seeds, cache):
-        return pipeline.make_dataset(tiny_vector_data, "train", 8, training=True, cache=cache,
-                                     epoch_seeds=seeds, deterministic=True)
+        return pipeline.make_dataset(
+            tiny_vector_data,
+            "train",
+            8,
+            training=True,
+            cache=cache,
+            epoch_seeds=seeds,
+            deterministic=True,
+        )
 
     videos = TINY_SPLITS["train"]
     for cache in (True, False):
@@ -164,8 +221,13 @@ def test_epochs_are_repeatable_and_cached_ones_hold_the_same_values_as_the_recor
         assert _epochs_of_ids(run([2], cache), 1, videos) == once[1:]
 
     def audio_by_id(data):
-        return {i.decode(): a for batch in data
-                for i, a in zip(batch[records.VIDEO_ID].numpy(), batch[records.AUDIO].numpy(), strict=True)}
+        return {
+            i.decode(): a
+            for batch in data
+            for i, a in zip(
+                batch[records.VIDEO_ID].numpy(), batch[records.AUDIO].numpy(), strict=True
+            )
+        }
 
     from_memory, from_records = audio_by_id(run([1], True)), audio_by_id(run([1], False))
     assert from_memory.keys() == from_records.keys()
@@ -176,10 +238,14 @@ def test_epochs_are_repeatable_and_cached_ones_hold_the_same_values_as_the_recor
 def test_decoded_size_counts_every_float(tiny_vector_data, tiny_map_data):
     info = dataset_info.read(tiny_vector_data)
     per_video = constants.NUM_SEGMENTS * (16 + 24) * 4 / 1e9
-    assert pipeline.decoded_gigabytes(info, "train") == pytest.approx(TINY_SPLITS["train"] * per_video)
+    assert pipeline.decoded_gigabytes(info, "train") == pytest.approx(
+        TINY_SPLITS["train"] * per_video
+    )
     assert pipeline.decoded_gigabytes(info, "train", include_noisy=True) == pytest.approx(
-        (TINY_SPLITS["train"] + TINY_SPLITS["noisy"]) * per_video)
+        (TINY_SPLITS["train"] + TINY_SPLITS["noisy"]) * per_video
+    )
     assert pipeline.decoded_gigabytes(info, "train", max_videos=5) == pytest.approx(5 * per_video)
     maps = dataset_info.read(tiny_map_data)
     assert pipeline.decoded_gigabytes(maps, "val") == pytest.approx(
-        TINY_SPLITS["val"] * constants.NUM_SEGMENTS * (16 + 3 * 3 * 8) * 4 / 1e9)
+        TINY_SPLITS["val"] * constants.NUM_SEGMENTS * (16 + 3 * 3 * 8) * 4 / 1e9
+    )

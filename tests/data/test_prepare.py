@@ -48,7 +48,12 @@ def read_split(output_dir, split):
 def row_of(video):
     """The Annotations.txt row of a decoded record (id + category + event is unique in ROWS)."""
     names = constants.category_names()
-    key = (video["video_id"].decode(), int(video["category"]), int(video["event_start"]), int(video["event_end"]))
+    key = (
+        video["video_id"].decode(),
+        int(video["category"]),
+        int(video["event_start"]),
+        int(video["event_end"]),
+    )
     matches = [i for i, (c, v, s, e) in enumerate(ROWS) if (v, names.index(c), s, e) == key]
     assert len(matches) == 1, key
     return matches[0]
@@ -87,33 +92,59 @@ def test_round_trip_with_noisy_split(tmp_path, layout):
     assert_release_round_trip(out, written)
 
     noisy = sorted(read_split(out, constants.NOISY_SPLIT), key=lambda video: video["video_id"])
-    assert [video["video_id"].decode() for video in noisy] == ["noisy_0000", "noisy_0001", "noisy_0002"]
+    assert [video["video_id"].decode() for video in noisy] == [
+        "noisy_0000",
+        "noisy_0001",
+        "noisy_0002",
+    ]
     for index, video in enumerate(noisy):
         assert video["category"] == constants.NO_CATEGORY
         assert (video["event_start"], video["event_end"]) == (0, 0)
         assert video["video_label"] == constants.BACKGROUND
         np.testing.assert_array_equal(video["label"], np.full(T, constants.BACKGROUND))
-        np.testing.assert_array_equal(video["audio"], written["noisy_audio"][index].astype(np.float32))
+        np.testing.assert_array_equal(
+            video["audio"], written["noisy_audio"][index].astype(np.float32)
+        )
         np.testing.assert_array_equal(video["visual"], written["noisy_visual"][index])
 
     info = json.loads((out / constants.DATASET_INFO_FILE).read_text())
     assert info["audio_dim"] == AUDIO_DIM
     assert info["visual_shape"] == list(written["visual_shape"])
-    assert info["visual_layout"] == (constants.LAYOUT_MAP if layout == "map" else constants.LAYOUT_VECTOR)
+    assert info["visual_layout"] == (
+        constants.LAYOUT_MAP if layout == "map" else constants.LAYOUT_VECTOR
+    )
     assert info["num_segments"] == T
     assert info["class_names"] == constants.class_names()
     assert info["generator"] == "prepare"
     assert {split: value["videos"] for split, value in info["splits"].items()} == {
-        "train": 8, "val": 3, "test": 3, "noisy": NOISY_VIDEOS}
-    assert info["splits"]["train"]["shards"] == [f"train-0000{i}-of-00003.tfrecord" for i in range(3)]
+        "train": 8,
+        "val": 3,
+        "test": 3,
+        "noisy": NOISY_VIDEOS,
+    }
+    assert info["splits"]["train"]["shards"] == [
+        f"train-0000{i}-of-00003.tfrecord" for i in range(3)
+    ]
     for value in info["splits"].values():
         assert all((out / name).is_file() for name in value["shards"])
-    expected_sources = {"Annotations.txt", "audio_feature.h5", "visual_feature.h5", "labels.h5",
-                        "train_order.h5", "val_order.h5", "test_order.h5", "labels_noisy.h5",
-                        "audio_feature_noisy.h5", "visual_feature_noisy.h5"}
+    expected_sources = {
+        "Annotations.txt",
+        "audio_feature.h5",
+        "visual_feature.h5",
+        "labels.h5",
+        "train_order.h5",
+        "val_order.h5",
+        "test_order.h5",
+        "labels_noisy.h5",
+        "audio_feature_noisy.h5",
+        "visual_feature_noisy.h5",
+    }
     assert {source["file"] for source in info["sources"]} == expected_sources
     for source in info["sources"]:
-        assert source["md5"] == hashlib.md5((tmp_path / "ave" / source["file"]).read_bytes()).hexdigest()
+        assert (
+            source["md5"]
+            == hashlib.md5((tmp_path / "ave" / source["file"]).read_bytes()).hexdigest()
+        )
 
     assert summary["videos"] == {"train": 8, "val": 3, "test": 3, "noisy": NOISY_VIDEOS}
     assert summary["label_disagreements"]["videos"] == 0
@@ -164,7 +195,9 @@ def test_noisy_split_needs_matching_layout_or_can_be_left_out(tmp_path):
     write_h5(tmp_path / "ave" / "visual_feature_vec.h5", np.ones((len(ROWS), T, 4), np.float32))
     with pytest.raises(UserError, match="visual_feature_noisy.h5.*`include_noisy=False`"):
         run(tmp_path / "ave", tmp_path / "out", visual_file="visual_feature_vec.h5")
-    summary = run(tmp_path / "ave", tmp_path / "out", visual_file="visual_feature_vec.h5", include_noisy=False)
+    summary = run(
+        tmp_path / "ave", tmp_path / "out", visual_file="visual_feature_vec.h5", include_noisy=False
+    )
     assert constants.NOISY_SPLIT not in summary["videos"]
 
 
@@ -173,14 +206,18 @@ def test_partial_noisy_files_warn_and_skip_the_noisy_split(tmp_path, capsys):
     (tmp_path / "ave" / "visual_feature_noisy.h5").unlink()
     summary = run(tmp_path / "ave", tmp_path / "out")
     warning = capsys.readouterr().err
-    assert "visual_feature_noisy.h5" in warning and "missing" in warning and "NOT written" in warning
+    assert (
+        "visual_feature_noisy.h5" in warning and "missing" in warning and "NOT written" in warning
+    )
     assert "labels_noisy.h5" in warning and "audio_feature_noisy.h5" in warning
     assert summary["noisy"] in warning
     assert constants.NOISY_SPLIT not in dataset_info.read(str(tmp_path / "out")).splits
     assert_release_round_trip(tmp_path / "out", written)
 
 
-@pytest.mark.skipif(not (REAL_AVE / "labels_noisy.h5").exists(), reason="real AVE files not available")
+@pytest.mark.skipif(
+    not (REAL_AVE / "labels_noisy.h5").exists(), reason="real AVE files not available"
+)
 def test_real_weak_supervision_files(tmp_path):
     """The release's own labels_noisy.h5 (178, 29) and audio_feature_noisy.h5 (178, 10, 128) float64."""
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
@@ -207,11 +244,16 @@ def test_label_disagreements_are_reported_and_label_source_chooses(tmp_path):
         labels[5, 3] = np.eye(constants.NUM_CLASSES)[constants.category_names().index("Goat")]
         labels[9, 0] = labels[9, 1] = np.eye(constants.NUM_CLASSES)[constants.BACKGROUND]
     summary = run(tmp_path / "ave", tmp_path / "out")
-    assert summary["label_disagreements"] == {"checked": True, "videos": 2, "segments": 3,
-                                              "file": ave_release.DISAGREEMENTS_FILE}
+    assert summary["label_disagreements"] == {
+        "checked": True,
+        "videos": 2,
+        "segments": 3,
+        "file": ave_release.DISAGREEMENTS_FILE,
+    }
     listed = json.loads((tmp_path / "out" / ave_release.DISAGREEMENTS_FILE).read_text())
-    assert [(entry["row"], entry["video_id"], entry["split"], entry["segments"]) for entry in listed] == [
-        (5, "goat", "train", [3]), (9, "speech", "train", [0, 1])]
+    assert [
+        (entry["row"], entry["video_id"], entry["split"], entry["segments"]) for entry in listed
+    ] == [(5, "goat", "train", [3]), (9, "speech", "train", [0, 1])]
     assert listed[0]["labels_annotations"] == written["labels"][5].tolist()
     assert listed[0]["labels_h5"][3] == constants.category_names().index("Goat")
 
@@ -243,7 +285,9 @@ def test_header_line_and_crlf(tmp_path):
 
 def test_rows_in_no_split_are_counted(tmp_path):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
-    write_h5(tmp_path / "ave" / "test_order.h5", np.asarray([10, 6], np.int64), key=constants.ORDER_KEY)
+    write_h5(
+        tmp_path / "ave" / "test_order.h5", np.asarray([10, 6], np.int64), key=constants.ORDER_KEY
+    )
     summary = run(tmp_path / "ave", tmp_path / "out")
     assert summary["videos"]["test"] == 2 and summary["rows_in_no_split"] == 1
 
@@ -262,8 +306,14 @@ def test_main_prints_a_summary_and_exits_2_on_user_errors(tmp_path, capsys):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
     flag_values = flags.FlagValues()
     prepare.define_flags(flag_values)
-    flag_values(["prepare", f"--ave_dir={tmp_path / 'ave'}", f"--output_dir={tmp_path / 'out'}",
-                 "--chunk_videos=5"])
+    flag_values(
+        [
+            "prepare",
+            f"--ave_dir={tmp_path / 'ave'}",
+            f"--output_dir={tmp_path / 'out'}",
+            "--chunk_videos=5",
+        ]
+    )
     assert prepare.main(["prepare"], flag_values) == 0
     printed = capsys.readouterr().out
     assert "train" in printed and "videos/s" in printed and "disagree" in printed
@@ -278,9 +328,12 @@ def test_main_prints_a_summary_and_exits_2_on_user_errors(tmp_path, capsys):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
     flag_values(["prepare", f"--output_dir={tmp_path}"])  # holds --ave_dir
     with pytest.raises(SystemExit):
-        errors.run_main(functools.partial(prepare.main, flag_values=flag_values), flag_values)(["prepare"])
+        errors.run_main(functools.partial(prepare.main, flag_values=flag_values), flag_values)(
+            ["prepare"]
+        )
     assert capsys.readouterr().err.startswith(
-        "error: --output_dir: expected a directory outside --ave_dir ")
+        "error: --output_dir: expected a directory outside --ave_dir "
+    )
 
 
 def test_command_line_bad_input_exits_2_with_one_line(tmp_path):
@@ -290,13 +343,26 @@ def test_command_line_bad_input_exits_2_with_one_line(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # prepare quiets TensorFlow itself
     result = subprocess.run(
-        [sys.executable, "-m", "avsdn_tf.prepare", f"--ave_dir={tmp_path / 'ave'}",
-         f"--output_dir={tmp_path / 'out'}"], capture_output=True, text=True, env=env, cwd=tmp_path,
-        timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "avsdn_tf.prepare",
+            f"--ave_dir={tmp_path / 'ave'}",
+            f"--output_dir={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "audio_feature.h5 row 6 (video cat) segment 2" in lines[0]
+    assert (
+        lines[0].startswith("error: ")
+        and "audio_feature.h5 row 6 (video cat) segment 2" in lines[0]
+    )
     assert "nan" in lines[0]
     assert not (tmp_path / "out").exists()
 
@@ -314,6 +380,7 @@ def _rewrite(name, transform, key=constants.H5_KEY):
         with h5py.File(d / name, "r") as handle:
             value = handle[key][()]
         write_h5(d / name, transform(value), key=key)
+
     return apply
 
 
@@ -321,6 +388,7 @@ def _set(name, index, value):
     def apply(d):
         with h5py.File(d / name, "r+") as handle:
             handle[constants.H5_KEY][index] = value
+
     return apply
 
 
@@ -328,6 +396,7 @@ def _annotations(transform):
     def apply(d):
         lines = (d / "Annotations.txt").read_text().splitlines()
         (d / "Annotations.txt").write_text("\n".join(transform(lines)) + "\n")
+
     return apply
 
 
@@ -336,6 +405,7 @@ def _renamed_key(name, key):
         with h5py.File(d / name, "r") as handle:
             value = handle[list(handle.keys())[0]][()]
         write_h5(d / name, value, key=key)
+
     return apply
 
 
@@ -358,50 +428,125 @@ BAD_INPUTS = {
     "missing audio": (_remove("audio_feature.h5"), r"missing audio_feature\.h5"),
     "missing order": (_remove("train_order.h5"), r"missing train_order\.h5"),
     "missing annotations": (_remove("Annotations.txt"), r"missing Annotations\.txt"),
-    "not hdf5": (lambda d: (d / "labels.h5").write_text("not an h5 file"), r"labels\.h5: expected an HDF5 file"),
-    "wrong key": (_renamed_key("visual_feature.h5", "features"),
-                  r"visual_feature\.h5: expected .*'avadataset', found keys \['features'\]"),
-    "wrong order key": (_renamed_key("val_order.h5", constants.H5_KEY), r"val_order\.h5: expected .*'order'"),
-    "audio rows": (_rewrite("audio_feature.h5", lambda v: v[:-1]),
-                   r"audio_feature\.h5: expected 14 rows, one per row of .*Annotations\.txt, found 13 rows"),
-    "visual rows": (_rewrite("visual_feature.h5", lambda v: v[:-2]), r"visual_feature\.h5: expected 14 videos x 10"),
-    "visual segments": (_rewrite("visual_feature.h5", lambda v: v[:, :9]), r"visual_feature\.h5.*shape \(14, 9"),
-    "visual rank": (_rewrite("visual_feature.h5", lambda v: v.reshape(14, 10, 4, 4)),
-                    r"visual_feature\.h5: expected visual features shaped"),
-    "audio rank": (_rewrite("audio_feature.h5", lambda v: v[..., None]), r"audio_feature\.h5: expected audio"),
-    "int visual": (_rewrite("visual_feature.h5", lambda v: v.astype(np.int32)), r"visual_feature\.h5.*dtype int32"),
-    "labels classes": (_rewrite("labels.h5", lambda v: v[..., :28]),
-                       r"labels\.h5: expected one-hot segment labels shaped \(14, 10, 29\), found shape \(14, 10, 28\)"),
-    "labels rows": (_rewrite("labels.h5", lambda v: v[:12]), r"labels\.h5.*found shape \(12, 10, 29\)"),
-    "two-hot label": (_rewrite("labels.h5", _two_hot), r"labels\.h5 row 3 \(video dup_id\) segment 2: expected a one-hot"),
+    "not hdf5": (
+        lambda d: (d / "labels.h5").write_text("not an h5 file"),
+        r"labels\.h5: expected an HDF5 file",
+    ),
+    "wrong key": (
+        _renamed_key("visual_feature.h5", "features"),
+        r"visual_feature\.h5: expected .*'avadataset', found keys \['features'\]",
+    ),
+    "wrong order key": (
+        _renamed_key("val_order.h5", constants.H5_KEY),
+        r"val_order\.h5: expected .*'order'",
+    ),
+    "audio rows": (
+        _rewrite("audio_feature.h5", lambda v: v[:-1]),
+        r"audio_feature\.h5: expected 14 rows, one per row of .*Annotations\.txt, found 13 rows",
+    ),
+    "visual rows": (
+        _rewrite("visual_feature.h5", lambda v: v[:-2]),
+        r"visual_feature\.h5: expected 14 videos x 10",
+    ),
+    "visual segments": (
+        _rewrite("visual_feature.h5", lambda v: v[:, :9]),
+        r"visual_feature\.h5.*shape \(14, 9",
+    ),
+    "visual rank": (
+        _rewrite("visual_feature.h5", lambda v: v.reshape(14, 10, 4, 4)),
+        r"visual_feature\.h5: expected visual features shaped",
+    ),
+    "audio rank": (
+        _rewrite("audio_feature.h5", lambda v: v[..., None]),
+        r"audio_feature\.h5: expected audio",
+    ),
+    "int visual": (
+        _rewrite("visual_feature.h5", lambda v: v.astype(np.int32)),
+        r"visual_feature\.h5.*dtype int32",
+    ),
+    "labels classes": (
+        _rewrite("labels.h5", lambda v: v[..., :28]),
+        (
+            r"labels\.h5: expected one-hot segment labels shaped \(14, 10, 29\), found shape \(14,"
+            r" 10, 28\)"
+        ),
+    ),
+    "labels rows": (
+        _rewrite("labels.h5", lambda v: v[:12]),
+        r"labels\.h5.*found shape \(12, 10, 29\)",
+    ),
+    "two-hot label": (
+        _rewrite("labels.h5", _two_hot),
+        r"labels\.h5 row 3 \(video dup_id\) segment 2: expected a one-hot",
+    ),
     "half label": (_rewrite("labels.h5", _half), r"labels\.h5 row 4 \(video uke\) segment 0.*0\.5"),
-    "nan audio": (_set("audio_feature.h5", (11, 4, 0), np.nan), r"audio_feature\.h5 row 11 \(video clock\) segment 4"),
-    "inf audio": (_set("audio_feature.h5", (2, 0, 0), 1e300), r"audio_feature\.h5 row 2 .*float32.*inf"),
-    "inf visual": (_set("visual_feature.h5", (13, 9), np.inf), r"visual_feature\.h5 row 13 \(video flush\) segment 9"),
-    "nan noisy visual": (_set("visual_feature_noisy.h5", (2, 1), np.nan),
-                         r"visual_feature_noisy\.h5 row 2 \(video noisy_0002\) segment 1"),
-    "nan noisy audio": (_set("audio_feature_noisy.h5", (0, 0, 0), np.nan), r"audio_feature_noisy\.h5 row 0"),
-    "noisy not background": (_rewrite("labels_noisy.h5", _not_background),
-                             r"labels_noisy\.h5 row 1: expected background-only.*class 3 \(Fixed-wing"),
-    "noisy rows": (_rewrite("audio_feature_noisy.h5", lambda v: v[:2]), r"visual_feature_noisy\.h5: expected shape \(2,"),
-    "unknown category": (_annotations(lambda lines: lines[:4] + ["Kazoo&xyz&good&0&10"] + lines[5:]),
-                         r"Annotations\.txt: expected a category from the 28 AVE categories, found 'Kazoo'"),
-    "bad annotation row": (_annotations(lambda lines: lines[:6] + ["Cat&abc&good&3"] + lines[7:]),
-                           r"Annotations\.txt line 7: expected 5 '&'-separated fields"),
-    "event past the end": (_annotations(lambda lines: lines[:2] + ["Bark&dup_id&good&2&11"] + lines[3:]),
-                           r"Annotations\.txt line 3: expected 0 <= StartTime <= EndTime <= 10"),
-    "annotation rows": (_annotations(lambda lines: lines[:-1]),
-                        r"audio_feature\.h5: expected 13 rows, one per row of .*Annotations\.txt, found 14"),
-    "order out of range": (_rewrite("val_order.h5", lambda v: np.append(v, 14), key=constants.ORDER_KEY),
-                           r"val_order\.h5: expected row indices into .*Annotations\.txt in 0\.\.13, found 14"),
-    "negative order": (_rewrite("test_order.h5", lambda v: np.append(v, -1), key=constants.ORDER_KEY),
-                       r"test_order\.h5: expected row indices.*found -1"),
-    "order overlap": (_rewrite("test_order.h5", lambda v: np.append(v, 0), key=constants.ORDER_KEY),
-                      r"test_order\.h5: expected row indices not already in .*train_order\.h5, found row 0 \(video cb_full\)"),
-    "order repeated": (_rewrite("val_order.h5", lambda v: np.append(v, 13), key=constants.ORDER_KEY),
-                       r"val_order\.h5: expected each row index at most once, found row 13 at positions \[1, 3\]"),
-    "float order": (_rewrite("train_order.h5", lambda v: v.astype(np.float64), key=constants.ORDER_KEY),
-                    r"train_order\.h5: expected a 1-D integer array.*float64"),
+    "nan audio": (
+        _set("audio_feature.h5", (11, 4, 0), np.nan),
+        r"audio_feature\.h5 row 11 \(video clock\) segment 4",
+    ),
+    "inf audio": (
+        _set("audio_feature.h5", (2, 0, 0), 1e300),
+        r"audio_feature\.h5 row 2 .*float32.*inf",
+    ),
+    "inf visual": (
+        _set("visual_feature.h5", (13, 9), np.inf),
+        r"visual_feature\.h5 row 13 \(video flush\) segment 9",
+    ),
+    "nan noisy visual": (
+        _set("visual_feature_noisy.h5", (2, 1), np.nan),
+        r"visual_feature_noisy\.h5 row 2 \(video noisy_0002\) segment 1",
+    ),
+    "nan noisy audio": (
+        _set("audio_feature_noisy.h5", (0, 0, 0), np.nan),
+        r"audio_feature_noisy\.h5 row 0",
+    ),
+    "noisy not background": (
+        _rewrite("labels_noisy.h5", _not_background),
+        r"labels_noisy\.h5 row 1: expected background-only.*class 3 \(Fixed-wing",
+    ),
+    "noisy rows": (
+        _rewrite("audio_feature_noisy.h5", lambda v: v[:2]),
+        r"visual_feature_noisy\.h5: expected shape \(2,",
+    ),
+    "unknown category": (
+        _annotations(lambda lines: lines[:4] + ["Kazoo&xyz&good&0&10"] + lines[5:]),
+        r"Annotations\.txt: expected a category from the 28 AVE categories, found 'Kazoo'",
+    ),
+    "bad annotation row": (
+        _annotations(lambda lines: lines[:6] + ["Cat&abc&good&3"] + lines[7:]),
+        r"Annotations\.txt line 7: expected 5 '&'-separated fields",
+    ),
+    "event past the end": (
+        _annotations(lambda lines: lines[:2] + ["Bark&dup_id&good&2&11"] + lines[3:]),
+        r"Annotations\.txt line 3: expected 0 <= StartTime <= EndTime <= 10",
+    ),
+    "annotation rows": (
+        _annotations(lambda lines: lines[:-1]),
+        r"audio_feature\.h5: expected 13 rows, one per row of .*Annotations\.txt, found 14",
+    ),
+    "order out of range": (
+        _rewrite("val_order.h5", lambda v: np.append(v, 14), key=constants.ORDER_KEY),
+        r"val_order\.h5: expected row indices into .*Annotations\.txt in 0\.\.13, found 14",
+    ),
+    "negative order": (
+        _rewrite("test_order.h5", lambda v: np.append(v, -1), key=constants.ORDER_KEY),
+        r"test_order\.h5: expected row indices.*found -1",
+    ),
+    "order overlap": (
+        _rewrite("test_order.h5", lambda v: np.append(v, 0), key=constants.ORDER_KEY),
+        (
+            r"test_order\.h5: expected row indices not already in .*train_order\.h5, found row 0"
+            r" \(video cb_full\)"
+        ),
+    ),
+    "order repeated": (
+        _rewrite("val_order.h5", lambda v: np.append(v, 13), key=constants.ORDER_KEY),
+        r"val_order\.h5: expected each row index at most once, found row 13 at positions \[1, 3\]",
+    ),
+    "float order": (
+        _rewrite("train_order.h5", lambda v: v.astype(np.float64), key=constants.ORDER_KEY),
+        r"train_order\.h5: expected a 1-D integer array.*float64",
+    ),
 }
 
 
@@ -434,7 +579,13 @@ def test_missing_directory_and_files_are_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError) as error:
         run(tmp_path / "empty", tmp_path / "out")
-    for name in ("Annotations.txt", "audio_feature.h5", "visual_feature.h5", "labels.h5", "train_order.h5"):
+    for name in (
+        "Annotations.txt",
+        "audio_feature.h5",
+        "visual_feature.h5",
+        "labels.h5",
+        "train_order.h5",
+    ):
         assert name in str(error.value)
     assert not (tmp_path / "out").exists()
 

@@ -11,8 +11,11 @@ from testlib import TINY_SPLITS, tiny_config
 
 
 def test_events_come_from_the_real_annotations(tiny_vector_data):
-    real = {(row.video_id, row.start, row.end, row.category) for split in constants.SPLITS
-            for row in annotations.packaged_annotations(f"{split}Set.txt")}
+    real = {
+        (row.video_id, row.start, row.end, row.category)
+        for split in constants.SPLITS
+        for row in annotations.packaged_annotations(f"{split}Set.txt")
+    }
     names = constants.category_names()
     data = pipeline.make_dataset(tiny_vector_data, "test", 16)
     for batch in data:
@@ -20,7 +23,9 @@ def test_events_come_from_the_real_annotations(tiny_vector_data):
             category = int(batch[records.CATEGORY][i])
             start, end = int(batch[records.EVENT_START][i]), int(batch[records.EVENT_END][i])
             assert (video_id.decode(), start, end, names[category]) in real
-            expected = annotations.segment_labels(annotations.Annotation(names[category], "", "", start, end), category)
+            expected = annotations.segment_labels(
+                annotations.Annotation(names[category], "", "", start, end), category
+            )
             np.testing.assert_array_equal(batch[records.LABEL][i].numpy(), expected)
 
 
@@ -29,7 +34,9 @@ def test_same_seed_same_bytes_other_seed_other_features(tmp_path):
     first, second, other = (str(tmp_path / name) for name in ("a", "b", "c"))
     synthetic.write_dataset(first, config, verbose=False)
     synthetic.write_dataset(second, config, verbose=False)
-    synthetic.write_dataset(other, tiny_config(videos_per_split=config.videos_per_split, seed=99), verbose=False)
+    synthetic.write_dataset(
+        other, tiny_config(videos_per_split=config.videos_per_split, seed=99), verbose=False
+    )
     info = dataset_info.read(first)
     assert info.splits["noisy"]["videos"] == 2 and info.audio_dim == 16
     for name in info.splits["train"]["shards"]:
@@ -44,7 +51,9 @@ def test_presence_rule_event_needs_both_senses():
         audible, visible = synthetic.modality_presence(rng, labels, 5)
         inside = labels != constants.BACKGROUND
         assert audible[inside].all() and visible[inside].all()
-        assert not (audible & visible)[~inside].any()  # outside: at most one sense carries the class
+        assert not (audible & visible)[
+            ~inside
+        ].any()  # outside: at most one sense carries the class
 
 
 def test_confusable_pairs_differ_by_sense():
@@ -62,8 +71,11 @@ def test_bad_settings_are_refused(tmp_path):
     with pytest.raises(UserError, match="audio_dim"):
         synthetic.write_dataset(str(tmp_path / "x"), tiny_config(audio_dim=1), verbose=False)
     with pytest.raises(UserError, match="train_videos"):
-        synthetic.write_dataset(str(tmp_path / "x"), tiny_config(videos_per_split={**TINY_SPLITS, "train": 0}),
-                                verbose=False)
+        synthetic.write_dataset(
+            str(tmp_path / "x"),
+            tiny_config(videos_per_split={**TINY_SPLITS, "train": 0}),
+            verbose=False,
+        )
     assert not (tmp_path / "x").exists()
 
 

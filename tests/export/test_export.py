@@ -13,7 +13,13 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    text_format,
+    wrappers_pb2,
+)
 from tensorflow_serving.config import model_server_config_pb2
 
 from avsdn_tf import constants, fileio, hparams
@@ -39,10 +45,16 @@ def loaded(export):
 
 @pytest.fixture(scope="module")
 def keras_models(export):
-    trained = backbones.load_model(os.path.join(export.run_dir, "checkpoints", "best.keras"), compile=False)
+    trained = backbones.load_model(
+        os.path.join(export.run_dir, "checkpoints", "best.keras"), compile=False
+    )
     hp = hparams.from_dict(fileio.read_json(os.path.join(export.run_dir, "config.json"))["hparams"])
     spec = signatures.FeatureSpec.of(A, V, constants.class_names())
-    return backbones.segment_model(trained), backbones.variable_length_model(trained, hp, A, V), spec
+    return (
+        backbones.segment_model(trained),
+        backbones.variable_length_model(trained, hp, A, V),
+        spec,
+    )
 
 
 def val_videos(data_dir, count=6):
@@ -56,54 +68,91 @@ def val_videos(data_dir, count=6):
 
 
 def encode(ids, audio, visual):
-    return [records.encode_video(i, constants.NO_CATEGORY, 0, 0, constants.BACKGROUND, a, v,
-                                 np.full(len(a), constants.BACKGROUND)) for i, a, v in zip(ids, audio, visual)]
+    return [
+        records.encode_video(
+            i,
+            constants.NO_CATEGORY,
+            0,
+            0,
+            constants.BACKGROUND,
+            a,
+            v,
+            np.full(len(a), constants.BACKGROUND),
+        )
+        for i, a, v in zip(ids, audio, visual)
+    ]
 
 
 def assert_consistent(outputs, probs, class_names):
     """Outputs of either signature agree with segment probabilities `probs` from Keras."""
-    np.testing.assert_allclose(outputs["segment_probs"].numpy(), probs, atol=signatures.MATCH_TOLERANCE)
+    np.testing.assert_allclose(
+        outputs["segment_probs"].numpy(), probs, atol=signatures.MATCH_TOLERANCE
+    )
     labels = outputs["segment_labels"].numpy()
     np.testing.assert_array_equal(labels, probs.argmax(-1))
-    assert [[n.decode() for n in row] for row in outputs["segment_label_names"].numpy()] == \
-        [[class_names[i] for i in row] for row in labels]
-    np.testing.assert_allclose(outputs["video_probs"].numpy(), probs.mean(1), atol=signatures.MATCH_TOLERANCE)
+    assert [[n.decode() for n in row] for row in outputs["segment_label_names"].numpy()] == [
+        [class_names[i] for i in row] for row in labels
+    ]
+    np.testing.assert_allclose(
+        outputs["video_probs"].numpy(), probs.mean(1), atol=signatures.MATCH_TOLERANCE
+    )
     np.testing.assert_array_equal(outputs["video_label"].numpy(), signatures.video_labels(probs))
-    assert [n.decode() for n in outputs["video_label_name"].numpy()] == \
-        [class_names[i] for i in outputs["video_label"].numpy()]
+    assert [n.decode() for n in outputs["video_label_name"].numpy()] == [
+        class_names[i] for i in outputs["video_label"].numpy()
+    ]
 
 
 @pytest.mark.slow
 def test_export_command_publishes_one_verified_version(export):
     assert sorted(os.listdir(export.export_base)) == ["1"]  # no temporary directory left behind
-    for name in ("saved_model.pb", "variables", "batching_params.pbtxt",
-                 "assets.extra/tf_serving_warmup_requests", "assets.extra/avsdn_export.json"):
+    for name in (
+        "saved_model.pb",
+        "variables",
+        "batching_params.pbtxt",
+        "assets.extra/tf_serving_warmup_requests",
+        "assets.extra/avsdn_export.json",
+    ):
         assert os.path.exists(os.path.join(export.version_dir, name)), name
-    assert "verified serving_default@7, predict_examples@7, serving_default@10, predict_examples@10, " \
-           "predict_examples@mixed, 3 warmup requests" in export.command_output
+    assert (
+        "verified serving_default@7, predict_examples@7, serving_default@10, predict_examples@10, "
+        "predict_examples@mixed, 3 warmup requests" in export.command_output
+    )
     info = fileio.read_json(os.path.join(export.version_dir, "assets.extra", "avsdn_export.json"))
     assert info["model"] == "avsdn" and info["audio_dim"] == A and info["visual_shape"] == V
     assert info["verification"]["max_difference"] <= signatures.MATCH_TOLERANCE
 
 
 @pytest.mark.slow
-def test_both_signatures_match_the_keras_model_at_ten_and_other_lengths(export, loaded, keras_models):
+def test_both_signatures_match_the_keras_model_at_ten_and_other_lengths(
+    export, loaded, keras_models
+):
     trained, variable, spec = keras_models
     ids, audio, visual, serialized = val_videos(export.data_dir)
     assert audio.shape[1] == 10
-    expected = signatures.keras_predict(trained, audio, visual)  # the trained, unrolled-length model
-    serve, serve_examples = loaded.signatures["serving_default"], loaded.signatures["predict_examples"]
-    assert_consistent(serve(audio=tf.constant(audio), visual=tf.constant(visual)), expected, spec.class_names)
+    expected = signatures.keras_predict(
+        trained, audio, visual
+    )  # the trained, unrolled-length model
+    serve, serve_examples = (
+        loaded.signatures["serving_default"],
+        loaded.signatures["predict_examples"],
+    )
+    assert_consistent(
+        serve(audio=tf.constant(audio), visual=tf.constant(visual)), expected, spec.class_names
+    )
     outputs = serve_examples(examples=tf.constant(serialized))  # the data set's own records
     assert_consistent(outputs, expected, spec.class_names)
     assert [i.decode() for i in outputs["video_id"].numpy()] == ids
     assert outputs["num_segments"].numpy().tolist() == [10] * len(ids)
-    np.testing.assert_allclose(signatures.keras_predict(variable, audio, visual), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        signatures.keras_predict(variable, audio, visual), expected, atol=1e-6
+    )
     for length in (4, 13):  # shorter and longer than training's 10 segments
         a = np.concatenate([audio, audio], axis=1)[:, :length]
         v = np.concatenate([visual, visual], axis=1)[:, :length]
         expected = signatures.keras_predict(variable, a, v)
-        assert_consistent(serve(audio=tf.constant(a), visual=tf.constant(v)), expected, spec.class_names)
+        assert_consistent(
+            serve(audio=tf.constant(a), visual=tf.constant(v)), expected, spec.class_names
+        )
         outputs = serve_examples(examples=tf.constant(encode(ids, a, v)))
         assert_consistent(outputs, expected, spec.class_names)
         assert outputs["num_segments"].numpy().tolist() == [length] * len(ids)
@@ -122,18 +171,24 @@ def test_predict_examples_runs_mixed_lengths_each_at_its_own_length(export, load
     for row, (a, v) in enumerate([(audio[:1], visual[:1]), (audio[1:, :6], visual[1:, :6])]):
         expected = signatures.keras_predict(variable, a, v)
         length = a.shape[1]
-        np.testing.assert_allclose(outputs["segment_probs"].numpy()[row, :length], expected[0],
-                                   atol=signatures.MATCH_TOLERANCE)
+        np.testing.assert_allclose(
+            outputs["segment_probs"].numpy()[row, :length],
+            expected[0],
+            atol=signatures.MATCH_TOLERANCE,
+        )
         assert outputs["video_label"].numpy()[row] == signatures.video_labels(expected)[0]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case, needle", [
-    ("nan_audio", "audio: expected finite values"),
-    ("inf_visual", "visual: expected finite values"),
-    ("time_mismatch", "audio and visual: expected the same [batch, time]"),
-    ("no_segments", "expected time >= 1"),
-])
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("nan_audio", "audio: expected finite values"),
+        ("inf_visual", "visual: expected finite values"),
+        ("time_mismatch", "audio and visual: expected the same [batch, time]"),
+        ("no_segments", "expected time >= 1"),
+    ],
+)
 def test_serving_default_rejects_bad_values_naming_the_input(export, loaded, case, needle):
     _, audio, visual, _ = val_videos(export.data_dir, 2)
     if case == "nan_audio":
@@ -152,10 +207,15 @@ def test_serving_default_rejects_bad_values_naming_the_input(export, loaded, cas
 def test_predict_examples_rejects_bad_records_naming_the_feature(export, loaded):
     ids, audio, visual, _ = val_videos(export.data_dir, 1)
     wide = records.encode_video("x", 0, 0, 0, 0, np.zeros((10, A + 1)), visual[0], np.zeros(10))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Feature list 'audio' has an unexpected number of values"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match="Feature list 'audio' has an unexpected number of values",
+    ):
         loaded.signatures["predict_examples"](examples=tf.constant([wide]))
     audio[0, 0, 0] = np.inf
-    with pytest.raises(tf.errors.InvalidArgumentError, match="feature list 'audio': expected finite"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="feature list 'audio': expected finite"
+    ):
         loaded.signatures["predict_examples"](examples=tf.constant(encode(ids, audio, visual)))
     with pytest.raises(tf.errors.InvalidArgumentError):
         loaded.signatures["predict_examples"](examples=tf.constant([b"not a record"]))
@@ -170,10 +230,17 @@ def _signatures_shown(saved_model_cli):
     found = {}
     for block in re.split(r"\nsignature_def\['", result.stdout)[1:]:
         name = block.split("'", 1)[0]
-        tensors = re.findall(r"(inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: ([^\n]+)", block)
+        tensors = re.findall(
+            r"(inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: ([^\n]+)", block
+        )
         method = re.search(r"Method name is: ([^\n]*)", block).group(1).strip()
-        found[name] = {"method": method, **{(kind[:-1], tensor): (dtype, shape.strip())
-                                            for kind, tensor, dtype, shape in tensors}}
+        found[name] = {
+            "method": method,
+            **{
+                (kind[:-1], tensor): (dtype, shape.strip())
+                for kind, tensor, dtype, shape in tensors
+            },
+        }
     return found
 
 
@@ -191,23 +258,29 @@ def _documented_signatures():
 
 @pytest.mark.slow
 def test_saved_model_cli_shows_the_documented_signatures(export):
-    assert export.saved_model_cli.command[0] == os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    assert export.saved_model_cli.command[0] == os.path.join(
+        os.path.dirname(sys.executable), "saved_model_cli"
+    )
     assert export.saved_model_cli.command[1:] == ["show", "--all", "--dir", export.version_dir]
     shown = _signatures_shown(export.saved_model_cli)
     expected = {
         "serving_default": {
-            ("input", "audio"): ("DT_FLOAT", f"(-1, -1, {A})"), ("input", "visual"): ("DT_FLOAT", "(-1, -1, 24)"),
+            ("input", "audio"): ("DT_FLOAT", f"(-1, -1, {A})"),
+            ("input", "visual"): ("DT_FLOAT", "(-1, -1, 24)"),
             ("output", "segment_probs"): ("DT_FLOAT", "(-1, -1, 29)"),
             ("output", "segment_labels"): ("DT_INT32", "(-1, -1)"),
             ("output", "segment_label_names"): ("DT_STRING", "(-1, -1)"),
             ("output", "video_probs"): ("DT_FLOAT", "(-1, 29)"),
             ("output", "video_label"): ("DT_INT32", "(-1)"),
-            ("output", "video_label_name"): ("DT_STRING", "(-1)")},
+            ("output", "video_label_name"): ("DT_STRING", "(-1)"),
+        },
     }
     expected["predict_examples"] = {
         ("input", "examples"): ("DT_STRING", "(-1)"),
         **{key: value for key, value in expected["serving_default"].items() if key[0] == "output"},
-        ("output", "video_id"): ("DT_STRING", "(-1)"), ("output", "num_segments"): ("DT_INT32", "(-1)")}
+        ("output", "video_id"): ("DT_STRING", "(-1)"),
+        ("output", "num_segments"): ("DT_INT32", "(-1)"),
+    }
     for name, tensors in expected.items():
         assert shown[name].pop("method") == "tensorflow/serving/predict"
         assert shown[name] == tensors, name
@@ -217,14 +290,18 @@ def test_saved_model_cli_shows_the_documented_signatures(export):
 @pytest.mark.slow
 def test_warmup_records_are_prediction_logs_the_model_answers(export, loaded):
     logs = warmup.read(warmup.warmup_path(export.version_dir))
-    assert [log.predict_log.request.model_spec.signature_name for log in logs] == \
-        ["serving_default", "serving_default", "predict_examples"]
+    assert [log.predict_log.request.model_spec.signature_name for log in logs] == [
+        "serving_default",
+        "serving_default",
+        "predict_examples",
+    ]
     for log in logs:
         request = log.predict_log.request
         assert request.model_spec.name == "avsdn"
         inputs = warmup.request_inputs(request)
         outputs = loaded.signatures[request.model_spec.signature_name](
-            **{key: tf.constant(value) for key, value in inputs.items()})
+            **{key: tf.constant(value) for key, value in inputs.items()}
+        )
         batch = len(next(iter(inputs.values())))
         assert outputs["segment_probs"].shape == (batch, 10, constants.NUM_CLASSES)
         np.testing.assert_allclose(outputs["segment_probs"].numpy().sum(-1), 1.0, atol=1e-5)
@@ -236,19 +313,41 @@ def _batching_parameters_class():
     wrappers = descriptor_pb2.FileDescriptorProto()
     wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
     pool.Add(wrappers)
-    proto = descriptor_pb2.FileDescriptorProto(name="batching.proto", package="tensorflow.serving",
-                                               dependency=["google/protobuf/wrappers.proto"], syntax="proto3")
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="batching.proto",
+        package="tensorflow.serving",
+        dependency=["google/protobuf/wrappers.proto"],
+        syntax="proto3",
+    )
     message = proto.message_type.add(name="BatchingParameters")
     field = descriptor_pb2.FieldDescriptorProto
-    for number, name, kind in [(1, "max_batch_size", "Int64Value"), (2, "batch_timeout_micros", "Int64Value"),
-                               (3, "max_enqueued_batches", "Int64Value"), (4, "num_batch_threads", "Int64Value"),
-                               (5, "thread_pool_name", "StringValue")]:
-        message.field.add(name=name, number=number, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
-                          type_name=f".google.protobuf.{kind}")
-    message.field.add(name="allowed_batch_sizes", number=6, type=field.TYPE_INT64, label=field.LABEL_REPEATED)
-    message.field.add(name="pad_variable_length_inputs", number=7, type=field.TYPE_BOOL, label=field.LABEL_OPTIONAL)
+    for number, name, kind in [
+        (1, "max_batch_size", "Int64Value"),
+        (2, "batch_timeout_micros", "Int64Value"),
+        (3, "max_enqueued_batches", "Int64Value"),
+        (4, "num_batch_threads", "Int64Value"),
+        (5, "thread_pool_name", "StringValue"),
+    ]:
+        message.field.add(
+            name=name,
+            number=number,
+            type=field.TYPE_MESSAGE,
+            label=field.LABEL_OPTIONAL,
+            type_name=f".google.protobuf.{kind}",
+        )
+    message.field.add(
+        name="allowed_batch_sizes", number=6, type=field.TYPE_INT64, label=field.LABEL_REPEATED
+    )
+    message.field.add(
+        name="pad_variable_length_inputs",
+        number=7,
+        type=field.TYPE_BOOL,
+        label=field.LABEL_OPTIONAL,
+    )
     pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
+    )
 
 
 @pytest.mark.slow
@@ -257,7 +356,9 @@ def test_serving_configs_parse_as_tf_serving_protos(export):
         config = text_format.Parse(handle.read(), model_server_config_pb2.ModelServerConfig())
     models_listed = config.model_config_list.config
     assert [m.name for m in models_listed] == ["avsdn", "av_att"]
-    assert all(os.path.isabs(m.base_path) and m.model_platform == "tensorflow" for m in models_listed)
+    assert all(
+        os.path.isabs(m.base_path) and m.model_platform == "tensorflow" for m in models_listed
+    )
     with open(export_model.BATCHING_TEMPLATE) as handle:
         template = handle.read()
     parameters = text_format.Parse(template, _batching_parameters_class()())
@@ -276,7 +377,9 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
     before = sorted(os.listdir(base))
     write_reference, staged = export_model.write_reference, []
 
-    def wrong_expectations(directory, cases, class_names):  # as if the SavedModel computed something else
+    def wrong_expectations(
+        directory, cases, class_names
+    ):  # as if the SavedModel computed something else
         write_reference(directory, cases, class_names)
         path = os.path.join(directory, "trained_length.npz")
         arrays = dict(np.load(path))
@@ -286,21 +389,30 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
     def verify_here(saved_model_dir, reference_dir):
         # export.verify's check, run in this process to spare a TensorFlow start-up (the fresh-process
         # path itself runs in the export fixture); failures are reported as export_model reports them.
-        assert os.path.exists(os.path.join(saved_model_dir, "saved_model.pb"))  # fully written, then rejected
+        assert os.path.exists(
+            os.path.join(saved_model_dir, "saved_model.pb")
+        )  # fully written, then rejected
         staged.append(saved_model_dir)
         try:
             return verify.verify(saved_model_dir, reference_dir)
         except verify.Mismatch as error:
-            raise UserError(f"verification of the SavedModel in a fresh process failed: {error}") from None
+            raise UserError(
+                f"verification of the SavedModel in a fresh process failed: {error}"
+            ) from None
 
-    def copy_of_the_export(graph, path):  # the same SavedModel the fixture's export wrote, without re-tracing it
+    def copy_of_the_export(
+        graph, path
+    ):  # the same SavedModel the fixture's export wrote, without re-tracing it
         shutil.copytree(export.version_dir, path)
 
     monkeypatch.setattr(signatures.ServingGraph, "write", copy_of_the_export)
     monkeypatch.setattr(export_model, "write_reference", wrong_expectations)
     monkeypatch.setattr(export_model, "verify_in_fresh_process", verify_here)
-    with pytest.raises(UserError, match=r"fresh process failed: serving_default at 10 segments: segment_probs "
-                                        r"differ from the Keras model's by 1\.0\de-03"):
+    with pytest.raises(
+        UserError,
+        match=r"fresh process failed: serving_default at 10 segments: segment_probs "
+        r"differ from the Keras model's by 1\.0\de-03",
+    ):
         export_model.export(export.run_dir, base, verbose=False)
     assert staged and os.path.basename(staged[0]).startswith("tmp-export-8-")
     assert sorted(os.listdir(base)) == before
@@ -311,13 +423,24 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
     assert sorted(os.listdir(base)) == before
 
 
-@pytest.mark.parametrize("model, visual_shape, supervision", [
-    ("av_att", [3, 3, 8], "full"),  # attention over maps, unrolled BiLSTMs
-    ("avsdn_label_guided", [12], "weak"),  # extra heads on the training model
-])
+@pytest.mark.parametrize(
+    "model, visual_shape, supervision",
+    [
+        ("av_att", [3, 3, 8], "full"),  # attention over maps, unrolled BiLSTMs
+        ("avsdn_label_guided", [12], "weak"),  # extra heads on the training model
+    ],
+)
 def test_unrolled_fixed_length_models_rebuild_for_any_length(model, visual_shape, supervision):
-    hp = hparams.HParams(model=model, supervision=supervision, encoder_units=6, fusion_units=6, lstm_units=5,
-                         classifier_units=7, attention_units=9, unroll=True)
+    hp = hparams.HParams(
+        model=model,
+        supervision=supervision,
+        encoder_units=6,
+        fusion_units=6,
+        lstm_units=5,
+        classifier_units=7,
+        attention_units=9,
+        unroll=True,
+    )
     trained = tasks.for_hparams(hp).build(A, visual_shape, num_segments=10)
     rebuilt = backbones.variable_length_model(trained, hp, A, visual_shape)
     assert rebuilt.inputs[0].shape[1] is None
@@ -326,7 +449,11 @@ def test_unrolled_fixed_length_models_rebuild_for_any_length(model, visual_shape
     visual = rng.normal(size=(3, 10, *visual_shape)).astype(np.float32)
     inputs = {"audio": audio, "visual": visual}
     np.testing.assert_allclose(rebuilt(inputs), backbones.segment_model(trained)(inputs), atol=1e-6)
-    assert rebuilt({"audio": audio[:, :3], "visual": visual[:, :3]}).shape == (3, 3, constants.NUM_CLASSES)
+    assert rebuilt({"audio": audio[:, :3], "visual": visual[:, :3]}).shape == (
+        3,
+        3,
+        constants.NUM_CLASSES,
+    )
 
 
 def test_predict_examples_reshapes_visual_maps(tmp_path):
@@ -334,8 +461,12 @@ def test_predict_examples_reshapes_visual_maps(tmp_path):
     shape = [2, 2, 5]
     rebuilt = backbones.variable_length_model(tasks.for_hparams(hp).build(A, shape), hp, A, shape)
     rng = np.random.default_rng(1)
-    statistics = {"audio_mean": rng.normal(size=A), "audio_std": rng.uniform(0.5, 2, A),
-                  "visual_mean": rng.normal(size=5), "visual_std": rng.uniform(0.5, 2, 5)}
+    statistics = {
+        "audio_mean": rng.normal(size=A),
+        "audio_std": rng.uniform(0.5, 2, A),
+        "visual_mean": rng.normal(size=5),
+        "visual_std": rng.uniform(0.5, 2, 5),
+    }
     backbones.set_statistics(rebuilt, statistics)
     spec = signatures.FeatureSpec.of(A, shape, constants.class_names())
     graph = signatures.ServingGraph(rebuilt, spec)
@@ -345,12 +476,20 @@ def test_predict_examples_reshapes_visual_maps(tmp_path):
     outputs = tf.function(graph.serve_examples)(tf.constant(encode(["a", "b"], audio, visual)))
     assert_consistent(outputs, expected, spec.class_names)
     # The model normalises inside: the served probabilities are those of the normalised inputs.
-    standardized = {"audio": (audio - statistics["audio_mean"]) / statistics["audio_std"],
-                    "visual": (visual - statistics["visual_mean"]) / statistics["visual_std"]}
-    backbones.set_statistics(rebuilt, {key: np.zeros_like(v) if key.endswith("mean") else np.ones_like(v)
-                                    for key, v in statistics.items()})
-    np.testing.assert_allclose(expected, rebuilt({k: v.astype(np.float32) for k, v in standardized.items()}),
-                               atol=1e-5)
+    standardized = {
+        "audio": (audio - statistics["audio_mean"]) / statistics["audio_std"],
+        "visual": (visual - statistics["visual_mean"]) / statistics["visual_std"],
+    }
+    backbones.set_statistics(
+        rebuilt,
+        {
+            key: np.zeros_like(v) if key.endswith("mean") else np.ones_like(v)
+            for key, v in statistics.items()
+        },
+    )
+    np.testing.assert_allclose(
+        expected, rebuilt({k: v.astype(np.float32) for k, v in standardized.items()}), atol=1e-5
+    )
     with pytest.raises(UserError, match="expected 29 names, found 30"):
         signatures.FeatureSpec.of(A, shape, constants.class_names() + ["extra"])
 

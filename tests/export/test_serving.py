@@ -48,9 +48,23 @@ def server(export):
 def client_command(server, val_file):
     """`python -m export.client` naming a model the server lacks, started now and checked by its test."""
     env = tool_env()
-    del env["TF_CPP_MIN_LOG_LEVEL"]  # as users run it: the client keeps TensorFlow's C++ logging quiet itself
-    return Background([sys.executable, "-m", "export.client", "--server", server.rest, "--model", "avsdn_v2",
-                       "--data", val_file], env=env)
+    del env[
+        "TF_CPP_MIN_LOG_LEVEL"
+    ]  # as users run it: the client keeps TensorFlow's C++ logging quiet itself
+    return Background(
+        [
+            sys.executable,
+            "-m",
+            "export.client",
+            "--server",
+            server.rest,
+            "--model",
+            "avsdn_v2",
+            "--data",
+            val_file,
+        ],
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +84,11 @@ def free_port():
 
 
 def post(server, path, body):
-    request = urllib.request.Request(f"http://{server.rest}{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://{server.rest}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -89,8 +106,10 @@ def get(server, path):
 
 def features(length, batch=2, seed=0, audio_dim=A):
     rng = np.random.default_rng(seed)
-    return (rng.normal(size=(batch, length, audio_dim)).astype(np.float32),
-            rng.normal(size=(batch, length, 24)).astype(np.float32))
+    return (
+        rng.normal(size=(batch, length, audio_dim)).astype(np.float32),
+        rng.normal(size=(batch, length, 24)).astype(np.float32),
+    )
 
 
 def test_server_loaded_both_configured_models_after_replaying_warmup(server, client_command):
@@ -100,11 +119,20 @@ def test_server_loaded_both_configured_models_after_replaying_warmup(server, cli
 
 
 @pytest.mark.parametrize("use_grpc, model", [(False, "avsdn"), (True, "av_att")])
-def test_client_prints_per_second_labels_and_intervals(server, loaded, val_file, tmp_path, use_grpc, model):
+def test_client_prints_per_second_labels_and_intervals(
+    server, loaded, val_file, tmp_path, use_grpc, model
+):
     out = io.StringIO()
     output_json = str(tmp_path / "predictions.json")
-    videos = client.run(server.grpc if use_grpc else server.rest, val_file, model=model, use_grpc=use_grpc,
-                        batch_size=5, output_json=output_json, out=out)
+    videos = client.run(
+        server.grpc if use_grpc else server.rest,
+        val_file,
+        model=model,
+        use_grpc=use_grpc,
+        batch_size=5,
+        output_json=output_json,
+        out=out,
+    )
     serialized = [r.numpy() for r in tf.data.TFRecordDataset(val_file)]
     expected = loaded.signatures["predict_examples"](examples=tf.constant(serialized))
     assert [v["video_id"] for v in videos] == [i.decode() for i in expected["video_id"].numpy()]
@@ -115,7 +143,9 @@ def test_client_prints_per_second_labels_and_intervals(server, loaded, val_file,
     for video, record in zip(videos, serialized):
         truth = records.decode_video(record, A, [24])[records.LABEL].tolist()
         assert video["truth_labels"] == truth
-        events = ", ".join(f"{names[c]} {s}-{e} s" for c, s, e in metrics.intervals(video["segment_labels"]))
+        events = ", ".join(
+            f"{names[c]} {s}-{e} s" for c, s, e in metrics.intervals(video["segment_labels"])
+        )
         block = [f"video {video['video_id']} (10 s): {names[video['video_label']]}"]
         block += [f"{t:>8}  {names[label]}" for t, label in enumerate(video["segment_labels"])]
         block += [f"  events: {events or 'none'}"]
@@ -130,13 +160,22 @@ def test_client_sends_npz_and_npy_features_to_serving_default(server, loaded, tm
     audio, visual = features(7, batch=3)  # not the training length
     np.savez(tmp_path / "three.npz", audio=audio, visual=visual, video_id=np.array(["a", "b", "c"]))
     videos = client.run(server.grpc, str(tmp_path / "three.npz"), use_grpc=True, out=io.StringIO())
-    expected = loaded.signatures["serving_default"](audio=tf.constant(audio), visual=tf.constant(visual))
+    expected = loaded.signatures["serving_default"](
+        audio=tf.constant(audio), visual=tf.constant(visual)
+    )
     assert [v["video_id"] for v in videos] == ["a", "b", "c"]
     assert [v["segment_labels"] for v in videos] == expected["segment_labels"].numpy().tolist()
-    np.save(tmp_path / "one.npy", {"audio": audio[0, :5], "visual": visual[0, :5]})  # one video [T, A]
+    np.save(
+        tmp_path / "one.npy", {"audio": audio[0, :5], "visual": visual[0, :5]}
+    )  # one video [T, A]
     (video,) = client.run(server.rest, str(tmp_path / "one.npy"), out=io.StringIO())
-    expected = loaded.signatures["serving_default"](audio=tf.constant(audio[:1, :5]), visual=tf.constant(visual[:1, :5]))
-    assert video["num_segments"] == 5 and video["segment_labels"] == expected["segment_labels"].numpy()[0].tolist()
+    expected = loaded.signatures["serving_default"](
+        audio=tf.constant(audio[:1, :5]), visual=tf.constant(visual[:1, :5])
+    )
+    assert (
+        video["num_segments"] == 5
+        and video["segment_labels"] == expected["segment_labels"].numpy()[0].tolist()
+    )
 
 
 def test_client_errors_are_one_clear_line(server, val_file, tmp_path):
@@ -145,16 +184,33 @@ def test_client_errors_are_one_clear_line(server, val_file, tmp_path):
     np.savez(wide, audio=audio, visual=visual)
     port = free_port()
     cases = [
-        (dict(server=f"127.0.0.1:{port}", data=val_file), rf"cannot reach TF Serving at 127.0.0.1:{port} over REST"),
-        (dict(server=f"127.0.0.1:{port}", data=val_file, use_grpc=True),
-         rf"cannot reach TF Serving at 127.0.0.1:{port} over gRPC"),
-        (dict(server=server.rest, data=val_file, model="nope"), r"has no model 'nope' \(Servable not found"),
-        (dict(server=server.grpc, data=val_file, model="nope", use_grpc=True), r"has no model 'nope'"),
+        (
+            dict(server=f"127.0.0.1:{port}", data=val_file),
+            rf"cannot reach TF Serving at 127.0.0.1:{port} over REST",
+        ),
+        (
+            dict(server=f"127.0.0.1:{port}", data=val_file, use_grpc=True),
+            rf"cannot reach TF Serving at 127.0.0.1:{port} over gRPC",
+        ),
+        (
+            dict(server=server.rest, data=val_file, model="nope"),
+            r"has no model 'nope' \(Servable not found",
+        ),
+        (
+            dict(server=server.grpc, data=val_file, model="nope", use_grpc=True),
+            r"has no model 'nope'",
+        ),
         (dict(server=server.rest, data=val_file, version=9), r"has no model 'avsdn' version 9"),
-        (dict(server=server.rest, data=str(wide)),
-         r"rejected the input from .*wide.npz: assertion failed: \[audio: expected float32 of shape "
-         r"\[batch, time, 16\], found shape\] \[1 10 17\]$"),
-        (dict(server=server.grpc, data=str(wide), use_grpc=True), r"rejected the input .*\[1 10 17\]$"),
+        (
+            dict(server=server.rest, data=str(wide)),
+            r"rejected the input from .*wide.npz: assertion failed: \[audio: expected float32 of"
+            r" shape "
+            r"\[batch, time, 16\], found shape\] \[1 10 17\]$",
+        ),
+        (
+            dict(server=server.grpc, data=str(wide), use_grpc=True),
+            r"rejected the input .*\[1 10 17\]$",
+        ),
         (dict(server=server.rest, data=str(tmp_path / "missing.tfrecord")), r"no such file"),
         (dict(server=server.rest, data=str(wide) + ".npy"), r"no such file"),
     ]
@@ -169,55 +225,121 @@ def test_client_command_exits_2_with_one_line_on_stderr(server, client_command):
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        f"error: the server at {server.rest} has no model 'avsdn_v2' (Servable not found for request: "
-        "Latest(avsdn_v2))"]
+        f"error: the server at {server.rest} has no model 'avsdn_v2' (Servable not found for"
+        " request: Latest(avsdn_v2))"
+    ]
 
 
 def test_rest_api_row_and_columnar_formats(server, loaded):
     audio, visual = features(6)
-    status, rows = post(server, "/v1/models/avsdn:predict",
-                        {"instances": [{"audio": a.tolist(), "visual": v.tolist()} for a, v in zip(audio, visual)]})
+    status, rows = post(
+        server,
+        "/v1/models/avsdn:predict",
+        {"instances": [{"audio": a.tolist(), "visual": v.tolist()} for a, v in zip(audio, visual)]},
+    )
     assert status == 200 and len(rows["predictions"]) == 2
-    status, columns = post(server, "/v1/models/avsdn/versions/1:predict",
-                           {"signature_name": "serving_default", "inputs": {"audio": audio.tolist(), "visual": visual.tolist()}})
+    status, columns = post(
+        server,
+        "/v1/models/avsdn/versions/1:predict",
+        {
+            "signature_name": "serving_default",
+            "inputs": {"audio": audio.tolist(), "visual": visual.tolist()},
+        },
+    )
     assert status == 200
-    expected = loaded.signatures["serving_default"](audio=tf.constant(audio), visual=tf.constant(visual))
-    np.testing.assert_allclose(columns["outputs"]["segment_probs"], expected["segment_probs"].numpy(), atol=1e-6)
+    expected = loaded.signatures["serving_default"](
+        audio=tf.constant(audio), visual=tf.constant(visual)
+    )
+    np.testing.assert_allclose(
+        columns["outputs"]["segment_probs"], expected["segment_probs"].numpy(), atol=1e-6
+    )
     for i, row in enumerate(rows["predictions"]):
         assert set(row) == set(columns["outputs"])
         assert row["segment_label_names"] == columns["outputs"]["segment_label_names"][i]
         assert row["video_label"] == columns["outputs"]["video_label"][i]
     record = records.encode_video("clip", 0, 0, 0, 0, audio[0], visual[0], np.zeros(6))
-    status, answer = post(server, "/v1/models/avsdn:predict", {"signature_name": "predict_examples",
-                                                               "instances": [{"b64": base64.b64encode(record).decode()}]})
+    status, answer = post(
+        server,
+        "/v1/models/avsdn:predict",
+        {
+            "signature_name": "predict_examples",
+            "instances": [{"b64": base64.b64encode(record).decode()}],
+        },
+    )
     assert status == 200 and answer["predictions"][0]["video_id"] == "clip"
-    assert answer["predictions"][0]["segment_labels"] == expected["segment_labels"].numpy()[0].tolist()
+    assert (
+        answer["predictions"][0]["segment_labels"] == expected["segment_labels"].numpy()[0].tolist()
+    )
 
 
 def test_rest_api_status_metadata_and_errors(server):
-    assert get(server, "/v1/models/avsdn") == (200, {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+    assert get(server, "/v1/models/avsdn") == (
+        200,
+        {
+            "model_version_status": [
+                {
+                    "version": "1",
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        },
+    )
     status, metadata = get(server, "/v1/models/avsdn/metadata")
     signature_defs = metadata["metadata"]["signature_def"]["signature_def"]
     assert status == 200 and {"serving_default", "predict_examples"} <= set(signature_defs)
     assert signature_defs["serving_default"]["inputs"]["audio"]["dtype"] == "DT_FLOAT"
     audio, visual = features(4, batch=1)
     cases = [
-        ("/v1/models/nope:predict", {"inputs": {"audio": audio.tolist(), "visual": visual.tolist()}},
-         404, "Servable not found for request: Latest(nope)"),
-        ("/v1/models/avsdn/versions/3:predict", {"inputs": {"audio": audio.tolist()}},
-         404, "Servable not found for request: Specific(avsdn, 3)"),
-        ("/v1/models/avsdn:predict", {"inputs": {"audio": audio.tolist()}}, 400, "Missing named input: visual"),
-        ("/v1/models/avsdn:predict", {"signature_name": "x", "inputs": {}}, 400, 'Serving signature name: "x" not found'),
-        ("/v1/models/avsdn:predict", {"inputs": {"audio": audio[..., :-1].tolist(), "visual": visual.tolist()}},
-         400, "audio: expected float32 of shape [batch, time, 16], found shape] [1 4 15]"),
-        ("/v1/models/avsdn:predict", {"inputs": {"audio": audio[0].tolist(), "visual": visual.tolist()}},
-         400, "audio: expected float32 of shape [batch, time, 16], found shape] [4 16]"),
-        ("/v1/models/avsdn:predict", {"inputs": {"audio": np.full_like(audio, np.nan).tolist(), "visual": visual.tolist()}},
-         400, "audio: expected finite values"),
+        (
+            "/v1/models/nope:predict",
+            {"inputs": {"audio": audio.tolist(), "visual": visual.tolist()}},
+            404,
+            "Servable not found for request: Latest(nope)",
+        ),
+        (
+            "/v1/models/avsdn/versions/3:predict",
+            {"inputs": {"audio": audio.tolist()}},
+            404,
+            "Servable not found for request: Specific(avsdn, 3)",
+        ),
+        (
+            "/v1/models/avsdn:predict",
+            {"inputs": {"audio": audio.tolist()}},
+            400,
+            "Missing named input: visual",
+        ),
+        (
+            "/v1/models/avsdn:predict",
+            {"signature_name": "x", "inputs": {}},
+            400,
+            'Serving signature name: "x" not found',
+        ),
+        (
+            "/v1/models/avsdn:predict",
+            {"inputs": {"audio": audio[..., :-1].tolist(), "visual": visual.tolist()}},
+            400,
+            "audio: expected float32 of shape [batch, time, 16], found shape] [1 4 15]",
+        ),
+        (
+            "/v1/models/avsdn:predict",
+            {"inputs": {"audio": audio[0].tolist(), "visual": visual.tolist()}},
+            400,
+            "audio: expected float32 of shape [batch, time, 16], found shape] [4 16]",
+        ),
+        (
+            "/v1/models/avsdn:predict",
+            {"inputs": {"audio": np.full_like(audio, np.nan).tolist(), "visual": visual.tolist()}},
+            400,
+            "audio: expected finite values",
+        ),
         ("/v1/models/avsdn:predict", {"instances": []}, 400, "No values in 'instances' array"),
-        ("/v1/models/avsdn:predict", {"inputs": {"audio": [[[1.0], [1.0, 2.0]]], "visual": visual.tolist()}},
-         400, "Encountered list at unexpected size"),
+        (
+            "/v1/models/avsdn:predict",
+            {"inputs": {"audio": [[[1.0], [1.0, 2.0]]], "visual": visual.tolist()}},
+            400,
+            "Encountered list at unexpected size",
+        ),
     ]
     for path, body, code, message in cases:
         status, answer = post(server, path, body)
@@ -227,35 +349,64 @@ def test_rest_api_status_metadata_and_errors(server):
 def test_grpc_prediction_service(server):
     channel = grpc.insecure_channel(server.grpc)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    response = stub.GetModelMetadata(get_model_metadata_pb2.GetModelMetadataRequest(
-        model_spec={"name": "avsdn"}, metadata_field=["signature_def"]), timeout=60)
+    response = stub.GetModelMetadata(
+        get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec={"name": "avsdn"}, metadata_field=["signature_def"]
+        ),
+        timeout=60,
+    )
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signature_map)
     audio_info = signature_map.signature_def["serving_default"].inputs["audio"]
     assert [d.size for d in audio_info.tensor_shape.dim] == [-1, -1, A]
     audio, visual = features(12, batch=3)
-    request = warmup.predict_request("avsdn", "serving_default", {"audio": audio, "visual": visual}, version=1)
+    request = warmup.predict_request(
+        "avsdn", "serving_default", {"audio": audio, "visual": visual}, version=1
+    )
     request.output_filter.append("video_label_name")
     answer = stub.Predict(request, timeout=60)
     assert list(answer.outputs) == ["video_label_name"] and answer.model_spec.version.value == 1
     assert tf.make_ndarray(answer.outputs["video_label_name"]).shape == (3,)
     bad = [
-        (warmup.predict_request("avsdn", "serving_default", {"audio": audio[0], "visual": visual}),
-         grpc.StatusCode.INVALID_ARGUMENT, "audio: expected float32 of shape [batch, time, 16], found shape] [12 16]"),
-        (warmup.predict_request("avsdn", "serving_default", {"audio": audio, "visual": visual[..., :5]}),
-         grpc.StatusCode.INVALID_ARGUMENT, "visual: expected float32 of shape [batch, time, 24], found shape] [3 12 5]"),
-        (warmup.predict_request("avsdn", "serving_default", {"audio": audio}),
-         grpc.StatusCode.INVALID_ARGUMENT, "input size does not match signature"),
-        (warmup.predict_request("nope", "serving_default", {"audio": audio, "visual": visual}),
-         grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)"),
-        (warmup.predict_request("avsdn", "classify", {"audio": audio, "visual": visual}),
-         grpc.StatusCode.FAILED_PRECONDITION, 'Serving signature key "classify" not found.'),
+        (
+            warmup.predict_request(
+                "avsdn", "serving_default", {"audio": audio[0], "visual": visual}
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "audio: expected float32 of shape [batch, time, 16], found shape] [12 16]",
+        ),
+        (
+            warmup.predict_request(
+                "avsdn", "serving_default", {"audio": audio, "visual": visual[..., :5]}
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "visual: expected float32 of shape [batch, time, 24], found shape] [3 12 5]",
+        ),
+        (
+            warmup.predict_request("avsdn", "serving_default", {"audio": audio}),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "input size does not match signature",
+        ),
+        (
+            warmup.predict_request("nope", "serving_default", {"audio": audio, "visual": visual}),
+            grpc.StatusCode.NOT_FOUND,
+            "Servable not found for request: Latest(nope)",
+        ),
+        (
+            warmup.predict_request("avsdn", "classify", {"audio": audio, "visual": visual}),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            'Serving signature key "classify" not found.',
+        ),
     ]
-    wrong_dtype = warmup.predict_request("avsdn", "serving_default", {"audio": audio, "visual": visual})
+    wrong_dtype = warmup.predict_request(
+        "avsdn", "serving_default", {"audio": audio, "visual": visual}
+    )
     wrong_dtype.inputs["audio"].CopyFrom(tf.make_tensor_proto(audio.astype(np.float64)))
     bad.append((wrong_dtype, grpc.StatusCode.INVALID_ARGUMENT, "float"))
     for request, code, message in bad:
         with pytest.raises(grpc.RpcError) as error:
             stub.Predict(request, timeout=60)
-        assert error.value.code() == code and message in error.value.details(), error.value.details()
+        assert error.value.code() == code and message in error.value.details(), (
+            error.value.details()
+        )
     channel.close()

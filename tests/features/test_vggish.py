@@ -25,20 +25,24 @@ def np_hertz_to_mel(hertz):
     return 1127.0 * np.log(1.0 + hertz / 700.0)
 
 
-def np_mel_matrix(num_mel_bins=64, num_spectrogram_bins=257, sample_rate=16000, lower=125.0, upper=7500.0):
+def np_mel_matrix(
+    num_mel_bins=64, num_spectrogram_bins=257, sample_rate=16000, lower=125.0, upper=7500.0
+):
     bins_mel = np_hertz_to_mel(np.linspace(0.0, sample_rate / 2.0, num_spectrogram_bins))
     edges = np.linspace(np_hertz_to_mel(lower), np_hertz_to_mel(upper), num_mel_bins + 2)
     matrix = np.empty((num_spectrogram_bins, num_mel_bins))
     for i in range(num_mel_bins):
-        low, centre, high = edges[i:i + 3]
-        matrix[:, i] = np.maximum(0.0, np.minimum((bins_mel - low) / (centre - low), (high - bins_mel) / (high - centre)))
+        low, centre, high = edges[i : i + 3]
+        matrix[:, i] = np.maximum(
+            0.0, np.minimum((bins_mel - low) / (centre - low), (high - bins_mel) / (high - centre))
+        )
     matrix[0, :] = 0.0  # HTK leaves out the DC bin
     return matrix
 
 
 def np_frame(data, window, hop):
     count = 1 + (len(data) - window) // hop
-    return np.stack([data[i * hop:i * hop + window] for i in range(count)])
+    return np.stack([data[i * hop : i * hop + window] for i in range(count)])
 
 
 def np_log_mel(waveform, sample_rate=16000):
@@ -76,7 +80,9 @@ def test_log_mel_matches_the_published_formulas():
     assert found.shape == expected.shape == (1 + (40000 - 400) // 160, 64)
     np.testing.assert_allclose(found, expected, atol=1e-4, rtol=0)
     # Silence: log(0 + 0.01) everywhere.
-    np.testing.assert_allclose(vggish.log_mel_spectrogram(np.zeros(1600, np.float32)), np.log(0.01), atol=1e-6)
+    np.testing.assert_allclose(
+        vggish.log_mel_spectrogram(np.zeros(1600, np.float32)), np.log(0.01), atol=1e-6
+    )
 
 
 def test_examples_per_second_and_as_waveform_to_examples():
@@ -89,29 +95,38 @@ def test_examples_per_second_and_as_waveform_to_examples():
     assert per_second.shape == (10, 96, 64)
     log_mel = np_log_mel(waveform.astype(np.float64))
     for t in (0, 4, 9):  # example t is the first 0.96 s of second t
-        np.testing.assert_allclose(per_second[t], log_mel[100 * t:100 * t + 96], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(
+            per_second[t], log_mel[100 * t : 100 * t + 96], atol=1e-4, rtol=0
+        )
     np.testing.assert_allclose(per_second[0], published[0], atol=1e-6)
 
 
 def test_front_end_runs_inside_a_graph_with_any_length():
-    function = tf.function(lambda waveform: vggish.waveform_to_examples(waveform),
-                           input_signature=[tf.TensorSpec([None], tf.float32)])
+    function = tf.function(
+        lambda waveform: vggish.waveform_to_examples(waveform),
+        input_signature=[tf.TensorSpec([None], tf.float32)],
+    )
     for seconds in (1.0, 3.2):
         waveform = _waveform(seconds, seed=2)
-        np.testing.assert_allclose(function(waveform).numpy(), vggish.waveform_to_examples(waveform).numpy(),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            function(waveform).numpy(), vggish.waveform_to_examples(waveform).numpy(), atol=1e-5
+        )
     assert function(_waveform(3.2)).shape == (3, 96, 64)
 
 
 # ---------------------------------------------------------------------------------------------
 # The official checkpoint, written here.
 
+
 def published_graph(examples, values, relu_embedding):
     """define_vggish_slim's graph with raw tf.nn ops on the checkpoint's arrays."""
     net = tf.reshape(tf.constant(examples), [-1, 96, 64, 1])
 
     def conv(net, scope):
-        out = tf.nn.conv2d(net, values[f"{scope}/weights"], strides=1, padding="SAME") + values[f"{scope}/biases"]
+        out = (
+            tf.nn.conv2d(net, values[f"{scope}/weights"], strides=1, padding="SAME")
+            + values[f"{scope}/biases"]
+        )
         return tf.nn.relu(out)
 
     def pool(net):
@@ -128,7 +143,9 @@ def published_graph(examples, values, relu_embedding):
     return (tf.nn.relu(net) if relu_embedding else net).numpy()
 
 
-def test_checkpoint_loader_reads_the_official_names_and_matches_the_published_graph(tmp_path_factory):
+def test_checkpoint_loader_reads_the_official_names_and_matches_the_published_graph(
+    tmp_path_factory,
+):
     path = official_checkpoint(tmp_path_factory)
     assert os.path.isfile(path) and not os.path.exists(path + ".index")  # V1: one file
     values = official_values()
@@ -138,7 +155,9 @@ def test_checkpoint_loader_reads_the_official_names_and_matches_the_published_gr
     for name, value in values.items():
         scope, kind = name.rsplit("/", 1)
         layer = next(layer for layer, s in vggish.CHECKPOINT_SCOPES.items() if s == scope)
-        np.testing.assert_array_equal(loaded.get_layer(layer).get_weights()[kind == "biases"], value)
+        np.testing.assert_array_equal(
+            loaded.get_layer(layer).get_weights()[kind == "biases"], value
+        )
     linear = vggish.build_vggish("linear")
     linear.set_weights(loaded.get_weights())
     for output, model in (("relu", loaded), ("linear", linear)):
@@ -154,13 +173,20 @@ def test_checkpoint_loader_reads_the_official_names_and_matches_the_published_gr
 
 def test_checkpoint_errors_name_the_variable(tmp_path):
     model = vggish.build_vggish()
-    missing = write_v1_checkpoint(tmp_path / "partial.ckpt",
-                                  {"vggish/conv1/weights": np.zeros([3, 3, 1, 64], np.float32)})
-    with pytest.raises(UserError, match=r"partial\.ckpt: expected a VGGish checkpoint holding the variable "
-                                        r"vggish/conv1/biases, found no such variable"):
+    missing = write_v1_checkpoint(
+        tmp_path / "partial.ckpt", {"vggish/conv1/weights": np.zeros([3, 3, 1, 64], np.float32)}
+    )
+    with pytest.raises(
+        UserError,
+        match=r"partial\.ckpt: expected a VGGish checkpoint holding the variable "
+        r"vggish/conv1/biases, found no such variable",
+    ):
         vggish.load_checkpoint(model, missing)
-    values = {f"{scope}/{kind}": np.zeros(shape if kind == "weights" else shape[-1:], np.float32)
-              for scope, shape in {**OFFICIAL_SHAPES, "vggish/fc2": [4096, 64]}.items() for kind in ("weights", "biases")}
+    values = {
+        f"{scope}/{kind}": np.zeros(shape if kind == "weights" else shape[-1:], np.float32)
+        for scope, shape in {**OFFICIAL_SHAPES, "vggish/fc2": [4096, 64]}.items()
+        for kind in ("weights", "biases")
+    }
     values = {name: value for name, value in values.items() if not name.startswith("vggish/fc1/")}
     wrong = write_v1_checkpoint(tmp_path / "wrong.ckpt", values)
     with pytest.raises(UserError, match="holding the variable vggish/fc1/fc1_1/weights"):
@@ -175,11 +201,16 @@ def test_checkpoint_errors_name_the_variable(tmp_path):
 
 def test_checkpoint_shape_mismatch_is_reported(tmp_path):
     model = vggish.build_vggish()
-    values = {"vggish/conv1/weights": np.zeros([3, 3, 1, 32], np.float32),
-              "vggish/conv1/biases": np.zeros([32], np.float32)}
+    values = {
+        "vggish/conv1/weights": np.zeros([3, 3, 1, 32], np.float32),
+        "vggish/conv1/biases": np.zeros([32], np.float32),
+    }
     path = write_v1_checkpoint(tmp_path / "narrow.ckpt", values)
-    with pytest.raises(UserError, match=r"variable vggish/conv1/weights: expected shape \[3, 3, 1, 64\], "
-                                        r"found shape \[3, 3, 1, 32\]"):
+    with pytest.raises(
+        UserError,
+        match=r"variable vggish/conv1/weights: expected shape \[3, 3, 1, 64\], "
+        r"found shape \[3, 3, 1, 32\]",
+    ):
         vggish.load_checkpoint(model, path)
 
 
@@ -199,13 +230,21 @@ def test_postprocessing_is_pca_then_8_bit_quantisation(tmp_path):
     eigen_vectors = np.linalg.qr(rng.standard_normal((128, 128)))[0].astype(np.float32) * 0.5
     means = rng.standard_normal(128).astype(np.float32)
     path = tmp_path / "vggish_pca_params.npz"
-    np.savez(path, pca_eigen_vectors=eigen_vectors, pca_means=means.reshape(-1, 1))  # as published: a column
+    np.savez(
+        path, pca_eigen_vectors=eigen_vectors, pca_means=means.reshape(-1, 1)
+    )  # as published: a column
     embeddings = (rng.standard_normal((50, 128)) * 3).astype(np.float32)
     found = vggish.Postprocessor(str(path))(embeddings).numpy()
-    expected = np_postprocess(embeddings.astype(np.float64), eigen_vectors.astype(np.float64), means.astype(np.float64))
-    assert found.dtype == np.float32 and found.min() == 0 and found.max() == 255  # both clip ends reached
+    expected = np_postprocess(
+        embeddings.astype(np.float64), eigen_vectors.astype(np.float64), means.astype(np.float64)
+    )
+    assert (
+        found.dtype == np.float32 and found.min() == 0 and found.max() == 255
+    )  # both clip ends reached
     differences = np.abs(found - expected)
-    assert differences.max() <= 1 and (differences == 0).mean() > 0.99  # float32 vs float64 at bin edges only
+    assert (
+        differences.max() <= 1 and (differences == 0).mean() > 0.99
+    )  # float32 vs float64 at bin edges only
     bad = tmp_path / "bad.npz"
     np.savez(bad, pca_eigen_vectors=eigen_vectors[:64])
     with pytest.raises(UserError, match="pca_means"):
@@ -215,7 +254,9 @@ def test_postprocessing_is_pca_then_8_bit_quantisation(tmp_path):
 AVE_NOISY_AUDIO = str(REAL_AVE / "audio_feature_noisy.h5")
 
 
-@pytest.mark.skipif(not os.path.exists(AVE_NOISY_AUDIO), reason="the AVE release's audio_feature_noisy.h5 is absent")
+@pytest.mark.skipif(
+    not os.path.exists(AVE_NOISY_AUDIO), reason="the AVE release's audio_feature_noisy.h5 is absent"
+)
 def test_ave_audio_features_are_relu_embeddings_not_postprocessed():
     """What the README says about the release: non-negative floats with many exact zeros
     (the 2017 embedding with ReLU), not whole numbers 0..255 (post-processed)."""

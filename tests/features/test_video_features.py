@@ -18,6 +18,7 @@ from media_testlib import AUDIO_RATE, STEPS, TONE_HZ, make_video
 
 av = pytest.importorskip("av")
 
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     return make_video(tmp_path_factory.mktemp("video") / "clip.mp4", seconds=3.5, tone_seconds=(1,))
@@ -26,7 +27,12 @@ def clip(tmp_path_factory):
 def test_probe_counts_whole_seconds(clip):
     info = video.probe(clip)
     assert info.num_segments == 3 and abs(info.duration - 3.5) < 0.05
-    assert (info.width, info.height, info.audio_sample_rate, info.audio_channels) == (64, 48, AUDIO_RATE, 2)
+    assert (info.width, info.height, info.audio_sample_rate, info.audio_channels) == (
+        64,
+        48,
+        AUDIO_RATE,
+        2,
+    )
     assert info.video_id == "clip"
 
 
@@ -49,18 +55,26 @@ def test_audio_is_16k_mono_on_the_picture_clock(clip, tmp_path):
     assert samples.dtype == np.float32 and samples.shape == (3 * video.AUDIO_SAMPLE_RATE,)
     rms = np.sqrt((samples.reshape(3, -1) ** 2).mean(axis=1))
     assert rms[1] > 0.3 and rms[0] < 0.02 and rms[2] < 0.02  # the tone is in second 1 only
-    spectrum = np.abs(np.fft.rfft(samples[16000 + 4000:16000 + 12000]))
+    spectrum = np.abs(np.fft.rfft(samples[16000 + 4000 : 16000 + 12000]))
     assert abs(np.argmax(spectrum) * video.AUDIO_SAMPLE_RATE / 8000 - TONE_HZ) <= 2.0
     # Audio that starts 1 s after the picture is placed 1 s in, with silence before.
-    late = video.read_audio(video.probe(make_video(tmp_path / "late.mp4", 3.0, tone_seconds=(1,), audio_start=1.0)))
+    late = video.read_audio(
+        video.probe(make_video(tmp_path / "late.mp4", 3.0, tone_seconds=(1,), audio_start=1.0))
+    )
     late_rms = np.sqrt((late.reshape(3, -1) ** 2).mean(axis=1))
     assert late_rms[1] > 0.3 and late_rms[0] < 0.02
 
 
 def test_unusable_videos_give_one_clear_message(tmp_path):
     cases = {
-        "silent": (make_video(tmp_path / "silent.mp4", 2.0, audio=False), "expected an audio track, found none"),
-        "short": (make_video(tmp_path / "short.mp4", 0.6), "expected a video of at least 1 second, found 0.6"),
+        "silent": (
+            make_video(tmp_path / "silent.mp4", 2.0, audio=False),
+            "expected an audio track, found none",
+        ),
+        "short": (
+            make_video(tmp_path / "short.mp4", 0.6),
+            "expected a video of at least 1 second, found 0.6",
+        ),
         "missing": (str(tmp_path / "missing.mp4"), "video file not found"),
     }
     garbage = tmp_path / "garbage.mp4"
@@ -86,7 +100,11 @@ def _random_backbone_weights(tmp_path, name, image_size):
 def test_vgg19_pool5_from_a_weights_file_averages_each_second(tmp_path):
     model, path = _random_backbone_weights(tmp_path, "vgg19", 64)
     extractor = visual_features.VisualFeatureExtractor("vgg19", path, image_size=64, batch_size=5)
-    assert extractor.feature_shape == [2, 2, 512] == visual_features.BACKBONES["vgg19"].feature_shape(64)
+    assert (
+        extractor.feature_shape
+        == [2, 2, 512]
+        == visual_features.BACKBONES["vgg19"].feature_shape(64)
+    )
     assert visual_features.BACKBONES["vgg19"].feature_shape(224) == [7, 7, 512]
     rng = np.random.default_rng(0)
     segments = [rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8) for _ in range(3)]
@@ -94,8 +112,12 @@ def test_vgg19_pool5_from_a_weights_file_averages_each_second(tmp_path):
     assert features.shape == (3, 2, 2, 512)
     import keras
 
-    for t, frames in enumerate(segments):  # the file's weights, Caffe preprocessing, mean over frames
-        expected = model.predict(keras.applications.vgg19.preprocess_input(frames.astype("float32")), verbose=0)
+    for t, frames in enumerate(
+        segments
+    ):  # the file's weights, Caffe preprocessing, mean over frames
+        expected = model.predict(
+            keras.applications.vgg19.preprocess_input(frames.astype("float32")), verbose=0
+        )
         np.testing.assert_allclose(features[t], expected.mean(axis=0), rtol=1e-4, atol=1e-4)
 
 

@@ -42,13 +42,20 @@ def inputs(tmp_path_factory):
     make_video(videos / "silent.mp4", seconds=2.0, audio=False)
     (videos / "notes.txt").write_text("not a video")
     keras.utils.set_random_seed(0)
-    backbone = keras.applications.VGG19(include_top=False, weights=None, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+    backbone = keras.applications.VGG19(
+        include_top=False, weights=None, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
+    )
     weights = str(root / "vgg19_notop.weights.h5")
     backbone.save_weights(weights)
     labels = root / "labels.csv"
     labels.write_text("video_id,category,start,end,split\nclip_a,Bark,1,2,\nclip_b,,0,0,val\n")
-    return {"root": root, "videos": str(videos), "weights": weights, "labels": str(labels),
-            "checkpoint": official_checkpoint(tmp_path_factory)}
+    return {
+        "root": root,
+        "videos": str(videos),
+        "weights": weights,
+        "labels": str(labels),
+        "checkpoint": official_checkpoint(tmp_path_factory),
+    }
 
 
 def _run(module, argv, args):
@@ -61,24 +68,39 @@ def _run(module, argv, args):
 @pytest.fixture(scope="module")
 def extracted(inputs):
     output = str(inputs["root"] / "out")
-    assert _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={output}",
-                                       *_feature_args(inputs)]) == 0
+    assert (
+        _run(
+            extract,
+            ["extract"],
+            [f"--videos={inputs['videos']}", f"--output_dir={output}", *_feature_args(inputs)],
+        )
+        == 0
+    )
     return output
 
 
 def test_extract_writes_one_record_per_video_with_a_segment_per_whole_second(extracted):
     info = dataset_info.read(extracted)
-    assert info.audio_dim == 128 and info.visual_shape == VISUAL_SHAPE and info.visual_layout == "map"
+    assert (
+        info.audio_dim == 128 and info.visual_shape == VISUAL_SHAPE and info.visual_layout == "map"
+    )
     assert info.num_segments is None  # 3 and 2 seconds
     assert info.splits["train"]["videos"] == 2
     videos = _records(extracted, "train")
     assert sorted(videos) == ["clip_a", "clip_b"]
-    assert videos["clip_a"]["audio"].shape == (3, 128) and videos["clip_a"]["visual"].shape == (3, *VISUAL_SHAPE)
+    assert videos["clip_a"]["audio"].shape == (3, 128) and videos["clip_a"]["visual"].shape == (
+        3,
+        *VISUAL_SHAPE,
+    )
     assert videos["clip_b"]["audio"].shape == (2, 128)
     for video in videos.values():  # no labels: placeholders
-        assert (video["label"] == 28).all() and video["category"] == -1 and video["video_label"] == 28
+        assert (
+            (video["label"] == 28).all() and video["category"] == -1 and video["video_label"] == 28
+        )
     skipped = json.load(open(os.path.join(extracted, extraction.SKIPPED_FILE)))
-    assert list(skipped["skipped"]) == [os.path.join(os.path.dirname(extracted), "videos", "silent.mp4")]
+    assert list(skipped["skipped"]) == [
+        os.path.join(os.path.dirname(extracted), "videos", "silent.mp4")
+    ]
     assert "expected an audio track, found none" in next(iter(skipped["skipped"].values()))
     summary = json.load(open(os.path.join(extracted, extraction.SUMMARY_FILE)))
     assert summary["videos_extracted_now"] == 2 and summary["seconds_of_video_extracted_now"] == 5
@@ -101,8 +123,19 @@ def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatc
         raise AssertionError("every video was done: no network should be loaded")
 
     monkeypatch.setattr(extraction, "FeatureExtractor", no_networks)
-    assert _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={extracted}",
-                                       f"--labels={inputs['labels']}", *_feature_args(inputs)]) == 0
+    assert (
+        _run(
+            extract,
+            ["extract"],
+            [
+                f"--videos={inputs['videos']}",
+                f"--output_dir={extracted}",
+                f"--labels={inputs['labels']}",
+                *_feature_args(inputs),
+            ],
+        )
+        == 0
+    )
     summary = json.load(open(os.path.join(extracted, extraction.SUMMARY_FILE)))
     assert summary["videos_already_done"] == 2 and summary["videos_extracted_now"] == 0
     info = dataset_info.read(extracted)
@@ -114,20 +147,35 @@ def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatc
     assert clip_b["label"].tolist() == [28, 28] and clip_b["category"] == -1
     # The result reads like any data directory, videos of different lengths padded per batch.
     batch = next(iter(pipeline.make_dataset(extracted, "train", batch_size=4)))
-    assert batch["visual"].shape == (1, 3, *VISUAL_SHAPE) and batch["label"].numpy().tolist() == [[28, 2, 28]]
+    assert batch["visual"].shape == (1, 3, *VISUAL_SHAPE) and batch["label"].numpy().tolist() == [
+        [28, 2, 28]
+    ]
     # Other settings into the same directory are refused.
-    with pytest.raises(UserError, match=r"extract_config\.json: expected the feature settings.*frames_per_second"):
-        _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={extracted}",
-                                    *_feature_args(inputs, frames_per_second=4)])
+    with pytest.raises(
+        UserError, match=r"extract_config\.json: expected the feature settings.*frames_per_second"
+    ):
+        _run(
+            extract,
+            ["extract"],
+            [
+                f"--videos={inputs['videos']}",
+                f"--output_dir={extracted}",
+                *_feature_args(inputs, frames_per_second=4),
+            ],
+        )
 
 
 def test_label_files_are_checked(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("video_id,category,start,end\nclip,Barking dog,0,3\n")
-    with pytest.raises(UserError, match=r"bad\.csv line 2: expected a category name.*'Barking dog'"):
+    with pytest.raises(
+        UserError, match=r"bad\.csv line 2: expected a category name.*'Barking dog'"
+    ):
         labels.read_labels(str(bad))
     ave = tmp_path / "Annotations.txt"
-    ave.write_text("Category&VideoID&Quality&StartTime&EndTime\nBark&vid1&good&2&6\nBanjo&vid1&good&0&10\n")
+    ave.write_text(
+        "Category&VideoID&Quality&StartTime&EndTime\nBark&vid1&good&2&6\nBanjo&vid1&good&0&10\n"
+    )
     rows = labels.read_labels(str(ave))["vid1"]
     assert [(row.category, row.start, row.end) for row in rows] == [(2, 2, 6), (17, 0, 10)]
     assert labels.ground_truth(rows, 8).tolist() == [17] * 8
@@ -138,40 +186,74 @@ def run_dir(tmp_path_factory):
     """A tiny AVSDN trained on synthetic maps of the backbone's shape (2x2x512) and 128-d audio."""
     root = tmp_path_factory.mktemp("tiny_run")
     data = str(root / "data")
-    synthetic.write_dataset(data, synthetic.SyntheticConfig(
-        videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0}, audio_dim=128, visual_layout="map",
-        visual_dim=512, map_size=2, seed=0), verbose=False)
+    synthetic.write_dataset(
+        data,
+        synthetic.SyntheticConfig(
+            videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0},
+            audio_dim=128,
+            visual_layout="map",
+            visual_dim=512,
+            map_size=2,
+            seed=0,
+        ),
+        verbose=False,
+    )
     run = str(root / "run")
     hp = hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8)
     trainer.train(data, run, hp, verbose=0)
     return run
 
 
-def test_predict_prints_writes_json_and_draws_the_timeline(inputs, extracted, run_dir, tmp_path, capsys):
+def test_predict_prints_writes_json_and_draws_the_timeline(
+    inputs, extracted, run_dir, tmp_path, capsys
+):
     clip = os.path.join(inputs["videos"], "clip_a.mp4")
     output = str(tmp_path / "predictions")
-    assert _run(predict, ["predict", clip], [f"--model_dir={run_dir}", f"--output_dir={output}",
-                                             f"--labels={inputs['labels']}", *_feature_args(inputs)]) == 0
+    assert (
+        _run(
+            predict,
+            ["predict", clip],
+            [
+                f"--model_dir={run_dir}",
+                f"--output_dir={output}",
+                f"--labels={inputs['labels']}",
+                *_feature_args(inputs),
+            ],
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     result = json.load(open(os.path.join(output, "clip_a.json")))
-    assert result["seconds"] == 3 and len(result["segments"]) == 3 and result["window_seconds"] == 10
+    assert (
+        result["seconds"] == 3 and len(result["segments"]) == 3 and result["window_seconds"] == 10
+    )
     probabilities = np.asarray(result["probabilities"])
     assert probabilities.shape == (3, 29)
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
     labels = probabilities.argmax(-1)
     assert [segment["label"] for segment in result["segments"]] == labels.tolist()
     assert result["ground_truth"]["labels"] == [28, 2, 28]
-    assert result["ground_truth"]["intervals"] == [{"label": 2, "class_name": "Bark", "start": 1, "end": 2}]
+    assert result["ground_truth"]["intervals"] == [
+        {"label": 2, "class_name": "Bark", "start": 1, "end": 2}
+    ]
     assert result["ground_truth"]["accuracy"] == pytest.approx((labels == [28, 2, 28]).mean())
     for interval in result["intervals"]:
-        assert all(labels[t] == interval["label"] for t in range(interval["start"], interval["end"]))
+        assert all(
+            labels[t] == interval["label"] for t in range(interval["start"], interval["end"])
+        )
     with open(os.path.join(output, "clip_a.png"), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert "clip_a.mp4: 3 s" in printed and "events:" in printed and "ground truth events: Bark 1-2 s" in printed
+    assert (
+        "clip_a.mp4: 3 s" in printed
+        and "events:" in printed
+        and "ground truth events: Bark 1-2 s" in printed
+    )
     # The same features as extract's, through the same model: the same probabilities.
     features = _records(extracted, "train")["clip_a"]
     predictor = predictors.RunPredictor(run_dir)
-    np.testing.assert_allclose(predictor(features["audio"], features["visual"]), probabilities, atol=2e-4)
+    np.testing.assert_allclose(
+        predictor(features["audio"], features["visual"]), probabilities, atol=2e-4
+    )
 
 
 def test_predict_on_an_exported_saved_model(inputs, extracted, run_dir, tmp_path):
@@ -182,10 +264,17 @@ def test_predict_on_an_exported_saved_model(inputs, extracted, run_dir, tmp_path
     path = str(tmp_path / "avsdn" / "1")
     signatures.ServingGraph(predictor.model, spec).write(path)
     saved = predictors.load_predictor(model=path)
-    assert saved.output_key == "segment_probs" and saved.audio_dim == 128 and saved.visual_shape == VISUAL_SHAPE
+    assert (
+        saved.output_key == "segment_probs"
+        and saved.audio_dim == 128
+        and saved.visual_shape == VISUAL_SHAPE
+    )
     features = _records(extracted, "train")["clip_a"]
-    np.testing.assert_allclose(predictors.predict_probabilities(saved, features["audio"], features["visual"]),
-                               predictor(features["audio"], features["visual"]), atol=1e-5)
+    np.testing.assert_allclose(
+        predictors.predict_probabilities(saved, features["audio"], features["visual"]),
+        predictor(features["audio"], features["visual"]),
+        atol=1e-5,
+    )
     with pytest.raises(UserError, match="expected exactly one"):
         predictors.load_predictor(model=path, model_dir=run_dir)
     with pytest.raises(UserError, match="no saved_model.pb"):
@@ -199,7 +288,9 @@ def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path):
     silent = os.path.join(inputs["videos"], "silent.mp4")
     flag_values = flags.FlagValues()
     predict.define_flags(flag_values)
-    flag_values(["predict", f"--model_dir={run_dir}", f"--output_dir={tmp_path}", *_feature_args(inputs)])
+    flag_values(
+        ["predict", f"--model_dir={run_dir}", f"--output_dir={tmp_path}", *_feature_args(inputs)]
+    )
     with pytest.raises(SystemExit) as caught:
         errors.run_main(lambda argv: predict.main(argv, flag_values))(["predict", silent])
     assert caught.value.code == 2
@@ -212,8 +303,19 @@ def test_extract_with_the_ave_release_preset(inputs, extracted, tmp_path):
     25 l + 12: seconds 0 and 2 see the same picture (same grey level, same square positions)."""
     output = str(tmp_path / "ave")
     args = _feature_args(inputs)
-    assert _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={output}",
-                                       "--preset=ave_release", *args]) == 0
+    assert (
+        _run(
+            extract,
+            ["extract"],
+            [
+                f"--videos={inputs['videos']}",
+                f"--output_dir={output}",
+                "--preset=ave_release",
+                *args,
+            ],
+        )
+        == 0
+    )
     config = json.load(open(os.path.join(output, extraction.CONFIG_FILE)))
     assert config["frame_sampling"] == "ave" and config["audio_framing"] == "vggish"
     assert config["frames_per_second"] == 2 and config["image_size"] == IMAGE_SIZE  # given: kept
@@ -227,8 +329,19 @@ def test_extract_with_the_ave_release_preset(inputs, extracted, tmp_path):
 def test_extract_vector_layout_is_the_spatial_mean_of_the_maps(inputs, extracted, tmp_path):
     """--visual_layout vector: [T, 512] per video, the mean over the 2x2 cells of the maps."""
     output = str(tmp_path / "vectors")
-    assert _run(extract, ["extract"], [f"--videos={inputs['videos']}", f"--output_dir={output}",
-                                       "--visual_layout=vector", *_feature_args(inputs)]) == 0
+    assert (
+        _run(
+            extract,
+            ["extract"],
+            [
+                f"--videos={inputs['videos']}",
+                f"--output_dir={output}",
+                "--visual_layout=vector",
+                *_feature_args(inputs),
+            ],
+        )
+        == 0
+    )
     info = dataset_info.read(output)
     assert info.visual_shape == [512] and info.visual_layout == "vector"
     vectors = _records(output, "train")
@@ -237,40 +350,74 @@ def test_extract_vector_layout_is_the_spatial_mean_of_the_maps(inputs, extracted
         with np.load(os.path.join(extracted, extraction.FEATURES_DIR, f"{key}.npz")) as maps:
             assert maps["visual"].shape[1:] == tuple(VISUAL_SHAPE)
             assert record["visual"].shape == (len(maps["audio"]), 512)
-            np.testing.assert_allclose(record["visual"], maps["visual"].mean(axis=(1, 2)),
-                                       rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(
+                record["visual"], maps["visual"].mean(axis=(1, 2)), rtol=1e-5, atol=1e-5
+            )
             np.testing.assert_allclose(record["audio"], maps["audio"], atol=1e-6)
-    assert json.load(open(os.path.join(output, extraction.CONFIG_FILE)))["visual_layout"] == "vector"
-    with pytest.raises(UserError, match=r"visual_layout: expected vector for --visual_backbone=resnet152"):
-        extraction.FeatureSettings(vggish_checkpoint="x", visual_backbone="resnet152",
-                                   visual_layout="map").check()
+    assert (
+        json.load(open(os.path.join(output, extraction.CONFIG_FILE)))["visual_layout"] == "vector"
+    )
+    with pytest.raises(
+        UserError, match=r"visual_layout: expected vector for --visual_backbone=resnet152"
+    ):
+        extraction.FeatureSettings(
+            vggish_checkpoint="x", visual_backbone="resnet152", visual_layout="map"
+        ).check()
 
 
 def test_predict_pools_the_maps_for_a_model_trained_on_vectors(inputs, extracted, tmp_path, capsys):
     """A run trained on 512-d visual vectors, predicting with VGG-19 (2x2x512 maps): predict
     averages the maps over space instead of stopping at the dims mismatch."""
     data = str(tmp_path / "vector_data")
-    synthetic.write_dataset(data, synthetic.SyntheticConfig(
-        videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0}, audio_dim=128,
-        visual_layout="vector", visual_dim=512, seed=1), verbose=False)
+    synthetic.write_dataset(
+        data,
+        synthetic.SyntheticConfig(
+            videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0},
+            audio_dim=128,
+            visual_layout="vector",
+            visual_dim=512,
+            seed=1,
+        ),
+        verbose=False,
+    )
     run = str(tmp_path / "vector_run")
-    trainer.train(data, run, hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8),
-                  verbose=0)
+    trainer.train(
+        data,
+        run,
+        hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8),
+        verbose=0,
+    )
     clip = os.path.join(inputs["videos"], "clip_a.mp4")
     output = str(tmp_path / "predictions")
     capsys.readouterr()
-    assert _run(predict, ["predict", clip], [f"--model_dir={run}", f"--output_dir={output}",
-                                             *_feature_args(inputs)]) == 0
+    assert (
+        _run(
+            predict,
+            ["predict", clip],
+            [f"--model_dir={run}", f"--output_dir={output}", *_feature_args(inputs)],
+        )
+        == 0
+    )
     assert "the model takes visual vectors [512]" in capsys.readouterr().out
     result = json.load(open(os.path.join(output, "clip_a.json")))
-    assert result["features"]["visual_layout"] == "vector" and result["features"]["visual_shape"] == [512]
+    assert result["features"]["visual_layout"] == "vector" and result["features"][
+        "visual_shape"
+    ] == [512]
     maps = _records(extracted, "train")["clip_a"]
     expected = predictors.RunPredictor(run)(maps["audio"], maps["visual"].mean(axis=(1, 2)))
     np.testing.assert_allclose(result["probabilities"], expected, atol=2e-4)
     # --visual_layout given on the command line is kept: the mismatch is reported as before.
     with pytest.raises(UserError, match=r"visual_shape': \[512\].*--visual_layout"):
-        _run(predict, ["predict", clip], [f"--model_dir={run}", f"--output_dir={output}",
-                                          "--visual_layout=map", *_feature_args(inputs)])
+        _run(
+            predict,
+            ["predict", clip],
+            [
+                f"--model_dir={run}",
+                f"--output_dir={output}",
+                "--visual_layout=map",
+                *_feature_args(inputs),
+            ],
+        )
 
 
 def test_extract_never_overwrites_a_data_set_it_did_not_write(tmp_path):

@@ -15,8 +15,10 @@ SMALL = dict(TINY_UNITS, batch_size=4)
 
 
 def _batch(rng, visual_shape, videos=8, time=constants.NUM_SEGMENTS):
-    inputs = {"audio": rng.normal(size=(videos, time, 16)).astype("float32"),
-              "visual": rng.normal(size=(videos, time, *visual_shape)).astype("float32")}
+    inputs = {
+        "audio": rng.normal(size=(videos, time, 16)).astype("float32"),
+        "visual": rng.normal(size=(videos, time, *visual_shape)).astype("float32"),
+    }
     labels = rng.integers(0, constants.NUM_CLASSES, size=(videos, time)).astype("int32")
     return inputs, labels, labels[:, 0]
 
@@ -27,8 +29,11 @@ def _targets(hp, labels, video):
     return keras.tree.map_structure(np.asarray, targets)
 
 
-CASES = ([(name, "full", [3, 3, 8]) for name in backbones.names()]  # maps: pooling and attention paths
-         + [(name, "weak", [12]) for name in ("avsdn", "dmrn", "avsdn_label_guided")])
+CASES = [
+    (name, "full", [3, 3, 8]) for name in backbones.names()
+] + [  # maps: pooling and attention paths
+    (name, "weak", [12]) for name in ("avsdn", "dmrn", "avsdn_label_guided")
+]
 
 
 @pytest.mark.parametrize("name,supervision,visual_shape", CASES)
@@ -50,19 +55,32 @@ def test_model_trains_and_round_trips(name, supervision, visual_shape, tmp_path)
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.models.load_model(path)
-    np.testing.assert_array_equal(backbones.segment_model(restored).predict(inputs, verbose=0), after)
-    np.testing.assert_array_equal(restored.predict(inputs, verbose=0)[0] if len(model.outputs) > 1
-                                  else restored.predict(inputs, verbose=0),
-                                  model.predict(inputs, verbose=0)[0] if len(model.outputs) > 1
-                                  else model.predict(inputs, verbose=0))
+    np.testing.assert_array_equal(
+        backbones.segment_model(restored).predict(inputs, verbose=0), after
+    )
+    np.testing.assert_array_equal(
+        (
+            restored.predict(inputs, verbose=0)[0]
+            if len(model.outputs) > 1
+            else restored.predict(inputs, verbose=0)
+        ),
+        (
+            model.predict(inputs, verbose=0)[0]
+            if len(model.outputs) > 1
+            else model.predict(inputs, verbose=0)
+        ),
+    )
 
 
 def test_weak_model_pools_segments_over_time():
     hp = hparams.HParams(model="avsdn", supervision="weak", **SMALL)
     model = tasks.for_hparams(hp).build(16, [12])
     inputs, _, _ = _batch(np.random.default_rng(1), [12])
-    np.testing.assert_allclose(model.predict(inputs, verbose=0),
-                               backbones.segment_model(model).predict(inputs, verbose=0).mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(
+        model.predict(inputs, verbose=0),
+        backbones.segment_model(model).predict(inputs, verbose=0).mean(axis=1),
+        rtol=1e-5,
+    )
 
 
 def test_models_take_any_number_of_segments_when_built_without_a_fixed_length():
@@ -74,8 +92,17 @@ def test_models_take_any_number_of_segments_when_built_without_a_fixed_length():
 
 
 def test_registry_lists_every_name_the_paper_tables_need():
-    expected = {"avsdn", "audio", "visual", "av", "av_att", "dmrn", "avsdn_init_visual", "avsdn_init_audio",
-                "avsdn_label_guided"}
+    expected = {
+        "avsdn",
+        "audio",
+        "visual",
+        "av",
+        "av_att",
+        "dmrn",
+        "avsdn_init_visual",
+        "avsdn_init_audio",
+        "avsdn_label_guided",
+    }
     assert expected == set(backbones.names())
     listing = backbones.describe()
     assert all(name in listing for name in expected)
@@ -85,10 +112,16 @@ def test_registry_lists_every_name_the_paper_tables_need():
 def test_inference_function_matches_predict_and_traces_once(num_segments):
     hp = hparams.HParams(model="avsdn", **SMALL)
     keras.utils.set_random_seed(0)
-    model = backbones.segment_model(tasks.for_hparams(hp).build(16, [12], num_segments=num_segments))
+    model = backbones.segment_model(
+        tasks.for_hparams(hp).build(16, [12], num_segments=num_segments)
+    )
     forward = backbones.inference_function(model)
     times = [constants.NUM_SEGMENTS] * 2 if num_segments else [4, 13]
     for videos, time in zip((3, 7), times, strict=True):
         inputs, _, _ = _batch(np.random.default_rng(videos), [12], videos=videos, time=time)
-        np.testing.assert_allclose(forward(inputs).numpy(), model.predict(inputs, verbose=0), rtol=1e-5, atol=1e-7)
-    assert forward.experimental_get_tracing_count() == 1  # other batch sizes and lengths reuse the trace
+        np.testing.assert_allclose(
+            forward(inputs).numpy(), model.predict(inputs, verbose=0), rtol=1e-5, atol=1e-7
+        )
+    assert (
+        forward.experimental_get_tracing_count() == 1
+    )  # other batch sizes and lengths reuse the trace

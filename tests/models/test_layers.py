@@ -31,7 +31,11 @@ def test_dmrn_fusion_matches_numpy_equations():
 
 def test_dmrn_fusion_works_per_segment_and_rejects_unequal_sizes():
     fusion = layers.DMRNFusion(hidden_units=3)
-    assert fusion([np.ones((2, 5, 4), "float32"), np.zeros((2, 5, 4), "float32")]).shape == (2, 5, 4)
+    assert fusion([np.ones((2, 5, 4), "float32"), np.zeros((2, 5, 4), "float32")]).shape == (
+        2,
+        5,
+        4,
+    )
     with pytest.raises(ValueError, match="equal sizes"):
         layers.DMRNFusion(3)([np.ones((2, 4), "float32"), np.ones((2, 5), "float32")])
 
@@ -66,14 +70,23 @@ def test_pooling_layers():
     maps = np.arange(2 * 3 * 2 * 2 * 4, dtype="float32").reshape(2, 3, 2, 2, 4)
     np.testing.assert_allclose(layers.SpatialAveragePooling()(maps).numpy(), maps.mean(axis=(2, 3)))
     segments = np.random.default_rng(2).random((2, 5, 29)).astype("float32")
-    np.testing.assert_allclose(layers.TemporalPooling("mean")(segments).numpy(), segments.mean(1), rtol=1e-6)
+    np.testing.assert_allclose(
+        layers.TemporalPooling("mean")(segments).numpy(), segments.mean(1), rtol=1e-6
+    )
     np.testing.assert_allclose(layers.TemporalPooling("max")(segments).numpy(), segments.max(1))
     with pytest.raises(ValueError, match="mean' or 'max"):
         layers.TemporalPooling("median")
 
 
-@pytest.mark.parametrize("layer", [layers.DMRNFusion(7), layers.AudioGuidedVisualAttention(9),
-                                   layers.SpatialAveragePooling(), layers.TemporalPooling("max")])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        layers.DMRNFusion(7),
+        layers.AudioGuidedVisualAttention(9),
+        layers.SpatialAveragePooling(),
+        layers.TemporalPooling("max"),
+    ],
+)
 def test_layers_serialize(layer):
     restored = keras.layers.deserialize(keras.layers.serialize(layer))
     assert type(restored) is type(layer)

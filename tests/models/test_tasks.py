@@ -35,29 +35,40 @@ def test_weak_task_targets_one_hot_video_labels_and_reads_the_noisy_split(tiny_v
     targets = np.concatenate([t.numpy() for _, t in data])
     assert targets.shape == (TINY_SPLITS["train"] + TINY_SPLITS["noisy"], constants.NUM_CLASSES)
     np.testing.assert_array_equal(targets.sum(1), 1.0)
-    assert targets[:, constants.BACKGROUND].sum() == TINY_SPLITS["noisy"]  # AVE videos all hold an event
+    assert (
+        targets[:, constants.BACKGROUND].sum() == TINY_SPLITS["noisy"]
+    )  # AVE videos all hold an event
 
 
-@pytest.mark.parametrize("supervision,main_output", [(constants.FULL, constants.SEGMENT_OUTPUT),
-                                                     (constants.WEAK, constants.VIDEO_OUTPUT)])
+@pytest.mark.parametrize(
+    "supervision,main_output",
+    [(constants.FULL, constants.SEGMENT_OUTPUT), (constants.WEAK, constants.VIDEO_OUTPUT)],
+)
 def test_each_task_owns_its_heads_and_evaluation_reads_segment_probs(supervision, main_output):
     plain = _task(supervision=supervision).build(16, [12])
     assert list(plain.output_names) == [main_output]
     guided_task = _task("avsdn_label_guided", supervision)
     guided = guided_task.build(16, [12])
     assert list(guided.output_names) == [main_output, *constants.GUIDE_OUTPUTS]
-    parsed = {records.LABEL: np.zeros((2, 10), np.int32), records.VIDEO_LABEL: np.array([3, 28], np.int32)}
+    parsed = {
+        records.LABEL: np.zeros((2, 10), np.int32),
+        records.VIDEO_LABEL: np.array([3, 28], np.int32),
+    }
     main, audio_guide, visual_guide = guided_task.targets(parsed)
     np.testing.assert_array_equal(np.asarray(audio_guide).argmax(-1), [3, 28])
     np.testing.assert_array_equal(audio_guide, visual_guide)
-    assert np.asarray(main).shape == ((2, 10) if supervision == constants.FULL else (2, constants.NUM_CLASSES))
+    assert np.asarray(main).shape == (
+        (2, 10) if supervision == constants.FULL else (2, constants.NUM_CLASSES)
+    )
     segment = guided_task.segment_model(guided)
     assert list(segment.output_names) == [constants.SEGMENT_OUTPUT]
     guided_task.compile(guided, keras.optimizers.Adam())
     assert len(guided.loss) == 3
 
 
-def test_the_model_normalises_with_the_train_statistics_and_keeps_them_when_saved(tiny_vector_data, tmp_path):
+def test_the_model_normalises_with_the_train_statistics_and_keeps_them_when_saved(
+    tiny_vector_data, tmp_path
+):
     statistics, source = normalization.read_statistics(tiny_vector_data)
     model = _task().build(16, [24], statistics=statistics, source=source)
     audio_layer = backbones.normalization_layers(model)["audio"]
@@ -69,14 +80,21 @@ def test_the_model_normalises_with_the_train_statistics_and_keeps_them_when_save
     model.save(path)
     restored = backbones.normalization_layers(backbones.load_model(path, compile=False))
     restored_audio, restored_visual = restored["audio"], restored["visual"]
-    np.testing.assert_array_equal(restored_audio.statistics()[0], np.float32(statistics["audio_mean"]))
-    np.testing.assert_array_equal(restored_visual.statistics()[1], np.float32(statistics["visual_std"]))
+    np.testing.assert_array_equal(
+        restored_audio.statistics()[0], np.float32(statistics["audio_mean"])
+    )
+    np.testing.assert_array_equal(
+        restored_visual.statistics()[1], np.float32(statistics["visual_std"])
+    )
 
 
 def test_single_modality_models_carry_the_normalisation_they_use():
     assert sorted(backbones.normalization_layers(_task("audio").build(16, [12]))) == ["audio"]
     assert sorted(backbones.normalization_layers(_task("visual").build(16, [12]))) == ["visual"]
-    assert sorted(backbones.normalization_layers(_task("av").build(16, [12]))) == ["audio", "visual"]
+    assert sorted(backbones.normalization_layers(_task("av").build(16, [12]))) == [
+        "audio",
+        "visual",
+    ]
 
 
 def test_statistics_that_do_not_fit_the_model_are_one_clear_error(tiny_vector_data):
@@ -97,8 +115,13 @@ def test_lstms_unroll_on_cpu_and_take_the_cudnn_path_on_gpu(device, unrolled):
     options = backbones.lstm_options(hp, constants.NUM_SEGMENTS, device=device)
     assert options["unroll"] is unrolled
     # Keras runs the fused cuDNN kernel only with these settings and no unrolling.
-    assert (options["activation"], options["recurrent_activation"], options["recurrent_dropout"],
-            options["use_bias"], options["use_cudnn"]) == ("tanh", "sigmoid", 0.0, True, "auto")
+    assert (
+        options["activation"],
+        options["recurrent_activation"],
+        options["recurrent_dropout"],
+        options["use_bias"],
+        options["use_cudnn"],
+    ) == ("tanh", "sigmoid", 0.0, True, "auto")
     assert backbones.lstm_options(hp, None, device="cpu")["unroll"] is False  # any length: a loop
     assert backbones.lstm_options(hp.replace(unroll=False), 10, device="cpu")["unroll"] is False
     lstm = keras.layers.LSTM(4, **options)

@@ -22,24 +22,38 @@ from avsdn_tf.training.run_dir import RunDir
 from testlib import SMALL_UNITS, run_command
 
 SMALL = dict(SMALL_UNITS, batch_size=16)
-ROWS = {"supervised": ["audio", "visual", "av", "av_att", "avsdn", "dmrn"],
-        "weak": ["audio", "visual", "av", "av_att", "avsdn"],
-        "ablation": ["avsdn_init_visual", "avsdn_init_audio", "avsdn_label_guided", "avsdn"]}
+ROWS = {
+    "supervised": ["audio", "visual", "av", "av_att", "avsdn", "dmrn"],
+    "weak": ["audio", "visual", "av", "av_att", "avsdn"],
+    "ablation": ["avsdn_init_visual", "avsdn_init_audio", "avsdn_label_guided", "avsdn"],
+}
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("experiments") / "data")
-    synthetic.write_dataset(path, synthetic.SyntheticConfig(
-        videos_per_split={"train": 32, "val": 16, "test": 16, "noisy": 8}, audio_dim=16, visual_dim=24),
-        verbose=False)
+    synthetic.write_dataset(
+        path,
+        synthetic.SyntheticConfig(
+            videos_per_split={"train": 32, "val": 16, "test": 16, "noisy": 8},
+            audio_dim=16,
+            visual_dim=24,
+        ),
+        verbose=False,
+    )
     return path
 
 
 def _accuracy(hp, split):
     """A made-up accuracy that differs by model, supervision, seed and split."""
-    return round(0.2 + 0.05 * backbones.names().index(hp.model) + 0.1 * (hp.supervision == "weak")
-                 + 0.02 * hp.seed + 0.001 * (split == "test"), 6)
+    return round(
+        0.2
+        + 0.05 * backbones.names().index(hp.model)
+        + 0.1 * (hp.supervision == "weak")
+        + 0.02 * hp.seed
+        + 0.001 * (split == "test"),
+        6,
+    )
 
 
 @pytest.fixture
@@ -51,9 +65,18 @@ def fake_fit(monkeypatch):
         calls.append(model_dir)
         run = RunDir(model_dir)
         os.makedirs(model_dir, exist_ok=True)
-        fileio.write_json(run.config, {"hparams": hp.to_dict(), "data_dir": data_dir, "max_videos": max_videos})
-        result = {"model": hp.model, "supervision": hp.supervision, "best_epoch": 1, "epochs_done": hp.epochs,
-                  "history": [], "val": {"accuracy": _accuracy(hp, "val")}, "test": {"accuracy": _accuracy(hp, "test")}}
+        fileio.write_json(
+            run.config, {"hparams": hp.to_dict(), "data_dir": data_dir, "max_videos": max_videos}
+        )
+        result = {
+            "model": hp.model,
+            "supervision": hp.supervision,
+            "best_epoch": 1,
+            "epochs_done": hp.epochs,
+            "history": [],
+            "val": {"accuracy": _accuracy(hp, "val")},
+            "test": {"accuracy": _accuracy(hp, "test")},
+        }
         fileio.write_json(run.metrics, result)
         fileio.write_json(run.state, {"epochs_done": hp.epochs, "best_epoch": 1, "finished": True})
         return result
@@ -65,7 +88,9 @@ def fake_fit(monkeypatch):
 def _run(tiny_data, output_dir, lines=None, **kwargs):
     options = dict(table="all", seeds=2, base=hparams.HParams(**SMALL, epochs=1))
     options.update(kwargs)
-    return tables.run(tiny_data, str(output_dir), log=(lines if lines is not None else []).append, **options)
+    return tables.run(
+        tiny_data, str(output_dir), log=(lines if lines is not None else []).append, **options
+    )
 
 
 def test_tables_name_registered_models_and_hold_only_checked_paper_numbers():
@@ -75,14 +100,21 @@ def test_tables_name_registered_models_and_hold_only_checked_paper_numbers():
             assert row.model in backbones.REGISTRY
             for number in row.reported:
                 assert 0 < number.accuracy < 100 and "1902.07473" in number.source
-    reported = {(t, r.model): [n.accuracy for n in r.reported] for t, table in tables.TABLES.items()
-                for r in table.rows}
+    reported = {
+        (t, r.model): [n.accuracy for n in r.reported]
+        for t, table in tables.TABLES.items()
+        for r in table.rows
+    }
     assert reported[("supervised", "avsdn")] == [75.4]
     assert reported[("supervised", "av_att")] == [72.7, 74.7]
-    assert reported[("weak", "avsdn")] == [] and reported[("ablation", "avsdn")] == []  # not verified
+    assert (
+        reported[("weak", "avsdn")] == [] and reported[("ablation", "avsdn")] == []
+    )  # not verified
 
 
-def test_every_table_writes_every_row_with_its_config_seed_val_and_test(tiny_data, tmp_path, fake_fit):
+def test_every_table_writes_every_row_with_its_config_seed_val_and_test(
+    tiny_data, tmp_path, fake_fit
+):
     out = tmp_path / "exp"
     lines = []
     summary = _run(tiny_data, out, lines)
@@ -93,12 +125,16 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(tiny_dat
 
     runs = written["runs"]
     assert [(r["table"], r["row"], r["seed"]) for r in runs] == [
-        (t, m, s) for t, rows in ROWS.items() for m in rows for s in (0, 1)]
+        (t, m, s) for t, rows in ROWS.items() for m in rows for s in (0, 1)
+    ]
     for record in runs:
         supervision = "weak" if record["table"] == "weak" else "full"
-        expected = hparams.HParams(**SMALL, epochs=1, model=record["row"], supervision=supervision,
-                                   seed=record["seed"])
-        assert record["hparams"] == expected.to_dict()  # the full config of each run, seed k -> seed=k
+        expected = hparams.HParams(
+            **SMALL, epochs=1, model=record["row"], supervision=supervision, seed=record["seed"]
+        )
+        assert (
+            record["hparams"] == expected.to_dict()
+        )  # the full config of each run, seed k -> seed=k
         assert record["supervision"] == supervision and record["model"] == record["row"]
         assert record["val_accuracy"] == _accuracy(expected, "val")
         assert record["test_accuracy"] == _accuracy(expected, "test")
@@ -107,9 +143,14 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(tiny_dat
     assert len(fake_fit) == len(runs) - 2
     shared = [r for r in runs if r["shared_run"]]
     assert [(r["table"], r["row"]) for r in shared] == [("ablation", "avsdn")] * 2
-    assert all(r["run_dir"] == str(out / "runs" / "supervised" / "avsdn" / f"seed{r['seed']}") for r in shared)
+    assert all(
+        r["run_dir"] == str(out / "runs" / "supervised" / "avsdn" / f"seed{r['seed']}")
+        for r in shared
+    )
     own = [r for r in runs if not r["shared_run"]]
-    assert all(r["run_dir"] == str(out / "runs" / r["table"] / r["row"] / f"seed{r['seed']}") for r in own)
+    assert all(
+        r["run_dir"] == str(out / "runs" / r["table"] / r["row"] / f"seed{r['seed']}") for r in own
+    )
 
     rows = {(r["table"], r["row"]): r for r in written["rows"]}
     assert list(rows) == [(t, m) for t, models_ in ROWS.items() for m in models_]
@@ -117,20 +158,36 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(tiny_dat
     values = [r["test_accuracy"] for r in runs if (r["table"], r["row"]) == ("supervised", "avsdn")]
     assert avsdn["test_accuracy"]["values"] == values
     assert avsdn["test_accuracy"]["mean"] == pytest.approx(sum(values) / 2)
-    assert avsdn["test_accuracy"]["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)  # sample std
-    assert avsdn["paper"] == [{"accuracy": 75.4, "features": "VGGish audio, ResNet-152 visual",
-                               "source": tables.SUPERVISED_SOURCE, "verified": True}]
+    assert avsdn["test_accuracy"]["std"] == pytest.approx(
+        abs(values[0] - values[1]) / 2**0.5
+    )  # sample std
+    assert avsdn["paper"] == [
+        {
+            "accuracy": 75.4,
+            "features": "VGGish audio, ResNet-152 visual",
+            "source": tables.SUPERVISED_SOURCE,
+            "verified": True,
+        }
+    ]
     assert rows[("weak", "avsdn")]["paper"][0]["accuracy"] is None
     assert not rows[("weak", "avsdn")]["paper"][0]["verified"]
-    assert rows[("supervised", "dmrn")]["extra"] and "extra row" in rows[("supervised", "dmrn")]["remarks"]
-    assert "no regions to attend" in rows[("supervised", "av_att")]["remarks"]  # tiny data has no visual maps
+    assert (
+        rows[("supervised", "dmrn")]["extra"]
+        and "extra row" in rows[("supervised", "dmrn")]["remarks"]
+    )
+    assert (
+        "no regions to attend" in rows[("supervised", "av_att")]["remarks"]
+    )  # tiny data has no visual maps
 
     markdown = (out / "results.md").read_text()
     for table in tables.TABLES.values():
         assert f"## {table.title}" in markdown
     assert markdown.count(tables.PAPER_COLUMN) == 3
     assert "| AVSDN | 21.1 ± 1.4 | 21.0 ± 1.4 | audio+visual, seq2seq | 75.4 |" in markdown
-    assert "full fusion of both encoder states (DMRN-style) (same runs as supervised/avsdn) |" in markdown
+    assert (
+        "full fusion of both encoder states (DMRN-style) (same runs as supervised/avsdn) |"
+        in markdown
+    )
     assert "72.7 (VGG-16 visual) / 74.7 (ResNet-152 visual)" in markdown
     assert "n/a (not verified)" in markdown and "NOT measured here" in markdown
     printed = "\n".join(lines)
@@ -157,11 +214,15 @@ def test_rerun_trains_nothing_and_an_interrupted_run_is_picked_up(tiny_data, tmp
     assert [r["trained_now"] for r in resumed["runs"]].count(True) == 1
 
 
-def test_changed_settings_on_an_existing_experiment_are_one_clear_error(tiny_data, tmp_path, fake_fit):
+def test_changed_settings_on_an_existing_experiment_are_one_clear_error(
+    tiny_data, tmp_path, fake_fit
+):
     out = tmp_path / "exp"
     _run(tiny_data, out, table="ablation", seeds=1)
     fake_fit.clear()
-    with pytest.raises(UserError, match=r"seed0/config.json field hparams.epochs: expected 3, .* found 1") as error:
+    with pytest.raises(
+        UserError, match=r"seed0/config.json field hparams.epochs: expected 3, .* found 1"
+    ) as error:
         _run(tiny_data, out, table="ablation", seeds=1, base=hparams.HParams(**SMALL, epochs=3))
     assert "`output_dir`" in str(error.value) and fake_fit == []
     with pytest.raises(UserError, match="field max_videos: expected 8"):
@@ -169,10 +230,15 @@ def test_changed_settings_on_an_existing_experiment_are_one_clear_error(tiny_dat
 
 
 def test_bad_table_rows_and_seeds_are_named():
-    with pytest.raises(UserError, match=r"table: expected one of \['supervised', 'weak', 'ablation', 'all'\], "
-                                        r"found 'table1'"):
+    with pytest.raises(
+        UserError,
+        match=r"table: expected one of \['supervised', 'weak', 'ablation', 'all'\], "
+        r"found 'table1'",
+    ):
         tables.select("table1")
-    with pytest.raises(UserError, match=r"rows: expected row names of `table` ablation .* found \['av'\]"):
+    with pytest.raises(
+        UserError, match=r"rows: expected row names of `table` ablation .* found \['av'\]"
+    ):
         tables.select("ablation", rows=["av"])
     with pytest.raises(UserError, match="expected at least one row"):
         tables.select("supervised", rows=["dmrn"], extras=False)
@@ -187,7 +253,11 @@ def test_the_label_guided_ablation_is_scored_on_its_segment_output(tiny_data):
     model = tasks.for_hparams(hp).build(info.audio_dim, info.visual_shape, info.num_segments)
     assert len(model.outputs) == 3
     ids, labels, predictions, probs = evaluation.predict_split(model, tiny_data, "test")
-    assert len(ids) == 16 and labels.shape == predictions.shape == (16, 10) and probs.shape == (16, 10, 29)
+    assert (
+        len(ids) == 16
+        and labels.shape == predictions.shape == (16, 10)
+        and probs.shape == (16, 10, 29)
+    )
 
 
 def _command(*args):
@@ -198,15 +268,35 @@ def test_command_trains_for_real_then_a_rerun_trains_nothing(tiny_data, tmp_path
     hparams_file = tmp_path / "small.json"
     hparams_file.write_text(json.dumps(SMALL))
     out = tmp_path / "exp"
-    args = ["--data_dir", tiny_data, "--table", "all", "--rows", "avsdn", "--seeds", "1", "--epochs", "1",
-            "--hparams_file", str(hparams_file), "--output_dir", str(out), "--intra_op_threads", "1",
-            "--inter_op_threads", "2"]
+    args = [
+        "--data_dir",
+        tiny_data,
+        "--table",
+        "all",
+        "--rows",
+        "avsdn",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--hparams_file",
+        str(hparams_file),
+        "--output_dir",
+        str(out),
+        "--intra_op_threads",
+        "1",
+        "--inter_op_threads",
+        "2",
+    ]
     first = _command(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert results["complete"] and results["tables"] == ["supervised", "weak", "ablation"]
     assert [(r["table"], r["supervision"], r["trained_now"]) for r in results["runs"]] == [
-        ("supervised", "full", True), ("weak", "weak", True), ("ablation", "full", False)]
+        ("supervised", "full", True),
+        ("weak", "weak", True),
+        ("ablation", "full", False),
+    ]
     for record in results["runs"]:
         assert 0.0 <= record["val_accuracy"] <= 1.0 and 0.0 <= record["test_accuracy"] <= 1.0
         assert record["hparams"]["encoder_units"] == 16 and record["hparams"]["seed"] == 0
@@ -216,11 +306,15 @@ def test_command_trains_for_real_then_a_rerun_trains_nothing(tiny_data, tmp_path
     assert "2 runs trained, 1 reused" in first.stdout
     assert "Paper, real AVE features" in first.stdout and "75.4" in first.stdout
 
-    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "runs").rglob("*") if p.is_file()}
+    before = {
+        p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "runs").rglob("*") if p.is_file()
+    }
     second = _command(*args)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "0 runs trained, 3 reused" in second.stdout and "epoch 1/1" not in second.stdout
-    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "runs").rglob("*") if p.is_file()}
+    after = {
+        p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "runs").rglob("*") if p.is_file()
+    }
     assert after == before  # no checkpoint, state or metrics file was touched
     assert json.loads((out / "results.json").read_text())["rows"] == results["rows"]
 
@@ -228,6 +322,9 @@ def test_command_trains_for_real_then_a_rerun_trains_nothing(tiny_data, tmp_path
 def test_command_unknown_table_is_one_clear_error(tmp_path):
     result = _command("--table", "table1", "--output_dir", str(tmp_path / "exp"))
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: --table: expected one of ['supervised', 'weak', 'ablation', 'all'], found 'table1'")
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "error: --table: expected one of ['supervised', 'weak', 'ablation', 'all'], found"
+        " 'table1'"
+    )
     assert "Traceback" not in result.stderr and not (tmp_path / "exp").exists()

@@ -28,7 +28,9 @@ def moved_run(tiny_vector_data, tmp_path_factory):
     return run_dir, result
 
 
-def test_a_run_directory_alone_evaluates_on_another_data_directory(moved_run, tiny_vector_data, tmp_path):
+def test_a_run_directory_alone_evaluates_on_another_data_directory(
+    moved_run, tiny_vector_data, tmp_path
+):
     run_dir, _ = moved_run
     config = json.loads(open(RunDir(run_dir).config).read())
     assert config["run_format"] == RUN_FORMAT and config["class_names"] == constants.class_names()
@@ -41,9 +43,12 @@ def test_a_run_directory_alone_evaluates_on_another_data_directory(moved_run, ti
     batch = next(iter(pipeline.make_dataset(tiny_vector_data, "test", 32)))
     through_model = np.asarray(run.segment_model(records.model_inputs(batch)))
     audio_layer = run.model.get_layer(constants.AUDIO_NORMALIZATION)
-    np.testing.assert_allclose(np.asarray(audio_layer(batch["audio"])),
-                               (batch["audio"].numpy() - statistics["audio_mean"]) / statistics["audio_std"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(audio_layer(batch["audio"])),
+        (batch["audio"].numpy() - statistics["audio_mean"]) / statistics["audio_std"],
+        rtol=1e-5,
+        atol=1e-6,
+    )
     predicted = through_model.argmax(-1)
     labels = batch["label"].numpy()
     assert summary["accuracy"] == pytest.approx((predicted == labels).mean(), abs=1e-6)
@@ -55,8 +60,9 @@ def test_a_run_directory_alone_predicts(moved_run, tiny_vector_data):
     batch = next(iter(pipeline.make_dataset(tiny_vector_data, "val", 2)))
     run = load_run(run_dir)
     expected = np.asarray(run.segment_model(records.model_inputs(batch)))[0]
-    np.testing.assert_allclose(predictor(batch["audio"].numpy()[0], batch["visual"].numpy()[0]), expected,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        predictor(batch["audio"].numpy()[0], batch["visual"].numpy()[0]), expected, atol=1e-5
+    )
     assert predictor.class_names == constants.class_names()
 
 
@@ -108,5 +114,7 @@ def test_broken_and_old_runs_are_one_clear_error(moved_run, tiny_vector_data, tm
 
 def test_data_of_other_dims_is_refused(moved_run, tiny_map_data):
     run_dir, _ = moved_run
-    with pytest.raises(UserError, match=r"dataset_info\.json: expected the feature dims the run .* found"):
+    with pytest.raises(
+        UserError, match=r"dataset_info\.json: expected the feature dims the run .* found"
+    ):
         load_run(run_dir).check_data(tiny_map_data)

@@ -61,15 +61,36 @@ def test_train_selects_on_val_and_writes_everything(reference_run, tiny_vector_d
 
     summary = evaluation.evaluate_run(model_dir, split="test")
     assert summary["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
-    assert Path(model_dir, "eval_test.json").exists() and Path(model_dir, "confusion_test.png").exists()
+    assert (
+        Path(model_dir, "eval_test.json").exists()
+        and Path(model_dir, "confusion_test.png").exists()
+    )
 
 
 def test_evaluate_command_with_split_thread_pools_scores_as_in_process(reference_run, tmp_path):
     model_dir, _ = reference_run
     metrics = json.loads(Path(RunDir(model_dir).metrics).read_text())
-    done = subprocess.run([sys.executable, "-m", "avsdn_tf.evaluate", "--model_dir", model_dir, "--split", "test",
-                           "--output_dir", str(tmp_path), "--intra_op_threads", "1", "--inter_op_threads", "2"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "avsdn_tf.evaluate",
+            "--model_dir",
+            model_dir,
+            "--split",
+            "test",
+            "--output_dir",
+            str(tmp_path),
+            "--intra_op_threads",
+            "1",
+            "--inter_op_threads",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     written = json.loads((tmp_path / "eval_test.json").read_text())
     assert written["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
@@ -90,28 +111,40 @@ def test_thread_pools_are_set_before_tensorflow_starts_and_refused_after():
         "except UserError as error:\n"
         "    print(error)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[0] == "1 2"
-    assert lines[1].startswith("intra_op_threads 3: expected to be set before TensorFlow starts, found it running")
+    assert lines[1].startswith(
+        "intra_op_threads 3: expected to be set before TensorFlow starts, found it running"
+    )
 
 
 def test_data_is_kept_in_memory_when_its_decoded_size_fits_cache_gb(tiny_vector_data):
     info = dataset_info.read(tiny_vector_data)
-    size = (TINY_SPLITS["train"] + TINY_SPLITS["val"]) * constants.NUM_SEGMENTS * (16 + 24) * 4 / 1e9
-    assert trainer.decide_cache(info, small_hparams(cache_gb=size * 1.01), False, None) == (True, round(size, 3))
+    size = (
+        (TINY_SPLITS["train"] + TINY_SPLITS["val"]) * constants.NUM_SEGMENTS * (16 + 24) * 4 / 1e9
+    )
+    assert trainer.decide_cache(info, small_hparams(cache_gb=size * 1.01), False, None) == (
+        True,
+        round(size, 3),
+    )
     assert trainer.decide_cache(info, small_hparams(cache_gb=size * 0.99), False, None)[0] is False
     assert trainer.decide_cache(info, small_hparams(cache_gb=0.0), False, None)[0] is False
-    assert trainer.decide_cache(info, small_hparams(cache_gb=0.0), False, 4)[1] == round(8 * size / (
-        TINY_SPLITS["train"] + TINY_SPLITS["val"]), 3)
+    assert trainer.decide_cache(info, small_hparams(cache_gb=0.0), False, 4)[1] == round(
+        8 * size / (TINY_SPLITS["train"] + TINY_SPLITS["val"]), 3
+    )
     with pytest.raises(UserError, match="cache_gb"):
         small_hparams(cache_gb=-1.0).validate()
 
 
 def test_same_seed_same_result(reference_run, tiny_vector_data, tmp_path):
     _, first = reference_run
-    again = trainer.train(tiny_vector_data, str(tmp_path / "again"), small_hparams(epochs=3), verbose=0)
+    again = trainer.train(
+        tiny_vector_data, str(tmp_path / "again"), small_hparams(epochs=3), verbose=0
+    )
     assert again["history"] == first["history"]
     assert again["test"]["accuracy"] == first["test"]["accuracy"]
 
@@ -119,10 +152,20 @@ def test_same_seed_same_result(reference_run, tiny_vector_data, tmp_path):
 def test_sigkill_mid_run_then_rerun_resumes_and_matches(reference_run, tiny_vector_data, tmp_path):
     _, reference = reference_run
     model_dir = tmp_path / "killed"
-    args = ["--data_dir", tiny_vector_data, "--model_dir", str(model_dir),
-            "--hparams_file", _hparams_file(tmp_path)]
-    process = subprocess.Popen([sys.executable, "-m", "avsdn_tf.train", *args], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [
+        "--data_dir",
+        tiny_vector_data,
+        "--model_dir",
+        str(model_dir),
+        "--hparams_file",
+        _hparams_file(tmp_path),
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "avsdn_tf.train", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state = model_dir / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
@@ -148,7 +191,9 @@ def test_sigkill_mid_run_then_rerun_resumes_and_matches(reference_run, tiny_vect
         assert got["loss"] == pytest.approx(want["loss"], rel=1e-5)
 
 
-def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_vector_data, tmp_path):
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
+    tiny_vector_data, tmp_path
+):
     model_dir = str(tmp_path / "run")
     trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=1), verbose=0)
     good = Path(RunDir(model_dir).last_checkpoint).read_bytes()
@@ -161,21 +206,32 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     with shards.ShardWriter(str(poisoned), "train", len(info.splits["train"]["shards"])) as writer:
         for _ in range(info.splits["train"]["videos"]):
             audio = np.full((constants.NUM_SEGMENTS, 16), np.nan, np.float32)
-            writer.write(records.encode_video("bad", 0, 0, 10, 0, audio, np.zeros((10, 24)), [0] * 10))
+            writer.write(
+                records.encode_video("bad", 0, 0, 10, 0, audio, np.zeros((10, 24)), [0] * 10)
+            )
     with pytest.raises(trainer.TrainingDiverged, match="expected a finite value, found nan"):
         trainer.train(str(poisoned), model_dir, small_hparams(epochs=2), verbose=0)
     assert Path(RunDir(model_dir).last_checkpoint).read_bytes() == good
     assert json.loads(Path(RunDir(model_dir).state).read_text())["epochs_done"] == 1
 
 
-def test_bad_input_is_one_clear_error_and_overwrites_nothing(tiny_vector_data, tiny_map_data, tmp_path):
+def test_bad_input_is_one_clear_error_and_overwrites_nothing(
+    tiny_vector_data, tiny_map_data, tmp_path
+):
     with pytest.raises(UserError, match="'transformer'"):
         trainer.train(tiny_vector_data, str(tmp_path / "a"), small_hparams(model="transformer"))
     with pytest.raises(UserError, match="data directory not found"):
         trainer.train(str(tmp_path / "missing"), str(tmp_path / "b"), small_hparams())
     empty = tmp_path / "empty"
-    synthetic.write_dataset(str(empty), synthetic.SyntheticConfig(
-        videos_per_split={"train": 4, "val": 2, "test": 2, "noisy": 0}, audio_dim=16, visual_dim=24), verbose=False)
+    synthetic.write_dataset(
+        str(empty),
+        synthetic.SyntheticConfig(
+            videos_per_split={"train": 4, "val": 2, "test": 2, "noisy": 0},
+            audio_dim=16,
+            visual_dim=24,
+        ),
+        verbose=False,
+    )
     info = dataset_info.read(str(empty))
     info.splits["test"] = {"videos": 0, "shards": []}
     dataset_info.write(str(empty), info)
@@ -188,8 +244,12 @@ def test_bad_input_is_one_clear_error_and_overwrites_nothing(tiny_vector_data, t
     with pytest.raises(UserError, match="dims of the run being resumed"):
         trainer.train(tiny_map_data, model_dir, small_hparams(epochs=2), verbose=0)
     with pytest.raises(UserError, match="'audio'"):
-        trainer.train(tiny_vector_data, model_dir, small_hparams(model="audio", epochs=2), verbose=0)
-    with pytest.raises(UserError, match="data_in_memory: expected True .* found False with cache_gb 0.0"):
+        trainer.train(
+            tiny_vector_data, model_dir, small_hparams(model="audio", epochs=2), verbose=0
+        )
+    with pytest.raises(
+        UserError, match="data_in_memory: expected True .* found False with cache_gb 0.0"
+    ):
         trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=2, cache_gb=0.0), verbose=0)
     after = {p.name: p.read_bytes() for p in Path(model_dir).rglob("*") if p.is_file()}
     assert before == after
@@ -198,9 +258,14 @@ def test_bad_input_is_one_clear_error_and_overwrites_nothing(tiny_vector_data, t
 def test_command_line_errors_and_model_help(tmp_path):
     listing = _command("--model", "help")
     assert listing.returncode == 0 and "avsdn_label_guided" in listing.stdout
-    missing = _command("--data_dir", str(tmp_path / "nowhere"), "--model_dir", str(tmp_path / "run"))
+    missing = _command(
+        "--data_dir", str(tmp_path / "nowhere"), "--model_dir", str(tmp_path / "run")
+    )
     assert missing.returncode != 0
-    assert missing.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'nowhere'}: data directory not found"
+    assert (
+        missing.stderr.strip().splitlines()[-1]
+        == f"error: {tmp_path / 'nowhere'}: data directory not found"
+    )
     bad_file = tmp_path / "bad.json"
     bad_file.write_text('{"encoder_units": "many"}')
     bad = _command("--hparams_file", str(bad_file), "--model_dir", str(tmp_path / "run"))
@@ -220,7 +285,9 @@ def _free_ports(count):
 
 def _reference_for_global_batch(tiny_vector_data, tmp_path_factory, batch):
     model_dir = str(tmp_path_factory.mktemp("runs") / f"single_{batch}")
-    return trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=2, batch_size=batch), verbose=0)
+    return trainer.train(
+        tiny_vector_data, model_dir, small_hparams(epochs=2, batch_size=batch), verbose=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -235,28 +302,58 @@ def _close_to(result, reference):
 
 
 def test_mirrored_strategy_on_two_logical_cpus_matches_single_device(
-        tiny_vector_data, tmp_path, single_device_global_32):
+    tiny_vector_data, tmp_path, single_device_global_32
+):
     model_dir = tmp_path / "mirrored"
-    done = _command("--data_dir", tiny_vector_data, "--model_dir", str(model_dir), "--cpu_devices", "2",
-                    "--strategy", "mirrored", "--hparams_file", _hparams_file(tmp_path, epochs=2, batch_size=16))
+    done = _command(
+        "--data_dir",
+        tiny_vector_data,
+        "--model_dir",
+        str(model_dir),
+        "--cpu_devices",
+        "2",
+        "--strategy",
+        "mirrored",
+        "--hparams_file",
+        _hparams_file(tmp_path, epochs=2, batch_size=16),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     config = json.loads((model_dir / "config.json").read_text())
     assert config["replicas"] == 2 and config["global_batch_size"] == 32
     _close_to(json.loads((model_dir / "metrics.json").read_text()), single_device_global_32)
 
 
-def test_multi_worker_with_two_processes_matches_single_device(tiny_vector_data, tmp_path, single_device_global_32):
+def test_multi_worker_with_two_processes_matches_single_device(
+    tiny_vector_data, tmp_path, single_device_global_32
+):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     hparams_file = _hparams_file(tmp_path, epochs=2, batch_size=16)
     workers = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "avsdn_tf.train", "--data_dir", tiny_vector_data, "--strategy", "multi_worker",
-             "--model_dir", str(tmp_path / f"worker{index}"), "--hparams_file", hparams_file],
-            cwd=ROOT, env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True))
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "avsdn_tf.train",
+                    "--data_dir",
+                    tiny_vector_data,
+                    "--strategy",
+                    "multi_worker",
+                    "--model_dir",
+                    str(tmp_path / f"worker{index}"),
+                    "--hparams_file",
+                    hparams_file,
+                ],
+                cwd=ROOT,
+                env={**os.environ, "TF_CONFIG": tf_config},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = [worker.communicate(timeout=600) for worker in workers]
     for worker, (_, stderr) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, stderr[-2000:]
@@ -268,13 +365,29 @@ def test_multi_worker_with_two_processes_matches_single_device(tiny_vector_data,
 
 def test_on_synthetic_data_avsdn_beats_audio_only_and_visual_only(tmp_path):
     data_dir = str(tmp_path / "data")
-    synthetic.write_dataset(data_dir, synthetic.SyntheticConfig(
-        videos_per_split={"train": 200, "val": 50, "test": 100, "noisy": 0}, audio_dim=32, visual_dim=32, seed=1),
-        verbose=False)
+    synthetic.write_dataset(
+        data_dir,
+        synthetic.SyntheticConfig(
+            videos_per_split={"train": 200, "val": 50, "test": 100, "noisy": 0},
+            audio_dim=32,
+            visual_dim=32,
+            seed=1,
+        ),
+        verbose=False,
+    )
     accuracy = {}
     for name in ("avsdn", "audio", "visual"):
-        hp = hparams.HParams(model=name, epochs=6, batch_size=16, encoder_units=32, lstm_units=32, fusion_units=32,
-                             learning_rate=3e-3)
-        accuracy[name] = trainer.train(data_dir, str(tmp_path / name), hp, verbose=0)["test"]["accuracy"]
+        hp = hparams.HParams(
+            model=name,
+            epochs=6,
+            batch_size=16,
+            encoder_units=32,
+            lstm_units=32,
+            fusion_units=32,
+            learning_rate=3e-3,
+        )
+        accuracy[name] = trainer.train(data_dir, str(tmp_path / name), hp, verbose=0)["test"][
+            "accuracy"
+        ]
     assert accuracy["avsdn"] > accuracy["audio"] + 0.1, accuracy
     assert accuracy["avsdn"] > accuracy["visual"] + 0.1, accuracy

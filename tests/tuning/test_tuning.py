@@ -30,8 +30,14 @@ from tuning.tuner import PROJECT, RESULT, RUN
 from testlib import ROOT
 
 REPO = str(ROOT)
-SPACE = {"encoder_units": [4, 8], "fusion_units": [4], "batch_size": [16], "dropout": [0.0, 0.2],
-         "learning_rate": {"min": 1e-3, "max": 3e-2, "sampling": "log"}, "lr_schedule": ["constant", "step"]}
+SPACE = {
+    "encoder_units": [4, 8],
+    "fusion_units": [4],
+    "batch_size": [16],
+    "dropout": [0.0, 0.2],
+    "learning_rate": {"min": 1e-3, "max": 3e-2, "sampling": "log"},
+    "lr_schedule": ["constant", "step"],
+}
 BASE = hparams.HParams(unroll=False, seed=2, epochs=2)
 SEGMENT = 1 / (16 * constants.NUM_SEGMENTS)  # one val segment's worth of frame accuracy
 
@@ -54,8 +60,12 @@ def _shared(tmp_path_factory, name):
 def data(tmp_path_factory):
     with _shared(tmp_path_factory, "tuning_data") as (path, done):
         if not done:
-            config = synthetic.SyntheticConfig(videos_per_split={"train": 48, "val": 16, "test": 16, "noisy": 0},
-                                               audio_dim=16, visual_dim=24, seed=5)
+            config = synthetic.SyntheticConfig(
+                videos_per_split={"train": 48, "val": 16, "test": 16, "noisy": 0},
+                audio_dim=16,
+                visual_dim=24,
+                seed=5,
+            )
             synthetic.write_dataset(str(path), config, verbose=False)
     return str(path)
 
@@ -66,8 +76,17 @@ def hyperband_search(data, tmp_path_factory):
     assert "KERASTUNER_ORACLE_IP" not in os.environ
     with _shared(tmp_path_factory, "tuning_hyperband") as (path, done):
         if not done:
-            tune.run_search(data, str(path), "hyperband", 3, BASE, SPACE, strategy_name="mirrored",
-                            hyperband_factor=2, verbose=0)
+            tune.run_search(
+                data,
+                str(path),
+                "hyperband",
+                3,
+                BASE,
+                SPACE,
+                strategy_name="mirrored",
+                hyperband_factor=2,
+                verbose=0,
+            )
     return str(path)
 
 
@@ -83,6 +102,7 @@ def _read(path):
 
 # --- the search space ------------------------------------------------------------------------
 
+
 def _param_count(hp, **changes):
     return tasks.for_hparams(hp.replace(**changes)).build(16, [3, 3, 4]).count_params()
 
@@ -90,7 +110,9 @@ def _param_count(hp, **changes):
 def test_space_table_matches_what_each_builder_uses():
     """Changing a field in space.ARCHITECTURE[model] changes the model; changing any other does not."""
     units = ("encoder_units", "fusion_units", "lstm_units", "classifier_units", "attention_units")
-    small = dict(encoder_units=4, fusion_units=5, lstm_units=6, classifier_units=7, attention_units=8)
+    small = dict(
+        encoder_units=4, fusion_units=5, lstm_units=6, classifier_units=7, attention_units=8
+    )
     for name in backbones.names():
         hp = hparams.HParams(model=name, visual_reduction="attention", **small)
 
@@ -103,49 +125,91 @@ def test_space_table_matches_what_each_builder_uses():
 
 
 def test_hypermodel_maps_a_sample_to_hparams_and_builds_the_registry_model():
-    params = space.build("avsdn", constants.LAYOUT_MAP, 6, {"encoder_units": [4, 8], "fusion_units": [4],
-                                                             "attention_units": [4]})
-    assert [p.name for p in params] == ["encoder_units", "fusion_units", "visual_reduction", "attention_units",
-                                        "dropout", "learning_rate", "lr_schedule", "lr_decay_epochs", "batch_size"]
+    params = space.build(
+        "avsdn",
+        constants.LAYOUT_MAP,
+        6,
+        {"encoder_units": [4, 8], "fusion_units": [4], "attention_units": [4]},
+    )
+    assert [p.name for p in params] == [
+        "encoder_units",
+        "fusion_units",
+        "visual_reduction",
+        "attention_units",
+        "dropout",
+        "learning_rate",
+        "lr_schedule",
+        "lr_decay_epochs",
+        "batch_size",
+    ]
     hypermodel = AVSDNHyperModel(BASE.replace(epochs=6), params, 16, [3, 3, 4], 10)
     hp = keras_tuner.HyperParameters()
     hypermodel.declare_hyperparameters(hp)
-    assert hypermodel.hparams(hp) == BASE.replace(epochs=6, encoder_units=4, fusion_units=4, attention_units=512,
-                                                  dropout=0.0, learning_rate=1e-4, lr_schedule="constant",
-                                                  batch_size=16, visual_reduction="pool")
-    hp.values.update({"encoder_units": 8, "visual_reduction": "attention", "lr_schedule": "step",
-                      "lr_decay_epochs": 3, "tuner/epochs": 2, "tuner/initial_epoch": 0})
+    assert hypermodel.hparams(hp) == BASE.replace(
+        epochs=6,
+        encoder_units=4,
+        fusion_units=4,
+        attention_units=512,
+        dropout=0.0,
+        learning_rate=1e-4,
+        lr_schedule="constant",
+        batch_size=16,
+        visual_reduction="pool",
+    )
+    hp.values.update(
+        {
+            "encoder_units": 8,
+            "visual_reduction": "attention",
+            "lr_schedule": "step",
+            "lr_decay_epochs": 3,
+            "tuner/epochs": 2,
+            "tuner/initial_epoch": 0,
+        }
+    )
     hp.ensure_active_values()  # as the oracle does: newly active conditional fields get their defaults
     sample = hypermodel.hparams(hp)
-    assert (sample.encoder_units, sample.visual_reduction, sample.attention_units) == (8, "attention", 4)
+    assert (sample.encoder_units, sample.visual_reduction, sample.attention_units) == (
+        8,
+        "attention",
+        4,
+    )
     assert (sample.lr_schedule, sample.lr_decay_epochs, sample.epochs) == ("step", 3, 2)
     model = hypermodel.build(hp)
     assert model.get_layer("visual_reduction").__class__.__name__ == "AudioGuidedVisualAttention"
     assert model.get_layer("decoder").units == 8
 
     # Vectors: no visual reduction to search. AVEL models search their own fields.
-    assert "visual_reduction" not in [p.name for p in space.build("avsdn", constants.LAYOUT_VECTOR, 6)]
-    assert [p.name for p in space.build("av", constants.LAYOUT_VECTOR, 6)][:2] == ["lstm_units", "classifier_units"]
+    assert "visual_reduction" not in [
+        p.name for p in space.build("avsdn", constants.LAYOUT_VECTOR, 6)
+    ]
+    assert [p.name for p in space.build("av", constants.LAYOUT_VECTOR, 6)][:2] == [
+        "lstm_units",
+        "classifier_units",
+    ]
     # A parent fixed to a value that never activates the child drops the child.
     fixed = space.build("avsdn", constants.LAYOUT_VECTOR, 6, {"lr_schedule": "cosine"})
     assert "lr_decay_epochs" not in [p.name for p in fixed]
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"encoder_unit": [4]}, "unknown 'encoder_unit'"),
-    ({"encoder_units": [4]}, "'av' ignores"),
-    ({"epochs": [1, 2]}, "field 'epochs'"),
-    ({"dropout": [0.1, 1.5]}, "field 'dropout'"),
-    ({"lstm_units": {"min": 8, "max": 4}}, "min below max"),
-    ({"lr_schedule": {"min": 1, "max": 2}}, "not numeric"),
-    ({"batch_size": []}, "non-empty"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"encoder_unit": [4]}, "unknown 'encoder_unit'"),
+        ({"encoder_units": [4]}, "'av' ignores"),
+        ({"epochs": [1, 2]}, "field 'epochs'"),
+        ({"dropout": [0.1, 1.5]}, "field 'dropout'"),
+        ({"lstm_units": {"min": 8, "max": 4}}, "min below max"),
+        ({"lr_schedule": {"min": 1, "max": 2}}, "not numeric"),
+        ({"batch_size": []}, "non-empty"),
+    ],
+)
 def test_space_file_mistakes_name_the_field(overrides, message):
     with pytest.raises(UserError, match=message):
         space.build("av", constants.LAYOUT_VECTOR, 4, overrides, source="space.json")
 
 
 # --- searching, reproducing, continuing, resuming --------------------------------------------
+
 
 @pytest.mark.slow
 def test_search_writes_best_hparams_that_train_reproduces(hyperband_search, data, tmp_path):
@@ -157,13 +221,18 @@ def test_search_writes_best_hparams_that_train_reproduces(hyperband_search, data
     best = max(trials, key=lambda t: t[results.OBJECTIVE])
     assert saved["val_frame_accuracy"] == best[results.OBJECTIVE]
     assert saved["hparams"] == best["hparams"]
-    assert saved["hparams"]["model"] == "avsdn" and saved["hparams"]["epochs"] == best["hparams"]["epochs"]
+    assert (
+        saved["hparams"]["model"] == "avsdn"
+        and saved["hparams"]["epochs"] == best["hparams"]["epochs"]
+    )
 
     # What `python -m avsdn_tf.train --hparams_file F --strategy mirrored` does: load the file, train.
     # (Same seed, data and strategy as the trial: one val segment of slack, none expected.)
     loaded = hparams.load(best_file)
     assert loaded.to_dict() == saved["hparams"]
-    result = trainer.train(data, str(tmp_path / "retrained"), loaded, strategy_name="mirrored", verbose=0)
+    result = trainer.train(
+        data, str(tmp_path / "retrained"), loaded, strategy_name="mirrored", verbose=0
+    )
     assert result["val"]["accuracy"] == pytest.approx(saved["val_frame_accuracy"], abs=SEGMENT)
 
 
@@ -176,21 +245,30 @@ def test_hyperband_later_round_continues_the_earlier_trial(hyperband_search):
     parent = trials[child["hyperband"]["trial_id"]]
     assert (parent["hparams"]["epochs"], child["hparams"]["epochs"]) == (1, 2)
     assert child["values"] == parent["values"]
-    assert child[results.OBJECTIVE] >= parent[results.OBJECTIVE]  # its best-on-val includes the parent's epoch
+    assert (
+        child[results.OBJECTIVE] >= parent[results.OBJECTIVE]
+    )  # its best-on-val includes the parent's epoch
     child_state = _read(os.path.join(child["run_dir"], "state.json"))
     parent_state = _read(os.path.join(parent["run_dir"], "state.json"))
     assert [h["epoch"] for h in child_state["history"]] == [1, 2]
     assert child_state["history"][0] == parent_state["history"][0]  # epoch 1 was not trained again
-    assert _read(os.path.join(os.path.dirname(child["run_dir"]), RESULT))["continued_from"] == parent["trial_id"]
+    assert (
+        _read(os.path.join(os.path.dirname(child["run_dir"]), RESULT))["continued_from"]
+        == parent["trial_id"]
+    )
 
 
 @pytest.mark.slow
-def test_resuming_a_search_killed_mid_trial_reruns_no_finished_trial(hyperband_search, data, tmp_path,
-                                                                     monkeypatch, capsys):
+def test_resuming_a_search_killed_mid_trial_reruns_no_finished_trial(
+    hyperband_search, data, tmp_path, monkeypatch, capsys
+):
     directory = str(tmp_path / "search")
     shutil.copytree(hyperband_search, directory)
     before = {t["trial_id"]: t for t in _trials(directory)["trials"]}
-    result_files = {trial_id: os.path.join(directory, PROJECT, f"trial_{trial_id}", RESULT) for trial_id in before}
+    result_files = {
+        trial_id: os.path.join(directory, PROJECT, f"trial_{trial_id}", RESULT)
+        for trial_id in before
+    }
     stamps = {trial_id: os.stat(path).st_mtime_ns for trial_id, path in result_files.items()}
 
     # Killed after the first epoch of the fourth trial (its checkpoint and state are on disk).
@@ -202,8 +280,17 @@ def test_resuming_a_search_killed_mid_trial_reruns_no_finished_trial(hyperband_s
 
     monkeypatch.setattr(trainer.SelectOnValidation, "on_epoch_end", killed)
     with pytest.raises(KeyboardInterrupt):
-        tune.run_search(data, directory, "hyperband", 4, BASE, SPACE, strategy_name="mirrored",
-                        hyperband_factor=2, verbose=0)
+        tune.run_search(
+            data,
+            directory,
+            "hyperband",
+            4,
+            BASE,
+            SPACE,
+            strategy_name="mirrored",
+            hyperband_factor=2,
+            verbose=0,
+        )
     monkeypatch.setattr(trainer.SelectOnValidation, "on_epoch_end", original)
 
     runs = []
@@ -215,15 +302,26 @@ def test_resuming_a_search_killed_mid_trial_reruns_no_finished_trial(hyperband_s
 
     monkeypatch.setattr(trainer, "train", spy)
     capsys.readouterr()
-    tune.run_search(data, directory, "hyperband", 4, BASE, SPACE, strategy_name="mirrored", hyperband_factor=2,
-                    verbose=0)
+    tune.run_search(
+        data,
+        directory,
+        "hyperband",
+        4,
+        BASE,
+        SPACE,
+        strategy_name="mirrored",
+        hyperband_factor=2,
+        verbose=0,
+    )
     output = capsys.readouterr().out
 
     after = {t["trial_id"]: t for t in _trials(directory)["trials"]}
     new = sorted(set(after) - set(before))
     assert len(new) == 1 and after[new[0]]["status"] == "COMPLETED"
     assert runs == [after[new[0]]["run_dir"]]  # only the interrupted trial trained again
-    assert f"resuming {after[new[0]]['run_dir']} after epoch 1" in output  # from its epoch-1 checkpoint
+    assert (
+        f"resuming {after[new[0]]['run_dir']} after epoch 1" in output
+    )  # from its epoch-1 checkpoint
     assert [h["epoch"] for h in _read(os.path.join(runs[0], "state.json"))["history"]] == [1, 2]
     for trial_id, trial in before.items():
         assert after[trial_id][results.OBJECTIVE] == trial[results.OBJECTIVE]
@@ -231,17 +329,27 @@ def test_resuming_a_search_killed_mid_trial_reruns_no_finished_trial(hyperband_s
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
-    config = {"model": "avsdn", "tuner": "random", "data": {"audio_dim": 16}, "space": [{"name": "dropout"}],
-              "base_hparams": BASE.to_dict(), "hyperband_factor": None, "max_videos": None}
+    config = {
+        "model": "avsdn",
+        "tuner": "random",
+        "data": {"audio_dim": 16},
+        "space": [{"name": "dropout"}],
+        "base_hparams": BASE.to_dict(),
+        "hyperband_factor": None,
+        "max_videos": None,
+    }
     (tmp_path / tune.SEARCH_FILE).write_text(json.dumps(config))
     tune.check_resumable(str(tmp_path), {**config, "max_trials": 9, "strategy": "mirrored"})
     with pytest.raises(UserError, match=r"base_hparams\.epochs: expected 5 .* found 2"):
-        tune.check_resumable(str(tmp_path), {**config, "base_hparams": BASE.replace(epochs=5).to_dict()})
+        tune.check_resumable(
+            str(tmp_path), {**config, "base_hparams": BASE.replace(epochs=5).to_dict()}
+        )
     with pytest.raises(UserError, match="field tuner: expected 'hyperband'"):
         tune.check_resumable(str(tmp_path), {**config, "tuner": "hyperband"})
 
 
 # --- distributed: a chief and two workers ----------------------------------------------------
+
 
 def _free_port():
     with socket.socket() as probe:
@@ -256,17 +364,40 @@ def test_distributed_search_with_a_chief_and_two_workers(data, tmp_path):
     space_file.write_text(json.dumps(SPACE))
     base_file = tmp_path / "base.json"
     base_file.write_text(json.dumps({"unroll": False}))
-    command = [sys.executable, "-m", "tuning.tune", f"--data_dir={data}", "--tuner=random", "--max_trials=3",
-               "--epochs=1", "--seed=2", f"--directory={directory}", f"--space_file={space_file}",
-               f"--hparams_file={base_file}", "--strategy=mirrored", "--intra_op_threads=1"]
-    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "KERASTUNER_ORACLE_IP": "127.0.0.1",
-           "KERASTUNER_ORACLE_PORT": str(_free_port())}
+    command = [
+        sys.executable,
+        "-m",
+        "tuning.tune",
+        f"--data_dir={data}",
+        "--tuner=random",
+        "--max_trials=3",
+        "--epochs=1",
+        "--seed=2",
+        f"--directory={directory}",
+        f"--space_file={space_file}",
+        f"--hparams_file={base_file}",
+        "--strategy=mirrored",
+        "--intra_op_threads=1",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": REPO,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERASTUNER_ORACLE_IP": "127.0.0.1",
+        "KERASTUNER_ORACLE_PORT": str(_free_port()),
+    }
     processes = {}
     try:
         for tuner_id in ("chief", "tuner0", "tuner1"):
             log = open(tmp_path / f"{tuner_id}.log", "w")
-            processes[tuner_id] = subprocess.Popen(command, cwd=REPO, env={**env, "KERASTUNER_TUNER_ID": tuner_id},
-                                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            processes[tuner_id] = subprocess.Popen(
+                command,
+                cwd=REPO,
+                env={**env, "KERASTUNER_TUNER_ID": tuner_id},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
             log.close()
         codes = {tuner_id: process.wait(timeout=420) for tuner_id, process in processes.items()}
     finally:
@@ -275,15 +406,25 @@ def test_distributed_search_with_a_chief_and_two_workers(data, tmp_path):
                 process.kill()
                 process.wait()
     logs = {tuner_id: (tmp_path / f"{tuner_id}.log").read_text() for tuner_id in processes}
-    assert codes == {"chief": 0, "tuner0": 0, "tuner1": 0}, "\n\n".join(f"{k}:\n{v[-3000:]}" for k, v in logs.items())
+    assert codes == {"chief": 0, "tuner0": 0, "tuner1": 0}, "\n\n".join(
+        f"{k}:\n{v[-3000:]}" for k, v in logs.items()
+    )
 
     trials = _trials(str(directory))["trials"]
     assert len(trials) == 3 and all(t["status"] == "COMPLETED" for t in trials)
     assert len({t["trial_id"] for t in trials}) == 3
     assert len({json.dumps(t["values"], sort_keys=True) for t in trials}) == 3
-    ran = {worker: [line.split(" trial ")[1].split(":")[0] for line in logs[worker].splitlines()
-                    if line.startswith(f"[{worker}] trial ")] for worker in ("tuner0", "tuner1")}
-    assert sorted(ran["tuner0"] + ran["tuner1"]) == sorted(t["trial_id"] for t in trials)  # each trained once
+    ran = {
+        worker: [
+            line.split(" trial ")[1].split(":")[0]
+            for line in logs[worker].splitlines()
+            if line.startswith(f"[{worker}] trial ")
+        ]
+        for worker in ("tuner0", "tuner1")
+    }
+    assert sorted(ran["tuner0"] + ran["tuner1"]) == sorted(
+        t["trial_id"] for t in trials
+    )  # each trained once
     assert ran["tuner0"] and ran["tuner1"], ran
     for trial in trials:
         assert trial["tuner_id"] == ("tuner0" if trial["trial_id"] in ran["tuner0"] else "tuner1")
