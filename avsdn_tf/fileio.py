@@ -10,12 +10,35 @@ rename copies object after object, its objects move one by one with the completi
 import contextlib
 import json
 import os
+import signal
 import uuid
 
 import tensorflow as tf
 
 from avsdn_tf import remote
 from avsdn_tf.errors import UserError, input_error
+
+# Fault injection for the crash-consistency checks (tests/test_crash_consistency.py,
+# benchmarks/bench_reliability.py): with KILL_AT_RENAME_ENV=N the process kills itself with SIGKILL
+# right after its Nth rename; with RENAME_LOG_ENV=FILE every rename's target is appended to FILE.
+KILL_AT_RENAME_ENV = "AVSDN_TF_KILL_AT_RENAME"
+RENAME_LOG_ENV = "AVSDN_TF_RENAME_LOG"
+_renames_done = [0]
+
+
+def rename(source, target, overwrite=False):
+    """tf.io.gfile.rename, the one rename every atomic write of the project goes through.
+
+    It is the write point the kill-at-every-write-point check counts (KILL_AT_RENAME_ENV).
+    """
+    tf.io.gfile.rename(source, target, overwrite=overwrite)
+    _renames_done[0] += 1
+    log = os.environ.get(RENAME_LOG_ENV)
+    if log:
+        with open(log, "a") as handle:
+            handle.write(f"{target}\n")
+    if os.environ.get(KILL_AT_RENAME_ENV) == str(_renames_done[0]):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def write_json(path, value):
@@ -28,7 +51,7 @@ def write_json(path, value):
     temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     with tf.io.gfile.GFile(temporary, "w") as handle:
         handle.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    rename(temporary, path, overwrite=True)
 
 
 def read_json(path):
@@ -80,7 +103,7 @@ def write_text(path, text):
     temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     with tf.io.gfile.GFile(temporary, "w") as handle:
         handle.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    rename(temporary, path, overwrite=True)
 
 
 def remove_tree(path):
@@ -125,12 +148,12 @@ def publish_directory(staging, final_path, marker=None, replace=True):
     final_path = final_path.rstrip("/")
     if remote.atomic_directory_rename(final_path):
         if not replace:
-            tf.io.gfile.rename(staging, final_path, overwrite=False)
+            rename(staging, final_path, overwrite=False)
             return
         retired = f"{final_path}.old-{uuid.uuid4().hex[:6]}"
         if tf.io.gfile.exists(final_path):
-            tf.io.gfile.rename(final_path, retired)
-        tf.io.gfile.rename(staging, final_path)
+            rename(final_path, retired)
+        rename(staging, final_path)
         remove_tree(retired)
         return
     if tf.io.gfile.exists(final_path):
@@ -147,7 +170,7 @@ def publish_directory(staging, final_path, marker=None, replace=True):
         target = os.path.join(final_path, name)
         if os.path.dirname(name):
             tf.io.gfile.makedirs(os.path.dirname(target))
-        tf.io.gfile.rename(os.path.join(staging, name), target, overwrite=True)
+        rename(os.path.join(staging, name), target, overwrite=True)
     remove_tree(staging)
 
 

@@ -5,11 +5,12 @@ With no flags it trains AVSDN on the built-in synthetic data set (made on first 
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
+import contextlib
 import sys
 
 from absl import app, flags
 
-from avsdn_tf import cli, constants
+from avsdn_tf import cli, constants, locks
 from avsdn_tf.data import synthetic
 from avsdn_tf.errors import run_main
 from avsdn_tf.models import backbones
@@ -36,6 +37,13 @@ def define_flags():
         "Split the CPU into this many logical devices, so MirroredStrategy "
         "can be tried without GPUs (--strategy mirrored).",
     )
+    flags.DEFINE_bool(
+        "wait",
+        False,
+        "If another process trains in --model_dir, wait for it to end "
+        "instead of refusing (the lock is --model_dir/.lock; none on gs:// or s3://, and "
+        "none with --strategy multi_worker, whose workers share the directory).",
+    )
     threads.define_flags()
 
 
@@ -56,14 +64,20 @@ def main(argv):
         strategies.split_cpu(FLAGS.cpu_devices)
     hp = cli.hparams_from_flags()
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
-    trainer.train(
-        data_dir,
-        FLAGS.model_dir,
-        hp,
-        strategy_name=FLAGS.strategy,
-        max_videos=FLAGS.max_videos,
-        verbose=2 if not sys.stdout.isatty() else 1,
+    lock = (
+        contextlib.nullcontext()
+        if FLAGS.strategy == "multi_worker"
+        else locks.directory_lock(FLAGS.model_dir, "--model_dir", wait=FLAGS.wait)
     )
+    with lock:
+        trainer.train(
+            data_dir,
+            FLAGS.model_dir,
+            hp,
+            strategy_name=FLAGS.strategy,
+            max_videos=FLAGS.max_videos,
+            verbose=2 if not sys.stdout.isatty() else 1,
+        )
 
 
 if __name__ == "__main__":

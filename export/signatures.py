@@ -251,7 +251,18 @@ class ServingGraph:
             ],
             name="check_examples_shape",
         )
-        with tf.control_dependencies([rank_check]):
+        nonempty_batch = tf.debugging.Assert(
+            tf.size(examples) >= 1,
+            [
+                (
+                    "examples: expected a batch of at least 1 serialized SequenceExample, found an"
+                    " empty batch of shape"
+                ),
+                tf.shape(examples),
+            ],
+            name="check_examples_nonempty_batch",
+        )
+        with tf.control_dependencies([rank_check, nonempty_batch]):
             examples = tf.identity(examples)
         parsed = records.parse_videos(
             examples, spec.audio_dim, spec.visual_shape, features_only=True

@@ -1,6 +1,7 @@
 """A training run's directory: its layout, and the one loader of a trained run."""
 
 import os
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -204,6 +205,15 @@ def load_run(path, checkpoint="best", compile=False):
             path,
             f"a trained run with {os.path.relpath(checkpoint_path, path)}",
             "no such checkpoint",
+        )
+    with tf.io.gfile.GFile(checkpoint_path, "rb") as file:
+        complete = zipfile.is_zipfile(file)  # a .keras file is a zip archive, its index at the end
+    if not complete:
+        size = tf.io.gfile.stat(checkpoint_path).length
+        raise input_error(
+            checkpoint_path,
+            "a complete .keras zip archive saved by train",
+            f"a truncated or corrupt file of {size} bytes (no zip index)",
         )
     try:
         model = backbones.load_model(checkpoint_path, compile=compile)

@@ -77,14 +77,43 @@ def _save_keras(model, path, chief):
         return
     temporary = f"{path[: -len('.keras')]}.tmp-{uuid.uuid4().hex[:8]}.keras"
     model.save(temporary)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    fileio.rename(temporary, path, overwrite=True)
+
+
+def resume_state(run, model, steps_per_epoch):
+    """The state of the epoch `model` (loaded from run.last_checkpoint) was saved after.
+
+    state.json is written before the checkpoints of its epoch, so it is either that epoch's or,
+    after a kill between the two, one epoch ahead; it keeps the epoch before as "previous".
+
+    Args:
+        run: the RunDir being resumed.
+        model: the compiled model loaded from run.last_checkpoint.
+        steps_per_epoch: training steps per epoch of this run.
+    Returns:
+        the state dict whose "epochs_done" is the checkpoint's epoch.
+    """
+    state = run.read_state() or {}
+    epochs = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) // steps_per_epoch
+    for candidate in (state, state.get("previous") or {}):
+        if candidate.get("epochs_done", 0) == epochs:
+            return candidate
+    raise input_error(
+        run.state,
+        f"the state of epoch {epochs} (the epoch {run.last_checkpoint} was saved "
+        "after) or of the epoch before it",
+        f"epochs_done {state.get('epochs_done')}; use a new --model_dir",
+    )
 
 
 class SelectOnValidation(keras.callbacks.Callback):
     """After every epoch: frame-wise accuracy on val, best-on-val checkpoint, resumable state.
 
-    The state (epoch, best so far, history) is written after the checkpoints, so a run killed at
-    any moment resumes from the last epoch whose files are all complete.
+    Crash consistency: state.json is written first and holds both the new epoch's state and the
+    previous epoch's ("previous"); then best.keras (if val improved), then last.keras. The epoch
+    last.keras belongs to is recorded inside it (its optimizer's step count), so a run killed at
+    any moment resumes with the state of exactly the epoch its weights are from
+    (`resume_state`); a re-trained epoch rewrites best.keras with the same weights.
     """
 
     def __init__(self, run, val_data, hp, chief, state):
@@ -94,6 +123,7 @@ class SelectOnValidation(keras.callbacks.Callback):
         self.best_epoch = state.get("best_epoch", 0) - 1  # state.json counts epochs from 1
         self.history = state.get("history", [])
         self.stale_epochs = state.get("stale_epochs", 0)
+        self.state = {key: value for key, value in state.items() if key != "previous"}
 
     def set_model(self, model):
         """Keep the model and its per-segment part, which the validation pass scores.
@@ -121,7 +151,6 @@ class SelectOnValidation(keras.callbacks.Callback):
         improved = val_accuracy > self.best
         if improved:
             self.best, self.best_epoch, self.stale_epochs = val_accuracy, epoch, 0
-            _save_keras(self.model, self.run.best_checkpoint, self.chief)
         else:
             self.stale_epochs += 1
         self.history.append(
@@ -133,19 +162,22 @@ class SelectOnValidation(keras.callbacks.Callback):
         )
         patience = self.hp.early_stopping_patience
         stopping = bool(patience) and self.stale_epochs >= patience
-        _save_keras(self.model, self.run.last_checkpoint, self.chief)
+        previous, self.state = (
+            self.state,
+            {
+                "epochs_done": epoch + 1,
+                "best_epoch": self.best_epoch + 1,
+                "best_val_accuracy": self.best,
+                "history": list(self.history),
+                "stale_epochs": self.stale_epochs,
+                "stopped_early": stopping,
+            },
+        )
         if self.chief:
-            fileio.write_json(
-                self.run.state,
-                {
-                    "epochs_done": epoch + 1,
-                    "best_epoch": self.best_epoch + 1,
-                    "best_val_accuracy": self.best,
-                    "history": self.history,
-                    "stale_epochs": self.stale_epochs,
-                    "stopped_early": stopping,
-                },
-            )
+            fileio.write_json(self.run.state, {**self.state, "previous": previous})
+        if improved:
+            _save_keras(self.model, self.run.best_checkpoint, self.chief)
+        _save_keras(self.model, self.run.last_checkpoint, self.chief)
         print(
             f"epoch {epoch + 1}/{self.hp.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
             f"val frame accuracy {val_accuracy:.4f}{' (best so far)' if improved else ''}",
@@ -325,15 +357,18 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
             f"at most {train_videos // replicas} per replica for {train_videos} training videos",
             hp.batch_size,
         )
-    first_epoch = state.get("epochs_done", 0) if tf.io.gfile.exists(run.last_checkpoint) else 0
-    if not first_epoch:
+    resuming = tf.io.gfile.exists(run.last_checkpoint)
+    if not resuming:
         statistics, statistics_source = normalization.read_statistics(data_dir)
         print(f"feature normalisation (inside the model) from {statistics_source}")
     keras.utils.set_random_seed(hp.seed)
+    first_epoch = 0
     with strategy.scope():
-        if first_epoch:
-            print(f"resuming {model_dir} after epoch {first_epoch}")
+        if resuming:
             model = backbones.load_model(run.last_checkpoint)
+            state = resume_state(run, model, steps_per_epoch)
+            first_epoch = state.get("epochs_done", 0)
+            print(f"resuming {model_dir} after epoch {first_epoch}")
         else:
             state = {}
             model = task.build(

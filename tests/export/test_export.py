@@ -220,6 +220,8 @@ def test_predict_examples_rejects_bad_records_naming_the_feature(export, loaded)
         loaded.signatures["predict_examples"](examples=tf.constant(encode(ids, audio, visual)))
     with pytest.raises(tf.errors.InvalidArgumentError):
         loaded.signatures["predict_examples"](examples=tf.constant([b"not a record"]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="found an empty batch"):
+        loaded.signatures["predict_examples"](examples=tf.constant([], tf.string))
 
 
 def _signatures_shown(saved_model_cli):
@@ -388,10 +390,9 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
         np.savez(path, **arrays)
 
     def verify_here(saved_model_dir, reference_dir):
-        # export.verify's check, run in this process to spare a TensorFlow start-up (the fresh-
-        # process
-        # path itself runs in the export fixture); failures are reported as export_model reports
-        # them.
+        # export.verify's check, run in this process to spare a TensorFlow start-up (the
+        # fresh-process path itself runs in the export fixture); failures are reported as
+        # export_model reports them.
         assert os.path.exists(
             os.path.join(saved_model_dir, "saved_model.pb")
         )  # fully written, then rejected
@@ -495,3 +496,14 @@ def test_predict_examples_reshapes_visual_maps(tmp_path):
     )
     with pytest.raises(UserError, match="expected 29 names, found 30"):
         signatures.FeatureSpec.of(A, shape, constants.class_names() + ["extra"])
+
+
+def test_truncated_checkpoint_is_reported_as_truncated_not_missing(export, tmp_path):
+    from avsdn_tf.training import run_dir
+
+    run = tmp_path / "run"
+    shutil.copytree(export.run_dir, run)
+    best = run / "checkpoints" / "best.keras"
+    best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
+    with pytest.raises(UserError, match="best.keras.*truncated or corrupt file of"):
+        run_dir.load_run(str(run))

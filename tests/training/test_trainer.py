@@ -171,7 +171,9 @@ def test_sigkill_mid_run_then_rerun_resumes_and_matches(reference_run, tiny_vect
     state = model_dir / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 1:
+        # state.json of an epoch is written before its last.keras: wait for both.
+        last = model_dir / "checkpoints" / "last.keras"
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 1 and last.exists():
             break
         time.sleep(0.05)
     assert process.poll() is None, "training ended before it could be killed"
@@ -182,6 +184,8 @@ def test_sigkill_mid_run_then_rerun_resumes_and_matches(reference_run, tiny_vect
     resumed = _command(*args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stdout
+    assert "taking over the stale lock of dead process" in resumed.stdout  # the killed run's lock
+    assert not (model_dir / ".lock").exists()
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] == reference["test"]["accuracy"]
     assert metrics["val"]["accuracy"] == reference["val"]["accuracy"]
