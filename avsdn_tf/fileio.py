@@ -18,7 +18,7 @@ import tensorflow as tf
 from avsdn_tf import remote
 from avsdn_tf.errors import UserError, input_error
 
-# Fault injection for the crash-consistency checks (tests/test_crash_consistency.py,
+# Fault injection for the crash-consistency checks (tests/training/test_crash_consistency.py,
 # benchmarks/bench_reliability.py): with KILL_AT_RENAME_ENV=N the process kills itself with SIGKILL
 # right after its Nth rename; with RENAME_LOG_ENV=FILE every rename's target is appended to FILE.
 KILL_AT_RENAME_ENV = "AVSDN_TF_KILL_AT_RENAME"
