@@ -100,7 +100,11 @@ def test_broken_and_old_runs_are_one_clear_error(moved_run, tiny_vector_data, tm
     truncated, run = _copy_run(run_dir, tmp_path, "truncated")
     with open(run.best_checkpoint, "r+b") as handle:
         handle.truncate(100)
-    with pytest.raises(UserError, match=r"best\.keras: expected a Keras model saved by train"):
+    with pytest.raises(
+        UserError,
+        match=r"best\.keras: expected a complete \.keras zip archive saved by "
+        r"train, found a truncated or corrupt file of 100 bytes",
+    ):
         load_run(truncated)
     missing, run = _copy_run(run_dir, tmp_path, "missing")
     os.remove(run.best_checkpoint)
