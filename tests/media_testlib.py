@@ -204,3 +204,35 @@ def extract_inputs(tmp_path_factory, name, clips, labels_csv, other_files=None):
         "labels": str(labels),
         "checkpoint": official_checkpoint(tmp_path_factory),
     }
+
+
+def tiny_own_video_run(directory, visual_layout="map", seed=0):
+    """A tiny AVSDN run trained on synthetic data of what extract gives here (64 px VGG-19).
+
+    Args:
+        directory: where the data set ("data") and the run ("run") are written.
+        visual_layout: "map" (2x2x512 maps, as VGG-19 at 64 px) or "vector" (512-d).
+        seed: the synthetic data's seed.
+    Returns:
+        str: the run directory.
+    """
+    from avsdn_tf import hparams
+    from avsdn_tf.data import synthetic
+    from avsdn_tf.training import trainer
+
+    data, run = str(Path(directory) / "data"), str(Path(directory) / "run")
+    synthetic.write_dataset(
+        data,
+        synthetic.SyntheticConfig(
+            videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0},
+            audio_dim=128,
+            visual_layout=visual_layout,
+            visual_dim=512,
+            map_size=2,
+            seed=seed,
+        ),
+        verbose=False,
+    )
+    hp = hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8)
+    trainer.train(data, run, hp, verbose=0)
+    return run

@@ -386,11 +386,12 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
 def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
     """extract and predict with --output_dir s3://...: the same files as locally."""
 
-    from avsdn_tf import hparams
-    from avsdn_tf.data import synthetic
-    from avsdn_tf.training import trainer
-
-    from media_testlib import make_video, official_checkpoint, random_vgg19_weights
+    from media_testlib import (
+        make_video,
+        official_checkpoint,
+        random_vgg19_weights,
+        tiny_own_video_run,
+    )
 
     pytest.importorskip("av")
     env, client = s3
@@ -419,21 +420,7 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
         if not name.endswith("summary.json"):  # the summary holds timings
             assert on_s3[name] == local[name], name
 
-    data, run = str(tmp_path / "data"), str(tmp_path / "run")
-    synthetic.write_dataset(
-        data,
-        synthetic.SyntheticConfig(
-            videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0},
-            audio_dim=128,
-            visual_layout="map",
-            visual_dim=512,
-            map_size=2,
-            seed=0,
-        ),
-        verbose=False,
-    )
-    hp = hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8)
-    trainer.train(data, run, hp, verbose=0)
+    run = tiny_own_video_run(tmp_path)
     for output in (str(tmp_path / "predictions"), "s3://own/predictions"):
         result = command(
             env,

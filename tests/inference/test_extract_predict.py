@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import errors, extract, hparams, predict
-from avsdn_tf.data import dataset_info, pipeline, synthetic
+from avsdn_tf import errors, extract, predict
+from avsdn_tf.data import dataset_info, pipeline
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, labels
 from avsdn_tf.inference import predictors
-from avsdn_tf.training import trainer
 
-from media_testlib import IMAGE_SIZE, extract_inputs
+from media_testlib import IMAGE_SIZE, extract_inputs, tiny_own_video_run
 from media_testlib import feature_args as _feature_args
 from media_testlib import records_by_id as _records
 
@@ -169,24 +168,7 @@ def test_label_files_are_checked(tmp_path):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A tiny AVSDN trained on synthetic maps of the backbone's shape (2x2x512) and 128-d audio."""
-    root = tmp_path_factory.mktemp("tiny_run")
-    data = str(root / "data")
-    synthetic.write_dataset(
-        data,
-        synthetic.SyntheticConfig(
-            videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0},
-            audio_dim=128,
-            visual_layout="map",
-            visual_dim=512,
-            map_size=2,
-            seed=0,
-        ),
-        verbose=False,
-    )
-    run = str(root / "run")
-    hp = hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8)
-    trainer.train(data, run, hp, verbose=0)
-    return run
+    return tiny_own_video_run(tmp_path_factory.mktemp("tiny_run"))
 
 
 def test_predict_prints_writes_json_and_draws_the_timeline(
@@ -353,25 +335,7 @@ def test_extract_vector_layout_is_the_spatial_mean_of_the_maps(inputs, extracted
 def test_predict_pools_the_maps_for_a_model_trained_on_vectors(inputs, extracted, tmp_path, capsys):
     """A run trained on 512-d visual vectors, predicting with VGG-19 (2x2x512 maps): predict
     averages the maps over space instead of stopping at the dims mismatch."""
-    data = str(tmp_path / "vector_data")
-    synthetic.write_dataset(
-        data,
-        synthetic.SyntheticConfig(
-            videos_per_split={"train": 16, "val": 8, "test": 8, "noisy": 0},
-            audio_dim=128,
-            visual_layout="vector",
-            visual_dim=512,
-            seed=1,
-        ),
-        verbose=False,
-    )
-    run = str(tmp_path / "vector_run")
-    trainer.train(
-        data,
-        run,
-        hparams.HParams(epochs=1, batch_size=8, encoder_units=8, fusion_units=8),
-        verbose=0,
-    )
+    run = tiny_own_video_run(tmp_path / "vector", visual_layout="vector", seed=1)
     clip = os.path.join(inputs["videos"], "clip_a.mp4")
     output = str(tmp_path / "predictions")
     capsys.readouterr()
