@@ -4,6 +4,12 @@
     lever
     python benchmarks/bench_training.py --visual_dim 512 --repeats 3 --levers=false
     python benchmarks/bench_training.py --videos 640 --frameworks keras --json out.json
+    python benchmarks/bench_training.py --nolevers --baseline /tmp/before   # a change, A/B
+
+With --baseline CHECKOUT (another checkout of this repository, e.g. the commit before a change),
+every Keras configuration runs twice, once with each checkout's avsdn_tf, in the same interleaved
+rounds, and the report adds "this checkout / baseline" per round: the before/after of a change
+without two runs on a machine whose load changes between them.
 
 What it measures, on in-memory random data of AVE's shapes (the same arrays for both frameworks:
 --videos training videos, T = 10, audio 128-d, visual --visual_dim vectors, labels 0..28), at
@@ -48,7 +54,9 @@ import numpy as np
 from absl import app, flags
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# A --baseline worker imports avsdn_tf from the baseline checkout instead of this one.
+BASELINE_ENV = "AVSDN_TF_BENCH_CHECKOUT"
+sys.path.insert(0, os.environ.get(BASELINE_ENV) or str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PROTOCOL = "@@bench "  # prefix of the lines a worker sends its parent (everything else is log)
@@ -111,6 +119,13 @@ if __name__ == "__main__":
         os.cpu_count(),
         "Threads of the default configurations (TF intra- and inter-op, torch.set_num_threads).",
     )
+    flags.DEFINE_string(
+        "baseline",
+        None,
+        "A second checkout of avsdn_tf (e.g. `git worktree add /tmp/before REV`): every Keras "
+        "configuration is also measured with that checkout's code, in the same rounds, and the "
+        "report gives this checkout / baseline per round (a before/after of one change).",
+    )
     flags.DEFINE_string("json", None, "Also write every measurement to this JSON file.")
     flags.DEFINE_string("worker", None, "Internal: run as a worker with this JSON spec.")
     FLAGS = flags.FLAGS
@@ -147,6 +162,38 @@ def _rss_mb():
 
 
 # ---------------------------------------------------------------------------------------------
+# The project's API, in this checkout or in a --baseline checkout from before the redesign.
+
+
+def _project():
+    """(build, compile_model, inference_function, configure_threads) of the avsdn_tf imported.
+
+    build(hp, audio_dim, visual_shape, num_segments) -> the model `train` fits. Checkouts up to
+    9f807f9 (before the backbone/task redesign) had them in avsdn_tf.models / training / threads.
+    """
+    from types import SimpleNamespace
+
+    try:
+        from avsdn_tf.models import backbones, tasks
+        from avsdn_tf.training import threads, trainer
+    except ImportError:  # a checkout from before the redesign
+        from avsdn_tf import models, threads, training
+
+        return SimpleNamespace(
+            build=models.build_training_model,
+            compile_model=training.compile_model,
+            inference_function=models.inference_function,
+            configure_threads=threads.configure,
+        )
+    return SimpleNamespace(
+        build=lambda hp, *shapes: tasks.for_hparams(hp).build(*shapes),
+        compile_model=trainer.compile_model,
+        inference_function=backbones.inference_function,
+        configure_threads=threads.configure,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Workers: one configuration each. setup() builds and warms up; run_round() is one timed round.
 
 
@@ -156,9 +203,8 @@ class KerasTrain:
         import keras
 
         from avsdn_tf import hparams
-        from avsdn_tf.models import tasks
-        from avsdn_tf.training import trainer
 
+        project = _project()
         self.audio, self.visual, self.labels = data
         self.spec = spec
         hp = hparams.HParams()  # the project's defaults, then the lever under test
@@ -172,10 +218,8 @@ class KerasTrain:
         hp = hp.replace(batch_size=spec["batch_size"]).validate()
         self.hp = hp
         keras.utils.set_random_seed(0)
-        self.model = tasks.for_hparams(hp).build(
-            AUDIO_DIM, list(self.visual.shape[2:]), NUM_SEGMENTS
-        )
-        trainer.compile_model(
+        self.model = project.build(hp, AUDIO_DIM, list(self.visual.shape[2:]), NUM_SEGMENTS)
+        project.compile_model(
             self.model, hp, steps_per_epoch=len(_batches(len(self.audio), hp.batch_size))
         )
         self.inputs = {"audio": self.audio, "visual": self.visual}
@@ -236,9 +280,7 @@ class _EpochTimer:
 
 def _tf_threads(spec):
     """The project's --intra_op_threads/--inter_op_threads knob; both default to --threads."""
-    from avsdn_tf.training import threads
-
-    threads.configure(
+    _project().configure_threads(
         spec.get("intra_op_threads", spec["threads"]), spec.get("inter_op_threads", spec["threads"])
     )
 
@@ -254,15 +296,15 @@ class KerasInfer:
         import keras
 
         from avsdn_tf import hparams
-        from avsdn_tf.models import backbones, tasks
 
+        project = _project()
         self.tf = tf
         self.audio, self.visual, _ = data
         self.spec = spec
         hp = hparams.HParams()
         hp = hp.replace(**{key: spec[key] for key in ("unroll",) if key in spec})
         keras.utils.set_random_seed(0)
-        model = tasks.for_hparams(hp).build(AUDIO_DIM, list(self.visual.shape[2:]), NUM_SEGMENTS)
+        model = project.build(hp, AUDIO_DIM, list(self.visual.shape[2:]), NUM_SEGMENTS)
         self.model = model
         self.batch_size = spec["batch_size"]
         path = spec["path"]
@@ -288,7 +330,7 @@ class KerasInfer:
                 lambda inputs: model(inputs, training=False), reduce_retracing=True
             )
         elif path == "project":
-            self.function = backbones.inference_function(model)  # the project's lean inference path
+            self.function = project.inference_function(model)  # the project's lean inference path
         self.count = spec["steps"] * self.batch_size if spec.get("steps") else len(self.audio)
         self.run_round()  # warm up: traces, compiles, the partial last batch too
 
@@ -556,6 +598,18 @@ def variants(mode, frameworks, levers, jit_levers, threads):
                     ),
                 ]
         found = [(name, {"framework": "keras", **spec}) for name, spec in found]
+        if FLAGS.baseline:
+            found = [
+                pair
+                for name, spec in found
+                for pair in (
+                    (name, spec),
+                    (
+                        f"{name} [baseline]",
+                        {**spec, "env": {**spec.get("env", {}), BASELINE_ENV: FLAGS.baseline}},
+                    ),
+                )
+            ]
     if "torch" in frameworks:
         found += [
             (f"torch {threads} thread(s)", {"framework": "torch"}),
@@ -622,7 +676,7 @@ def report(mode, visual_dim, summaries):
     torch_runs = [s for s in summaries if s["spec"]["framework"] == "torch"]
     best_torch = max(torch_runs, key=lambda s: s["median"]) if torch_runs else None
     header = (
-        f"  {'configuration':<76} {'videos/s':>9} {'min-max':>13} {'vs torch':>8} {'per round':>9} "
+        f"  {'configuration':<88} {'videos/s':>9} {'min-max':>13} {'vs torch':>8} {'per round':>9} "
         f"{'setup s':>8} {'peak MB':>8}"
     )
     print(header)
@@ -633,7 +687,7 @@ def report(mode, visual_dim, summaries):
             s["ratio_per_round"] = _ratio_rounds(s, torch_runs)
             per_round = f"{statistics.median(s['ratio_per_round']):.2f}"
         print(
-            f"  {s['name']:<76} {s['median']:>9.0f} {s['min']:>6.0f}-{s['max']:<6.0f} {ratio:>8}"
+            f"  {s['name']:<88} {s['median']:>9.0f} {s['min']:>6.0f}-{s['max']:<6.0f} {ratio:>8}"
             f" {per_round:>9} {s['setup_seconds']:>8.1f} {s['maxrss_mb']:>8.0f}"
         )
     print(
@@ -659,9 +713,32 @@ def report(mode, visual_dim, summaries):
             f" {statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]; against torch"
             f" at {FLAGS.threads} thread(s) as TF: {result['ratio_vs_torch_same_threads']:.2f}"
         )
+    _report_baseline(summaries, result)
     loads = [load[0] for s in summaries for load in s["loadavg"]]
     print(f"  load average (1 min) during the rounds: {min(loads):.2f}-{max(loads):.2f}")
     return result
+
+
+def _report_baseline(summaries, result):
+    """With --baseline: every Keras row / its baseline twin, per round (measured seconds apart)."""
+    by_name = {s["name"]: s for s in summaries}
+    rows = []
+    for s in summaries:
+        twin = by_name.get(f"{s['name']} [baseline]")
+        if twin is None:
+            continue
+        ratios = [
+            after / before
+            for after, before in zip(s["videos_per_second"], twin["videos_per_second"], strict=True)
+        ]
+        rows.append({"name": s["name"], "ratio_per_round": ratios})
+        print(
+            f"  this checkout / baseline ({FLAGS.baseline}), {s['name']}: median"
+            f" {statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}] over"
+            f" {len(ratios)} rounds"
+        )
+    if rows:
+        result["vs_baseline"] = rows
 
 
 def main(argv):
@@ -702,6 +779,14 @@ def main(argv):
                     f" {statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}] "
                     f" {s['name']}"
                 )
+    for result in results:
+        for row in result.get("vs_baseline", []):
+            ratios = row["ratio_per_round"]
+            print(
+                f"  {result['mode']:<5} visual {result['visual_dim']:>4}-d: this checkout /"
+                f" baseline {statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}]"
+                f"  {row['name']}"
+            )
     if FLAGS.json:
         Path(FLAGS.json).write_text(
             json.dumps(
@@ -722,6 +807,7 @@ def main(argv):
                             "jit_steps",
                             "only",
                             "threads",
+                            "baseline",
                         )
                     },
                     "versions": versions,
