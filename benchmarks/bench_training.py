@@ -421,9 +421,15 @@ def run_worker(spec):
         worker = KerasTrain(spec, data)
     else:
         worker = KerasInfer(spec, data)
+    package = None  # the checkout the Keras worker's avsdn_tf came from
+    if spec["framework"] == "keras":
+        import avsdn_tf
+
+        package = str(Path(avsdn_tf.__file__).resolve().parents[1])
     _send(
         {
             "event": "ready",
+            "package": package,
             "setup_seconds": time.perf_counter() - began,
             "rss_data_mb": rss_data,
             "rss_ready_mb": _rss_mb(),
@@ -461,6 +467,13 @@ class Worker:
             env={**_worker_env(), **spec.get("env", {})},
         )
         self.ready = self._receive("ready")
+        expected = str(Path(spec.get("env", {}).get(BASELINE_ENV) or REPO).resolve())
+        if spec["framework"] == "keras" and self.ready["package"] != expected:
+            self.process.kill()
+            raise SystemExit(
+                f"worker {name}: expected avsdn_tf from {expected}, imported it from"
+                f" {self.ready['package']}"
+            )
 
     def _receive(self, event):
         for line in self.process.stdout:
@@ -658,6 +671,14 @@ def measure(mode, visual_dim, frameworks):
     return [worker.summary() for worker in workers]
 
 
+def _spread(values, digits=2):
+    """'median [min-max]' of per-round values, as every line of the report writes them."""
+    low, middle, high = (
+        f"{v:.{digits}f}" for v in (min(values), statistics.median(values), max(values))
+    )
+    return f"{middle} [{low}-{high}]"
+
+
 def _ratio_rounds(keras_summary, torch_summaries):
     """Per round: keras / the fastest torch configuration in that round."""
     ratios = []
@@ -710,7 +731,7 @@ def report(mode, visual_dim, summaries):
         )
         print(
             f"  ratio keras/torch ({keras_default['name']} / fastest torch per round): median"
-            f" {statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]; against torch"
+            f" {_spread(ratios)}; against torch"
             f" at {FLAGS.threads} thread(s) as TF: {result['ratio_vs_torch_same_threads']:.2f}"
         )
     _report_baseline(summaries, result)
@@ -734,7 +755,7 @@ def _report_baseline(summaries, result):
         rows.append({"name": s["name"], "ratio_per_round": ratios})
         print(
             f"  this checkout / baseline ({FLAGS.baseline}), {s['name']}: median"
-            f" {statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}] over"
+            f" {_spread(ratios, 3)} over"
             f" {len(ratios)} rounds"
         )
     if rows:
@@ -748,6 +769,13 @@ def main(argv):
         return
     import h5py  # noqa: F401  (only to fail early on a broken env, as the other benchmarks do)
 
+    if FLAGS.baseline:
+        FLAGS.baseline = os.path.abspath(FLAGS.baseline)
+        if not os.path.isfile(os.path.join(FLAGS.baseline, "avsdn_tf", "__init__.py")):
+            raise app.UsageError(
+                f"--baseline {FLAGS.baseline}: expected a checkout of this repository (a"
+                " directory holding avsdn_tf/__init__.py), found none there"
+            )
     frameworks = [f.strip() for f in FLAGS.frameworks]
     unknown = set(frameworks) - {"keras", "torch"} or set(FLAGS.modes) - {"train", "infer"}
     if unknown:
@@ -776,7 +804,7 @@ def main(argv):
                 ratios = s["ratio_per_round"]
                 print(
                     f"  {result['mode']:<5} visual {result['visual_dim']:>4}-d:"
-                    f" {statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}] "
+                    f" {_spread(ratios)} "
                     f" {s['name']}"
                 )
     for result in results:
@@ -784,7 +812,7 @@ def main(argv):
             ratios = row["ratio_per_round"]
             print(
                 f"  {result['mode']:<5} visual {result['visual_dim']:>4}-d: this checkout /"
-                f" baseline {statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}]"
+                f" baseline {_spread(ratios, 3)}"
                 f"  {row['name']}"
             )
     if FLAGS.json:
