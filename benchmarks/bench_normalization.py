@@ -1,0 +1,132 @@
+"""What the model's own input normalisation costs at inference.
+
+    python benchmarks/bench_normalization.py [--model avsdn] [--visual_dim 512] [--rounds 7]
+
+Builds the model `train` fits (tasks.for_hparams(hp).build, the AVSDN defaults, batch 64, T = 10,
+audio 128-d, visual --visual_dim vectors) and a copy in which every FeatureNormalization layer is
+an Identity, otherwise the same layers and weights. Both run through the project's inference path
+(backbones.inference_function) over --videos random videos; rounds alternate between the two, and
+each round's time per batch is printed, then the medians and the normalisation's share of the
+whole forward pass. Also times the normalisation layers alone (both inputs, one tf.function).
+"""
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import avsdn_tf  # noqa: E402,F401  (quiet TensorFlow logging default)
+
+flags.DEFINE_string("model", "avsdn", "A model of the registry (`--model help` in train).")
+flags.DEFINE_integer("visual_dim", 512, "Visual vector size (AVE pooled: 512).")
+flags.DEFINE_integer("videos", 1280, "Videos per timed pass.")
+flags.DEFINE_integer("batch_size", 64, "Videos per batch.")
+flags.DEFINE_integer("rounds", 7, "Timed passes of each variant, alternating.")
+FLAGS = flags.FLAGS
+AUDIO_DIM = 128
+NUM_SEGMENTS = 10
+
+
+def _without_normalization(model):
+    """The same model with every FeatureNormalization replaced by an Identity, weights copied."""
+    import keras
+
+    from avsdn_tf.models import layers
+
+    def clone(layer):
+        if isinstance(layer, layers.FeatureNormalization):
+            return keras.layers.Identity(name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    for layer in copy.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return copy
+
+
+def _pass_seconds(forward, audio, visual, batch_size):
+    began = time.perf_counter()
+    for start in range(0, len(audio), batch_size):
+        batch = {
+            "audio": audio[start : start + batch_size],
+            "visual": visual[start : start + batch_size],
+        }
+        np.asarray(forward(batch))
+    return time.perf_counter() - began
+
+
+def main(argv):
+    del argv
+    import keras
+    import tensorflow as tf
+
+    from avsdn_tf import hparams
+    from avsdn_tf.models import backbones, layers, tasks
+
+    keras.utils.set_random_seed(0)
+    hp = hparams.HParams(model=FLAGS.model)
+    model = backbones.segment_model(
+        tasks.for_hparams(hp).build(AUDIO_DIM, [FLAGS.visual_dim], NUM_SEGMENTS)
+    )
+    norms = [layer for layer in model.layers if isinstance(layer, layers.FeatureNormalization)]
+    rng = np.random.default_rng(0)
+    for layer in norms:  # statistics far from the identity, as a trained model's are
+        channels = layer.mean.shape[0]
+        layer.set_statistics(rng.normal(size=channels), rng.uniform(0.5, 2.0, channels))
+    audio = rng.normal(size=(FLAGS.videos, NUM_SEGMENTS, AUDIO_DIM)).astype(np.float32)
+    visual = rng.normal(size=(FLAGS.videos, NUM_SEGMENTS, FLAGS.visual_dim)).astype(np.float32)
+    variants = {
+        "with normalisation": backbones.inference_function(model),
+        "normalisation as Identity": backbones.inference_function(_without_normalization(model)),
+    }
+    batches = -(-FLAGS.videos // FLAGS.batch_size)
+    times = {name: [] for name in variants}
+    for forward in variants.values():  # warm up: trace, the partial last batch too
+        _pass_seconds(forward, audio, visual, FLAGS.batch_size)
+    for index in range(FLAGS.rounds):
+        order = list(variants) if index % 2 == 0 else list(variants)[::-1]
+        for name in order:
+            seconds = _pass_seconds(variants[name], audio, visual, FLAGS.batch_size)
+            times[name].append(seconds / batches * 1000)
+        print(
+            f"round {index + 1}/{FLAGS.rounds}: "
+            + ", ".join(f"{name} {times[name][-1]:.2f} ms/batch" for name in variants),
+            flush=True,
+        )
+
+    batch_inputs = {
+        "audio": tf.constant(audio[: FLAGS.batch_size]),
+        "visual": tf.constant(visual[: FLAGS.batch_size]),
+    }
+    by_input = {layer.name: "audio" if "audio" in layer.name else "visual" for layer in norms}
+    alone = tf.function(lambda x: [layer(x[by_input[layer.name]]) for layer in norms])
+    alone(batch_inputs)
+    calls = 500
+    began = time.perf_counter()
+    for _ in range(calls):
+        alone(batch_inputs)
+    alone_ms = (time.perf_counter() - began) / calls * 1000
+
+    with_ms = statistics.median(times["with normalisation"])
+    without_ms = statistics.median(times["normalisation as Identity"])
+    print(
+        f"\n{FLAGS.model}, visual {FLAGS.visual_dim}-d, batch {FLAGS.batch_size}, "
+        f"{len(norms)} normalisation layers ({', '.join(layer.name for layer in norms)})"
+    )
+    print(f"  forward pass with normalisation:       median {with_ms:.2f} ms/batch")
+    print(f"  forward pass, normalisation as Identity: median {without_ms:.2f} ms/batch")
+    print(
+        f"  difference: {with_ms - without_ms:+.2f} ms/batch "
+        f"({(with_ms - without_ms) / without_ms * 100:+.1f} % of the pass without it)"
+    )
+    print(f"  the normalisation layers alone (one tf.function call): {alone_ms:.3f} ms/batch")
+
+
+if __name__ == "__main__":
+    app.run(main)
