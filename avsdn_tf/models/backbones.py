@@ -11,7 +11,7 @@ import keras
 
 from avsdn_tf import constants  # noqa: F401 (losses, metrics: registered for loading)
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import layers
+from avsdn_tf.models import folding, layers
 
 SEGMENT_OUTPUT = constants.SEGMENT_OUTPUT
 
@@ -365,25 +365,56 @@ def variable_length_model(trained, hp, audio_dim, visual_shape):
     return segment_model(rebuilt)
 
 
-def inference_function(model):
+class InferenceFunction:
+    """A lean forward pass: one tf.function with a fixed input signature, over the model with
+    its normalisation folded into the first kernels where it folds (models.folding).
+
+    Call `sync()` after the model's weights change (e.g. between training epochs).
+    """
+
+    def __init__(self, model, fold=True):
+        import tensorflow as tf
+
+        self._folded = folding.FoldedModel(model) if fold else None
+        target = self._folded.model if fold else model
+        signature = {
+            tensor.name: tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
+            for tensor in model.inputs
+        }
+        self._function = tf.function(
+            lambda inputs: target(inputs, training=False), input_signature=[signature]
+        )
+
+    def __call__(self, inputs):
+        return self._function(inputs)
+
+    def sync(self):
+        """Refresh the folded copy from the model's current weights and statistics."""
+        if self._folded is not None:
+            self._folded.sync()
+
+    def experimental_get_tracing_count(self):
+        """How many times the tf.function was traced (1: every batch size reused the trace)."""
+        return self._function.experimental_get_tracing_count()
+
+
+def inference_function(model, fold=True):
     """A lean forward pass for inference: one tf.function with a fixed input signature.
 
     The signature is taken from the model's inputs with the batch axis free, so it is traced once,
-    whatever the batch sizes it meets. Same outputs as model.predict; measured faster than
-    model.predict, predict_on_batch and a tf.function without a signature
-    (benchmarks/bench_training.py, docs/benchmarks.md).
+    whatever the batch sizes it meets. The normalisation the model carries is folded into the
+    kernels that read it where it folds (models.folding), so it costs nothing at inference. Same
+    outputs as model.predict up to float32 rounding; measured faster than model.predict,
+    predict_on_batch and a tf.function without a signature (benchmarks/bench_training.py,
+    benchmarks/bench_normalization.py, docs/benchmarks.md).
 
     Args:
         model: a Keras model with inputs {"audio": [B, T, A], "visual": [B, T, ...]}.
+        fold: False runs the model as it is, its normalisation layers included.
     Returns:
-        a function: dict of arrays or tensors {"audio", "visual"} (any B; T fixed or free as the
-        model's inputs are) -> the model's output tensor(s) with training=False, e.g.
-        float32 [B, T, K] segment probabilities.
+        an InferenceFunction: dict of arrays or tensors {"audio", "visual"} (any B; T fixed or
+        free as the model's inputs are) -> the model's output tensor(s) with training=False,
+        e.g. float32 [B, T, K] segment probabilities. Its `sync()` refreshes it after the
+        model's weights change.
     """
-    import tensorflow as tf
-
-    signature = {
-        tensor.name: tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
-        for tensor in model.inputs
-    }
-    return tf.function(lambda inputs: model(inputs, training=False), input_signature=[signature])
+    return InferenceFunction(model, fold=fold)

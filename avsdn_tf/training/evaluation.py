@@ -15,11 +15,13 @@ from avsdn_tf.training.run_dir import load_run
 
 def _predictor(segment_model):
     """The lean forward pass (backbones.inference_function), made once per model so epochs reuse
-    it."""
+    its trace; synced with the model's current weights on every reuse."""
     cached = getattr(segment_model, "_avsdn_predict", None)
     if cached is None:
         cached = backbones.inference_function(segment_model)
         segment_model._avsdn_predict = cached
+    else:
+        cached.sync()
     return cached
 
 
