@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import remote
+from avsdn_tf import constants, remote
 from avsdn_tf.errors import UserError
 
 from . import signatures, warmup
@@ -81,11 +81,11 @@ def _check_mixed_lengths(serve_examples, cases, class_names, tolerance):
         )
     labels = outputs[signatures.SEGMENT_LABELS].numpy()
     if labels.shape != (2, max(lengths)) or any(
-        (labels[row, length:] != -1).any() for row, length in enumerate(lengths)
+        (labels[row, length:] != constants.PAD_LABEL).any() for row, length in enumerate(lengths)
     ):
         raise Mismatch(
             f"{signatures.PREDICT_EXAMPLES} with mixed lengths: segment_labels {labels.tolist()} "
-            "are not padded with -1"
+            f"are not padded with {constants.PAD_LABEL}"
         )
     per_segment = (
         signatures.SEGMENT_PROBS,
