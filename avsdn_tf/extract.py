@@ -51,7 +51,7 @@ import sys
 
 from absl import app, flags
 
-from avsdn_tf import cli, remote
+from avsdn_tf import cli, locks, remote
 from avsdn_tf.errors import UserError, run_main
 from avsdn_tf.features import beam_extraction, extraction, labels
 
@@ -77,6 +77,10 @@ def define_flags(flag_values=flags.FLAGS):
         ),
         split=("train", "Split the records go to (unless the labels CSV names one)."),
         videos_per_shard="Target records per TFRecord shard (at most 16 shards).",
+        wait=(
+            "If another process extracts into --output_dir, wait for it to end instead of "
+            "refusing (the lock is --output_dir/.lock; none on gs:// or s3://)."
+        ),
     )
     extraction.define_feature_flags(flag_values)
     beam_extraction.define_flags(flag_values)
@@ -118,26 +122,32 @@ def main(argv, flag_values=None):
         )
     video_labels = labels.read_labels(flag_values.labels)
     settings = extraction.FeatureSettings.from_flags(flag_values)
-    if flag_values.runner:
-        summary = beam_extraction.extract_videos(
-            paths,
-            flag_values.output_dir,
-            settings,
-            video_labels,
-            flag_values.split,
-            flag_values.videos_per_shard,
-            runner=flag_values.runner,
-            pipeline_args=argv[1:],
-        )
-    else:
-        summary = extraction.extract_videos(
-            paths,
-            flag_values.output_dir,
-            settings,
-            video_labels,
-            flag_values.split,
-            flag_values.videos_per_shard,
-        )
+    with locks.directory_lock(
+        flag_values.output_dir,
+        "`output_dir`",
+        wait=flag_values.wait,
+        stale=extraction.STALE_TEMPORARIES,
+    ):
+        if flag_values.runner:
+            summary = beam_extraction.extract_videos(
+                paths,
+                flag_values.output_dir,
+                settings,
+                video_labels,
+                flag_values.split,
+                flag_values.videos_per_shard,
+                runner=flag_values.runner,
+                pipeline_args=argv[1:],
+            )
+        else:
+            summary = extraction.extract_videos(
+                paths,
+                flag_values.output_dir,
+                settings,
+                video_labels,
+                flag_values.split,
+                flag_values.videos_per_shard,
+            )
     speed = summary["video_seconds_per_second"]
     print(
         f"extract: {summary['output_dir']}: {summary['videos_extracted_now']} videos extracted now,"
