@@ -23,7 +23,9 @@ averaged over --frames_per_second frames, see visual_features.py). OUT then hold
 
 Rerunning the same command skips videos whose features/<video_id>.npz exists, so an interrupted
 run resumes where it stopped; the data set files are rebuilt from features/ each time, and
-dataset_info.json is written last (readers never see a half-assembled set).
+dataset_info.json is written last (readers never see a half-assembled set). While it runs,
+extract holds OUT/.lock (avsdn_tf/locks.py): a second extract into OUT is refused (--wait waits),
+and the temporaries of a killed run (*.tmp-* files, .assemble-*) are removed once it is held.
 
 Labels. Without --labels every record gets label 28 (background) in every segment, category -1
 and video label 28: placeholders, fine for predict-style use, wrong for training. With --labels,

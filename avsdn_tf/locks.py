@@ -5,9 +5,9 @@ Local disks only: the lock is created with O_CREAT | O_EXCL, which is atomic on 
 system. On gs:// and s3:// no such create-if-absent exists through tf.io.gfile, so no lock is
 taken there (and nothing is swept) and two processes on one remote directory are not detected
 (run one writer each). A lock whose holder is a dead process on this host is stale and is taken
-over. The commands that write an output take its lock (docs/data_format.md, "Locks"): train
-(--model_dir), export (--export_base), prepare (beside --output_dir, which it replaces whole) and
-extract (--output_dir).
+over. The commands that write an output take its lock (docs/data_format.md, "One writer per
+output"): train (--model_dir), export (--export_base), prepare (beside --output_dir, which it
+replaces whole) and extract (--output_dir).
 """
 
 import contextlib
@@ -94,6 +94,8 @@ def sweep_stale_temporaries(directory, patterns):
             "tmp-export-*"); `*` matches names starting with a dot too.
     Returns:
         list of the removed paths, sorted.
+    Raises:
+        UserError naming the path when one cannot be removed (permissions).
     """
     if "://" in directory or not os.path.isdir(directory):
         return []
@@ -107,11 +109,16 @@ def sweep_stale_temporaries(directory, patterns):
     )
     removed = []
     for path in found:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+        except OSError as error:
+            raise input_error(
+                path, "a stale temporary of a killed run this process can remove", error.strerror
+            ) from None
         print(f"removed stale temporary {path} of an earlier killed run", flush=True)
         removed.append(path)
     return removed

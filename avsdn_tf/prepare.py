@@ -3,7 +3,9 @@
     python -m avsdn_tf.prepare --ave_dir DIR --output_dir OUT
 
 Reads the release as published and writes the data directory; the reader, its checks and the output
-layout: avsdn_tf/data/ave_release.py and docs/data_format.md.
+layout: avsdn_tf/data/ave_release.py and docs/data_format.md. While it runs, prepare holds the
+lock OUT.lock beside OUT (avsdn_tf/locks.py; OUT itself is replaced whole): a second prepare of
+OUT is refused (--wait waits), and the OUT.partial-* of a killed run are removed once it is held.
 """
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)

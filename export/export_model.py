@@ -13,6 +13,10 @@ visible:
    Keras model, at the training length and at another length, and replays the warmup records;
 4. only then is the directory renamed to its version number. Any failure removes the temporary
    directory; existing versions are never touched.
+
+The whole export holds the lock EXPORT_BASE/.lock (avsdn_tf/locks.py): a second export into the
+same base is refused (--wait waits for it), and the temporary directories of killed exports are
+removed once the lock is held.
 """
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
