@@ -72,6 +72,15 @@ SHARED = {
         "Labels: extract's CSV (video_id,category,start,end) or an AVE annotation file.",
     ),
     "split": (flags.DEFINE_string, "test", "Split name."),
+    "wait": (
+        flags.DEFINE_bool,
+        False,
+        (
+            "If another process writes the command's output, wait for it to end instead of "
+            "refusing (the lock file names its pid and host; a dead holder's lock on this host "
+            "is taken over; no lock on gs:// or s3://: run one writer there)."
+        ),
+    ),
 }
 _ENUMS = {"checkpoint": ["best", "last"], "strategy": list(constants.STRATEGIES)}
 

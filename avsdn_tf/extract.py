@@ -23,7 +23,9 @@ averaged over --frames_per_second frames, see visual_features.py). OUT then hold
 
 Rerunning the same command skips videos whose features/<video_id>.npz exists, so an interrupted
 run resumes where it stopped; the data set files are rebuilt from features/ each time, and
-dataset_info.json is written last (readers never see a half-assembled set).
+dataset_info.json is written last (readers never see a half-assembled set). While it runs,
+extract holds OUT/.lock (avsdn_tf/locks.py): a second extract into OUT is refused (--wait waits),
+and the temporaries of a killed run (*.tmp-* files, .assemble-*) are removed once it is held.
 
 Labels. Without --labels every record gets label 28 (background) in every segment, category -1
 and video label 28: placeholders, fine for predict-style use, wrong for training. With --labels,
@@ -51,7 +53,7 @@ import sys
 
 from absl import app, flags
 
-from avsdn_tf import cli, remote
+from avsdn_tf import cli, locks, remote
 from avsdn_tf.errors import UserError, run_main
 from avsdn_tf.features import beam_extraction, extraction, labels
 
@@ -77,6 +79,10 @@ def define_flags(flag_values=flags.FLAGS):
         ),
         split=("train", "Split the records go to (unless the labels CSV names one)."),
         videos_per_shard="Target records per TFRecord shard (at most 16 shards).",
+        wait=(
+            "If another process extracts into --output_dir, wait for it to end instead of "
+            "refusing (the lock is --output_dir/.lock; none on gs:// or s3://)."
+        ),
     )
     extraction.define_feature_flags(flag_values)
     beam_extraction.define_flags(flag_values)
@@ -118,26 +124,32 @@ def main(argv, flag_values=None):
         )
     video_labels = labels.read_labels(flag_values.labels)
     settings = extraction.FeatureSettings.from_flags(flag_values)
-    if flag_values.runner:
-        summary = beam_extraction.extract_videos(
-            paths,
-            flag_values.output_dir,
-            settings,
-            video_labels,
-            flag_values.split,
-            flag_values.videos_per_shard,
-            runner=flag_values.runner,
-            pipeline_args=argv[1:],
-        )
-    else:
-        summary = extraction.extract_videos(
-            paths,
-            flag_values.output_dir,
-            settings,
-            video_labels,
-            flag_values.split,
-            flag_values.videos_per_shard,
-        )
+    with locks.directory_lock(
+        flag_values.output_dir,
+        "`output_dir`",
+        wait=flag_values.wait,
+        stale=extraction.STALE_TEMPORARIES,
+    ):
+        if flag_values.runner:
+            summary = beam_extraction.extract_videos(
+                paths,
+                flag_values.output_dir,
+                settings,
+                video_labels,
+                flag_values.split,
+                flag_values.videos_per_shard,
+                runner=flag_values.runner,
+                pipeline_args=argv[1:],
+            )
+        else:
+            summary = extraction.extract_videos(
+                paths,
+                flag_values.output_dir,
+                settings,
+                video_labels,
+                flag_values.split,
+                flag_values.videos_per_shard,
+            )
     speed = summary["video_seconds_per_second"]
     print(
         f"extract: {summary['output_dir']}: {summary['videos_extracted_now']} videos extracted now,"

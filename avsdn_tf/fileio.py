@@ -24,6 +24,10 @@ from avsdn_tf.errors import UserError, input_error
 KILL_AT_RENAME_ENV = "AVSDN_TF_KILL_AT_RENAME"
 RENAME_LOG_ENV = "AVSDN_TF_RENAME_LOG"
 _renames_done = [0]
+# The names staged_directory and publish_directory give a directory beside its final path
+# (OUT.partial-*, OUT.old-*); a killed run leaves them, swept at the next start (locks.py).
+STAGING_SUFFIX = ".partial-"
+RETIRED_SUFFIX = ".old-"
 
 
 def rename(source, target, overwrite=False):
@@ -150,7 +154,7 @@ def publish_directory(staging, final_path, marker=None, replace=True):
         if not replace:
             rename(staging, final_path, overwrite=False)
             return
-        retired = f"{final_path}.old-{uuid.uuid4().hex[:6]}"
+        retired = f"{final_path}{RETIRED_SUFFIX}{uuid.uuid4().hex[:6]}"
         if tf.io.gfile.exists(final_path):
             rename(final_path, retired)
         rename(staging, final_path)
@@ -188,7 +192,7 @@ def staged_directory(final_path, marker=None):
         str, the staging directory's path (beside `final_path`).
     """
     final_path = final_path.rstrip("/")
-    staging = f"{final_path}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    staging = f"{final_path}{STAGING_SUFFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
     tf.io.gfile.makedirs(staging)
     try:
         yield staging

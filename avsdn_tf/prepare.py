@@ -3,14 +3,19 @@
     python -m avsdn_tf.prepare --ave_dir DIR --output_dir OUT
 
 Reads the release as published and writes the data directory; the reader, its checks and the output
-layout: avsdn_tf/data/ave_release.py and docs/data_format.md.
+layout: avsdn_tf/data/ave_release.py and docs/data_format.md. While it runs, prepare holds the
+lock OUT.lock beside OUT (avsdn_tf/locks.py; OUT itself is replaced whole): a second prepare of
+OUT is refused (--wait waits), and the OUT.partial-* of a killed run are removed once it is held.
 """
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
+import glob
+import os
+
 from absl import app, flags
 
-from avsdn_tf import cli
+from avsdn_tf import cli, fileio, locks
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import run_main
 
@@ -70,6 +75,11 @@ def define_flags(flag_values=flags.FLAGS):
     cli.define(
         flag_values=flag_values,
         videos_per_shard="Target videos per TFRecord shard (at most 16 shards).",
+        wait=(
+            "If another process prepares --output_dir, wait for it to end instead of refusing "
+            "(the lock is OUTPUT_DIR.lock beside it, since the directory is replaced whole; "
+            "none on gs:// or s3://)."
+        ),
     )
     flags.mark_flags_as_required(["ave_dir", "output_dir"], flag_values=flag_values)
 
@@ -111,18 +121,45 @@ def main(argv, flag_values=None):
     flag_values = flag_values or flags.FLAGS
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    summary = ave_release.prepare(
-        flag_values.ave_dir,
-        flag_values.output_dir,
-        visual_file=flag_values.visual_file,
-        noisy_visual_file=flag_values.noisy_visual_file,
-        include_noisy=flag_values.include_noisy,
-        label_source=flag_values.label_source,
-        chunk_videos=flag_values.chunk_videos,
-        videos_per_shard=flag_values.videos_per_shard,
-    )
+    output_dir = flag_values.output_dir
+    with locks.directory_lock(
+        output_dir,
+        "`output_dir`",
+        wait=flag_values.wait,
+        beside=True,
+        stale=stale_temporaries(output_dir),
+    ):
+        summary = ave_release.prepare(
+            flag_values.ave_dir,
+            output_dir,
+            visual_file=flag_values.visual_file,
+            noisy_visual_file=flag_values.noisy_visual_file,
+            include_noisy=flag_values.include_noisy,
+            label_source=flag_values.label_source,
+            chunk_videos=flag_values.chunk_videos,
+            videos_per_shard=flag_values.videos_per_shard,
+        )
     _print_summary(summary)
     return 0
+
+
+def stale_temporaries(output_dir):
+    """What killed runs of prepare leave beside OUT, as patterns for locks.directory_lock.
+
+    fileio.staged_directory builds OUT.partial-*; fileio.publish_directory moves the old OUT to
+    OUT.old-* and removes it once the new OUT is in place. An OUT.old-* is stale only while OUT
+    exists: a kill between the two renames leaves the old output there alone, and it is kept.
+
+    Args:
+        output_dir: the --output_dir.
+    Returns:
+        tuple of glob patterns relative to the directory holding OUT.
+    """
+    name = glob.escape(os.path.basename(output_dir.rstrip("/")))
+    patterns = (f"{name}{fileio.STAGING_SUFFIX}*",)
+    if os.path.isdir(output_dir):
+        patterns += (f"{name}{fileio.RETIRED_SUFFIX}*",)
+    return patterns
 
 
 if __name__ == "__main__":

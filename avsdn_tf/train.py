@@ -14,7 +14,7 @@ from avsdn_tf import cli, constants, locks
 from avsdn_tf.data import synthetic
 from avsdn_tf.errors import run_main
 from avsdn_tf.models import backbones
-from avsdn_tf.training import strategies, threads, trainer
+from avsdn_tf.training import run_dir, strategies, threads, trainer
 
 FLAGS = flags.FLAGS
 
@@ -37,12 +37,12 @@ def define_flags():
         "Split the CPU into this many logical devices, so MirroredStrategy "
         "can be tried without GPUs (--strategy mirrored).",
     )
-    flags.DEFINE_bool(
-        "wait",
-        False,
-        "If another process trains in --model_dir, wait for it to end "
-        "instead of refusing (the lock is --model_dir/.lock; none on gs:// or s3://, and "
-        "none with --strategy multi_worker, whose workers share the directory).",
+    cli.define(
+        wait=(
+            "If another process trains in --model_dir, wait for it to end instead of refusing "
+            "(the lock is --model_dir/.lock; none on gs:// or s3://, and none with --strategy "
+            "multi_worker, whose workers share the directory)."
+        )
     )
     threads.define_flags()
 
@@ -67,7 +67,9 @@ def main(argv):
     lock = (
         contextlib.nullcontext()
         if FLAGS.strategy == "multi_worker"
-        else locks.directory_lock(FLAGS.model_dir, "--model_dir", wait=FLAGS.wait)
+        else locks.directory_lock(
+            FLAGS.model_dir, "`model_dir`", wait=FLAGS.wait, stale=run_dir.STALE_TEMPORARIES
+        )
     )
     with lock:
         trainer.train(

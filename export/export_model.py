@@ -13,6 +13,10 @@ visible:
    Keras model, at the training length and at another length, and replays the warmup records;
 4. only then is the directory renamed to its version number. Any failure removes the temporary
    directory; existing versions are never touched.
+
+The whole export holds the lock EXPORT_BASE/.lock (avsdn_tf/locks.py): a second export into the
+same base is refused (--wait waits for it), and the temporary directories of killed exports are
+removed once the lock is held.
 """
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
@@ -33,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from avsdn_tf import cli, constants, fileio
+from avsdn_tf import cli, constants, fileio, locks
 from avsdn_tf.data import records
 from avsdn_tf.errors import UserError, argument_error, input_error, run_main
 from avsdn_tf.training.run_dir import RunDir, load_run
@@ -349,8 +353,14 @@ def export(
     data_dir=None,
     verify_videos=8,
     verbose=True,
+    wait=False,
 ):
     """Export, verify and publish one version; returns the version directory.
+
+    The whole export holds the lock of `export_base` (locks.directory_lock: EXPORT_BASE/.lock,
+    which TF Serving ignores like every non-numeric name; none on gs:// or s3://), so two
+    exports never pick the same version; once it is held, the TEMPORARY_PREFIX directories of
+    killed exports are removed.
 
     Args:
         model_dir: the train run directory.
@@ -361,11 +371,14 @@ def export(
         data_dir: the data directory whose records the export is verified on; None: the run's.
         verify_videos: videos per verification batch, >= 1.
         verbose: print progress.
+        wait: when another process holds the lock of `export_base`, wait for it instead of
+            refusing.
     Returns:
         str, export_base/version.
     Raises:
-        errors.UserError: for a bad or existing version, verify_videos < 1, a run or data_dir
-            that cannot be used, an export that fails verification, or a publish that fails.
+        errors.UserError: for a bad or existing version, verify_videos < 1, an export base
+            another live process holds, a run or data_dir that cannot be used, an export that
+            fails verification, or a publish that fails.
     """
     started = time.time()
     say = print if verbose else (lambda *args, **kwargs: None)
@@ -374,6 +387,25 @@ def export(
     if verify_videos < 1:
         raise argument_error("verify_videos", "a positive integer", verify_videos)
     export_base = export_base.rstrip("/")
+    stale = (f"{TEMPORARY_PREFIX}*",)
+    with locks.directory_lock(export_base, "`export_base`", wait=wait, stale=stale):
+        final, version, report = _export_locked(
+            model_dir, export_base, version, checkpoint, data_dir, verify_videos, say
+        )
+    say(f"verified {', '.join(report['checked'])}; max |difference| {report['max_difference']:.1e}")
+    say(f"exported version {version} to {final} in {time.time() - started:.1f}s")
+    return final
+
+
+def _export_locked(model_dir, export_base, version, checkpoint, data_dir, verify_videos, say):
+    """export()'s work once the lock of `export_base` is held.
+
+    Args:
+        model_dir, export_base, version, checkpoint, data_dir, verify_videos: export()'s.
+        say: print, or a function that prints nothing.
+    Returns:
+        (final, version, report): the version directory, its number and the verification report.
+    """
     if version is not None and tf.io.gfile.exists(os.path.join(export_base, str(version))):
         raise argument_error(
             "version",
@@ -439,9 +471,7 @@ def export(
         raise
     finally:
         shutil.rmtree(reference_dir, ignore_errors=True)
-    say(f"verified {', '.join(report['checked'])}; max |difference| {report['max_difference']:.1e}")
-    say(f"exported version {version} to {final} in {time.time() - started:.1f}s")
-    return final
+    return final, version, report
 
 
 def define_flags():
@@ -465,6 +495,12 @@ def define_flags():
         )
     )
     flags.DEFINE_integer("verify_videos", 8, "Videos in the batch the export is verified on.")
+    cli.define(
+        wait=(
+            "If another process exports into --export_base, wait for it to end instead of "
+            "refusing (the lock is --export_base/.lock; none on gs:// or s3://)."
+        )
+    )
 
 
 def main(argv):
@@ -491,6 +527,7 @@ def main(argv):
         FLAGS.checkpoint,
         FLAGS.data_dir,
         FLAGS.verify_videos,
+        wait=FLAGS.wait,
     )
 
 

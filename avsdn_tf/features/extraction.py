@@ -27,6 +27,11 @@ FEATURES_DIR = "features"
 CONFIG_FILE = "extract_config.json"
 SKIPPED_FILE = "skipped.json"
 SUMMARY_FILE = "extract_summary.json"
+ASSEMBLY_PREFIX = ".assemble-"  # the staging directory of the data set, inside output_dir
+# What a killed extract leaves in output_dir under temporary names (fileio.write_json's
+# *.json.tmp-*, _save_features' features/*.npz.tmp-*.npz, the assembly directory): swept by
+# the command once it holds the lock of output_dir.
+STALE_TEMPORARIES = ("*.tmp-*", f"{FEATURES_DIR}/*.tmp-*", f"{ASSEMBLY_PREFIX}*")
 DEFAULT_FRAMES_PER_SECOND = 16  # the AVE release averaged 16 frames per second
 
 # --preset NAME: feature flags set together; a flag given on the command line wins over its
@@ -710,7 +715,7 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
         for row in rows:
             name = (row.split if row is not None else None) or split
             counts[name] = counts.get(name, 0) + 1
-    staging = os.path.join(output_dir, f".assemble-{uuid.uuid4().hex[:8]}")
+    staging = os.path.join(output_dir, f"{ASSEMBLY_PREFIX}{uuid.uuid4().hex[:8]}")
     tf.io.gfile.makedirs(staging)
     try:
         writers = {

@@ -18,6 +18,9 @@ CHECKPOINTS = "checkpoints"
 LAST = "last.keras"
 BEST = "best.keras"
 LOGS = "logs"
+# What a killed run leaves under temporary names (fileio.write_json's state.json.tmp-*,
+# trainer._save_keras' checkpoints/best.tmp-*.keras): train sweeps them once it holds the lock.
+STALE_TEMPORARIES = ("*.tmp-*", f"{CHECKPOINTS}/*.tmp-*")
 
 
 class RunDir:
