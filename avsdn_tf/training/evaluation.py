@@ -53,10 +53,11 @@ def predict_split(model, data_dir, split, batch_size=64, max_videos=None):
     predict = _predictor(backbones.segment_model(model))
     data = pipeline.make_dataset(data_dir, split, batch_size, max_videos=max_videos)
     ids, labels, probs = [], [], []
-    for parsed in data:
-        probs.append(predict(records.model_inputs(parsed)).numpy())
-        labels.append(parsed[records.LABEL].numpy())
-        ids.extend(video_id.decode() for video_id in parsed[records.VIDEO_ID].numpy())
+    with pipeline.reading(data_dir, [split]):
+        for parsed in data:
+            probs.append(predict(records.model_inputs(parsed)).numpy())
+            labels.append(parsed[records.LABEL].numpy())
+            ids.extend(video_id.decode() for video_id in parsed[records.VIDEO_ID].numpy())
     width = max(p.shape[1] for p in probs)
     probs = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p in probs])
     labels = np.concatenate(

@@ -2,7 +2,9 @@
 sharding."""
 
 import math
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -250,3 +252,79 @@ def test_decoded_size_counts_every_float(tiny_vector_data, tiny_map_data):
     assert pipeline.decoded_gigabytes(maps, "val") == pytest.approx(
         TINY_SPLITS["val"] * constants.NUM_SEGMENTS * (16 + 3 * 3 * 8) * 4 / 1e9
     )
+
+
+def _copy_with_damaged_shard(source, destination, shard, damage):
+    """A copy of a data directory with one shard damaged: "overwrite" 200 bytes in its middle,
+    "truncate" it to just over half its size (not at a record's end), or "delete" it.
+    Returns (data_dir, the shard's path)."""
+    shutil.copytree(source, destination)
+    path = destination / shard
+    content = bytearray(path.read_bytes())
+    middle = len(content) // 2
+    if damage == "overwrite":
+        content[middle : middle + 200] = b"\xff" * 200
+        path.write_bytes(bytes(content))
+    elif damage == "truncate":
+        path.write_bytes(bytes(content[: middle + 100]))
+    else:
+        path.unlink()
+    return str(destination), str(path)
+
+
+def _read_all(data_dir, split, **options):
+    """Iterate every batch of make_dataset(split) inside pipeline.reading, as the readers do."""
+    data = pipeline.make_dataset(data_dir, split, 8, **options)
+    with pipeline.reading(data_dir, [split], options.get("include_noisy", False)):
+        return sum(int(batch[records.LABEL].shape[0]) for batch in data)
+
+
+@pytest.mark.parametrize(
+    "damage, found",
+    [
+        ("overwrite", r"found a corrupted record at offset \d+ of 15840 bytes; make the data"),
+        ("truncate", r"found a truncated record at offset \d+ of 8020 bytes, the file cut short"),
+    ],
+)
+def test_a_damaged_shard_is_named_with_its_offset(tiny_vector_data, tmp_path, damage, found):
+    shard = "noisy-00001-of-00002.tfrecord"  # the last shard read: the scan must pass the others
+    data_dir, path = _copy_with_damaged_shard(
+        Path(tiny_vector_data), tmp_path / "data", shard, damage
+    )
+    for options in ({}, {"cache": True}, {"training": True, "seed": 1}):
+        with pytest.raises(UserError) as caught:
+            _read_all(data_dir, "train", include_noisy=True, **options)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: expected a readable TFRecord shard, ")
+        assert re.search(found, message), message
+        assert "prepare, synthesize or extract" in message
+    assert _read_all(data_dir, "val") == TINY_SPLITS["val"]  # the other splits still read
+
+
+def test_a_shard_deleted_after_the_split_was_listed_is_named(tiny_vector_data, tmp_path):
+    shutil.copytree(tiny_vector_data, tmp_path / "data")
+    data_dir = str(tmp_path / "data")
+    data = pipeline.make_dataset(data_dir, "val", 8)  # lists and checks the shards
+    vanished = tmp_path / "data" / "val-00001-of-00002.tfrecord"
+    vanished.unlink()
+    with pytest.raises(UserError) as caught, pipeline.reading(data_dir, ["val"]):
+        for _ in data:
+            pass
+    assert str(caught.value) == (
+        f"{vanished}: expected a readable TFRecord shard, found no such file (it was removed "
+        "during the run); make the data directory again with prepare, synthesize or extract"
+    )
+
+
+def test_other_not_found_errors_pass_through_unchanged(tiny_vector_data):
+    with pytest.raises(tf.errors.NotFoundError, match="another file"):
+        with pipeline.reading(tiny_vector_data, ["train", "no_such_split"]):
+            raise tf.errors.NotFoundError(None, None, "another file")
+
+
+def test_statistics_of_a_damaged_train_split_name_the_shard(tiny_vector_data, tmp_path):
+    data_dir, path = _copy_with_damaged_shard(
+        Path(tiny_vector_data), tmp_path / "data", "train-00000-of-00002.tfrecord", "truncate"
+    )
+    with pytest.raises(UserError, match=f"^{re.escape(path)}: expected a readable TFRecord"):
+        normalization.compute_statistics(data_dir)
