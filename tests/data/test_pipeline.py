@@ -4,7 +4,6 @@ sharding."""
 import math
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from avsdn_tf import constants
 from avsdn_tf.data import dataset_info, normalization, pipeline, records
 from avsdn_tf.errors import UserError
 
-from testlib import TINY_SPLITS
+from testlib import TINY_SPLITS, copy_with_damaged_shard
 
 
 def test_batches_are_parsed_records_of_raw_features(tiny_vector_data):
@@ -254,24 +253,6 @@ def test_decoded_size_counts_every_float(tiny_vector_data, tiny_map_data):
     )
 
 
-def _copy_with_damaged_shard(source, destination, shard, damage):
-    """A copy of a data directory with one shard damaged: "overwrite" 200 bytes in its middle,
-    "truncate" it to just over half its size (not at a record's end), or "delete" it.
-    Returns (data_dir, the shard's path)."""
-    shutil.copytree(source, destination)
-    path = destination / shard
-    content = bytearray(path.read_bytes())
-    middle = len(content) // 2
-    if damage == "overwrite":
-        content[middle : middle + 200] = b"\xff" * 200
-        path.write_bytes(bytes(content))
-    elif damage == "truncate":
-        path.write_bytes(bytes(content[: middle + 100]))
-    else:
-        path.unlink()
-    return str(destination), str(path)
-
-
 def _read_all(data_dir, split, **options):
     """Iterate every batch of make_dataset(split) inside pipeline.reading, as the readers do."""
     data = pipeline.make_dataset(data_dir, split, 8, **options)
@@ -288,9 +269,7 @@ def _read_all(data_dir, split, **options):
 )
 def test_a_damaged_shard_is_named_with_its_offset(tiny_vector_data, tmp_path, damage, found):
     shard = "noisy-00001-of-00002.tfrecord"  # the last shard read: the scan must pass the others
-    data_dir, path = _copy_with_damaged_shard(
-        Path(tiny_vector_data), tmp_path / "data", shard, damage
-    )
+    data_dir, path = copy_with_damaged_shard(tiny_vector_data, tmp_path / "data", shard, damage)
     for options in ({}, {"cache": True}, {"training": True, "seed": 1}):
         with pytest.raises(UserError) as caught:
             _read_all(data_dir, "train", include_noisy=True, **options)
@@ -323,8 +302,8 @@ def test_other_not_found_errors_pass_through_unchanged(tiny_vector_data):
 
 
 def test_statistics_of_a_damaged_train_split_name_the_shard(tiny_vector_data, tmp_path):
-    data_dir, path = _copy_with_damaged_shard(
-        Path(tiny_vector_data), tmp_path / "data", "train-00000-of-00002.tfrecord", "truncate"
+    data_dir, path = copy_with_damaged_shard(
+        tiny_vector_data, tmp_path / "data", "train-00000-of-00002.tfrecord", "truncate"
     )
     with pytest.raises(UserError, match=f"^{re.escape(path)}: expected a readable TFRecord"):
         normalization.compute_statistics(data_dir)
