@@ -365,7 +365,9 @@ def export(
         str, export_base/version.
     Raises:
         errors.UserError: for a bad or existing version, verify_videos < 1, a run or data_dir
-            that cannot be used, an export that fails verification, or a publish that fails.
+            that cannot be used, a write that fails (full disk, read-only, no permission: the
+            staging directory removed), an export that fails verification, or a publish that
+            fails.
     """
     started = time.time()
     say = print if verbose else (lambda *args, **kwargs: None)
@@ -391,15 +393,19 @@ def export(
 
     version = version or next_version(export_base)
     final = os.path.join(export_base, str(version))
-    tf.io.gfile.makedirs(export_base)
+    fileio.make_directories(export_base)
     staging = os.path.join(export_base, f"{TEMPORARY_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     reference_dir = tempfile.mkdtemp(prefix="avsdn-export-check-")
     try:
-        signatures.ServingGraph(serving_model, run.spec).write(staging)
-        model_name = os.path.basename(export_base) or "avsdn"
-        warmup.write(warmup.warmup_path(staging), warmup_requests(model_name, cases))
-        _copy(BATCHING_TEMPLATE, os.path.join(staging, PER_MODEL_BATCHING_FILE))
-        write_reference(reference_dir, cases, run.spec.class_names)
+        # A full disk, a read-only file system, ...: one message naming the version being
+        # written (the staging directory is removed below).
+        with fileio.writing(final):
+            signatures.ServingGraph(serving_model, run.spec).write(staging)
+            model_name = os.path.basename(export_base) or "avsdn"
+            warmup.write(warmup.warmup_path(staging), warmup_requests(model_name, cases))
+            _copy(BATCHING_TEMPLATE, os.path.join(staging, PER_MODEL_BATCHING_FILE))
+        with fileio.writing(reference_dir):
+            write_reference(reference_dir, cases, run.spec.class_names)
         say(f"wrote the SavedModel to {staging}; verifying it in a fresh process")
         report = verify_in_fresh_process(staging, reference_dir)
         fileio.write_json(

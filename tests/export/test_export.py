@@ -6,6 +6,7 @@ The tests marked slow share one trained and exported run (serving_testlib.export
 build small models in process.
 """
 
+import errno
 import os
 import re
 import shutil
@@ -425,6 +426,45 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
     with pytest.raises(UserError, match="run directory not found"):
         export_model.export(str(tmp_path / "missing"), base, verbose=False)
     assert sorted(os.listdir(base)) == before
+
+
+@pytest.mark.parametrize(
+    "failing, error, found",
+    [
+        (
+            "savedmodel",
+            OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+            "expected free space to write it, found No space left on device (ENOSPC)",
+        ),
+        (
+            "batching",
+            tf.errors.PermissionDeniedError(None, None, "x; Permission denied"),
+            "expected permission to write it, found Permission denied (EACCES)",
+        ),
+    ],
+)
+def test_a_failing_write_names_the_version_and_leaves_nothing(
+    export, tmp_path, monkeypatch, failing, error, found
+):
+    base = str(tmp_path / "avsdn")
+    shutil.copytree(export.version_dir, os.path.join(base, "1"))
+
+    def write(graph, path):  # the fixture's SavedModel, half of it when the disk fills up
+        shutil.copytree(export.version_dir, path)
+        if failing == "savedmodel":
+            os.remove(os.path.join(path, "saved_model.pb"))
+            raise error
+
+    def copy(source, destination):
+        raise error
+
+    monkeypatch.setattr(signatures.ServingGraph, "write", write)
+    if failing == "batching":
+        monkeypatch.setattr(export_model, "_copy", copy)
+    with pytest.raises(UserError) as caught:
+        export_model.export(export.run_dir, base, verbose=False)
+    assert str(caught.value) == f"{os.path.join(base, '2')}: {found}"
+    assert sorted(os.listdir(base)) == ["1"]  # the staging directory is gone
 
 
 @pytest.mark.parametrize(
