@@ -34,7 +34,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from avsdn_tf import cli, constants, fileio
-from avsdn_tf.data import records
+from avsdn_tf.data import records, shards
 from avsdn_tf.errors import UserError, argument_error, input_error, run_main
 from avsdn_tf.training.run_dir import RunDir, load_run
 
@@ -122,15 +122,15 @@ def _real_videos(run, count):
         if split not in run.info.splits or not run.info.splits[split]["videos"]:
             continue
         by_length = {}
-        for serialized in tf.data.TFRecordDataset(run.info.shard_paths(run.data_dir, split)).take(
-            8 * count
-        ):
-            serialized = serialized.numpy()
-            video = records.decode_video(serialized, run.audio_dim, run.visual_shape)
-            group = by_length.setdefault(len(video[records.AUDIO]), [])
-            group.append((serialized, video))
-            if len(group) == count:
-                break
+        files = run.info.shard_paths(run.data_dir, split)
+        with shards.naming_bad_shard(files):
+            for serialized in tf.data.TFRecordDataset(files).take(8 * count):
+                serialized = serialized.numpy()
+                video = records.decode_video(serialized, run.audio_dim, run.visual_shape)
+                group = by_length.setdefault(len(video[records.AUDIO]), [])
+                group.append((serialized, video))
+                if len(group) == count:
+                    break
         if by_length:
             return max(by_length.values(), key=len)
     return None

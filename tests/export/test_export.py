@@ -31,6 +31,7 @@ from avsdn_tf.models import backbones, tasks
 from export import export_model, signatures, verify, warmup
 
 from serving_testlib import ROOT, exported
+from testlib import copy_with_damaged_shard
 
 A, V = 16, [24]  # the tiny data set's feature sizes (conftest.tiny_config)
 
@@ -465,6 +466,19 @@ def test_a_failing_write_names_the_version_and_leaves_nothing(
         export_model.export(export.run_dir, base, verbose=False)
     assert str(caught.value) == f"{os.path.join(base, '2')}: {found}"
     assert sorted(os.listdir(base)) == ["1"]  # the staging directory is gone
+
+
+def test_a_damaged_record_read_for_verification_names_the_shard(export, tmp_path):
+    data_dir, shard = copy_with_damaged_shard(
+        export.data_dir, tmp_path / "data", "val-00000-of-00002.tfrecord", "overwrite"
+    )
+    base = tmp_path / "avsdn"
+    with pytest.raises(UserError) as caught:
+        export_model.export(export.run_dir, str(base), data_dir=data_dir, verify_videos=16)
+    assert str(caught.value).startswith(
+        f"{shard}: expected a readable TFRecord shard, found a corrupted record at offset"
+    )
+    assert not base.exists()
 
 
 @pytest.mark.parametrize(
