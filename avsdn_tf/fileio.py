@@ -226,6 +226,20 @@ def write_text(path, text):
         handle.write(text)
 
 
+def write_png(path, figure, dpi):
+    """Save a matplotlib figure as a PNG under a temporary name and rename it (atomic_file).
+
+    Args:
+        path: the PNG file (local path or storage URL).
+        figure: a matplotlib Figure.
+        dpi: its resolution.
+    Raises:
+        errors.UserError: for a file-system error; nothing is left behind.
+    """
+    with atomic_file(path) as temporary, tf.io.gfile.GFile(temporary, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=dpi)
+
+
 def remove_tree(path):
     """Remove a file or a directory tree; nothing when `path` does not exist.
 

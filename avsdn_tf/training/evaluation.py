@@ -3,7 +3,6 @@
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from avsdn_tf import constants, fileio
 from avsdn_tf.data import pipeline, records
@@ -111,7 +110,7 @@ def evaluate_run(model_dir, data_dir=None, split="test", checkpoint="best", outp
     summary = evaluate_split(run.model, data_dir, split, run.class_names)
     summary.update({"split": split, "data_dir": data_dir, "checkpoint": checkpoint})
     output_dir = output_dir or model_dir
-    tf.io.gfile.makedirs(output_dir)
+    fileio.make_directories(output_dir)
     fileio.write_json(os.path.join(output_dir, f"eval_{split}.json"), summary)
     print(report.metrics_table(summary, run.class_names))
     png = report.save_confusion_png(

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from avsdn_tf.errors import UserError
-from avsdn_tf.training import trainer
+from avsdn_tf.training import evaluation, trainer
 from avsdn_tf.training.run_dir import RunDir
 
 from testlib import copy_with_damaged_shard, run_command, small_hparams
@@ -146,3 +146,24 @@ def test_a_failing_state_or_metrics_write_names_the_file(
         trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=1), verbose=0)
     assert str(caught.value).startswith(f"{os.path.join(model_dir, target)}: expected {expected}")
     assert _temporaries(model_dir) == [] and not os.path.exists(os.path.join(model_dir, target))
+
+
+def test_a_full_disk_while_writing_the_confusion_png_names_it(trained_run, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    original = tf.io.gfile.GFile.write
+
+    def write(self, data):
+        if ".png.tmp-" not in self.name:
+            return original(self, data)
+        original(self, data[:100])
+        self.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(tf.io.gfile.GFile, "write", write)
+    with pytest.raises(UserError) as caught:
+        evaluation.evaluate_run(trained_run, split="val", output_dir=str(tmp_path))
+    assert str(caught.value) == (
+        f"{tmp_path / 'confusion_val.png'}: expected free space to write it, found No space left"
+        " on device (ENOSPC)"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["eval_val.json"]  # no half-written PNG
