@@ -14,6 +14,8 @@ from avsdn_tf.errors import UserError, input_error
 # "truncated record at 19610' failed with Read less bytes than requested".
 _DAMAGED_RECORD = re.compile(r"(corrupted|truncated) record at (\d+)")
 REMAKE = "make the data directory again with prepare, synthesize or extract"
+# The errors of a tf.data read that naming_bad_shard explains.
+READ_ERRORS = (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError)
 
 
 def shard_names(split, count):
@@ -74,7 +76,8 @@ def _damage_of(path):
     Args:
         path: a TFRecord file (local path or storage URL).
     Returns:
-        None, or the "found" part of a message: a damaged record and its offset, or no file.
+        None, or the "found" part of a message: a damaged record and its offset, no file, or
+        TensorFlow's reason the file cannot be read.
     """
     try:
         tf.data.TFRecordDataset(path).reduce(0, lambda count, _: count + 1).numpy()
@@ -88,6 +91,8 @@ def _damage_of(path):
         kind, offset = damage.groups()
         detail = ", the file cut short" if kind == "truncated" else ""
         return f"a {kind} record at offset {offset} of {size} bytes{detail}"
+    except tf.errors.OpError as error:  # no permission to read it, an unreachable store, ...
+        return f"an unreadable file ({error.message.strip()})"
     return None
 
 
@@ -95,20 +100,22 @@ def read_error(files, error):
     """The UserError for a TensorFlow read error met while reading `files`.
 
     TensorFlow's DataLossError names an offset but no file, so each shard is read again on its
-    own, in order, until one fails; a NotFoundError's file is looked for the same way.
+    own, in order, until one fails; the file of a NotFoundError or PermissionDeniedError is
+    looked for the same way.
 
     Args:
         files: the shard paths that were being read.
-        error: the tf.errors.DataLossError or tf.errors.NotFoundError.
+        error: one of READ_ERRORS.
     Returns:
         errors.UserError naming the bad shard, what was expected and what was found; or None
-        for a NotFoundError about none of `files` (the error is someone else's).
+        for a NotFoundError or PermissionDeniedError about none of `files` (the error is
+        someone else's).
     """
     for path in files:
         damage = _damage_of(path)
         if damage is not None:
             return input_error(path, "a readable TFRecord shard", f"{damage}; {REMAKE}")
-    if isinstance(error, tf.errors.NotFoundError):
+    if not isinstance(error, tf.errors.DataLossError):
         return None
     where = os.path.dirname(files[0]) if files else "the data directory"
     return UserError(
@@ -129,11 +136,12 @@ def naming_bad_shard(files):
     Yields:
         None.
     Raises:
-        errors.UserError: for a DataLossError, or a NotFoundError about one of `files`.
+        errors.UserError: for a DataLossError, or a NotFoundError or PermissionDeniedError
+            about one of `files`.
     """
     try:
         yield
-    except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
+    except READ_ERRORS as error:
         user_error = read_error(list(files), error)
         if user_error is None:
             raise

@@ -295,10 +295,11 @@ def test_a_shard_deleted_after_the_split_was_listed_is_named(tiny_vector_data, t
     )
 
 
-def test_other_not_found_errors_pass_through_unchanged(tiny_vector_data):
-    with pytest.raises(tf.errors.NotFoundError, match="another file"):
+@pytest.mark.parametrize("kind", [tf.errors.NotFoundError, tf.errors.PermissionDeniedError])
+def test_errors_about_other_files_pass_through_unchanged(tiny_vector_data, kind):
+    with pytest.raises(kind, match="another file"):
         with pipeline.reading(tiny_vector_data, ["train", "no_such_split"]):
-            raise tf.errors.NotFoundError(None, None, "another file")
+            raise kind(None, None, "another file")
 
 
 def test_statistics_of_a_damaged_train_split_name_the_shard(tiny_vector_data, tmp_path):
