@@ -8,6 +8,7 @@ rename copies object after object, its objects move one by one with the completi
 """
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -45,17 +46,136 @@ def rename(source, target, overwrite=False):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+# What a failed write needed, by errno; any other errno: "to be able to write it".
+_WRITE_NEEDS = {
+    errno.ENOSPC: "free space to write it",
+    errno.EDQUOT: "disk quota left to write it",
+    errno.EROFS: "a writable file system",
+    errno.EACCES: "permission to write it",
+    errno.EPERM: "permission to write it",
+}
+
+
+def _errno_of(error):
+    """The errno of an OSError, or of a TensorFlow file error (found by its strerror text).
+
+    Args:
+        error: any exception.
+    Returns:
+        int errno, or None when `error` is no file-system error this module explains.
+    """
+    if isinstance(error, OSError):
+        return error.errno
+    if isinstance(error, tf.errors.OpError):  # tf.io.gfile: "PATH; No space left on device"
+        for number in _WRITE_NEEDS:
+            if os.strerror(number) in error.message:
+                return number
+    return None
+
+
+def write_error(path, error):
+    """The UserError for an OSError (or TensorFlow's version of one) met while writing `path`.
+
+    Args:
+        path: the output the user asked for (the file or directory being written).
+        error: the OSError or tf.errors.OpError.
+    Returns:
+        errors.UserError "PATH: expected free space to write it, found No space left on device
+        (ENOSPC)" (and the like for EROFS, EACCES, ...), or None when `error` is not a
+        file-system error (it is then not this module's to explain).
+    """
+    number = _errno_of(error)
+    if number is None:
+        if not isinstance(error, OSError):
+            return None
+        return input_error(path, "to be able to write it", str(error))
+    found = f"{os.strerror(number)} ({errno.errorcode.get(number, number)})"
+    return input_error(path, _WRITE_NEEDS.get(number, "to be able to write it"), found)
+
+
+@contextlib.contextmanager
+def writing(path, temporary=None):
+    """A block that writes `path`: any failure removes `temporary`; a file-system error (disk
+    full, read-only, no permission, ...) becomes one UserError naming `path` (write_error).
+
+    Args:
+        path: the output being written, as the message names it.
+        temporary: a file or directory the block writes first, removed on any failure (None:
+            nothing to remove).
+    Yields:
+        None.
+    Raises:
+        errors.UserError: for an OSError, or a tf.io.gfile error of a known errno.
+    """
+    try:
+        yield
+    except BaseException as error:
+        if temporary is not None:
+            with contextlib.suppress(OSError, tf.errors.OpError):
+                remove_tree(temporary)
+        user_error = write_error(path, error) if isinstance(error, Exception) else None
+        if user_error is None:
+            raise
+        raise user_error from None
+
+
+def temporary_name(path, suffix=""):
+    """A fresh temporary name beside `path`: PATH.tmp-XXXXXXXX, or with a suffix kept last
+    (best.keras -> best.tmp-XXXXXXXX.keras, for writers that insist on the extension).
+
+    Args:
+        path: the final path.
+        suffix: the extension to keep at the end ("" for none); `path` must end with it.
+    Returns:
+        str, the temporary path.
+    """
+    stem = path[: len(path) - len(suffix)] if suffix else path
+    return f"{stem}.tmp-{uuid.uuid4().hex[:8]}{suffix}"
+
+
+@contextlib.contextmanager
+def atomic_file(path, suffix=""):
+    """Yield a temporary path to write; when the block ends it is renamed to `path`.
+
+    All-or-nothing: on any failure the temporary is removed and `path` keeps its old content;
+    a file-system error ends in one UserError naming `path` (writing()).
+
+    Args:
+        path: the file (local path or storage URL).
+        suffix: an extension the temporary must keep last (temporary_name).
+    Yields:
+        str, the temporary path to write.
+    Raises:
+        errors.UserError: for a full disk, a read-only file system, a missing permission, ...
+    """
+    temporary = temporary_name(path, suffix)
+    with writing(path, temporary):
+        yield temporary
+        rename(temporary, path, overwrite=True)
+
+
+def make_directories(path):
+    """tf.io.gfile.makedirs, with a file-system error as one UserError naming `path`.
+
+    Args:
+        path: the directory (local path or storage URL); its parents are made too.
+    Raises:
+        errors.UserError: for a read-only file system, a missing permission, ...
+    """
+    with writing(path):
+        tf.io.gfile.makedirs(path)
+
+
 def write_json(path, value):
     """Write JSON under a temporary name and rename it, so readers never see half a file.
 
     Args:
         path: the file (local path or storage URL).
         value: a JSON-serialisable value, written indented with sorted keys.
+    Raises:
+        errors.UserError: for a file-system error (atomic_file); nothing is left behind.
     """
-    temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with tf.io.gfile.GFile(temporary, "w") as handle:
-        handle.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    rename(temporary, path, overwrite=True)
+    write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path):
@@ -103,11 +223,25 @@ def write_text(path, text):
     Args:
         path: the file (local path or storage URL).
         text: str, written as it is.
+    Raises:
+        errors.UserError: for a file-system error (atomic_file); nothing is left behind.
     """
-    temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with tf.io.gfile.GFile(temporary, "w") as handle:
+    with atomic_file(path) as temporary, tf.io.gfile.GFile(temporary, "w") as handle:
         handle.write(text)
-    rename(temporary, path, overwrite=True)
+
+
+def write_png(path, figure, dpi):
+    """Save a matplotlib figure as a PNG under a temporary name and rename it (atomic_file).
+
+    Args:
+        path: the PNG file (local path or storage URL).
+        figure: a matplotlib Figure.
+        dpi: its resolution.
+    Raises:
+        errors.UserError: for a file-system error; nothing is left behind.
+    """
+    with atomic_file(path) as temporary, tf.io.gfile.GFile(temporary, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=dpi)
 
 
 def remove_tree(path):

@@ -38,7 +38,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from avsdn_tf import cli, constants, fileio, locks
-from avsdn_tf.data import records
+from avsdn_tf.data import records, shards
 from avsdn_tf.errors import UserError, argument_error, input_error, run_main
 from avsdn_tf.training.run_dir import RunDir, load_run
 
@@ -126,15 +126,15 @@ def _real_videos(run, count):
         if split not in run.info.splits or not run.info.splits[split]["videos"]:
             continue
         by_length = {}
-        for serialized in tf.data.TFRecordDataset(run.info.shard_paths(run.data_dir, split)).take(
-            8 * count
-        ):
-            serialized = serialized.numpy()
-            video = records.decode_video(serialized, run.audio_dim, run.visual_shape)
-            group = by_length.setdefault(len(video[records.AUDIO]), [])
-            group.append((serialized, video))
-            if len(group) == count:
-                break
+        files = run.info.shard_paths(run.data_dir, split)
+        with shards.naming_bad_shard(files):
+            for serialized in tf.data.TFRecordDataset(files).take(8 * count):
+                serialized = serialized.numpy()
+                video = records.decode_video(serialized, run.audio_dim, run.visual_shape)
+                group = by_length.setdefault(len(video[records.AUDIO]), [])
+                group.append((serialized, video))
+                if len(group) == count:
+                    break
         if by_length:
             return max(by_length.values(), key=len)
     return None
@@ -377,8 +377,9 @@ def export(
         str, export_base/version.
     Raises:
         errors.UserError: for a bad or existing version, verify_videos < 1, an export base
-            another live process holds, a run or data_dir that cannot be used, an export that
-            fails verification, or a publish that fails.
+            another live process holds, a run or data_dir that cannot be used, a write that
+            fails (full disk, read-only, no permission: the staging directory removed), an
+            export that fails verification, or a publish that fails.
     """
     started = time.time()
     say = print if verbose else (lambda *args, **kwargs: None)
@@ -423,15 +424,19 @@ def _export_locked(model_dir, export_base, version, checkpoint, data_dir, verify
 
     version = version or next_version(export_base)
     final = os.path.join(export_base, str(version))
-    tf.io.gfile.makedirs(export_base)
+    fileio.make_directories(export_base)
     staging = os.path.join(export_base, f"{TEMPORARY_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     reference_dir = tempfile.mkdtemp(prefix="avsdn-export-check-")
     try:
-        signatures.ServingGraph(serving_model, run.spec).write(staging)
-        model_name = os.path.basename(export_base) or "avsdn"
-        warmup.write(warmup.warmup_path(staging), warmup_requests(model_name, cases))
-        _copy(BATCHING_TEMPLATE, os.path.join(staging, PER_MODEL_BATCHING_FILE))
-        write_reference(reference_dir, cases, run.spec.class_names)
+        # A full disk, a read-only file system, ...: one message naming the version being
+        # written (the staging directory is removed below).
+        with fileio.writing(final):
+            signatures.ServingGraph(serving_model, run.spec).write(staging)
+            model_name = os.path.basename(export_base) or "avsdn"
+            warmup.write(warmup.warmup_path(staging), warmup_requests(model_name, cases))
+            _copy(BATCHING_TEMPLATE, os.path.join(staging, PER_MODEL_BATCHING_FILE))
+        with fileio.writing(reference_dir):
+            write_reference(reference_dir, cases, run.spec.class_names)
         say(f"wrote the SavedModel to {staging}; verifying it in a fresh process")
         report = verify_in_fresh_process(staging, reference_dir)
         fileio.write_json(

@@ -11,6 +11,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
+from avsdn_tf import fileio
+
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -59,16 +61,16 @@ def write(path, requests):
         requests: an iterable of PredictRequest.
     Returns:
         None.
+    Raises:
+        errors.UserError: for a full disk, a read-only file system, ... (fileio.atomic_file).
     """
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    temporary = f"{path}.tmp"
-    with tf.io.TFRecordWriter(temporary) as writer:
+    fileio.make_directories(os.path.dirname(path))
+    with fileio.atomic_file(path) as temporary, tf.io.TFRecordWriter(temporary) as writer:
         for request in requests:
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )
             writer.write(log.SerializeToString())
-    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def read(path):

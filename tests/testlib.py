@@ -6,6 +6,7 @@ these helpers live in conftest.py; heavier shared setups have their own modules
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,30 @@ def small_hparams(**changes):
     """
     values = {**SMALL_UNITS, "batch_size": 16, "epochs": 2, "unroll": False, **changes}
     return hparams.HParams(**values)
+
+
+def copy_with_damaged_shard(source, destination, shard, damage):
+    """A copy of a data directory with one shard damaged, as a disk or a user may damage it.
+
+    Args:
+        source: the data directory to copy.
+        destination: a pathlib.Path that does not exist yet (the copy).
+        shard: the shard's file name.
+        damage: "overwrite" (200 bytes in its middle) or "truncate" (cut to just over half its
+            size, not at a record's end).
+    Returns:
+        (str copy, str path of the damaged shard in it).
+    """
+    shutil.copytree(source, destination)
+    path = Path(destination) / shard
+    content = bytearray(path.read_bytes())
+    middle = len(content) // 2
+    if damage == "overwrite":
+        content[middle : middle + 200] = b"\xff" * 200
+    else:
+        content = content[: middle + 100]
+    path.write_bytes(bytes(content))
+    return str(destination), str(path)
 
 
 def command_env(**changes):

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from avsdn_tf import constants, fileio
-from avsdn_tf.data import dataset_info, records
+from avsdn_tf.data import dataset_info, records, shards
 from avsdn_tf.errors import input_error
 
 
@@ -139,13 +139,14 @@ def compute_statistics(data_dir, split="train", batch_size=64):
         )
     )
     moments = Moments(info.audio_dim, info.visual_shape[-1])
-    for batch in dataset:
-        audio, visual = batch[records.AUDIO].numpy(), batch[records.VISUAL].numpy()
-        lengths = batch[records.AUDIO_LENGTH].numpy()
-        if (lengths < audio.shape[1]).any():  # videos of several lengths: not the padding
-            segments = np.arange(audio.shape[1]) < lengths[:, None]
-            audio, visual = audio[segments], visual[segments]
-        moments.add(audio, visual)
+    with shards.naming_bad_shard(files):
+        for batch in dataset:
+            audio, visual = batch[records.AUDIO].numpy(), batch[records.VISUAL].numpy()
+            lengths = batch[records.AUDIO_LENGTH].numpy()
+            if (lengths < audio.shape[1]).any():  # videos of several lengths: not the padding
+                segments = np.arange(audio.shape[1]) < lengths[:, None]
+                audio, visual = audio[segments], visual[segments]
+            moments.add(audio, visual)
     if moments.audio_count == 0:
         raise input_error(f"{data_dir} split {split!r}", "at least one video", "none")
     return moments.statistics(split)

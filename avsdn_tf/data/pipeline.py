@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from avsdn_tf import constants
-from avsdn_tf.data import dataset_info, records
+from avsdn_tf.data import dataset_info, records, shards
 from avsdn_tf.errors import input_error
 
 
@@ -28,6 +28,27 @@ def split_files(data_dir, info, split, include_noisy=False):
     if include_noisy and constants.NOISY_SPLIT in info.splits:
         files += info.shard_paths(data_dir, constants.NOISY_SPLIT)
     return files
+
+
+def reading(data_dir, splits, include_noisy=False):
+    """A context for iterating make_dataset's batches: a damaged or vanished shard of `splits`
+    ends in one UserError naming it (shards.naming_bad_shard).
+
+    Args:
+        data_dir: the data directory.
+        splits: the split names the block reads (those the data lacks are left out).
+        include_noisy: the block also reads the noisy split.
+    Returns:
+        a context manager.
+    """
+    info = dataset_info.read(data_dir)
+    files = []
+    for split in splits:
+        if split in info.splits:
+            files += split_files(data_dir, info, split)
+    if include_noisy and constants.NOISY_SPLIT in info.splits:
+        files += info.shard_paths(data_dir, constants.NOISY_SPLIT)
+    return shards.naming_bad_shard(files)
 
 
 def split_size(info, split, include_noisy=False):

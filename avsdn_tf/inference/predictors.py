@@ -320,7 +320,7 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
             ],
             "accuracy": float((truth == predicted).mean()),
         }
-    tf.io.gfile.makedirs(output_dir)
+    fileio.make_directories(output_dir)
     json_path = os.path.join(output_dir, f"{key}.json")
     png_path = os.path.join(output_dir, f"{key}.png")
     result["json"] = json_path

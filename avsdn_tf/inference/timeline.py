@@ -117,7 +117,8 @@ def save_timeline(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import tensorflow as tf
+
+    from avsdn_tf import fileio  # TensorFlow's file system, loaded only to write
 
     class_names = class_names or constants.class_names()
     predicted = np.asarray(predicted)
@@ -173,7 +174,8 @@ def save_timeline(
     figure.tight_layout()
     if has_thumbnails:  # after the layout: the frames are sized to the strip's final box
         _draw_thumbnails(figure, thumbnail_axes, thumbnails, seconds)
-    with tf.io.gfile.GFile(path, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=100)
-    plt.close(figure)
+    try:
+        fileio.write_png(path, figure, dpi=100)
+    finally:
+        plt.close(figure)
     return path

@@ -3,7 +3,6 @@
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from avsdn_tf import constants, fileio
 from avsdn_tf.data import pipeline, records
@@ -53,10 +52,11 @@ def predict_split(model, data_dir, split, batch_size=64, max_videos=None):
     predict = _predictor(backbones.segment_model(model))
     data = pipeline.make_dataset(data_dir, split, batch_size, max_videos=max_videos)
     ids, labels, probs = [], [], []
-    for parsed in data:
-        probs.append(predict(records.model_inputs(parsed)).numpy())
-        labels.append(parsed[records.LABEL].numpy())
-        ids.extend(video_id.decode() for video_id in parsed[records.VIDEO_ID].numpy())
+    with pipeline.reading(data_dir, [split]):
+        for parsed in data:
+            probs.append(predict(records.model_inputs(parsed)).numpy())
+            labels.append(parsed[records.LABEL].numpy())
+            ids.extend(video_id.decode() for video_id in parsed[records.VIDEO_ID].numpy())
     width = max(p.shape[1] for p in probs)
     probs = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p in probs])
     labels = np.concatenate(
@@ -110,7 +110,7 @@ def evaluate_run(model_dir, data_dir=None, split="test", checkpoint="best", outp
     summary = evaluate_split(run.model, data_dir, split, run.class_names)
     summary.update({"split": split, "data_dir": data_dir, "checkpoint": checkpoint})
     output_dir = output_dir or model_dir
-    tf.io.gfile.makedirs(output_dir)
+    fileio.make_directories(output_dir)
     fileio.write_json(os.path.join(output_dir, f"eval_{split}.json"), summary)
     print(report.metrics_table(summary, run.class_names))
     png = report.save_confusion_png(

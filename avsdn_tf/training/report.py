@@ -55,6 +55,8 @@ def save_confusion_png(confusion, class_names, path, title=""):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from avsdn_tf import fileio  # TensorFlow's file system, loaded only to write
+
     rows = confusion.sum(axis=1, keepdims=True)
     normalised = np.divide(confusion, np.maximum(rows, 1))
     figure, axes = plt.subplots(figsize=(11, 10))
@@ -66,9 +68,8 @@ def save_confusion_png(confusion, class_names, path, title=""):
     axes.set_title(title or "confusion matrix (rows normalised)")
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=90)
-    plt.close(figure)
+    try:
+        fileio.write_png(path, figure, dpi=90)
+    finally:
+        plt.close(figure)
     return path

@@ -7,7 +7,6 @@ is a single copy of how a model is fitted and selected.
 import math
 import os
 import time
-import uuid
 
 import keras
 import tensorflow as tf
@@ -72,12 +71,12 @@ def compile_model(model, hp, steps_per_epoch):
 
 def _save_keras(model, path, chief):
     """Save atomically, on the chief only (a .keras save reads local variable copies, no
-    collectives)."""
+    collectives); a full disk or a read-only directory ends in one UserError naming `path`, the
+    temporary removed (fileio.atomic_file)."""
     if not chief:
         return
-    temporary = f"{path[: -len('.keras')]}.tmp-{uuid.uuid4().hex[:8]}.keras"
-    model.save(temporary)
-    fileio.rename(temporary, path, overwrite=True)
+    with fileio.atomic_file(path, suffix=".keras") as temporary:
+        model.save(temporary)
 
 
 def resume_state(run, model, steps_per_epoch):
@@ -295,7 +294,8 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
     Returns:
         the metrics dict written to metrics.json (val and test scores of the best epoch).
     Raises:
-        errors.UserError: bad hyperparameters, empty splits, or a run directory of other settings.
+        errors.UserError: bad hyperparameters, empty splits, a run directory of other settings,
+            or a shard that is damaged or vanishes during the run (naming it).
     """
     hp.validate()
     if hp.model not in backbones.REGISTRY:
@@ -340,7 +340,7 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
         print(f"{model_dir} already finished; metrics in {run.metrics}")
         return fileio.read_json(run.metrics)
     if chief:
-        tf.io.gfile.makedirs(os.path.join(model_dir, "checkpoints"))
+        fileio.make_directories(os.path.join(model_dir, "checkpoints"))
         fileio.write_json(run.config, config)
 
     train_videos = pipeline.split_size(info, "train", include_noisy)
@@ -407,15 +407,16 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
         callbacks = [selector]
         if chief:
             callbacks.append(keras.callbacks.TensorBoard(run.logs, write_graph=False))
-        model.fit(
-            train_data,
-            epochs=hp.epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,
-        )
+        with pipeline.reading(data_dir, ["train", "val"], include_noisy):
+            model.fit(
+                train_data,
+                epochs=hp.epochs,
+                initial_epoch=first_epoch,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,
+            )
     seconds = time.time() - started
     if not chief:
         return {}  # the chief evaluates and writes metrics.json

@@ -2,6 +2,7 @@
 sharding."""
 
 import math
+import re
 import shutil
 
 import numpy as np
@@ -12,7 +13,7 @@ from avsdn_tf import constants
 from avsdn_tf.data import dataset_info, normalization, pipeline, records
 from avsdn_tf.errors import UserError
 
-from testlib import TINY_SPLITS
+from testlib import TINY_SPLITS, copy_with_damaged_shard
 
 
 def test_batches_are_parsed_records_of_raw_features(tiny_vector_data):
@@ -250,3 +251,60 @@ def test_decoded_size_counts_every_float(tiny_vector_data, tiny_map_data):
     assert pipeline.decoded_gigabytes(maps, "val") == pytest.approx(
         TINY_SPLITS["val"] * constants.NUM_SEGMENTS * (16 + 3 * 3 * 8) * 4 / 1e9
     )
+
+
+def _read_all(data_dir, split, **options):
+    """Iterate every batch of make_dataset(split) inside pipeline.reading, as the readers do."""
+    data = pipeline.make_dataset(data_dir, split, 8, **options)
+    with pipeline.reading(data_dir, [split], options.get("include_noisy", False)):
+        return sum(int(batch[records.LABEL].shape[0]) for batch in data)
+
+
+@pytest.mark.parametrize(
+    "damage, found",
+    [
+        ("overwrite", r"found a corrupted record at offset \d+ of 15840 bytes; make the data"),
+        ("truncate", r"found a truncated record at offset \d+ of 8020 bytes, the file cut short"),
+    ],
+)
+def test_a_damaged_shard_is_named_with_its_offset(tiny_vector_data, tmp_path, damage, found):
+    shard = "noisy-00001-of-00002.tfrecord"  # the last shard read: the scan must pass the others
+    data_dir, path = copy_with_damaged_shard(tiny_vector_data, tmp_path / "data", shard, damage)
+    for options in ({}, {"cache": True}, {"training": True, "seed": 1}):
+        with pytest.raises(UserError) as caught:
+            _read_all(data_dir, "train", include_noisy=True, **options)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: expected a readable TFRecord shard, ")
+        assert re.search(found, message), message
+        assert "prepare, synthesize or extract" in message
+    assert _read_all(data_dir, "val") == TINY_SPLITS["val"]  # the other splits still read
+
+
+def test_a_shard_deleted_after_the_split_was_listed_is_named(tiny_vector_data, tmp_path):
+    shutil.copytree(tiny_vector_data, tmp_path / "data")
+    data_dir = str(tmp_path / "data")
+    data = pipeline.make_dataset(data_dir, "val", 8)  # lists and checks the shards
+    vanished = tmp_path / "data" / "val-00001-of-00002.tfrecord"
+    vanished.unlink()
+    with pytest.raises(UserError) as caught, pipeline.reading(data_dir, ["val"]):
+        for _ in data:
+            pass
+    assert str(caught.value) == (
+        f"{vanished}: expected a readable TFRecord shard, found no such file (it was removed "
+        "during the run); make the data directory again with prepare, synthesize or extract"
+    )
+
+
+@pytest.mark.parametrize("kind", [tf.errors.NotFoundError, tf.errors.PermissionDeniedError])
+def test_errors_about_other_files_pass_through_unchanged(tiny_vector_data, kind):
+    with pytest.raises(kind, match="another file"):
+        with pipeline.reading(tiny_vector_data, ["train", "no_such_split"]):
+            raise kind(None, None, "another file")
+
+
+def test_statistics_of_a_damaged_train_split_name_the_shard(tiny_vector_data, tmp_path):
+    data_dir, path = copy_with_damaged_shard(
+        tiny_vector_data, tmp_path / "data", "train-00000-of-00002.tfrecord", "truncate"
+    )
+    with pytest.raises(UserError, match=f"^{re.escape(path)}: expected a readable TFRecord"):
+        normalization.compute_statistics(data_dir)

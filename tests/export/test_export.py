@@ -6,6 +6,7 @@ The tests marked slow share one trained and exported run (serving_testlib.export
 build small models in process.
 """
 
+import errno
 import os
 import re
 import shutil
@@ -30,6 +31,7 @@ from avsdn_tf.models import backbones, tasks
 from export import export_model, signatures, verify, warmup
 
 from serving_testlib import ROOT, exported
+from testlib import copy_with_damaged_shard
 
 A, V = 16, [24]  # the tiny data set's feature sizes (conftest.tiny_config)
 
@@ -425,6 +427,58 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
     with pytest.raises(UserError, match="run directory not found"):
         export_model.export(str(tmp_path / "missing"), base, verbose=False)
     assert sorted(os.listdir(base)) == before
+
+
+@pytest.mark.parametrize(
+    "failing, error, found",
+    [
+        (
+            "savedmodel",
+            OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+            "expected free space to write it, found No space left on device (ENOSPC)",
+        ),
+        (
+            "batching",
+            tf.errors.PermissionDeniedError(None, None, "x; Permission denied"),
+            "expected permission to write it, found Permission denied (EACCES)",
+        ),
+    ],
+)
+def test_a_failing_write_names_the_version_and_leaves_nothing(
+    export, tmp_path, monkeypatch, failing, error, found
+):
+    base = str(tmp_path / "avsdn")
+    shutil.copytree(export.version_dir, os.path.join(base, "1"))
+
+    def write(graph, path):  # the fixture's SavedModel, half of it when the disk fills up
+        shutil.copytree(export.version_dir, path)
+        if failing == "savedmodel":
+            os.remove(os.path.join(path, "saved_model.pb"))
+            raise error
+
+    def copy(source, destination):
+        raise error
+
+    monkeypatch.setattr(signatures.ServingGraph, "write", write)
+    if failing == "batching":
+        monkeypatch.setattr(export_model, "_copy", copy)
+    with pytest.raises(UserError) as caught:
+        export_model.export(export.run_dir, base, verbose=False)
+    assert str(caught.value) == f"{os.path.join(base, '2')}: {found}"
+    assert sorted(os.listdir(base)) == ["1"]  # the staging directory is gone
+
+
+def test_a_damaged_record_read_for_verification_names_the_shard(export, tmp_path):
+    data_dir, shard = copy_with_damaged_shard(
+        export.data_dir, tmp_path / "data", "val-00000-of-00002.tfrecord", "overwrite"
+    )
+    base = tmp_path / "avsdn"
+    with pytest.raises(UserError) as caught:
+        export_model.export(export.run_dir, str(base), data_dir=data_dir, verify_videos=16)
+    assert str(caught.value).startswith(
+        f"{shard}: expected a readable TFRecord shard, found a corrupted record at offset"
+    )
+    assert not base.exists()
 
 
 @pytest.mark.parametrize(

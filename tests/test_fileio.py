@@ -1,0 +1,98 @@
+"""All-or-nothing writes: a full disk, a read-only file system or a missing permission ends in
+one UserError naming the file and the errno's meaning, and leaves no temporary behind."""
+
+import errno
+import json
+import os
+
+import pytest
+import tensorflow as tf
+
+from avsdn_tf import fileio
+from avsdn_tf.errors import UserError
+
+MESSAGES = {
+    errno.ENOSPC: "expected free space to write it, found No space left on device (ENOSPC)",
+    errno.EROFS: "expected a writable file system, found Read-only file system (EROFS)",
+    errno.EACCES: "expected permission to write it, found Permission denied (EACCES)",
+}
+
+
+def _failing_gfile_write(monkeypatch, make_error):
+    """GFile.write writes half of what it is given, then raises make_error(path)."""
+    original = tf.io.gfile.GFile.write
+
+    def write(self, data):
+        original(self, data[: len(data) // 2])
+        self.flush()
+        raise make_error(self.name)
+
+    monkeypatch.setattr(tf.io.gfile.GFile, "write", write)
+
+
+def _temporaries(directory):
+    return [name for name in os.listdir(directory) if ".tmp-" in name]
+
+
+@pytest.mark.parametrize("number", sorted(MESSAGES))
+def test_an_os_error_while_writing_json_is_one_message_and_the_old_file_stays(
+    tmp_path, monkeypatch, number
+):
+    path = str(tmp_path / "state.json")
+    fileio.write_json(path, {"epochs_done": 1})
+    _failing_gfile_write(monkeypatch, lambda name: OSError(number, os.strerror(number), name))
+    with pytest.raises(UserError) as caught:
+        fileio.write_json(path, {"epochs_done": 2, "padding": "x" * 1000})
+    assert str(caught.value) == f"{path}: {MESSAGES[number]}"
+    assert caught.value.__suppress_context__  # shown alone, without the OSError's traceback
+    assert _temporaries(tmp_path) == []
+    assert json.loads((tmp_path / "state.json").read_text()) == {"epochs_done": 1}
+
+
+def test_tensorflow_file_errors_are_read_by_their_strerror(tmp_path, monkeypatch):
+    path = str(tmp_path / "metrics.json")
+    _failing_gfile_write(
+        monkeypatch,
+        lambda name: tf.errors.ResourceExhaustedError(
+            None, None, f"{name}; No space left on device"
+        ),
+    )
+    with pytest.raises(UserError, match=r"metrics\.json: expected free space to write it, found"):
+        fileio.write_text(path, "{}")
+    assert _temporaries(tmp_path) == [] and not os.path.exists(path)
+
+
+def test_other_errors_pass_through_and_still_remove_the_temporary(tmp_path):
+    path = str(tmp_path / "model.keras")
+    with pytest.raises(ValueError, match="not a file-system error"):
+        with fileio.atomic_file(path, suffix=".keras") as temporary:
+            assert temporary.startswith(str(tmp_path / "model.tmp-"))
+            assert temporary.endswith(".keras")
+            with open(temporary, "w") as handle:
+                handle.write("half")
+            raise ValueError("not a file-system error")
+    assert os.listdir(tmp_path) == []
+    unexplained = tf.errors.InternalError(None, None, "something else")
+    assert fileio.write_error(path, unexplained) is None
+
+
+def test_a_complete_atomic_file_replaces_the_old_one(tmp_path):
+    path = tmp_path / "best.keras"
+    path.write_text("old")
+    with fileio.atomic_file(str(path), suffix=".keras") as temporary:
+        with open(temporary, "w") as handle:
+            handle.write("new")
+        assert path.read_text() == "old"  # not before the block ends
+    assert path.read_text() == "new" and os.listdir(tmp_path) == ["best.keras"]
+
+
+def test_make_directories_names_the_directory(tmp_path, monkeypatch):
+    target = str(tmp_path / "run" / "checkpoints")
+
+    def makedirs(path):
+        raise tf.errors.PermissionDeniedError(None, None, f"{path}; Read-only file system")
+
+    monkeypatch.setattr(tf.io.gfile, "makedirs", makedirs)
+    with pytest.raises(UserError) as caught:
+        fileio.make_directories(target)
+    assert str(caught.value) == f"{target}: {MESSAGES[errno.EROFS]}"
