@@ -22,6 +22,14 @@ FLAGS = flags.FLAGS
 def define_flags():
     """The command's flags, defined when it runs (not at import, so modules with flags of the
     same names can be imported side by side)."""
+    flags.DEFINE_integer(
+        "inject_nan_at_epoch",
+        None,
+        "Fault injection, to see the NaN stop work: from this epoch (1-based) on, every training "
+        "batch's audio is NaN, as a broken feature extractor would write it. Training stops at "
+        "that epoch's first step with one message, keeping the last good checkpoint (exit 2).",
+        lower_bound=1,
+    )
     cli.define(
         "data_dir",
         "model_dir",
@@ -79,6 +87,7 @@ def main(argv):
             strategy_name=FLAGS.strategy,
             max_videos=FLAGS.max_videos,
             verbose=2 if not sys.stdout.isatty() else 1,
+            inject_nan_at_epoch=FLAGS.inject_nan_at_epoch,
         )
 
 

@@ -247,13 +247,42 @@ def decide_cache(info, hp, include_noisy, max_videos):
     return sum(sizes) <= hp.cache_gb, round(sum(sizes), 3)
 
 
+def _with_nan_from(data, first_bad_batch):
+    """Fault injection: batches from `first_bad_batch` (0-based) on get NaN audio.
+
+    Args:
+        data: (inputs, targets) batches, inputs holding "audio" [B, T, A].
+        first_bad_batch: index of the first batch poisoned.
+    Returns:
+        the same batches, audio replaced by NaN from that batch on.
+    """
+
+    def poison(index, batch):
+        inputs, targets = batch
+        audio = inputs["audio"]
+        bad = tf.fill(tf.shape(audio), tf.constant(float("nan"), audio.dtype))
+        return {**inputs, "audio": tf.where(index >= first_bad_batch, bad, audio)}, targets
+
+    return data.enumerate().map(poison)
+
+
 def _training_data(
-    data_dir, task, global_batch, first_epoch, include_noisy, max_videos, multi_worker, cache
+    data_dir,
+    task,
+    global_batch,
+    first_epoch,
+    include_noisy,
+    max_videos,
+    multi_worker,
+    cache,
+    steps_per_epoch,
+    inject_nan_at_epoch=None,
 ):
     """One tf.data pipeline over the remaining epochs, each shuffled by its own seed.
 
     Seeding per epoch (not per iterator) is what makes a resumed run see the same batches as an
-    uninterrupted one.
+    uninterrupted one. With inject_nan_at_epoch (1-based), the batches of that epoch and later
+    carry NaN audio (train's fault-injection flag).
     """
     hp = task.hp
     data = task.batches(
@@ -270,6 +299,8 @@ def _training_data(
             drop_remainder=multi_worker,
         )
     )
+    if inject_nan_at_epoch is not None:
+        data = _with_nan_from(data, max(inject_nan_at_epoch - 1 - first_epoch, 0) * steps_per_epoch)
     if multi_worker:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
@@ -279,7 +310,15 @@ def _training_data(
     return data
 
 
-def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbose=1):
+def train(
+    data_dir,
+    model_dir,
+    hp,
+    strategy_name="auto",
+    max_videos=None,
+    verbose=1,
+    inject_nan_at_epoch=None,
+):
     """Fit `hp.model` on data_dir's train split, keep the best epoch on val, write metrics.json.
 
     A run directory that already holds an unfinished run of the same settings is resumed.
@@ -291,6 +330,8 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
         strategy_name: one of constants.STRATEGIES ("auto", "mirrored", "multi_worker", ...).
         max_videos: train and select on at most this many videos per split (None: all).
         verbose: Keras' fit verbosity (0 silent).
+        inject_nan_at_epoch: fault injection: from this epoch (1-based) on, training batches
+            carry NaN audio, so the NaN stop (TrainingDiverged) can be seen working.
     Returns:
         the metrics dict written to metrics.json (val and test scores of the best epoch).
     Raises:
@@ -402,6 +443,8 @@ def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbos
             max_videos,
             strategy_name == "multi_worker",
             cache,
+            steps_per_epoch,
+            inject_nan_at_epoch,
         )
         selector = SelectOnValidation(run, val_data, hp, chief, state)
         callbacks = [selector]

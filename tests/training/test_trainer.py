@@ -217,6 +217,31 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert json.loads(Path(RunDir(model_dir).state).read_text())["epochs_done"] == 1
 
 
+def test_inject_nan_at_epoch_shows_the_nan_stop_from_the_command_line(tiny_vector_data, tmp_path):
+    model_dir = tmp_path / "run"
+    hparams_file = _hparams_file(tmp_path, epochs=3)
+    stopped = _command(
+        "--data_dir", tiny_vector_data, "--model_dir", model_dir, "--hparams_file", hparams_file,
+        "--inject_nan_at_epoch", 2,
+    )  # fmt: skip
+    assert stopped.returncode == 2, stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    errors = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: training loss: expected a finite value, found nan at step 1 of epoch 2; the last "
+        f"good checkpoint is kept in {RunDir(str(model_dir)).last_checkpoint} (try a lower "
+        "--learning_rate)"
+    ]
+    state = json.loads(Path(RunDir(str(model_dir)).state).read_text())
+    assert state["epochs_done"] == 1 and not Path(RunDir(str(model_dir)).metrics).exists()
+    resumed = _command(
+        "--data_dir", tiny_vector_data, "--model_dir", model_dir, "--hparams_file", hparams_file
+    )  # without the fault the run resumes at epoch 2 and finishes
+    assert resumed.returncode == 0, resumed.stderr
+    history = json.loads(Path(RunDir(str(model_dir)).metrics).read_text())["history"]
+    assert [entry["epoch"] for entry in history] == [1, 2, 3]
+
+
 def test_bad_input_is_one_clear_error_and_overwrites_nothing(
     tiny_vector_data, tiny_map_data, tmp_path
 ):
