@@ -322,15 +322,13 @@ def staged_directory(final_path, marker=None):
     Args:
         final_path: the output directory (local path or storage URL).
         marker: the file published last, or None.
-    Yields:
-        str, the staging directory's path (beside `final_path`).
+    Raises:
+        errors.UserError: naming `final_path`, for a full disk, a read-only file system, a
+            missing permission, ... while the block or the publication writes (writing()).
     """
     final_path = final_path.rstrip("/")
     staging = f"{final_path}{STAGING_SUFFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    tf.io.gfile.makedirs(staging)
-    try:
+    with writing(final_path, staging):
+        tf.io.gfile.makedirs(staging)
         yield staging
-    except BaseException:
-        remove_tree(staging)
-        raise
-    publish_directory(staging, final_path, marker)
+        publish_directory(staging, final_path, marker)

@@ -96,3 +96,20 @@ def test_make_directories_names_the_directory(tmp_path, monkeypatch):
     with pytest.raises(UserError) as caught:
         fileio.make_directories(target)
     assert str(caught.value) == f"{target}: {MESSAGES[errno.EROFS]}"
+
+
+def test_a_full_disk_inside_a_staged_directory_names_the_output_and_keeps_the_old_one(tmp_path):
+    """prepare, synthesize and the tuner write whole directories through staged_directory."""
+    output = tmp_path / "data"
+    with fileio.staged_directory(str(output)) as staging:
+        (tmp_path / staging / "old.txt").write_text("old")
+    with pytest.raises(UserError) as caught:
+        with fileio.staged_directory(str(output)) as staging:
+            with tf.io.TFRecordWriter(os.path.join(staging, "train.tfrecord")) as writer:
+                writer.write(b"record")
+            raise tf.errors.ResourceExhaustedError(
+                None, None, f"{staging}/train.tfrecord; No space left on device"
+            )
+    assert str(caught.value) == f"{output}: {MESSAGES[errno.ENOSPC]}"
+    assert sorted(os.listdir(tmp_path)) == ["data"]  # the staging directory is gone
+    assert os.listdir(output) == ["old.txt"]

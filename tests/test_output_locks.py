@@ -18,9 +18,11 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from absl import flags
 
 from avsdn_tf import errors, extract, locks, prepare
+from avsdn_tf.data import shards
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction
 from avsdn_tf.training import trainer
@@ -333,3 +335,23 @@ def test_extract_takes_over_a_dead_processs_lock_and_sweeps_its_temporaries(
     assert summary["videos_already_done"] == 2 and summary["records"] == {"train": 2}
     assert not (out / locks.LOCK_FILE).exists()
     assert not [name for name in tree(out) if ".tmp-" in name or "assemble" in name]
+
+
+def test_extract_on_a_full_disk_is_one_message_and_keeps_the_extracted_features(
+    tmp_path, monkeypatch, capsys
+):
+    def no_space(self, serialized):
+        raise tf.errors.ResourceExhaustedError(None, None, "shard; No space left on device")
+
+    monkeypatch.setattr(extraction, "FeatureExtractor", None)  # every video is done already
+    monkeypatch.setattr(shards.ShardWriter, "write", no_space)
+    out = tmp_path / "out"
+    done = [features(out, "clip_a", 3, 0), features(out, "clip_b", 2, 1)]
+    status, _, stderr = run_in_process(extract, extract_args(tmp_path), capsys)
+    assert status == 2
+    assert stderr.strip().splitlines() == [
+        f"error: {out}: expected free space to write it, found No space left on device (ENOSPC)"
+    ]
+    assert all(path.exists() for path in done)
+    assert not [name for name in tree(out) if ".tmp-" in name or "assemble" in name]
+    assert not (out / "dataset_info.json").exists()

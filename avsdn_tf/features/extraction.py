@@ -392,7 +392,6 @@ def _features_path(output_dir, video_id):
 
 
 def _save_features(path, features):
-    temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}.npz"
     buffer = io.BytesIO()  # zipfile seeks while writing; GFiles (s3://, gs://) only append
     np.savez(
         buffer,
@@ -401,9 +400,9 @@ def _save_features(path, features):
         seconds=np.float64(features.info.duration),
         source=np.str_(features.info.path),
     )
-    with tf.io.gfile.GFile(temporary, "wb") as handle:
-        handle.write(buffer.getvalue())
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    # All or nothing; a full disk or a read-only output is one message naming the file.
+    with fileio.atomic_file(path, ".npz") as temporary, tf.io.gfile.GFile(temporary, "wb") as out:
+        out.write(buffer.getvalue())
 
 
 def _check_config(output_dir, settings):
@@ -716,28 +715,35 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
             name = (row.split if row is not None else None) or split
             counts[name] = counts.get(name, 0) + 1
     staging = os.path.join(output_dir, f"{ASSEMBLY_PREFIX}{uuid.uuid4().hex[:8]}")
-    tf.io.gfile.makedirs(staging)
-    try:
-        writers = {
-            name: shards.ShardWriter(staging, name, shards.shard_count(count, videos_per_shard))
-            for name, count in counts.items()
-        }
-        lengths = set()
+    # A full disk or a read-only output: one message naming output_dir (writing); the staging
+    # directory is removed whatever happens.
+    with fileio.writing(output_dir):
+        tf.io.gfile.makedirs(staging)
         try:
-            for path in paths:
-                for name, num_segments, serialized in _records_of(path, output_dir, labels, split):
-                    writers[name].write(serialized)
-                    lengths.add(num_segments)
+            writers = {
+                name: shards.ShardWriter(staging, name, shards.shard_count(count, videos_per_shard))
+                for name, count in counts.items()
+            }
+            lengths = set()
+            try:
+                for path in paths:
+                    for name, num_segments, serialized in _records_of(
+                        path, output_dir, labels, split
+                    ):
+                        writers[name].write(serialized)
+                        lengths.add(num_segments)
+            finally:
+                for writer in writers.values():
+                    writer.close()
+            splits = {
+                name: {"videos": writer.written, "shards": writer.names}
+                for name, writer in writers.items()
+            }
+            return finish_dataset(
+                staging, output_dir, settings, splits, lengths, len(paths), labels
+            )
         finally:
-            for writer in writers.values():
-                writer.close()
-        splits = {
-            name: {"videos": writer.written, "shards": writer.names}
-            for name, writer in writers.items()
-        }
-        return finish_dataset(staging, output_dir, settings, splits, lengths, len(paths), labels)
-    finally:
-        fileio.remove_tree(staging)
+            fileio.remove_tree(staging)
 
 
 def finish_dataset(
