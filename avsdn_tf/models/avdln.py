@@ -8,7 +8,6 @@ visual [B, T, 512] -> Dense(128) -> LeakyReLU(0.3) -> Dense(64); audio [B, T, 12
 import h5py
 import keras
 import numpy as np
-from keras import ops
 
 from avsdn_tf import constants
 from avsdn_tf.errors import input_error
@@ -50,8 +49,7 @@ def build_avdln(audio_dim=128, visual_dim=512, num_segments=constants.NUM_SEGMEN
         )
 
     audio_embedding, visual_embedding = branch(audio, "audio"), branch(visual, "visual")
-    squared = ops.sum(ops.square(visual_embedding - audio_embedding), axis=-1)
-    distance = ops.sqrt(ops.maximum(squared, constants.DISTANCE_EPSILON))
+    distance = metrics.embedding_distance(visual_embedding, audio_embedding)
     outputs = {
         DISTANCE_OUTPUT: keras.layers.Identity(name=DISTANCE_OUTPUT)(distance),
         AUDIO_EMBEDDING: keras.layers.Identity(name=AUDIO_EMBEDDING)(audio_embedding),
