@@ -64,13 +64,14 @@ def keras_localize(model, audio, visual, query_mask, direction):
     """The signature's outputs computed in Python: the Keras model, then the scoring.
 
     Args:
-        model: an AVDLN Keras model (avdln.build_avdln, any T).
+        model: an AVDLN Keras model (avdln.build_avdln; one for a fixed T runs through
+            avdln.variable_length).
         audio: float [B, T, A]; visual: float [B, T, V]; query_mask: int [B, T] of 0 and 1.
         direction: [B] of "a2v" / "v2a".
     Returns:
         (start, scores): int32 [B] and float32 [B, T] NumPy arrays (+inf where no window fits).
     """
-    embeddings = model(
+    embeddings = avdln.variable_length(model)(
         {AUDIO: np.asarray(audio, np.float32), VISUAL: np.asarray(visual, np.float32)},
         training=False,
     )
@@ -180,14 +181,17 @@ class CrossModalGraph:
             ),
         ]
         with tf.control_dependencies(shape_checks):  # only once the ranks are known to be right
-            audio_shape, visual_shape = tf.shape(audio), tf.shape(visual)
-            mask_shape, direction_shape = tf.shape(query_mask), tf.shape(direction)
+            # Leading dims padded with -1, so the comparisons below never fail on a rank.
+            audio_shape, visual_shape, mask_shape, direction_shape = (
+                tf.concat([tf.shape(tensor), tf.fill([2], -1)], axis=0)[:size]
+                for tensor, size in ((audio, 2), (visual, 2), (query_mask, 2), (direction, 1))
+            )
             agree = tf.debugging.Assert(
                 tf.reduce_all(
                     tf.concat(
                         [
-                            tf.equal(audio_shape[:2], visual_shape[:2]),
-                            tf.equal(audio_shape[:2], mask_shape),
+                            tf.equal(audio_shape, visual_shape),
+                            tf.equal(audio_shape, mask_shape),
                             tf.equal(audio_shape[:1], direction_shape),
                         ],
                         axis=0,
@@ -196,9 +200,9 @@ class CrossModalGraph:
                 [
                     f"{AUDIO}, {VISUAL}, {QUERY_MASK} and {DIRECTION}: expected the same batch "
                     "(and the same time but for direction), found audio",
-                    audio_shape[:2],
+                    audio_shape,
                     "visual",
-                    visual_shape[:2],
+                    visual_shape,
                     "query_mask",
                     mask_shape,
                     "direction",
@@ -212,7 +216,7 @@ class CrossModalGraph:
             direction_check = tf.debugging.Assert(
                 tf.reduce_all(known),
                 [
-                    f'{DIRECTION}: expected "{A2V}" or "{V2A}" for every video, found',
+                    f"{DIRECTION}: expected {A2V} or {V2A} for every video, found",
                     tf.boolean_mask(direction, tf.logical_not(known)),
                 ],
                 name="check_direction_values",

@@ -14,6 +14,9 @@ visible:
 4. only then is the directory renamed to its version number. Any failure removes the temporary
    directory; existing versions are never touched.
 
+export_cross_modal(model, export_base, ...) does the same for an AVDLN model's cross-modality
+localization signature (export/cross_modal.py); the command does not call it yet.
+
 The whole export holds the lock EXPORT_BASE/.lock (avsdn_tf/locks.py): a second export into the
 same base is refused (--wait waits for it), and the temporary directories of killed exports are
 removed once the lock is held.
