@@ -254,3 +254,35 @@ def test_batch_scores_in_a_graph_of_any_length():
 def test_localize_of_an_event_without_segments_is_one_clear_error():
     with pytest.raises(UserError, match="event: expected at least one segment inside the event"):
         metrics.localize(np.zeros((4, 2)), np.zeros((4, 2)), np.zeros(4, bool))
+
+
+def test_the_model_round_trips_through_a_keras_file_and_rebuilds_for_any_length(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = avdln.build_avdln()
+    path = str(tmp_path / "avdln.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    rng = np.random.default_rng(3)
+    audio = rng.normal(size=(2, 10, 128)).astype("float32")
+    visual = rng.normal(size=(2, 10, 512)).astype("float32")
+    inputs = {"audio": audio, "visual": visual}
+    for key in (avdln.DISTANCE_OUTPUT, avdln.AUDIO_EMBEDDING):
+        np.testing.assert_allclose(
+            np.asarray(restored(inputs)[key]), np.asarray(model(inputs)[key])
+        )
+    distance = np.asarray(model(inputs)[avdln.DISTANCE_OUTPUT])
+    np.testing.assert_allclose(
+        distance,
+        metrics.pair_distances(
+            model(inputs)[avdln.VISUAL_EMBEDDING], model(inputs)[avdln.AUDIO_EMBEDDING]
+        ),
+        rtol=1e-5,
+    )
+    rebuilt = avdln.variable_length(restored)
+    assert rebuilt.inputs[0].shape[1] is None and avdln.variable_length(rebuilt) is rebuilt
+    longer = {"audio": np.tile(audio, (1, 2, 1)), "visual": np.tile(visual, (1, 2, 1))}
+    np.testing.assert_allclose(
+        np.asarray(rebuilt(longer)[avdln.DISTANCE_OUTPUT]), np.tile(distance, (1, 2)), rtol=1e-6
+    )
