@@ -14,6 +14,9 @@ visible:
 4. only then is the directory renamed to its version number. Any failure removes the temporary
    directory; existing versions are never touched.
 
+export_cross_modal(model, export_base, ...) does the same for an AVDLN model's cross-modality
+localization signature (export/cross_modal.py); the command does not call it yet.
+
 The whole export holds the lock EXPORT_BASE/.lock (avsdn_tf/locks.py): a second export into the
 same base is refused (--wait waits for it), and the temporary directories of killed exports are
 removed once the lock is held.
@@ -42,7 +45,7 @@ from avsdn_tf.data import records, shards
 from avsdn_tf.errors import UserError, argument_error, input_error, run_main
 from avsdn_tf.training.run_dir import RunDir, load_run
 
-from . import signatures, warmup
+from . import cross_modal, signatures, warmup
 
 FLAGS = flags.FLAGS
 
@@ -398,6 +401,25 @@ def export(
     return final
 
 
+def _refuse_taken_version(export_base, version):
+    """Refuse a version that exists already (versions are never overwritten).
+
+    Args:
+        export_base: the model base path. version: the requested version, or None.
+    Returns:
+        None.
+    Raises:
+        errors.UserError: naming the version when export_base/version exists.
+    """
+    if version is not None and tf.io.gfile.exists(os.path.join(export_base, str(version))):
+        raise argument_error(
+            "version",
+            "a version not yet in the export base (versions are never overwritten)",
+            f"{os.path.join(export_base, str(version))} already exists",
+            detail=str(version),
+        )
+
+
 def _export_locked(model_dir, export_base, version, checkpoint, data_dir, verify_videos, say):
     """export()'s work once the lock of `export_base` is held.
 
@@ -407,13 +429,7 @@ def _export_locked(model_dir, export_base, version, checkpoint, data_dir, verify
     Returns:
         (final, version, report): the version directory, its number and the verification report.
     """
-    if version is not None and tf.io.gfile.exists(os.path.join(export_base, str(version))):
-        raise argument_error(
-            "version",
-            "a version not yet in the export base (versions are never overwritten)",
-            f"{os.path.join(export_base, str(version))} already exists",
-            detail=str(version),
-        )
+    _refuse_taken_version(export_base, version)
     run = Run(model_dir, checkpoint, data_dir)
     serving_model = run.loaded.variable_length_model
     cases, rebuild_difference = reference_cases(run, serving_model, verify_videos)
@@ -422,6 +438,62 @@ def _export_locked(model_dir, export_base, version, checkpoint, data_dir, verify
         f" {run.checkpoint}: {rebuild_difference:.1e}"
     )
 
+    model_name = os.path.basename(export_base) or "avsdn"
+
+    def write_version(staging):
+        signatures.ServingGraph(serving_model, run.spec).write(staging)
+        warmup.write(warmup.warmup_path(staging), warmup_requests(model_name, cases))
+
+    info = {
+        "model": run.hp.model,
+        "supervision": run.hp.supervision,
+        "run": model_dir,
+        "checkpoint": run.checkpoint,
+        "data_dir": run.data_dir,
+        "audio_dim": run.audio_dim,
+        "visual_shape": run.visual_shape,
+        "trained_num_segments": run.num_segments,
+        "class_names": run.spec.class_names,
+        "signatures": {
+            signatures.SERVING_DEFAULT: list(signatures.OUTPUTS),
+            signatures.PREDICT_EXAMPLES: list(signatures.EXAMPLE_OUTPUTS),
+        },
+        "rebuild_max_difference": rebuild_difference,
+    }
+    return _write_verify_publish(
+        export_base,
+        version,
+        write_version,
+        lambda directory: write_reference(directory, cases, run.spec.class_names),
+        info,
+        say,
+    )
+
+
+def _write_verify_publish(export_base, version, write_version, write_reference_files, info, say):
+    """Write a version under a temporary name, verify it in a fresh process, publish it.
+
+    The one staging sequence of every export (the lock of `export_base` is held by the caller):
+    write_version fills the staging directory (TEMPORARY_PREFIX..., inside export_base), a copy
+    of the batching parameters joins it, write_reference_files fills a local temporary
+    directory, export.verify checks the staging directory against it in a fresh process, the
+    export info (assets.extra/avsdn_export.json) is written with the verification report, and
+    the directory is renamed to its version. Any failure removes the staging directory; the
+    reference directory is always removed.
+
+    Args:
+        export_base: the model base path TF Serving watches.
+        version: the version number not yet taken, or None: next_version.
+        write_version: function(staging directory) writing the SavedModel and its warmup records.
+        write_reference_files: function(local directory) writing what export.verify reads.
+        info: dict for avsdn_export.json; "verification", "exported_at" and "versions" are added.
+        say: print, or a function that prints nothing.
+    Returns:
+        (final, version, report): the version directory, its number and the verification report.
+    Raises:
+        errors.UserError: for a write that fails (naming the version), a failed verification or
+            a publish that fails.
+    """
     version = version or next_version(export_base)
     final = os.path.join(export_base, str(version))
     fileio.make_directories(export_base)
@@ -431,31 +503,16 @@ def _export_locked(model_dir, export_base, version, checkpoint, data_dir, verify
         # A full disk, a read-only file system, ...: one message naming the version being
         # written (the staging directory is removed below).
         with fileio.writing(final):
-            signatures.ServingGraph(serving_model, run.spec).write(staging)
-            model_name = os.path.basename(export_base) or "avsdn"
-            warmup.write(warmup.warmup_path(staging), warmup_requests(model_name, cases))
+            write_version(staging)
             _copy(BATCHING_TEMPLATE, os.path.join(staging, PER_MODEL_BATCHING_FILE))
         with fileio.writing(reference_dir):
-            write_reference(reference_dir, cases, run.spec.class_names)
+            write_reference_files(reference_dir)
         say(f"wrote the SavedModel to {staging}; verifying it in a fresh process")
         report = verify_in_fresh_process(staging, reference_dir)
         fileio.write_json(
             os.path.join(staging, warmup.ASSETS_EXTRA, EXPORT_INFO_FILE),
             {
-                "model": run.hp.model,
-                "supervision": run.hp.supervision,
-                "run": model_dir,
-                "checkpoint": run.checkpoint,
-                "data_dir": run.data_dir,
-                "audio_dim": run.audio_dim,
-                "visual_shape": run.visual_shape,
-                "trained_num_segments": run.num_segments,
-                "class_names": run.spec.class_names,
-                "signatures": {
-                    signatures.SERVING_DEFAULT: list(signatures.OUTPUTS),
-                    signatures.PREDICT_EXAMPLES: list(signatures.EXAMPLE_OUTPUTS),
-                },
-                "rebuild_max_difference": rebuild_difference,
+                **info,
                 "verification": report,
                 "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
@@ -477,6 +534,79 @@ def _export_locked(model_dir, export_base, version, checkpoint, data_dir, verify
     finally:
         shutil.rmtree(reference_dir, ignore_errors=True)
     return final, version, report
+
+
+def export_cross_modal(
+    model,
+    export_base,
+    version=None,
+    features=None,
+    verify_videos=8,
+    verbose=True,
+    wait=False,
+):
+    """Export, verify and publish one version of an AVDLN model's cross-modality signature.
+
+    The SavedModel (export/cross_modal.py: `cross_modal`, also as `serving_default`: audio,
+    visual, query_mask, direction -> start, scores, for any number of segments) is written and
+    checked like export(): under the lock of `export_base`, in a temporary directory, verified in
+    a fresh process against the Keras model on reference cases at 10 and 7 segments
+    (export.verify.verify_cross_modal), then renamed to its version.
+
+    Args:
+        model: an AVDLN Keras model (avsdn_tf.models.avdln.build_avdln; a fixed-length one is
+            rebuilt for any length).
+        export_base: the model base path TF Serving watches, e.g. SERVING/avdln.
+        version: the version number, >= 1 and not taken yet; None: next_version.
+        features: optional (audio [N, T, A], visual [N, T, V]) real features to verify on;
+            None: random features.
+        verify_videos: videos per verification case, >= 1.
+        verbose: print progress.
+        wait: wait for another process holding the lock of `export_base` instead of refusing.
+    Returns:
+        str, export_base/version.
+    Raises:
+        errors.UserError: for a bad or existing version, verify_videos < 1, a model that is not
+            an AVDLN, an export base another live process holds, a write that fails, an export
+            that fails verification, or a publish that fails.
+    """
+    started = time.time()
+    say = print if verbose else (lambda *args, **kwargs: None)
+    if version is not None and version < 1:
+        raise argument_error("version", "a positive integer", version)
+    if verify_videos < 1:
+        raise argument_error("verify_videos", "a positive integer", verify_videos)
+    graph = cross_modal.CrossModalGraph(model)
+    export_base = export_base.rstrip("/")
+    stale = (f"{TEMPORARY_PREFIX}*",)
+    with locks.directory_lock(export_base, "`export_base`", wait=wait, stale=stale):
+        _refuse_taken_version(export_base, version)
+        cases = cross_modal.reference_cases(graph.model, verify_videos, features=features)
+        model_name = os.path.basename(export_base) or "avdln"
+
+        def write_version(staging):
+            graph.write(staging)
+            requests = cross_modal.warmup_requests(model_name, cases)
+            warmup.write(warmup.warmup_path(staging), requests)
+
+        info = {
+            "model": "avdln",
+            "task": "cross-modality localization (A2V / V2A)",
+            "audio_dim": graph.audio_dim,
+            "visual_dim": graph.visual_dim,
+            "signatures": {name: list(cross_modal.OUTPUTS) for name in cross_modal.SIGNATURES},
+        }
+        final, version, report = _write_verify_publish(
+            export_base,
+            version,
+            write_version,
+            lambda directory: cross_modal.write_reference(directory, cases),
+            info,
+            say,
+        )
+    say(f"verified {', '.join(report['checked'])}; max |difference| {report['max_difference']:.1e}")
+    say(f"exported version {version} to {final} in {time.time() - started:.1f}s")
+    return final
 
 
 def define_flags():

@@ -140,8 +140,9 @@ def _rank(tensor):
     return tf.raw_ops.Rank(input=tensor)
 
 
-def _check_shape(name, tensor, feature_shape, shape_text):
-    """Assert rank 2 + len(feature_shape) and trailing dims == feature_shape, naming the input."""
+def _check_shape(name, tensor, feature_shape, shape_text, dtype="float32"):
+    """Assert rank 2 + len(feature_shape) and trailing dims == feature_shape, naming the input
+    (its `dtype` is named in the message)."""
     shape = tf.shape(tensor)
     rank = 2 + len(feature_shape)
     padded = tf.concat([shape, tf.fill([rank], -1)], axis=0)  # so the slice exists for any rank
@@ -151,7 +152,7 @@ def _check_shape(name, tensor, feature_shape, shape_text):
     )
     return tf.debugging.Assert(
         ok,
-        [f"{name}: expected float32 of shape {shape_text}, found shape", shape],
+        [f"{name}: expected {dtype} of shape {shape_text}, found shape", shape],
         summarize=rank + 4,
         name=f"check_{name}_shape",
     )

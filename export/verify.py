@@ -3,7 +3,8 @@
 export_model runs this in a new Python process before it publishes a version, so the check sees
 only what is on disk: the SavedModel is loaded with tf.saved_model.load (nothing of the exporting
 process is reused), both signatures are run on the reference batches export_model wrote, and their
-outputs are compared with the Keras model's; then every warmup record is replayed.
+outputs are compared with the Keras model's; then every warmup record is replayed. A reference of
+the cross-modality localization export (export/cross_modal.py) is checked by verify_cross_modal.
 
 Prints one JSON line (what was checked, the largest difference) and exits 0, or prints the reason
 on stderr and exits 1.
@@ -21,7 +22,7 @@ import tensorflow as tf
 from avsdn_tf import constants, remote
 from avsdn_tf.errors import UserError
 
-from . import signatures, warmup
+from . import cross_modal, signatures, warmup
 
 
 class Mismatch(Exception):
@@ -113,8 +114,103 @@ def _check_mixed_lengths(serve_examples, cases, class_names, tolerance):
     return largest
 
 
+def _replay_warmup(loaded, saved_model_dir, output):
+    """Replay every warmup record; each must give `output` for as many videos as it sent.
+
+    Args:
+        loaded: the loaded SavedModel. saved_model_dir: its directory.
+        output: the output whose first dim is the batch (segment_probs, start).
+    Returns:
+        str, what was checked ("N warmup requests").
+    Raises:
+        Mismatch: when there are no records or one gives another batch size.
+    """
+    path = warmup.warmup_path(saved_model_dir)
+    logs = warmup.read(path)
+    if not logs:
+        raise Mismatch(f"{path}: no warmup records")
+    for index, log in enumerate(logs):
+        request = log.predict_log.request
+        inputs = {key: tf.constant(value) for key, value in warmup.request_inputs(request).items()}
+        outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+        batch = next(iter(inputs.values())).shape[0]
+        if outputs[output].shape[0] != batch:
+            raise Mismatch(
+                f"{path} record {index}: {batch} videos in, {outputs[output].shape[0]} out"
+            )
+    return f"{len(logs)} warmup requests"
+
+
+def verify_cross_modal(saved_model_dir, reference_dir):
+    """Check a cross-modality localization SavedModel (export/cross_modal.py) against the
+    reference cases of cross_modal.write_reference: the Keras model's start and scores.
+
+    Both signature names are run on every case; scores must be +inf exactly where the Keras
+    model's are and differ by at most the tolerance (relative, at least 1) elsewhere; start must
+    equal the Keras model's wherever its best score is ahead of the second by more than twice
+    the tolerance (closer ones may break either way). Then every warmup record is replayed.
+
+    Args:
+        saved_model_dir: the SavedModel directory (local or a storage URL).
+        reference_dir: a local directory from cross_modal.write_reference.
+    Returns:
+        dict: checked (list of str, what was compared) and max_difference (float, the largest
+        |SavedModel - Keras| score).
+    Raises:
+        Mismatch: when a signature is missing or an output differs.
+    """
+    cases, tolerance = cross_modal.read_reference(reference_dir)
+    loaded = tf.saved_model.load(saved_model_dir)
+    missing = [name for name in cross_modal.SIGNATURES if name not in loaded.signatures]
+    if missing:
+        raise Mismatch(f"signatures {missing} missing; found {sorted(loaded.signatures)}")
+    checked, largest = [], 0.0
+    for case in cases.values():
+        length = case["audio"].shape[1]
+        for name in cross_modal.SIGNATURES:
+            where = f"{name} at {length} segments"
+            outputs = loaded.signatures[name](
+                audio=tf.constant(case["audio"]),
+                visual=tf.constant(case["visual"]),
+                query_mask=tf.constant(case["query_mask"]),
+                direction=tf.constant(case["direction"].astype(str)),
+            )
+            scores = outputs[cross_modal.SCORES].numpy()
+            expected = case["scores"]
+            if scores.shape != expected.shape:
+                raise Mismatch(
+                    f"{where}: scores have shape {list(scores.shape)}, the Keras model's"
+                    f" {list(expected.shape)}"
+                )
+            if not np.array_equal(np.isinf(scores), np.isinf(expected)):
+                raise Mismatch(f"{where}: scores are +inf at other starts than the Keras model's")
+            fits = np.isfinite(expected)
+            difference = float(np.abs(scores[fits] - expected[fits]).max())
+            allowed = tolerance * np.maximum(1.0, np.abs(expected[fits]))
+            if not (np.abs(scores[fits] - expected[fits]) <= allowed).all():
+                raise Mismatch(
+                    f"{where}: scores differ from the Keras model's by {difference:.2e} "
+                    f"(tolerance {tolerance:.0e}, relative)"
+                )
+            best2 = np.sort(expected, axis=-1)[:, :2]
+            clear = (best2[:, 1] - best2[:, 0]) > 2 * tolerance * np.maximum(1.0, best2[:, 0])
+            start = outputs[cross_modal.START].numpy()
+            if not np.array_equal(start[clear], case["start"][clear]):
+                raise Mismatch(
+                    f"{where}: start {start.tolist()} is not the Keras model's "
+                    f"{case['start'].tolist()}"
+                )
+            largest = max(largest, difference)
+            checked.append(f"{name}@{length}")
+    checked.append(_replay_warmup(loaded, saved_model_dir, cross_modal.START))
+    return {"checked": checked, "max_difference": largest}
+
+
 def verify(saved_model_dir, reference_dir):
     """Check a SavedModel on disk against the reference cases export_model wrote.
+
+    A reference of the cross-modality signature (reference.json "signature": "cross_modal") is
+    checked by verify_cross_modal instead.
 
     Both signatures are run on each case and compared with the Keras model's segment_probs
     [B, T, K] (within the reference's tolerance), labels, names, video labels and ids; then a
@@ -131,6 +227,8 @@ def verify(saved_model_dir, reference_dir):
     """
     with open(os.path.join(reference_dir, "reference.json")) as handle:
         reference = json.load(handle)
+    if reference.get("signature") == cross_modal.CROSS_MODAL:
+        return verify_cross_modal(saved_model_dir, reference_dir)
     loaded = tf.saved_model.load(saved_model_dir)
     missing = [name for name in signatures.SIGNATURES if name not in loaded.signatures]
     if missing:
@@ -183,21 +281,7 @@ def verify(saved_model_dir, reference_dir):
         cases[name] = (arrays["expected"], examples)
     largest = max(largest, _check_mixed_lengths(serve_examples, cases, class_names, tolerance))
     checked.append(f"{signatures.PREDICT_EXAMPLES}@mixed")
-    path = warmup.warmup_path(saved_model_dir)
-    logs = warmup.read(path)
-    if not logs:
-        raise Mismatch(f"{path}: no warmup records")
-    for index, log in enumerate(logs):
-        request = log.predict_log.request
-        inputs = {key: tf.constant(value) for key, value in warmup.request_inputs(request).items()}
-        outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
-        batch = next(iter(inputs.values())).shape[0]
-        if outputs[signatures.SEGMENT_PROBS].shape[0] != batch:
-            raise Mismatch(
-                f"{path} record {index}: {batch} videos in, "
-                f"{outputs[signatures.SEGMENT_PROBS].shape[0]} out"
-            )
-    checked.append(f"{len(logs)} warmup requests")
+    checked.append(_replay_warmup(loaded, saved_model_dir, signatures.SEGMENT_PROBS))
     return {"checked": checked, "max_difference": largest}
 
 

@@ -8,7 +8,6 @@ visual [B, T, 512] -> Dense(128) -> LeakyReLU(0.3) -> Dense(64); audio [B, T, 12
 import h5py
 import keras
 import numpy as np
-from keras import ops
 
 from avsdn_tf import constants
 from avsdn_tf.errors import input_error
@@ -50,14 +49,47 @@ def build_avdln(audio_dim=128, visual_dim=512, num_segments=constants.NUM_SEGMEN
         )
 
     audio_embedding, visual_embedding = branch(audio, "audio"), branch(visual, "visual")
-    squared = ops.sum(ops.square(visual_embedding - audio_embedding), axis=-1)
-    distance = ops.sqrt(ops.maximum(squared, constants.DISTANCE_EPSILON))
+    distance = metrics.embedding_distance(visual_embedding, audio_embedding)
     outputs = {
         DISTANCE_OUTPUT: keras.layers.Identity(name=DISTANCE_OUTPUT)(distance),
         AUDIO_EMBEDDING: keras.layers.Identity(name=AUDIO_EMBEDDING)(audio_embedding),
         VISUAL_EMBEDDING: keras.layers.Identity(name=VISUAL_EMBEDDING)(visual_embedding),
     }
     return keras.Model({"audio": audio, "visual": visual}, outputs, name="avdln")
+
+
+def variable_length(model):
+    """An AVDLN model that takes any number of segments, with `model`'s weights.
+
+    Args:
+        model: a model from build_avdln, for a fixed T or for any (num_segments=None).
+    Returns:
+        `model` itself when its time axis is already None, else build_avdln(A, V, None) with
+        the same weights (the Dense layers act per segment, so the outputs are the same).
+    Raises:
+        UserError: when `model` does not take {"audio": [B, T, A], "visual": [B, T, V]} and
+            give the audio and visual embeddings, or its weights do not fit an AVDLN.
+    """
+    inputs = {tensor.name: tensor.shape for tensor in model.inputs}
+    outputs = model.output if isinstance(model.output, dict) else {}
+    wanted = {"audio", "visual"}
+    if set(inputs) != wanted or not {AUDIO_EMBEDDING, VISUAL_EMBEDDING} <= set(outputs):
+        raise input_error(
+            f"model {model.name!r}",
+            "an AVDLN model (inputs audio and visual, outputs audio_embedding and "
+            "visual_embedding)",
+            f"inputs {sorted(inputs)} and outputs {sorted(outputs)}",
+        )
+    if all(shape[1] is None for shape in inputs.values()):
+        return model
+    rebuilt = build_avdln(inputs["audio"][-1], inputs["visual"][-1], num_segments=None)
+    try:
+        rebuilt.set_weights(model.get_weights())
+    except ValueError as error:
+        raise input_error(
+            f"model {model.name!r}", "the weights of an AVDLN model", f"{error}"
+        ) from None
+    return rebuilt
 
 
 def read_keras2_weights(path):

@@ -4,6 +4,10 @@ and the A2V / V2A accuracy of cross-modality localization (`cross_modal_accuracy
 Frame-wise accuracy has one implementation, `frame_hits`, behind the Keras metric (training
 progress, the validation pass of every epoch) and `frame_accuracy` (metrics.json, evaluate).
 Segments labelled constants.PAD_LABEL are padding and never counted.
+
+Cross-modality localization scoring has one implementation too, `window_scores` (keras.ops, so
+it runs in a serving graph for any T and a batch): `localize` and `cross_modal_accuracy` call it
+on NumPy inputs in float64, export/cross_modal.py's signature in float32.
 """
 
 import keras
@@ -11,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from avsdn_tf import constants
+from avsdn_tf.errors import argument_error
 
 
 def frame_hits(labels, predicted):
@@ -207,45 +212,120 @@ def summarize(labels, predictions, class_names):
     }
 
 
+def embedding_distance(a, b):
+    """Euclidean distance of embeddings, as the AVEL authors' AVDLN computes it: the one
+    distance of the model (avdln.build_avdln), of the localization scores and of pair_distances.
+
+    Args:
+        a: [..., D] embeddings; b: [..., D] embeddings broadcastable against a (tensors or arrays;
+            the dtype of the inputs is kept, float64 stays float64).
+    Returns:
+        tensor [...]: sqrt(max(sum((a - b)^2), constants.DISTANCE_EPSILON)).
+    """
+    squared = ops.sum(ops.square(ops.subtract(a, b)), axis=-1)
+    return ops.sqrt(ops.maximum(squared, ops.cast(constants.DISTANCE_EPSILON, squared.dtype)))
+
+
 def pair_distances(a, b):
-    """Euclidean distance of every pair of rows, as the AVEL authors compute it.
+    """embedding_distance in float64 NumPy.
 
     Args:
         a: [..., D] embeddings; b: [..., D] embeddings broadcastable against a.
     Returns:
-        [...] sqrt(max(sum((a - b)^2), constants.DISTANCE_EPSILON)).
+        float64 array [...]: sqrt(max(sum((a - b)^2), constants.DISTANCE_EPSILON)).
     """
-    squared = np.sum(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64)), axis=-1)
-    return np.sqrt(np.maximum(squared, constants.DISTANCE_EPSILON))
+    return np.asarray(embedding_distance(np.asarray(a, np.float64), np.asarray(b, np.float64)))
+
+
+def window_scores(query, candidates, query_mask):
+    """The cross-modality localization scores of every start, for a batch and any T (in-graph).
+
+    The query segments s_0 < ... < s_{l-1} are where query_mask is non-zero; for every start p in
+    0..T-l, scores[p] = sum over i of embedding_distance(candidates[p + i], query[s_i]); starts
+    beyond T - l have no window and get +inf. Memory is O(B T^2 D) (every candidate-query pair).
+
+    Args:
+        query: [B, T, D] embeddings of the query modality (A2V: audio).
+        candidates: [B, T, D] embeddings of the other modality (A2V: visual), the same dtype.
+        query_mask: [B, T] (bool, int or float), non-zero for the query segments; 1 <= l <= T
+            per video (export/cross_modal.check_query_mask asserts 0 < l < T and contiguity).
+    Returns:
+        tensor [B, T] of the inputs' dtype: the scores, +inf where no window fits.
+    """
+    query, candidates = ops.convert_to_tensor(query), ops.convert_to_tensor(candidates)
+    inside = ops.not_equal(query_mask, 0)  # [B, T_k]
+    # distances[b, j, k]: candidate segment j against query segment k.
+    distances = embedding_distance(candidates[:, :, None, :], query[:, None, :, :])
+    num_segments = ops.shape(distances)[1]
+    # rank[b, k] = i when k = s_i: query segment k is matched with candidate p + i.
+    rank = ops.cumsum(ops.cast(inside, "int32"), axis=1) - 1
+    starts = ops.arange(num_segments, dtype="int32")
+    matched = ops.clip(starts[None, :, None] + rank[:, None, :], 0, num_segments - 1)  # [B, P, K]
+    pairs = ops.take_along_axis(distances, matched, axis=1)  # [B, P, K]
+    scores = ops.sum(ops.where(inside[:, None, :], pairs, ops.zeros_like(pairs)), axis=2)
+    length = ops.sum(ops.cast(inside, "int32"), axis=1)  # [B]
+    fits = starts[None, :] <= (num_segments - length)[:, None]
+    return ops.where(fits, scores, ops.full_like(scores, float("inf")))
+
+
+def localize_batch(query, candidates, query_mask):
+    """The predicted start of a batch: argmin of window_scores (the first of equal scores).
+
+    Args:
+        query, candidates, query_mask: as window_scores.
+    Returns:
+        (start, scores): int32 tensor [B], window_scores' [B, T].
+    """
+    scores = window_scores(query, candidates, query_mask)
+    return ops.cast(ops.argmin(scores, axis=1), "int32"), scores
+
+
+def cross_modal_localize(audio_embedding, visual_embedding, query_mask, a2v):
+    """A2V or V2A localization per video of a batch (the serving signature's computation).
+
+    Args:
+        audio_embedding: [B, T, D]; visual_embedding: [B, T, D] (AVDLN's embeddings).
+        query_mask: [B, T], non-zero for the event's query segments (window_scores).
+        a2v: bool [B]: True where the query is the audio of those segments and the candidates
+            the visual (A2V), False for the reverse (V2A).
+    Returns:
+        (start, scores): int32 [B] and [B, T] (+inf where no window fits), localize_batch's.
+    """
+    a2v = ops.convert_to_tensor(a2v)[:, None, None]
+    query = ops.where(a2v, audio_embedding, visual_embedding)
+    candidates = ops.where(a2v, visual_embedding, audio_embedding)
+    return localize_batch(query, candidates, query_mask)
 
 
 def localize(query, candidates, event):
-    """Where the event's query segments fit best in the other modality (one video).
+    """Where the event's query segments fit best in the other modality (one video, NumPy).
 
     Args:
         query: [T, D] embeddings of the query modality (A2V: audio).
         candidates: [T, D] embeddings of the other modality (A2V: visual).
-        event: [T] bool, the event's segments s_0 < ... < s_{l-1} (l < T).
+        event: [T] bool, the event's segments s_0 < ... < s_{l-1} (0 < l <= T).
     Returns:
-        (start, scores): argmin of scores, scores [T - l + 1] with
-        scores[p] = sum over i of distance(candidates[p + i], query[s_i]).
+        (start, scores): argmin of scores, float64 scores [T - l + 1] with
+        scores[p] = sum over i of distance(candidates[p + i], query[s_i]) (localize_batch in
+        float64).
+    Raises:
+        UserError: when the event has no segment.
     """
-    segments = np.flatnonzero(event)
-    length, num_segments = len(segments), len(event)
-    scores = np.array(
-        [
-            pair_distances(candidates[p : p + length], query[segments]).sum()
-            for p in range(num_segments - length + 1)
-        ]
+    event = np.asarray(event, bool)
+    if not event.any():
+        raise argument_error("event", "at least one segment inside the event", "none")
+    start, scores = localize_batch(
+        np.asarray(query, np.float64)[None], np.asarray(candidates, np.float64)[None], event[None]
     )
-    return int(np.argmin(scores)), scores
+    return int(start[0]), np.asarray(scores)[0, : len(event) - int(event.sum()) + 1]
 
 
 def cross_modal_accuracy(audio, visual, events):
     """A2V and V2A accuracy of the cross-modality localization task (AVEL Sec. 5).
 
     Videos with no event segment or whose event covers every segment are skipped; a video is
-    correct when the predicted start equals the event's first segment.
+    correct when the predicted start (localize_batch, in float64) equals the event's first
+    segment.
 
     Args:
         audio: [N, T, D] audio embeddings; visual: [N, T, D] visual embeddings.
@@ -254,14 +334,20 @@ def cross_modal_accuracy(audio, visual, events):
         {"a2v_accuracy", "v2a_accuracy"} (floats, 0 when nothing is evaluated) and "evaluated"
         (int, the number of videos counted).
     """
-    correct = {"a2v_accuracy": 0, "v2a_accuracy": 0}
-    evaluated = 0
-    for a, v, event in zip(audio, visual, np.asarray(events) > 0.5):
-        if not event.any() or event.all():
-            continue
-        evaluated += 1
-        start = int(np.flatnonzero(event)[0])
-        correct["a2v_accuracy"] += localize(a, v, event)[0] == start
-        correct["v2a_accuracy"] += localize(v, a, event)[0] == start
-    result = {key: float(value) / evaluated if evaluated else 0.0 for key, value in correct.items()}
+    events = np.asarray(events) > 0.5
+    keep = events.any(axis=1) & ~events.all(axis=1)
+    evaluated = int(keep.sum())
+    if not evaluated:
+        return {"a2v_accuracy": 0.0, "v2a_accuracy": 0.0, "evaluated": 0}
+    audio = np.asarray(audio, np.float64)[keep]
+    visual = np.asarray(visual, np.float64)[keep]
+    events = events[keep]
+    true_start = events.argmax(axis=1)
+    result = {}
+    for key, (query, candidates) in (
+        ("a2v_accuracy", (audio, visual)),
+        ("v2a_accuracy", (visual, audio)),
+    ):
+        start = np.asarray(localize_batch(query, candidates, events)[0])
+        result[key] = float((start == true_start).sum()) / evaluated
     return {**result, "evaluated": evaluated}

@@ -136,3 +136,153 @@ def test_evaluate_runs_the_model_and_scores_the_events_of_segment_labels(tmp_pat
     expected = metrics.cross_modal_accuracy(a, v, labels != bg)
     result = avdln.evaluate(model, audio, visual, labels)
     assert result == expected and result["evaluated"] == 4
+
+
+def test_in_graph_scores_of_a_batch_by_hand():
+    # T = 4, l = 2, embeddings of 2 dims; videos 0 and 1 vary only the first dim.
+    audio = np.array(
+        [[[0, 0], [5, 0], [6, 0], [0, 0]], [[1, 0], [2, 0], [0, 0], [0, 0]]]
+        + [[[9, 9], [9, 9], [0, 0], [3, 4]]],
+        "float32",
+    )
+    visual = np.array(
+        [[[9, 0], [5, 0], [6, 0], [9, 0]], [[7, 0], [7, 0], [1, 0], [2, 0]]]
+        + [[[3, 4], [0, 0], [6, 8], [0, 0]]],
+        "float32",
+    )
+    query_mask = np.array([[0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 1]], "int32")
+    a2v = np.array([True, False, True])
+    start, scores = metrics.cross_modal_localize(audio, visual, query_mask, a2v)
+    inf = float("inf")
+    # Video 0, A2V: query a1 = 5, a2 = 6; p=0: |9-5| + |5-6|; p=1: both equal; p=2: 1 + 3.
+    # Video 1, V2A: query v0 = v1 = 7 against audio; p=0: 6 + 5; p=1: 5 + 7; p=2: 7 + 7.
+    # Video 2, A2V: query a2 = (0, 0), a3 = (3, 4); p=0: |(3, 4)| + |(0, 0) - (3, 4)| = 5 + 5;
+    # p=1: 0 + |(6, 8) - (3, 4)| = 5; p=2: |(6, 8)| + |(3, 4)| = 10 + 5.
+    expected = [
+        [5, 2 * EPS_DISTANCE, 4, inf],
+        [11, 12, 14, inf],
+        [10, EPS_DISTANCE + 5, 15, inf],
+    ]
+    np.testing.assert_allclose(np.asarray(scores), expected, rtol=1e-6)
+    assert np.asarray(start).dtype == np.int32
+    np.testing.assert_array_equal(np.asarray(start), [1, 0, 1])
+
+
+def _loop_localize(query, candidates, event):
+    """The scoring as the AVEL authors' loop computes it, one window at a time (test reference)."""
+    segments = np.flatnonzero(event)
+    length = len(segments)
+    scores = []
+    for p in range(len(event) - length + 1):
+        difference = candidates[p : p + length].astype(np.float64) - query[segments]
+        squared = np.square(difference).sum(-1)
+        scores.append(np.sqrt(np.maximum(squared, constants.DISTANCE_EPSILON)).sum())
+    return int(np.argmin(scores)), np.array(scores)
+
+
+def _random_events(rng, count, num_segments, contiguous=True):
+    events = np.zeros((count, num_segments), bool)
+    for row in range(count):
+        length = rng.integers(1, num_segments)
+        if contiguous:
+            first = rng.integers(0, num_segments - length + 1)
+            events[row, first : first + length] = True
+        else:
+            events[row, rng.choice(num_segments, length, replace=False)] = True
+    return events
+
+
+@pytest.mark.parametrize("num_segments", [10, 7])
+def test_batch_scores_equal_the_authors_loop_on_random_data(num_segments):
+    rng = np.random.default_rng(num_segments)
+    audio = rng.normal(size=(24, num_segments, 64)).astype("float32")
+    visual = rng.normal(size=(24, num_segments, 64)).astype("float32")
+    events = np.concatenate(
+        [
+            _random_events(rng, 16, num_segments),
+            _random_events(rng, 8, num_segments, contiguous=False),
+        ]
+    )
+    a2v = rng.random(24) < 0.5
+    start, scores = metrics.cross_modal_localize(audio, visual, events.astype("int32"), a2v)
+    start, scores = np.asarray(start), np.asarray(scores)
+    assert scores.dtype == np.float32 and scores.shape == (24, num_segments)
+    for row in range(24):
+        query, candidates = (audio, visual) if a2v[row] else (visual, audio)
+        want_start, want = _loop_localize(query[row], candidates[row], events[row])
+        fits = len(want)
+        np.testing.assert_allclose(scores[row, :fits], want, rtol=1e-5)
+        assert np.isinf(scores[row, fits:]).all()
+        assert start[row] == want_start
+        # The NumPy API (float64) is the same function.
+        got_start, got = metrics.localize(query[row], candidates[row], events[row])
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        assert got_start == want_start
+    a2v_hits = v2a_hits = 0
+    kept = events[:16]  # contiguous, 0 < l < T: all evaluated
+    for row in range(16):
+        first = np.flatnonzero(kept[row])[0]
+        a2v_hits += _loop_localize(audio[row], visual[row], kept[row])[0] == first
+        v2a_hits += _loop_localize(visual[row], audio[row], kept[row])[0] == first
+    assert metrics.cross_modal_accuracy(audio[:16], visual[:16], kept) == {
+        "a2v_accuracy": a2v_hits / 16,
+        "v2a_accuracy": v2a_hits / 16,
+        "evaluated": 16,
+    }
+
+
+def test_batch_scores_in_a_graph_of_any_length():
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, None, 3], tf.float32)
+    localize = tf.function(
+        metrics.localize_batch,
+        input_signature=[spec, spec, tf.TensorSpec([None, None], tf.int32)],
+    )
+    rng = np.random.default_rng(5)
+    for num_segments in (10, 13):
+        query = rng.normal(size=(4, num_segments, 3)).astype("float32")
+        candidates = rng.normal(size=(4, num_segments, 3)).astype("float32")
+        events = _random_events(rng, 4, num_segments)
+        start, scores = localize(query, candidates, events.astype("int32"))
+        for row in range(4):
+            want_start, want = _loop_localize(query[row], candidates[row], events[row])
+            np.testing.assert_allclose(scores.numpy()[row, : len(want)], want, rtol=1e-5)
+            assert start.numpy()[row] == want_start
+
+
+def test_localize_of_an_event_without_segments_is_one_clear_error():
+    with pytest.raises(UserError, match="event: expected at least one segment inside the event"):
+        metrics.localize(np.zeros((4, 2)), np.zeros((4, 2)), np.zeros(4, bool))
+
+
+def test_the_model_round_trips_through_a_keras_file_and_rebuilds_for_any_length(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = avdln.build_avdln()
+    path = str(tmp_path / "avdln.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    rng = np.random.default_rng(3)
+    audio = rng.normal(size=(2, 10, 128)).astype("float32")
+    visual = rng.normal(size=(2, 10, 512)).astype("float32")
+    inputs = {"audio": audio, "visual": visual}
+    for key in (avdln.DISTANCE_OUTPUT, avdln.AUDIO_EMBEDDING):
+        np.testing.assert_allclose(
+            np.asarray(restored(inputs)[key]), np.asarray(model(inputs)[key])
+        )
+    distance = np.asarray(model(inputs)[avdln.DISTANCE_OUTPUT])
+    np.testing.assert_allclose(
+        distance,
+        metrics.pair_distances(
+            model(inputs)[avdln.VISUAL_EMBEDDING], model(inputs)[avdln.AUDIO_EMBEDDING]
+        ),
+        rtol=1e-5,
+    )
+    rebuilt = avdln.variable_length(restored)
+    assert rebuilt.inputs[0].shape[1] is None and avdln.variable_length(rebuilt) is rebuilt
+    longer = {"audio": np.tile(audio, (1, 2, 1)), "visual": np.tile(visual, (1, 2, 1))}
+    np.testing.assert_allclose(
+        np.asarray(rebuilt(longer)[avdln.DISTANCE_OUTPUT]), np.tile(distance, (1, 2)), rtol=1e-6
+    )
