@@ -13,9 +13,10 @@ import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log leve
 import glob
 import os
 
+import tensorflow as tf
 from absl import app, flags
 
-from avsdn_tf import cli, fileio, locks
+from avsdn_tf import cli, constants, fileio, locks
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import run_main
 
@@ -140,7 +141,37 @@ def main(argv, flag_values=None):
             videos_per_shard=flag_values.videos_per_shard,
         )
     _print_summary(summary)
+    note = cross_modal_note(summary, flag_values.ave_dir)
+    if note:
+        print(note)
     return 0
+
+
+def cross_modal_note(summary, ave_dir):
+    """What the cross-modality splits hold as visual features, when they were written as maps.
+
+    Args:
+        summary: ave_release.prepare's summary.
+        ave_dir: the release folder.
+    Returns:
+        str to print, or None when there are no match splits or the visual features are
+        vectors already.
+    """
+    if summary["visual_layout"] != constants.LAYOUT_MAP or not any(
+        split in ave_release.MATCH_FILES for split in summary["videos"]
+    ):
+        return None
+    note = (
+        "  cross-modality splits: visual maps stored; `--model avdln` averages them over space "
+        "into the 512-d vectors it reads"
+    )
+    vectors = os.path.join(ave_dir, ave_release.VISUAL_VECTOR_FILE)
+    if tf.io.gfile.exists(vectors):
+        note += (
+            f"; {vectors} (the authors' pooled vectors) is here: `--visual_file "
+            f"{ave_release.VISUAL_VECTOR_FILE}` stores those instead"
+        )
+    return note
 
 
 def stale_temporaries(output_dir):

@@ -51,6 +51,8 @@ MATCH_FILES = {f"{split}_match": f"{split}_order_match.h5" for split in constant
 NOISY_LABELS_FILE = "labels_noisy.h5"
 NOISY_AUDIO_FILE = "audio_feature_noisy.h5"
 NOISY_VISUAL_FILE = "visual_feature_noisy.h5"
+# The authors' globally pooled visual vectors (N, T, 512), which their cross-modality code reads.
+VISUAL_VECTOR_FILE = "visual_feature_vec.h5"
 
 DISAGREEMENTS_FILE = "label_disagreements.json"
 SUMMARY_FILE = "prepare_summary.json"

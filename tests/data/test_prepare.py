@@ -643,3 +643,18 @@ def test_some_match_files_or_indices_out_of_range_are_one_clear_error(tmp_path):
         rf"0..{len(ROWS) - 1}, found 99 at position 1 \(1 out of range\)",
     ):
         run(tmp_path / "ave", tmp_path / "out")
+
+
+def test_prepare_says_what_the_cross_modal_splits_hold_when_they_are_maps(tmp_path):
+    summary = {"visual_layout": "map", "videos": {"train": 3, "train_match": 2}}
+    note = prepare.cross_modal_note(summary, str(tmp_path))
+    assert "visual maps stored; `--model avdln` averages them over space" in note
+    assert "visual_feature_vec.h5" not in note
+    (tmp_path / "visual_feature_vec.h5").write_bytes(b"")
+    note = prepare.cross_modal_note(summary, str(tmp_path))
+    assert note.endswith(
+        f"{tmp_path / 'visual_feature_vec.h5'} (the authors' pooled vectors) is here: "
+        "`--visual_file visual_feature_vec.h5` stores those instead"
+    )
+    assert prepare.cross_modal_note({**summary, "visual_layout": "vector"}, str(tmp_path)) is None
+    assert prepare.cross_modal_note({**summary, "videos": {"train": 3}}, str(tmp_path)) is None
