@@ -20,7 +20,7 @@ Evaluation of these reads segment_probs (`segment_model`) and the segment labels
   on the distance; splits train_match / val_match / test_match; evaluation reads the two
   embeddings and scores A2V and V2A (metrics.cross_modal_accuracy).
 
-What the trainer and evaluation ask of every task: `splits` (train, selection, report),
+What the trainer and evaluation ask of every task (BaseTask): `splits` (train, selection, report),
 `normalized` (whether train sets statistics into the model), `build`, `batches`, `compile`,
 `include_noisy`, `import_weights`, `validation_score` (named `validation_name`),
 `evaluate_batches` (a split's metrics.json entry), `evaluation_kind` (the report's table) and
@@ -69,20 +69,102 @@ def segment_predictions(model, parsed_batches):
     return ids, labels, predictions, probs
 
 
-class Task(abc.ABC):
+class BaseTask(abc.ABC):
+    """What the trainer and evaluation ask of every task; the parts all tasks share."""
+
+    supervision = None
+    splits = None  # {"train", "val", "test"} -> the split names a run trains, selects, reports
+    splits_origin = ""  # where the splits come from, for the message when the data lacks them
+    normalized = None  # whether the model has normalisation layers set from train statistics
+    validation_name = None  # the name of validation_score in the history and the logs
+    evaluation_kind = None  # the report's table (training/report.py TABLES)
+
+    def __init__(self, hp):
+        self.hp = hp
+
+    @abc.abstractmethod
+    def build(
+        self,
+        audio_dim,
+        visual_shape,
+        num_segments=constants.NUM_SEGMENTS,
+        statistics=None,
+        source="statistics",
+    ):
+        """The model `train` fits, over {"audio", "visual"} raw features."""
+
+    @abc.abstractmethod
+    def targets(self, parsed):
+        """Targets of a parsed batch, in the structure of the model's trained outputs."""
+
+    @abc.abstractmethod
+    def compile(self, model, optimizer, **kwargs):
+        """Compile a model `build` made with this task's losses and metrics."""
+
+    @abc.abstractmethod
+    def validation_score(self, model, parsed_batches):
+        """The score the epoch selection maximises, over the val split's parsed batches."""
+
+    @abc.abstractmethod
+    def evaluate_batches(self, model, parsed_batches, class_names):
+        """A split's entry of metrics.json, over its parsed batches."""
+
+    @abc.abstractmethod
+    def headline(self, summary):
+        """One line of a split's summary (evaluate_batches' dict) for the train output."""
+
+    def batches(self, parsed_batches):
+        """Parsed batches -> (inputs, targets) batches for Keras' fit and evaluate.
+
+        Args:
+            parsed_batches: tf.data.Dataset of parsed batches (pipeline.make_dataset).
+        Returns:
+            tf.data.Dataset of ({"audio": [B, T, A], "visual": [B, T, V] or [B, T, H, W, C]} raw
+            features, targets(parsed)).
+        """
+        return parsed_batches.map(
+            lambda parsed: (records.model_inputs(parsed), self.targets(parsed)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def include_noisy(self, info):
+        """Whether training also reads the background-only (noisy) split.
+
+        Args:
+            info: the data's DatasetInfo.
+        Returns:
+            bool: False (the noisy split has no events; only weak supervision reads it).
+        """
+        return False
+
+    def import_weights(self, model, path):
+        """Set released weights of another code base into a model this task built.
+
+        Args:
+            model: the model `build` returned. path: the weights file.
+        Raises:
+            UserError: unless the task overrides it (only the cross-modality network, avdln,
+                has released weights).
+        """
+        raise argument_error(
+            "init_weights",
+            f"a run of `model={CROSS_MODAL_MODEL}` (the only model with released weights to "
+            "import)",
+            f"model {self.hp.model!r}",
+        )
+
+
+class Task(BaseTask):
     """Base task of the segment classifiers: the common parts; subclasses say the supervision's
     head, target and loss."""
 
-    supervision = None
-    # The splits a run trains on, selects its epoch on and reports (metrics.json's "val", "test").
     splits = {"train": "train", "val": "val", "test": "test"}
-    splits_origin = ""  # where splits come from, for the message when data lacks them
-    normalized = True  # the model starts with normalisation layers set from train statistics
+    normalized = True
     validation_name = "val_frame_accuracy"
     evaluation_kind = "segments"
 
     def __init__(self, hp):
-        self.hp = hp
+        super().__init__(hp)
         self.label_guided = backbones.is_label_guided(hp.model)
 
     # -- heads -------------------------------------------------------------------------------
@@ -149,20 +231,6 @@ class Task(abc.ABC):
         video = tf.one_hot(parsed[records.VIDEO_LABEL], constants.NUM_CLASSES)
         return (main, video, video)
 
-    def batches(self, parsed_batches):
-        """Parsed batches -> (inputs, targets) batches for Keras' fit and evaluate.
-
-        Args:
-            parsed_batches: tf.data.Dataset of parsed batches (pipeline.make_dataset).
-        Returns:
-            tf.data.Dataset of ({"audio": [B, T, A], "visual": [B, T, V] or [B, T, H, W, C]} raw
-            features, targets(parsed)).
-        """
-        return parsed_batches.map(
-            lambda parsed: (records.model_inputs(parsed), self.targets(parsed)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-
     # -- losses and metrics ------------------------------------------------------------------
     @abc.abstractmethod
     def _main_loss(self):
@@ -193,31 +261,6 @@ class Task(abc.ABC):
         )
 
     # -- data and evaluation -----------------------------------------------------------------
-    def include_noisy(self, info):
-        """Whether training also reads the background-only (noisy) split.
-
-        Args:
-            info: the data's DatasetInfo.
-        Returns:
-            bool: False for full supervision (the noisy split has no segment labels).
-        """
-        return False
-
-    def import_weights(self, model, path):
-        """Set released weights of another code base into a model this task built.
-
-        Args:
-            model: the model `build` returned. path: the weights file.
-        Raises:
-            UserError: always; only the cross-modality network (avdln) has released weights.
-        """
-        raise argument_error(
-            "init_weights",
-            f"a run of `model={CROSS_MODAL_MODEL}` (the only model with released weights to "
-            "import)",
-            f"model {self.hp.model!r}",
-        )
-
     def validation_score(self, model, parsed_batches):
         """Frame-wise accuracy (metrics.FrameAccuracy) over parsed batches.
 
@@ -306,9 +349,9 @@ class VideoTask(Task):
         return constants.NOISY_SPLIT in info.splits
 
 
-class CrossModalTask:
-    """Cross-modality localization (A2V / V2A) with the AVE authors' AVDLN: the same interface as
-    Task, for segment pairs instead of segment classes."""
+class CrossModalTask(BaseTask):
+    """Cross-modality localization (A2V / V2A) with the AVE authors' AVDLN: segment pairs instead
+    of segment classes."""
 
     supervision = constants.FULL  # segment-level targets (inside the event or not)
     splits = {"train": "train_match", "val": "val_match", "test": "test_match"}
@@ -319,9 +362,6 @@ class CrossModalTask:
     normalized = False  # the authors' network takes raw features
     validation_name = "val_cross_modal_accuracy"
     evaluation_kind = "cross_modal"
-
-    def __init__(self, hp):
-        self.hp = hp
 
     def build(
         self,
@@ -367,19 +407,6 @@ class CrossModalTask:
         """{"distance": [B, T] float32}: 1 for the segment pairs inside the event, else 0."""
         return {avdln.DISTANCE_OUTPUT: avdln.event_targets(parsed[records.LABEL])}
 
-    def batches(self, parsed_batches):
-        """Parsed batches -> (raw inputs, targets) batches for Keras' fit.
-
-        Args:
-            parsed_batches: tf.data.Dataset of parsed batches.
-        Returns:
-            tf.data.Dataset of ({"audio", "visual"}, {"distance": [B, T]}).
-        """
-        return parsed_batches.map(
-            lambda parsed: (records.model_inputs(parsed), self.targets(parsed)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-
     def compile(self, model, optimizer, **kwargs):
         """Compile with the contrastive loss (margin constants.CONTRASTIVE_MARGIN) on the distance.
 
@@ -390,16 +417,6 @@ class CrossModalTask:
         model.compile(
             optimizer=optimizer, loss={avdln.DISTANCE_OUTPUT: losses.contrastive_loss}, **kwargs
         )
-
-    def include_noisy(self, info):
-        """False: the background-only videos have no event to localize.
-
-        Args:
-            info: the data's DatasetInfo.
-        Returns:
-            bool.
-        """
-        return False
 
     def import_weights(self, model, path):
         """Set the authors' released weights (Keras 2 h5, cmm_model_weights.h5) into the model.
