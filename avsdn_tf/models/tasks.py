@@ -137,6 +137,18 @@ class BaseTask(abc.ABC):
         """
         return False
 
+    @staticmethod
+    def describe_inputs(visual_shape):
+        """What the train output says once about the features a model without normalisation
+        layers reads (tasks whose `normalized` is False).
+
+        Args:
+            visual_shape: [D] or [H, W, C].
+        Returns:
+            str.
+        """
+        return f"raw features (no normalisation), visual {list(visual_shape)}"
+
     def import_weights(self, model, path):
         """Set released weights of another code base into a model this task built.
 
@@ -388,7 +400,7 @@ class CrossModalTask(BaseTask):
 
     @staticmethod
     def describe_inputs(visual_shape):
-        """What the train output says once about the features the model reads.
+        """What the train output says once about the features the AVDLN reads.
 
         Args:
             visual_shape: [D] or [H, W, C].

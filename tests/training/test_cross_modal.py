@@ -135,6 +135,8 @@ def test_import_of_the_authors_weights_with_epochs_0_then_evaluate_on_test_match
     assert trained.returncode == 0, trained.stderr
     assert "raw features (no normalisation" in trained.stdout
     assert "visual vectors of 512 used as they are" in trained.stdout
+    config = json.loads((run / "config.json").read_text())
+    assert config["hparams"]["batch_size"] == 8  # avdln's own default (the authors' batch)
     result = json.loads((run / "metrics.json").read_text())
     assert result["best_epoch"] == 0 and result["history"] == []
     assert result["init_weights"] == str(AUTHORS_WEIGHTS)
