@@ -347,6 +347,8 @@ def _save_imported(run, model, chief):
     state.json comes first and says epoch 0, which the checkpoint's optimizer step count (0)
     agrees with (resume_state), so a later run with more epochs fine-tunes from them.
     """
+    # The optimizer's slots exist before the save, so a resumed run loads them without warning.
+    model.optimizer.build(model.trainable_variables)
     if chief:
         state = {"epochs_done": 0, "best_epoch": 0, "history": [], "imported": True}
         fileio.write_json(run.state, {**state, "previous": None})
@@ -427,6 +429,11 @@ def train(
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     _check_resumable(run, config, info)
+    saved_config = run.read_config() or {}
+    if saved_config.get("init_weights") and tf.io.gfile.exists(run.last_checkpoint):
+        # A resumed run started from imported weights; its checkpoint holds them (or their
+        # fine-tuned successors), so they are recorded, not imported again.
+        init_weights = config["init_weights"] = saved_config["init_weights"]
     state = run.read_state() or {}
     done = state.get("epochs_done", 0) >= hp.epochs or state.get("stopped_early")
     if state.get("finished") and done and tf.io.gfile.exists(run.metrics):

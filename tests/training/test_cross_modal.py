@@ -5,6 +5,7 @@ splits, selection on val_match or the last epoch, importing the AVE authors' rel
 import json
 import os
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -162,6 +163,13 @@ def test_import_of_the_authors_weights_with_epochs_0_then_evaluate_on_test_match
     # A run that labels no segments is refused in one message by what needs segment_probs.
     with pytest.raises(UserError, match="hparams.model: expected a model that labels segments"):
         _ = load_run(str(run)).segment_model
+
+    # More epochs on the imported run fine-tune it; the run still records where it started.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. Keras skipping the saved optimizer's variables
+        tuned = trainer.train(match_data, str(run), _hp(epochs=1), verbose=0)
+    assert tuned["best_epoch"] == 1 and len(tuned["history"]) == 1
+    assert tuned["init_weights"] == str(AUTHORS_WEIGHTS)
 
 
 @needs_weights
