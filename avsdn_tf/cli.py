@@ -134,8 +134,8 @@ def define_hparams(names=None, flag_values=FLAGS, helps=None):
 
 
 def hparams_from_flags(names=None, flag_values=FLAGS):
-    """HParams from the command line: defaults, then --hparams_file (when the command has it), then
-    the hyperparameter flags given.
+    """HParams from the command line: defaults (with the model's own, hparams.MODEL_DEFAULTS), then
+    --hparams_file (when the command has it), then the hyperparameter flags given.
 
     Args:
         names: the HParams fields the command has flags for (default: all).
@@ -152,4 +152,8 @@ def hparams_from_flags(names=None, flag_values=FLAGS):
         for name in names or list(hparams.FIELDS)
         if name in flag_values and flag_values[name].value is not None
     }
+    model = given.get("model", base.model)
+    if model in hparams.MODEL_DEFAULTS:  # the model's own defaults, under the file and flags
+        defaults = hparams.for_model(model)
+        base = hparams.load(path, base=defaults) if path else defaults
     return hparams.from_dict(given, source="command-line flags", base=base)

@@ -28,7 +28,11 @@ def define_flags():
             " directory carries the model's normalisation, so any data of the same feature dims"
             " works)."
         ),
-        split="Split to evaluate.",
+        split=(
+            None,
+            "Split to evaluate; default: the run's test split (test, or test_match for an "
+            "avdln run).",
+        ),
         output_dir="Where to write the JSON and PNG; default: the run directory.",
     )
     threads.define_flags()

@@ -11,7 +11,12 @@ CHOICES = {
     "lr_schedule": ("constant", "step", "cosine"),
     "visual_reduction": ("pool", "attention"),
     "weak_pooling": ("mean", "max"),
+    "selection": ("val", "last"),
 }
+
+# Defaults a model has of its own, where its authors' code trains otherwise: the AVE authors'
+# cross-modality network (avdln) trains with batch 8 for 20 epochs (Adam 1e-3, the common rate).
+MODEL_DEFAULTS = {"avdln": {"batch_size": 8, "epochs": 20}}
 
 
 def _field(default, help_text):
@@ -23,9 +28,11 @@ def _field(default, help_text):
 class HParams:
     model: str = _field("avsdn", "Registered model name (`--model help` lists them).")
     supervision: str = _field(constants.FULL, "full: segment labels; weak: video labels only.")
-    epochs: int = _field(12, "Training epochs.")
+    epochs: int = _field(
+        12, "Training epochs (avdln: 20); 0 only to import and evaluate --init_weights."
+    )
     batch_size: int = _field(
-        64, "Batch size per replica; the global batch scales with the replicas."
+        64, "Batch size per replica (avdln: 8); the global batch scales with the replicas."
     )
     learning_rate: float = _field(1e-3, "Adam learning rate.")
     lr_schedule: str = _field("constant", "Learning-rate schedule.")
@@ -49,6 +56,11 @@ class HParams:
     )
     guide_loss_weight: float = _field(
         1.0, "avsdn_label_guided: weight of each encoder's video-label loss."
+    )
+    selection: str = _field(
+        "val",
+        "Which epoch the run keeps and reports: the best on the val split (val_match for "
+        "avdln), or the last one (the AVE authors' cross-modality code keeps the last).",
     )
     early_stopping_patience: int = _field(
         0, "Stop after this many epochs without val improvement; 0 = never."
@@ -81,8 +93,9 @@ class HParams:
                 raise input_error(
                     f"{source} field {name!r}", f"one of {allowed}", repr(getattr(self, name))
                 )
+        if int(self.epochs) < 0:
+            raise input_error(f"{source} field 'epochs'", "an integer >= 0", self.epochs)
         for name in (
-            "epochs",
             "batch_size",
             "encoder_units",
             "fusion_units",
@@ -115,6 +128,17 @@ class HParams:
 
 FIELDS = {field.name: field.type for field in dataclasses.fields(HParams)}
 HELP = {field.name: field.metadata["help"] for field in dataclasses.fields(HParams)}
+
+
+def for_model(model):
+    """The default HParams of a model: the common defaults with the model's own (MODEL_DEFAULTS).
+
+    Args:
+        model: a model name.
+    Returns:
+        HParams with `model` set.
+    """
+    return HParams(model=model, **MODEL_DEFAULTS.get(model, {}))
 
 
 def from_dict(values, source="hyperparameters", base=None):

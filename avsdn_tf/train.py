@@ -13,7 +13,7 @@ from absl import app, flags
 from avsdn_tf import cli, constants, locks
 from avsdn_tf.data import synthetic
 from avsdn_tf.errors import run_main
-from avsdn_tf.models import backbones
+from avsdn_tf.models import tasks
 from avsdn_tf.training import run_dir, strategies, threads, trainer
 
 FLAGS = flags.FLAGS
@@ -29,6 +29,13 @@ def define_flags():
         "batch's audio is NaN, as a broken feature extractor would write it. Training stops at "
         "that epoch's first step with one message, keeping the last good checkpoint (exit 2).",
         lower_bound=1,
+    )
+    flags.DEFINE_string(
+        "init_weights",
+        None,
+        "Released weights to start from: for --model avdln the AVE authors' Keras 2 h5 "
+        "(cmm_model_weights.h5). With --epochs 0 they are imported into --model_dir and "
+        "evaluated without training; with more epochs training fine-tunes them.",
     )
     cli.define(
         "data_dir",
@@ -65,7 +72,7 @@ def main(argv):
     """
     del argv
     if FLAGS.model == "help":
-        print(backbones.describe())
+        print(tasks.describe())
         return
     threads.configure_from_flags()
     if FLAGS.cpu_devices:
@@ -88,6 +95,7 @@ def main(argv):
             max_videos=FLAGS.max_videos,
             verbose=2 if not sys.stdout.isatty() else 1,
             inject_nan_at_epoch=FLAGS.inject_nan_at_epoch,
+            init_weights=FLAGS.init_weights,
         )
 
 

@@ -45,14 +45,20 @@ def write_h5(path, value, key=constants.H5_KEY):
         handle.create_dataset(key, data=value)
 
 
-def write_ave_dir(directory, layout="map", noisy=True, header=False, crlf=False, seed=0):
-    """An AVE-format release in `directory`; returns the arrays written, for comparisons."""
+def write_ave_dir(
+    directory, layout="map", noisy=True, header=False, crlf=False, seed=0, vector_shape=VECTOR_SHAPE
+):
+    """An AVE-format release in `directory`; returns the arrays written, for comparisons.
+
+    vector_shape: the visual vectors' shape with layout "vector" ((512,) for the AVE authors'
+    cross-modality weights).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     names = constants.category_names()
     n = len(ROWS)
-    visual_shape = MAP_SHAPE if layout == "map" else VECTOR_SHAPE
+    visual_shape = MAP_SHAPE if layout == "map" else tuple(vector_shape)
     lines = [f"{category}&{video}&good&{start}&{end}" for category, video, start, end in ROWS]
     if header:
         lines.insert(0, annotations.HEADER)

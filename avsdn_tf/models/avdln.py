@@ -2,7 +2,9 @@
 localization (A2V / V2A), and the import of their released Keras 2 weights (cmm_model_weights.h5).
 
 visual [B, T, 512] -> Dense(128) -> LeakyReLU(0.3) -> Dense(64); audio [B, T, 128] -> Dense(128)
--> LeakyReLU(0.3) -> Dense(64); distance [B, T] = sqrt(max(sum((v - a)^2), eps)).
+-> LeakyReLU(0.3) -> Dense(64); distance [B, T] = sqrt(max(sum((v - a)^2), eps)). The model takes
+raw features (no normalisation layers: the authors' code feeds raw features); visual maps
+[B, T, H, W, C] are averaged over space inside the model first.
 """
 
 import h5py
@@ -11,7 +13,7 @@ import numpy as np
 
 from avsdn_tf import constants
 from avsdn_tf.errors import input_error
-from avsdn_tf.models import metrics
+from avsdn_tf.models import layers, metrics
 
 DISTANCE_OUTPUT = "distance"
 AUDIO_EMBEDDING = "audio_embedding"
@@ -26,18 +28,26 @@ H5_LAYERS = {
 }
 
 
-def build_avdln(audio_dim=128, visual_dim=512, num_segments=constants.NUM_SEGMENTS):
+def build_avdln(
+    audio_dim=128, visual_dim=512, num_segments=constants.NUM_SEGMENTS, visual_map_shape=None
+):
     """The AVDLN Keras model.
 
     Args:
         audio_dim: A, the audio feature size; visual_dim: V, the pooled visual vector size.
         num_segments: T, or None for any length.
+        visual_map_shape: (H, W, C) when the visual input is a map per segment (averaged over
+            space inside the model to a C-d vector; visual_dim is then ignored), else None.
     Returns:
-        keras.Model mapping {"audio": [B, T, A], "visual": [B, T, V]} to {"distance": [B, T],
-        "audio_embedding": [B, T, 64], "visual_embedding": [B, T, 64]}.
+        keras.Model mapping {"audio": [B, T, A], "visual": [B, T, V] or [B, T, H, W, C]} to
+        {"distance": [B, T], "audio_embedding": [B, T, 64], "visual_embedding": [B, T, 64]}.
     """
     audio = keras.Input((num_segments, audio_dim), name="audio")
-    visual = keras.Input((num_segments, visual_dim), name="visual")
+    if visual_map_shape is None:
+        visual_input = visual = keras.Input((num_segments, visual_dim), name="visual")
+    else:
+        visual_input = keras.Input((num_segments, *visual_map_shape), name="visual")
+        visual = layers.SpatialAveragePooling(name="visual_pooling")(visual_input)
 
     def branch(features, modality):
         hidden = keras.layers.Dense(constants.AVDLN_HIDDEN_UNITS, name=f"{modality}_hidden")(
@@ -55,7 +65,7 @@ def build_avdln(audio_dim=128, visual_dim=512, num_segments=constants.NUM_SEGMEN
         AUDIO_EMBEDDING: keras.layers.Identity(name=AUDIO_EMBEDDING)(audio_embedding),
         VISUAL_EMBEDDING: keras.layers.Identity(name=VISUAL_EMBEDDING)(visual_embedding),
     }
-    return keras.Model({"audio": audio, "visual": visual}, outputs, name="avdln")
+    return keras.Model({"audio": audio, "visual": visual_input}, outputs, name="avdln")
 
 
 def variable_length(model):
@@ -150,17 +160,57 @@ def import_keras2_weights(model, path):
 
 
 def event_targets(labels):
-    """The contrastive targets of parsed records' segment labels.
+    """The contrastive targets of parsed records' segment labels (in a tf.data map or eagerly).
 
     Args:
         labels: [B, T] int segment labels (constants.BACKGROUND outside the event,
-            constants.PAD_LABEL for padding).
+            constants.PAD_LABEL for padding): an array or a tensor.
     Returns:
-        [B, T] float32: 1 for the segments inside the event, else 0.
+        [B, T] float32 tensor: 1 for the segments inside the event, else 0.
     """
-    labels = np.asarray(labels)
-    inside = (labels != constants.BACKGROUND) & (labels != constants.PAD_LABEL)
-    return inside.astype(np.float32)
+    labels = ops.convert_to_tensor(labels, "int32")
+    inside = ops.logical_and(
+        ops.not_equal(labels, constants.BACKGROUND), ops.not_equal(labels, constants.PAD_LABEL)
+    )
+    return ops.cast(inside, "float32")
+
+
+def embedding_model(model):
+    """What cross-modal evaluation reads of an AVDLN model: its two embeddings.
+
+    Args:
+        model: a model from build_avdln (any input layout).
+    Returns:
+        keras.Model: the same inputs -> (audio_embedding, visual_embedding), [B, T, 64] each.
+    """
+    return keras.Model(
+        model.inputs,
+        [model.get_layer(AUDIO_EMBEDDING).output, model.get_layer(VISUAL_EMBEDDING).output],
+        name=f"{model.name}_embeddings",
+    )
+
+
+def evaluate_batches(model, batches):
+    """A2V and V2A accuracy of an AVDLN model over batches (metrics.cross_modal_accuracy).
+
+    Args:
+        model: a model from build_avdln.
+        batches: iterable of (inputs {"audio", "visual"}, labels [B, T] segment labels).
+    Returns:
+        {"a2v_accuracy", "v2a_accuracy", "evaluated"}.
+    """
+    embed = embedding_model(model)
+    audio, visual, events = [], [], []
+    for inputs, labels in batches:
+        audio_embedding, visual_embedding = embed(inputs, training=False)
+        audio.append(ops.convert_to_numpy(audio_embedding))
+        visual.append(ops.convert_to_numpy(visual_embedding))
+        events.append(ops.convert_to_numpy(event_targets(labels)))
+    if not audio:
+        return metrics.cross_modal_accuracy([], [], [])
+    return metrics.cross_modal_accuracy(
+        np.concatenate(audio), np.concatenate(visual), np.concatenate(events)
+    )
 
 
 def evaluate(model, audio, visual, labels, batch_size=64):
@@ -173,7 +223,11 @@ def evaluate(model, audio, visual, labels, batch_size=64):
     Returns:
         {"a2v_accuracy", "v2a_accuracy", "evaluated"}.
     """
-    out = model.predict({"audio": audio, "visual": visual}, batch_size=batch_size, verbose=0)
-    return metrics.cross_modal_accuracy(
-        out[AUDIO_EMBEDDING], out[VISUAL_EMBEDDING], event_targets(labels)
+    batches = (
+        (
+            {"audio": audio[i : i + batch_size], "visual": visual[i : i + batch_size]},
+            labels[i : i + batch_size],
+        )
+        for i in range(0, len(labels), batch_size)
     )
+    return evaluate_batches(model, batches)

@@ -220,8 +220,9 @@ def names():
     return list(REGISTRY)
 
 
-def describe():
-    width = max(map(len, REGISTRY))
+def describe(width=None):
+    """One line per registered model: its name (padded to `width`) and what it is."""
+    width = width or max(map(len, REGISTRY))
     return "\n".join(
         f"{name:<{width}}  {description}" for name, (_, description) in REGISTRY.items()
     )
@@ -396,6 +397,25 @@ class InferenceFunction:
     def experimental_get_tracing_count(self):
         """How many times the tf.function was traced (1: every batch size reused the trace)."""
         return self._function.experimental_get_tracing_count()
+
+
+def cached_inference_function(model):
+    """The inference_function of a model's per-segment part, made once per model (kept on it) so
+    every validation pass and evaluation reuses its trace; synced with the model's current
+    weights on every reuse.
+
+    Args:
+        model: a model built by a task (any head on top; its segment_probs are read).
+    Returns:
+        an InferenceFunction of segment_model(model).
+    """
+    cached = getattr(model, "_avsdn_predict", None)
+    if cached is None:
+        cached = inference_function(segment_model(model))
+        model._avsdn_predict = cached
+    else:
+        cached.sync()
+    return cached
 
 
 def inference_function(model, fold=True):

@@ -36,6 +36,7 @@ def video_binary_cross_entropy():
     return keras.losses.BinaryCrossentropy(name="video_binary_cross_entropy")
 
 
+@keras.saving.register_keras_serializable(package="avsdn_tf")
 def contrastive_loss(targets, distances, margin=constants.CONTRASTIVE_MARGIN):
     """The AVEL authors' contrastive loss: mean(y d^2 + (1 - y) max(margin - d, 0)^2).
 

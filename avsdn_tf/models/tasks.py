@@ -12,26 +12,171 @@ what evaluation reads; the data pipeline knows records and the models know shape
   state also goes through Dense(fusion_units, relu) -> Dense(29, softmax) against the video
   label, with categorical cross-entropy weighted by hp.guide_loss_weight.
 
-Evaluation always reads segment_probs (`segment_model`) and the segment labels.
+Evaluation of these reads segment_probs (`segment_model`) and the segment labels.
+
+- `CrossModalTask` (`--model avdln`, AVEL's cross-modality localization): the AVE authors'
+  AVDLN (models/avdln.py) on raw features (no normalisation; visual maps averaged over space
+  inside the model); the target of a segment pair is 1 inside the event; the contrastive loss
+  on the distance; splits train_match / val_match / test_match; evaluation reads the two
+  embeddings and scores A2V and V2A (metrics.cross_modal_accuracy).
+
+What the trainer and evaluation ask of every task (BaseTask): `splits` (train, selection, report),
+`normalized` (whether train sets statistics into the model), `build`, `batches`, `compile`,
+`include_noisy`, `import_weights`, `validation_score` (named `validation_name`),
+`evaluate_batches` (a split's metrics.json entry), `evaluation_kind` (the report's table) and
+`headline`.
 """
 
 import abc
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from avsdn_tf import constants
 from avsdn_tf.data import records
-from avsdn_tf.models import backbones, layers, losses, metrics
+from avsdn_tf.errors import argument_error
+from avsdn_tf.models import avdln, backbones, layers, losses, metrics
+
+CROSS_MODAL_MODEL = "avdln"
 
 
-class Task(abc.ABC):
-    """Base task: the common parts; subclasses say the supervision's head, target and loss."""
+def segment_predictions(model, parsed_batches):
+    """Per-video ids, segment labels, predicted labels and probabilities over parsed batches.
+
+    Args:
+        model: a model a classifier task built (any head; its segment_probs are read).
+        parsed_batches: iterable of parsed batches (pipeline.make_dataset).
+    Returns:
+        (ids [N], labels [N, T], predictions [N, T], probs [N, T, 29]); videos of different
+        lengths are padded to the longest, labels and predictions with constants.PAD_LABEL.
+    """
+    predict = backbones.cached_inference_function(model)
+    ids, labels, probs = [], [], []
+    for parsed in parsed_batches:
+        probs.append(predict(records.model_inputs(parsed)).numpy())
+        labels.append(parsed[records.LABEL].numpy())
+        ids.extend(video_id.decode() for video_id in parsed[records.VIDEO_ID].numpy())
+    width = max(p.shape[1] for p in probs)
+    probs = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p in probs])
+    labels = np.concatenate(
+        [
+            np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=constants.PAD_LABEL)
+            for x in labels
+        ]
+    )
+    predictions = np.where(labels != constants.PAD_LABEL, probs.argmax(-1), constants.PAD_LABEL)
+    return ids, labels, predictions, probs
+
+
+class BaseTask(abc.ABC):
+    """What the trainer and evaluation ask of every task; the parts all tasks share."""
 
     supervision = None
+    splits = None  # {"train", "val", "test"} -> the split names a run trains, selects, reports
+    splits_origin = ""  # where the splits come from, for the message when the data lacks them
+    normalized = None  # whether the model has normalisation layers set from train statistics
+    validation_name = None  # the name of validation_score in the history and the logs
+    evaluation_kind = None  # the report's table (training/report.py TABLES)
 
     def __init__(self, hp):
         self.hp = hp
+
+    @abc.abstractmethod
+    def build(
+        self,
+        audio_dim,
+        visual_shape,
+        num_segments=constants.NUM_SEGMENTS,
+        statistics=None,
+        source="statistics",
+    ):
+        """The model `train` fits, over {"audio", "visual"} raw features."""
+
+    @abc.abstractmethod
+    def targets(self, parsed):
+        """Targets of a parsed batch, in the structure of the model's trained outputs."""
+
+    @abc.abstractmethod
+    def compile(self, model, optimizer, **kwargs):
+        """Compile a model `build` made with this task's losses and metrics."""
+
+    @abc.abstractmethod
+    def validation_score(self, model, parsed_batches):
+        """The score the epoch selection maximises, over the val split's parsed batches."""
+
+    @abc.abstractmethod
+    def evaluate_batches(self, model, parsed_batches, class_names):
+        """A split's entry of metrics.json, over its parsed batches."""
+
+    @abc.abstractmethod
+    def headline(self, summary):
+        """One line of a split's summary (evaluate_batches' dict) for the train output."""
+
+    def batches(self, parsed_batches):
+        """Parsed batches -> (inputs, targets) batches for Keras' fit and evaluate.
+
+        Args:
+            parsed_batches: tf.data.Dataset of parsed batches (pipeline.make_dataset).
+        Returns:
+            tf.data.Dataset of ({"audio": [B, T, A], "visual": [B, T, V] or [B, T, H, W, C]} raw
+            features, targets(parsed)).
+        """
+        return parsed_batches.map(
+            lambda parsed: (records.model_inputs(parsed), self.targets(parsed)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def include_noisy(self, info):
+        """Whether training also reads the background-only (noisy) split.
+
+        Args:
+            info: the data's DatasetInfo.
+        Returns:
+            bool: False (the noisy split has no events; only weak supervision reads it).
+        """
+        return False
+
+    @staticmethod
+    def describe_inputs(visual_shape):
+        """What the train output says once about the features a model without normalisation
+        layers reads (tasks whose `normalized` is False).
+
+        Args:
+            visual_shape: [D] or [H, W, C].
+        Returns:
+            str.
+        """
+        return f"raw features (no normalisation), visual {list(visual_shape)}"
+
+    def import_weights(self, model, path):
+        """Set released weights of another code base into a model this task built.
+
+        Args:
+            model: the model `build` returned. path: the weights file.
+        Raises:
+            UserError: unless the task overrides it (only the cross-modality network, avdln,
+                has released weights).
+        """
+        raise argument_error(
+            "init_weights",
+            f"a run of `model={CROSS_MODAL_MODEL}` (the only model with released weights to "
+            "import)",
+            f"model {self.hp.model!r}",
+        )
+
+
+class Task(BaseTask):
+    """Base task of the segment classifiers: the common parts; subclasses say the supervision's
+    head, target and loss."""
+
+    splits = {"train": "train", "val": "val", "test": "test"}
+    normalized = True
+    validation_name = "val_frame_accuracy"
+    evaluation_kind = "segments"
+
+    def __init__(self, hp):
+        super().__init__(hp)
         self.label_guided = backbones.is_label_guided(hp.model)
 
     # -- heads -------------------------------------------------------------------------------
@@ -98,20 +243,6 @@ class Task(abc.ABC):
         video = tf.one_hot(parsed[records.VIDEO_LABEL], constants.NUM_CLASSES)
         return (main, video, video)
 
-    def batches(self, parsed_batches):
-        """Parsed batches -> (inputs, targets) batches for Keras' fit and evaluate.
-
-        Args:
-            parsed_batches: tf.data.Dataset of parsed batches (pipeline.make_dataset).
-        Returns:
-            tf.data.Dataset of ({"audio": [B, T, A], "visual": [B, T, V] or [B, T, H, W, C]} raw
-            features, targets(parsed)).
-        """
-        return parsed_batches.map(
-            lambda parsed: (records.model_inputs(parsed), self.targets(parsed)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-
     # -- losses and metrics ------------------------------------------------------------------
     @abc.abstractmethod
     def _main_loss(self):
@@ -142,15 +273,36 @@ class Task(abc.ABC):
         )
 
     # -- data and evaluation -----------------------------------------------------------------
-    def include_noisy(self, info):
-        """Whether training also reads the background-only (noisy) split.
+    def validation_score(self, model, parsed_batches):
+        """Frame-wise accuracy (metrics.FrameAccuracy) over parsed batches.
 
         Args:
-            info: the data's DatasetInfo.
+            model: a model this task built.
+            parsed_batches: batches of parsed records (pipeline.make_dataset).
         Returns:
-            bool: False for full supervision (the noisy split has no segment labels).
+            float, the share of real segments predicted right.
         """
-        return False
+        predict = backbones.cached_inference_function(model)
+        accuracy = metrics.FrameAccuracy()
+        for parsed in parsed_batches:
+            accuracy.update_state(parsed[records.LABEL], predict(records.model_inputs(parsed)))
+        return float(accuracy.result())
+
+    def evaluate_batches(self, model, parsed_batches, class_names):
+        """Every metric of one split (metrics.summarize), what metrics.json holds per split.
+
+        Args:
+            model: a model this task built. parsed_batches: one split's parsed batches.
+            class_names: the K class names.
+        Returns:
+            metrics.summarize's dict.
+        """
+        _, labels, predictions, _ = segment_predictions(model, parsed_batches)
+        return metrics.summarize(labels, predictions, class_names)
+
+    def headline(self, summary):
+        """One line of a split's summary (evaluate_batches' dict) for the train output."""
+        return f"accuracy {summary['accuracy']:.4f}"
 
     @staticmethod
     def segment_model(model):
@@ -209,16 +361,158 @@ class VideoTask(Task):
         return constants.NOISY_SPLIT in info.splits
 
 
+class CrossModalTask(BaseTask):
+    """Cross-modality localization (A2V / V2A) with the AVE authors' AVDLN: segment pairs instead
+    of segment classes."""
+
+    supervision = constants.FULL  # segment-level targets (inside the event or not)
+    splits = {"train": "train_match", "val": "val_match", "test": "test_match"}
+    splits_origin = (
+        "the cross-modality splits prepare writes when the release folder has "
+        "train_order_match.h5, val_order_match.h5 and test_order_match.h5"
+    )
+    normalized = False  # the authors' network takes raw features
+    validation_name = "val_cross_modal_accuracy"
+    evaluation_kind = "cross_modal"
+
+    def build(
+        self,
+        audio_dim,
+        visual_shape,
+        num_segments=constants.NUM_SEGMENTS,
+        statistics=None,
+        source="statistics",
+    ):
+        """The AVDLN over raw features (statistics are not used: it has no normalisation).
+
+        Args:
+            audio_dim: A. visual_shape: [D] vectors, or [H, W, C] maps (averaged over space
+                inside the model). num_segments: T, or None for any.
+            statistics, source: ignored (the signature of Task.build).
+        Returns:
+            avdln.build_avdln's model: outputs distance, audio_embedding, visual_embedding.
+        """
+        del statistics, source
+        visual_shape = list(visual_shape)
+        if len(visual_shape) == 3:
+            return avdln.build_avdln(audio_dim, None, num_segments, visual_map_shape=visual_shape)
+        return avdln.build_avdln(audio_dim, visual_shape[0], num_segments)
+
+    @staticmethod
+    def describe_inputs(visual_shape):
+        """What the train output says once about the features the AVDLN reads.
+
+        Args:
+            visual_shape: [D] or [H, W, C].
+        Returns:
+            str.
+        """
+        visual = (
+            f"visual maps {list(visual_shape)} averaged over space inside the model to "
+            f"{visual_shape[-1]}-d vectors"
+            if len(visual_shape) == 3
+            else f"visual vectors of {visual_shape[0]} used as they are"
+        )
+        return f"avdln: raw features (no normalisation, as the authors' code); {visual}"
+
+    def targets(self, parsed):
+        """{"distance": [B, T] float32}: 1 for the segment pairs inside the event, else 0."""
+        return {avdln.DISTANCE_OUTPUT: avdln.event_targets(parsed[records.LABEL])}
+
+    def compile(self, model, optimizer, **kwargs):
+        """Compile with the contrastive loss (margin constants.CONTRASTIVE_MARGIN) on the distance.
+
+        Args:
+            model: the model `build` returned. optimizer: a keras optimizer.
+            **kwargs: more keras.Model.compile arguments.
+        """
+        model.compile(
+            optimizer=optimizer, loss={avdln.DISTANCE_OUTPUT: losses.contrastive_loss}, **kwargs
+        )
+
+    def import_weights(self, model, path):
+        """Set the authors' released weights (Keras 2 h5, cmm_model_weights.h5) into the model.
+
+        Args:
+            model: the model `build` returned. path: the h5 file.
+        Raises:
+            UserError naming the file (and layer) when it is missing or its shapes do not fit.
+        """
+        avdln.import_keras2_weights(model, path)
+
+    def evaluate_batches(self, model, parsed_batches, class_names=None):
+        """A2V and V2A accuracy of one split (avdln.evaluate_batches).
+
+        Args:
+            model: the model `build` returned. parsed_batches: one split's parsed batches.
+            class_names: unused (the signature of Task.evaluate_batches).
+        Returns:
+            {"a2v_accuracy", "v2a_accuracy", "evaluated"}.
+        """
+        return avdln.evaluate_batches(
+            model,
+            ((records.model_inputs(parsed), parsed[records.LABEL]) for parsed in parsed_batches),
+        )
+
+    def validation_score(self, model, parsed_batches):
+        """The mean of A2V and V2A accuracy on val_match (the epoch selection's score).
+
+        Args:
+            model: the model being trained. parsed_batches: val_match's parsed batches.
+        Returns:
+            float.
+        """
+        summary = self.evaluate_batches(model, parsed_batches)
+        return (summary["a2v_accuracy"] + summary["v2a_accuracy"]) / 2
+
+    def headline(self, summary):
+        """One line of a split's summary for the train output."""
+        return (
+            f"A2V {summary['a2v_accuracy']:.4f}, V2A {summary['v2a_accuracy']:.4f} "
+            f"({summary['evaluated']} videos)"
+        )
+
+
 TASKS = {SegmentTask.supervision: SegmentTask, VideoTask.supervision: VideoTask}
+
+
+def model_names():
+    """Every model name `--model` takes: the registry's classifiers and the cross-modal AVDLN.
+
+    Returns:
+        list of str.
+    """
+    return [*backbones.names(), CROSS_MODAL_MODEL]
+
+
+def describe():
+    """The `--model help` listing: one line per model name."""
+    width = max(map(len, model_names()))
+    avdln_line = (
+        f"{CROSS_MODAL_MODEL:<{width}}  AVEL cross-modality localization (A2V / V2A): the AVE "
+        "authors' audio-visual distance learning network, on the *_match splits"
+    )
+    return "\n".join([backbones.describe(width), avdln_line])
 
 
 def for_hparams(hp):
     """The task of a set of hyperparameters.
 
     Args:
-        hp: HParams; reads `supervision` ("full" or "weak") and `model` (label guidance when it
-            is the label-guided ablation).
+        hp: HParams; reads `model` (avdln: cross-modality localization; label guidance when it
+            is the label-guided ablation) and `supervision` ("full" or "weak").
     Returns:
-        a SegmentTask (full) or VideoTask (weak).
+        a CrossModalTask (model avdln), else a SegmentTask (full) or VideoTask (weak).
+    Raises:
+        UserError: for model avdln with weak supervision (its targets are segment-level).
     """
+    if hp.model == CROSS_MODAL_MODEL:
+        if hp.supervision != constants.FULL:
+            raise argument_error(
+                "supervision",
+                f"{constants.FULL!r} for `model={CROSS_MODAL_MODEL}` (its targets say which "
+                "segments are inside the event)",
+                repr(hp.supervision),
+            )
+        return CrossModalTask(hp)
     return TASKS[hp.supervision](hp)

@@ -1,91 +1,54 @@
-"""Predicting a split with the per-segment model and scoring it with every metric."""
+"""Scoring a trained model on a split of a data directory, the way its task scores."""
 
 import os
 
 import numpy as np
 
-from avsdn_tf import constants, fileio
-from avsdn_tf.data import pipeline, records
+from avsdn_tf import fileio
+from avsdn_tf.data import pipeline
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import backbones, metrics
+from avsdn_tf.models import tasks
 from avsdn_tf.training import report
 from avsdn_tf.training.run_dir import load_run
-
-
-def _predictor(segment_model):
-    """The lean forward pass (backbones.inference_function), made once per model so epochs reuse
-    its trace; synced with the model's current weights on every reuse."""
-    cached = getattr(segment_model, "_avsdn_predict", None)
-    if cached is None:
-        cached = backbones.inference_function(segment_model)
-        segment_model._avsdn_predict = cached
-    else:
-        cached.sync()
-    return cached
-
-
-def frame_accuracy_of(segment_model, data):
-    """Frame-wise accuracy (metrics.FrameAccuracy) of a per-segment model over parsed batches.
-
-    Args:
-        segment_model: inputs -> segment_probs [B, T, 29].
-        data: batches of parsed records (pipeline.make_dataset).
-    Returns:
-        float, the share of real segments predicted right.
-    """
-    predict = _predictor(segment_model)
-    accuracy = metrics.FrameAccuracy()
-    for parsed in data:
-        accuracy.update_state(parsed[records.LABEL], predict(records.model_inputs(parsed)))
-    return float(accuracy.result())
 
 
 def predict_split(model, data_dir, split, batch_size=64, max_videos=None):
     """Per-video ids, segment labels, predicted labels and probabilities of one split.
 
     Args:
-        model: a trained model (any task head; its segment_probs are read).
+        model: a trained classifier (any task head; its segment_probs are read).
+        data_dir: a data directory. split: the split name. batch_size: videos per batch.
+        max_videos: only the first this many videos (None: all).
     Returns:
-        (ids [N], labels [N, T], predictions [N, T], probs [N, T, 29]); videos of different
-        lengths are padded to the longest, labels and predictions with constants.PAD_LABEL.
+        tasks.segment_predictions' (ids [N], labels [N, T], predictions [N, T], probs
+        [N, T, 29]); videos of different lengths padded with constants.PAD_LABEL.
     """
-    predict = _predictor(backbones.segment_model(model))
     data = pipeline.make_dataset(data_dir, split, batch_size, max_videos=max_videos)
-    ids, labels, probs = [], [], []
     with pipeline.reading(data_dir, [split]):
-        for parsed in data:
-            probs.append(predict(records.model_inputs(parsed)).numpy())
-            labels.append(parsed[records.LABEL].numpy())
-            ids.extend(video_id.decode() for video_id in parsed[records.VIDEO_ID].numpy())
-    width = max(p.shape[1] for p in probs)
-    probs = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p in probs])
-    labels = np.concatenate(
-        [
-            np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=constants.PAD_LABEL)
-            for x in labels
-        ]
-    )
-    predictions = np.where(labels != constants.PAD_LABEL, probs.argmax(-1), constants.PAD_LABEL)
-    return ids, labels, predictions, probs
+        return tasks.segment_predictions(model, data)
 
 
-def evaluate_split(model, data_dir, split, class_names, max_videos=None):
-    """Score a model on one split of a data directory.
+def evaluate_split(task, model, data_dir, split, class_names, max_videos=None, batch_size=64):
+    """Score a model on one split of a data directory, as its task scores (Task.evaluate_batches).
 
     Args:
-        model: a trained model (any task head; its segment_probs are read).
+        task: the run's task (tasks.for_hparams).
+        model: a trained model that task built.
         data_dir: a data directory (local path or storage URL).
-        split: the split name, e.g. "test".
+        split: the split name, e.g. "test" (or "test_match" for the cross-modal task).
         class_names: the K class names of the run.
         max_videos: score only the first this many videos (None: all).
+        batch_size: videos per forward pass.
     Returns:
-        metrics.summarize's dict: accuracy, per-class accuracy, confusion matrix, intervals.
+        the task's summary: metrics.summarize's dict for the classifiers (accuracy, per-class
+        accuracy, confusion matrix, intervals), A2V / V2A accuracy for the cross-modal task.
     """
-    _, labels, predictions, _ = predict_split(model, data_dir, split, max_videos=max_videos)
-    return metrics.summarize(labels, predictions, class_names)
+    data = pipeline.make_dataset(data_dir, split, batch_size, max_videos=max_videos)
+    with pipeline.reading(data_dir, [split]):
+        return task.evaluate_batches(model, data, class_names)
 
 
-def evaluate_run(model_dir, data_dir=None, split="test", checkpoint="best", output_dir=None):
+def evaluate_run(model_dir, data_dir=None, split=None, checkpoint="best", output_dir=None):
     """Score a run's checkpoint on a split; write eval_<split>.json and a confusion PNG.
 
     The run directory is all the model needs (it carries its normalisation); data_dir only
@@ -94,11 +57,12 @@ def evaluate_run(model_dir, data_dir=None, split="test", checkpoint="best", outp
     Args:
         model_dir: a run directory written by train.
         data_dir: the data to score (default: the data the run was trained on).
-        split: the split name.
+        split: the split name (default: the run's task's test split, e.g. test_match for avdln).
         checkpoint: "best" or "last".
         output_dir: where the files go (default: model_dir).
     Returns:
-        the summary dict (evaluate_split's, plus "split", "data_dir", "checkpoint").
+        the summary dict (evaluate_split's, plus "split", "data_dir", "checkpoint"); the
+        confusion PNG only for the classifiers.
     Raises:
         errors.UserError: for a missing or old run, or data of other dims than the run's.
     """
@@ -107,12 +71,15 @@ def evaluate_run(model_dir, data_dir=None, split="test", checkpoint="best", outp
     if not data_dir:
         raise UserError(f"{run.path}: the run records no data directory; name one to evaluate on")
     run.check_data(data_dir)
-    summary = evaluate_split(run.model, data_dir, split, run.class_names)
+    split = split or run.task.splits["test"]
+    summary = evaluate_split(run.task, run.model, data_dir, split, run.class_names)
     summary.update({"split": split, "data_dir": data_dir, "checkpoint": checkpoint})
     output_dir = output_dir or model_dir
     fileio.make_directories(output_dir)
     fileio.write_json(os.path.join(output_dir, f"eval_{split}.json"), summary)
-    print(report.metrics_table(summary, run.class_names))
+    print(report.table(run.task.evaluation_kind, summary, run.class_names))
+    if "confusion_matrix" not in summary:
+        return summary
     png = report.save_confusion_png(
         np.asarray(summary["confusion_matrix"]),
         run.class_names,

@@ -37,6 +37,42 @@ def metrics_table(summary, class_names):
     return "\n".join(lines)
 
 
+def cross_modal_table(summary, class_names=None):
+    """The human-readable table of one split's A2V / V2A accuracy.
+
+    Args:
+        summary: tasks.CrossModalTask.evaluate_batches' dict (a2v_accuracy, v2a_accuracy,
+            evaluated).
+        class_names: unused (the signature of metrics_table).
+    Returns:
+        str: one line per direction, with the number of videos evaluated.
+    """
+    evaluated = summary["evaluated"]
+    return "\n".join(
+        [
+            "cross-modality localization (videos whose event covers every segment are skipped)",
+            f"A2V accuracy   {summary['a2v_accuracy']:.4f}  ({evaluated} videos)",
+            f"V2A accuracy   {summary['v2a_accuracy']:.4f}  ({evaluated} videos)",
+        ]
+    )
+
+
+TABLES = {"segments": metrics_table, "cross_modal": cross_modal_table}
+
+
+def table(kind, summary, class_names):
+    """The table of a split's summary for a task's evaluation kind (Task.evaluation_kind).
+
+    Args:
+        kind: "segments" (classifiers) or "cross_modal".
+        summary: the task's summary of one split.
+        class_names: the K class names.
+    Returns:
+        str.
+    """
+    return TABLES[kind](summary, class_names)
+
+
 def save_confusion_png(confusion, class_names, path, title=""):
     """The row-normalised confusion matrix as a PNG.
 

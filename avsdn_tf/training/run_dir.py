@@ -9,7 +9,7 @@ import tensorflow as tf
 from avsdn_tf import constants, fileio, hparams, remote
 from avsdn_tf.data import dataset_info
 from avsdn_tf.errors import UserError, input_error
-from avsdn_tf.models import backbones
+from avsdn_tf.models import backbones, tasks
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -89,6 +89,7 @@ class LoadedRun:
         hp: its HParams. audio_dim: A. visual_shape: [D] or [H, W, C]. num_segments: the
         training length T (None when the videos differed in length). class_names: 29 names.
         model: the trained Keras model (its task's heads on top; normalisation inside).
+        task: the run's task (tasks.for_hparams(hp)).
     """
 
     def __init__(self, path, checkpoint, config, hp, model):
@@ -105,16 +106,29 @@ class LoadedRun:
         self.num_segments = data.get("num_segments")
         self.class_names = list(config.get("class_names") or constants.class_names())
         self.data_dir = config.get("data_dir")
+        self.task = tasks.for_hparams(hp)
         self._variable_length = None
+
+    def _require_segments(self):
+        """Refuse, in one message, what needs segment_probs on a run that has none (avdln)."""
+        if self.task.evaluation_kind != "segments":
+            raise input_error(
+                f"{self.config} field hparams.model",
+                "a model that labels segments (this needs segment probabilities)",
+                f"{self.hp.model!r}, a cross-modality localization run: score it with "
+                f"`python -m avsdn_tf.evaluate --split {self.task.splits['test']}`",
+            )
 
     @property
     def segment_model(self):
         """The trained model cut to inputs -> segment_probs [B, T, 29] (fixed length T)."""
+        self._require_segments()
         return backbones.segment_model(self.model)
 
     @property
     def variable_length_model(self):
         """The per-segment model rebuilt for any number of segments (made once)."""
+        self._require_segments()
         if self._variable_length is None:
             self._variable_length = backbones.variable_length_model(
                 self.model, self.hp, self.audio_dim, self.visual_shape
@@ -226,6 +240,6 @@ def load_run(path, checkpoint="best", compile=False):
             "a Keras model saved by train",
             f"a file Keras cannot load ({type(error).__name__}: {str(error)[:200]})",
         ) from None
-    if not backbones.normalization_layers(model):
+    if tasks.for_hparams(hp).normalized and not backbones.normalization_layers(model):
         raise _old_run_error(checkpoint_path, run.config)
     return LoadedRun(path, checkpoint_path, config, hp, model)

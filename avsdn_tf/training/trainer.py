@@ -11,7 +11,7 @@ import time
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio
+from avsdn_tf import constants, fileio, hparams
 from avsdn_tf.data import dataset_info, normalization, pipeline
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import backbones, tasks
@@ -106,7 +106,11 @@ def resume_state(run, model, steps_per_epoch):
 
 
 class SelectOnValidation(keras.callbacks.Callback):
-    """After every epoch: frame-wise accuracy on val, best-on-val checkpoint, resumable state.
+    """After every epoch: the task's score on its val split (frame-wise accuracy on val; A2V / V2A
+    on val_match), the selected checkpoint, resumable state.
+
+    hp.selection "val" keeps the best-on-val epoch as best.keras; "last" (the AVE authors' way
+    for the cross-modal network) keeps every epoch, so best.keras is the last one.
 
     Crash consistency: state.json is written first and holds both the new epoch's state and the
     previous epoch's ("previous"); then best.keras (if val improved), then last.keras. The epoch
@@ -115,23 +119,15 @@ class SelectOnValidation(keras.callbacks.Callback):
     (`resume_state`); a re-trained epoch rewrites best.keras with the same weights.
     """
 
-    def __init__(self, run, val_data, hp, chief, state):
+    def __init__(self, run, val_data, hp, chief, state, task=None):
         super().__init__()
         self.run, self.val_data, self.hp, self.chief = run, val_data, hp, chief
+        self.task = task or tasks.for_hparams(hp)
         self.best = state.get("best_val_accuracy", -1.0)
         self.best_epoch = state.get("best_epoch", 0) - 1  # state.json counts epochs from 1
         self.history = state.get("history", [])
         self.stale_epochs = state.get("stale_epochs", 0)
         self.state = {key: value for key, value in state.items() if key != "previous"}
-
-    def set_model(self, model):
-        """Keep the model and its per-segment part, which the validation pass scores.
-
-        Args:
-            model: the keras.Model being fit.
-        """
-        super().set_model(model)
-        self.segment_model = backbones.segment_model(model)
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -145,9 +141,10 @@ class SelectOnValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        val_accuracy = evaluation.frame_accuracy_of(self.segment_model, self.val_data)
-        logs["val_frame_accuracy"] = val_accuracy
-        improved = val_accuracy > self.best
+        name = self.task.validation_name
+        val_accuracy = self.task.validation_score(self.model, self.val_data)
+        logs[name] = val_accuracy
+        improved = val_accuracy > self.best or self.hp.selection == "last"
         if improved:
             self.best, self.best_epoch, self.stale_epochs = val_accuracy, epoch, 0
         else:
@@ -155,8 +152,8 @@ class SelectOnValidation(keras.callbacks.Callback):
         self.history.append(
             {
                 "epoch": epoch + 1,
-                "val_frame_accuracy": val_accuracy,
-                **{k: float(v) for k, v in logs.items() if k != "val_frame_accuracy"},
+                name: val_accuracy,
+                **{k: float(v) for k, v in logs.items() if k != name},
             }
         )
         patience = self.hp.early_stopping_patience
@@ -179,7 +176,8 @@ class SelectOnValidation(keras.callbacks.Callback):
         _save_keras(self.model, self.run.last_checkpoint, self.chief)
         print(
             f"epoch {epoch + 1}/{self.hp.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
-            f"val frame accuracy {val_accuracy:.4f}{' (best so far)' if improved else ''}",
+            f"{name.replace('_', ' ')} {val_accuracy:.4f}"
+            f"{' (best so far)' if improved and self.hp.selection == 'val' else ''}",
             flush=True,
         )
         if stopping:
@@ -200,12 +198,13 @@ def _check_resumable(run, config, info):
             f"{saved.get('run_format', 'none')}: a run of an older version; use a new run"
             " directory",
         )
-    for key in ("model", "supervision"):
-        if saved["hparams"][key] != config["hparams"][key]:
+    for key in ("model", "supervision", "selection"):
+        saved_value = saved["hparams"].get(key, getattr(hparams.HParams(), key))
+        if saved_value != config["hparams"][key]:
             raise input_error(
                 f"{run.config} field hparams.{key}",
                 f"{config['hparams'][key]!r} to resume this run",
-                repr(saved["hparams"][key]),
+                repr(saved_value),
             )
     if saved["data"] != data_signature(info):
         raise input_error(
@@ -224,7 +223,7 @@ def _check_resumable(run, config, info):
         )
 
 
-def decide_cache(info, hp, include_noisy, max_videos):
+def decide_cache(info, hp, include_noisy, max_videos, splits=None):
     """Whether to keep the decoded train and val splits in memory, and their size.
 
     Decided from the data and hp.cache_gb, never from the machine's free memory, so the batches a
@@ -235,12 +234,14 @@ def decide_cache(info, hp, include_noisy, max_videos):
         hp: HParams (reads cache_gb).
         include_noisy: the train split includes the noisy split.
         max_videos: at most this many videos per split (None: all).
+        splits: the task's split names (Task.splits; default train and val).
     Returns:
         (keep in memory: bool, decoded gigabytes of train + val, or None for variable lengths).
     """
+    splits = splits or tasks.Task.splits
     sizes = [
-        pipeline.decoded_gigabytes(info, "train", include_noisy, max_videos),
-        pipeline.decoded_gigabytes(info, "val", max_videos=max_videos),
+        pipeline.decoded_gigabytes(info, splits["train"], include_noisy, max_videos),
+        pipeline.decoded_gigabytes(info, splits["val"], max_videos=max_videos),
     ]
     if None in sizes:  # videos of different lengths: size unknown until read
         return False, None
@@ -288,7 +289,7 @@ def _training_data(
     data = task.batches(
         pipeline.make_dataset(
             data_dir,
-            "train",
+            task.splits["train"],
             global_batch,
             training=True,
             include_noisy=include_noisy,
@@ -310,6 +311,51 @@ def _training_data(
     return data
 
 
+def _check_splits(data_dir, info, task):
+    """Every split the task reads is in the data and holds videos, or one message.
+
+    Args:
+        data_dir: the data directory. info: its DatasetInfo. task: the run's task.
+    Raises:
+        UserError naming dataset_info.json, the split(s) expected and the splits found.
+    """
+    where = f"{data_dir}/{constants.DATASET_INFO_FILE}"
+    names = list(task.splits.values())
+    missing = [name for name in names if name not in info.splits]
+    if missing and task.splits_origin:
+        raise input_error(
+            where,
+            f"the splits {', '.join(names)} for `model={task.hp.model}` ({task.splits_origin})",
+            f"splits {sorted(info.splits)}",
+        )
+    for split in names:
+        if pipeline.split_size(info, split) == 0:
+            found = (
+                f"{split!r} with no videos" if split in info.splits else "no such split"
+            ) + f" (splits {sorted(info.splits)})"
+            raise input_error(where, f"a non-empty {split!r} split", found)
+
+
+def _dims(info):
+    """(audio_dim, visual_shape, num_segments) of a DatasetInfo: what Task.build takes."""
+    return info.audio_dim, info.visual_shape, info.num_segments
+
+
+def _save_imported(run, model, chief):
+    """Epochs 0 with imported weights: they are the run's only (best and last) checkpoint.
+
+    state.json comes first and says epoch 0, which the checkpoint's optimizer step count (0)
+    agrees with (resume_state), so a later run with more epochs fine-tunes from them.
+    """
+    # The optimizer's slots exist before the save, so a resumed run loads them without warning.
+    model.optimizer.build(model.trainable_variables)
+    if chief:
+        state = {"epochs_done": 0, "best_epoch": 0, "history": [], "imported": True}
+        fileio.write_json(run.state, {**state, "previous": None})
+    _save_keras(model, run.best_checkpoint, chief)
+    _save_keras(model, run.last_checkpoint, chief)
+
+
 def train(
     data_dir,
     model_dir,
@@ -318,10 +364,13 @@ def train(
     max_videos=None,
     verbose=1,
     inject_nan_at_epoch=None,
+    init_weights=None,
 ):
     """Fit `hp.model` on data_dir's train split, keep the best epoch on val, write metrics.json.
 
-    A run directory that already holds an unfinished run of the same settings is resumed.
+    The splits, model, targets, loss and scores are the task's (tasks.for_hparams): train / val /
+    test for the classifiers, train_match / val_match / test_match for avdln. A run directory
+    that already holds an unfinished run of the same settings is resumed.
 
     Args:
         data_dir: a data directory (prepare, extract or synthesize output; local or a URL).
@@ -332,6 +381,8 @@ def train(
         verbose: Keras' fit verbosity (0 silent).
         inject_nan_at_epoch: fault injection: from this epoch (1-based) on, training batches
             carry NaN audio, so the NaN stop (TrainingDiverged) can be seen working.
+        init_weights: released weights to start from (avdln: the authors' Keras 2 h5); with
+            hp.epochs 0 they are only imported into the run directory and evaluated.
     Returns:
         the metrics dict written to metrics.json (val and test scores of the best epoch).
     Raises:
@@ -339,19 +390,20 @@ def train(
             or a shard that is damaged or vanishes during the run (naming it).
     """
     hp.validate()
-    if hp.model not in backbones.REGISTRY:
-        raise argument_error("model", f"one of {backbones.names()}", repr(hp.model))
-    info = dataset_info.read(data_dir)
-    for split in ("train", "val", "test"):
-        if pipeline.split_size(info, split) == 0:
-            raise input_error(
-                f"{data_dir}/{constants.DATASET_INFO_FILE}",
-                f"a non-empty {split!r} split",
-                f"splits {sorted(info.splits)}",
-            )
+    if hp.model not in tasks.model_names():
+        raise argument_error("model", f"one of {tasks.model_names()}", repr(hp.model))
+    if hp.epochs == 0 and not init_weights:
+        raise argument_error(
+            "epochs", "at least 1 (0 only with `init_weights`: import and evaluate them)", 0
+        )
     task = tasks.for_hparams(hp)
+    info = dataset_info.read(data_dir)
+    _check_splits(data_dir, info, task)
+    if init_weights:  # checked on a throwaway model before anything is written
+        task.import_weights(task.build(*_dims(info)), init_weights)
+    splits = task.splits
     include_noisy = task.include_noisy(info)
-    cache, decoded_gb = decide_cache(info, hp, include_noisy, max_videos)
+    cache, decoded_gb = decide_cache(info, hp, include_noisy, max_videos, splits)
     run = RunDir(model_dir)
     strategy = strategies.make_strategy(strategy_name)
     chief = strategies.is_chief(strategy)
@@ -371,10 +423,17 @@ def train(
         "data_in_memory": cache,
         "decoded_train_val_gb": decoded_gb,
         "class_names": list(info.class_names),
+        "splits": dict(splits),
+        "init_weights": init_weights,
         "run_format": RUN_FORMAT,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     _check_resumable(run, config, info)
+    saved_config = run.read_config() or {}
+    if saved_config.get("init_weights") and tf.io.gfile.exists(run.last_checkpoint):
+        # A resumed run started from imported weights; its checkpoint holds them (or their
+        # fine-tuned successors), so they are recorded, not imported again.
+        init_weights = config["init_weights"] = saved_config["init_weights"]
     state = run.read_state() or {}
     done = state.get("epochs_done", 0) >= hp.epochs or state.get("stopped_early")
     if state.get("finished") and done and tf.io.gfile.exists(run.metrics):
@@ -384,7 +443,7 @@ def train(
         fileio.make_directories(os.path.join(model_dir, "checkpoints"))
         fileio.write_json(run.config, config)
 
-    train_videos = pipeline.split_size(info, "train", include_noisy)
+    train_videos = pipeline.split_size(info, splits["train"], include_noisy)
     if max_videos:
         train_videos = min(train_videos, max_videos)
     steps_per_epoch = (
@@ -399,9 +458,12 @@ def train(
             hp.batch_size,
         )
     resuming = tf.io.gfile.exists(run.last_checkpoint)
-    if not resuming:
+    statistics, statistics_source = None, None
+    if not resuming and task.normalized:
         statistics, statistics_source = normalization.read_statistics(data_dir)
         print(f"feature normalisation (inside the model) from {statistics_source}")
+    elif not resuming:
+        print(task.describe_inputs(info.visual_shape))
     keras.utils.set_random_seed(hp.seed)
     first_epoch = 0
     with strategy.scope():
@@ -419,7 +481,12 @@ def train(
                 statistics=statistics,
                 source=statistics_source,
             )
+            if init_weights:
+                task.import_weights(model, init_weights)
+                print(f"weights imported from {init_weights}")
             compile_model(model, hp, steps_per_epoch)
+            if hp.epochs == 0:
+                _save_imported(run, model, chief)
     if decoded_gb is not None:
         print(
             f"train + val decoded: {decoded_gb:.2f} GB; "
@@ -430,7 +497,7 @@ def train(
             )
         )
     val_data = pipeline.make_dataset(
-        data_dir, "val", global_batch, max_videos=max_videos, cache=cache
+        data_dir, splits["val"], global_batch, max_videos=max_videos, cache=cache
     )
     started = time.time()
     if first_epoch < hp.epochs and not state.get("stopped_early"):
@@ -446,11 +513,11 @@ def train(
             steps_per_epoch,
             inject_nan_at_epoch,
         )
-        selector = SelectOnValidation(run, val_data, hp, chief, state)
+        selector = SelectOnValidation(run, val_data, hp, chief, state, task)
         callbacks = [selector]
         if chief:
             callbacks.append(keras.callbacks.TensorBoard(run.logs, write_graph=False))
-        with pipeline.reading(data_dir, ["train", "val"], include_noisy):
+        with pipeline.reading(data_dir, [splits["train"], splits["val"]], include_noisy):
             model.fit(
                 train_data,
                 epochs=hp.epochs,
@@ -469,19 +536,23 @@ def train(
     result = {
         "model": hp.model,
         "supervision": hp.supervision,
+        "selection": hp.selection,
+        "splits": dict(splits),
+        "init_weights": init_weights,
         "best_epoch": state.get("best_epoch"),
         "epochs_done": state.get("epochs_done"),
         "train_seconds_this_process": round(seconds, 2),
         "history": state.get("history", []),
     }
-    for split in ("val", "test"):
-        result[split] = evaluation.evaluate_split(
-            best_model, data_dir, split, info.class_names, max_videos=max_videos
+    for key in ("val", "test"):
+        result[key] = evaluation.evaluate_split(
+            task, best_model, data_dir, splits[key], info.class_names, max_videos=max_videos
         )
     fileio.write_json(run.metrics, result)
     fileio.write_json(run.state, {**state, "finished": True})
+    chosen = "last epoch" if hp.selection == "last" else "best epoch"
     print(
-        f"best epoch {result['best_epoch']}: val accuracy {result['val']['accuracy']:.4f}, "
-        f"test accuracy {result['test']['accuracy']:.4f}"
+        f"{chosen} {result['best_epoch']}: {splits['val']} {task.headline(result['val'])}; "
+        f"{splits['test']} {task.headline(result['test'])}"
     )
     return result
