@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import uuid
 
 import keras
@@ -43,6 +44,7 @@ from absl import app, flags
 from avsdn_tf import cli, constants, fileio, locks
 from avsdn_tf.data import records, shards
 from avsdn_tf.errors import UserError, argument_error, input_error, run_main
+from avsdn_tf.models import layers, tasks
 from avsdn_tf.training.run_dir import RunDir, load_run
 
 from . import cross_modal, signatures, warmup
@@ -121,11 +123,20 @@ class Run:
         self.info = self.loaded.check_data(self.data_dir) if has_records else None
 
 
-def _real_videos(run, count):
-    """Up to `count` records of one length from the run's data (val first), with their features."""
+def _real_videos(run, count, splits=REFERENCE_SPLITS):
+    """Up to `count` records of one length from the run's data, with their features.
+
+    Args:
+        run: a Run, or anything with its info (DatasetInfo or None), data_dir, audio_dim and
+            visual_shape.
+        count: videos wanted.
+        splits: the splits tried, in order (the first with videos is read).
+    Returns:
+        [(serialized record, decoded video dict)] of one length, or None without records.
+    """
     if run.info is None:
         return None
-    for split in REFERENCE_SPLITS:
+    for split in splits:
         if split not in run.info.splits or not run.info.splits[split]["videos"]:
             continue
         by_length = {}
@@ -384,6 +395,18 @@ def export(
             fails (full disk, read-only, no permission: the staging directory removed), an
             export that fails verification, or a publish that fails.
     """
+    config = RunDir(model_dir).read_config() or {}
+    if config.get("hparams", {}).get("model") == tasks.CROSS_MODAL_MODEL:
+        loaded = load_run(model_dir, checkpoint)
+        return export_cross_modal(
+            loaded.model,
+            export_base,
+            version,
+            features=_cross_modal_features(loaded, data_dir, verify_videos, verbose),
+            verify_videos=verify_videos,
+            verbose=verbose,
+            wait=wait,
+        )
     started = time.time()
     say = print if verbose else (lambda *args, **kwargs: None)
     if version is not None and version < 1:
@@ -394,11 +417,52 @@ def export(
     stale = (f"{TEMPORARY_PREFIX}*",)
     with locks.directory_lock(export_base, "`export_base`", wait=wait, stale=stale):
         final, version, report = _export_locked(
-            model_dir, export_base, version, checkpoint, data_dir, verify_videos, say
+            Run(model_dir, checkpoint, data_dir), export_base, version, verify_videos, say
         )
     say(f"verified {', '.join(report['checked'])}; max |difference| {report['max_difference']:.1e}")
     say(f"exported version {version} to {final} in {time.time() - started:.1f}s")
     return final
+
+
+def _cross_modal_features(loaded, data_dir, count, verbose):
+    """Real features of an avdln run's data to verify its export on, as the signature takes them.
+
+    Args:
+        loaded: the run (training.run_dir.load_run) of a cross-modality model.
+        data_dir: the data directory given, or None for the run's.
+        count: videos wanted.
+        verbose: say where the features come from.
+    Returns:
+        (audio [N, T, A], visual [N, T, V]) float32 from the run's val split (then test, train),
+        visual maps averaged over space as the model does; None when the run's data directory is
+        gone (random features are used then).
+    Raises:
+        errors.UserError: when `data_dir` is given but holds no data set, or its dims differ.
+    """
+    source = data_dir or loaded.data_dir
+    if not source or not tf.io.gfile.exists(os.path.join(source, constants.DATASET_INFO_FILE)):
+        if data_dir:
+            raise input_error(
+                data_dir, f"a data directory with {constants.DATASET_INFO_FILE}", "none"
+            )
+        if verbose:
+            print(f"no data directory at {source}: verifying on random features")
+        return None
+    run = types.SimpleNamespace(
+        info=loaded.check_data(source),
+        data_dir=source,
+        audio_dim=loaded.audio_dim,
+        visual_shape=loaded.visual_shape,
+    )
+    splits = [loaded.task.splits[name] for name in ("val", "test", "train")]
+    videos = _real_videos(run, count, splits)
+    if not videos:
+        return None
+    audio = np.stack([video[records.AUDIO] for _, video in videos]).astype(np.float32)
+    visual = np.stack([video[records.VISUAL] for _, video in videos]).astype(np.float32)
+    if visual.ndim == 5:  # maps: the signature takes the vectors the model pools them into
+        visual = np.asarray(layers.SpatialAveragePooling()(visual))
+    return audio, visual
 
 
 def _refuse_taken_version(export_base, version):
@@ -420,17 +484,17 @@ def _refuse_taken_version(export_base, version):
         )
 
 
-def _export_locked(model_dir, export_base, version, checkpoint, data_dir, verify_videos, say):
+def _export_locked(run, export_base, version, verify_videos, say):
     """export()'s work once the lock of `export_base` is held.
 
     Args:
-        model_dir, export_base, version, checkpoint, data_dir, verify_videos: export()'s.
+        run: the Run being exported.
+        export_base, version, verify_videos: export()'s.
         say: print, or a function that prints nothing.
     Returns:
         (final, version, report): the version directory, its number and the verification report.
     """
     _refuse_taken_version(export_base, version)
-    run = Run(model_dir, checkpoint, data_dir)
     serving_model = run.loaded.variable_length_model
     cases, rebuild_difference = reference_cases(run, serving_model, verify_videos)
     say(
@@ -447,7 +511,7 @@ def _export_locked(model_dir, export_base, version, checkpoint, data_dir, verify
     info = {
         "model": run.hp.model,
         "supervision": run.hp.supervision,
-        "run": model_dir,
+        "run": run.model_dir,
         "checkpoint": run.checkpoint,
         "data_dir": run.data_dir,
         "audio_dim": run.audio_dim,

@@ -10,6 +10,7 @@ raw features (no normalisation layers: the authors' code feeds raw features); vi
 import h5py
 import keras
 import numpy as np
+from keras import ops
 
 from avsdn_tf import constants
 from avsdn_tf.errors import input_error
@@ -74,8 +75,10 @@ def variable_length(model):
     Args:
         model: a model from build_avdln, for a fixed T or for any (num_segments=None).
     Returns:
-        `model` itself when its time axis is already None, else build_avdln(A, V, None) with
-        the same weights (the Dense layers act per segment, so the outputs are the same).
+        `model` itself when its time axis is already None and it reads vectors, else
+        build_avdln(A, V, None) with the same weights (the Dense layers act per segment, so the
+        outputs are the same; a model of visual maps becomes one of their pooled V-d vectors,
+        its pooling having no weights).
     Raises:
         UserError: when `model` does not take {"audio": [B, T, A], "visual": [B, T, V]} and
             give the audio and visual embeddings, or its weights do not fit an AVDLN.
@@ -90,7 +93,7 @@ def variable_length(model):
             "visual_embedding)",
             f"inputs {sorted(inputs)} and outputs {sorted(outputs)}",
         )
-    if all(shape[1] is None for shape in inputs.values()):
+    if all(shape[1] is None for shape in inputs.values()) and len(inputs["visual"]) == 3:
         return model
     rebuilt = build_avdln(inputs["audio"][-1], inputs["visual"][-1], num_segments=None)
     try:

@@ -275,3 +275,37 @@ def test_weights_whose_shapes_do_not_fit_are_one_line_exit_2(tmp_path):
         "[(6, 128), (128,)], found [(512, 128), (128,)]"
     ], finished.stderr
     assert not os.path.exists(run / "config.json")
+
+
+def test_export_model_exports_an_avdln_run_as_the_cross_modal_signature(
+    trained, match_data, tmp_path
+):
+    run, _ = trained
+    base = tmp_path / "serving" / "avdln"
+    done = run_command(
+        "export.export_model", "--model_dir", run, "--export_base", base, "--verify_videos", 2
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    loaded = tf.saved_model.load(str(base / "1"))
+    assert {"cross_modal", "serving_default"} <= set(loaded.signatures)
+    audio, visual, labels = _split_arrays(match_data, "test_match")
+    events = np.asarray(avdln.event_targets(labels)) > 0.5
+    rows = [i for i, event in enumerate(events) if event.any() and not event.all()][:3]
+    outputs = loaded.signatures["cross_modal"](
+        audio=tf.constant(audio[rows], tf.float32),
+        visual=tf.constant(visual[rows], tf.float32),
+        query_mask=tf.constant(events[rows].astype(np.int32)),
+        direction=tf.constant(["a2v", "v2a", "a2v"][: len(rows)]),
+    )
+    model = load_run(run).model
+    embeddings = model.predict({"audio": audio[rows], "visual": visual[rows]}, verbose=0)
+    for index, row in enumerate(rows):
+        a2v = index != 1
+        query, candidates = (
+            (embeddings[avdln.AUDIO_EMBEDDING], embeddings[avdln.VISUAL_EMBEDDING])
+            if a2v
+            else (embeddings[avdln.VISUAL_EMBEDDING], embeddings[avdln.AUDIO_EMBEDDING])
+        )
+        start, _ = metrics.localize(query[index], candidates[index], events[row])
+        assert int(outputs["start"][index]) == start
