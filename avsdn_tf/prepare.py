@@ -91,7 +91,7 @@ def _print_summary(summary):
         f"{summary['visual_shape']}, labels from {summary['label_source']})"
     )
     for split, count in summary["videos"].items():
-        print(f"  {split:6s} {count:6d} videos in {summary['shards'][split]} shards")
+        print(f"  {split:11s} {count:6d} videos in {summary['shards'][split]} shards")
     check = summary["label_disagreements"]
     if check["checked"]:
         print(
