@@ -131,6 +131,7 @@ class Table:
     rows: tuple
     metrics: tuple = ("accuracy",)  # metrics.json keys of its val and test entries, shown
     measured: str = FRAME_ACCURACY  # what its measured columns are, for the caption
+    test_split: str = "test"  # the split its test columns score
 
 
 def _avel(model, method, remarks, *reported, extra=False):
@@ -255,6 +256,7 @@ EXTRA_TABLES = {
             ),
         ),
         metrics=("a2v_accuracy", "v2a_accuracy"),
+        test_split=tasks.CrossModalTask.splits["test"],
         measured=(
             "A2V and V2A accuracy on test_match of the epoch best on val_match (the mean of "
             "the two)"
@@ -630,14 +632,28 @@ def _table_cells(table, rows):
     return header, body
 
 
-def _caption(table, seeds, data_label):
+def _caption(table, seeds, summary):
+    """The sentence under a table's title: the data, what was measured, over which seeds.
+
+    Args:
+        table: the Table. seeds: its rows' seeds.
+        summary: the results.json dict (data_label, dataset.splits, max_videos).
+    Returns:
+        str.
+    """
+    measured = table.measured
+    if table.test_split != "test":  # the data label counts the test split's videos
+        videos = summary["dataset"]["splits"].get(table.test_split, 0)
+        if summary["max_videos"]:
+            videos = min(videos, summary["max_videos"])
+        measured += f" ({videos} {table.test_split} videos)"
     spread = (
         f"mean ± sample std over seeds {', '.join(map(str, seeds))}"
         if len(seeds) > 1
         else f"seed {seeds[0]}"
     )
     return (
-        f"Measured here on {data_label}: {table.measured},"
+        f"Measured here on {summary['data_label']}: {measured},"
         f" {spread}. The last column is what the paper reports on the real AVE features; it was NOT"
         " measured here and is not comparable unless the data is the real AVE release."
     )
@@ -686,7 +702,7 @@ def render_markdown(summary):
         lines += [
             f"## {table.title}",
             "",
-            _caption(table, rows[0]["seeds"], summary["data_label"]),
+            _caption(table, rows[0]["seeds"], summary),
             "",
             "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header),
@@ -724,7 +740,7 @@ def render_text(summary, key):
 
     text = [
         table.title,
-        _caption(table, rows[0]["seeds"], summary["data_label"]),
+        _caption(table, rows[0]["seeds"], summary),
         "",
         line(header),
         line(["-" * w for w in widths]),

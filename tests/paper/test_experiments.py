@@ -425,6 +425,8 @@ def test_cross_modal_table_trains_avdln_per_seed_and_reports_a2v_and_v2a(
     markdown = (out / "results.md").read_text()
     assert f"## {tables.EXTRA_TABLES['cross_modal'].title}" in markdown
     assert "A2V and V2A accuracy on test_match of the epoch best on val_match" in markdown
+    test_match = written["dataset"]["splits"]["test_match"]
+    assert f"(the mean of the two) ({test_match} test_match videos), mean ± sample std" in markdown
     header = (
         "| Method | A2V (%), test | A2V val (%) | V2A (%), test | V2A val (%) | Remarks | "
         f"{tables.PAPER_COLUMN} |"
