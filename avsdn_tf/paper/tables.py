@@ -63,9 +63,10 @@ CROSS_MODAL_ABSENT = (
     f"{NOT_IN_AVSDN_PAPER}: its three tables (supervised, weakly-supervised, ablation) hold no "
     "cross-modality localization results"
 )
-# The metrics a table can show: metrics.json's key -> (test column, val column, short name).
+# The metrics a table can show: metrics.json's key -> (test column, val column, name in the
+# progress lines; none for the paper's one accuracy).
 METRIC_COLUMNS = {
-    "accuracy": ("Accuracy (%), test", "Val (%)", "accuracy"),
+    "accuracy": ("Accuracy (%), test", "Val (%)", ""),
     "a2v_accuracy": ("A2V (%), test", "A2V val (%)", "A2V"),
     "v2a_accuracy": ("V2A (%), test", "V2A val (%)", "V2A"),
 }
@@ -93,7 +94,7 @@ class Reported:
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    model: str  # a models.REGISTRY name; also the row's key and directory name
+    model: str  # a tasks.model_names() name; also the row's key and directory name
     method: str
     remarks: str
     reported: tuple = ()  # Reported numbers; empty: not verified (unless `absent` says why)
@@ -463,7 +464,25 @@ def _remarks(row, info):
                 "; vector visual features have no regions to attend, so it fuses them unattended"
                 " here"
             )
+    elif row.model == tasks.CROSS_MODAL_MODEL:
+        remarks += "; visual maps averaged over space inside the model, one vector per segment"
     return remarks
+
+
+def _measured_fields(table):
+    """The measured fields of a table's records and rows, metric by metric, val before test.
+
+    Args:
+        table: a Table.
+    Returns:
+        list of (field, split, metric): field "<split>_<metric>" (val_accuracy, test_accuracy
+        for the paper's tables), split "val" or "test", metric a key of table.metrics.
+    """
+    return [
+        (f"{split}_{metric}", split, metric)
+        for metric in table.metrics
+        for split in ("val", "test")
+    ]
 
 
 def _measured(table, result):
@@ -478,18 +497,22 @@ def _measured(table, result):
 
 
 def _scores_line(table, result):
-    """The measured scores of a run, for the progress lines ("val 0.7000, test 0.6900").
+    """The measured scores of a run, for the progress lines ("val 0.7000, test 0.6900"; "val
+    A2V 0.5000 V2A 0.2500, test A2V ...").
 
     Args:
         table: the run's Table. result: the run's metrics dict.
     Returns:
         str.
     """
-    if table.metrics == ("accuracy",):
-        return f"val {result['val']['accuracy']:.4f}, test {result['test']['accuracy']:.4f}"
     return ", ".join(
-        f"{split} "
-        + " ".join(f"{METRIC_COLUMNS[m][2]} {result[split][m]:.4f}" for m in table.metrics)
+        " ".join(
+            [split]
+            + [
+                f"{METRIC_COLUMNS[metric][2]} {result[split][metric]:.4f}".lstrip()
+                for metric in table.metrics
+            ]
+        )
         for split in ("val", "test")
     )
 
@@ -567,22 +590,6 @@ def summarize_rows(selection, jobs, records, info, output_dir):
                 }
             )
     return rows
-
-
-def _measured_fields(table):
-    """The measured fields of a table's records and rows, metric by metric, val before test.
-
-    Args:
-        table: a Table.
-    Returns:
-        list of (field, split, metric): field "<split>_<metric>" (val_accuracy, test_accuracy
-        for the paper's tables), split "val" or "test", metric a key of table.metrics.
-    """
-    return [
-        (f"{split}_{metric}", split, metric)
-        for metric in table.metrics
-        for split in ("val", "test")
-    ]
 
 
 def _percent(summary):

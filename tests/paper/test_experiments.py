@@ -225,6 +225,10 @@ def test_rerun_trains_nothing_and_an_interrupted_run_is_picked_up(tiny_data, tmp
     again = _run(tiny_data, out, lines, table="weak")
     assert fake_fit == [] and again["complete"]
     assert sum("reused the finished run" in line for line in lines) == 10
+    first = hparams.HParams(**SMALL, epochs=1, model="audio", supervision="weak", seed=0)
+    assert lines[0].endswith(
+        f"(not retrained): val {_accuracy(first, 'val'):.4f}, test {_accuracy(first, 'test'):.4f}"
+    )
     assert not any(r["trained_now"] for r in again["runs"])
 
     # Interrupted mid-run: the state has no "finished" and there is no metrics.json yet.
