@@ -133,13 +133,16 @@ def define_hparams(names=None, flag_values=FLAGS, helps=None):
             flags.DEFINE_string(name, None, help_text, flag_values=flag_values)
 
 
-def hparams_from_flags(names=None, flag_values=FLAGS):
+def hparams_from_flags(names=None, flag_values=FLAGS, model=None):
     """HParams from the command line: defaults (with the model's own, hparams.MODEL_DEFAULTS), then
     --hparams_file (when the command has it), then the hyperparameter flags given.
 
     Args:
         names: the HParams fields the command has flags for (default: all).
         flag_values: the parsed FlagValues.
+        model: the model a command without --model runs (e.g. experiments' cross_modal table):
+            its own defaults apply under the file and flags, whatever model the file names;
+            default: the file's model, else the common default.
     Returns:
         a validated HParams.
     Raises:
@@ -152,7 +155,7 @@ def hparams_from_flags(names=None, flag_values=FLAGS):
         for name in names or list(hparams.FIELDS)
         if name in flag_values and flag_values[name].value is not None
     }
-    model = given.get("model", base.model)
+    model = given.get("model", model or base.model)
     if model in hparams.MODEL_DEFAULTS:  # the model's own defaults, under the file and flags
         defaults = hparams.for_model(model)
         base = hparams.load(path, base=defaults) if path else defaults

@@ -2,9 +2,14 @@
 
 Three tables, as in the AVSDN paper (Lin, Li, Wang, ICASSP 2019): supervised and weakly-supervised
 event localization (the AVEL baselines of Tian et al. 2018 and AVSDN), and the ablation of how the
-decoder is initialised. Every row is trained once per seed by `trainer.train` in its own run
-directory, EXP/runs/<table>/<model>/seed<k>, which makes the whole experiment resumable: a finished
-run is read back, never retrained; an interrupted one resumes from its last epoch.
+decoder is initialised (TABLES, what `all` runs). One more, run on its own (EXTRA_TABLES): AVEL's
+cross-modality localization (A2V and V2A accuracy of the AVE authors' AVDLN on the match splits),
+which the AVSDN paper does not report. A table names the metrics of metrics.json it shows
+(Table.metrics); records, summaries and renderings carry each of them.
+
+Every row is trained once per seed by `trainer.train` in its own run directory,
+EXP/runs/<table>/<model>/seed<k>, which makes the whole experiment resumable: a finished run is
+read back, never retrained; an interrupted one resumes from its last epoch.
 
 The papers' numbers were measured on the real AVE features. They are kept apart from what is
 measured here (their own field in results.json, their own labelled column in the tables), and a
@@ -24,6 +29,7 @@ import tensorflow as tf
 from avsdn_tf import constants, fileio, hparams
 from avsdn_tf.data import dataset_info
 from avsdn_tf.errors import UserError, argument_error, input_error
+from avsdn_tf.models import tasks
 from avsdn_tf.training import trainer
 from avsdn_tf.training.run_dir import RunDir
 
@@ -52,6 +58,19 @@ VGG = "VGGish audio, VGG-16 visual"
 RESNET = "VGGish audio, ResNet-152 visual"
 ABLATION_NOTE = "paper: supervision not stated, most likely weak"
 PAPER_COLUMN = "Paper, real AVE features (%) - NOT measured here"
+NOT_IN_AVSDN_PAPER = "not reported in the AVSDN paper"
+CROSS_MODAL_ABSENT = (
+    f"{NOT_IN_AVSDN_PAPER}: its three tables (supervised, weakly-supervised, ablation) hold no "
+    "cross-modality localization results"
+)
+# The metrics a table can show: metrics.json's key -> (test column, val column, name in the
+# progress lines; none for the paper's one accuracy).
+METRIC_COLUMNS = {
+    "accuracy": ("Accuracy (%), test", "Val (%)", ""),
+    "a2v_accuracy": ("A2V (%), test", "A2V val (%)", "A2V"),
+    "v2a_accuracy": ("V2A (%), test", "V2A val (%)", "V2A"),
+}
+FRAME_ACCURACY = "frame-wise test accuracy of the epoch best on val"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,13 +94,23 @@ class Reported:
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    model: str  # a models.REGISTRY name; also the row's key and directory name
+    model: str  # a tasks.model_names() name; also the row's key and directory name
     method: str
     remarks: str
-    reported: tuple = ()  # Reported numbers; empty: not verified
+    reported: tuple = ()  # Reported numbers; empty: not verified (unless `absent` says why)
     extra: bool = False  # not a row of the paper's table
+    absent: str = ""  # why the paper has no number for this row (checked), shown in its cell
 
     def paper_json(self):
+        """The row's paper entries for results.json.
+
+        Returns:
+            list of dicts: one per Reported number; else one entry with accuracy None, verified
+            True and reported False when the paper was checked to have none (`absent`), or
+            verified False when the number could not be checked.
+        """
+        if self.absent:
+            return [{"accuracy": None, "verified": True, "reported": False, "note": self.absent}]
         if not self.reported:
             return [
                 {
@@ -101,6 +130,9 @@ class Table:
     title: str
     supervision: str
     rows: tuple
+    metrics: tuple = ("accuracy",)  # metrics.json keys of its val and test entries, shown
+    measured: str = FRAME_ACCURACY  # what its measured columns are, for the caption
+    test_split: str = "test"  # the split its test columns score
 
 
 def _avel(model, method, remarks, *reported, extra=False):
@@ -209,7 +241,31 @@ TABLES = {
         ),
     ),
 }
-TABLE_CHOICES = (*TABLES, ALL)
+# Tables run on their own, not by `all` (which is the AVSDN paper's three).
+EXTRA_TABLES = {
+    "cross_modal": Table(
+        "cross_modal",
+        "Cross-modality localization (AVEL, Tian et al. 2018): A2V and V2A accuracy",
+        "full",
+        (
+            Row(
+                tasks.CROSS_MODAL_MODEL,
+                "AVEL AVDLN",
+                "the AVE authors' audio-visual distance learning network, trained as their "
+                "code does",
+                absent=CROSS_MODAL_ABSENT,
+            ),
+        ),
+        metrics=("a2v_accuracy", "v2a_accuracy"),
+        test_split=tasks.CrossModalTask.splits["test"],
+        measured=(
+            "A2V and V2A accuracy on test_match of the epoch best on val_match (the mean of "
+            "the two)"
+        ),
+    ),
+}
+KNOWN_TABLES = {**TABLES, **EXTRA_TABLES}
+TABLE_CHOICES = (*KNOWN_TABLES, ALL)
 
 
 @dataclasses.dataclass
@@ -231,7 +287,8 @@ def select(table=ALL, rows=None, extras=True):
     """[(Table, [Row])] for --table, --rows (model names; None: all) and --extras.
 
     Args:
-        table: a key of TABLES ("supervised", "weak", "ablation") or "all".
+        table: a key of KNOWN_TABLES ("supervised", "weak", "ablation", "cross_modal") or
+            "all" (the paper's three, TABLES).
         rows: row model names to keep (from the selected tables), or None / []: every row.
         extras: keep the rows that are not in the paper's table (e.g. dmrn).
     Returns:
@@ -241,7 +298,7 @@ def select(table=ALL, rows=None, extras=True):
     """
     if table not in TABLE_CHOICES:
         raise argument_error("table", f"one of {list(TABLE_CHOICES)}", repr(table))
-    tables = list(TABLES.values()) if table == ALL else [TABLES[table]]
+    tables = list(TABLES.values()) if table == ALL else [KNOWN_TABLES[table]]
     known = {row.model for t in tables for row in t.rows}
     wanted = None
     if rows:
@@ -266,6 +323,21 @@ def select(table=ALL, rows=None, extras=True):
             "found none"
         )
     return selection
+
+
+def own_defaults_model(selection):
+    """The model whose own defaults (hparams.MODEL_DEFAULTS) a selection's runs start from.
+
+    Args:
+        selection: select()'s [(Table, [Row])].
+    Returns:
+        the model name when every selected row is that one model and it has defaults of its
+        own (the cross_modal table's avdln), else None (the common defaults).
+    """
+    models = {row.model for _, rows in selection for row in rows}
+    if len(models) == 1 and models <= set(hparams.MODEL_DEFAULTS):
+        return models.pop()
+    return None
 
 
 def plan(selection, seeds, base, output_dir):
@@ -392,7 +464,57 @@ def _remarks(row, info):
                 "; vector visual features have no regions to attend, so it fuses them unattended"
                 " here"
             )
+    elif row.model == tasks.CROSS_MODAL_MODEL:
+        remarks += "; visual maps averaged over space inside the model, one vector per segment"
     return remarks
+
+
+def _measured_fields(table):
+    """The measured fields of a table's records and rows, metric by metric, val before test.
+
+    Args:
+        table: a Table.
+    Returns:
+        list of (field, split, metric): field "<split>_<metric>" (val_accuracy, test_accuracy
+        for the paper's tables), split "val" or "test", metric a key of table.metrics.
+    """
+    return [
+        (f"{split}_{metric}", split, metric)
+        for metric in table.metrics
+        for split in ("val", "test")
+    ]
+
+
+def _measured(table, result):
+    """{"val_<metric>", "test_<metric>"} of a run's metrics.json, for each metric of its table.
+
+    Args:
+        table: the run's Table. result: the run's metrics dict (val and test entries).
+    Returns:
+        dict, in the table's metric order, val before test.
+    """
+    return {field: result[split][metric] for field, split, metric in _measured_fields(table)}
+
+
+def _scores_line(table, result):
+    """The measured scores of a run, for the progress lines ("val 0.7000, test 0.6900"; "val
+    A2V 0.5000 V2A 0.2500, test A2V ...").
+
+    Args:
+        table: the run's Table. result: the run's metrics dict.
+    Returns:
+        str.
+    """
+    return ", ".join(
+        " ".join(
+            [split]
+            + [
+                f"{METRIC_COLUMNS[metric][2]} {result[split][metric]:.4f}".lstrip()
+                for metric in table.metrics
+            ]
+        )
+        for split in ("val", "test")
+    )
 
 
 def _record(job, result, run_dir, trained):
@@ -404,8 +526,7 @@ def _record(job, result, run_dir, trained):
         "supervision": job.hp.supervision,
         "seed": job.seed,
         "hparams": job.hp.to_dict(),
-        "val_accuracy": result["val"]["accuracy"],
-        "test_accuracy": result["test"]["accuracy"],
+        **_measured(job.table, result),
         "best_epoch": result.get("best_epoch"),
         "epochs_done": result.get("epochs_done"),
         "run_dir": run_dir,
@@ -415,19 +536,20 @@ def _record(job, result, run_dir, trained):
 
 
 def summarize_rows(selection, jobs, records, info, output_dir):
-    """Per row: mean and std of val and test accuracy over the seeds done, and the paper's number.
+    """Per row: mean and std of val and test of each metric over the seeds done, and the paper's.
 
     Args:
         selection: select()'s [(Table, [Row])].
         jobs: plan()'s Jobs for that selection.
-        records: the run records done so far (dicts with table, row, seed, val_accuracy,
-            test_accuracy, run_dir, shared_run).
+        records: the run records done so far (dicts with table, row, seed, val_<metric> and
+            test_<metric> for each metric of the table, run_dir, shared_run).
         info: the data set's DatasetInfo (its visual layout changes some remarks).
         output_dir: the experiment directory (shared runs are named relative to its runs/).
     Returns:
         list of dicts, one per row: table, row, method, model, supervision, remarks, extra,
-        seeds, seeds_done, complete, val_accuracy and test_accuracy ({mean, std, values}; std
-        None below two seeds), same_runs_as, paper (Row.paper_json).
+        seeds, seeds_done, complete, val_<metric> and test_<metric> ({mean, std, values}; std
+        None below two seeds) for each metric of the table (val_accuracy and test_accuracy for
+        the paper's tables), same_runs_as, paper (Row.paper_json).
     """
     done = {(r["table"], r["row"], r["seed"]): r for r in records}
     rows = []
@@ -459,8 +581,10 @@ def summarize_rows(selection, jobs, records, info, output_dir):
                     "seeds": seeds,
                     "seeds_done": [r["seed"] for r in runs],
                     "complete": len(runs) == len(seeds),
-                    "val_accuracy": _summary([r["val_accuracy"] for r in runs]),
-                    "test_accuracy": _summary([r["test_accuracy"] for r in runs]),
+                    **{
+                        field: _summary([r[field] for r in runs])
+                        for field, _, _ in _measured_fields(table)
+                    },
                     "same_runs_as": shared,
                     "paper": row.paper_json(),
                 }
@@ -476,6 +600,8 @@ def _percent(summary):
 
 
 def _paper_cell(paper):
+    if paper[0].get("reported") is False:
+        return NOT_IN_AVSDN_PAPER
     if paper[0]["accuracy"] is None:
         return "n/a (not verified)"
     if len(paper) == 1:
@@ -484,8 +610,13 @@ def _paper_cell(paper):
     return " / ".join(f"{p['accuracy']:.1f} ({p['features'].split(', ')[-1]})" for p in paper)
 
 
-def _table_cells(rows):
-    header = ["Method", "Accuracy (%), test", "Val (%)", "Remarks", PAPER_COLUMN]
+def _table_cells(table, rows):
+    header = [
+        "Method",
+        *(column for metric in table.metrics for column in METRIC_COLUMNS[metric][:2]),
+        "Remarks",
+        PAPER_COLUMN,
+    ]
     body = []
     for row in rows:
         remarks = row["remarks"] + (
@@ -496,8 +627,11 @@ def _table_cells(rows):
         body.append(
             [
                 row["method"],
-                _percent(row["test_accuracy"]),
-                _percent(row["val_accuracy"]),
+                *(
+                    _percent(row[f"{split}_{metric}"])
+                    for metric in table.metrics
+                    for split in ("test", "val")
+                ),
                 remarks,
                 _paper_cell(row["paper"]),
             ]
@@ -505,14 +639,28 @@ def _table_cells(rows):
     return header, body
 
 
-def _caption(seeds, data_label):
+def _caption(table, seeds, summary):
+    """The sentence under a table's title: the data, what was measured, over which seeds.
+
+    Args:
+        table: the Table. seeds: its rows' seeds.
+        summary: the results.json dict (data_label, dataset.splits, max_videos).
+    Returns:
+        str.
+    """
+    measured = table.measured
+    if table.test_split != "test":  # the data label counts the test split's videos
+        videos = summary["dataset"]["splits"].get(table.test_split, 0)
+        if summary["max_videos"]:
+            videos = min(videos, summary["max_videos"])
+        measured += f" ({videos} {table.test_split} videos)"
     spread = (
         f"mean ± sample std over seeds {', '.join(map(str, seeds))}"
         if len(seeds) > 1
         else f"seed {seeds[0]}"
     )
     return (
-        f"Measured here on {data_label}: frame-wise test accuracy of the epoch best on val,"
+        f"Measured here on {summary['data_label']}: {measured},"
         f" {spread}. The last column is what the paper reports on the real AVE features; it was NOT"
         " measured here and is not comparable unless the data is the real AVE release."
     )
@@ -521,7 +669,7 @@ def _caption(seeds, data_label):
 def _sources(rows):
     sources = sorted({p["source"] for row in rows for p in row["paper"] if p.get("source")})
     lines = [f"Paper numbers: {source}." for source in sources]
-    if any(row["paper"][0]["accuracy"] is None for row in rows):
+    if any(not row["paper"][0]["verified"] for row in rows):
         lines.append(
             "n/a (not verified): the paper's number for that row could not be checked against the "
             "paper, so none is given."
@@ -555,12 +703,13 @@ def render_markdown(summary):
         "",
     ]
     for key in summary["tables"]:
+        table = KNOWN_TABLES[key]
         rows = [row for row in summary["rows"] if row["table"] == key]
-        header, body = _table_cells(rows)
+        header, body = _table_cells(table, rows)
         lines += [
-            f"## {TABLES[key].title}",
+            f"## {table.title}",
             "",
-            _caption(rows[0]["seeds"], summary["data_label"]),
+            _caption(table, rows[0]["seeds"], summary),
             "",
             "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header),
@@ -575,12 +724,13 @@ def render_text(summary, key):
 
     Args:
         summary: the results.json dict (run() builds it).
-        key: the table's key in TABLES; summary must hold rows of it.
+        key: the table's key in KNOWN_TABLES; summary must hold rows of it.
     Returns:
         str, several lines without a final newline.
     """
+    table = KNOWN_TABLES[key]
     rows = [row for row in summary["rows"] if row["table"] == key]
-    header, body = _table_cells(rows)
+    header, body = _table_cells(table, rows)
     widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
 
     def line(cells):
@@ -596,8 +746,8 @@ def render_text(summary, key):
         ).rstrip()
 
     text = [
-        TABLES[key].title,
-        _caption(rows[0]["seeds"], summary["data_label"]),
+        table.title,
+        _caption(table, rows[0]["seeds"], summary),
         "",
         line(header),
         line(["-" * w for w in widths]),
@@ -662,6 +812,9 @@ def run(
     by_hparams = {}
     for job in jobs:
         by_hparams.setdefault(_hparams_key(job.hp), []).append(job.run_dir)
+    for hp in {_hparams_key(job.hp): job.hp for job in jobs}.values():
+        # Data without the splits a run reads (the match splits of avdln): one message, now.
+        trainer.check_splits(data_dir, info, tasks.for_hparams(hp))
     for job in jobs:  # fail on mismatched settings before training anything
         saved_result(job.run_dir, job.hp, data_dir, max_videos)
 
@@ -672,6 +825,12 @@ def run(
             "The AVSDN paper's tables trained on the data below. Measured accuracies are frame-wise"
             " accuracies of the epoch best on val; the 'paper' entries are what the papers report"
             " on the real AVE features and were not measured here."
+            + (
+                " The cross_modal table's are the A2V and V2A accuracies on test_match (and"
+                " val_match) of the epoch best on val_match."
+                if any(t.key in EXTRA_TABLES for t, _ in selection)
+                else ""
+            )
         ),
         "command": command,
         "data_dir": data_dir,
@@ -728,7 +887,7 @@ def run(
                 reused += 1
                 log(
                     f"{prefix}: reused the finished run in {run_dir} (not retrained): "
-                    f"val {result['val']['accuracy']:.4f}, test {result['test']['accuracy']:.4f}"
+                    + _scores_line(job.table, result)
                 )
                 records.append(_record(job, result, run_dir, trained=False))
             else:

@@ -311,7 +311,7 @@ def _training_data(
     return data
 
 
-def _check_splits(data_dir, info, task):
+def check_splits(data_dir, info, task):
     """Every split the task reads is in the data and holds videos, or one message.
 
     Args:
@@ -398,7 +398,7 @@ def train(
         )
     task = tasks.for_hparams(hp)
     info = dataset_info.read(data_dir)
-    _check_splits(data_dir, info, task)
+    check_splits(data_dir, info, task)
     if init_weights:  # checked on a throwaway model before anything is written
         task.import_weights(task.build(*_dims(info)), init_weights)
     splits = task.splits

@@ -1,4 +1,5 @@
-"""The paper's tables with one command: every row of every table, results files, resumption, errors.
+"""The paper's tables with one command: every row of every table, results files, resumption, errors;
+the cross_modal table (AVEL's A2V / V2A localization, trained for real on a tiny release).
 
 Most tests replace the fit (trainer.train) by a stand-in that writes a finished run directory the
 way training does, so all 15 rows x 2 seeds run in a second; the command tests train for real on a
@@ -12,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from avsdn_tf import fileio, hparams
-from avsdn_tf.data import dataset_info, synthetic
+from avsdn_tf.data import ave_release, dataset_info, synthetic
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import backbones, tasks
 from avsdn_tf.paper import tables
 from avsdn_tf.training import evaluation, trainer
 from avsdn_tf.training.run_dir import RunDir
 
+from ave_testlib import write_ave_dir, write_match_files
 from testlib import SMALL_UNITS, run_command
 
 SMALL = dict(SMALL_UNITS, batch_size=16)
@@ -223,6 +225,10 @@ def test_rerun_trains_nothing_and_an_interrupted_run_is_picked_up(tiny_data, tmp
     again = _run(tiny_data, out, lines, table="weak")
     assert fake_fit == [] and again["complete"]
     assert sum("reused the finished run" in line for line in lines) == 10
+    first = hparams.HParams(**SMALL, epochs=1, model="audio", supervision="weak", seed=0)
+    assert lines[0].endswith(
+        f"(not retrained): val {_accuracy(first, 'val'):.4f}, test {_accuracy(first, 'test'):.4f}"
+    )
     assert not any(r["trained_now"] for r in again["runs"])
 
     # Interrupted mid-run: the state has no "finished" and there is no metrics.json yet.
@@ -252,7 +258,7 @@ def test_changed_settings_on_an_existing_experiment_are_one_clear_error(
 def test_bad_table_rows_and_seeds_are_named():
     with pytest.raises(
         UserError,
-        match=r"table: expected one of \['supervised', 'weak', 'ablation', 'all'\], "
+        match=r"table: expected one of \['supervised', 'weak', 'ablation', 'cross_modal', 'all'\], "
         r"found 'table1'",
     ):
         tables.select("table1")
@@ -345,7 +351,154 @@ def test_command_unknown_table_is_one_clear_error(tmp_path):
     assert result.returncode == 2
     assert (
         result.stderr.strip().splitlines()[-1]
-        == "error: --table: expected one of ['supervised', 'weak', 'ablation', 'all'], found"
-        " 'table1'"
+        == "error: --table: expected one of ['supervised', 'weak', 'ablation', 'cross_modal',"
+        " 'all'], found 'table1'"
     )
     assert "Traceback" not in result.stderr and not (tmp_path / "exp").exists()
+
+
+@pytest.fixture(scope="module")
+def match_data(tmp_path_factory):
+    """A tiny prepared AVE release with 512-d visual vectors and the three match splits."""
+    directory = tmp_path_factory.mktemp("match")
+    write_ave_dir(directory / "ave", layout="vector", noisy=False, vector_shape=(512,))
+    write_match_files(directory / "ave")
+    ave_release.prepare(str(directory / "ave"), str(directory / "data"), verbose=0)
+    return str(directory / "data")
+
+
+CROSS_MODAL_FIELDS = [
+    "val_a2v_accuracy",
+    "test_a2v_accuracy",
+    "val_v2a_accuracy",
+    "test_v2a_accuracy",
+]
+
+
+def _pct(values):
+    """The table cell of a list of two seeds' scores: mean ± sample std in percent."""
+    mean = sum(values) / len(values)
+    std = abs(values[0] - values[1]) / 2**0.5
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def test_cross_modal_table_trains_avdln_per_seed_and_reports_a2v_and_v2a(
+    match_data, tmp_path, monkeypatch
+):
+    out = tmp_path / "exp"
+    base = hparams.for_model("avdln").replace(batch_size=2, epochs=2)
+    lines = []
+    summary = tables.run(
+        match_data, str(out), table="cross_modal", seeds=2, base=base, log=lines.append
+    )
+    written = json.loads((out / "results.json").read_text())
+    assert written == json.loads(json.dumps(summary)) and written["complete"]
+    assert written["tables"] == ["cross_modal"] and "A2V and V2A" in written["description"]
+
+    runs = written["runs"]
+    assert [(r["table"], r["row"], r["seed"], r["trained_now"]) for r in runs] == [
+        ("cross_modal", "avdln", 0, True),
+        ("cross_modal", "avdln", 1, True),
+    ]
+    metrics = []
+    for record in runs:
+        assert record["run_dir"] == str(
+            out / "runs" / "cross_modal" / "avdln" / f"seed{record['seed']}"
+        )
+        assert record["hparams"] == base.replace(seed=record["seed"]).to_dict()
+        assert record["supervision"] == "full" and "val_accuracy" not in record
+        result = json.loads(Path(record["run_dir"], "metrics.json").read_text())
+        metrics.append(result)
+        for field in CROSS_MODAL_FIELDS:
+            split, metric = field.split("_", 1)
+            assert record[field] == result[split][metric]  # metrics.json's val and test entries
+
+    (row,) = written["rows"]
+    assert row["method"] == "AVEL AVDLN" and row["seeds_done"] == [0, 1]
+    assert "val_accuracy" not in row and "test_accuracy" not in row
+    for field in CROSS_MODAL_FIELDS:
+        split, metric = field.split("_", 1)
+        values = [result[split][metric] for result in metrics]
+        assert row[field]["values"] == values
+        assert row[field]["mean"] == pytest.approx(sum(values) / 2)
+        assert row[field]["std"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
+    assert row["paper"] == [
+        {"accuracy": None, "verified": True, "reported": False, "note": tables.CROSS_MODAL_ABSENT}
+    ]
+
+    markdown = (out / "results.md").read_text()
+    assert f"## {tables.EXTRA_TABLES['cross_modal'].title}" in markdown
+    assert "A2V and V2A accuracy on test_match of the epoch best on val_match" in markdown
+    test_match = written["dataset"]["splits"]["test_match"]
+    assert f"(the mean of the two) ({test_match} test_match videos), mean ± sample std" in markdown
+    header = (
+        "| Method | A2V (%), test | A2V val (%) | V2A (%), test | V2A val (%) | Remarks | "
+        f"{tables.PAPER_COLUMN} |"
+    )
+    assert header in markdown
+    cells = [
+        _pct([result[split][metric] for result in metrics])
+        for metric in ("a2v_accuracy", "v2a_accuracy")
+        for split in ("test", "val")
+    ]
+    assert (
+        f"| AVEL AVDLN | {' | '.join(cells)} | the AVE authors' audio-visual distance learning "
+        "network, trained as their code does | not reported in the AVSDN paper |" in markdown
+    )
+    assert "n/a (not verified)" not in markdown
+    printed = "\n".join(lines)
+    assert "A2V (%), test" in printed and "2 runs trained, 0 reused" in printed
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was retrained")
+
+    monkeypatch.setattr(trainer, "train", no_training)
+    lines.clear()
+    again = tables.run(
+        match_data, str(out), table="cross_modal", seeds=2, base=base, log=lines.append
+    )
+    assert again["rows"] == written["rows"] and not any(r["trained_now"] for r in again["runs"])
+    reused = [line for line in lines if "reused the finished run" in line]
+    a2v = metrics[0]["val"]["a2v_accuracy"]
+    v2a = metrics[0]["val"]["v2a_accuracy"]
+    assert len(reused) == 2 and f"val A2V {a2v:.4f} V2A {v2a:.4f}, test A2V" in reused[0]
+
+
+def test_cross_modal_table_on_data_without_match_splits_is_one_message_before_training(
+    tiny_data, tmp_path, fake_fit
+):
+    out = tmp_path / "exp"
+    with pytest.raises(
+        UserError,
+        match=r"dataset_info.json: expected the splits train_match, val_match, test_match for "
+        r"`model=avdln` .*found splits \['noisy', 'test', 'train', 'val'\]",
+    ):
+        _run(tiny_data, out, table="cross_modal")
+    assert fake_fit == [] and not out.exists()
+
+
+def test_only_the_cross_modal_table_starts_from_its_models_own_defaults():
+    assert tables.own_defaults_model(tables.select("cross_modal")) == "avdln"
+    assert tables.own_defaults_model(tables.select("supervised", rows=["avsdn"])) is None
+    assert tables.own_defaults_model(tables.select("all")) is None
+    assert [t.key for t, _ in tables.select("all")] == ["supervised", "weak", "ablation"]
+
+
+def test_command_cross_modal_uses_avdln_defaults_and_refuses_data_without_match_splits(
+    match_data, tiny_data, tmp_path
+):
+    out = tmp_path / "exp"
+    common = ["--table", "cross_modal", "--seeds", "1", "--epochs", "1", "--intra_op_threads", "1"]
+    ran = _command("--data_dir", match_data, "--output_dir", str(out), *common)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    (record,) = results["runs"]
+    assert record["hparams"]["batch_size"] == 8  # avdln's own default, under --epochs
+    assert record["hparams"]["epochs"] == 1 and results["base_hparams"]["batch_size"] == 8
+    assert "V2A (%), test" in ran.stdout and "not reported in the AVSDN paper" in ran.stdout
+
+    refused = _command("--data_dir", tiny_data, "--output_dir", str(tmp_path / "no"), *common)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {tiny_data}/dataset_info.json: expected the splits train_match")
+    assert not (tmp_path / "no").exists()
