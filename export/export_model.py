@@ -15,7 +15,8 @@ visible:
    directory; existing versions are never touched.
 
 export_cross_modal(model, export_base, ...) does the same for an AVDLN model's cross-modality
-localization signature (export/cross_modal.py); the command does not call it yet.
+localization signature (export/cross_modal.py); the command calls it for a run of --model
+avdln, verifying on the run's val_match videos.
 
 The whole export holds the lock EXPORT_BASE/.lock (avsdn_tf/locks.py): a second export into the
 same base is refused (--wait waits for it), and the temporary directories of killed exports are
@@ -409,10 +410,7 @@ def export(
         )
     started = time.time()
     say = print if verbose else (lambda *args, **kwargs: None)
-    if version is not None and version < 1:
-        raise argument_error("version", "a positive integer", version)
-    if verify_videos < 1:
-        raise argument_error("verify_videos", "a positive integer", verify_videos)
+    _check_counts(version, verify_videos)
     export_base = export_base.rstrip("/")
     stale = (f"{TEMPORARY_PREFIX}*",)
     with locks.directory_lock(export_base, "`export_base`", wait=wait, stale=stale):
@@ -463,6 +461,18 @@ def _cross_modal_features(loaded, data_dir, count, verbose):
     if visual.ndim == 5:  # maps: the signature takes the vectors the model pools them into
         visual = np.asarray(layers.SpatialAveragePooling()(visual))
     return audio, visual
+
+
+def _check_counts(version, verify_videos):
+    """Refuse a version below 1 and verify_videos below 1 (export's and export_cross_modal's).
+
+    Raises:
+        errors.UserError: naming the argument.
+    """
+    if version is not None and version < 1:
+        raise argument_error("version", "a positive integer", version)
+    if verify_videos < 1:
+        raise argument_error("verify_videos", "a positive integer", verify_videos)
 
 
 def _refuse_taken_version(export_base, version):
@@ -636,10 +646,7 @@ def export_cross_modal(
     """
     started = time.time()
     say = print if verbose else (lambda *args, **kwargs: None)
-    if version is not None and version < 1:
-        raise argument_error("version", "a positive integer", version)
-    if verify_videos < 1:
-        raise argument_error("verify_videos", "a positive integer", verify_videos)
+    _check_counts(version, verify_videos)
     graph = cross_modal.CrossModalGraph(model)
     export_base = export_base.rstrip("/")
     stale = (f"{TEMPORARY_PREFIX}*",)
