@@ -59,6 +59,7 @@ RESNET = "VGGish audio, ResNet-152 visual"
 ABLATION_NOTE = "paper: supervision not stated, most likely weak"
 PAPER_COLUMN = "Paper, real AVE features (%) - NOT measured here"
 NOT_IN_AVSDN_PAPER = "not reported in the AVSDN paper"
+DMRN_ABSENT = f"{NOT_IN_AVSDN_PAPER}: it gives no numbers for AVEL's DMRN"
 CROSS_MODAL_ABSENT = (
     f"{NOT_IN_AVSDN_PAPER}: its three tables (supervised, weakly-supervised, ablation) hold no "
     "cross-modality localization results"
@@ -135,8 +136,8 @@ class Table:
     test_split: str = "test"  # the split its test columns score
 
 
-def _avel(model, method, remarks, *reported, extra=False):
-    return Row(model, method, remarks, tuple(reported), extra)
+def _avel(model, method, remarks, *reported, extra=False, absent=""):
+    return Row(model, method, remarks, tuple(reported), extra, absent=absent)
 
 
 TABLES = {
@@ -176,6 +177,7 @@ TABLES = {
                 "audio+visual, dual multimodal residual fusion (extra row, "
                 "not in the AVSDN paper's table)",
                 extra=True,
+                absent=DMRN_ABSENT,
             ),
         ),
     ),

@@ -192,7 +192,12 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(
     ]
     assert rows[("ablation", "avsdn_init_audio")]["paper"][0]["note"] == tables.ABLATION_NOTE
     assert rows[("supervised", "dmrn")]["paper"][0]["accuracy"] is None
-    assert not rows[("supervised", "dmrn")]["paper"][0]["verified"]
+    assert rows[("supervised", "dmrn")]["paper"][0] == {  # the reference says it has none
+        "accuracy": None,
+        "verified": True,
+        "reported": False,
+        "note": tables.DMRN_ABSENT,
+    }
     assert (
         rows[("supervised", "dmrn")]["extra"]
         and "extra row" in rows[("supervised", "dmrn")]["remarks"]
@@ -211,7 +216,8 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(
         "74.2 (paper: supervision not stated, most likely weak) |" in markdown
     )
     assert "72.7 (VGG-16 visual) / 74.7 (ResNet-152 visual)" in markdown
-    assert "n/a (not verified)" in markdown and "NOT measured here" in markdown
+    assert "n/a (not verified)" not in markdown and "NOT measured here" in markdown
+    assert "| not reported in the AVSDN paper |" in markdown  # the DMRN row
     printed = "\n".join(lines)
     assert "28 runs trained, 2 reused" in printed and tables.PAPER_COLUMN in printed
 
