@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 import uuid
 
 import keras
@@ -124,28 +123,28 @@ class Run:
         self.info = self.loaded.check_data(self.data_dir) if has_records else None
 
 
-def _real_videos(run, count, splits=REFERENCE_SPLITS):
-    """Up to `count` records of one length from the run's data, with their features.
+def _real_videos(info, data_dir, audio_dim, visual_shape, count, splits=REFERENCE_SPLITS):
+    """Up to `count` records of one length from a run's data, with their features.
 
     Args:
-        run: a Run, or anything with its info (DatasetInfo or None), data_dir, audio_dim and
-            visual_shape.
+        info: the data directory's DatasetInfo, or None (no records).
+        data_dir: the data directory. audio_dim, visual_shape: the run's features.
         count: videos wanted.
         splits: the splits tried, in order (the first with videos is read).
     Returns:
         [(serialized record, decoded video dict)] of one length, or None without records.
     """
-    if run.info is None:
+    if info is None:
         return None
     for split in splits:
-        if split not in run.info.splits or not run.info.splits[split]["videos"]:
+        if split not in info.splits or not info.splits[split]["videos"]:
             continue
         by_length = {}
-        files = run.info.shard_paths(run.data_dir, split)
+        files = info.shard_paths(data_dir, split)
         with shards.naming_bad_shard(files):
             for serialized in tf.data.TFRecordDataset(files).take(8 * count):
                 serialized = serialized.numpy()
-                video = records.decode_video(serialized, run.audio_dim, run.visual_shape)
+                video = records.decode_video(serialized, audio_dim, visual_shape)
                 group = by_length.setdefault(len(video[records.AUDIO]), [])
                 group.append((serialized, video))
                 if len(group) == count:
@@ -211,7 +210,9 @@ def reference_cases(run, serving_model, count, seed=0):
         errors.UserError: when the records' length differs from the model's fixed input length,
             or the rebuild differs from the trained model by more than MATCH_TOLERANCE.
     """
-    videos = _real_videos(run, count) or _random_videos(run, count, np.random.default_rng(seed))
+    videos = _real_videos(
+        run.info, run.data_dir, run.audio_dim, run.visual_shape, count
+    ) or _random_videos(run, count, np.random.default_rng(seed))
     ids = [video[records.VIDEO_ID].decode("utf-8", "replace") for _, video in videos]
     audio = np.stack([video[records.AUDIO] for _, video in videos]).astype(np.float32)
     visual = np.stack([video[records.VISUAL] for _, video in videos]).astype(np.float32)
@@ -446,14 +447,10 @@ def _cross_modal_features(loaded, data_dir, count, verbose):
         if verbose:
             print(f"no data directory at {source}: verifying on random features")
         return None
-    run = types.SimpleNamespace(
-        info=loaded.check_data(source),
-        data_dir=source,
-        audio_dim=loaded.audio_dim,
-        visual_shape=loaded.visual_shape,
-    )
     splits = [loaded.task.splits[name] for name in ("val", "test", "train")]
-    videos = _real_videos(run, count, splits)
+    videos = _real_videos(
+        loaded.check_data(source), source, loaded.audio_dim, loaded.visual_shape, count, splits
+    )
     if not videos:
         return None
     audio = np.stack([video[records.AUDIO] for _, video in videos]).astype(np.float32)
