@@ -386,7 +386,9 @@ def _hparams_key(hp):
 
 def _differences(config, hp, data_dir, max_videos):
     """[(field, wanted, found)] between a run directory's config.json and the run asked for."""
-    saved = config.get("hparams", {})
+    # A field a run's config.json lacks predates that field: the run had its default behaviour
+    # (e.g. `selection` "val"), so it is compared as the default.
+    saved = {**hparams.HParams().to_dict(), **config.get("hparams", {})}
     wanted = hp.to_dict()
     found = [
         (f"hparams.{name}", wanted.get(name, "absent"), saved.get(name, "absent"))

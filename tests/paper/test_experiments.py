@@ -508,3 +508,20 @@ def test_command_cross_modal_uses_avdln_defaults_and_refuses_data_without_match_
     last = refused.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {tiny_data}/dataset_info.json: expected the splits train_match")
     assert not (tmp_path / "no").exists()
+
+
+def test_a_finished_run_from_before_a_new_hparams_field_is_still_reused(tmp_path):
+    """config.json written before `selection` existed: the run kept the best-on-val epoch, which
+    is that field's default, so the experiment reuses it instead of refusing it."""
+    run = tmp_path / "seed0"
+    run.mkdir()
+    hp = hparams.HParams(**SMALL, epochs=1, model="audio", seed=0)
+    old = {name: value for name, value in hp.to_dict().items() if name != "selection"}
+    data_dir = str(tmp_path / "data")
+    config = {"hparams": old, "data_dir": data_dir, "max_videos": None}
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "state.json").write_text(json.dumps({"finished": True, "epochs_done": 1}))
+    (run / "metrics.json").write_text(json.dumps({"val": {"accuracy": 0.5}}))
+    assert tables.saved_result(str(run), hp, data_dir, None) == {"val": {"accuracy": 0.5}}
+    with pytest.raises(UserError, match="field hparams.selection: expected 'last'"):
+        tables.saved_result(str(run), hp.replace(selection="last"), data_dir, None)
