@@ -286,3 +286,9 @@ def test_the_model_round_trips_through_a_keras_file_and_rebuilds_for_any_length(
     np.testing.assert_allclose(
         np.asarray(rebuilt(longer)[avdln.DISTANCE_OUTPUT]), np.tile(distance, (1, 2)), rtol=1e-6
     )
+
+
+def test_cross_modal_accuracy_of_no_videos_is_zero_of_zero():
+    empty = {"a2v_accuracy": 0.0, "v2a_accuracy": 0.0, "evaluated": 0}
+    assert metrics.cross_modal_accuracy([], [], []) == empty
+    assert metrics.cross_modal_accuracy(np.zeros((0, 10, 4)), np.zeros((0, 10, 4)), []) == empty
