@@ -10,11 +10,11 @@ import sys
 
 from absl import app, flags
 
-from avsdn_tf import cli, constants, locks
+from avsdn_tf import cli, constants, locks, runs
 from avsdn_tf.data import synthetic
 from avsdn_tf.errors import run_main
-from avsdn_tf.models import tasks
-from avsdn_tf.training import run_dir, strategies, threads, trainer
+from avsdn_tf.models import registry
+from avsdn_tf.training import strategies, threads, trainer
 
 FLAGS = flags.FLAGS
 
@@ -72,7 +72,7 @@ def main(argv):
     """
     del argv
     if FLAGS.model == "help":
-        print(tasks.describe())
+        print(registry.describe())
         return
     threads.configure_from_flags()
     if FLAGS.cpu_devices:
@@ -83,7 +83,7 @@ def main(argv):
         contextlib.nullcontext()
         if FLAGS.strategy == "multi_worker"
         else locks.directory_lock(
-            FLAGS.model_dir, "`model_dir`", wait=FLAGS.wait, stale=run_dir.STALE_TEMPORARIES
+            FLAGS.model_dir, "`model_dir`", wait=FLAGS.wait, stale=runs.STALE_TEMPORARIES
         )
     )
     with lock:

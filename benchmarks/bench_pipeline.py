@@ -83,8 +83,8 @@ H5_KEY = "avadataset"
 def build_data(workdir, videos, layout, visual_dim):
     """Records via synthetic.write_dataset, then h5 files of the same train videos, in record
     order."""
-    from avsdn_tf import constants
-    from avsdn_tf.data import pipeline, records, synthetic
+    from avsdn_tf import constants, records
+    from avsdn_tf.data import pipeline, synthetic
 
     records_dir, h5_dir = workdir / "records", workdir / "h5"
     stamp = {"videos": videos, "layout": layout, "visual_dim": visual_dim}

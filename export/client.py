@@ -34,8 +34,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from avsdn_tf import constants, fileio
-from avsdn_tf.data import dataset_info, records
+from avsdn_tf import constants, fileio, records
+from avsdn_tf.data import dataset_info
 from avsdn_tf.errors import UserError, argument_error, input_error, run_main
 from avsdn_tf.models import metrics
 

@@ -41,11 +41,13 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from avsdn_tf import cli, constants, fileio, locks
-from avsdn_tf.data import records, shards
+from avsdn_tf import cli, constants, fileio, locks, records
+from avsdn_tf.data import dataset_info, shards
 from avsdn_tf.errors import UserError, argument_error, input_error, run_main
-from avsdn_tf.models import layers, tasks
-from avsdn_tf.training.run_dir import RunDir, load_run
+from avsdn_tf.models import layers
+from avsdn_tf.models.avdln import task as avdln_task
+from avsdn_tf.models.registry import load_run
+from avsdn_tf.runs import RunDir
 
 from . import cross_modal, signatures, warmup
 
@@ -120,7 +122,11 @@ class Run:
             raise input_error(
                 data_dir, f"a data directory with {constants.DATASET_INFO_FILE}", "none"
             )
-        self.info = self.loaded.check_data(self.data_dir) if has_records else None
+        self.info = (
+            self.loaded.check_data(dataset_info.read(self.data_dir), self.data_dir)
+            if has_records
+            else None
+        )
 
 
 def _real_videos(info, data_dir, audio_dim, visual_shape, count, splits=REFERENCE_SPLITS):
@@ -398,7 +404,7 @@ def export(
             export that fails verification, or a publish that fails.
     """
     config = RunDir(model_dir).read_config() or {}
-    if config.get("hparams", {}).get("model") == tasks.CROSS_MODAL_MODEL:
+    if config.get("hparams", {}).get("model") == avdln_task.NAME:
         loaded = load_run(model_dir, checkpoint)
         return export_cross_modal(
             loaded.model,
@@ -427,7 +433,7 @@ def _cross_modal_features(loaded, data_dir, count, verbose):
     """Real features of an avdln run's data to verify its export on, as the signature takes them.
 
     Args:
-        loaded: the run (training.run_dir.load_run) of a cross-modality model.
+        loaded: the run (runs.load_run) of a cross-modality model.
         data_dir: the data directory given, or None for the run's.
         count: videos wanted.
         verbose: say where the features come from.
@@ -449,7 +455,12 @@ def _cross_modal_features(loaded, data_dir, count, verbose):
         return None
     splits = [loaded.task.splits[name] for name in ("val", "test", "train")]
     videos = _real_videos(
-        loaded.check_data(source), source, loaded.audio_dim, loaded.visual_shape, count, splits
+        loaded.check_data(dataset_info.read(source), source),
+        source,
+        loaded.audio_dim,
+        loaded.visual_shape,
+        count,
+        splits,
     )
     if not videos:
         return None

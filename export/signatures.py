@@ -26,8 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants
-from avsdn_tf.data import records
+from avsdn_tf import constants, records
 from avsdn_tf.errors import input_error
 
 SERVING_DEFAULT = "serving_default"

@@ -22,7 +22,7 @@ from absl import app, flags
 from avsdn_tf import cli, fileio
 from avsdn_tf.data import dataset_info, synthetic
 from avsdn_tf.errors import UserError, argument_error, input_error, run_main
-from avsdn_tf.models import backbones
+from avsdn_tf.models import registry
 from avsdn_tf.training import threads, trainer
 
 from . import results, space
@@ -90,8 +90,8 @@ _MUST_MATCH = ("model", "tuner", "data", "base_hparams", "hyperband_factor", "ma
 def resolve_base():
     """Defaults, then --hparams_file, then --model / --epochs / --seed / --supervision."""
     base = cli.hparams_from_flags(_HPARAM_FLAGS)
-    if base.model not in backbones.REGISTRY:
-        raise argument_error("model", f"one of {backbones.names()}", repr(base.model))
+    if base.model not in registry.names(tunable=True):
+        raise argument_error("model", f"one of {registry.names(tunable=True)}", repr(base.model))
     return base
 
 
@@ -301,7 +301,7 @@ def main(argv):
     """
     del argv
     if FLAGS.model == "help":
-        print(backbones.describe())
+        print(registry.describe())
         return
     threads.configure_from_flags()
     base = resolve_base()

@@ -11,8 +11,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio
-from avsdn_tf.data import dataset_info, records, shards
+from avsdn_tf import constants, fileio, records
+from avsdn_tf.data import dataset_info, shards
 from avsdn_tf.errors import input_error
 
 

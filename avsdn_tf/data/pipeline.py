@@ -8,8 +8,8 @@ targets.
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants
-from avsdn_tf.data import dataset_info, records, shards
+from avsdn_tf import constants, records
+from avsdn_tf.data import dataset_info, shards
 from avsdn_tf.errors import input_error
 
 

@@ -15,7 +15,7 @@ from avsdn_tf.errors import UserError, input_error
 from avsdn_tf.features import labels as label_files
 from avsdn_tf.inference import timeline
 from avsdn_tf.models import backbones, metrics
-from avsdn_tf.training.run_dir import load_run
+from avsdn_tf.models.registry import load_run
 
 # ---------------------------------------------------------------------------------------------
 # Models: a train run, or an exported SavedModel. Both map raw features [T, ...] to [T, 29].

@@ -33,12 +33,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants
-from avsdn_tf.data import records
-from avsdn_tf.errors import argument_error
-from avsdn_tf.models import avdln, backbones, layers, losses, metrics
-
-CROSS_MODAL_MODEL = "avdln"
+from avsdn_tf import constants, records
+from avsdn_tf.errors import UserError, argument_error
+from avsdn_tf.models import backbones, layers, losses, metrics
 
 
 def segment_predictions(model, parsed_batches):
@@ -160,8 +157,7 @@ class BaseTask(abc.ABC):
         """
         raise argument_error(
             "init_weights",
-            f"a run of `model={CROSS_MODAL_MODEL}` (the only model with released weights to "
-            "import)",
+            "a run of `model=avdln` (the only model with released weights to import)",
             f"model {self.hp.model!r}",
         )
 
@@ -175,9 +171,19 @@ class Task(BaseTask):
     validation_name = "val_frame_accuracy"
     evaluation_kind = "segments"
 
-    def __init__(self, hp):
+    def __init__(self, hp, builder, label_guided=False):
+        """A classifier task around a per-segment model.
+
+        Args:
+            hp: HParams.
+            builder: function(audio_dim, visual_shape, num_segments, hp) -> backbones.Built, the
+                model folder's builder.
+            label_guided: add the label-guided ablation's two video-label heads on the encoder
+                states the builder exposes.
+        """
         super().__init__(hp)
-        self.label_guided = backbones.is_label_guided(hp.model)
+        self.builder = builder
+        self.label_guided = label_guided
 
     # -- heads -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -202,7 +208,7 @@ class Task(BaseTask):
         Returns:
             keras.Model over {"audio", "visual"} (raw features) with the outputs `output_names`.
         """
-        built = backbones.build_backbone(self.hp, audio_dim, visual_shape, num_segments)
+        built = self.builder(audio_dim, list(visual_shape), num_segments, self.hp)
         backbone = built.model
         outputs = [self._main_head(backbone.outputs[0])]
         if self.label_guided:
@@ -304,6 +310,36 @@ class Task(BaseTask):
         """One line of a split's summary (evaluate_batches' dict) for the train output."""
         return f"accuracy {summary['accuracy']:.4f}"
 
+    def variable_length_model(self, trained, audio_dim, visual_shape):
+        """The per-segment model of `trained`, rebuilt for any number of segments, its weights.
+
+        Training builds models with a fixed time length and unrolled LSTMs (hp.unroll); serving
+        needs any length, so the same architecture is built again with num_segments=None and
+        unroll=False and the trained weights (normalisation statistics included) are copied
+        over in order.
+
+        Args:
+            trained: the trained model (this task's heads on top).
+            audio_dim, visual_shape: its feature sizes.
+        Returns:
+            keras.Model {"audio": [B, T, A], "visual": [B, T, ...]} -> segment_probs [B, T, 29],
+            any T.
+        Raises:
+            UserError: when the rebuild's weights differ from the checkpoint's.
+        """
+        rebuilding = type(self)(self.hp.replace(unroll=False), self.builder, self.label_guided)
+        rebuilt = rebuilding.build(audio_dim, visual_shape, num_segments=None)
+        trained_shapes = [tuple(w.shape) for w in trained.weights]
+        rebuilt_shapes = [tuple(w.shape) for w in rebuilt.weights]
+        if trained_shapes != rebuilt_shapes:
+            raise UserError(
+                f"model {self.hp.model!r}: the variable-length rebuild has weights "
+                f"{rebuilt_shapes}, the checkpoint has {trained_shapes}; the run's config.json "
+                "does not describe its checkpoint"
+            )
+        rebuilt.set_weights(trained.get_weights())
+        return backbones.segment_model(rebuilt)
+
     @staticmethod
     def segment_model(model):
         """What evaluation reads: the model cut to its per-segment output.
@@ -361,158 +397,21 @@ class VideoTask(Task):
         return constants.NOISY_SPLIT in info.splits
 
 
-class CrossModalTask(BaseTask):
-    """Cross-modality localization (A2V / V2A) with the AVE authors' AVDLN: segment pairs instead
-    of segment classes."""
-
-    supervision = constants.FULL  # segment-level targets (inside the event or not)
-    splits = {"train": "train_match", "val": "val_match", "test": "test_match"}
-    splits_origin = (
-        "the cross-modality splits prepare writes when the release folder has "
-        "train_order_match.h5, val_order_match.h5 and test_order_match.h5"
-    )
-    normalized = False  # the authors' network takes raw features
-    validation_name = "val_cross_modal_accuracy"
-    evaluation_kind = "cross_modal"
-
-    def build(
-        self,
-        audio_dim,
-        visual_shape,
-        num_segments=constants.NUM_SEGMENTS,
-        statistics=None,
-        source="statistics",
-    ):
-        """The AVDLN over raw features (statistics are not used: it has no normalisation).
-
-        Args:
-            audio_dim: A. visual_shape: [D] vectors, or [H, W, C] maps (averaged over space
-                inside the model). num_segments: T, or None for any.
-            statistics, source: ignored (the signature of Task.build).
-        Returns:
-            avdln.build_avdln's model: outputs distance, audio_embedding, visual_embedding.
-        """
-        del statistics, source
-        visual_shape = list(visual_shape)
-        if len(visual_shape) == 3:
-            return avdln.build_avdln(audio_dim, None, num_segments, visual_map_shape=visual_shape)
-        return avdln.build_avdln(audio_dim, visual_shape[0], num_segments)
-
-    @staticmethod
-    def describe_inputs(visual_shape):
-        """What the train output says once about the features the AVDLN reads.
-
-        Args:
-            visual_shape: [D] or [H, W, C].
-        Returns:
-            str.
-        """
-        visual = (
-            f"visual maps {list(visual_shape)} averaged over space inside the model to "
-            f"{visual_shape[-1]}-d vectors"
-            if len(visual_shape) == 3
-            else f"visual vectors of {visual_shape[0]} used as they are"
-        )
-        return f"avdln: raw features (no normalisation, as the authors' code); {visual}"
-
-    def targets(self, parsed):
-        """{"distance": [B, T] float32}: 1 for the segment pairs inside the event, else 0."""
-        return {avdln.DISTANCE_OUTPUT: avdln.event_targets(parsed[records.LABEL])}
-
-    def compile(self, model, optimizer, **kwargs):
-        """Compile with the contrastive loss (margin constants.CONTRASTIVE_MARGIN) on the distance.
-
-        Args:
-            model: the model `build` returned. optimizer: a keras optimizer.
-            **kwargs: more keras.Model.compile arguments.
-        """
-        model.compile(
-            optimizer=optimizer, loss={avdln.DISTANCE_OUTPUT: losses.contrastive_loss}, **kwargs
-        )
-
-    def import_weights(self, model, path):
-        """Set the authors' released weights (Keras 2 h5, cmm_model_weights.h5) into the model.
-
-        Args:
-            model: the model `build` returned. path: the h5 file.
-        Raises:
-            UserError naming the file (and layer) when it is missing or its shapes do not fit.
-        """
-        avdln.import_keras2_weights(model, path)
-
-    def evaluate_batches(self, model, parsed_batches, class_names=None):
-        """A2V and V2A accuracy of one split (avdln.evaluate_batches).
-
-        Args:
-            model: the model `build` returned. parsed_batches: one split's parsed batches.
-            class_names: unused (the signature of Task.evaluate_batches).
-        Returns:
-            {"a2v_accuracy", "v2a_accuracy", "evaluated"}.
-        """
-        return avdln.evaluate_batches(
-            model,
-            ((records.model_inputs(parsed), parsed[records.LABEL]) for parsed in parsed_batches),
-        )
-
-    def validation_score(self, model, parsed_batches):
-        """The mean of A2V and V2A accuracy on val_match (the epoch selection's score).
-
-        Args:
-            model: the model being trained. parsed_batches: val_match's parsed batches.
-        Returns:
-            float.
-        """
-        summary = self.evaluate_batches(model, parsed_batches)
-        return (summary["a2v_accuracy"] + summary["v2a_accuracy"]) / 2
-
-    def headline(self, summary):
-        """One line of a split's summary for the train output."""
-        return (
-            f"A2V {summary['a2v_accuracy']:.4f}, V2A {summary['v2a_accuracy']:.4f} "
-            f"({summary['evaluated']} videos)"
-        )
-
-
 TASKS = {SegmentTask.supervision: SegmentTask, VideoTask.supervision: VideoTask}
 
 
-def model_names():
-    """Every model name `--model` takes: the registry's classifiers and the cross-modal AVDLN.
-
-    Returns:
-        list of str.
-    """
-    return [*backbones.names(), CROSS_MODAL_MODEL]
-
-
-def describe():
-    """The `--model help` listing: one line per model name."""
-    width = max(map(len, model_names()))
-    avdln_line = (
-        f"{CROSS_MODAL_MODEL:<{width}}  AVEL cross-modality localization (A2V / V2A): the AVE "
-        "authors' audio-visual distance learning network, on the *_match splits"
-    )
-    return "\n".join([backbones.describe(width), avdln_line])
-
-
-def for_hparams(hp):
-    """The task of a set of hyperparameters.
+def classifier(builder, label_guided=False):
+    """The registry's task factory for a per-segment classifier model.
 
     Args:
-        hp: HParams; reads `model` (avdln: cross-modality localization; label guidance when it
-            is the label-guided ablation) and `supervision` ("full" or "weak").
+        builder: the model folder's function(audio_dim, visual_shape, num_segments, hp) ->
+            backbones.Built.
+        label_guided: the label-guided ablation's two extra video-label heads.
     Returns:
-        a CrossModalTask (model avdln), else a SegmentTask (full) or VideoTask (weak).
-    Raises:
-        UserError: for model avdln with weak supervision (its targets are segment-level).
+        function(hp) -> SegmentTask (full supervision) or VideoTask (weak).
     """
-    if hp.model == CROSS_MODAL_MODEL:
-        if hp.supervision != constants.FULL:
-            raise argument_error(
-                "supervision",
-                f"{constants.FULL!r} for `model={CROSS_MODAL_MODEL}` (its targets say which "
-                "segments are inside the event)",
-                repr(hp.supervision),
-            )
-        return CrossModalTask(hp)
-    return TASKS[hp.supervision](hp)
+
+    def task(hp):
+        return TASKS[hp.supervision](hp, builder, label_guided)
+
+    return task

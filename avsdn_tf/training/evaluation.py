@@ -5,11 +5,11 @@ import os
 import numpy as np
 
 from avsdn_tf import fileio
-from avsdn_tf.data import pipeline
+from avsdn_tf.data import dataset_info, pipeline
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import tasks
+from avsdn_tf.models.registry import load_run
 from avsdn_tf.training import report
-from avsdn_tf.training.run_dir import load_run
 
 
 def predict_split(model, data_dir, split, batch_size=64, max_videos=None):
@@ -70,7 +70,7 @@ def evaluate_run(model_dir, data_dir=None, split=None, checkpoint="best", output
     data_dir = data_dir or run.data_dir
     if not data_dir:
         raise UserError(f"{run.path}: the run records no data directory; name one to evaluate on")
-    run.check_data(data_dir)
+    run.check_data(dataset_info.read(data_dir), data_dir)
     split = split or run.task.splits["test"]
     summary = evaluate_split(run.task, run.model, data_dir, split, run.class_names)
     summary.update({"split": split, "data_dir": data_dir, "checkpoint": checkpoint})

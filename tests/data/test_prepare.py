@@ -19,8 +19,8 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from avsdn_tf import constants, errors, prepare
-from avsdn_tf.data import ave_release, dataset_info, records
+from avsdn_tf import constants, errors, prepare, records
+from avsdn_tf.data import ave_release, dataset_info
 from avsdn_tf.errors import UserError
 
 from ave_testlib import (

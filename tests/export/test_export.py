@@ -24,10 +24,9 @@ from google.protobuf import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from avsdn_tf import constants, fileio, hparams
-from avsdn_tf.data import records
+from avsdn_tf import constants, fileio, hparams, records
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import backbones, tasks
+from avsdn_tf.models import backbones, registry
 from export import export_model, signatures, verify, warmup
 
 from serving_testlib import ROOT, exported
@@ -55,7 +54,7 @@ def keras_models(export):
     spec = signatures.FeatureSpec.of(A, V, constants.class_names())
     return (
         backbones.segment_model(trained),
-        backbones.variable_length_model(trained, hp, A, V),
+        registry.task_for(hp).variable_length_model(trained, A, V),
         spec,
     )
 
@@ -499,8 +498,8 @@ def test_unrolled_fixed_length_models_rebuild_for_any_length(model, visual_shape
         attention_units=9,
         unroll=True,
     )
-    trained = tasks.for_hparams(hp).build(A, visual_shape, num_segments=10)
-    rebuilt = backbones.variable_length_model(trained, hp, A, visual_shape)
+    trained = registry.task_for(hp).build(A, visual_shape, num_segments=10)
+    rebuilt = registry.task_for(hp).variable_length_model(trained, A, visual_shape)
     assert rebuilt.inputs[0].shape[1] is None
     rng = np.random.default_rng(0)
     audio = rng.normal(size=(3, 10, A)).astype(np.float32)
@@ -517,7 +516,8 @@ def test_unrolled_fixed_length_models_rebuild_for_any_length(model, visual_shape
 def test_predict_examples_reshapes_visual_maps(tmp_path):
     hp = hparams.HParams(model="avsdn", encoder_units=6, fusion_units=6)
     shape = [2, 2, 5]
-    rebuilt = backbones.variable_length_model(tasks.for_hparams(hp).build(A, shape), hp, A, shape)
+    task = registry.task_for(hp)
+    rebuilt = task.variable_length_model(task.build(A, shape), A, shape)
     rng = np.random.default_rng(1)
     statistics = {
         "audio_mean": rng.normal(size=A),
@@ -553,11 +553,10 @@ def test_predict_examples_reshapes_visual_maps(tmp_path):
 
 
 def test_truncated_checkpoint_is_reported_as_truncated_not_missing(export, tmp_path):
-    from avsdn_tf.training import run_dir
 
     run = tmp_path / "run"
     shutil.copytree(export.run_dir, run)
     best = run / "checkpoints" / "best.keras"
     best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
     with pytest.raises(UserError, match="best.keras.*truncated or corrupt file of"):
-        run_dir.load_run(str(run))
+        registry.load_run(str(run))

@@ -17,8 +17,8 @@ import pytest
 from avsdn_tf import constants, hparams
 from avsdn_tf.data import dataset_info, synthetic
 from avsdn_tf.errors import UserError
+from avsdn_tf.runs import RunDir
 from avsdn_tf.training import evaluation, trainer
-from avsdn_tf.training.run_dir import RunDir
 
 from testlib import ROOT, TINY_SPLITS, command_env, run_command, small_hparams
 
@@ -203,7 +203,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     poisoned = tmp_path / "poisoned"
     shutil.copytree(tiny_vector_data, poisoned)
     info = dataset_info.read(str(poisoned))
-    from avsdn_tf.data import records, shards
+    from avsdn_tf import records
+    from avsdn_tf.data import shards
 
     with shards.ShardWriter(str(poisoned), "train", len(info.splits["train"]["shards"])) as writer:
         for _ in range(info.splits["train"]["videos"]):
