@@ -5,11 +5,10 @@ Prints a table, writes RUN/eval_<split>.json and, with matplotlib installed, a c
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
-from absl import app, flags
+from absl import flags
 
 from avsdn_tf import cli
-from avsdn_tf.errors import UserError, run_main
-from avsdn_tf.training import evaluation, threads
+from avsdn_tf.training import evaluation
 
 FLAGS = flags.FLAGS
 
@@ -35,7 +34,7 @@ def define_flags():
         ),
         output_dir="Where to write the JSON and PNG; default: the run directory.",
     )
-    threads.define_flags()
+    cli.define(*cli.THREAD_FLAGS)
 
 
 def main(argv):
@@ -44,12 +43,10 @@ def main(argv):
     Args:
         argv: the command's non-flag arguments (none are taken).
     Returns:
-        None (exit 0) on success; a user mistake raises errors.UserError, shown by errors.run_main.
+        None (exit 0) on success; a user mistake raises errors.UserError, shown by cli.run_main.
     """
     del argv
-    threads.configure_from_flags()
-    if not FLAGS.model_dir:
-        raise UserError("--model_dir: expected a run directory written by train, found none")
+    cli.configure_threads()
     evaluation.evaluate_run(
         FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.checkpoint, FLAGS.output_dir
     )
@@ -57,4 +54,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main, required=("model_dir",))

@@ -54,7 +54,7 @@ import sys
 from absl import app, flags
 
 from avsdn_tf import cli, locks, remote
-from avsdn_tf.errors import UserError, run_main
+from avsdn_tf.errors import UserError
 from avsdn_tf.features import beam_extraction, extraction, labels
 
 
@@ -108,7 +108,7 @@ def main(argv, flag_values=None):
         argv: the command's non-flag arguments (none are taken).
         flag_values: the parsed FlagValues (default: absl's global flags).
     Returns:
-        0 on success; a user mistake raises errors.UserError, shown by errors.run_main.
+        0 on success; a user mistake raises errors.UserError, shown by cli.run_main.
     """
     flag_values = flag_values or flags.FLAGS
     if len(argv) > 1 and not flag_values.runner:
@@ -171,4 +171,4 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main), flags_parser=parse_flags)
+    cli.run(main, flags_parser=parse_flags)

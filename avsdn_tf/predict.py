@@ -27,13 +27,12 @@ when it had a fixed one, else the whole video at once.
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
-from absl import app, flags
+from absl import flags
 
 from avsdn_tf import cli
-from avsdn_tf.errors import UserError, run_main
+from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, labels, video
 from avsdn_tf.inference import predictors
-from avsdn_tf.training import threads
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -63,7 +62,7 @@ def define_flags(flag_values=flags.FLAGS):
         flag_values=flag_values,
     )
     extraction.define_feature_flags(flag_values)
-    threads.define_flags(flag_values)
+    cli.define(*cli.THREAD_FLAGS, flag_values=flag_values)
 
 
 def main(argv, flag_values=None):
@@ -73,10 +72,10 @@ def main(argv, flag_values=None):
         argv: the command's non-flag arguments (none are taken).
         flag_values: the parsed FlagValues (default: absl's global flags).
     Returns:
-        0 on success; a user mistake raises errors.UserError, shown by errors.run_main.
+        0 on success; a user mistake raises errors.UserError, shown by cli.run_main.
     """
     flag_values = flag_values or flags.FLAGS
-    threads.configure_from_flags(flag_values)
+    cli.configure_threads(flag_values)
     paths = argv[1:]
     if not paths:
         raise UserError("predict: expected one or more video files as arguments, found none")
@@ -118,4 +117,4 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main)

@@ -32,11 +32,11 @@ import urllib.request
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
-from avsdn_tf import constants, fileio, records
+from avsdn_tf import cli, constants, fileio, records
 from avsdn_tf.data import dataset_info
-from avsdn_tf.errors import UserError, argument_error, input_error, run_main
+from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import metrics
 
 from . import signatures, warmup
@@ -519,9 +519,6 @@ def main(argv):
         errors.UserError: when --server or --data is missing, or run() raises one.
     """
     del argv
-    for name in ("server", "data"):
-        if not getattr(FLAGS, name):
-            raise UserError(f"--{name}: expected a value, found none")
     run(
         FLAGS.server,
         FLAGS.data,
@@ -536,4 +533,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main, required=("server", "data"))

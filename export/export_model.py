@@ -39,11 +39,11 @@ import uuid
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 from avsdn_tf import cli, constants, fileio, locks, records
 from avsdn_tf.data import dataset_info, shards
-from avsdn_tf.errors import UserError, argument_error, input_error, run_main
+from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import layers
 from avsdn_tf.models.avdln import task as avdln_task
 from avsdn_tf.models.registry import load_run
@@ -731,9 +731,6 @@ def main(argv):
     tf.get_logger().setLevel(
         "ERROR"
     )  # SavedModel writing logs every asset and renamed input at INFO
-    for name in ("model_dir", "export_base"):
-        if not getattr(FLAGS, name):
-            raise UserError(f"--{name}: expected a path, found none")
     export(
         FLAGS.model_dir,
         FLAGS.export_base,
@@ -747,4 +744,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main, required=("model_dir", "export_base"))

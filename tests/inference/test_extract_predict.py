@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import errors, extract, predict
+from avsdn_tf import cli, extract, predict
 from avsdn_tf.data import dataset_info, pipeline
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, labels
@@ -259,7 +259,7 @@ def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path):
         ["predict", f"--model_dir={run_dir}", f"--output_dir={tmp_path}", *_feature_args(inputs)]
     )
     with pytest.raises(SystemExit) as caught:
-        errors.run_main(lambda argv: predict.main(argv, flag_values))(["predict", silent])
+        cli.run_main(lambda argv: predict.main(argv, flag_values))(["predict", silent])
     assert caught.value.code == 2
 
 
