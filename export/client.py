@@ -34,8 +34,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from avsdn_tf import cli, constants, fileio, records
-from avsdn_tf.data import dataset_info
+from avsdn_tf import cli, constants, dataset_info, fileio, records
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import metrics
 

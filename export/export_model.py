@@ -41,8 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from avsdn_tf import cli, constants, fileio, locks, records
-from avsdn_tf.data import dataset_info, shards
+from avsdn_tf import cli, constants, dataset_info, fileio, locks, records
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import layers
 from avsdn_tf.models.avdln import task as avdln_task
@@ -147,7 +146,7 @@ def _real_videos(info, data_dir, audio_dim, visual_shape, count, splits=REFERENC
             continue
         by_length = {}
         files = info.shard_paths(data_dir, split)
-        with shards.naming_bad_shard(files):
+        with dataset_info.naming_bad_shard(files):
             for serialized in tf.data.TFRecordDataset(files).take(8 * count):
                 serialized = serialized.numpy()
                 video = records.decode_video(serialized, audio_dim, visual_shape)

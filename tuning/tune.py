@@ -19,8 +19,8 @@ import sys
 import tensorflow as tf
 from absl import flags
 
-from avsdn_tf import cli, fileio
-from avsdn_tf.data import dataset_info, synthetic
+from avsdn_tf import cli, dataset_info, fileio
+from avsdn_tf.data import synthetic
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import registry
 from avsdn_tf.training import trainer

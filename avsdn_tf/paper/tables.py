@@ -26,8 +26,7 @@ import time
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio, hparams
-from avsdn_tf.data import dataset_info
+from avsdn_tf import constants, dataset_info, fileio, hparams
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import registry
 from avsdn_tf.models.avdln import task as avdln_task

@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-from avsdn_tf import fileio
-from avsdn_tf.data import dataset_info, pipeline
+from avsdn_tf import dataset_info, fileio
+from avsdn_tf.data import pipeline
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import tasks
 from avsdn_tf.models.registry import load_run

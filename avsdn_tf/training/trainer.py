@@ -11,8 +11,8 @@ import time
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio, hparams
-from avsdn_tf.data import dataset_info, normalization, pipeline
+from avsdn_tf import constants, dataset_info, fileio, hparams
+from avsdn_tf.data import normalization, pipeline
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import backbones, registry, tasks
 from avsdn_tf.runs import RUN_FORMAT, RunDir

@@ -19,8 +19,8 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from avsdn_tf import cli, constants, prepare, records
-from avsdn_tf.data import ave_release, dataset_info
+from avsdn_tf import cli, constants, dataset_info, prepare, records
+from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
 
 from ave_testlib import (

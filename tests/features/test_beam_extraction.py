@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import cli, extract, records
-from avsdn_tf.data import dataset_info
+from avsdn_tf import cli, dataset_info, extract, records
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import beam_extraction, extraction
 

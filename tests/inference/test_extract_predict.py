@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import cli, extract, predict
-from avsdn_tf.data import dataset_info, pipeline
+from avsdn_tf import cli, dataset_info, extract, predict
+from avsdn_tf.data import pipeline
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, labels
 from avsdn_tf.inference import predictors

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from avsdn_tf import fileio, hparams
-from avsdn_tf.data import ave_release, dataset_info, synthetic
+from avsdn_tf import dataset_info, fileio, hparams
+from avsdn_tf.data import ave_release, synthetic
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import registry
 from avsdn_tf.paper import tables

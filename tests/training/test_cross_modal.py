@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avsdn_tf import constants, hparams, records
-from avsdn_tf.data import ave_release, dataset_info
+from avsdn_tf import constants, dataset_info, hparams, records
+from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import avdln, backbones, metrics, registry
 from avsdn_tf.models.avdln import task as avdln_task

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, records
-from avsdn_tf.data import dataset_info, pipeline
+from avsdn_tf import constants, dataset_info, records
+from avsdn_tf.data import pipeline
 from avsdn_tf.errors import UserError
 from avsdn_tf.inference import predictors
 from avsdn_tf.models.registry import load_run

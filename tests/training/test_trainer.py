@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, hparams
-from avsdn_tf.data import dataset_info, synthetic
+from avsdn_tf import constants, dataset_info, hparams
+from avsdn_tf.data import synthetic
 from avsdn_tf.errors import UserError
 from avsdn_tf.runs import RunDir
 from avsdn_tf.training import evaluation, trainer
