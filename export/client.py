@@ -36,19 +36,19 @@ from absl import flags
 
 from avsdn_tf import cli, constants, dataset_info, fileio, records
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.models import metrics
+from avsdn_tf.models import metrics, serving
 
-from . import signatures, warmup
+from . import warmup
 
 FLAGS = flags.FLAGS
 
 
-PER_SEGMENT = (signatures.SEGMENT_PROBS, signatures.SEGMENT_LABELS, signatures.SEGMENT_LABEL_NAMES)
+PER_SEGMENT = (serving.SEGMENT_PROBS, serving.SEGMENT_LABELS, serving.SEGMENT_LABEL_NAMES)
 FETCHED = (
-    signatures.SEGMENT_LABELS,
-    signatures.SEGMENT_LABEL_NAMES,
-    signatures.VIDEO_LABEL,
-    signatures.VIDEO_LABEL_NAME,
+    serving.SEGMENT_LABELS,
+    serving.SEGMENT_LABEL_NAMES,
+    serving.VIDEO_LABEL,
+    serving.VIDEO_LABEL_NAME,
 )
 
 
@@ -81,7 +81,7 @@ def _summary(serialized, source):
             "a record that is not one",
         ) from None
     lists = example.feature_lists.feature_list
-    if signatures.AUDIO not in lists:
+    if serving.AUDIO not in lists:
         raise input_error(
             source,
             "records with an 'audio' feature list (docs/data_format.md)",
@@ -120,7 +120,7 @@ def _examples_request(batch):
     examples = np.array([serialized for serialized, _ in batch], dtype=object)
     ids = [summary[0] for _, summary in batch]
     truths = [summary[2] for _, summary in batch]
-    return Request(signatures.PREDICT_EXAMPLES, {signatures.EXAMPLES: examples}, ids, truths)
+    return Request(serving.PREDICT_EXAMPLES, {serving.EXAMPLES: examples}, ids, truths)
 
 
 def _array_requests(path, batch_size):
@@ -135,27 +135,27 @@ def _array_requests(path, batch_size):
             values = loaded.item() if loaded.dtype == object and loaded.shape == () else None
     except (OSError, ValueError) as error:
         raise input_error(path, "a NumPy file of features", f"unreadable ({error})") from None
-    if not isinstance(values, dict) or not {signatures.AUDIO, signatures.VISUAL} <= set(values):
+    if not isinstance(values, dict) or not {serving.AUDIO, serving.VISUAL} <= set(values):
         found = sorted(values) if isinstance(values, dict) else "an array, not a dict"
         raise input_error(
             path, "arrays 'audio' [T, A] or [B, T, A] and 'visual' [T, ...] or [B, T, ...]", found
         )
-    audio = np.asarray(values[signatures.AUDIO], np.float32)
-    visual = np.asarray(values[signatures.VISUAL], np.float32)
+    audio = np.asarray(values[serving.AUDIO], np.float32)
+    visual = np.asarray(values[serving.VISUAL], np.float32)
     if audio.ndim == 2:  # one video
         audio, visual = audio[None], visual[None]
     count = len(audio)
     ids = [
         str(i)
         for i in values.get(
-            signatures.VIDEO_ID, [f"{os.path.basename(path)}[{i}]" for i in range(count)]
+            serving.VIDEO_ID, [f"{os.path.basename(path)}[{i}]" for i in range(count)]
         )
     ]
     for start in range(0, count, batch_size):
         part = slice(start, start + batch_size)
         yield Request(
-            signatures.SERVING_DEFAULT,
-            {signatures.AUDIO: audio[part], signatures.VISUAL: visual[part]},
+            serving.SERVING_DEFAULT,
+            {serving.AUDIO: audio[part], serving.VISUAL: visual[part]},
             ids[part],
             [None] * len(ids[part]),
         )
@@ -356,14 +356,14 @@ def _videos(request, outputs):
         raise UserError(
             f"the served model has no outputs {missing}; was it exported by export.export_model?"
         )
-    labels = np.asarray(outputs[signatures.SEGMENT_LABELS])
-    lengths = outputs.get(signatures.NUM_SEGMENTS, np.full(len(labels), labels.shape[1]))
+    labels = np.asarray(outputs[serving.SEGMENT_LABELS])
+    lengths = outputs.get(serving.NUM_SEGMENTS, np.full(len(labels), labels.shape[1]))
     videos = []
     for i, video_id in enumerate(request.ids):
         length = int(lengths[i])
         segment_labels = [int(label) for label in labels[i][:length]]
         names = [
-            _text(name) for name in np.asarray(outputs[signatures.SEGMENT_LABEL_NAMES])[i][:length]
+            _text(name) for name in np.asarray(outputs[serving.SEGMENT_LABEL_NAMES])[i][:length]
         ]
         id_to_name = dict(zip(segment_labels, names))
         video = {
@@ -371,8 +371,8 @@ def _videos(request, outputs):
             "num_segments": length,
             "segment_labels": segment_labels,
             "segment_label_names": names,
-            "video_label": int(outputs[signatures.VIDEO_LABEL][i]),
-            "video_label_name": _text(outputs[signatures.VIDEO_LABEL_NAME][i]),
+            "video_label": int(outputs[serving.VIDEO_LABEL][i]),
+            "video_label_name": _text(outputs[serving.VIDEO_LABEL_NAME][i]),
             "events": [
                 {"label": id_to_name[c], "start": s, "end": e}
                 for c, s, e in metrics.intervals(segment_labels)

@@ -33,9 +33,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, records
+from avsdn_tf import constants, records, runs
 from avsdn_tf.errors import UserError, argument_error
 from avsdn_tf.models import backbones, layers, losses, metrics
+from avsdn_tf.models import serving as segment_serving
 
 
 def segment_predictions(model, parsed_batches):
@@ -109,6 +110,22 @@ class BaseTask(abc.ABC):
     @abc.abstractmethod
     def headline(self, summary):
         """One line of a split's summary (evaluate_batches' dict) for the train output."""
+
+    # What export asks of a task: the serving object of a loaded run (its SavedModel graph,
+    # the reference cases the export is verified against, the warmup requests), and the class
+    # whose static `check` verifies a written SavedModel in a fresh process.
+    serving_class = None
+
+    @abc.abstractmethod
+    def serving(self, run):
+        """What a trained run of this task serves (an instance of serving_class).
+
+        Args:
+            run: the loaded run (registry.LoadedRun).
+        Returns:
+            an object with write(path), cases(videos, count, seed), warmup(cases),
+            write_reference(directory, cases), describe(), signatures, outputs, batch_output.
+        """
 
     def batches(self, parsed_batches):
         """Parsed batches -> (inputs, targets) batches for Keras' fit and evaluate.
@@ -339,6 +356,26 @@ class Task(BaseTask):
             )
         rebuilt.set_weights(trained.get_weights())
         return backbones.segment_model(rebuilt)
+
+    serving_class = segment_serving.SegmentServing
+
+    def serving(self, run):
+        """The two segment signatures over the run's variable-length model (SegmentServing).
+
+        Args:
+            run: the loaded run (registry.LoadedRun).
+        Returns:
+            segment_serving.SegmentServing.
+        Raises:
+            UserError: naming config.json when its class names are not 29.
+        """
+        spec = segment_serving.FeatureSpec.of(
+            run.audio_dim,
+            run.visual_shape,
+            run.class_names,
+            source=f"{runs.RunDir(run.path).config} field class_names",
+        )
+        return segment_serving.SegmentServing(run, run.variable_length_model, spec)
 
     @staticmethod
     def segment_model(model):

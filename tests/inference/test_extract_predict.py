@@ -19,6 +19,7 @@ from avsdn_tf.data import pipeline
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, labels
 from avsdn_tf.inference import predictors
+from avsdn_tf.models import serving
 
 from media_testlib import IMAGE_SIZE, extract_inputs, tiny_own_video_run
 from media_testlib import feature_args as _feature_args
@@ -224,12 +225,11 @@ def test_predict_prints_writes_json_and_draws_the_timeline(
 
 
 def test_predict_on_an_exported_saved_model(inputs, extracted, run_dir, tmp_path):
-    """--model: the export's serving graph (export/signatures.py) written as a SavedModel."""
-    signatures = pytest.importorskip("export.signatures")
+    """--model: the export's serving graph (avsdn_tf/models/serving.py) written as a SavedModel."""
     predictor = predictors.RunPredictor(run_dir)
-    spec = signatures.FeatureSpec.of(128, VISUAL_SHAPE, predictor.class_names)
+    spec = serving.FeatureSpec.of(128, VISUAL_SHAPE, predictor.class_names)
     path = str(tmp_path / "avsdn" / "1")
-    signatures.ServingGraph(predictor.model, spec).write(path)
+    serving.ServingGraph(predictor.model, spec).write(path)
     saved = predictors.load_predictor(model=path)
     assert (
         saved.output_key == "segment_probs"

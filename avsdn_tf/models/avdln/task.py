@@ -9,6 +9,7 @@ from avsdn_tf import constants, records
 from avsdn_tf.errors import argument_error
 from avsdn_tf.models import losses, tasks
 from avsdn_tf.models.avdln import model as avdln
+from avsdn_tf.models.avdln import serving as cross_modal_serving
 
 NAME = "avdln"
 
@@ -123,6 +124,18 @@ class CrossModalTask(tasks.BaseTask):
             f"A2V {summary['a2v_accuracy']:.4f}, V2A {summary['v2a_accuracy']:.4f} "
             f"({summary['evaluated']} videos)"
         )
+
+    serving_class = cross_modal_serving.CrossModalServing
+
+    def serving(self, run):
+        """The cross_modal signature over the run's AVDLN (CrossModalServing).
+
+        Args:
+            run: the loaded run (registry.LoadedRun).
+        Returns:
+            cross_modal_serving.CrossModalServing.
+        """
+        return cross_modal_serving.CrossModalServing(run.model)
 
     def variable_length_model(self, trained, audio_dim, visual_shape):
         """The AVDLN of `trained` for any number of segments (avdln.variable_length).
