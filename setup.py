@@ -59,12 +59,15 @@ EXTRAS_REQUIRE = {
     # S3-compatible endpoint tests/test_remote.py starts on 127.0.0.1 (with boto3 to seed it);
     # the project itself talks to S3 through tensorflow-io only.
     # import-linter checks the layering contracts of pyproject.toml (.ci/run's lint-imports).
+    # torch: the exactness tests of PSP and CMBS against PyTorch references of their authors'
+    # code (exactly 2.13.0, the CPU build; see "torch" below).
     "test": [
         "pytest",
         "pytest-xdist",
         "ruff==0.17.6",
         "import-linter==2.17",
         "moto[server]>=5,<6",
+        "torch==2.13.0",
         *VIDEO,
         *PLOTS,
         *BEAM,
@@ -74,6 +77,8 @@ EXTRAS_REQUIRE = {
     # find-links, so no CUDA build (nor nvidia-* packages) is resolved. Elsewhere, install with
     # --extra-index-url https://download.pytorch.org/whl/cpu to get the same wheel.
     "bench": ["torch==2.13.0"],
+    # Importing the authors' PyTorch checkpoints (--init_weights); imported lazily.
+    "torch": ["torch==2.13.0"],
 }
 
 # The repository's top-level folders that are installed under avsdn_tf (see the docstring).
