@@ -18,6 +18,7 @@ from absl.flags import _helpers
 
 from avsdn_tf import constants, hparams, remote
 from avsdn_tf.errors import UserError
+from avsdn_tf.models import registry
 from avsdn_tf.training import threads
 
 FLAGS = flags.FLAGS
@@ -174,8 +175,9 @@ def define_hparams(names=None, flag_values=FLAGS, helps=None):
 
 
 def hparams_from_flags(names=None, flag_values=FLAGS, model=None):
-    """HParams from the command line: defaults (with the model's own, hparams.MODEL_DEFAULTS), then
-    --hparams_file (when the command has it), then the hyperparameter flags given.
+    """HParams from the command line: defaults (with the model's own for its supervision,
+    registry.default_hparams), then --hparams_file (when the command has it), then the
+    hyperparameter flags given.
 
     Args:
         names: the HParams fields the command has flags for (default: all).
@@ -196,8 +198,8 @@ def hparams_from_flags(names=None, flag_values=FLAGS, model=None):
         if name in flag_values and flag_values[name].value is not None
     }
     model = given.get("model", model or base.model)
-    if model in hparams.MODEL_DEFAULTS:  # the model's own defaults, under the file and flags
-        defaults = hparams.for_model(model)
+    if registry.has_defaults(model):  # the model's own defaults, under the file and flags
+        defaults = registry.default_hparams(model, given.get("supervision", base.supervision))
         base = hparams.load(path, base=defaults) if path else defaults
     return hparams.from_dict(given, source="command-line flags", base=base)
 

@@ -230,23 +230,31 @@ def export(
             fails (full disk, read-only, no permission: the staging directory removed), an
             export that fails verification, or a publish that fails.
     """
+    started = time.time()
     say = print if verbose else (lambda *args, **kwargs: None)
     _check_counts(version, verify_videos)
-    run = registry.load_run(model_dir, checkpoint)
-    serving = run.task.serving(run)
-    videos = verification_videos(run, data_dir, verify_videos, say)
-    info = {
-        "model": run.hp.model,
-        "supervision": run.hp.supervision,
-        "run": model_dir,
-        "checkpoint": run.checkpoint,
-        "data_dir": data_dir or run.data_dir,
-        "audio_dim": run.audio_dim,
-        "visual_shape": run.visual_shape,
-    }
-    return export_serving(
-        serving, export_base, run.hp, version, videos, verify_videos, info, verbose, wait
-    )
+    export_base = export_base.rstrip("/")
+    with _export_lock(export_base, wait):
+        run = registry.load_run(model_dir, checkpoint)
+        serving = run.task.serving(run)
+        videos = verification_videos(run, data_dir, verify_videos, say)
+        info = {
+            "model": run.hp.model,
+            "supervision": run.hp.supervision,
+            "run": model_dir,
+            "checkpoint": run.checkpoint,
+            "data_dir": data_dir or run.data_dir,
+            "audio_dim": run.audio_dim,
+            "visual_shape": run.visual_shape,
+        }
+        publish = (export_base, run.hp, version, videos, verify_videos, info, say)
+        return _publish(serving, *publish, started=started)
+
+
+def _export_lock(export_base, wait):
+    """The lock of an export base, its killed exports' temporaries swept once it is held."""
+    stale = (f"{TEMPORARY_PREFIX}*",)
+    return locks.directory_lock(export_base, "`export_base`", wait=wait, stale=stale)
 
 
 def export_serving(
@@ -286,34 +294,37 @@ def export_serving(
     say = print if verbose else (lambda *args, **kwargs: None)
     _check_counts(version, verify_videos)
     export_base = export_base.rstrip("/")
-    stale = (f"{TEMPORARY_PREFIX}*",)
-    with locks.directory_lock(export_base, "`export_base`", wait=wait, stale=stale):
-        _refuse_taken_version(export_base, version)
-        cases, notes = serving.cases(videos, verify_videos)
-        if "rebuild_max_difference" in notes:
-            say(
-                f"rebuilt {hp.model} for any number of segments; max |difference| from the "
-                f"trained model: {notes['rebuild_max_difference']:.1e}"
-            )
-        model_name = os.path.basename(export_base) or hp.model
+    with _export_lock(export_base, wait):
+        publish = (export_base, hp, version, videos, verify_videos, info, say)
+        return _publish(serving, *publish, started=started)
 
-        def write_version(staging):
-            serving.write(staging)
-            warmup.write(
-                warmup.warmup_path(staging),
-                warmup.predict_requests(model_name, serving.warmup(cases)),
-            )
 
-        info = {**(info or {"model": hp.model}), **serving.describe()}
-        info.update(signatures=serving.outputs, **notes)
-        final, version, report = _write_verify_publish(
-            export_base,
-            version,
-            write_version,
-            lambda directory: write_reference(serving, directory, cases, hp),
-            info,
-            say,
+def _publish(serving, export_base, hp, version, videos, verify_videos, info, say, started):
+    """export_serving's work once the lock of `export_base` is held; the version directory."""
+    _refuse_taken_version(export_base, version)
+    cases, notes = serving.cases(videos, verify_videos)
+    if "rebuild_max_difference" in notes:
+        say(
+            f"rebuilt {hp.model} for any number of segments; max |difference| from the "
+            f"trained model: {notes['rebuild_max_difference']:.1e}"
         )
+    model_name = os.path.basename(export_base) or hp.model
+
+    def write_version(staging):
+        serving.write(staging)
+        calls = serving.warmup(cases)
+        warmup.write(warmup.warmup_path(staging), warmup.predict_requests(model_name, calls))
+
+    info = {**(info or {"model": hp.model}), **serving.describe()}
+    info.update(signatures=serving.outputs, **notes)
+    final, version, report = _write_verify_publish(
+        export_base,
+        version,
+        write_version,
+        lambda directory: write_reference(serving, directory, cases, hp),
+        info,
+        say,
+    )
     say(f"verified {', '.join(report['checked'])}; max |difference| {report['max_difference']:.1e}")
     say(f"exported version {version} to {final} in {time.time() - started:.1f}s")
     return final

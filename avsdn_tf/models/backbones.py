@@ -200,19 +200,20 @@ class InferenceFunction:
         return self._function.experimental_get_tracing_count()
 
 
-def cached_inference_function(model):
+def cached_inference_function(model, part=None):
     """The inference_function of a model's per-segment part, made once per model (kept on it) so
     every validation pass and evaluation reuses its trace; synced with the model's current
     weights on every reuse.
 
     Args:
         model: a model built by a task (any head on top; its segment_probs are read).
+        part: the task's function model -> its per-segment part; default segment_model.
     Returns:
-        an InferenceFunction of segment_model(model).
+        an InferenceFunction of part(model).
     """
     cached = getattr(model, "_avsdn_predict", None)
     if cached is None:
-        cached = inference_function(segment_model(model))
+        cached = inference_function((part or segment_model)(model))
         model._avsdn_predict = cached
     else:
         cached.sync()

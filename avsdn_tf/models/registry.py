@@ -8,10 +8,11 @@ one line here (docs/architecture.md, "Adding a model").
 import dataclasses
 import functools
 
-from avsdn_tf import runs
+from avsdn_tf import hparams, runs
 from avsdn_tf.errors import argument_error, input_error
 from avsdn_tf.models import avel, avsdn, backbones, tasks
 from avsdn_tf.models.avdln import task as avdln_task
+from avsdn_tf.models.psp import task as psp_task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +20,9 @@ class Entry:
     task: object  # function(hp) -> a tasks.BaseTask
     description: str
     tunable: bool = True  # whether the tuner's search space covers it
+    # function(supervision) -> {HParams field: value}: the model's own defaults (its authors'
+    # recipe), under a hyperparameter file and flags; None: the common defaults.
+    defaults: object = None
 
 
 MODELS = {
@@ -63,6 +67,13 @@ MODELS = {
         "AVEL cross-modality localization (A2V / V2A): the AVE authors' audio-visual distance "
         "learning network, on the *_match splits",
         tunable=False,
+        defaults=lambda supervision: {"batch_size": 8, "epochs": 20},
+    ),
+    psp_task.NAME: Entry(
+        psp_task.task,
+        "PSP: positive sample propagation (Zhou et al. 2021), the authors' psp_net on 7x7x512 maps",
+        tunable=False,
+        defaults=psp_task.defaults,
     ),
 }
 
@@ -97,6 +108,30 @@ def check_name(name, tunable=None):
     if name not in names(tunable):
         raise argument_error("model", f"one of {names(tunable)}", repr(name))
     return name
+
+
+def default_hparams(model, supervision=None):
+    """The default HParams of a model: the common defaults with the model's own (its recipe).
+
+    Args:
+        model: a registered model name (an unknown one gets the common defaults).
+        supervision: "full" or "weak" (default: the common default, full).
+    Returns:
+        HParams with `model` (and `supervision` when given) set.
+    """
+    base = hparams.HParams(model=model)
+    if supervision:
+        base = base.replace(supervision=supervision)
+    entry = MODELS.get(model)
+    if entry is None or entry.defaults is None:
+        return base
+    return base.replace(**entry.defaults(base.supervision))
+
+
+def has_defaults(model):
+    """Whether a model has defaults of its own (default_hparams differs from HParams())."""
+    entry = MODELS.get(model)
+    return entry is not None and entry.defaults is not None
 
 
 def task_for(hp):
@@ -141,7 +176,7 @@ class LoadedRun(runs.RunInfo):
     def segment_model(self):
         """The trained model cut to inputs -> segment_probs [B, T, 29] (fixed length T)."""
         self._require_segments()
-        return backbones.segment_model(self.model)
+        return self.task.segment_model(self.model)
 
     @property
     def variable_length_model(self):

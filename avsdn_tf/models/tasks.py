@@ -39,31 +39,57 @@ from avsdn_tf.models import backbones, layers, losses, metrics
 from avsdn_tf.models import serving as segment_serving
 
 
-def segment_predictions(model, parsed_batches):
+def probabilities_and_labels(outputs):
+    """Per-segment probabilities and labels of a per-segment model's outputs.
+
+    Args:
+        outputs: segment_probs [B, T, K], or a dict with "segment_probs" and "segment_labels"
+            (a model with its own decoding, e.g. CMBS).
+    Returns:
+        (probs [B, T, K], labels int [B, T]): labels are the arg-max unless the model gives them.
+    """
+    if isinstance(outputs, dict):
+        return outputs[constants.SEGMENT_OUTPUT], outputs[segment_serving.SEGMENT_LABELS]
+    return outputs, keras.ops.argmax(outputs, axis=-1)
+
+
+def segment_predictions(model, parsed_batches, segment_model=backbones.segment_model):
     """Per-video ids, segment labels, predicted labels and probabilities over parsed batches.
 
     Args:
-        model: a model a classifier task built (any head; its segment_probs are read).
+        model: a model a segment-labelling task built.
         parsed_batches: iterable of parsed batches (pipeline.make_dataset).
+        segment_model: the task's function model -> its per-segment part.
     Returns:
         (ids [N], labels [N, T], predictions [N, T], probs [N, T, 29]); videos of different
         lengths are padded to the longest, labels and predictions with constants.PAD_LABEL.
     """
-    predict = backbones.cached_inference_function(model)
-    ids, labels, probs = [], [], []
+    predict = backbones.cached_inference_function(model, segment_model)
+    ids, labels, predicted, probs = [], [], [], []
     for parsed in parsed_batches:
-        probs.append(predict(records.model_inputs(parsed)).numpy())
+        batch_probs, batch_labels = probabilities_and_labels(predict(records.model_inputs(parsed)))
+        probs.append(np.asarray(batch_probs))
+        predicted.append(np.asarray(batch_labels))
         labels.append(parsed[records.LABEL].numpy())
         ids.extend(video_id.decode() for video_id in parsed[records.VIDEO_ID].numpy())
     width = max(p.shape[1] for p in probs)
-    probs = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p in probs])
-    labels = np.concatenate(
-        [
-            np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=constants.PAD_LABEL)
-            for x in labels
-        ]
-    )
-    predictions = np.where(labels != constants.PAD_LABEL, probs.argmax(-1), constants.PAD_LABEL)
+
+    def padded(arrays, value=0):
+        return np.concatenate(
+            [
+                np.pad(
+                    x,
+                    [(0, 0), (0, width - x.shape[1])] + [(0, 0)] * (x.ndim - 2),
+                    constant_values=value,
+                )
+                for x in arrays
+            ]
+        )
+
+    probs = padded(probs)
+    labels = padded(labels, constants.PAD_LABEL)
+    predicted = padded(predicted, constants.PAD_LABEL)
+    predictions = np.where(labels != constants.PAD_LABEL, predicted, constants.PAD_LABEL)
     return ids, labels, predictions, probs
 
 
@@ -174,19 +200,102 @@ class BaseTask(abc.ABC):
         """
         raise argument_error(
             "init_weights",
-            "a run of `model=avdln` (the only model with released weights to import)",
+            "a run of `model=avdln`, `model=psp` or `model=cmbs` (the models whose authors "
+            "released weights to import)",
             f"model {self.hp.model!r}",
         )
 
 
-class Task(BaseTask):
+class SegmentLabeling(BaseTask):
+    """What every task whose model labels segments shares: the splits, the frame-wise accuracy
+    it is selected and scored on, and the segment signatures it serves. A subclass says how its
+    model is built and trained, and `segment_model` (its per-segment part)."""
+
+    splits = {"train": "train", "val": "val", "test": "test"}
+    validation_name = "val_frame_accuracy"
+    evaluation_kind = "segments"
+
+    # -- data and evaluation -----------------------------------------------------------------
+    def validation_score(self, model, parsed_batches):
+        """Frame-wise accuracy (metrics.FrameAccuracy) over parsed batches.
+
+        Args:
+            model: a model this task built.
+            parsed_batches: batches of parsed records (pipeline.make_dataset).
+        Returns:
+            float, the share of real segments predicted right.
+        """
+        predict = backbones.cached_inference_function(model, self.segment_model)
+        correct = total = 0.0
+        for parsed in parsed_batches:
+            _, predicted = probabilities_and_labels(predict(records.model_inputs(parsed)))
+            hits, counted = metrics.frame_hits(parsed[records.LABEL], predicted)
+            correct, total = correct + float(hits), total + float(counted)
+        return correct / max(total, 1.0)
+
+    def evaluate_batches(self, model, parsed_batches, class_names):
+        """Every metric of one split (metrics.summarize), what metrics.json holds per split.
+
+        Args:
+            model: a model this task built. parsed_batches: one split's parsed batches.
+            class_names: the K class names.
+        Returns:
+            metrics.summarize's dict.
+        """
+        _, labels, predictions, _ = segment_predictions(model, parsed_batches, self.segment_model)
+        return metrics.summarize(labels, predictions, class_names)
+
+    def headline(self, summary):
+        """One line of a split's summary (evaluate_batches' dict) for the train output."""
+        return f"accuracy {summary['accuracy']:.4f}"
+
+    serving_class = segment_serving.SegmentServing
+
+    def serving(self, run):
+        """The two segment signatures over the run's variable-length model (SegmentServing).
+
+        Args:
+            run: the loaded run (registry.LoadedRun).
+        Returns:
+            segment_serving.SegmentServing.
+        Raises:
+            UserError: naming config.json when its class names are not 29.
+        """
+        spec = segment_serving.FeatureSpec.of(
+            run.audio_dim,
+            run.visual_shape,
+            run.class_names,
+            source=f"{runs.RunDir(run.path).config} field class_names",
+        )
+        return segment_serving.SegmentServing(run, run.variable_length_model, spec)
+
+    def include_noisy(self, info):
+        """Whether training also reads the background-only (noisy) split.
+
+        Args:
+            info: the data's DatasetInfo.
+        Returns:
+            bool: True for weak supervision when the data has one (it trains on video labels).
+        """
+        return self.supervision == constants.WEAK and constants.NOISY_SPLIT in info.splits
+
+    @staticmethod
+    def segment_model(model):
+        """What evaluation reads: the model cut to its per-segment output.
+
+        Args:
+            model: a model this task built.
+        Returns:
+            keras.Model: inputs -> segment_probs float32 [B, T, K].
+        """
+        return backbones.segment_model(model)
+
+
+class Task(SegmentLabeling):
     """Base task of the segment classifiers: the common parts; subclasses say the supervision's
     head, target and loss."""
 
-    splits = {"train": "train", "val": "val", "test": "test"}
     normalized = True
-    validation_name = "val_frame_accuracy"
-    evaluation_kind = "segments"
 
     def __init__(self, hp, builder, label_guided=False):
         """A classifier task around a per-segment model.
@@ -295,38 +404,6 @@ class Task(BaseTask):
             optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metric_list, **kwargs
         )
 
-    # -- data and evaluation -----------------------------------------------------------------
-    def validation_score(self, model, parsed_batches):
-        """Frame-wise accuracy (metrics.FrameAccuracy) over parsed batches.
-
-        Args:
-            model: a model this task built.
-            parsed_batches: batches of parsed records (pipeline.make_dataset).
-        Returns:
-            float, the share of real segments predicted right.
-        """
-        predict = backbones.cached_inference_function(model)
-        accuracy = metrics.FrameAccuracy()
-        for parsed in parsed_batches:
-            accuracy.update_state(parsed[records.LABEL], predict(records.model_inputs(parsed)))
-        return float(accuracy.result())
-
-    def evaluate_batches(self, model, parsed_batches, class_names):
-        """Every metric of one split (metrics.summarize), what metrics.json holds per split.
-
-        Args:
-            model: a model this task built. parsed_batches: one split's parsed batches.
-            class_names: the K class names.
-        Returns:
-            metrics.summarize's dict.
-        """
-        _, labels, predictions, _ = segment_predictions(model, parsed_batches)
-        return metrics.summarize(labels, predictions, class_names)
-
-    def headline(self, summary):
-        """One line of a split's summary (evaluate_batches' dict) for the train output."""
-        return f"accuracy {summary['accuracy']:.4f}"
-
     def variable_length_model(self, trained, audio_dim, visual_shape):
         """The per-segment model of `trained`, rebuilt for any number of segments, its weights.
 
@@ -356,37 +433,6 @@ class Task(BaseTask):
             )
         rebuilt.set_weights(trained.get_weights())
         return backbones.segment_model(rebuilt)
-
-    serving_class = segment_serving.SegmentServing
-
-    def serving(self, run):
-        """The two segment signatures over the run's variable-length model (SegmentServing).
-
-        Args:
-            run: the loaded run (registry.LoadedRun).
-        Returns:
-            segment_serving.SegmentServing.
-        Raises:
-            UserError: naming config.json when its class names are not 29.
-        """
-        spec = segment_serving.FeatureSpec.of(
-            run.audio_dim,
-            run.visual_shape,
-            run.class_names,
-            source=f"{runs.RunDir(run.path).config} field class_names",
-        )
-        return segment_serving.SegmentServing(run, run.variable_length_model, spec)
-
-    @staticmethod
-    def segment_model(model):
-        """What evaluation reads: the model cut to its per-segment output.
-
-        Args:
-            model: a model this task built.
-        Returns:
-            keras.Model: inputs -> segment_probs float32 [B, T, K].
-        """
-        return backbones.segment_model(model)
 
 
 class SegmentTask(Task):
@@ -422,16 +468,6 @@ class VideoTask(Task):
 
     def _main_loss(self):
         return losses.video_binary_cross_entropy()
-
-    def include_noisy(self, info):
-        """Whether training also reads the background-only (noisy) split.
-
-        Args:
-            info: the data's DatasetInfo.
-        Returns:
-            bool: True when the data has one (weak supervision trains on its video labels).
-        """
-        return constants.NOISY_SPLIT in info.splits
 
 
 TASKS = {SegmentTask.supervision: SegmentTask, VideoTask.supervision: VideoTask}

@@ -328,7 +328,7 @@ def select(table=ALL, rows=None, extras=True):
 
 
 def own_defaults_model(selection):
-    """The model whose own defaults (hparams.MODEL_DEFAULTS) a selection's runs start from.
+    """The model whose own defaults (registry.default_hparams) a selection's runs start from.
 
     Args:
         selection: select()'s [(Table, [Row])].
@@ -337,7 +337,7 @@ def own_defaults_model(selection):
         own (the cross_modal table's avdln), else None (the common defaults).
     """
     models = {row.model for _, rows in selection for row in rows}
-    if len(models) == 1 and models <= set(hparams.MODEL_DEFAULTS):
+    if len(models) == 1 and registry.has_defaults(next(iter(models))):
         return models.pop()
     return None
 

@@ -46,6 +46,12 @@ def _learning_rate(hp, steps_per_epoch):
             decay_rate=hp.lr_decay_rate,
             staircase=True,
         )
+    if hp.lr_schedule == "multistep":  # PyTorch's MultiStepLR, counted in steps
+        epochs = hp.milestones()
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            [epoch * steps_per_epoch for epoch in epochs],
+            [hp.learning_rate * hp.lr_decay_rate**k for k in range(len(epochs) + 1)],
+        )
     if hp.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
             hp.learning_rate, decay_steps=hp.epochs * steps_per_epoch
@@ -54,7 +60,8 @@ def _learning_rate(hp, steps_per_epoch):
 
 
 def compile_model(model, hp, steps_per_epoch):
-    """Compile with Adam and hp's learning-rate schedule; the losses and metrics are hp's task's.
+    """Compile with Adam, hp's learning-rate schedule and gradient clipping (hp.clip_norm, the
+    global norm as PyTorch's clip_grad_norm_); the losses and metrics are hp's task's.
 
     Args:
         model: the model registry.task_for(hp).build made.
@@ -63,7 +70,9 @@ def compile_model(model, hp, steps_per_epoch):
     """
     registry.task_for(hp).compile(
         model,
-        keras.optimizers.Adam(_learning_rate(hp, steps_per_epoch)),
+        keras.optimizers.Adam(
+            _learning_rate(hp, steps_per_epoch), global_clipnorm=hp.clip_norm or None
+        ),
         jit_compile=hp.jit_compile,
         steps_per_execution=hp.steps_per_execution,
     )

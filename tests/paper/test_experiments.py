@@ -392,7 +392,7 @@ def test_cross_modal_table_trains_avdln_per_seed_and_reports_a2v_and_v2a(
     match_data, tmp_path, monkeypatch
 ):
     out = tmp_path / "exp"
-    base = hparams.for_model("avdln").replace(batch_size=2, epochs=2)
+    base = registry.default_hparams("avdln").replace(batch_size=2, epochs=2)
     lines = []
     summary = tables.run(
         match_data, str(out), table="cross_modal", seeds=2, base=base, log=lines.append

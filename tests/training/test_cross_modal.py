@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, hparams, records
+from avsdn_tf import constants, dataset_info, records
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import avdln, backbones, metrics, registry
@@ -45,7 +45,7 @@ def match_data(tmp_path_factory):
 
 
 def _hp(**changes):
-    return hparams.for_model("avdln").replace(**{"batch_size": 2, "epochs": 3, **changes})
+    return registry.default_hparams("avdln").replace(**{"batch_size": 2, "epochs": 3, **changes})
 
 
 def _split_arrays(data_dir, split):
@@ -209,7 +209,7 @@ def test_map_features_are_averaged_over_space_inside_the_model():
 
 
 def test_the_authors_defaults_and_model_help():
-    hp = hparams.for_model("avdln")
+    hp = registry.default_hparams("avdln")
     assert (hp.batch_size, hp.epochs, hp.learning_rate) == (8, 20, 1e-3)
     assert "avdln" in registry.names() and "avdln  " in registry.describe()
 
