@@ -57,8 +57,19 @@ EXTRAS_REQUIRE = {
     # The test suite exercises the video, plot and Beam paths, so it needs those extras.
     # ruff is pinned so the lint gate in .ci/run does not move under us. moto[server] is the local
     # S3-compatible endpoint tests/test_remote.py starts on 127.0.0.1 (with boto3 to seed it);
-    # the project itself talks to S3 through tensorflow-io only.
-    "test": ["pytest", "pytest-xdist", "ruff==0.17.6", "moto[server]>=5,<6", *VIDEO, *PLOTS, *BEAM],
+    # the project itself talks to S3 through tensorflow-io only. playwright drives Debian's
+    # chromium (/usr/bin/chromium, which .ci/run installs with apt) in the viewer's browser tests;
+    # its own browser downloads are never used.
+    "test": [
+        "pytest",
+        "pytest-xdist",
+        "ruff==0.17.6",
+        "moto[server]>=5,<6",
+        "playwright>=1.65,<2",
+        *VIDEO,
+        *PLOTS,
+        *BEAM,
+    ],
     # The peer comparison in benchmarks/: exactly PyTorch 2.13.0, CPU build. "==2.13.0" also
     # matches the local version "2.13.0+cpu"; this machine serves that wheel from its
     # find-links, so no CUDA build (nor nvidia-* packages) is resolved. Elsewhere, install with
