@@ -41,11 +41,11 @@ table.list { border-collapse: collapse; } .list td, .list th { padding: .25rem .
   border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }
 video { display: block; width: min(100%, 40rem); max-height: 60vh; background: #000; }
 .timeline { overflow-x: auto; margin: .8rem 0; border: 1px solid #ddd; }
-.lanes { position: relative; min-width: max-content; }
+.lanes { position: relative; }
 .row { display: flex; }
 .row-name { position: sticky; left: 0; z-index: 2; flex: 0 0 var(--header); background: #fff;
   font-size: .85rem; padding: .4rem; box-sizing: border-box; }
-.cells { display: flex; flex: 1 0 auto; }
+.cells { display: flex; flex: 1 1 0; min-width: 0; }
 .cell { flex: 1 0 var(--cell-min); min-width: var(--cell-min); box-sizing: border-box;
   border: 1px solid #fff; padding: .35rem .2rem; font-size: .75rem; white-space: nowrap;
   overflow: hidden; text-overflow: ellipsis; cursor: pointer; text-align: center; }
@@ -250,7 +250,8 @@ def timeline_html(predicted, class_names, truth=None, probabilities=None, playhe
     if truth is not None:
         rows.insert(0, _row("truth", "ground truth", truth, class_names))
     return (
-        '<div class="timeline"><div class="lanes">'
+        '<div class="timeline"><div class="lanes" style="min-width: calc(var(--header) + '
+        f'{len(predicted)} * var(--cell-min))">'
         + ('<div class="playhead" aria-hidden="true"></div>' if playhead else "")
         + "".join(rows)
         + f'<div class="row ruler" aria-hidden="true"><div class="row-name">second</div>'

@@ -207,17 +207,20 @@ def test_nothing_but_files_is_requested_and_the_guard_would_see_it(opened):
 def test_a_ten_minute_timeline_keeps_readable_cells_and_scrolls(browser, tmp_path):
     names = constants.class_names()
     seconds = 600
-    labels = np.full((2, seconds), constants.PAD_LABEL)
+    longest = max(range(29), key=lambda c: len(names[c]))
+    labels = np.full((3, seconds), constants.PAD_LABEL)
     labels[0] = np.arange(seconds) % 29
     labels[1, :1] = 5
+    labels[2, :10] = longest  # a 10-s video of the longest class name
     predictions = labels.copy()
     predictions[0, ::3] = 28
     predictions[1, :1] = 6
-    probabilities = np.full((2, seconds, 29), 1 / 29)
+    predictions[2, :5] = 28
+    probabilities = np.full((3, seconds, 29), 1 / 29)
     summary = {
         "accuracy": 0.5,
-        "segments": seconds + 1,
-        "videos": 2,
+        "segments": seconds + 11,
+        "videos": 3,
         "mean_class_accuracy": None,
         "per_class_accuracy": {name: None for name in names},
         "confusion_matrix": np.zeros((29, 29), int).tolist(),
@@ -226,7 +229,7 @@ def test_a_ten_minute_timeline_keeps_readable_cells_and_scrolls(browser, tmp_pat
         str(tmp_path / "eval_test.html"),
         summary,
         names,
-        (["long", "short"], labels, predictions, probabilities),
+        (["long", "short", "ten"], labels, predictions, probabilities),
         "long on test",
     )
     context = browser.new_context(viewport=VIEWPORT)
@@ -236,13 +239,14 @@ def test_a_ten_minute_timeline_keeps_readable_cells_and_scrolls(browser, tmp_pat
     widths = page.eval_on_selector_all(
         '[data-row="prediction"] [data-second]', "c => c.map(x => x.getBoundingClientRect().width)"
     )
-    assert len(widths) == seconds + 1  # the 1-s video (worst, accuracy 0) and the 600-s one
+    assert len(widths) == 1 + 10 + seconds  # worst first: 1 s (accuracy 0), 10 s (0.5), 600 s
     assert min(widths) >= viewer.CELL_MIN_WIDTH_PX - 0.5
     scrollers = page.eval_on_selector_all(
         ".timeline:has([data-row])", "t => t.map(x => [x.scrollWidth, x.clientWidth])"
     )
-    (short_scroll, short_client), (long_scroll, long_client) = scrollers
+    (short_scroll, short_client), (ten_scroll, ten_client), (long_scroll, long_client) = scrollers
     assert short_scroll <= short_client  # one second fits
+    assert ten_scroll <= ten_client  # ten seconds fit, long names cut short (title has them)
     assert long_scroll > long_client and long_client <= VIEWPORT["width"]  # 600 s scroll
     _clean(guard)
     context.close()
