@@ -86,10 +86,11 @@ def launch(playwright):
 
 
 class PageGuard:
-    """Aborts every request that is not file: and records it, and records console errors and
-    uncaught page errors, for one page."""
+    """Aborts every request whose URL does not start with one of `allowed` (default: file:)
+    and records it, and records console errors and uncaught page errors, for one page."""
 
-    def __init__(self, page):
+    def __init__(self, page, allowed=("file:",)):
+        self.allowed = tuple(allowed)
         self.blocked, self.errors = [], []
         page.route("**/*", self._route)
         page.on("console", lambda message: self._console(message))
@@ -97,7 +98,7 @@ class PageGuard:
 
     def _route(self, route):
         url = route.request.url
-        if url.startswith("file:"):
+        if url.startswith(self.allowed):
             route.continue_()
         else:
             self.blocked.append(url)

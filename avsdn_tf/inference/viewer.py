@@ -7,8 +7,10 @@ the top classes of the second playing) and DIR/index.html (a table of every pred
 videos it gets most wrong).
 
 Every page is one self-contained file: its style and script are inline, nothing is loaded from
-the network, so it works opened from disk and served by `python -m http.server`. Every name
-(video, class) is HTML-escaped, and the data the script reads is JSON with <, > and & escaped.
+the network, so it works opened from disk and served by `python -m http.server` (which answers
+no range requests, so there the page reads the video once whole, to be able to seek in it).
+Every name (video, class) is HTML-escaped, and the data the script reads is JSON with <, > and &
+escaped. The <video> refers to the input by its path relative to the page (video_source).
 
 The contract for tests and scripts: the rows are [data-row="prediction"] and [data-row="truth"],
 each cell [data-second="k"] (k from 0); the cells of the second under the playhead carry
@@ -132,6 +134,21 @@ _SCRIPT = """
     place(second);
   }
 
+  // A server without range requests (python -m http.server) leaves an mp4 unseekable: then
+  // the video is read once whole into memory (same origin) and played from there.
+  function makeSeekable() {
+    if (location.protocol === "file:" || video.currentSrc.startsWith("blob:")) return;
+    if (video.seekable.length && video.seekable.end(0) >= video.duration - 0.5) return;
+    fetch(video.currentSrc)
+      .then((response) => (response.ok ? response.blob() : Promise.reject(response.status)))
+      .then((blob) => {
+        const time = video.currentTime;
+        video.src = URL.createObjectURL(blob);
+        video.currentTime = time;
+      })
+      .catch(() => {});  // the video still plays from the start, unseekable
+  }
+
   function follow() {
     place(video.currentTime);
     if (!video.paused && !video.ended) requestAnimationFrame(follow);
@@ -153,6 +170,8 @@ _SCRIPT = """
     seek(current + (event.key === "ArrowRight" ? 1 : -1));
   }, true);
   window.addEventListener("resize", () => place(video.currentTime));
+  if (video.readyState >= 1) makeSeekable();
+  else video.addEventListener("loadedmetadata", makeSeekable, { once: true });
   place(0);
 })();
 """
@@ -193,6 +212,7 @@ def _page(title, body, script=""):
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<link rel="icon" href="data:,">\n'
         f"<title>{_escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
         f"{body}\n" + (f"<script>{script}</script>\n" if script else "") + "</body>\n</html>\n"
     )

@@ -6,8 +6,11 @@ and that nothing was logged as an error. A screenshot of the page is kept as a t
 ($TEST_UNDECLARED_OUTPUTS_DIR under Bazel, else pytest's base temporary directory).
 """
 
+import functools
+import http.server
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -85,6 +88,20 @@ def _time(page):
 
 def _clean(guard):
     assert guard.problems() == {"blocked requests": [], "errors": []}
+
+
+@pytest.fixture
+def served(site):
+    """python -m http.server's handler serving the site's root (videos/ and out/) on a free
+    local port, in a thread; yields the base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site["root"]))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
 def _artifacts_dir(tmp_path_factory):
@@ -248,5 +265,25 @@ def test_a_ten_minute_timeline_keeps_readable_cells_and_scrolls(browser, tmp_pat
     assert short_scroll <= short_client  # one second fits
     assert ten_scroll <= ten_client  # ten seconds fit, long names cut short (title has them)
     assert long_scroll > long_client and long_client <= VIEWPORT["width"]  # 600 s scroll
+    _clean(guard)
+    context.close()
+
+
+def test_served_by_http_server_the_pages_play_and_seek(browser, served):
+    """http.server answers no range requests: the page reads the video whole to seek in it."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    guard = PageGuard(page, allowed=(served + "/", "blob:"))
+    page.goto(f"{served}/out/{viewer.INDEX}")
+    page.locator("td a").click()
+    page.wait_for_function(
+        "(() => { const v = document.querySelector('video');"
+        " return v && v.seekable.length > 0 && v.seekable.end(0) > 4; })()",
+        timeout=15000,
+    )
+    page.locator('[data-row="prediction"] [data-second="3"]').click()
+    assert 3 <= _time(page) < 4 and _current(page) == ["3"]
+    page.keyboard.press("ArrowLeft")
+    assert 2 <= _time(page) < 3 and _current(page) == ["2"]
     _clean(guard)
     context.close()
