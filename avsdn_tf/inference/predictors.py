@@ -304,10 +304,7 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
             }
             for t, label in enumerate(predicted)
         ],
-        "intervals": [
-            {"label": c, "class_name": class_names[c], "start": s, "end": e}
-            for c, s, e in metrics.intervals(predicted)
-        ],
+        "intervals": _named_intervals(predicted, class_names),
         "probabilities": np.round(probabilities, 5).tolist(),
     }
     truth = None
@@ -315,10 +312,7 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
         truth = label_files.ground_truth(labels[key], len(predicted))
         result["ground_truth"] = {
             "labels": truth.tolist(),
-            "intervals": [
-                {"label": c, "class_name": class_names[c], "start": s, "end": e}
-                for c, s, e in metrics.intervals(truth)
-            ],
+            "intervals": _named_intervals(truth, class_names),
             "accuracy": float((truth == predicted).mean()),
         }
     fileio.make_directories(output_dir)
@@ -337,9 +331,22 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
     fileio.write_json(json_path, result)
     page = viewer.write_video_page(result, class_names, output_dir) if result["png"] else None
     if verbose:
-        print(describe(result, class_names))
-        print(
-            f"  wrote {json_path}"
-            + (f", {result['png']} and {page}" if page else " (no PNG or page: matplotlib absent)")
-        )
+        _print_report(result, class_names, page)
     return result
+
+
+def _named_intervals(labels, class_names):
+    """Event runs of int [T] labels as the JSON holds them: label, class_name, start, end."""
+    return [
+        {"label": c, "class_name": class_names[c], "start": s, "end": e}
+        for c, s, e in metrics.intervals(labels)
+    ]
+
+
+def _print_report(result, class_names, page):
+    """Print describe()'s report and the files written (page: None without matplotlib)."""
+    print(describe(result, class_names))
+    print(
+        f"  wrote {result['json']}"
+        + (f", {result['png']} and {page}" if page else " (no PNG or page: matplotlib absent)")
+    )
