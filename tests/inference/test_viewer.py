@@ -210,3 +210,32 @@ def test_evaluation_page_shows_accuracies_confusion_and_the_worst_timelines():
     assert matrix[HOSTILE][1] == "3" and matrix[HOSTILE][28] == "1"
     assert matrix[names[28]][28] == "4" and matrix[names[0]] == [""] * 29
     assert [tag for tag, _ in parsed.tags].count("img") == 0
+
+
+def test_a_full_disk_while_writing_a_page_names_it_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import tensorflow as tf
+
+    names = constants.class_names()
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    out = tmp_path / "out"
+    out.mkdir()
+    original = tf.io.gfile.GFile.write
+
+    def write(self, data):
+        if ".html.tmp-" not in self.name:
+            return original(self, data)
+        original(self, data[:100])
+        self.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(tf.io.gfile.GFile, "write", write)
+    with pytest.raises(UserError) as caught:
+        viewer.write_video_page(prediction(str(video), [1, 28], names), names, str(out))
+    assert str(caught.value) == (
+        f"{out / 'clip.html'}: expected free space to write it, found No space left on device"
+        " (ENOSPC)"
+    )
+    assert os.listdir(out) == []
