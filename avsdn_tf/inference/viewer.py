@@ -305,6 +305,8 @@ def video_source(video, output_dir):
 
 
 def _check_result(result, class_names):
+    """The result's probabilities float [T, K] and predicted labels int [T] (its segments' labels,
+    as the JSON has them); one UserError naming the field when their shapes disagree."""
     seconds = int(result["seconds"])
     probabilities = np.asarray(result["probabilities"], np.float32)
     if probabilities.shape != (seconds, len(class_names)):
@@ -313,7 +315,14 @@ def _check_result(result, class_names):
             f"[{seconds}, {len(class_names)}] (seconds x classes)",
             list(probabilities.shape),
         )
-    return probabilities
+    predicted = np.asarray([segment["label"] for segment in result["segments"]], np.int64)
+    if predicted.shape != (seconds,):
+        raise input_error(
+            f"prediction of {result['video_id']} field segments",
+            f"{seconds} segments (one per second)",
+            len(predicted),
+        )
+    return probabilities, predicted
 
 
 def video_page(result, class_names, source):
@@ -327,10 +336,10 @@ def video_page(result, class_names, source):
     Returns:
         str, the HTML document.
     Raises:
-        errors.UserError: when the probabilities are not [seconds, K].
+        errors.UserError: when the probabilities are not [seconds, K] or the segments are not
+            one per second.
     """
-    probabilities = _check_result(result, class_names)
-    predicted = probabilities.argmax(-1)
+    probabilities, predicted = _check_result(result, class_names)
     truth = result.get("ground_truth")
     truth_labels = np.asarray(truth["labels"]) if truth else None
     order = np.argsort(-probabilities, axis=-1, kind="stable")[:, :TOP_CLASSES]

@@ -139,6 +139,22 @@ def test_probabilities_of_the_wrong_shape_are_one_clear_error(tmp_path):
     assert str(caught.value) == (
         "prediction of v field probabilities: expected [3, 29] (seconds x classes), found [2, 29]"
     )
+    result["seconds"] = 2
+    result["segments"].pop()
+    with pytest.raises(UserError) as caught:
+        viewer.video_page(result, names, "v.mp4")
+    assert str(caught.value) == (
+        "prediction of v field segments: expected 2 segments (one per second), found 1"
+    )
+
+
+def test_cells_show_the_segments_labels_of_the_json(tmp_path):
+    """The cells name the JSON's segment labels, also where its rounded probabilities tie."""
+    names = constants.class_names()
+    result = prediction(str(tmp_path / "v.mp4"), [4, 9], names)
+    result["probabilities"] = [[0.5 if c in (4, 9) else 0.0 for c in range(29)]] * 2
+    parsed = _Cells(viewer.video_page(result, names, "v.mp4"))
+    assert [c["text"] for c in parsed.rows["prediction"]] == [names[4], names[9]]
 
 
 def test_index_lists_every_prediction_in_the_directory(tmp_path):
