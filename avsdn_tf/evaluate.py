@@ -1,6 +1,7 @@
 """`python -m avsdn_tf.evaluate --model_dir RUN --data_dir OUT --split test`: score a run again.
 
-Prints a table, writes RUN/eval_<split>.json and, with matplotlib installed, a confusion-matrix PNG.
+Prints a table, writes RUN/eval_<split>.json and, with matplotlib installed, a confusion-matrix PNG
+and the page RUN/eval_<split>.html (accuracies, confusion matrix, the videos it gets most wrong).
 """
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
@@ -8,6 +9,7 @@ import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log leve
 from absl import flags
 
 from avsdn_tf import cli
+from avsdn_tf.inference import viewer
 from avsdn_tf.training import evaluation
 
 FLAGS = flags.FLAGS
@@ -32,7 +34,7 @@ def define_flags():
             "Split to evaluate; default: the run's test split (test, or test_match for an "
             "avdln run).",
         ),
-        output_dir="Where to write the JSON and PNG; default: the run directory.",
+        output_dir="Where to write the JSON, PNG and page; default: the run directory.",
     )
     cli.define(*cli.THREAD_FLAGS)
 
@@ -48,7 +50,12 @@ def main(argv):
     del argv
     cli.configure_threads()
     evaluation.evaluate_run(
-        FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.checkpoint, FLAGS.output_dir
+        FLAGS.model_dir,
+        FLAGS.data_dir,
+        FLAGS.split,
+        FLAGS.checkpoint,
+        FLAGS.output_dir,
+        write_page=viewer.write_evaluation_page if viewer.pages_available() else None,
     )
 
 

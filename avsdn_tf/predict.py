@@ -8,7 +8,9 @@
 For each video: features as `extract` makes them (same feature flags: use the settings the model
 was trained on), a label per second, printed with the event intervals (runs of one event class),
 written to DIR/<video_id>.json, and drawn in DIR/<video_id>.png with the ground truth beside the
-prediction when --labels (extract's CSV or an AVE annotation file) has the video.
+prediction when --labels (extract's CSV or an AVE annotation file) has the video. The page
+DIR/<video_id>.html plays the video beside its timeline, and DIR/index.html lists every
+prediction in DIR (inference/viewer.py; like the PNG, they need matplotlib).
 
 --model loads an exported SavedModel (tf.saved_model.load) and calls its serving_default
 signature with the raw features (the export normalises inside). --model_dir loads the run's
@@ -32,7 +34,7 @@ from absl import flags
 from avsdn_tf import cli
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, labels, video
-from avsdn_tf.inference import predictors
+from avsdn_tf.inference import predictors, viewer
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -52,7 +54,10 @@ def define_flags(flag_values=flags.FLAGS):
         model_dir="A run directory written by train (instead of --model).",
         checkpoint="--model_dir: the best-on-val or the last checkpoint.",
         labels="Optional ground truth: extract's labels CSV or an AVE annotation file.",
-        output_dir=("predictions", "Where <video_id>.json and <video_id>.png go."),
+        output_dir=(
+            "predictions",
+            "Where <video_id>.json, .png and .html (its page) go, and index.html.",
+        ),
     )
     flags.DEFINE_integer(
         "window_seconds",
@@ -112,6 +117,8 @@ def main(argv, flag_values=None):
             print(f"skipped: {error}")
     if failed == len(paths):
         raise UserError(f"predict: none of the {len(paths)} videos could be used")
+    if viewer.pages_available():
+        print(f"pages: {viewer.write_index(flag_values.output_dir)}")
     return 0
 
 

@@ -211,6 +211,15 @@ def test_predict_prints_writes_json_and_draws_the_timeline(
         )
     with open(os.path.join(output, "clip_a.png"), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    # The page plays the input by its path relative to the page; index.html links the page.
+    page = open(os.path.join(output, "clip_a.html")).read()
+    source = os.path.relpath(clip, output)
+    assert f'<video controls preload="auto" src="{source}">' in page
+    assert os.path.exists(os.path.join(output, source))
+    assert page.count('data-row="prediction"') == page.count('data-row="truth"') == 1
+    index = open(os.path.join(output, "index.html")).read()
+    assert '<a href="clip_a.html">clip_a</a>' in index
+    assert f"pages: {os.path.join(output, 'index.html')}" in printed
     assert (
         "clip_a.mp4: 3 s" in printed
         and "events:" in printed

@@ -97,6 +97,13 @@ def test_evaluate_command_with_split_thread_pools_scores_as_in_process(reference
     written = json.loads((tmp_path / "eval_test.json").read_text())
     assert written["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     assert "accuracy" in done.stdout  # the printed table
+    # The page (inference/viewer.py): the split's accuracy, and a truth and a prediction row
+    # for each of the worst videos (at most 12 of the split's).
+    page = (tmp_path / "eval_test.html").read_text()
+    assert f"evaluation page: {tmp_path / 'eval_test.html'}" in done.stdout
+    assert f"<strong>{written['accuracy']:.4f}</strong>" in page
+    shown = min(12, written["videos"])
+    assert page.count('data-row="truth"') == page.count('data-row="prediction"') == shown
 
 
 def test_thread_pools_are_set_before_tensorflow_starts_and_refused_after():
