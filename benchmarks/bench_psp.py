@@ -1,5 +1,5 @@
 """PSP training and inference speed in Keras (avsdn_tf.models.psp) against the same model in
-PyTorch (the test-only reference tests/models/psp_torch_reference.py, the authors' psp_net).
+PyTorch (the test-only reference tests/psp_torch_reference.py, the authors' psp_net).
 
     python benchmarks/bench_psp.py                                   # both supervisions
     python benchmarks/bench_psp.py --supervision full --videos 64 --repeats 3 --json out.json
@@ -32,7 +32,7 @@ from absl import app, flags
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "models"))
+sys.path.insert(0, str(REPO / "tests"))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("supervision", "both", ["full", "weak", "both"], "Which PSP variant(s).")
@@ -101,8 +101,9 @@ class TorchPSP:
     """The PyTorch reference of one supervision, trained and run the way the authors do."""
 
     def __init__(self, supervision, data):
-        import psp_torch_reference as reference
         import torch
+
+        import psp_torch_reference as reference
 
         self.torch = torch
         self.supervision = supervision

@@ -73,28 +73,11 @@ def _record_files(path):
 def _summary(serialized, source):
     """Video id, number of segments and annotated labels (or None) of one record, without dims."""
     try:
-        example = tf.train.SequenceExample.FromString(serialized)
-    except Exception:  # protobuf's DecodeError
+        return records.summarize_record(serialized)
+    except ValueError as error:
         raise input_error(
-            source,
-            "serialized tf.train.SequenceExample records (docs/data_format.md)",
-            "a record that is not one",
+            source, "serialized tf.train.SequenceExample records (docs/data_format.md)", error
         ) from None
-    lists = example.feature_lists.feature_list
-    if serving.AUDIO not in lists:
-        raise input_error(
-            source,
-            "records with an 'audio' feature list (docs/data_format.md)",
-            f"feature lists {sorted(lists)}",
-        )
-    video_id = example.context.feature[records.VIDEO_ID].bytes_list.value
-    labels = lists[records.LABEL].feature if records.LABEL in lists else None
-    truth = [feature.int64_list.value[0] for feature in labels] if labels else None
-    return (
-        (video_id[0].decode("utf-8", "replace") if video_id else ""),
-        len(lists[records.AUDIO].feature),
-        truth,
-    )
 
 
 def _tfrecord_requests(path, batch_size):
@@ -468,11 +451,9 @@ def run(
     scored = [(v["segment_labels"], v["truth_labels"]) for v in videos if "truth_labels" in v]
     summary = f"{len(videos)} videos from {model} at {backend.server} ({backend.protocol})"
     if scored:
-        hits = sum(
-            int(p == t) for predicted, truth in scored for p, t in zip(predicted, truth) if t >= 0
-        )
-        total = sum(1 for _, truth in scored for t in truth if t >= 0)
-        summary += f"; frame accuracy against the records' labels: {hits / max(total, 1):.4f}"
+        hits = [metrics.frame_hits(np.asarray(t), np.asarray(p)) for p, t in scored]
+        correct, total = (sum(float(pair[k]) for pair in hits) for k in (0, 1))
+        summary += f"; frame accuracy against the records' labels: {correct / max(total, 1):.4f}"
     print(summary, file=out)
     if output_json:
         fileio.write_json(

@@ -313,7 +313,7 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
         result["ground_truth"] = {
             "labels": truth.tolist(),
             "intervals": _named_intervals(truth, class_names),
-            "accuracy": float((truth == predicted).mean()),
+            "accuracy": metrics.frame_accuracy(truth, predicted),
         }
     fileio.make_directories(output_dir)
     json_path = os.path.join(output_dir, f"{key}.json")

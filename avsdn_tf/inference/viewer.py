@@ -29,6 +29,7 @@ import tensorflow as tf
 from avsdn_tf import constants, fileio, remote
 from avsdn_tf.errors import input_error
 from avsdn_tf.inference import timeline
+from avsdn_tf.models import metrics
 
 INDEX = "index.html"
 TOP_CLASSES = 5  # classes listed for the second under the playhead
@@ -469,7 +470,7 @@ def worst_videos(ids, labels, predictions, probabilities, count=WORST_VIDEOS):
         videos.append(
             {
                 "video_id": video_id,
-                "accuracy": float((truth == predicted).mean()),
+                "accuracy": metrics.frame_accuracy(truth, predicted),
                 "labels": truth,
                 "predictions": predicted,
                 "probabilities": probabilities[i][valid][np.arange(len(predicted)), predicted],

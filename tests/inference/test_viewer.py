@@ -7,11 +7,12 @@ import re
 
 import numpy as np
 import pytest
-from viewer_testlib import prediction
 
 from avsdn_tf import constants
 from avsdn_tf.errors import UserError
 from avsdn_tf.inference import timeline, viewer
+
+from viewer_testlib import prediction
 
 pytest.importorskip("matplotlib")
 

@@ -14,12 +14,12 @@ import threading
 
 import numpy as np
 import pytest
-from viewer_testlib import PageGuard, prediction
 
 from avsdn_tf import constants, fileio
 from avsdn_tf.inference import viewer
 
 from media_testlib import make_video
+from viewer_testlib import PageGuard, prediction
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")

@@ -6,12 +6,13 @@ import sys
 
 import keras
 import numpy as np
-import psp_torch_reference as reference
 import pytest
 import torch
 
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import psp
+
+import psp_torch_reference as reference
 
 TOLERANCE = 1e-5
 REFERENCES = {"full": reference.PSPFull, "weak": reference.PSPWeak}

@@ -6,7 +6,6 @@ data of the wrong layout and for another model's weights."""
 import os
 
 import numpy as np
-import psp_torch_reference
 import pytest
 import tensorflow as tf
 import torch
@@ -19,6 +18,7 @@ from avsdn_tf.models.registry import load_run
 from avsdn_tf.training import trainer
 from export import export_model
 
+import psp_torch_reference
 from testlib import tiny_config
 
 MAPS = (7, 7, 512)  # PSP attends over the release's 49 regions
