@@ -35,7 +35,7 @@ from absl import app, flags  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from avsdn_tf.features import extraction, vggish, video  # noqa: E402
+from avsdn_tf.features import extraction, vggish_slim, video  # noqa: E402
 
 flags.DEFINE_list("backbones", ["vgg19", "resnet152"], "Visual backbones to time.")
 flags.DEFINE_float("seconds", 5.0, "Length of the timed video.")
@@ -109,8 +109,8 @@ def write_checkpoint(path):
     vggish_model.ckpt)."""
     import tensorflow as tf
 
-    model = vggish.build_vggish("relu")
-    shapes = vggish.checkpoint_shapes(model)
+    model = vggish_slim.build_vggish("relu")
+    shapes = vggish_slim.checkpoint_shapes(model)
     rng = np.random.default_rng(0)
     graph = tf.Graph()
     with graph.as_default():

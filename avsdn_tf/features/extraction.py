@@ -21,7 +21,7 @@ from absl import flags
 from avsdn_tf import constants, dataset_info, fileio, records
 from avsdn_tf.data import normalization, shards
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.features import vggish, video, visual_features
+from avsdn_tf.features import vggish, vggish_params, vggish_slim, video, visual_features
 
 FEATURES_DIR = "features"
 CONFIG_FILE = "extract_config.json"
@@ -78,14 +78,14 @@ def define_feature_flags(flag_values=flags.FLAGS):
         None,
         "The official VGGish checkpoint, vggish_model.ckpt "
         "(TF1 checkpoint, V1 format; V2 works too). Default: downloaded once from "
-        f"{vggish.official_url(vggish.CHECKPOINT_FILE)} into Keras' cache "
-        f"($KERAS_HOME or ~/.keras, under {vggish.CACHE_SUBDIR}/).",
+        f"{vggish_slim.official_url(vggish_params.CHECKPOINT_FILE)} into Keras' cache "
+        f"($KERAS_HOME or ~/.keras, under {vggish_params.CACHE_SUBDIR}/).",
         flag_values=flag_values,
     )
     flags.DEFINE_enum(
         "vggish_output",
         "relu",
-        list(vggish.OUTPUTS),
+        list(vggish_params.OUTPUTS),
         "relu: the embedding with ReLU, as the 2017 VGGish that made the AVE release's audio "
         "features; linear: today's vggish_slim.py (no activation); postprocessed: PCA + 8-bit "
         "quantisation as the AudioSet release (needs --vggish_pca_params).",
@@ -96,13 +96,13 @@ def define_feature_flags(flag_values=flags.FLAGS):
         None,
         "vggish_pca_params.npz (for --vggish_output="
         "postprocessed). Default: downloaded once from "
-        f"{vggish.official_url(vggish.PCA_PARAMS_FILE)} into Keras' cache.",
+        f"{vggish_slim.official_url(vggish_params.PCA_PARAMS_FILE)} into Keras' cache.",
         flag_values=flag_values,
     )
     flags.DEFINE_enum(
         "audio_framing",
         "second",
-        list(vggish.FRAMINGS),
+        list(vggish_params.FRAMINGS),
         "second: the VGGish example of second t starts at t s; vggish: examples every 0.96 s "
         "as waveform_to_examples frames a clip (identical layout for 10-s AVE clips).",
         flag_values=flag_values,
@@ -219,18 +219,18 @@ class FeatureSettings:
                     flush=True,
                 )
         if not values["vggish_checkpoint"]:
-            values["vggish_checkpoint"] = vggish.fetch_official(
-                vggish.CHECKPOINT_FILE, "vggish_checkpoint", verbose
+            values["vggish_checkpoint"] = vggish_slim.fetch_official(
+                vggish_params.CHECKPOINT_FILE, "vggish_checkpoint", verbose
             )
         if values["vggish_output"] == "postprocessed" and not values["vggish_pca_params"]:
-            values["vggish_pca_params"] = vggish.fetch_official(
-                vggish.PCA_PARAMS_FILE, "vggish_pca_params", verbose
+            values["vggish_pca_params"] = vggish_slim.fetch_official(
+                vggish_params.PCA_PARAMS_FILE, "vggish_pca_params", verbose
             )
         return cls(**values)
 
     @property
     def audio_dim(self):
-        return vggish.EMBEDDING_SIZE
+        return vggish_params.EMBEDDING_SIZE
 
     @property
     def backbone_shape(self):

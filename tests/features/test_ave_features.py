@@ -13,7 +13,7 @@ from absl import flags
 
 from avsdn_tf import cli, extract
 from avsdn_tf.errors import UserError
-from avsdn_tf.features import extraction, vggish, video
+from avsdn_tf.features import extraction, vggish_params, video
 
 SIZE = (64, 48)  # width, height of the sampling videos
 IMAGE_SIZE = 32
@@ -204,22 +204,22 @@ def official(tmp_path, monkeypatch):
     """A file:// 'server' holding the two official files, and an empty Keras cache."""
     server = tmp_path / "server"
     server.mkdir()
-    (server / vggish.CHECKPOINT_FILE).write_bytes(b"checkpoint bytes")
-    (server / vggish.PCA_PARAMS_FILE).write_bytes(b"pca bytes")
-    monkeypatch.setenv(vggish.BASE_URL_ENV, server.as_uri())
+    (server / vggish_params.CHECKPOINT_FILE).write_bytes(b"checkpoint bytes")
+    (server / vggish_params.PCA_PARAMS_FILE).write_bytes(b"pca bytes")
+    monkeypatch.setenv(vggish_params.BASE_URL_ENV, server.as_uri())
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     return server
 
 
 def test_official_vggish_files_are_fetched_once_into_keras_cache(official, tmp_path, capsys):
-    cached = tmp_path / "keras_home" / "vggish" / vggish.CHECKPOINT_FILE
+    cached = tmp_path / "keras_home" / "vggish" / vggish_params.CHECKPOINT_FILE
     settings = _settings(["--vggish_output=postprocessed"])
     assert settings.vggish_checkpoint == str(cached) and cached.read_bytes() == b"checkpoint bytes"
-    assert settings.vggish_pca_params == str(cached.parent / vggish.PCA_PARAMS_FILE)
+    assert settings.vggish_pca_params == str(cached.parent / vggish_params.PCA_PARAMS_FILE)
     printed = capsys.readouterr().out
     assert f"vggish: {cached} (downloaded from {official.as_uri()}/vggish_model.ckpt)" in printed
     # The second run reads the cache: the source may be gone.
-    (official / vggish.CHECKPOINT_FILE).unlink()
+    (official / vggish_params.CHECKPOINT_FILE).unlink()
     assert _settings([]).vggish_checkpoint == str(cached)
     assert f"vggish: {cached} (cached)" in capsys.readouterr().out
     # The PCA file is fetched only for the post-processed output; a local path is used as given.
@@ -229,9 +229,9 @@ def test_official_vggish_files_are_fetched_once_into_keras_cache(official, tmp_p
 def test_without_network_one_message_names_the_url_the_cache_and_the_flag(
     official, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setenv(vggish.BASE_URL_ENV, (tmp_path / "offline").as_uri())
+    monkeypatch.setenv(vggish_params.BASE_URL_ENV, (tmp_path / "offline").as_uri())
     url = f"{(tmp_path / 'offline').as_uri()}/vggish_model.ckpt"
-    cache = tmp_path / "keras_home" / "vggish" / vggish.CHECKPOINT_FILE
+    cache = tmp_path / "keras_home" / "vggish" / vggish_params.CHECKPOINT_FILE
     (tmp_path / "clip.mp4").write_bytes(b"")
     flag_values = flags.FlagValues()
     extract.define_flags(flag_values)

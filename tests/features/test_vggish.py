@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from avsdn_tf.errors import UserError
-from avsdn_tf.features import vggish
+from avsdn_tf.features import vggish_input, vggish_params, vggish_postprocess, vggish_slim
 
 from media_testlib import OFFICIAL_SHAPES, official_checkpoint, official_values, write_v1_checkpoint
 from testlib import REAL_AVE
@@ -68,21 +68,35 @@ def _waveform(seconds, seed=0):
 
 
 def test_front_end_constants_are_the_published_ones():
-    assert (vggish.WINDOW_SAMPLES, vggish.HOP_SAMPLES, vggish.FFT_LENGTH) == (400, 160, 512)
-    assert (vggish.NUM_FRAMES, vggish.NUM_BANDS, vggish.NUM_MEL_BINS) == (96, 64, 64)
-    assert (vggish.MEL_MIN_HZ, vggish.MEL_MAX_HZ, vggish.LOG_OFFSET) == (125.0, 7500.0, 0.01)
-    np.testing.assert_allclose(vggish.mel_matrix(tf.float64).numpy(), np_mel_matrix(), atol=1e-6)
+    assert (vggish_params.WINDOW_SAMPLES, vggish_params.HOP_SAMPLES, vggish_params.FFT_LENGTH) == (
+        400,
+        160,
+        512,
+    )
+    assert (vggish_params.NUM_FRAMES, vggish_params.NUM_BANDS, vggish_params.NUM_MEL_BINS) == (
+        96,
+        64,
+        64,
+    )
+    assert (vggish_params.MEL_MIN_HZ, vggish_params.MEL_MAX_HZ, vggish_params.LOG_OFFSET) == (
+        125.0,
+        7500.0,
+        0.01,
+    )
+    np.testing.assert_allclose(
+        vggish_input.mel_matrix(tf.float64).numpy(), np_mel_matrix(), atol=1e-6
+    )
 
 
 def test_log_mel_matches_the_published_formulas():
     waveform = _waveform(2.5)
     expected = np_log_mel(waveform.astype(np.float64))
-    found = vggish.log_mel_spectrogram(waveform).numpy()
+    found = vggish_input.log_mel_spectrogram(waveform).numpy()
     assert found.shape == expected.shape == (1 + (40000 - 400) // 160, 64)
     np.testing.assert_allclose(found, expected, atol=1e-4, rtol=0)
     # Silence: log(0 + 0.01) everywhere.
     np.testing.assert_allclose(
-        vggish.log_mel_spectrogram(np.zeros(1600, np.float32)), np.log(0.01), atol=1e-6
+        vggish_input.log_mel_spectrogram(np.zeros(1600, np.float32)), np.log(0.01), atol=1e-6
     )
 
 
@@ -90,9 +104,9 @@ def test_examples_per_second_and_as_waveform_to_examples():
     waveform = _waveform(10.0, seed=1)  # an AVE-length clip
     reference = np_examples(waveform.astype(np.float64))
     assert reference.shape == (10, 96, 64)  # waveform_to_examples gives exactly 10 on 10 s
-    published = vggish.waveform_to_examples(waveform, 10, framing="vggish").numpy()
+    published = vggish_input.waveform_to_examples(waveform, 10, framing="vggish").numpy()
     np.testing.assert_allclose(published, reference, atol=1e-4, rtol=0)
-    per_second = vggish.waveform_to_examples(waveform, framing="second").numpy()
+    per_second = vggish_input.waveform_to_examples(waveform, framing="second").numpy()
     assert per_second.shape == (10, 96, 64)
     log_mel = np_log_mel(waveform.astype(np.float64))
     for t in (0, 4, 9):  # example t is the first 0.96 s of second t
@@ -104,13 +118,15 @@ def test_examples_per_second_and_as_waveform_to_examples():
 
 def test_front_end_runs_inside_a_graph_with_any_length():
     function = tf.function(
-        lambda waveform: vggish.waveform_to_examples(waveform),
+        lambda waveform: vggish_input.waveform_to_examples(waveform),
         input_signature=[tf.TensorSpec([None], tf.float32)],
     )
     for seconds in (1.0, 3.2):
         waveform = _waveform(seconds, seed=2)
         np.testing.assert_allclose(
-            function(waveform).numpy(), vggish.waveform_to_examples(waveform).numpy(), atol=1e-5
+            function(waveform).numpy(),
+            vggish_input.waveform_to_examples(waveform).numpy(),
+            atol=1e-5,
         )
     assert function(_waveform(3.2)).shape == (3, 96, 64)
 
@@ -150,16 +166,16 @@ def test_checkpoint_loader_reads_the_official_names_and_matches_the_published_gr
     path = official_checkpoint(tmp_path_factory)
     assert os.path.isfile(path) and not os.path.exists(path + ".index")  # V1: one file
     values = official_values()
-    examples = vggish.waveform_to_examples(_waveform(2.0, seed=3)).numpy()
-    loaded = vggish.load_checkpoint(vggish.build_vggish("relu"), path)
-    assert set(vggish.checkpoint_shapes(loaded)) == set(values)
+    examples = vggish_input.waveform_to_examples(_waveform(2.0, seed=3)).numpy()
+    loaded = vggish_slim.load_checkpoint(vggish_slim.build_vggish("relu"), path)
+    assert set(vggish_slim.checkpoint_shapes(loaded)) == set(values)
     for name, value in values.items():
         scope, kind = name.rsplit("/", 1)
-        layer = next(layer for layer, s in vggish.CHECKPOINT_SCOPES.items() if s == scope)
+        layer = next(layer for layer, s in vggish_params.CHECKPOINT_SCOPES.items() if s == scope)
         np.testing.assert_array_equal(
             loaded.get_layer(layer).get_weights()[kind == "biases"], value
         )
-    linear = vggish.build_vggish("linear")
+    linear = vggish_slim.build_vggish("linear")
     linear.set_weights(loaded.get_weights())
     for output, model in (("relu", loaded), ("linear", linear)):
         found = model.predict(examples, verbose=0)
@@ -173,7 +189,7 @@ def test_checkpoint_loader_reads_the_official_names_and_matches_the_published_gr
 
 
 def test_checkpoint_errors_name_the_variable(tmp_path):
-    model = vggish.build_vggish()
+    model = vggish_slim.build_vggish()
     missing = write_v1_checkpoint(
         tmp_path / "partial.ckpt", {"vggish/conv1/weights": np.zeros([3, 3, 1, 64], np.float32)}
     )
@@ -182,7 +198,7 @@ def test_checkpoint_errors_name_the_variable(tmp_path):
         match=r"partial\.ckpt: expected a VGGish checkpoint holding the variable "
         r"vggish/conv1/biases, found no such variable",
     ):
-        vggish.load_checkpoint(model, missing)
+        vggish_slim.load_checkpoint(model, missing)
     values = {
         f"{scope}/{kind}": np.zeros(shape if kind == "weights" else shape[-1:], np.float32)
         for scope, shape in {**OFFICIAL_SHAPES, "vggish/fc2": [4096, 64]}.items()
@@ -191,17 +207,17 @@ def test_checkpoint_errors_name_the_variable(tmp_path):
     values = {name: value for name, value in values.items() if not name.startswith("vggish/fc1/")}
     wrong = write_v1_checkpoint(tmp_path / "wrong.ckpt", values)
     with pytest.raises(UserError, match="holding the variable vggish/fc1/fc1_1/weights"):
-        vggish.load_checkpoint(model, wrong)
+        vggish_slim.load_checkpoint(model, wrong)
     with pytest.raises(UserError, match="VGGish checkpoint not found"):
-        vggish.load_checkpoint(model, str(tmp_path / "nothing.ckpt"))
+        vggish_slim.load_checkpoint(model, str(tmp_path / "nothing.ckpt"))
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint" * 10)
     with pytest.raises(UserError, match=r"garbage\.ckpt: expected a TensorFlow checkpoint"):
-        vggish.load_checkpoint(model, str(garbage))
+        vggish_slim.load_checkpoint(model, str(garbage))
 
 
 def test_checkpoint_shape_mismatch_is_reported(tmp_path):
-    model = vggish.build_vggish()
+    model = vggish_slim.build_vggish()
     values = {
         "vggish/conv1/weights": np.zeros([3, 3, 1, 32], np.float32),
         "vggish/conv1/biases": np.zeros([32], np.float32),
@@ -212,7 +228,7 @@ def test_checkpoint_shape_mismatch_is_reported(tmp_path):
         match=r"variable vggish/conv1/weights: expected shape \[3, 3, 1, 64\], "
         r"found shape \[3, 3, 1, 32\]",
     ):
-        vggish.load_checkpoint(model, path)
+        vggish_slim.load_checkpoint(model, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +251,7 @@ def test_postprocessing_is_pca_then_8_bit_quantisation(tmp_path):
         path, pca_eigen_vectors=eigen_vectors, pca_means=means.reshape(-1, 1)
     )  # as published: a column
     embeddings = (rng.standard_normal((50, 128)) * 3).astype(np.float32)
-    found = vggish.Postprocessor(str(path))(embeddings).numpy()
+    found = vggish_postprocess.Postprocessor(str(path))(embeddings).numpy()
     expected = np_postprocess(
         embeddings.astype(np.float64), eigen_vectors.astype(np.float64), means.astype(np.float64)
     )
@@ -249,7 +265,7 @@ def test_postprocessing_is_pca_then_8_bit_quantisation(tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, pca_eigen_vectors=eigen_vectors[:64])
     with pytest.raises(UserError, match="pca_means"):
-        vggish.Postprocessor(str(bad))
+        vggish_postprocess.Postprocessor(str(bad))
 
 
 AVE_NOISY_AUDIO = str(REAL_AVE / "audio_feature_noisy.h5")
