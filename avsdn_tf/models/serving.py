@@ -26,7 +26,6 @@ INVALID_ARGUMENT errors that name the input, expected and found.
 """
 
 import dataclasses
-import functools
 import json
 import os
 
@@ -171,6 +170,36 @@ def _check_shape(name, tensor, feature_shape, shape_text, dtype="float32"):
     )
 
 
+def _checked_examples(examples):
+    """`examples` once it is known to be a non-empty 1-D batch (an in-graph check, one message).
+
+    Args:
+        examples: the predict_examples input as fed.
+    Returns:
+        the same tensor, after the checks.
+    """
+    rank_check = tf.debugging.Assert(
+        tf.equal(_rank(examples), 1),
+        [
+            "examples: expected a 1-D string tensor [batch] of serialized SequenceExamples, "
+            "found shape",
+            tf.shape(examples),
+        ],
+        name="check_examples_shape",
+    )
+    nonempty_batch = tf.debugging.Assert(
+        tf.size(examples) >= 1,
+        [
+            "examples: expected a batch of at least 1 serialized SequenceExample, found an empty "
+            "batch of shape",
+            tf.shape(examples),
+        ],
+        name="check_examples_nonempty_batch",
+    )
+    with tf.control_dependencies([rank_check, nonempty_batch]):
+        return tf.identity(examples)
+
+
 class ServingGraph:
     """The two serving functions around a variable-length per-segment Keras model."""
 
@@ -253,31 +282,27 @@ class ServingGraph:
                 parse, audio and visual lengths that differ, an empty record, or values that
                 are not finite.
         """
+        parsed, audio, visual = self._parse_checked(_checked_examples(examples))
+        lengths = parsed[records.AUDIO_LENGTH]
+        longest = tf.shape(visual)[1]
+        outputs = tf.cond(
+            tf.reduce_all(tf.equal(lengths, longest)),
+            lambda: self._predict(audio, visual),
+            lambda: self._one_by_one(audio, visual, lengths, longest),
+        )
+        outputs[VIDEO_ID] = tf.identity(parsed[records.VIDEO_ID])
+        outputs[NUM_SEGMENTS] = lengths
+        return outputs
+
+    def _parse_checked(self, examples):
+        """Parse the records (records.parse_videos) and check their lengths and values.
+
+        Args:
+            examples: string [B], checked to be a non-empty batch.
+        Returns:
+            (parsed dict, audio float32 [B, T_max, A], visual float32 [B, T_max, ...]).
+        """
         spec = self.spec
-        rank_check = tf.debugging.Assert(
-            tf.equal(_rank(examples), 1),
-            [
-                (
-                    "examples: expected a 1-D string tensor [batch] of serialized SequenceExamples,"
-                    " found shape"
-                ),
-                tf.shape(examples),
-            ],
-            name="check_examples_shape",
-        )
-        nonempty_batch = tf.debugging.Assert(
-            tf.size(examples) >= 1,
-            [
-                (
-                    "examples: expected a batch of at least 1 serialized SequenceExample, found an"
-                    " empty batch of shape"
-                ),
-                tf.shape(examples),
-            ],
-            name="check_examples_nonempty_batch",
-        )
-        with tf.control_dependencies([rank_check, nonempty_batch]):
-            examples = tf.identity(examples)
         parsed = records.parse_videos(
             examples, spec.audio_dim, spec.visual_shape, features_only=True
         )
@@ -286,10 +311,8 @@ class ServingGraph:
             tf.debugging.Assert(
                 tf.reduce_all(tf.equal(audio_lengths, visual_lengths)),
                 [
-                    (
-                        "examples: expected as many 'visual' as 'audio' entries in every record, "
-                        "found audio lengths"
-                    ),
+                    "examples: expected as many 'visual' as 'audio' entries in every record, "
+                    "found audio lengths",
                     audio_lengths,
                     "visual lengths",
                     visual_lengths,
@@ -314,18 +337,18 @@ class ServingGraph:
                 parsed[VISUAL],
                 "examples: feature list 'visual': expected finite values (no NaN or Inf)",
             )
-        longest = tf.shape(visual)[1]
+        return parsed, audio, visual
+
+    def _one_by_one(self, audio, visual, lengths, longest):
+        """Each record at its own length, per-segment outputs padded to `longest`.
+
+        Args:
+            audio, visual: float32 [B, T_max, ...]. lengths: int32 [B]. longest: T_max.
+        Returns:
+            serve()'s dict of [B, T_max, ...] per-segment outputs and [B] video outputs.
+        """
 
         def one_video(video):
-            """One record's outputs at its own length, per-segment ones padded to `longest`.
-
-            Args:
-                video: (audio float32 [T_max, A], visual float32 [T_max, *visual_shape],
-                    length int32), T_max the longest record.
-            Returns:
-                dict of serve()'s outputs without the batch dim: segment_* [T_max, ...] padded,
-                video_probs [K], video_label and video_label_name scalars.
-            """
             video_audio, video_visual, length = video
             outputs = self._predict(video_audio[None, :length], video_visual[None, :length])
             padding = longest - length
@@ -343,10 +366,9 @@ class ServingGraph:
             }
 
         classes = constants.NUM_CLASSES
-        one_by_one = functools.partial(
-            tf.map_fn,
+        return tf.map_fn(
             one_video,
-            (audio, visual, audio_lengths),
+            (audio, visual, lengths),
             fn_output_signature={
                 SEGMENT_PROBS: tf.TensorSpec([None, classes], tf.float32),
                 SEGMENT_LABELS: tf.TensorSpec([None], tf.int32),
@@ -356,14 +378,6 @@ class ServingGraph:
                 VIDEO_LABEL_NAME: tf.TensorSpec([], tf.string),
             },
         )
-        outputs = tf.cond(
-            tf.reduce_all(tf.equal(audio_lengths, longest)),
-            lambda: self._predict(audio, visual),
-            one_by_one,
-        )
-        outputs[VIDEO_ID] = tf.identity(parsed[records.VIDEO_ID])
-        outputs[NUM_SEGMENTS] = audio_lengths
-        return outputs
 
     # -- the shared part -------------------------------------------------------------------
     def _predict(self, audio, visual):

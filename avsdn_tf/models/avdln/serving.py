@@ -132,6 +132,46 @@ def check_query_mask(query_mask):
     return [values, count, contiguous]
 
 
+def _same_batch_and_time(audio, visual, query_mask, direction):
+    """The assertion that the four inputs agree on the batch (and all but direction on time).
+
+    Args:
+        audio, visual, query_mask, direction: the signature's inputs, ranks already checked.
+    Returns:
+        the assertion op (its message names every input's leading dims).
+    """
+    # Leading dims padded with -1, so the comparisons below never fail on a rank.
+    audio_shape, visual_shape, mask_shape, direction_shape = (
+        tf.concat([tf.shape(tensor), tf.fill([2], -1)], axis=0)[:size]
+        for tensor, size in ((audio, 2), (visual, 2), (query_mask, 2), (direction, 1))
+    )
+    agree = tf.debugging.Assert(
+        tf.reduce_all(
+            tf.concat(
+                [
+                    tf.equal(audio_shape, visual_shape),
+                    tf.equal(audio_shape, mask_shape),
+                    tf.equal(audio_shape[:1], direction_shape),
+                ],
+                axis=0,
+            )
+        ),
+        [
+            f"{AUDIO}, {VISUAL}, {QUERY_MASK} and {DIRECTION}: expected the same batch "
+            "(and the same time but for direction), found audio",
+            audio_shape,
+            "visual",
+            visual_shape,
+            "query_mask",
+            mask_shape,
+            "direction",
+            direction_shape,
+        ],
+        name="check_same_batch_and_time",
+    )
+    return agree
+
+
 class CrossModalGraph:
     """The cross_modal signature (module docstring) around an AVDLN Keras model."""
 
@@ -179,35 +219,7 @@ class CrossModalGraph:
             ),
         ]
         with tf.control_dependencies(shape_checks):  # only once the ranks are known to be right
-            # Leading dims padded with -1, so the comparisons below never fail on a rank.
-            audio_shape, visual_shape, mask_shape, direction_shape = (
-                tf.concat([tf.shape(tensor), tf.fill([2], -1)], axis=0)[:size]
-                for tensor, size in ((audio, 2), (visual, 2), (query_mask, 2), (direction, 1))
-            )
-            agree = tf.debugging.Assert(
-                tf.reduce_all(
-                    tf.concat(
-                        [
-                            tf.equal(audio_shape, visual_shape),
-                            tf.equal(audio_shape, mask_shape),
-                            tf.equal(audio_shape[:1], direction_shape),
-                        ],
-                        axis=0,
-                    )
-                ),
-                [
-                    f"{AUDIO}, {VISUAL}, {QUERY_MASK} and {DIRECTION}: expected the same batch "
-                    "(and the same time but for direction), found audio",
-                    audio_shape,
-                    "visual",
-                    visual_shape,
-                    "query_mask",
-                    mask_shape,
-                    "direction",
-                    direction_shape,
-                ],
-                name="check_same_batch_and_time",
-            )
+            agree = _same_batch_and_time(audio, visual, query_mask, direction)
         with tf.control_dependencies([agree]):
             mask_checks = check_query_mask(query_mask)
             known = tf.logical_or(tf.equal(direction, A2V), tf.equal(direction, V2A))
