@@ -33,7 +33,7 @@ from apache_beam.utils import shared
 
 from avsdn_tf import fileio, remote
 from avsdn_tf.data import normalization, shards
-from avsdn_tf.features import extraction, labels, video, visual_features
+from avsdn_tf.features import beam_progress, extraction, labels, video, visual_features
 
 RESULT_FILE = "beam_result.json"  # the pipeline's last output, read by the driver
 LISTS_DIR = "videos"  # in the staging directory: the list files of videos
@@ -112,8 +112,9 @@ class ExtractVideo(beam.DoFn):
     number of segments T, or "skipped" with the reason.
     """
 
-    def __init__(self, output_dir, settings, split):
+    def __init__(self, output_dir, settings, split, staging=None):
         self._output_dir, self._settings, self._split = output_dir, settings, split
+        self._staging = staging  # where each video's progress marker goes (beam_progress)
         self._shared = shared.Shared()  # one FeatureExtractor per worker process
         self._extractor = None
 
@@ -123,6 +124,12 @@ class ExtractVideo(beam.DoFn):
         self._extractor = self._shared.acquire(lambda: load_extractor(self._settings), tag=tag)
 
     def process(self, element):
+        yield from self._process(element)
+        if self._staging:  # the video is done: the driver's progress line counts it
+            index, path, _ = element
+            beam_progress.write_marker(self._staging, index, {"index": index, "path": path})
+
+    def _process(self, element):
         index, path, rows = element
         key = video.video_id(path)
         video_labels = None if rows is None else {key: rows}
@@ -265,7 +272,7 @@ def build(pipeline, paths, output_dir, staging, settings, video_labels, split, v
         # A fusion break: the runner spreads the videos over its workers from here.
         | "Distribute" >> beam.Reshuffle()
         | "Extract"
-        >> beam.ParDo(ExtractVideo(output_dir, settings, split)).with_outputs(
+        >> beam.ParDo(ExtractVideo(output_dir, settings, split, staging)).with_outputs(
             MOMENTS, OUTCOMES, main="records"
         )
     )

@@ -1,0 +1,127 @@
+"""What a user sees while a Beam runner extracts: one progress line and no library INFO pages.
+
+Every runner's workers drop one small marker file per video they finish into a directory of the
+job's staging directory (MARKERS_DIR); the driver counts them (watch) and prints "videos done
+of total", so the line reads the same on the DirectRunner, the DaskRunner or a remote cluster
+whose workers write into the same storage. quiet_logs keeps Beam's, Dask's and TensorFlow's
+INFO records off the terminal unless the command was asked for them (absl's --verbosity 1).
+"""
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+
+import tensorflow as tf
+
+from avsdn_tf import fileio
+
+MARKERS_DIR = "done"  # in the staging directory: one file per video finished (or skipped)
+POLL_SECONDS = 1.0
+# Loggers whose INFO lines are the runners' bookkeeping (stages, bundles, connections).
+QUIET_LOGGERS = ("apache_beam", "distributed", "dask", "tornado", "bokeh", "tensorflow")
+
+
+def marker_path(staging, index):
+    """The marker of video `index` (its position in the job's list) under staging/MARKERS_DIR."""
+    return os.path.join(staging, MARKERS_DIR, f"{index:08d}.json")
+
+
+def write_marker(staging, index, value):
+    """Write video `index`'s marker (a JSON object, atomically; a retried video rewrites it)."""
+    path = marker_path(staging, index)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    fileio.write_json(path, value)
+
+
+def count_markers(staging):
+    """The number of videos whose marker exists (0 before the first)."""
+    directory = os.path.join(staging, MARKERS_DIR)
+    if not tf.io.gfile.isdir(directory):
+        return 0
+    return sum(name.endswith(".json") for name in tf.io.gfile.listdir(directory))
+
+
+@contextlib.contextmanager
+def quiet_logs(verbose_logs=False, level=logging.WARNING, names=QUIET_LOGGERS):
+    """Within the block, the runners' loggers (`names`) pass `level` and above only.
+
+    Args:
+        verbose_logs: True leaves every level as it is (e.g. absl --verbosity 1 asked for them).
+        level: the lowest level shown. names: the loggers.
+    """
+    if verbose_logs:
+        yield
+        return
+    saved = {name: logging.getLogger(name).level for name in names}
+    for name in saved:
+        logging.getLogger(name).setLevel(level)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+class _Watcher(threading.Thread):
+    def __init__(self, staging, total, runner, out):
+        super().__init__(daemon=True)
+        self._staging, self._total, self._runner, self._out = staging, total, runner, out
+        self._ended, self._shown, self._begun = threading.Event(), -1, time.time()
+        self._terminal = out.isatty()
+
+    def show(self, final=False):
+        done = count_markers(self._staging)
+        if done == self._shown and not final:
+            return
+        self._shown = done
+        line = (
+            f"extract: {done} of {self._total} videos done on {self._runner},"
+            f" {time.time() - self._begun:.0f} s"
+        )
+        if self._terminal:
+            print("\r" + line.ljust(79), end="\n" if final else "", file=self._out, flush=True)
+        else:
+            print(line, file=self._out, flush=True)
+
+    def run(self):
+        while not self._ended.wait(POLL_SECONDS):
+            try:
+                self.show()
+            except Exception:  # storage hiccups must not end the job; the next poll retries
+                continue
+
+    def finish(self, succeeded):
+        self._ended.set()
+        self.join()
+        if succeeded:
+            self.show(final=True)
+        elif self._terminal:
+            print(file=self._out, flush=True)
+
+
+@contextlib.contextmanager
+def watch(staging, total, runner, verbose=True, out=None):
+    """Print "extract: K of N videos done on RUNNER, S s" while the block runs the job.
+
+    A line when K changes (a terminal's line is rewritten in place), polled every POLL_SECONDS
+    from the markers under `staging`; the last line once the block has ended without error.
+
+    Args:
+        staging: the job's staging directory (MARKERS_DIR inside it).
+        total: N, the videos the job was given. runner: the runner's name, for the line.
+        verbose: False prints nothing. out: the stream (default sys.stdout).
+    """
+    if not verbose:
+        yield
+        return
+    watcher = _Watcher(staging, total, runner, out or sys.stdout)
+    watcher.start()
+    succeeded = False
+    try:
+        yield
+        succeeded = True
+    finally:
+        watcher.finish(succeeded)
