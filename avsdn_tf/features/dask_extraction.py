@@ -24,7 +24,7 @@ import uuid
 import tensorflow as tf
 
 from avsdn_tf import fileio
-from avsdn_tf.errors import UserError, argument_error
+from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.features import beam_extraction, beam_progress, extraction, video
 
 RUNNER_CLASS = "apache_beam.runners.dask.dask_runner.DaskRunner"
@@ -64,16 +64,16 @@ def connect(address, scheduler_file, timeout):
         )
     except (OSError, TimeoutError, ValueError) as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise argument_error(
-            "dask_client_address" if address else "dask_scheduler_file",
+        raise input_error(  # Beam's options, not extract's flags: named as typed
+            "--dask_client_address" if address else "--dask_scheduler_file",
             f"a Dask scheduler answering within --dask_connection_timeout={timeout} s",
             f"no answer from {where} ({reason})",
         ) from None
     threads = client.nthreads()
     if not threads:
         client.close()
-        raise argument_error(
-            "dask_client_address", f"a Dask scheduler with workers at {where}", "no worker"
+        raise input_error(
+            "--dask_client_address", f"a Dask scheduler with workers at {where}", "no worker"
         )
     return client, threads
 
@@ -84,8 +84,8 @@ def _cluster_options(options, todo):
     dask_options, _ = dask_runner()
     view = options.view_as(dask_options)
     if not view.address and not view.scheduler_file:
-        raise argument_error(
-            "dask_client_address",
+        raise input_error(
+            "--dask_client_address",
             "the address of a running Dask scheduler (tcp://HOST:PORT) for --runner DaskRunner",
             "none (nor --dask_scheduler_file)",
         )
