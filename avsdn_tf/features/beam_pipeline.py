@@ -35,6 +35,7 @@ from avsdn_tf import fileio, remote
 from avsdn_tf.data import normalization, shards
 from avsdn_tf.features import beam_progress, extraction, labels, video, visual_features
 
+_LOG = logging.getLogger(__name__)
 RESULT_FILE = "beam_result.json"  # the pipeline's last output, read by the driver
 LISTS_DIR = "videos"  # in the staging directory: the list files of videos
 VIDEOS_PER_LIST = 1000  # videos per list file (one element of the pipeline's first stage)
@@ -145,12 +146,12 @@ class ExtractVideo(beam.DoFn):
             try:
                 features = _extract(self._extractor, path)
             except video.VideoError as error:
-                logging.warning("skipped: %s", error)
+                _LOG.warning("skipped: %s", error)
                 yield beam.pvalue.TaggedOutput(OUTCOMES, (index, "skipped", path, str(error)))
                 return
             extraction._save_features(extraction._features_path(self._output_dir, key), features)
             audio, visual, status = features.audio, features.visual, "extracted"
-            logging.info("extracted %s (%d s) in process %d", path, len(audio), os.getpid())
+            _LOG.info("extracted %s (%d s) in process %d", path, len(audio), os.getpid())
         moments = normalization.Moments(self._settings.audio_dim, self._settings.visual_shape[-1])
         moments.add(audio, visual)
         records = extraction.video_records(key, audio, visual, video_labels, self._split)

@@ -44,9 +44,15 @@ def count_markers(staging):
     return sum(name.endswith(".json") for name in tf.io.gfile.listdir(directory))
 
 
+# The workers' own lines (a video extracted; a video skipped, which skipped.json and the
+# summary report): on the terminal only when asked for, also when a worker runs in this process.
+WORKER_LOGGERS = ("avsdn_tf.features.beam_pipeline", "avsdn_tf.features.dask_pipeline")
+
+
 @contextlib.contextmanager
 def quiet_logs(verbose_logs=False, level=logging.WARNING, names=QUIET_LOGGERS):
-    """Within the block, the runners' loggers (`names`) pass `level` and above only.
+    """Within the block, the runners' loggers (`names`) pass `level` and above only, and the
+    workers' (WORKER_LOGGERS) errors only.
 
     Args:
         verbose_logs: True leaves every level as it is (e.g. absl --verbosity 1 asked for them).
@@ -55,9 +61,10 @@ def quiet_logs(verbose_logs=False, level=logging.WARNING, names=QUIET_LOGGERS):
     if verbose_logs:
         yield
         return
-    saved = {name: logging.getLogger(name).level for name in names}
-    for name in saved:
-        logging.getLogger(name).setLevel(level)
+    levels = {**{name: level for name in names}, **dict.fromkeys(WORKER_LOGGERS, logging.ERROR)}
+    saved = {name: logging.getLogger(name).level for name in levels}
+    for name, quiet in levels.items():
+        logging.getLogger(name).setLevel(quiet)
     try:
         yield
     finally:

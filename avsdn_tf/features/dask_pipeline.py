@@ -3,12 +3,14 @@ apache-beam and dask[distributed]). Imported only by dask_extraction.extract_vid
 
     Create((index, path) per video, --dask_npartitions partitions) -> ExtractToFiles
 
-and nothing else, because of what Beam 2.77's DaskRunner does with a graph (its
-transform_evaluator): Reshuffle is a no-op (the videos stay in the partitions Create made, so
-Create makes them); a ParDo's tagged outputs are not separated (every downstream step would see
-records, statistics and outcomes mixed); a side input is computed again inside the task that
-reads it (the extraction would run once per side input); and WriteToText's finalisation does not
-run (the job ends "DONE" with an empty file). So the one step writes its results as files whose
+and nothing else, because of what Beam 2.77's DaskRunner does with a graph (its dask_runner
+and transform_evaluator, checked on a cluster here): only the bag of the pipeline's LAST
+transform is computed, so a branch that does not feed it never runs and its sink is silently
+empty (WriteToText's finalisation is such a branch: the job ends "DONE" with an empty file); a
+ParDo's tagged outputs are not separated (a step reading the side output also gets the main
+one's elements); a side input is computed again inside the task that reads it (the extraction
+would run once more per side input); and Reshuffle is a no-op (the videos stay in the partitions
+Create made, so Create makes them). So the one step writes its results as files whose
 names are the video's: features/<video_id>.npz (the single process's file, written atomically)
 and a marker beam_progress.marker_path(staging, index) holding the outcome. A task that Dask
 runs again (its worker died, its results were lost) rewrites the same files with the same
