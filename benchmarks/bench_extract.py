@@ -229,14 +229,17 @@ def compare_runners(workdir, checkpoint):
         f" {FLAGS.backbones[0]}, {FLAGS.frames_per_second} frames per s at {FLAGS.image_size} px;"
         " end to end: networks loaded, every video, the data set assembled)"
     )
+    _print_terms(str(workdir / "compare_output"), paths, settings)
+
+
+def _print_terms(output, paths, settings):
+    """Time what more workers do not shrink: loading the networks, assembling from features/."""
     _, load_seconds = _timed(lambda: extraction.FeatureExtractor(settings))
-    _, assemble_seconds = _timed(
-        lambda: extraction.assemble(str(workdir / "compare_output"), paths, settings)
-    )
+    _, assemble_seconds = _timed(lambda: extraction.assemble(output, paths, settings))
     print(
         f"terms: networks loaded once per worker process {load_seconds:.1f} s; the data set"
         f" assembled by the driver from features/ {assemble_seconds:.2f} s for"
-        f" {FLAGS.num_videos} videos"
+        f" {len(paths)} videos"
     )
 
 

@@ -154,14 +154,14 @@ def extract_videos(
     pipeline_args = list(pipeline_args)
     if not verbose_logs and not [a for a in pipeline_args if a.startswith(QUIET_WORKERS[0])]:
         pipeline_args = [*QUIET_WORKERS, *pipeline_args]  # Beam's worker processes, too
-    with beam_progress.quiet_logs(verbose_logs):
+    with beam_progress.quiet_logs(verbose_logs), beam_progress.runner_log(verbose_logs) as log:
         beam = import_beam()
         options = pipeline_options(runner, pipeline_args)
         if runner == "DaskRunner":
             from avsdn_tf.features import dask_extraction
 
             return dask_extraction.extract_videos(
-                paths, output_dir, settings, labels, split, videos_per_shard, options, verbose
+                paths, output_dir, settings, labels, split, videos_per_shard, options, verbose, log
             )
         return _extract_on_beam(
             beam,
@@ -174,13 +174,25 @@ def extract_videos(
             videos_per_shard,
             runner,
             verbose,
+            log,
         )
 
 
 def _extract_on_beam(
-    beam, options, paths, output_dir, settings, labels, split, videos_per_shard, runner, verbose
+    beam,
+    options,
+    paths,
+    output_dir,
+    settings,
+    labels,
+    split,
+    videos_per_shard,
+    runner,
+    verbose,
+    log=None,
 ):
-    """extract_videos on a runner other than the DaskRunner (beam_pipeline's graph)."""
+    """extract_videos on a runner other than the DaskRunner (beam_pipeline's graph); `log`:
+    the runner's log file (beam_progress.runner_log), named when the job fails."""
     extraction.start_output(paths, output_dir, settings, split)
     from avsdn_tf.features import beam_pipeline
 
@@ -202,7 +214,7 @@ def _extract_on_beam(
             raise UserError(
                 f"the Beam job on {runner} failed: {lines[-1] if lines else type(error).__name__}"
                 f"; nothing was published into {output_dir} (its features/ keeps the videos "
-                "finished: rerun to resume)"
+                "finished: rerun to resume)" + (f"; the runner's log: {log}" if log else "")
             ) from error
         result_path = os.path.join(staging, beam_pipeline.RESULT_FILE)
         if state != "DONE" or not tf.io.gfile.exists(result_path):

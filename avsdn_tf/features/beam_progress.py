@@ -4,13 +4,15 @@ Every runner's workers drop one small marker file per video they finish into a d
 job's staging directory (MARKERS_DIR); the driver counts them (watch) and prints "videos done
 of total", so the line reads the same on the DirectRunner, the DaskRunner or a remote cluster
 whose workers write into the same storage. quiet_logs keeps Beam's, Dask's and TensorFlow's
-INFO records off the terminal unless the command was asked for them (absl's --verbosity 1).
+INFO records off the terminal unless the command was asked for them (absl's --verbosity 1), and
+runner_log sends what the worker processes started here print to a log file.
 """
 
 import contextlib
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 
@@ -70,6 +72,40 @@ def quiet_logs(verbose_logs=False, level=logging.WARNING, names=QUIET_LOGGERS):
     finally:
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def runner_log(verbose_logs=False):
+    """Within the block, file descriptor 2 (stderr) of this process, and so of every worker
+    process the runner starts here, goes to a log file: Beam's SDK worker processes configure
+    their own logging and print INFO lines that no option of this process reaches.
+
+    Args:
+        verbose_logs: True leaves stderr alone (yields None).
+    Yields:
+        the log file's path (in the temporary directory); it is removed when the block ends,
+        unless it ends with an error whose message names the file.
+    """
+    if verbose_logs:
+        yield None
+        return
+    sys.stderr.flush()
+    handle = tempfile.NamedTemporaryFile(prefix="avsdn_tf-extract-", suffix=".log", delete=False)
+    saved = os.dup(2)
+    os.dup2(handle.fileno(), 2)
+    named = False
+    try:
+        yield handle.name
+    except BaseException as error:
+        named = handle.name in str(error)
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        handle.close()
+        if not named:
+            os.remove(handle.name)
 
 
 class _Watcher(threading.Thread):

@@ -96,7 +96,7 @@ def _cluster_options(options, todo):
     return view.address, view.scheduler_file, view.timeout
 
 
-def _run(options, videos, output_dir, staging, settings, where, verbose):
+def _run(options, videos, output_dir, staging, settings, where, verbose, log):
     """Run the job and wait for it; one UserError when it fails."""
     import apache_beam as beam
 
@@ -118,6 +118,7 @@ def _run(options, videos, output_dir, staging, settings, where, verbose):
                 f"the Beam job on DaskRunner at {where} failed: "
                 f"{lines[-1] if lines else type(error).__name__}; nothing was published into "
                 f"{output_dir} (its features/ keeps the videos finished: rerun to resume)"
+                + (f"; the runner's log: {log}" if log else "")
             ) from None
         finally:
             result.client.close()
@@ -145,7 +146,7 @@ def _remove_worker_temporaries(output_dir):
 
 
 def extract_videos(
-    paths, output_dir, settings, labels, split, videos_per_shard, options, verbose=True
+    paths, output_dir, settings, labels, split, videos_per_shard, options, verbose=True, log=None
 ):
     """extraction.extract_videos on a Dask cluster: the same data directory; the summary dict.
 
@@ -154,7 +155,8 @@ def extract_videos(
             storage URL). settings: extraction.FeatureSettings. labels: video id -> label rows,
             or None. split: the split of records whose row names none. videos_per_shard: the
             target records per shard. options: Beam PipelineOptions with the DaskOptions
-            (--dask_client_address, ...). verbose: print the progress line.
+            (--dask_client_address, ...). verbose: print the progress line. log: the runner's
+            log file (beam_progress.runner_log), named when the job fails.
     Returns:
         extract_summary.json's content (with "runner", "dask_workers", "dask_partitions").
     """
@@ -182,7 +184,7 @@ def extract_videos(
     try:
         if verbose:
             print(f"extract: {len(paths)} videos on DaskRunner at {where} ({len(threads)} workers)")
-        _run(options, videos, output_dir, staging, settings, where, verbose)
+        _run(options, videos, output_dir, staging, settings, where, verbose, log)
         outcomes = _outcomes(staging, videos, output_dir, where)
     finally:
         fileio.remove_tree(staging)

@@ -2,7 +2,12 @@
 
 import io
 import logging
+import os
+import subprocess
+import sys
 import time
+
+import pytest
 
 from avsdn_tf.features import beam_progress
 
@@ -75,3 +80,22 @@ def test_quiet_logs_keeps_info_off_and_restores_the_levels():
         ("apache_beam.runners.test", "INFO"),
     ]
     assert (logging.getLogger("apache_beam").level, worker.level) == before
+
+
+def test_runner_log_takes_what_processes_print_and_keeps_it_only_when_named(capfd):
+    with beam_progress.runner_log() as log:
+        subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('INFO: a worker\\n')"])
+        os.write(2, b"INFO: this process\n")
+    assert capfd.readouterr().err == ""
+    assert not os.path.exists(log)  # removed: the block ended without error
+    with pytest.raises(RuntimeError), beam_progress.runner_log() as log:
+        subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('a worker died\\n')"])
+        raise RuntimeError(f"the job failed; the runner's log: {log}")
+    assert open(log).read() == "a worker died\n"
+    os.remove(log)
+    with pytest.raises(RuntimeError), beam_progress.runner_log() as other:
+        raise RuntimeError("a mistake before the job")
+    assert not os.path.exists(other)
+    with beam_progress.runner_log(verbose_logs=True) as none:
+        os.write(2, b"shown\n")
+    assert none is None and capfd.readouterr().err == "shown\n"
