@@ -197,7 +197,7 @@ def _extract_on_beam(
     from avsdn_tf.features import beam_pipeline
 
     staging = os.path.join(output_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}")
-    tf.io.gfile.makedirs(staging)
+    beam_progress.make_staging(staging)
     started = time.time()
     try:
         if verbose:

@@ -31,11 +31,15 @@ def marker_path(staging, index):
     return os.path.join(staging, MARKERS_DIR, f"{index:08d}.json")
 
 
+def make_staging(staging):
+    """Make the job's staging directory and its MARKERS_DIR (before the job starts: a worker
+    still running after its job failed must not make them again once they are removed)."""
+    tf.io.gfile.makedirs(os.path.join(staging, MARKERS_DIR))
+
+
 def write_marker(staging, index, value):
     """Write video `index`'s marker (a JSON object, atomically; a retried video rewrites it)."""
-    path = marker_path(staging, index)
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    fileio.write_json(path, value)
+    fileio.write_json(marker_path(staging, index), value)
 
 
 def count_markers(staging):

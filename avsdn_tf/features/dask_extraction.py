@@ -80,7 +80,8 @@ def connect(address, scheduler_file, timeout):
 
 def _cluster_options(options, todo):
     """Complete the DaskOptions in `options`: timeout, partitions; returns (address, file,
-    timeout), refusing a run without a scheduler (Beam would start a local cluster)."""
+    timeout), refusing a run without a scheduler (Beam would start a local cluster) and a
+    timeout that is not whole seconds (Beam would drop it)."""
     dask_options, _ = dask_runner()
     view = options.view_as(dask_options)
     if not view.address and not view.scheduler_file:
@@ -89,8 +90,14 @@ def _cluster_options(options, todo):
             "the address of a running Dask scheduler (tcp://HOST:PORT) for --runner DaskRunner",
             "none (nor --dask_scheduler_file)",
         )
-    if not isinstance(view.timeout, int):
+    if view.timeout is None:
         view.timeout = DEFAULT_CONNECTION_TIMEOUT
+    elif not isinstance(view.timeout, int) or view.timeout <= 0:  # Beam: not int -> no_default
+        raise input_error(
+            "--dask_connection_timeout",
+            "a whole number of seconds above 0",
+            view.timeout if isinstance(view.timeout, int) else "something else",
+        )
     if not view.npartitions and not view.partition_size:
         view.npartitions = max(1, min(len(todo), MAX_PARTITIONS))
     return view.address, view.scheduler_file, view.timeout
@@ -179,7 +186,7 @@ def extract_videos(
         if tf.io.gfile.exists(extraction._features_path(output_dir, video.video_id(path)))
     }
     staging = os.path.join(output_dir, f"{beam_extraction.STAGING_PREFIX}{uuid.uuid4().hex[:8]}")
-    tf.io.gfile.makedirs(staging)
+    beam_progress.make_staging(staging)
     started = time.time()
     try:
         if verbose:

@@ -53,8 +53,7 @@ class ExtractToFiles(beam.DoFn):
         index, path = element
         target = extraction._features_path(self._output_dir, video.video_id(path))
         if tf.io.gfile.exists(target):  # done before, or by a worker that died since
-            audio, _ = extraction.load_features(self._output_dir, video.video_id(path))
-            outcome = {"segments": len(audio)}
+            outcome = {"segments": self._segments(target, path)}
         else:
             _LOG.info("extracting %s in process %d", path, os.getpid())
             try:
@@ -68,6 +67,18 @@ class ExtractToFiles(beam.DoFn):
             self._staging, index, {"index": index, "path": path, "pid": os.getpid(), **outcome}
         )
         yield index
+
+    def _segments(self, target, path):
+        """T of the features already in `target`; a file that cannot be read fails the job
+        with a message naming it (extract writes them whole: someone else wrote this one)."""
+        try:
+            audio, _ = extraction.load_features(self._output_dir, video.video_id(path))
+        except Exception as error:
+            raise RuntimeError(
+                f"{target}: expected the features extract writes, found a file that cannot be "
+                f"read ({type(error).__name__}: {error}); remove it to extract the video again"
+            ) from None
+        return len(audio)
 
 
 def build(pipeline, videos, output_dir, staging, settings):

@@ -15,6 +15,7 @@ from avsdn_tf.features import beam_progress
 def test_the_progress_line_counts_the_markers_written(tmp_path, monkeypatch):
     monkeypatch.setattr(beam_progress, "POLL_SECONDS", 0.01)
     staging, out = str(tmp_path), io.StringIO()
+    beam_progress.make_staging(staging)
     with beam_progress.watch(staging, 3, "DaskRunner", out=out):
         time.sleep(0.1)
         beam_progress.write_marker(staging, 2, {"index": 2})

@@ -282,3 +282,53 @@ def test_direct_runner_prints_a_progress_line_and_the_summary_only(inputs, tmp_p
     assert len(lines) <= 1 + 6 + 3, "\n".join(lines)  # job line, a count per line, summary
     assert "extract: 5 of 5 videos done on DirectRunner" in out
     assert not [line for line in lines if re.search(r"\bINFO\b|^[IW]\d{4}|Traceback", line)], lines
+
+
+@pytest.mark.parametrize("value, found", [("abc", "something else"), ("0", "0")])
+def test_the_connection_timeout_is_whole_seconds(inputs, tmp_path, capsys, value, found):
+    output = str(tmp_path / "out")
+    args = [
+        *_args(inputs, output),
+        "--runner=DaskRunner",
+        f"--dask_client_address=tcp://127.0.0.1:{free_port()}",
+        "--dask_connection_timeout",
+        value,
+    ]
+    assert _command(args, _flag_values()) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --dask_connection_timeout: expected a whole number of seconds above 0, "
+        f"found {found}"
+    ]
+    assert not os.path.exists(output)
+
+
+@pytest.mark.slow
+def test_a_failed_job_publishes_nothing_and_a_rerun_succeeds(inputs, single, tmp_path):
+    output = tmp_path / "dask"
+    (output / extraction.FEATURES_DIR).mkdir(parents=True)
+    damaged = output / extraction.FEATURES_DIR / "clip_c.npz"
+    damaged.write_bytes(b"not an npz")  # not written by extract: the job must fail on it
+    with dask_cluster(str(tmp_path), workers=2) as cluster:
+        args = [
+            *_args(inputs, str(output)),
+            "--runner=DaskRunner",
+            f"--dask_client_address={cluster['address']}",
+        ]
+        code, out, err = _run(args)
+        assert code == 2, err[-3000:]
+        message = err.strip().splitlines()
+        assert len(message) == 1, message
+        assert message[0].startswith(f"error: the Beam job on DaskRunner at {cluster['address']}")
+        assert f"{damaged}: expected the features extract writes" in message[0]
+        assert "nothing was published" in message[0]
+        log = re.search(r"the runner's log: (\S+)$", message[0]).group(1)
+        os.remove(log)
+        assert sorted(os.listdir(output)) == [extraction.CONFIG_FILE, extraction.FEATURES_DIR]
+
+        damaged.unlink()
+        code, out, err = _run(args)
+    assert code == 0, err[-3000:]
+    _same_data_directory(str(output), single)
+    summary = _summary(str(output))
+    assert summary["videos_extracted_now"] + summary["videos_already_done"] == 3
+    assert summary["videos_extracted_now"] >= 1  # clip_c at least
