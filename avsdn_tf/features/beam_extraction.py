@@ -38,9 +38,6 @@ RUNNERS = (
     "PortableRunner",
 )
 STAGING_PREFIX = ".beam-"
-# The level of the log lines Beam's SDK worker processes print (DirectRunner multi_processing,
-# portable runners), unless the command asked for the runners' logs.
-QUIET_WORKERS = ("--default_sdk_harness_log_level", "WARNING")
 INSTALL_HINT = "pip install 'avsdn-tf[beam]'"
 
 
@@ -151,17 +148,24 @@ def extract_videos(
     Returns:
         extract_summary.json's content (with "runner").
     """
-    pipeline_args = list(pipeline_args)
-    if not verbose_logs and not [a for a in pipeline_args if a.startswith(QUIET_WORKERS[0])]:
-        pipeline_args = [*QUIET_WORKERS, *pipeline_args]  # Beam's worker processes, too
     with beam_progress.quiet_logs(verbose_logs), beam_progress.runner_log(verbose_logs) as log:
         beam = import_beam()
-        options = pipeline_options(runner, pipeline_args)
+        options = pipeline_options(runner, list(pipeline_args))
         if runner == "DaskRunner":
             from avsdn_tf.features import dask_extraction
 
+            staging = os.path.join(output_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}")
             return dask_extraction.extract_videos(
-                paths, output_dir, settings, labels, split, videos_per_shard, options, verbose, log
+                paths,
+                output_dir,
+                settings,
+                labels,
+                split,
+                videos_per_shard,
+                options,
+                staging,
+                verbose,
+                log,
             )
         return _extract_on_beam(
             beam,

@@ -19,13 +19,12 @@ shared file system, or gs:// / s3:// URLs.
 
 import os
 import time
-import uuid
 
 import tensorflow as tf
 
 from avsdn_tf import fileio
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.features import beam_extraction, beam_progress, extraction, video
+from avsdn_tf.features import beam_progress, extraction, video
 
 RUNNER_CLASS = "apache_beam.runners.dask.dask_runner.DaskRunner"
 DEFAULT_CONNECTION_TIMEOUT = 30  # seconds, as dask's own default connect timeout
@@ -35,14 +34,14 @@ MAX_PARTITIONS = 1000  # default partitions: one per video up to this many
 def dask_runner():
     """Beam's (DaskOptions, DaskRunner) classes, or one UserError about --runner saying how to
     install them (Beam imports dask.distributed only when it is there)."""
-    beam_extraction.import_beam()
     try:
         import distributed  # noqa: F401
         from apache_beam.runners.dask import dask_runner
     except ImportError as error:
         raise argument_error(
             "runner",
-            f"dask[distributed] installed for DaskRunner ({beam_extraction.INSTALL_HINT})",
+            "Apache Beam and dask[distributed] installed for DaskRunner (pip install "
+            "'avsdn-tf[beam]')",
             f"ImportError: {error}",
         ) from None
     return dask_runner.DaskOptions, dask_runner.DaskRunner
@@ -153,7 +152,16 @@ def _remove_worker_temporaries(output_dir):
 
 
 def extract_videos(
-    paths, output_dir, settings, labels, split, videos_per_shard, options, verbose=True, log=None
+    paths,
+    output_dir,
+    settings,
+    labels,
+    split,
+    videos_per_shard,
+    options,
+    staging,
+    verbose=True,
+    log=None,
 ):
     """extraction.extract_videos on a Dask cluster: the same data directory; the summary dict.
 
@@ -162,7 +170,8 @@ def extract_videos(
             storage URL). settings: extraction.FeatureSettings. labels: video id -> label rows,
             or None. split: the split of records whose row names none. videos_per_shard: the
             target records per shard. options: Beam PipelineOptions with the DaskOptions
-            (--dask_client_address, ...). verbose: print the progress line. log: the runner's
+            (--dask_client_address, ...). staging: the job's staging directory to make inside
+            output_dir (removed at the end). verbose: print the progress line. log: the runner's
             log file (beam_progress.runner_log), named when the job fails.
     Returns:
         extract_summary.json's content (with "runner", "dask_workers", "dask_partitions").
@@ -185,7 +194,6 @@ def extract_videos(
         for _, path in videos
         if tf.io.gfile.exists(extraction._features_path(output_dir, video.video_id(path)))
     }
-    staging = os.path.join(output_dir, f"{beam_extraction.STAGING_PREFIX}{uuid.uuid4().hex[:8]}")
     beam_progress.make_staging(staging)
     started = time.time()
     try:
