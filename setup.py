@@ -64,13 +64,31 @@ EXTRAS_REQUIRE = {
     # The test suite exercises the video, plot and Beam paths, so it needs those extras.
     # ruff is pinned so the lint gate in .ci/run does not move under us. moto[server] is the local
     # S3-compatible endpoint tests/test_remote.py starts on 127.0.0.1 (with boto3 to seed it);
-    # the project itself talks to S3 through tensorflow-io only.
-    "test": ["pytest", "pytest-xdist", "ruff==0.17.6", "moto[server]>=5,<6", *VIDEO, *PLOTS, *BEAM],
+    # the project itself talks to S3 through tensorflow-io only. playwright drives Debian's
+    # chromium (/usr/bin/chromium, which .ci/run installs with apt) in the viewer's browser tests;
+    # its own browser downloads are never used. import-linter checks the layering contracts of
+    # pyproject.toml (.ci/run's lint-imports). torch: the exactness tests of PSP and CMBS
+    # against PyTorch references of their authors' code (exactly 2.13.0, the CPU build; see
+    # "torch" below).
+    "test": [
+        "pytest",
+        "pytest-xdist",
+        "ruff==0.17.6",
+        "import-linter==2.17",
+        "moto[server]>=5,<6",
+        "playwright>=1.65,<2",
+        "torch==2.13.0",
+        *VIDEO,
+        *PLOTS,
+        *BEAM,
+    ],
     # The peer comparison in benchmarks/: exactly PyTorch 2.13.0, CPU build. "==2.13.0" also
     # matches the local version "2.13.0+cpu"; this machine serves that wheel from its
     # find-links, so no CUDA build (nor nvidia-* packages) is resolved. Elsewhere, install with
     # --extra-index-url https://download.pytorch.org/whl/cpu to get the same wheel.
     "bench": ["torch==2.13.0"],
+    # Importing the authors' PyTorch checkpoints (--init_weights); imported lazily.
+    "torch": ["torch==2.13.0"],
 }
 
 # The repository's top-level folders that are installed under avsdn_tf (see the docstring).

@@ -1,18 +1,25 @@
-"""The commands' shared flags, each defined once, and the hyperparameter flags made from HParams.
+"""The command layer's one runner and shared flags.
 
-A command module defines the flags it takes with `define(...)` (shared ones by name, with the
-default help or its own) and `define_hparams(...)` (flags generated from HParams fields, None
-unless given, so --hparams_file and the defaults show through), and runs its main through
-errors.run_main, which shows an error about a library argument that is also one of the
-command's flags under the flag's name (`strategy: ...` becomes `--strategy: ...`).
+A command module (python -m avsdn_tf.<verb>, export.export_model, export.client, tuning.tune)
+defines the flags it takes with `define(...)` (shared ones by name, with the default help or its
+own) and `define_hparams(...)` (flags generated from HParams fields, None unless given, so
+--hparams_file and the defaults show through), and ends with `cli.run(main, required=(...))`:
+absl parses the flags, the required ones are checked, and `run_main` shows an error about a
+library argument that is also one of the command's flags under the flag's name (`strategy: ...`
+becomes `--strategy: ...`), one line on stderr and exit status 2.
 """
 
+import re
 import sys
+import traceback
 
-from absl import flags
+from absl import app, flags
 from absl.flags import _helpers
 
-from avsdn_tf import constants, hparams
+from avsdn_tf import constants, hparams, remote
+from avsdn_tf.errors import UserError
+from avsdn_tf.models import registry
+from avsdn_tf.training import threads
 
 FLAGS = flags.FLAGS
 # absl files a flag under the module that defined it, and a command's --help lists its own
@@ -20,6 +27,8 @@ FLAGS = flags.FLAGS
 # here belongs to the command that asked for it.
 _helpers.disclaim_module_ids.add(id(sys.modules[__name__]))
 _D = hparams.HParams()
+# `name` or `name=value` inside a message: an argument a command may show as its flag.
+_ARGUMENT_REFERENCE = re.compile(r"`([a-z][a-z0-9_]*)(?:=([^`]*))?`")
 
 # name -> (definer, default, help[, keyword arguments]). The help is the default one; a command may
 # give its own.
@@ -72,6 +81,23 @@ SHARED = {
         "Labels: extract's CSV (video_id,category,start,end) or an AVE annotation file.",
     ),
     "split": (flags.DEFINE_string, "test", "Split name."),
+    "intra_op_threads": (
+        flags.DEFINE_integer,
+        0,
+        (
+            "Threads one op (e.g. a matmul) is split across; 0: TensorFlow's default (the "
+            "number of cores). On 2 cores, 1 with --inter_op_threads 2 ran inference 1.1-1.3x "
+            "and training 1.1-1.15x faster (docs/benchmarks.md)."
+        ),
+        {"lower_bound": 0},
+    ),
+    "inter_op_threads": (
+        flags.DEFINE_integer,
+        0,
+        "Independent ops run side by side on this many threads; 0: TensorFlow's default (the "
+        "number of cores).",
+        {"lower_bound": 0},
+    ),
     "wait": (
         flags.DEFINE_bool,
         False,
@@ -85,15 +111,21 @@ SHARED = {
 _ENUMS = {"checkpoint": ["best", "last"], "strategy": list(constants.STRATEGIES)}
 
 
-def define(*names, flag_values=FLAGS, **overrides):
+THREAD_FLAGS = ("intra_op_threads", "inter_op_threads")
+
+
+def define(*names, flag_values=FLAGS, choices=None, **overrides):
     """Define shared flags by name.
 
     Args:
         names: keys of SHARED.
         flag_values: the FlagValues to define them in.
+        choices: name -> the values an enum flag takes in this command, where they are fewer
+            than the shared ones (the tuner's single-process strategies).
         overrides: name=(default, help) or name=help, for a command whose default or help differs
             (a name given only here is defined too).
     """
+    enums = {**_ENUMS, **(choices or {})}
     for name in [*names, *(key for key in overrides if key not in names)]:
         definer, default, help_text, *extra = SHARED[name]
         options = extra[0] if extra else {}
@@ -102,10 +134,19 @@ def define(*names, flag_values=FLAGS, **overrides):
             default, help_text = override
         elif override is not None:
             help_text = override
-        if name in _ENUMS:
-            definer(name, default, _ENUMS[name], help_text, flag_values=flag_values, **options)
+        if name in enums:
+            definer(name, default, list(enums[name]), help_text, flag_values=flag_values, **options)
         else:
             definer(name, default, help_text, flag_values=flag_values, **options)
+
+
+def configure_threads(flag_values=FLAGS):
+    """Set TensorFlow's thread pools from the command's --intra_op_threads / --inter_op_threads.
+
+    Args:
+        flag_values: parsed FlagValues holding both flags (define(*THREAD_FLAGS)).
+    """
+    threads.configure(flag_values.intra_op_threads, flag_values.inter_op_threads)
 
 
 def define_hparams(names=None, flag_values=FLAGS, helps=None):
@@ -134,8 +175,9 @@ def define_hparams(names=None, flag_values=FLAGS, helps=None):
 
 
 def hparams_from_flags(names=None, flag_values=FLAGS, model=None):
-    """HParams from the command line: defaults (with the model's own, hparams.MODEL_DEFAULTS), then
-    --hparams_file (when the command has it), then the hyperparameter flags given.
+    """HParams from the command line: defaults (with the model's own for its supervision,
+    registry.default_hparams), then --hparams_file (when the command has it), then the
+    hyperparameter flags given.
 
     Args:
         names: the HParams fields the command has flags for (default: all).
@@ -156,7 +198,105 @@ def hparams_from_flags(names=None, flag_values=FLAGS, model=None):
         if name in flag_values and flag_values[name].value is not None
     }
     model = given.get("model", model or base.model)
-    if model in hparams.MODEL_DEFAULTS:  # the model's own defaults, under the file and flags
-        defaults = hparams.for_model(model)
+    if registry.has_defaults(model):  # the model's own defaults, under the file and flags
+        defaults = registry.default_hparams(model, given.get("supervision", base.supervision))
         base = hparams.load(path, base=defaults) if path else defaults
     return hparams.from_dict(given, source="command-line flags", base=base)
+
+
+def message_for_command(error, flag_values):
+    """The error's message as a command shows it: its arguments that are flags shown as flags.
+
+    Args:
+        error: the exception (a UserError names its leading argument in `error.argument`).
+        flag_values: the command's absl FlagValues.
+    Returns:
+        str: the message, with the leading argument and every backticked `name` / `name=value`
+        that is one of the command's flags written as `--name` / `--name=value` (`--noname`
+        for a boolean flag set to False); other backticked names are kept as they are.
+    """
+    message = str(error)
+    argument = getattr(error, "argument", None)
+    if argument and argument in flag_values and message.startswith(argument):
+        message = f"--{message}"
+
+    def as_flag(match):
+        name, value = match.groups()
+        if name not in flag_values:
+            return match.group(0)
+        if value is None:
+            return f"--{name}"
+        if value in ("False", "True") and isinstance(flag_values[name].value, bool):
+            return f"--{name}" if value == "True" else f"--no{name}"
+        return f"--{name}={value}"
+
+    return _ARGUMENT_REFERENCE.sub(as_flag, message)
+
+
+def _use_flag_filesystems(flag_values):
+    """Make the filesystem of every storage URL given as a flag available (remote.py)."""
+    for name, value in sorted(flag_values.flag_values_dict().items()):
+        values = value if isinstance(value, list | tuple) else [value]
+        for path in remote.storage_paths(values):
+            remote.use_filesystem(path, f"--{name}")
+
+
+def run_main(main, flag_values=None, required=()):
+    """Wrap an absl main: a UserError prints one line on stderr and exits with status 2.
+
+    Storage URLs among the flags get their filesystem first (s3:// needs tensorflow-io), and the
+    process ends through remote.exit_process, which keeps the exit status once tensorflow-io's S3
+    client was used (it would otherwise abort at exit with status 134).
+
+    Args:
+        main: the command's main(argv).
+        flag_values: the command's FlagValues (default: absl's global flags).
+        required: names of flags the command needs; one missing is the UserError
+            "--NAME: expected a value, found none".
+    Returns:
+        a function of argv for absl's app.run.
+    """
+
+    def wrapped(argv):
+        """Run `main(argv)` the way run_main describes.
+
+        Args:
+            argv: the command line absl leaves (program name first).
+        Returns:
+            main's exit status (2 after a UserError); may end the process itself instead.
+        """
+        values = flag_values or flags.FLAGS
+        user_error = False
+        try:
+            for name in required:
+                if values[name].value in (None, "", []):
+                    raise UserError(f"--{name}: expected a value, found none")
+            _use_flag_filesystems(values)
+            status = main(argv)
+        except UserError as error:
+            print(f"error: {message_for_command(error, values)}", file=sys.stderr)
+            status, user_error = 2, True
+        except SystemExit as stop:
+            status = stop.code
+        except BaseException as error:
+            if not remote.tensorflow_io_loaded():
+                raise
+            traceback.print_exc()  # what the interpreter prints for an uncaught exception
+            status = 130 if isinstance(error, KeyboardInterrupt) else 1
+        if user_error or remote.tensorflow_io_loaded():
+            remote.exit_process(status)  # sys.exit(status) unless tensorflow-io is loaded
+        return status  # app.run exits with it
+
+    return wrapped
+
+
+def run(main, required=(), flags_parser=None):
+    """Run a command: absl parses the flags, then run_main(main, required=required).
+
+    Args:
+        main: the command's main(argv).
+        required: flags the command cannot do without (run_main checks them).
+        flags_parser: absl's flags_parser, for a command that parses its own way (extract).
+    """
+    options = {"flags_parser": flags_parser} if flags_parser else {}
+    app.run(run_main(main, required=required), **options)

@@ -1,15 +1,16 @@
 """`python -m avsdn_tf.evaluate --model_dir RUN --data_dir OUT --split test`: score a run again.
 
-Prints a table, writes RUN/eval_<split>.json and, with matplotlib installed, a confusion-matrix PNG.
+Prints a table, writes RUN/eval_<split>.json and, with matplotlib installed, a confusion-matrix PNG
+and the page RUN/eval_<split>.html (accuracies, confusion matrix, the videos it gets most wrong).
 """
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
-from absl import app, flags
+from absl import flags
 
 from avsdn_tf import cli
-from avsdn_tf.errors import UserError, run_main
-from avsdn_tf.training import evaluation, threads
+from avsdn_tf.inference import viewer
+from avsdn_tf.training import evaluation
 
 FLAGS = flags.FLAGS
 
@@ -33,9 +34,9 @@ def define_flags():
             "Split to evaluate; default: the run's test split (test, or test_match for an "
             "avdln run).",
         ),
-        output_dir="Where to write the JSON and PNG; default: the run directory.",
+        output_dir="Where to write the JSON, PNG and page; default: the run directory.",
     )
-    threads.define_flags()
+    cli.define(*cli.THREAD_FLAGS)
 
 
 def main(argv):
@@ -44,17 +45,20 @@ def main(argv):
     Args:
         argv: the command's non-flag arguments (none are taken).
     Returns:
-        None (exit 0) on success; a user mistake raises errors.UserError, shown by errors.run_main.
+        None (exit 0) on success; a user mistake raises errors.UserError, shown by cli.run_main.
     """
     del argv
-    threads.configure_from_flags()
-    if not FLAGS.model_dir:
-        raise UserError("--model_dir: expected a run directory written by train, found none")
+    cli.configure_threads()
     evaluation.evaluate_run(
-        FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.checkpoint, FLAGS.output_dir
+        FLAGS.model_dir,
+        FLAGS.data_dir,
+        FLAGS.split,
+        FLAGS.checkpoint,
+        FLAGS.output_dir,
+        write_page=viewer.write_evaluation_page if viewer.pages_available() else None,
     )
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main, required=("model_dir",))

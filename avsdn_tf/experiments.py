@@ -19,13 +19,12 @@ import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log leve
 import shlex
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from avsdn_tf import cli
 from avsdn_tf.data import synthetic
-from avsdn_tf.errors import input_error, run_main
+from avsdn_tf.errors import input_error
 from avsdn_tf.paper import tables
-from avsdn_tf.training import threads
 
 FLAGS = flags.FLAGS
 
@@ -70,7 +69,7 @@ def define_flags():
         True,
         "Also run the rows that are not in the paper's tables (DMRN), marked as extra.",
     )
-    threads.define_flags()
+    cli.define(*cli.THREAD_FLAGS)
 
 
 def main(argv):
@@ -79,11 +78,11 @@ def main(argv):
     Args:
         argv: the command's non-flag arguments (none are taken).
     Returns:
-        None (exit 0) on success; a user mistake raises errors.UserError, shown by errors.run_main.
+        None (exit 0) on success; a user mistake raises errors.UserError, shown by cli.run_main.
     """
     if len(argv) > 1:
         raise input_error("command line", "only --flags", f"unexpected arguments {argv[1:]}")
-    threads.configure_from_flags()
+    cli.configure_threads()
     selection = tables.select(FLAGS.table, FLAGS.rows, FLAGS.extras)  # bad --table / --rows: now
     if FLAGS.seeds < 1:
         raise input_error("--seeds", "a positive number of seeds", FLAGS.seeds)
@@ -108,4 +107,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main)

@@ -62,7 +62,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from avsdn_tf import cli, locks, remote
-from avsdn_tf.errors import UserError, run_main
+from avsdn_tf.errors import UserError
 from avsdn_tf.features import beam_extraction, extraction, labels
 
 
@@ -116,7 +116,7 @@ def main(argv, flag_values=None):
         argv: the command's non-flag arguments (none are taken).
         flag_values: the parsed FlagValues (default: absl's global flags).
     Returns:
-        0 on success; a user mistake raises errors.UserError, shown by errors.run_main.
+        0 on success; a user mistake raises errors.UserError, shown by cli.run_main.
     """
     flag_values = flag_values or flags.FLAGS
     if len(argv) > 1 and not flag_values.runner:
@@ -180,4 +180,4 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main), flags_parser=parse_flags)
+    cli.run(main, flags_parser=parse_flags)

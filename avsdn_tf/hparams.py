@@ -8,15 +8,11 @@ from avsdn_tf.errors import input_error
 # Fields that take one of a few values (their flags are enums).
 CHOICES = {
     "supervision": constants.SUPERVISIONS,
-    "lr_schedule": ("constant", "step", "cosine"),
+    "lr_schedule": ("constant", "step", "multistep", "cosine"),
     "visual_reduction": ("pool", "attention"),
     "weak_pooling": ("mean", "max"),
     "selection": ("val", "last"),
 }
-
-# Defaults a model has of its own, where its authors' code trains otherwise: the AVE authors'
-# cross-modality network (avdln) trains with batch 8 for 20 epochs (Adam 1e-3, the common rate).
-MODEL_DEFAULTS = {"avdln": {"batch_size": 8, "epochs": 20}}
 
 
 def _field(default, help_text):
@@ -39,7 +35,13 @@ class HParams:
     lr_decay_epochs: int = _field(
         10, "step schedule: multiply the rate by lr_decay_rate every this many epochs."
     )
-    lr_decay_rate: float = _field(0.1, "step schedule: the factor.")
+    lr_decay_rate: float = _field(0.1, "step and multistep schedules: the factor.")
+    lr_milestones: str = _field(
+        "", "multistep schedule: the epochs after which the rate is multiplied, e.g. '10,20,30'."
+    )
+    clip_norm: float = _field(
+        0.0, "Clip the gradients' global norm to this (PyTorch's clip_grad_norm_); 0 = never."
+    )
     encoder_units: int = _field(
         128, "AVSDN encoder and decoder LSTM units (the decoder takes the encoder state)."
     )
@@ -113,11 +115,42 @@ class HParams:
             raise input_error(f"{source} field 'dropout'", "a value in [0, 1)", self.dropout)
         if not self.cache_gb >= 0:
             raise input_error(f"{source} field 'cache_gb'", "a number >= 0", self.cache_gb)
+        if not self.clip_norm >= 0:
+            raise input_error(f"{source} field 'clip_norm'", "a number >= 0", self.clip_norm)
+        self.milestones(source)
         if not self.learning_rate > 0:
             raise input_error(
                 f"{source} field 'learning_rate'", "a positive number", self.learning_rate
             )
         return self
+
+    def milestones(self, source="hyperparameters"):
+        """lr_milestones as ascending positive epochs.
+
+        Args:
+            source: what the error names.
+        Returns:
+            list of int ([] when empty).
+        Raises:
+            errors.UserError: naming the field, unless it is comma-separated ascending
+                positive integers (and not empty for the multistep schedule).
+        """
+        text = self.lr_milestones.strip()
+        try:
+            epochs = [int(part) for part in text.split(",")] if text else []
+        except ValueError:
+            epochs = None
+        if epochs is None or any(e < 1 for e in epochs) or epochs != sorted(set(epochs)):
+            raise input_error(
+                f"{source} field 'lr_milestones'",
+                "ascending positive epochs separated by commas, e.g. '10,20,30'",
+                repr(self.lr_milestones),
+            )
+        if self.lr_schedule == "multistep" and not epochs:
+            raise input_error(
+                f"{source} field 'lr_milestones'", "epochs for the multistep schedule", "none"
+            )
+        return epochs
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -128,17 +161,6 @@ class HParams:
 
 FIELDS = {field.name: field.type for field in dataclasses.fields(HParams)}
 HELP = {field.name: field.metadata["help"] for field in dataclasses.fields(HParams)}
-
-
-def for_model(model):
-    """The default HParams of a model: the common defaults with the model's own (MODEL_DEFAULTS).
-
-    Args:
-        model: a model name.
-    Returns:
-        HParams with `model` set.
-    """
-    return HParams(model=model, **MODEL_DEFAULTS.get(model, {}))
 
 
 def from_dict(values, source="hyperparameters", base=None):

@@ -8,7 +8,9 @@
 For each video: features as `extract` makes them (same feature flags: use the settings the model
 was trained on), a label per second, printed with the event intervals (runs of one event class),
 written to DIR/<video_id>.json, and drawn in DIR/<video_id>.png with the ground truth beside the
-prediction when --labels (extract's CSV or an AVE annotation file) has the video.
+prediction when --labels (extract's CSV or an AVE annotation file) has the video. The page
+DIR/<video_id>.html plays the video beside its timeline, and DIR/index.html lists every
+prediction in DIR (inference/viewer.py; like the PNG, they need matplotlib).
 
 --model loads an exported SavedModel (tf.saved_model.load) and calls its serving_default
 signature with the raw features (the export normalises inside). --model_dir loads the run's
@@ -27,13 +29,12 @@ when it had a fixed one, else the whole video at once.
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
-from absl import app, flags
+from absl import flags
 
 from avsdn_tf import cli
-from avsdn_tf.errors import UserError, run_main
+from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, labels, video
-from avsdn_tf.inference import predictors
-from avsdn_tf.training import threads
+from avsdn_tf.inference import predictors, viewer
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -53,7 +54,10 @@ def define_flags(flag_values=flags.FLAGS):
         model_dir="A run directory written by train (instead of --model).",
         checkpoint="--model_dir: the best-on-val or the last checkpoint.",
         labels="Optional ground truth: extract's labels CSV or an AVE annotation file.",
-        output_dir=("predictions", "Where <video_id>.json and <video_id>.png go."),
+        output_dir=(
+            "predictions",
+            "Where <video_id>.json, .png and .html (its page) go, and index.html.",
+        ),
     )
     flags.DEFINE_integer(
         "window_seconds",
@@ -63,7 +67,7 @@ def define_flags(flag_values=flags.FLAGS):
         flag_values=flag_values,
     )
     extraction.define_feature_flags(flag_values)
-    threads.define_flags(flag_values)
+    cli.define(*cli.THREAD_FLAGS, flag_values=flag_values)
 
 
 def main(argv, flag_values=None):
@@ -73,10 +77,10 @@ def main(argv, flag_values=None):
         argv: the command's non-flag arguments (none are taken).
         flag_values: the parsed FlagValues (default: absl's global flags).
     Returns:
-        0 on success; a user mistake raises errors.UserError, shown by errors.run_main.
+        0 on success; a user mistake raises errors.UserError, shown by cli.run_main.
     """
     flag_values = flag_values or flags.FLAGS
-    threads.configure_from_flags(flag_values)
+    cli.configure_threads(flag_values)
     paths = argv[1:]
     if not paths:
         raise UserError("predict: expected one or more video files as arguments, found none")
@@ -113,9 +117,11 @@ def main(argv, flag_values=None):
             print(f"skipped: {error}")
     if failed == len(paths):
         raise UserError(f"predict: none of the {len(paths)} videos could be used")
+    if viewer.pages_available():
+        print(f"pages: {viewer.write_index(flag_values.output_dir)}")
     return 0
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main)

@@ -18,7 +18,6 @@ from absl import app, flags
 
 from avsdn_tf import cli, constants, fileio, locks
 from avsdn_tf.data import ave_release
-from avsdn_tf.errors import run_main
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -117,7 +116,7 @@ def main(argv, flag_values=None):
         argv: the command's non-flag arguments (none are taken).
         flag_values: the parsed FlagValues (default: absl's global flags).
     Returns:
-        0 on success; a user mistake raises errors.UserError, shown by errors.run_main.
+        0 on success; a user mistake raises errors.UserError, shown by cli.run_main.
     """
     flag_values = flag_values or flags.FLAGS
     if len(argv) > 1:
@@ -195,4 +194,4 @@ def stale_temporaries(output_dir):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main)

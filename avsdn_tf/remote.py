@@ -11,8 +11,8 @@ missing bucket ends in one message naming the path instead of a traceback 25 s l
 - gs://: TensorFlow's own client; nothing is probed (it cannot be pointed at a local emulator:
   the googleapis.com URLs are compiled in, so gs:// is not tested here).
 
-It is called where paths enter a process: every command's flags (errors.run_main), the data
-directory a run recorded (run_dir.RunDir.read_config) and the directories export.verify is given.
+It is called where paths enter a process: every command's flags (cli.run_main), the data
+directory a run recorded (runs.RunDir.read_config) and the directories export.verify is given.
 
 Two facts about object stores (S3, GCS) the rest of the code relies on:
 

@@ -3,11 +3,10 @@ format."""
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
-from absl import app, flags
+from absl import flags
 
 from avsdn_tf import cli, constants
 from avsdn_tf.data import synthetic
-from avsdn_tf.errors import UserError, run_main
 
 FLAGS = flags.FLAGS
 
@@ -53,11 +52,9 @@ def main(argv):
     Args:
         argv: the command's non-flag arguments (none are taken).
     Returns:
-        None (exit 0) on success; a user mistake raises errors.UserError, shown by errors.run_main.
+        None (exit 0) on success; a user mistake raises errors.UserError, shown by cli.run_main.
     """
     del argv
-    if not FLAGS.output_dir:
-        raise UserError("--output_dir: expected a directory to write to, found none")
     config = synthetic.SyntheticConfig(
         videos_per_split={
             "train": FLAGS.train_videos,
@@ -76,4 +73,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main, required=("output_dir",))

@@ -8,13 +8,12 @@ import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log leve
 import contextlib
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from avsdn_tf import cli, constants, locks
+from avsdn_tf import cli, constants, locks, runs
 from avsdn_tf.data import synthetic
-from avsdn_tf.errors import run_main
-from avsdn_tf.models import tasks
-from avsdn_tf.training import run_dir, strategies, threads, trainer
+from avsdn_tf.models import registry
+from avsdn_tf.training import strategies, trainer
 
 FLAGS = flags.FLAGS
 
@@ -59,7 +58,7 @@ def define_flags():
             "multi_worker, whose workers share the directory)."
         )
     )
-    threads.define_flags()
+    cli.define(*cli.THREAD_FLAGS)
 
 
 def main(argv):
@@ -68,13 +67,13 @@ def main(argv):
     Args:
         argv: the command's non-flag arguments (none are taken).
     Returns:
-        None (exit 0) on success; a user mistake raises errors.UserError, shown by errors.run_main.
+        None (exit 0) on success; a user mistake raises errors.UserError, shown by cli.run_main.
     """
     del argv
     if FLAGS.model == "help":
-        print(tasks.describe())
+        print(registry.describe())
         return
-    threads.configure_from_flags()
+    cli.configure_threads()
     if FLAGS.cpu_devices:
         strategies.split_cpu(FLAGS.cpu_devices)
     hp = cli.hparams_from_flags()
@@ -83,7 +82,7 @@ def main(argv):
         contextlib.nullcontext()
         if FLAGS.strategy == "multi_worker"
         else locks.directory_lock(
-            FLAGS.model_dir, "`model_dir`", wait=FLAGS.wait, stale=run_dir.STALE_TEMPORARIES
+            FLAGS.model_dir, "`model_dir`", wait=FLAGS.wait, stale=runs.STALE_TEMPORARIES
         )
     )
     with lock:
@@ -101,4 +100,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main)

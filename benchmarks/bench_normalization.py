@@ -2,7 +2,7 @@
 
     python benchmarks/bench_normalization.py [--model avsdn] [--visual_dim 512] [--rounds 7]
 
-Builds the model `train` fits (tasks.for_hparams(hp).build, the AVSDN defaults, batch 64, T = 10,
+Builds the model `train` fits (registry.task_for(hp).build, the AVSDN defaults, batch 64, T = 10,
 audio 128-d, visual --visual_dim vectors) with statistics far from the identity, and times three
 forward passes over --videos random videos, all one tf.function with a fixed signature
 (backbones.inference_function): the model as it is (fold=False, its normalisation layers run),
@@ -24,6 +24,7 @@ from absl import app, flags
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import avsdn_tf  # noqa: E402,F401  (quiet TensorFlow logging default)
+from avsdn_tf.models import registry
 
 flags.DEFINE_string("model", "avsdn", "A model of the registry (`--model help` in train).")
 flags.DEFINE_integer("visual_dim", 512, "Visual vector size (AVE pooled: 512).")
@@ -70,12 +71,12 @@ def main(argv):
     import tensorflow as tf
 
     from avsdn_tf import hparams
-    from avsdn_tf.models import backbones, layers, tasks
+    from avsdn_tf.models import backbones, layers
 
     keras.utils.set_random_seed(0)
     hp = hparams.HParams(model=FLAGS.model)
     model = backbones.segment_model(
-        tasks.for_hparams(hp).build(AUDIO_DIM, [FLAGS.visual_dim], NUM_SEGMENTS)
+        registry.task_for(hp).build(AUDIO_DIM, [FLAGS.visual_dim], NUM_SEGMENTS)
     )
     norms = [layer for layer in model.layers if isinstance(layer, layers.FeatureNormalization)]
     rng = np.random.default_rng(0)

@@ -83,8 +83,8 @@ H5_KEY = "avadataset"
 def build_data(workdir, videos, layout, visual_dim):
     """Records via synthetic.write_dataset, then h5 files of the same train videos, in record
     order."""
-    from avsdn_tf import constants
-    from avsdn_tf.data import pipeline, records, synthetic
+    from avsdn_tf import constants, records
+    from avsdn_tf.data import pipeline, synthetic
 
     records_dir, h5_dir = workdir / "records", workdir / "h5"
     stamp = {"videos": videos, "layout": layout, "visual_dim": visual_dim}
@@ -178,7 +178,7 @@ def tfrecords_read_only(records_dir, batch_size):
     (CRC-checked, as TFRecordDataset always does), batched, never parsed."""
     import tensorflow as tf
 
-    from avsdn_tf.data import dataset_info
+    from avsdn_tf import dataset_info
 
     files = dataset_info.read(str(records_dir)).shard_paths(str(records_dir), "train")
     data = tf.data.Dataset.from_tensor_slices(files).interleave(
@@ -195,7 +195,8 @@ def tfrecords_read_only(records_dir, batch_size):
 def tfrecords_cached(records_dir, batch_size, seed, later_epochs):
     """(first epoch videos/s, later epochs videos/s) of one kept-in-memory pipeline, as training
     builds it."""
-    from avsdn_tf.data import dataset_info, pipeline
+    from avsdn_tf import dataset_info
+    from avsdn_tf.data import pipeline
 
     steps = -(-pipeline.split_size(dataset_info.read(str(records_dir)), "train") // batch_size)
     data = pipeline.make_dataset(

@@ -44,10 +44,9 @@ import grpc  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
-from avsdn_tf import constants, fileio, hparams  # noqa: E402
-from avsdn_tf.data import records  # noqa: E402
-from avsdn_tf.models import tasks  # noqa: E402
-from avsdn_tf.training.run_dir import RunDir  # noqa: E402
+from avsdn_tf import constants, fileio, hparams, records  # noqa: E402
+from avsdn_tf.models import registry  # noqa: E402
+from avsdn_tf.runs import RunDir  # noqa: E402
 from export import export_model, warmup  # noqa: E402
 
 flags.DEFINE_string(
@@ -93,7 +92,7 @@ def default_run(workdir, visual_shape):
         },
     )
     tf.io.gfile.makedirs(os.path.dirname(run.best_checkpoint))
-    tasks.for_hparams(hp).build(constants.AUDIO_DIM, visual_shape).save(run.best_checkpoint)
+    registry.task_for(hp).build(constants.AUDIO_DIM, visual_shape).save(run.best_checkpoint)
     fileio.write_json(
         run.config,
         {

@@ -15,7 +15,7 @@ What it measures, on in-memory random data of AVE's shapes (the same arrays for 
 --videos training videos, T = 10, audio 128-d, visual --visual_dim vectors, labels 0..28), at
 batch 64 with the AVSDN defaults of avsdn_tf.hparams (encoder 128, fusion 256):
 
-- training videos/s: Keras through the project's own path (tasks.for_hparams(hp).build,
+- training videos/s: Keras through the project's own path (registry.task_for(hp).build,
   trainer.compile_model, model.fit on the arrays, shuffled); PyTorch through
   benchmarks/torch_avsdn.py (Adam 1e-3, cross-entropy, a random order each epoch);
 - inference videos/s over the same videos, batch by batch, per-segment probabilities out;
@@ -174,18 +174,33 @@ def _project():
     from types import SimpleNamespace
 
     try:
+        from avsdn_tf.models import backbones, registry
+        from avsdn_tf.training import threads, trainer
+    except ImportError:  # a checkout from before the registry (f19d5f6 and earlier)
+        return _project_before_registry(SimpleNamespace)
+    return SimpleNamespace(
+        build=lambda hp, *shapes: registry.task_for(hp).build(*shapes),
+        compile_model=trainer.compile_model,
+        inference_function=backbones.inference_function,
+        configure_threads=threads.configure,
+    )
+
+
+def _project_before_registry(namespace):
+    """_project() of a checkout from f19d5f6 back to 9f807f9, or from before the redesign."""
+    try:
         from avsdn_tf.models import backbones, tasks
         from avsdn_tf.training import threads, trainer
     except ImportError:  # a checkout from before the redesign
         from avsdn_tf import models, threads, training
 
-        return SimpleNamespace(
+        return namespace(
             build=models.build_training_model,
             compile_model=training.compile_model,
             inference_function=models.inference_function,
             configure_threads=threads.configure,
         )
-    return SimpleNamespace(
+    return namespace(
         build=lambda hp, *shapes: tasks.for_hparams(hp).build(*shapes),
         compile_model=trainer.compile_model,
         inference_function=backbones.inference_function,

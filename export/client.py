@@ -32,24 +32,23 @@ import urllib.request
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
-from avsdn_tf import constants, fileio
-from avsdn_tf.data import dataset_info, records
-from avsdn_tf.errors import UserError, argument_error, input_error, run_main
-from avsdn_tf.models import metrics
+from avsdn_tf import cli, constants, dataset_info, fileio, records
+from avsdn_tf.errors import UserError, argument_error, input_error
+from avsdn_tf.models import metrics, serving
 
-from . import signatures, warmup
+from . import warmup
 
 FLAGS = flags.FLAGS
 
 
-PER_SEGMENT = (signatures.SEGMENT_PROBS, signatures.SEGMENT_LABELS, signatures.SEGMENT_LABEL_NAMES)
+PER_SEGMENT = (serving.SEGMENT_PROBS, serving.SEGMENT_LABELS, serving.SEGMENT_LABEL_NAMES)
 FETCHED = (
-    signatures.SEGMENT_LABELS,
-    signatures.SEGMENT_LABEL_NAMES,
-    signatures.VIDEO_LABEL,
-    signatures.VIDEO_LABEL_NAME,
+    serving.SEGMENT_LABELS,
+    serving.SEGMENT_LABEL_NAMES,
+    serving.VIDEO_LABEL,
+    serving.VIDEO_LABEL_NAME,
 )
 
 
@@ -74,28 +73,11 @@ def _record_files(path):
 def _summary(serialized, source):
     """Video id, number of segments and annotated labels (or None) of one record, without dims."""
     try:
-        example = tf.train.SequenceExample.FromString(serialized)
-    except Exception:  # protobuf's DecodeError
+        return records.summarize_record(serialized)
+    except ValueError as error:
         raise input_error(
-            source,
-            "serialized tf.train.SequenceExample records (docs/data_format.md)",
-            "a record that is not one",
+            source, "serialized tf.train.SequenceExample records (docs/data_format.md)", error
         ) from None
-    lists = example.feature_lists.feature_list
-    if signatures.AUDIO not in lists:
-        raise input_error(
-            source,
-            "records with an 'audio' feature list (docs/data_format.md)",
-            f"feature lists {sorted(lists)}",
-        )
-    video_id = example.context.feature[records.VIDEO_ID].bytes_list.value
-    labels = lists[records.LABEL].feature if records.LABEL in lists else None
-    truth = [feature.int64_list.value[0] for feature in labels] if labels else None
-    return (
-        (video_id[0].decode("utf-8", "replace") if video_id else ""),
-        len(lists[records.AUDIO].feature),
-        truth,
-    )
 
 
 def _tfrecord_requests(path, batch_size):
@@ -121,7 +103,7 @@ def _examples_request(batch):
     examples = np.array([serialized for serialized, _ in batch], dtype=object)
     ids = [summary[0] for _, summary in batch]
     truths = [summary[2] for _, summary in batch]
-    return Request(signatures.PREDICT_EXAMPLES, {signatures.EXAMPLES: examples}, ids, truths)
+    return Request(serving.PREDICT_EXAMPLES, {serving.EXAMPLES: examples}, ids, truths)
 
 
 def _array_requests(path, batch_size):
@@ -136,27 +118,27 @@ def _array_requests(path, batch_size):
             values = loaded.item() if loaded.dtype == object and loaded.shape == () else None
     except (OSError, ValueError) as error:
         raise input_error(path, "a NumPy file of features", f"unreadable ({error})") from None
-    if not isinstance(values, dict) or not {signatures.AUDIO, signatures.VISUAL} <= set(values):
+    if not isinstance(values, dict) or not {serving.AUDIO, serving.VISUAL} <= set(values):
         found = sorted(values) if isinstance(values, dict) else "an array, not a dict"
         raise input_error(
             path, "arrays 'audio' [T, A] or [B, T, A] and 'visual' [T, ...] or [B, T, ...]", found
         )
-    audio = np.asarray(values[signatures.AUDIO], np.float32)
-    visual = np.asarray(values[signatures.VISUAL], np.float32)
+    audio = np.asarray(values[serving.AUDIO], np.float32)
+    visual = np.asarray(values[serving.VISUAL], np.float32)
     if audio.ndim == 2:  # one video
         audio, visual = audio[None], visual[None]
     count = len(audio)
     ids = [
         str(i)
         for i in values.get(
-            signatures.VIDEO_ID, [f"{os.path.basename(path)}[{i}]" for i in range(count)]
+            serving.VIDEO_ID, [f"{os.path.basename(path)}[{i}]" for i in range(count)]
         )
     ]
     for start in range(0, count, batch_size):
         part = slice(start, start + batch_size)
         yield Request(
-            signatures.SERVING_DEFAULT,
-            {signatures.AUDIO: audio[part], signatures.VISUAL: visual[part]},
+            serving.SERVING_DEFAULT,
+            {serving.AUDIO: audio[part], serving.VISUAL: visual[part]},
             ids[part],
             [None] * len(ids[part]),
         )
@@ -357,14 +339,14 @@ def _videos(request, outputs):
         raise UserError(
             f"the served model has no outputs {missing}; was it exported by export.export_model?"
         )
-    labels = np.asarray(outputs[signatures.SEGMENT_LABELS])
-    lengths = outputs.get(signatures.NUM_SEGMENTS, np.full(len(labels), labels.shape[1]))
+    labels = np.asarray(outputs[serving.SEGMENT_LABELS])
+    lengths = outputs.get(serving.NUM_SEGMENTS, np.full(len(labels), labels.shape[1]))
     videos = []
     for i, video_id in enumerate(request.ids):
         length = int(lengths[i])
         segment_labels = [int(label) for label in labels[i][:length]]
         names = [
-            _text(name) for name in np.asarray(outputs[signatures.SEGMENT_LABEL_NAMES])[i][:length]
+            _text(name) for name in np.asarray(outputs[serving.SEGMENT_LABEL_NAMES])[i][:length]
         ]
         id_to_name = dict(zip(segment_labels, names))
         video = {
@@ -372,8 +354,8 @@ def _videos(request, outputs):
             "num_segments": length,
             "segment_labels": segment_labels,
             "segment_label_names": names,
-            "video_label": int(outputs[signatures.VIDEO_LABEL][i]),
-            "video_label_name": _text(outputs[signatures.VIDEO_LABEL_NAME][i]),
+            "video_label": int(outputs[serving.VIDEO_LABEL][i]),
+            "video_label_name": _text(outputs[serving.VIDEO_LABEL_NAME][i]),
             "events": [
                 {"label": id_to_name[c], "start": s, "end": e}
                 for c, s, e in metrics.intervals(segment_labels)
@@ -469,11 +451,9 @@ def run(
     scored = [(v["segment_labels"], v["truth_labels"]) for v in videos if "truth_labels" in v]
     summary = f"{len(videos)} videos from {model} at {backend.server} ({backend.protocol})"
     if scored:
-        hits = sum(
-            int(p == t) for predicted, truth in scored for p, t in zip(predicted, truth) if t >= 0
-        )
-        total = sum(1 for _, truth in scored for t in truth if t >= 0)
-        summary += f"; frame accuracy against the records' labels: {hits / max(total, 1):.4f}"
+        hits = [metrics.frame_hits(np.asarray(t), np.asarray(p)) for p, t in scored]
+        correct, total = (sum(float(pair[k]) for pair in hits) for k in (0, 1))
+        summary += f"; frame accuracy against the records' labels: {correct / max(total, 1):.4f}"
     print(summary, file=out)
     if output_json:
         fileio.write_json(
@@ -519,9 +499,6 @@ def main(argv):
         errors.UserError: when --server or --data is missing, or run() raises one.
     """
     del argv
-    for name in ("server", "data"):
-        if not getattr(FLAGS, name):
-            raise UserError(f"--{name}: expected a value, found none")
     run(
         FLAGS.server,
         FLAGS.data,
@@ -536,4 +513,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main, required=("server", "data"))

@@ -4,19 +4,19 @@ Writes SERVING/avsdn/N/, a SavedModel that TF Serving picks up (N: one more than
 existing version when --version is not given). The export validates itself before it becomes
 visible:
 
-1. the trained model is rebuilt for any time length (num_segments=None, LSTMs not unrolled), its
-   weights copied, and its outputs compared with the trained model's on a batch of real videos;
-2. the SavedModel (signatures in export/signatures.py; the model normalises inside), the TF
-   Serving warmup records and batching_params.pbtxt are written under a temporary, non-numeric
-   name inside --export_base (TF Serving only loads numeric directories);
-3. a fresh Python process loads it with tf.saved_model.load and compares both signatures with the
-   Keras model, at the training length and at another length, and replays the warmup records;
+1. the run's task says what is served (`task.serving(run)`: for a segment classifier the trained
+   model rebuilt for any time length and checked against the trained one, behind
+   serving_default and predict_examples, avsdn_tf/models/serving.py; for avdln the
+   cross-modality localization signature, avsdn_tf/models/avdln/serving.py), and the reference
+   cases it must reproduce, from real videos of the run's data;
+2. the SavedModel, the TF Serving warmup records and batching_params.pbtxt are written under a
+   temporary, non-numeric name inside --export_base (TF Serving only loads numeric directories);
+3. a fresh Python process (export/verify.py) loads it with tf.saved_model.load and checks it
+   against the reference cases with the task's own check, then replays the warmup records;
 4. only then is the directory renamed to its version number. Any failure removes the temporary
    directory; existing versions are never touched.
 
-export_cross_modal(model, export_base, ...) does the same for an AVDLN model's cross-modality
-localization signature (export/cross_modal.py); the command calls it for a run of --model
-avdln, verifying on the run's val_match videos.
+There is one path for every model (export_serving); nothing here depends on a model's name.
 
 The whole export holds the lock EXPORT_BASE/.lock (avsdn_tf/locks.py): a second export into the
 same base is refused (--wait waits for it), and the temporary directories of killed exports are
@@ -37,17 +37,15 @@ import time
 import uuid
 
 import keras
-import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
-from avsdn_tf import cli, constants, fileio, locks
-from avsdn_tf.data import records, shards
-from avsdn_tf.errors import UserError, argument_error, input_error, run_main
-from avsdn_tf.models import layers, tasks
-from avsdn_tf.training.run_dir import RunDir, load_run
+from avsdn_tf import cli, constants, dataset_info, fileio, locks, records
+from avsdn_tf.errors import UserError, argument_error, input_error
+from avsdn_tf.models import registry
+from avsdn_tf.models import serving as segment_serving
 
-from . import cross_modal, signatures, warmup
+from . import warmup
 
 FLAGS = flags.FLAGS
 
@@ -63,7 +61,6 @@ MODELS_CONFIG_TEMPLATE = os.path.join(EXPORT_DIR, "models.config")
 PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
 EXPORT_INFO_FILE = "avsdn_export.json"  # in assets.extra, which TF Serving leaves alone
 TEMPORARY_PREFIX = "tmp-export-"
-REFERENCE_SPLITS = ("val", "test", "train")
 
 
 def existing_versions(export_base):
@@ -92,56 +89,23 @@ def next_version(export_base):
     return versions[-1] + 1 if versions else 1
 
 
-class Run:
-    """What an export needs from a training run: the loaded run, its features, and its data.
-
-    The run directory alone is enough: the model carries its normalisation. The data directory
-    (--data_dir, default the run's) only supplies real records to verify the export on; without
-    it, videos drawn from the model's own normalisation statistics are used.
-    """
-
-    def __init__(self, model_dir, checkpoint="best", data_dir=None):
-        self.loaded = load_run(model_dir, checkpoint)
-        self.model_dir, self.hp, self.model = model_dir, self.loaded.hp, self.loaded.model
-        self.checkpoint = self.loaded.checkpoint
-        self.audio_dim, self.visual_shape = self.loaded.audio_dim, self.loaded.visual_shape
-        self.num_segments = self.loaded.num_segments
-        self.spec = signatures.FeatureSpec.of(
-            self.audio_dim,
-            self.visual_shape,
-            self.loaded.class_names,
-            source=f"{RunDir(model_dir).config} field class_names",
-        )
-        self.data_dir = data_dir or self.loaded.data_dir
-        has_records = bool(self.data_dir) and tf.io.gfile.exists(
-            os.path.join(self.data_dir, constants.DATASET_INFO_FILE)
-        )
-        if data_dir and not has_records:
-            raise input_error(
-                data_dir, f"a data directory with {constants.DATASET_INFO_FILE}", "none"
-            )
-        self.info = self.loaded.check_data(self.data_dir) if has_records else None
-
-
-def _real_videos(info, data_dir, audio_dim, visual_shape, count, splits=REFERENCE_SPLITS):
-    """Up to `count` records of one length from a run's data, with their features.
+def _real_videos(data, audio_dim, visual_shape, count, splits):
+    """Up to `count` records of one length from a data directory, with their features.
 
     Args:
-        info: the data directory's DatasetInfo, or None (no records).
-        data_dir: the data directory. audio_dim, visual_shape: the run's features.
+        data: the data directory (dataset_info.DataDir). audio_dim, visual_shape: the run's.
         count: videos wanted.
         splits: the splits tried, in order (the first with videos is read).
     Returns:
-        [(serialized record, decoded video dict)] of one length, or None without records.
+        [(serialized record, decoded video dict)] of one length, or None when no split has
+        videos.
     """
-    if info is None:
-        return None
     for split in splits:
-        if split not in info.splits or not info.splits[split]["videos"]:
+        if split not in data.info.splits or not data.info.splits[split]["videos"]:
             continue
         by_length = {}
-        files = info.shard_paths(data_dir, split)
-        with shards.naming_bad_shard(files):
+        files = data.shards(split)
+        with dataset_info.naming_bad_shard(files):
             for serialized in tf.data.TFRecordDataset(files).take(8 * count):
                 serialized = serialized.numpy()
                 video = records.decode_video(serialized, audio_dim, visual_shape)
@@ -154,176 +118,47 @@ def _real_videos(info, data_dir, audio_dim, visual_shape, count, splits=REFERENC
     return None
 
 
-def _random_videos(run, count, rng):
-    """Videos drawn from the model's normalisation statistics, when the run's records are not at
-    hand."""
-    statistics = run.loaded.statistics()
-    length = run.num_segments or constants.NUM_SEGMENTS
-    videos = []
-    for i in range(count):
-        audio = statistics["audio_mean"] + statistics["audio_std"] * rng.standard_normal(
-            (length, run.audio_dim)
-        )
-        visual = statistics["visual_mean"] + statistics["visual_std"] * rng.standard_normal(
-            (length, *run.visual_shape)
-        )
-        labels = np.full(length, constants.BACKGROUND)
-        serialized = records.encode_video(
-            f"random_{i}", constants.NO_CATEGORY, 0, 0, constants.BACKGROUND, audio, visual, labels
-        )
-        videos.append(
-            (serialized, records.decode_video(serialized, run.audio_dim, run.visual_shape))
-        )
-    return videos
-
-
-def _other_length(length):
-    return length - 3 if length > 3 else length + 2
-
-
-def _resize_time(array, length):
-    """Crop, or tile and crop, the time axis (axis 1) to `length`."""
-    repeats = -(-length // array.shape[1])
-    return np.concatenate([array] * repeats, axis=1)[:, :length]
-
-
-def reference_cases(run, serving_model, count, seed=0):
-    """Batches with the outputs the SavedModel must reproduce, and the video ids they carry.
-
-    "trained_length": real records at the length the model was trained on, expected outputs from
-    the trained Keras model itself; "other_length": the same videos cut (or tiled) to another
-    length, expected outputs from the variable-length Keras model (checked against the trained
-    one on the first case).
+def verification_videos(run, data_dir, count, say):
+    """Real records of a run's data to verify its export on (its task's val, test, train split).
 
     Args:
-        run: the Run being exported (its records, or without them videos drawn from its
-            normalisation statistics).
-        serving_model: the variable-length rebuild of run's per-segment model.
-        count: B, videos per batch (fewer when the data has fewer of one length).
-        seed: the seed of the drawn videos, when there are no records.
+        run: the loaded run (registry.LoadedRun).
+        data_dir: the data directory given, or None for the run's.
+        count: videos wanted.
+        say: print, or a function that prints nothing.
     Returns:
-        (cases, difference): cases {"trained_length", "other_length"} -> dict with audio float32
-        [B, T, A], visual float32 [B, T, *visual_shape], examples (B serialized records), ids
-        (B video ids) and expected float32 [B, T, K] segment_probs (T = the trained length, then
-        T - 3, or T + 2 when T <= 3); difference the largest |rebuild - trained| probability.
+        [(serialized record, decoded video)] of one length, or None when the run's data directory
+        is gone (the task's serving then draws videos of its own).
     Raises:
-        errors.UserError: when the records' length differs from the model's fixed input length,
-            or the rebuild differs from the trained model by more than MATCH_TOLERANCE.
+        errors.UserError: when `data_dir` is given but holds no data set, or its dims differ.
     """
-    videos = _real_videos(
-        run.info, run.data_dir, run.audio_dim, run.visual_shape, count
-    ) or _random_videos(run, count, np.random.default_rng(seed))
-    ids = [video[records.VIDEO_ID].decode("utf-8", "replace") for _, video in videos]
-    audio = np.stack([video[records.AUDIO] for _, video in videos]).astype(np.float32)
-    visual = np.stack([video[records.VISUAL] for _, video in videos]).astype(np.float32)
-    trained_input_length = run.model.inputs[0].shape[1]
-    if trained_input_length not in (None, audio.shape[1]):
-        raise input_error(
-            f"{run.data_dir} records",
-            f"videos of {trained_input_length} segments like the model's input",
-            f"{audio.shape[1]} segments",
-        )
-    expected = signatures.keras_predict(run.loaded.segment_model, audio, visual)
-    rebuilt = signatures.keras_predict(serving_model, audio, visual)
-    difference = float(np.abs(expected - rebuilt).max())
-    if difference > signatures.MATCH_TOLERANCE:
-        raise UserError(
-            f"the variable-length rebuild of {run.checkpoint} differs from it by {difference:.2e} "
-            f"(tolerance {signatures.MATCH_TOLERANCE:.0e}); not exporting"
-        )
-    length = _other_length(audio.shape[1])
-    short_audio, short_visual = _resize_time(audio, length), _resize_time(visual, length)
-    short_examples = [
-        records.encode_video(
-            video_id,
-            constants.NO_CATEGORY,
-            0,
-            0,
-            constants.BACKGROUND,
-            a,
-            v,
-            np.full(length, constants.BACKGROUND),
-        )
-        for video_id, a, v in zip(ids, short_audio, short_visual)
-    ]
-    cases = {
-        "trained_length": dict(
-            audio=audio, visual=visual, examples=[s for s, _ in videos], ids=ids, expected=expected
-        ),
-        "other_length": dict(
-            audio=short_audio,
-            visual=short_visual,
-            examples=short_examples,
-            ids=ids,
-            expected=signatures.keras_predict(serving_model, short_audio, short_visual),
-        ),
-    }
-    return cases, difference
+    source = data_dir or run.data_dir
+    if not source or not tf.io.gfile.exists(os.path.join(source, constants.DATASET_INFO_FILE)):
+        if data_dir:
+            raise input_error(
+                data_dir, f"a data directory with {constants.DATASET_INFO_FILE}", "none"
+            )
+        say(f"no data directory at {source}: verifying on videos the model's serving draws")
+        return None
+    data = dataset_info.DataDir.open(source)
+    run.check_data(data.info, source)
+    splits = [run.task.splits[name] for name in ("val", "test", "train")]
+    return _real_videos(data, run.audio_dim, run.visual_shape, count, splits)
 
 
-def write_reference(directory, cases, class_names):
-    """The cases as files a fresh process reads: one .npz and one TFRecord of examples per case.
+def write_reference(serving, directory, cases, hp):
+    """What the fresh process verifying an export reads: the serving's cases and reference.json.
 
     Args:
-        directory: an existing local directory.
-        cases: reference_cases()'s cases.
-        class_names: the K class names the SavedModel serves.
+        serving: a task's serving object. directory: an existing local directory.
+        cases: serving.cases()'s. hp: the served model's HParams (export.verify finds the
+            model's check by them).
     Returns:
-        None; writes <case>.npz (audio, visual, expected), <case>.tfrecord and reference.json
-        (ids per case, class_names, tolerance).
+        None.
     """
-    for name, case in cases.items():
-        np.savez(
-            os.path.join(directory, f"{name}.npz"),
-            audio=case["audio"],
-            visual=case["visual"],
-            expected=case["expected"],
-        )
-        with tf.io.TFRecordWriter(os.path.join(directory, f"{name}.tfrecord")) as writer:
-            for serialized in case["examples"]:
-                writer.write(serialized)
-    fileio.write_json(
-        os.path.join(directory, "reference.json"),
-        {
-            "cases": {name: {"ids": case["ids"]} for name, case in cases.items()},
-            "class_names": class_names,
-            "tolerance": signatures.MATCH_TOLERANCE,
-        },
-    )
-
-
-def warmup_requests(model_name, cases):
-    """Real requests for TF Serving to replay at load: batch 1 and a few videos, both signatures.
-
-    Args:
-        model_name: the model name TF Serving serves the export under.
-        cases: reference_cases()'s cases (the "trained_length" one is used).
-    Returns:
-        list of 3 PredictRequests: serving_default with audio [1, T, A] and visual
-        [1, T, *visual_shape], the same with min(4, B) videos, predict_examples with one record.
-    """
-    case = cases["trained_length"]
-    several = min(4, len(case["ids"]))
-    return [
-        warmup.predict_request(
-            model_name,
-            signatures.SERVING_DEFAULT,
-            {signatures.AUDIO: case["audio"][:1], signatures.VISUAL: case["visual"][:1]},
-        ),
-        warmup.predict_request(
-            model_name,
-            signatures.SERVING_DEFAULT,
-            {
-                signatures.AUDIO: case["audio"][:several],
-                signatures.VISUAL: case["visual"][:several],
-            },
-        ),
-        warmup.predict_request(
-            model_name,
-            signatures.PREDICT_EXAMPLES,
-            {signatures.EXAMPLES: np.array(case["examples"][:1], dtype=object)},
-        ),
-    ]
+    reference = serving.write_reference(directory, cases)
+    reference.update(hparams=hp.to_dict(), batch_output=serving.batch_output)
+    segment_serving.write_reference_file(directory, reference)
 
 
 def verify_in_fresh_process(saved_model_dir, reference_dir):
@@ -371,12 +206,10 @@ def export(
     verbose=True,
     wait=False,
 ):
-    """Export, verify and publish one version; returns the version directory.
+    """Export, verify and publish one version of a trained run; returns the version directory.
 
-    The whole export holds the lock of `export_base` (locks.directory_lock: EXPORT_BASE/.lock,
-    which TF Serving ignores like every non-numeric name; none on gs:// or s3://), so two
-    exports never pick the same version; once it is held, the TEMPORARY_PREFIX directories of
-    killed exports are removed.
+    What is served, what it is verified against and the warmup requests are the run's task's
+    (`task.serving(run)`); this function is the one path every model takes: export_serving.
 
     Args:
         model_dir: the train run directory.
@@ -397,71 +230,108 @@ def export(
             fails (full disk, read-only, no permission: the staging directory removed), an
             export that fails verification, or a publish that fails.
     """
-    config = RunDir(model_dir).read_config() or {}
-    if config.get("hparams", {}).get("model") == tasks.CROSS_MODAL_MODEL:
-        loaded = load_run(model_dir, checkpoint)
-        return export_cross_modal(
-            loaded.model,
-            export_base,
-            version,
-            features=_cross_modal_features(loaded, data_dir, verify_videos, verbose),
-            verify_videos=verify_videos,
-            verbose=verbose,
-            wait=wait,
-        )
     started = time.time()
     say = print if verbose else (lambda *args, **kwargs: None)
     _check_counts(version, verify_videos)
     export_base = export_base.rstrip("/")
+    with _export_lock(export_base, wait):
+        run = registry.load_run(model_dir, checkpoint)
+        serving = run.task.serving(run)
+        videos = verification_videos(run, data_dir, verify_videos, say)
+        info = {
+            "model": run.hp.model,
+            "supervision": run.hp.supervision,
+            "run": model_dir,
+            "checkpoint": run.checkpoint,
+            "data_dir": data_dir or run.data_dir,
+            "audio_dim": run.audio_dim,
+            "visual_shape": run.visual_shape,
+        }
+        publish = (export_base, run.hp, version, videos, verify_videos, info, say)
+        return _publish(serving, *publish, started=started)
+
+
+def _export_lock(export_base, wait):
+    """The lock of an export base, its killed exports' temporaries swept once it is held."""
     stale = (f"{TEMPORARY_PREFIX}*",)
-    with locks.directory_lock(export_base, "`export_base`", wait=wait, stale=stale):
-        final, version, report = _export_locked(
-            Run(model_dir, checkpoint, data_dir), export_base, version, verify_videos, say
+    return locks.directory_lock(export_base, "`export_base`", wait=wait, stale=stale)
+
+
+def export_serving(
+    serving,
+    export_base,
+    hp,
+    version=None,
+    videos=None,
+    verify_videos=8,
+    info=None,
+    verbose=True,
+    wait=False,
+):
+    """Write, verify in a fresh process and publish what a task serves.
+
+    The whole export holds the lock of `export_base` (locks.directory_lock: EXPORT_BASE/.lock,
+    which TF Serving ignores like every non-numeric name; none on gs:// or s3://), so two
+    exports never pick the same version; once it is held, the TEMPORARY_PREFIX directories of
+    killed exports are removed.
+
+    Args:
+        serving: a task's serving object (task.serving(run)): write, cases, warmup,
+            write_reference, describe, outputs, batch_output.
+        export_base: the model base path TF Serving watches.
+        hp: the served model's HParams (the fresh process finds its task's check by them).
+        version: the version number, >= 1 and not taken yet; None: next_version.
+        videos: [(serialized record, decoded video)] to verify on, or None (the serving draws).
+        verify_videos: videos per verification batch, >= 1.
+        info: what avsdn_export.json records about the run (model, checkpoint, ...).
+        verbose: print progress. wait: wait for another holder of the lock instead of refusing.
+    Returns:
+        str, export_base/version.
+    Raises:
+        errors.UserError: as export().
+    """
+    started = time.time()
+    say = print if verbose else (lambda *args, **kwargs: None)
+    _check_counts(version, verify_videos)
+    export_base = export_base.rstrip("/")
+    with _export_lock(export_base, wait):
+        publish = (export_base, hp, version, videos, verify_videos, info, say)
+        return _publish(serving, *publish, started=started)
+
+
+def _publish(serving, export_base, hp, version, videos, verify_videos, info, say, started):
+    """export_serving's work once the lock of `export_base` is held; the version directory."""
+    _refuse_taken_version(export_base, version)
+    cases, notes = serving.cases(videos, verify_videos)
+    if "rebuild_max_difference" in notes:
+        say(
+            f"rebuilt {hp.model} for any number of segments; max |difference| from the "
+            f"trained model: {notes['rebuild_max_difference']:.1e}"
         )
+    model_name = os.path.basename(export_base) or hp.model
+
+    def write_version(staging):
+        serving.write(staging)
+        calls = serving.warmup(cases)
+        warmup.write(warmup.warmup_path(staging), warmup.predict_requests(model_name, calls))
+
+    info = {**(info or {"model": hp.model}), **serving.describe()}
+    info.update(signatures=serving.outputs, **notes)
+    final, version, report = _write_verify_publish(
+        export_base,
+        version,
+        write_version,
+        lambda directory: write_reference(serving, directory, cases, hp),
+        info,
+        say,
+    )
     say(f"verified {', '.join(report['checked'])}; max |difference| {report['max_difference']:.1e}")
     say(f"exported version {version} to {final} in {time.time() - started:.1f}s")
     return final
 
 
-def _cross_modal_features(loaded, data_dir, count, verbose):
-    """Real features of an avdln run's data to verify its export on, as the signature takes them.
-
-    Args:
-        loaded: the run (training.run_dir.load_run) of a cross-modality model.
-        data_dir: the data directory given, or None for the run's.
-        count: videos wanted.
-        verbose: say where the features come from.
-    Returns:
-        (audio [N, T, A], visual [N, T, V]) float32 from the run's val split (then test, train),
-        visual maps averaged over space as the model does; None when the run's data directory is
-        gone (random features are used then).
-    Raises:
-        errors.UserError: when `data_dir` is given but holds no data set, or its dims differ.
-    """
-    source = data_dir or loaded.data_dir
-    if not source or not tf.io.gfile.exists(os.path.join(source, constants.DATASET_INFO_FILE)):
-        if data_dir:
-            raise input_error(
-                data_dir, f"a data directory with {constants.DATASET_INFO_FILE}", "none"
-            )
-        if verbose:
-            print(f"no data directory at {source}: verifying on random features")
-        return None
-    splits = [loaded.task.splits[name] for name in ("val", "test", "train")]
-    videos = _real_videos(
-        loaded.check_data(source), source, loaded.audio_dim, loaded.visual_shape, count, splits
-    )
-    if not videos:
-        return None
-    audio = np.stack([video[records.AUDIO] for _, video in videos]).astype(np.float32)
-    visual = np.stack([video[records.VISUAL] for _, video in videos]).astype(np.float32)
-    if visual.ndim == 5:  # maps: the signature takes the vectors the model pools them into
-        visual = np.asarray(layers.SpatialAveragePooling()(visual))
-    return audio, visual
-
-
 def _check_counts(version, verify_videos):
-    """Refuse a version below 1 and verify_videos below 1 (export's and export_cross_modal's).
+    """Refuse a version below 1 and verify_videos below 1 (every export's).
 
     Raises:
         errors.UserError: naming the argument.
@@ -489,56 +359,6 @@ def _refuse_taken_version(export_base, version):
             f"{os.path.join(export_base, str(version))} already exists",
             detail=str(version),
         )
-
-
-def _export_locked(run, export_base, version, verify_videos, say):
-    """export()'s work once the lock of `export_base` is held.
-
-    Args:
-        run: the Run being exported.
-        export_base, version, verify_videos: export()'s.
-        say: print, or a function that prints nothing.
-    Returns:
-        (final, version, report): the version directory, its number and the verification report.
-    """
-    _refuse_taken_version(export_base, version)
-    serving_model = run.loaded.variable_length_model
-    cases, rebuild_difference = reference_cases(run, serving_model, verify_videos)
-    say(
-        f"rebuilt {run.hp.model} for any number of segments; max |difference| from"
-        f" {run.checkpoint}: {rebuild_difference:.1e}"
-    )
-
-    model_name = os.path.basename(export_base) or "avsdn"
-
-    def write_version(staging):
-        signatures.ServingGraph(serving_model, run.spec).write(staging)
-        warmup.write(warmup.warmup_path(staging), warmup_requests(model_name, cases))
-
-    info = {
-        "model": run.hp.model,
-        "supervision": run.hp.supervision,
-        "run": run.model_dir,
-        "checkpoint": run.checkpoint,
-        "data_dir": run.data_dir,
-        "audio_dim": run.audio_dim,
-        "visual_shape": run.visual_shape,
-        "trained_num_segments": run.num_segments,
-        "class_names": run.spec.class_names,
-        "signatures": {
-            signatures.SERVING_DEFAULT: list(signatures.OUTPUTS),
-            signatures.PREDICT_EXAMPLES: list(signatures.EXAMPLE_OUTPUTS),
-        },
-        "rebuild_max_difference": rebuild_difference,
-    }
-    return _write_verify_publish(
-        export_base,
-        version,
-        write_version,
-        lambda directory: write_reference(directory, cases, run.spec.class_names),
-        info,
-        say,
-    )
 
 
 def _write_verify_publish(export_base, version, write_version, write_reference_files, info, say):
@@ -607,76 +427,6 @@ def _write_verify_publish(export_base, version, write_version, write_reference_f
     return final, version, report
 
 
-def export_cross_modal(
-    model,
-    export_base,
-    version=None,
-    features=None,
-    verify_videos=8,
-    verbose=True,
-    wait=False,
-):
-    """Export, verify and publish one version of an AVDLN model's cross-modality signature.
-
-    The SavedModel (export/cross_modal.py: `cross_modal`, also as `serving_default`: audio,
-    visual, query_mask, direction -> start, scores, for any number of segments) is written and
-    checked like export(): under the lock of `export_base`, in a temporary directory, verified in
-    a fresh process against the Keras model on reference cases at 10 and 7 segments
-    (export.verify.verify_cross_modal), then renamed to its version.
-
-    Args:
-        model: an AVDLN Keras model (avsdn_tf.models.avdln.build_avdln; a fixed-length one is
-            rebuilt for any length).
-        export_base: the model base path TF Serving watches, e.g. SERVING/avdln.
-        version: the version number, >= 1 and not taken yet; None: next_version.
-        features: optional (audio [N, T, A], visual [N, T, V]) real features to verify on;
-            None: random features.
-        verify_videos: videos per verification case, >= 1.
-        verbose: print progress.
-        wait: wait for another process holding the lock of `export_base` instead of refusing.
-    Returns:
-        str, export_base/version.
-    Raises:
-        errors.UserError: for a bad or existing version, verify_videos < 1, a model that is not
-            an AVDLN, an export base another live process holds, a write that fails, an export
-            that fails verification, or a publish that fails.
-    """
-    started = time.time()
-    say = print if verbose else (lambda *args, **kwargs: None)
-    _check_counts(version, verify_videos)
-    graph = cross_modal.CrossModalGraph(model)
-    export_base = export_base.rstrip("/")
-    stale = (f"{TEMPORARY_PREFIX}*",)
-    with locks.directory_lock(export_base, "`export_base`", wait=wait, stale=stale):
-        _refuse_taken_version(export_base, version)
-        cases = cross_modal.reference_cases(graph.model, verify_videos, features=features)
-        model_name = os.path.basename(export_base) or "avdln"
-
-        def write_version(staging):
-            graph.write(staging)
-            requests = cross_modal.warmup_requests(model_name, cases)
-            warmup.write(warmup.warmup_path(staging), requests)
-
-        info = {
-            "model": "avdln",
-            "task": "cross-modality localization (A2V / V2A)",
-            "audio_dim": graph.audio_dim,
-            "visual_dim": graph.visual_dim,
-            "signatures": {name: list(cross_modal.OUTPUTS) for name in cross_modal.SIGNATURES},
-        }
-        final, version, report = _write_verify_publish(
-            export_base,
-            version,
-            write_version,
-            lambda directory: cross_modal.write_reference(directory, cases),
-            info,
-            say,
-        )
-    say(f"verified {', '.join(report['checked'])}; max |difference| {report['max_difference']:.1e}")
-    say(f"exported version {version} to {final} in {time.time() - started:.1f}s")
-    return final
-
-
 def define_flags():
     """The command's flags; defined when run as a command, so importing the module from other
     code (tests, other commands with flags of the same names) does not register them."""
@@ -720,9 +470,6 @@ def main(argv):
     tf.get_logger().setLevel(
         "ERROR"
     )  # SavedModel writing logs every asset and renamed input at INFO
-    for name in ("model_dir", "export_base"):
-        if not getattr(FLAGS, name):
-            raise UserError(f"--{name}: expected a path, found none")
     export(
         FLAGS.model_dir,
         FLAGS.export_base,
@@ -736,4 +483,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main, required=("model_dir", "export_base"))

@@ -53,6 +53,18 @@ def predict_request(model_name, signature_name, inputs, version=None):
     return request
 
 
+def predict_requests(model_name, calls):
+    """PredictRequests for a task's warmup calls.
+
+    Args:
+        model_name: the model name on the server.
+        calls: [(signature name, {input name: array})] (a task serving's warmup()).
+    Returns:
+        list of PredictRequest.
+    """
+    return [predict_request(model_name, signature, inputs) for signature, inputs in calls]
+
+
 def write(path, requests):
     """Write PredictRequests as PredictionLog records (under a temporary name, then renamed).
 

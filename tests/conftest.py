@@ -31,3 +31,23 @@ def tiny_map_data(tmp_path_factory):
         verbose=False,
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian chromium for the session's browser tests (viewer_testlib.launch).
+
+    Without /usr/bin/chromium the tests are skipped, except under CI (CI=true), where .ci/run
+    installs it and its absence is a failure.
+    """
+    import viewer_testlib
+
+    if not os.path.exists(viewer_testlib.CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{viewer_testlib.CHROMIUM}: expected Debian's chromium, found none")
+        pytest.skip(f"{viewer_testlib.CHROMIUM} not installed (apt-get install chromium)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        launched = viewer_testlib.launch(playwright)
+        yield launched
+        launched.close()

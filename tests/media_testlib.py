@@ -148,7 +148,7 @@ def feature_args(inputs, **changes):
 
 def records_by_id(data_dir, split):
     """{video_id: decoded record} of one split of a data directory."""
-    from avsdn_tf.data import dataset_info, records
+    from avsdn_tf import dataset_info, records
 
     info = dataset_info.read(data_dir)
     decoded = {}

@@ -5,7 +5,7 @@ import sys
 
 from absl import flags
 
-from avsdn_tf import errors
+from avsdn_tf import cli, errors
 
 from testlib import ROOT
 
@@ -19,18 +19,18 @@ def test_an_argument_error_is_shown_as_the_flag_only_by_a_command_that_has_it():
     with_flag = flags.FlagValues()
     flags.DEFINE_string("strategy", "auto", "", flag_values=with_flag)
     assert (
-        errors.message_for_command(error, with_flag)
+        cli.message_for_command(error, with_flag)
         == "--strategy: expected one of ('auto',), found 'fast'"
     )
-    assert errors.message_for_command(error, flags.FlagValues()) == str(error)
+    assert cli.message_for_command(error, flags.FlagValues()) == str(error)
     detailed = errors.argument_error("version", "a new version", "it taken", detail="3")
     assert (
-        errors.message_for_command(detailed, with_flag)
+        cli.message_for_command(detailed, with_flag)
         == "version 3: expected a new version, found it taken"
     )
     plain = errors.input_error("data/x.json field y", "an int", "'a'")
     assert (
-        errors.message_for_command(plain, with_flag)
+        cli.message_for_command(plain, with_flag)
         == "data/x.json field y: expected an int, found 'a'"
     )
 
@@ -67,9 +67,9 @@ def test_backticked_arguments_in_a_message_are_shown_as_the_commands_flags():
         "`include_noisy=True`, `learning_rate=0.1` or `other`)"
     )
     assert (
-        errors.message_for_command(error, with_flags)
+        cli.message_for_command(error, with_flags)
         == "x: expected y, found z (try a lower --learning_rate, --noinclude_noisy,"
         " --include_noisy, "
         "--learning_rate=0.1 or `other`)"
     )
-    assert errors.message_for_command(error, flags.FlagValues()) == str(error)
+    assert cli.message_for_command(error, flags.FlagValues()) == str(error)

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from avsdn_tf import errors, extract, locks, prepare
+from avsdn_tf import cli, extract, locks, prepare
 from avsdn_tf.data import shards
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction
@@ -87,11 +87,11 @@ def assert_refused(status, stderr, flag, directory, pid):
 
 
 def run_in_process(module, args, capsys):
-    """The command `module` with `args`, as errors.run_main runs it; (status, stdout, stderr)."""
+    """The command `module` with `args`, as cli.run_main runs it; (status, stdout, stderr)."""
     flag_values = flags.FlagValues()
     module.define_flags(flag_values)
     flag_values(["prog", *args])
-    main = errors.run_main(functools.partial(module.main, flag_values=flag_values), flag_values)
+    main = cli.run_main(functools.partial(module.main, flag_values=flag_values), flag_values)
     try:
         status = main(["prog"])
     except SystemExit as stop:

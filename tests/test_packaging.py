@@ -126,6 +126,8 @@ def test_extras():
     assert {"pytest", "pytest-xdist", "ruff", "av", "matplotlib"} <= set(_by_name(extras["test"]))
     # The S3 tests' local endpoint: a test dependency, never a runtime one.
     assert "server" in _by_name(extras["test"])["moto"].extras
+    # The viewer's browser tests drive Debian's chromium through playwright: a test dependency.
+    assert "playwright" in _by_name(extras["test"])
     assert "moto" not in _by_name(_setup_literals()[0])
     # Exactly the CPU build of 2.13.0, never a CUDA resolve.
     assert [str(r) for r in extras["bench"]] == ["torch==2.13.0"]

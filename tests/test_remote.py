@@ -354,6 +354,7 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
             got, want = (value[split], expected[split]) if split else (value, expected)
             assert got["accuracy"] == want["accuracy"], (name, split)
             assert got["confusion_matrix"] == want["confusion_matrix"], (name, split)
+    assert on_s3["run"]["eval_test.html"] == (local / "run" / "eval_test.html").read_bytes()
     local_history = json.loads((local / "run" / "metrics.json").read_text())["history"]
     assert [round(h["loss"], 5) for h in metrics["metrics.json"]["history"]] == [
         round(h["loss"], 5) for h in local_history
@@ -432,7 +433,14 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
         )
         assert result.returncode == 0, result.stderr[-3000:]
     on_s3, local = objects(client, "own", "predictions"), local_files(tmp_path / "predictions")
-    assert sorted(on_s3) == sorted(local) == ["clip_a.json", "clip_a.png"]
+    pages = ["clip_a.html", "clip_a.json", "clip_a.png", "index.html"]
+    assert sorted(local) == pages
+    # On S3 no relative path reaches the local input: the page plays a copy beside it.
+    assert sorted(on_s3) == sorted([*pages, "clip_a.mp4"])
+    assert on_s3["clip_a.mp4"] == (videos / "clip_a.mp4").read_bytes()
+    assert b'<video controls preload="auto" src="clip_a.mp4">' in on_s3["clip_a.html"]
+    assert b'<video controls preload="auto" src="../videos/clip_a.mp4">' in local["clip_a.html"]
+    assert on_s3["index.html"] == local["index.html"]
     got, want = json.loads(on_s3["clip_a.json"]), json.loads(local["clip_a.json"])
     assert got["json"] == "s3://own/predictions/clip_a.json"
     for key in ("json", "png"):

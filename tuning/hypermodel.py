@@ -9,7 +9,7 @@ second copy of any model here.
 import keras_tuner
 
 from avsdn_tf import hparams
-from avsdn_tf.models import tasks
+from avsdn_tf.models import registry
 from avsdn_tf.training import trainer
 
 # Hyperband puts these in every trial's values; "tuner/epochs" is the trial's epoch count.
@@ -76,7 +76,7 @@ class AVSDNHyperModel(keras_tuner.HyperModel):
         statistics when it fits a trial (run_trial), as for any run.
         """
         sample = self.hparams(hp)
-        model = tasks.for_hparams(sample).build(
+        model = registry.task_for(sample).build(
             self.audio_dim, self.visual_shape, self.num_segments
         )
         trainer.compile_model(model, sample, steps_per_epoch=1)

@@ -11,7 +11,7 @@ import json
 
 from avsdn_tf import constants, fileio, hparams
 from avsdn_tf.errors import argument_error, input_error
-from avsdn_tf.models import backbones
+from avsdn_tf.models import registry
 
 AVSDN_FAMILY = ("avsdn", "avsdn_init_visual", "avsdn_init_audio", "avsdn_label_guided")
 
@@ -230,8 +230,8 @@ def read_space_file(path):
 
 def build(model, visual_layout, epochs, overrides=None, source="search space"):
     """The ordered list of Params for `model`: the defaults, then the overrides (a space file)."""
-    if model not in backbones.REGISTRY:
-        raise argument_error("model", f"one of {backbones.names()}", repr(model))
+    if model not in registry.names(tunable=True):
+        raise argument_error("model", f"one of {registry.names(tunable=True)}", repr(model))
     overrides = dict(overrides or {})
     for name in overrides:
         if name not in hparams.FIELDS:

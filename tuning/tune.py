@@ -17,13 +17,13 @@ import os
 import sys
 
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
-from avsdn_tf import cli, fileio
-from avsdn_tf.data import dataset_info, synthetic
-from avsdn_tf.errors import UserError, argument_error, input_error, run_main
-from avsdn_tf.models import backbones
-from avsdn_tf.training import threads, trainer
+from avsdn_tf import cli, dataset_info, fileio
+from avsdn_tf.data import synthetic
+from avsdn_tf.errors import UserError, argument_error, input_error
+from avsdn_tf.models import registry
+from avsdn_tf.training import trainer
 
 from . import results, space
 from .hypermodel import AVSDNHyperModel
@@ -48,8 +48,9 @@ def define_flags():
             "--model, --epochs, --seed, --supervision override it."
         ),
     )
-    flags.DEFINE_enum(
-        "strategy", "auto", list(STRATEGIES), "tf.distribute strategy every trial trains under."
+    cli.define(
+        strategy="tf.distribute strategy every trial trains under.",
+        choices={"strategy": STRATEGIES},
     )
     cli.define_hparams(
         _HPARAM_FLAGS,
@@ -80,7 +81,7 @@ def define_flags():
     )
     flags.DEFINE_integer("hyperband_factor", 3, "Hyperband: keep 1 in this many trials per round.")
     flags.DEFINE_bool("overwrite", False, "Delete the search in --directory and start again.")
-    threads.define_flags()
+    cli.define(*cli.THREAD_FLAGS)
 
 
 # Search settings a resumed search must keep (max_trials may grow; strategy may change).
@@ -90,8 +91,8 @@ _MUST_MATCH = ("model", "tuner", "data", "base_hparams", "hyperband_factor", "ma
 def resolve_base():
     """Defaults, then --hparams_file, then --model / --epochs / --seed / --supervision."""
     base = cli.hparams_from_flags(_HPARAM_FLAGS)
-    if base.model not in backbones.REGISTRY:
-        raise argument_error("model", f"one of {backbones.names()}", repr(base.model))
+    if base.model not in registry.names(tunable=True):
+        raise argument_error("model", f"one of {registry.names(tunable=True)}", repr(base.model))
     return base
 
 
@@ -301,9 +302,9 @@ def main(argv):
     """
     del argv
     if FLAGS.model == "help":
-        print(backbones.describe())
+        print(registry.describe())
         return
-    threads.configure_from_flags()
+    cli.configure_threads()
     base = resolve_base()
     overrides = space.read_space_file(FLAGS.space_file) if FLAGS.space_file else None
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
@@ -325,4 +326,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_main(main))
+    cli.run(main)

@@ -25,8 +25,9 @@ import tensorflow as tf
 
 from avsdn_tf import constants, fileio
 from avsdn_tf.errors import UserError, argument_error
+from avsdn_tf.models.registry import load_run
+from avsdn_tf.runs import CHECKPOINTS, RunDir
 from avsdn_tf.training import trainer
-from avsdn_tf.training.run_dir import CHECKPOINTS, RunDir, load_run
 
 from .hypermodel import TUNER_KEYS_PREFIX
 

@@ -36,8 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio, remote
-from avsdn_tf.data import annotations, dataset_info, normalization, records, shards
+from avsdn_tf import constants, dataset_info, fileio, records, remote
+from avsdn_tf.data import annotations, normalization, shards
 from avsdn_tf.errors import UserError, argument_error, input_error
 
 ANNOTATIONS_FILE = "Annotations.txt"

@@ -11,8 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio
-from avsdn_tf.data import dataset_info, records, shards
+from avsdn_tf import constants, dataset_info, fileio, records
 from avsdn_tf.errors import input_error
 
 
@@ -139,7 +138,7 @@ def compute_statistics(data_dir, split="train", batch_size=64):
         )
     )
     moments = Moments(info.audio_dim, info.visual_shape[-1])
-    with shards.naming_bad_shard(files):
+    with dataset_info.naming_bad_shard(files):
         for batch in dataset:
             audio, visual = batch[records.AUDIO].numpy(), batch[records.VISUAL].numpy()
             lengths = batch[records.AUDIO_LENGTH].numpy()

@@ -8,8 +8,7 @@ targets.
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants
-from avsdn_tf.data import dataset_info, records, shards
+from avsdn_tf import constants, dataset_info, records
 from avsdn_tf.errors import input_error
 
 
@@ -32,7 +31,7 @@ def split_files(data_dir, info, split, include_noisy=False):
 
 def reading(data_dir, splits, include_noisy=False):
     """A context for iterating make_dataset's batches: a damaged or vanished shard of `splits`
-    ends in one UserError naming it (shards.naming_bad_shard).
+    ends in one UserError naming it (dataset_info.naming_bad_shard).
 
     Args:
         data_dir: the data directory.
@@ -48,7 +47,7 @@ def reading(data_dir, splits, include_noisy=False):
             files += split_files(data_dir, info, split)
     if include_noisy and constants.NOISY_SPLIT in info.splits:
         files += info.shard_paths(data_dir, constants.NOISY_SPLIT)
-    return shards.naming_bad_shard(files)
+    return dataset_info.naming_bad_shard(files)
 
 
 def split_size(info, split, include_noisy=False):

@@ -18,8 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio
-from avsdn_tf.data import annotations, dataset_info, normalization, records, shards
+from avsdn_tf import constants, dataset_info, fileio, records
+from avsdn_tf.data import annotations, normalization, shards
 from avsdn_tf.errors import argument_error
 
 # Unrelated classes sit about one unit apart. Confusable partners differ only along one direction,

@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from avsdn_tf import constants, fileio
-from avsdn_tf.data import dataset_info, normalization, records, shards
+from avsdn_tf import constants, dataset_info, fileio, records
+from avsdn_tf.data import normalization, shards
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.features import vggish, video, visual_features
 

@@ -13,9 +13,9 @@ import tensorflow as tf
 from avsdn_tf import constants, fileio
 from avsdn_tf.errors import UserError, input_error
 from avsdn_tf.features import labels as label_files
-from avsdn_tf.inference import timeline
+from avsdn_tf.inference import timeline, viewer
 from avsdn_tf.models import backbones, metrics
-from avsdn_tf.training.run_dir import load_run
+from avsdn_tf.models.registry import load_run
 
 # ---------------------------------------------------------------------------------------------
 # Models: a train run, or an exported SavedModel. Both map raw features [T, ...] to [T, 29].
@@ -258,7 +258,7 @@ def describe(result, class_names):
 
 
 def predict_video(path, extractor, predictor, output_dir, labels=None, window=0, verbose=True):
-    """Predict one video: features, probabilities, then <video_id>.json and <video_id>.png.
+    """Predict one video: features, probabilities, then <video_id>.json, .png and .html.
 
     Args:
         path: a local video file.
@@ -273,7 +273,8 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
         window_seconds, features (the settings' identity), segments (per second: label,
         class_name, probability, background_probability), intervals (event runs, end exclusive),
         probabilities (T lists of K floats), ground_truth (labels [T], intervals, accuracy) when
-        `labels` has the video, json and png (None without matplotlib) paths.
+        `labels` has the video, json and png (None without matplotlib) paths. The page
+        (viewer.write_video_page) is written beside them when matplotlib is installed.
     Raises:
         errors.UserError: when the video cannot be used (video.VideoError), or its features'
             dims differ from those the model was trained on.
@@ -303,10 +304,7 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
             }
             for t, label in enumerate(predicted)
         ],
-        "intervals": [
-            {"label": c, "class_name": class_names[c], "start": s, "end": e}
-            for c, s, e in metrics.intervals(predicted)
-        ],
+        "intervals": _named_intervals(predicted, class_names),
         "probabilities": np.round(probabilities, 5).tolist(),
     }
     truth = None
@@ -314,11 +312,8 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
         truth = label_files.ground_truth(labels[key], len(predicted))
         result["ground_truth"] = {
             "labels": truth.tolist(),
-            "intervals": [
-                {"label": c, "class_name": class_names[c], "start": s, "end": e}
-                for c, s, e in metrics.intervals(truth)
-            ],
-            "accuracy": float((truth == predicted).mean()),
+            "intervals": _named_intervals(truth, class_names),
+            "accuracy": metrics.frame_accuracy(truth, predicted),
         }
     fileio.make_directories(output_dir)
     json_path = os.path.join(output_dir, f"{key}.json")
@@ -334,10 +329,24 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
         title=f"{key} ({features.info.num_segments} s)",
     )
     fileio.write_json(json_path, result)
+    page = viewer.write_video_page(result, class_names, output_dir) if result["png"] else None
     if verbose:
-        print(describe(result, class_names))
-        print(
-            f"  wrote {json_path}"
-            + (f" and {result['png']}" if result["png"] else " (no PNG: matplotlib absent)")
-        )
+        _print_report(result, class_names, page)
     return result
+
+
+def _named_intervals(labels, class_names):
+    """Event runs of int [T] labels as the JSON holds them: label, class_name, start, end."""
+    return [
+        {"label": c, "class_name": class_names[c], "start": s, "end": e}
+        for c, s, e in metrics.intervals(labels)
+    ]
+
+
+def _print_report(result, class_names, page):
+    """Print describe()'s report and the files written (page: None without matplotlib)."""
+    print(describe(result, class_names))
+    print(
+        f"  wrote {result['json']}"
+        + (f", {result['png']} and {page}" if page else " (no PNG or page: matplotlib absent)")
+    )

@@ -15,7 +15,14 @@ _BACKGROUND_COLOUR = (0.92, 0.92, 0.92)
 _MAX_THUMBNAILS = 12
 
 
-def _colour(class_index):
+def colour(class_index):
+    """The colour of a class in the timelines (the PNG and the HTML pages share it).
+
+    Args:
+        class_index: int class id; constants.BACKGROUND gets light grey.
+    Returns:
+        (r, g, b) floats in 0..1. Needs matplotlib (its tab20 palettes).
+    """
     if class_index == constants.BACKGROUND:
         return _BACKGROUND_COLOUR
     import matplotlib
@@ -30,7 +37,7 @@ def _colour(class_index):
 def _draw_row(axes, y, labels, class_names, title):
     labels = np.asarray(labels)
     for t, label in enumerate(labels):
-        axes.add_patch(_rectangle(t, y, _colour(int(label))))
+        axes.add_patch(_rectangle(t, y, colour(int(label))))
     for class_index, start, end in metrics.intervals(labels):
         axes.text(
             (start + end) / 2,

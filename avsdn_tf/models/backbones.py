@@ -1,10 +1,12 @@
-"""Model builders behind one registry keyed by name (`--model NAME`; `--model help` lists them).
+"""What the per-segment models (the backbones, in keras-hub's terms) share: their normalised
+inputs, visual reduction, classifier and LSTM settings, the statistics they carry, and the lean
+inference function every in-process prediction runs.
 
-Every builder returns the per-segment model (the backbone, in keras-hub's terms): inputs
-{"audio": [B, T, A], "visual": [B, T, ...]} of raw features and output "segment_probs"
-[B, T, 29]. Each starts with one FeatureNormalization layer per modality, so the model carries
-its preprocessing (set from the train split's statistics by `set_statistics`). The heads a
-supervision adds on top are the task's (avsdn_tf.models.tasks).
+A per-segment model maps {"audio": [B, T, A], "visual": [B, T, ...]} raw features to
+"segment_probs" [B, T, 29]; each starts with one FeatureNormalization layer per modality, so the
+model carries its preprocessing (set from the train split's statistics by `set_statistics`). The
+builders are in the model folders (models/avsdn, models/avel, ...), named in models/registry.py;
+the heads a supervision adds on top are the task's (models/tasks.py).
 """
 
 import keras
@@ -16,7 +18,7 @@ from avsdn_tf.models import folding, layers
 SEGMENT_OUTPUT = constants.SEGMENT_OUTPUT
 
 
-def _inputs(audio_dim, visual_shape, num_segments):
+def normalized_inputs(audio_dim, visual_shape, num_segments):
     """The raw inputs and their normalised features.
 
     Returns:
@@ -30,7 +32,7 @@ def _inputs(audio_dim, visual_shape, num_segments):
     return {"audio": audio, "visual": visual}, normalized_audio, normalized_visual
 
 
-def _visual_vectors(audio, visual, hp, name="visual_reduction"):
+def visual_vectors(audio, visual, hp, name="visual_reduction"):
     """Maps become one vector per segment (pooling or audio-guided attention); vectors pass."""
     if len(visual.shape) == 3:
         return visual
@@ -39,7 +41,8 @@ def _visual_vectors(audio, visual, hp, name="visual_reduction"):
     return layers.SpatialAveragePooling(name=name)(visual)
 
 
-def _classifier(features):
+def classifier(features):
+    """Dense(29) -> softmax per segment: the segment_probs output [B, T, 29]."""
     return keras.layers.Dense(constants.NUM_CLASSES, activation="softmax", name=SEGMENT_OUTPUT)(
         features
     )
@@ -84,177 +87,6 @@ class Built:
     def __init__(self, model, guide_states=None):
         self.model = model
         self.guide_states = guide_states
-
-
-def _avsdn(audio_dim, visual_shape, num_segments, hp, init="fused", label_guided=False):
-    inputs, audio, visual = _inputs(audio_dim, visual_shape, num_segments)
-    visual_vectors = _visual_vectors(audio, visual, hp)
-
-    options = lstm_options(hp, num_segments)
-
-    def encoder(name):
-        """One encoder LSTM of `hp.encoder_units` that returns its final states.
-
-        Args:
-            name: the layer's name ("audio_encoder" or "visual_encoder").
-        Returns:
-            keras.layers.LSTM mapping float32 [B, T, D] to (output [B, U], h [B, U], c [B, U]),
-            U = hp.encoder_units.
-        """
-        return keras.layers.LSTM(hp.encoder_units, return_state=True, name=name, **options)
-
-    _, audio_h, audio_c = encoder("audio_encoder")(audio)
-    _, visual_h, visual_c = encoder("visual_encoder")(visual_vectors)
-    if init == "fused":
-        state = [
-            layers.DMRNFusion(hp.fusion_units, name="fuse_hidden")([audio_h, visual_h]),
-            layers.DMRNFusion(hp.fusion_units, name="fuse_cell")([audio_c, visual_c]),
-        ]
-    elif init == "visual":
-        state = [visual_h, visual_c]
-    else:
-        state = [audio_h, audio_c]
-    decoder_input = keras.layers.Concatenate(name="audio_visual")([audio, visual_vectors])
-    decoded = keras.layers.LSTM(hp.encoder_units, return_sequences=True, name="decoder", **options)(
-        decoder_input, initial_state=state
-    )
-    if hp.dropout:
-        decoded = keras.layers.Dropout(hp.dropout, name="dropout")(decoded)
-    probs = _classifier(decoded)
-    model = keras.Model(inputs, probs, name="avsdn")
-    return Built(model, guide_states=(audio_h, visual_h) if label_guided else None)
-
-
-def _bilstm(features, hp, name):
-    lstm = keras.layers.LSTM(
-        hp.lstm_units, return_sequences=True, **lstm_options(hp, features.shape[1])
-    )
-    return keras.layers.Bidirectional(lstm, name=name)(features)
-
-
-def _avel_head(features, hp):
-    """AVEL's classifier: ReLU -> Dense(64) -> ReLU -> Dense(29) -> softmax, per segment."""
-    hidden = keras.layers.ReLU(name="relu_in")(features)
-    hidden = keras.layers.Dense(hp.classifier_units, activation="relu", name="hidden")(hidden)
-    if hp.dropout:
-        hidden = keras.layers.Dropout(hp.dropout, name="dropout")(hidden)
-    return _classifier(hidden)
-
-
-def _avel(
-    audio_dim,
-    visual_shape,
-    num_segments,
-    hp,
-    use_audio=True,
-    use_visual=True,
-    attention=False,
-    name="av",
-):
-    inputs, audio, visual = _inputs(audio_dim, visual_shape, num_segments)
-    streams = []
-    if use_audio:
-        streams.append(_bilstm(audio, hp, "audio_bilstm"))
-    if use_visual:
-        reduced = _visual_vectors(
-            audio, visual, hp.replace(visual_reduction="attention" if attention else "pool")
-        )
-        streams.append(_bilstm(reduced, hp, "visual_bilstm"))
-    features = (
-        streams[0] if len(streams) == 1 else keras.layers.Concatenate(name="audio_visual")(streams)
-    )
-    return Built(keras.Model(inputs, _avel_head(features, hp), name=name))
-
-
-def _dmrn(audio_dim, visual_shape, num_segments, hp):
-    """AVEL's DMRN: BiLSTMs over audio and attended visual, fused per segment, then Dense(29)."""
-    inputs, audio, visual = _inputs(audio_dim, visual_shape, num_segments)
-    reduced = _visual_vectors(audio, visual, hp.replace(visual_reduction="attention"))
-    fused = layers.DMRNFusion(hp.fusion_units, name="dmrn")(
-        [_bilstm(audio, hp, "audio_bilstm"), _bilstm(reduced, hp, "visual_bilstm")]
-    )
-    if hp.dropout:
-        fused = keras.layers.Dropout(hp.dropout, name="dropout")(fused)
-    return Built(keras.Model(inputs, _classifier(fused), name="dmrn"))
-
-
-# name -> (builder(audio_dim, visual_shape, num_segments, hp) -> Built, description)
-REGISTRY = {
-    "avsdn": (
-        _avsdn,
-        "AVSDN: LSTM encoders, DMRN-fused states initialise an LSTM decoder (Lin et al. 2019)",
-    ),
-    "audio": (
-        lambda *a: _avel(*a, use_visual=False, name="audio"),
-        "AVEL audio only: BiLSTM over audio",
-    ),
-    "visual": (
-        lambda *a: _avel(*a, use_audio=False, name="visual"),
-        "AVEL visual only: BiLSTM over pooled visual features",
-    ),
-    "av": (
-        lambda *a: _avel(*a, name="av"),
-        "AVEL A+V: audio and pooled visual BiLSTMs, concatenated",
-    ),
-    "av_att": (
-        lambda *a: _avel(*a, attention=True, name="av_att"),
-        "AVEL A+V with audio-guided visual attention (maps; vectors pass through)",
-    ),
-    "dmrn": (_dmrn, "AVEL DMRN: dual multimodal residual fusion of the two BiLSTMs per segment"),
-    "avsdn_init_visual": (
-        lambda *a: _avsdn(*a, init="visual"),
-        "Ablation: decoder initialised by the visual state",
-    ),
-    "avsdn_init_audio": (
-        lambda *a: _avsdn(*a, init="audio"),
-        "Ablation: decoder initialised by the audio state",
-    ),
-    "avsdn_label_guided": (
-        lambda *a: _avsdn(*a, label_guided=True),
-        "Ablation: each encoder's last state also trained against the video label",
-    ),
-}
-
-
-def names():
-    return list(REGISTRY)
-
-
-def describe(width=None):
-    """One line per registered model: its name (padded to `width`) and what it is."""
-    width = width or max(map(len, REGISTRY))
-    return "\n".join(
-        f"{name:<{width}}  {description}" for name, (_, description) in REGISTRY.items()
-    )
-
-
-def is_label_guided(name):
-    """Whether a registered model name is the label-guided ablation (two extra video-label heads).
-
-    Args:
-        name: a model name of the registry.
-    Returns:
-        bool.
-    """
-    return name == "avsdn_label_guided"
-
-
-def build_backbone(hp, audio_dim, visual_shape, num_segments=constants.NUM_SEGMENTS):
-    """The registered per-segment model `hp.model` (with the encoder states it exposes).
-
-    Args:
-        hp: HParams (model name and sizes).
-        audio_dim: A, the audio feature size.
-        visual_shape: [D] for visual vectors, [H, W, C] for maps.
-        num_segments: the fixed time length T, or None for any length.
-    Returns:
-        Built: .model maps {"audio": [B, T, A], "visual": [B, T, *visual_shape]} (raw) to
-        segment_probs [B, T, 29]; .guide_states the label-guided ablation's encoder states.
-    """
-    if hp.model not in REGISTRY:
-        raise UserError(f"model: expected one of {names()}, found {hp.model!r}", argument="model")
-    builder, _ = REGISTRY[hp.model]
-    return builder(audio_dim, list(visual_shape), num_segments, hp)
 
 
 def normalization_layers(model):
@@ -335,37 +167,6 @@ def load_model(path, compile=True):
     return keras.models.load_model(path, compile=compile)
 
 
-def variable_length_model(trained, hp, audio_dim, visual_shape):
-    """The per-segment model of `trained`, rebuilt for any number of segments, with its weights.
-
-    Training builds models with a fixed time length and unrolled LSTMs (hp.unroll); serving needs
-    any length, so the same architecture is built again with num_segments=None and unroll=False
-    and the trained weights (normalisation statistics included) are copied over in order.
-
-    Args:
-        trained: the trained model (any task head).
-        hp: its HParams.
-        audio_dim, visual_shape: its feature sizes.
-    Returns:
-        keras.Model {"audio": [B, T, A], "visual": [B, T, ...]} -> segment_probs [B, T, 29], any T.
-    """
-    from avsdn_tf.models import tasks  # the heads are the task's
-
-    rebuilt = tasks.for_hparams(hp.replace(unroll=False)).build(
-        audio_dim, visual_shape, num_segments=None
-    )
-    trained_shapes = [tuple(w.shape) for w in trained.weights]
-    rebuilt_shapes = [tuple(w.shape) for w in rebuilt.weights]
-    if trained_shapes != rebuilt_shapes:
-        raise UserError(
-            f"model {hp.model!r}: the variable-length rebuild has weights {rebuilt_shapes}, "
-            f"the checkpoint has {trained_shapes}; the run's config.json does not describe "
-            "its checkpoint"
-        )
-    rebuilt.set_weights(trained.get_weights())
-    return segment_model(rebuilt)
-
-
 class InferenceFunction:
     """A lean forward pass: one tf.function with a fixed input signature, over the model with
     its normalisation folded into the first kernels where it folds (models.folding).
@@ -399,19 +200,20 @@ class InferenceFunction:
         return self._function.experimental_get_tracing_count()
 
 
-def cached_inference_function(model):
+def cached_inference_function(model, part=None):
     """The inference_function of a model's per-segment part, made once per model (kept on it) so
     every validation pass and evaluation reuses its trace; synced with the model's current
     weights on every reuse.
 
     Args:
         model: a model built by a task (any head on top; its segment_probs are read).
+        part: the task's function model -> its per-segment part; default segment_model.
     Returns:
-        an InferenceFunction of segment_model(model).
+        an InferenceFunction of part(model).
     """
     cached = getattr(model, "_avsdn_predict", None)
     if cached is None:
-        cached = inference_function(segment_model(model))
+        cached = inference_function((part or segment_model)(model))
         model._avsdn_predict = cached
     else:
         cached.sync()

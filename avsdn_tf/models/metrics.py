@@ -7,7 +7,7 @@ Segments labelled constants.PAD_LABEL are padding and never counted.
 
 Cross-modality localization scoring has one implementation too, `window_scores` (keras.ops, so
 it runs in a serving graph for any T and a batch): `localize` and `cross_modal_accuracy` call it
-on NumPy inputs in float64, export/cross_modal.py's signature in float32.
+on NumPy inputs in float64, models/avdln/serving.py's signature in float32.
 """
 
 import keras
@@ -248,7 +248,7 @@ def window_scores(query, candidates, query_mask):
         query: [B, T, D] embeddings of the query modality (A2V: audio).
         candidates: [B, T, D] embeddings of the other modality (A2V: visual), the same dtype.
         query_mask: [B, T] (bool, int or float), non-zero for the query segments; 1 <= l <= T
-            per video (export/cross_modal.check_query_mask asserts 0 < l < T and contiguity).
+            per video (models/avdln/serving.check_query_mask asserts 0 < l < T and contiguity).
     Returns:
         tensor [B, T] of the inputs' dtype: the scores, +inf where no window fits.
     """

@@ -33,39 +33,63 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants
-from avsdn_tf.data import records
-from avsdn_tf.errors import argument_error
-from avsdn_tf.models import avdln, backbones, layers, losses, metrics
-
-CROSS_MODAL_MODEL = "avdln"
+from avsdn_tf import constants, records, runs
+from avsdn_tf.errors import UserError, argument_error
+from avsdn_tf.models import backbones, layers, losses, metrics
+from avsdn_tf.models import serving as segment_serving
 
 
-def segment_predictions(model, parsed_batches):
+def probabilities_and_labels(outputs):
+    """Per-segment probabilities and labels of a per-segment model's outputs.
+
+    Args:
+        outputs: segment_probs [B, T, K], or a dict with "segment_probs" and "segment_labels"
+            (a model with its own decoding, e.g. CMBS).
+    Returns:
+        (probs [B, T, K], labels int [B, T]): labels are the arg-max unless the model gives them.
+    """
+    if isinstance(outputs, dict):
+        return outputs[constants.SEGMENT_OUTPUT], outputs[segment_serving.SEGMENT_LABELS]
+    return outputs, keras.ops.argmax(outputs, axis=-1)
+
+
+def segment_predictions(model, parsed_batches, segment_model=backbones.segment_model):
     """Per-video ids, segment labels, predicted labels and probabilities over parsed batches.
 
     Args:
-        model: a model a classifier task built (any head; its segment_probs are read).
+        model: a model a segment-labelling task built.
         parsed_batches: iterable of parsed batches (pipeline.make_dataset).
+        segment_model: the task's function model -> its per-segment part.
     Returns:
         (ids [N], labels [N, T], predictions [N, T], probs [N, T, 29]); videos of different
         lengths are padded to the longest, labels and predictions with constants.PAD_LABEL.
     """
-    predict = backbones.cached_inference_function(model)
-    ids, labels, probs = [], [], []
+    predict = backbones.cached_inference_function(model, segment_model)
+    ids, labels, predicted, probs = [], [], [], []
     for parsed in parsed_batches:
-        probs.append(predict(records.model_inputs(parsed)).numpy())
+        batch_probs, batch_labels = probabilities_and_labels(predict(records.model_inputs(parsed)))
+        probs.append(np.asarray(batch_probs))
+        predicted.append(np.asarray(batch_labels))
         labels.append(parsed[records.LABEL].numpy())
         ids.extend(video_id.decode() for video_id in parsed[records.VIDEO_ID].numpy())
     width = max(p.shape[1] for p in probs)
-    probs = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p in probs])
-    labels = np.concatenate(
-        [
-            np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=constants.PAD_LABEL)
-            for x in labels
-        ]
-    )
-    predictions = np.where(labels != constants.PAD_LABEL, probs.argmax(-1), constants.PAD_LABEL)
+
+    def padded(arrays, value=0):
+        return np.concatenate(
+            [
+                np.pad(
+                    x,
+                    [(0, 0), (0, width - x.shape[1])] + [(0, 0)] * (x.ndim - 2),
+                    constant_values=value,
+                )
+                for x in arrays
+            ]
+        )
+
+    probs = padded(probs)
+    labels = padded(labels, constants.PAD_LABEL)
+    predicted = padded(predicted, constants.PAD_LABEL)
+    predictions = np.where(labels != constants.PAD_LABEL, predicted, constants.PAD_LABEL)
     return ids, labels, predictions, probs
 
 
@@ -112,6 +136,22 @@ class BaseTask(abc.ABC):
     @abc.abstractmethod
     def headline(self, summary):
         """One line of a split's summary (evaluate_batches' dict) for the train output."""
+
+    # What export asks of a task: the serving object of a loaded run (its SavedModel graph,
+    # the reference cases the export is verified against, the warmup requests), and the class
+    # whose static `check` verifies a written SavedModel in a fresh process.
+    serving_class = None
+
+    @abc.abstractmethod
+    def serving(self, run):
+        """What a trained run of this task serves (an instance of serving_class).
+
+        Args:
+            run: the loaded run (registry.LoadedRun).
+        Returns:
+            an object with write(path), cases(videos, count, seed), warmup(cases),
+            write_reference(directory, cases), describe(), signatures, outputs, batch_output.
+        """
 
     def batches(self, parsed_batches):
         """Parsed batches -> (inputs, targets) batches for Keras' fit and evaluate.
@@ -160,24 +200,116 @@ class BaseTask(abc.ABC):
         """
         raise argument_error(
             "init_weights",
-            f"a run of `model={CROSS_MODAL_MODEL}` (the only model with released weights to "
-            "import)",
+            "a run of `model=avdln`, `model=psp` or `model=cmbs` (the models whose authors "
+            "released weights to import)",
             f"model {self.hp.model!r}",
         )
 
 
-class Task(BaseTask):
-    """Base task of the segment classifiers: the common parts; subclasses say the supervision's
-    head, target and loss."""
+class SegmentLabeling(BaseTask):
+    """What every task whose model labels segments shares: the splits, the frame-wise accuracy
+    it is selected and scored on, and the segment signatures it serves. A subclass says how its
+    model is built and trained, and `segment_model` (its per-segment part)."""
 
     splits = {"train": "train", "val": "val", "test": "test"}
-    normalized = True
     validation_name = "val_frame_accuracy"
     evaluation_kind = "segments"
 
-    def __init__(self, hp):
+    # -- data and evaluation -----------------------------------------------------------------
+    def validation_score(self, model, parsed_batches):
+        """Frame-wise accuracy (metrics.FrameAccuracy) over parsed batches.
+
+        Args:
+            model: a model this task built.
+            parsed_batches: batches of parsed records (pipeline.make_dataset).
+        Returns:
+            float, the share of real segments predicted right.
+        """
+        predict = backbones.cached_inference_function(model, self.segment_model)
+        correct = total = 0.0
+        for parsed in parsed_batches:
+            _, predicted = probabilities_and_labels(predict(records.model_inputs(parsed)))
+            hits, counted = metrics.frame_hits(parsed[records.LABEL], predicted)
+            correct, total = correct + float(hits), total + float(counted)
+        return correct / max(total, 1.0)
+
+    def evaluate_batches(self, model, parsed_batches, class_names):
+        """Every metric of one split (metrics.summarize), what metrics.json holds per split.
+
+        Args:
+            model: a model this task built. parsed_batches: one split's parsed batches.
+            class_names: the K class names.
+        Returns:
+            metrics.summarize's dict.
+        """
+        _, labels, predictions, _ = segment_predictions(model, parsed_batches, self.segment_model)
+        return metrics.summarize(labels, predictions, class_names)
+
+    def headline(self, summary):
+        """One line of a split's summary (evaluate_batches' dict) for the train output."""
+        return f"accuracy {summary['accuracy']:.4f}"
+
+    serving_class = segment_serving.SegmentServing
+
+    def serving(self, run):
+        """The two segment signatures over the run's variable-length model (SegmentServing).
+
+        Args:
+            run: the loaded run (registry.LoadedRun).
+        Returns:
+            segment_serving.SegmentServing.
+        Raises:
+            UserError: naming config.json when its class names are not 29.
+        """
+        spec = segment_serving.FeatureSpec.of(
+            run.audio_dim,
+            run.visual_shape,
+            run.class_names,
+            source=f"{runs.RunDir(run.path).config} field class_names",
+        )
+        return segment_serving.SegmentServing(run, run.variable_length_model, spec)
+
+    def include_noisy(self, info):
+        """Whether training also reads the background-only (noisy) split.
+
+        Args:
+            info: the data's DatasetInfo.
+        Returns:
+            bool: True for weak supervision when the data has one (it trains on video labels).
+        """
+        return self.supervision == constants.WEAK and constants.NOISY_SPLIT in info.splits
+
+    @staticmethod
+    def segment_model(model):
+        """What evaluation reads: the model cut to its per-segment output.
+
+        Args:
+            model: a model this task built.
+        Returns:
+            keras.Model: inputs -> segment_probs float32 [B, T, K].
+        """
+        return backbones.segment_model(model)
+
+
+class Task(SegmentLabeling):
+    """Base task of the segment classifiers: the common parts; subclasses say the supervision's
+    head, target and loss."""
+
+    normalized = True
+
+    def __init__(self, hp, builder, label_guided=False):
+        """A classifier task around a per-segment model.
+
+        Args:
+            hp: HParams.
+            builder: function(audio_dim, visual_shape, num_segments, hp) -> backbones.Built, the
+                model folder's builder.
+            label_guided: add the label-guided ablation's two video-label heads on the encoder
+                states the builder exposes.
+        """
         super().__init__(hp)
-        self.label_guided = backbones.is_label_guided(hp.model)
+        self.builder = builder
+        self.label_guided = label_guided
 
     # -- heads -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -202,7 +334,7 @@ class Task(BaseTask):
         Returns:
             keras.Model over {"audio", "visual"} (raw features) with the outputs `output_names`.
         """
-        built = backbones.build_backbone(self.hp, audio_dim, visual_shape, num_segments)
+        built = self.builder(audio_dim, list(visual_shape), num_segments, self.hp)
         backbone = built.model
         outputs = [self._main_head(backbone.outputs[0])]
         if self.label_guided:
@@ -272,48 +404,35 @@ class Task(BaseTask):
             optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metric_list, **kwargs
         )
 
-    # -- data and evaluation -----------------------------------------------------------------
-    def validation_score(self, model, parsed_batches):
-        """Frame-wise accuracy (metrics.FrameAccuracy) over parsed batches.
+    def variable_length_model(self, trained, audio_dim, visual_shape):
+        """The per-segment model of `trained`, rebuilt for any number of segments, its weights.
+
+        Training builds models with a fixed time length and unrolled LSTMs (hp.unroll); serving
+        needs any length, so the same architecture is built again with num_segments=None and
+        unroll=False and the trained weights (normalisation statistics included) are copied
+        over in order.
 
         Args:
-            model: a model this task built.
-            parsed_batches: batches of parsed records (pipeline.make_dataset).
+            trained: the trained model (this task's heads on top).
+            audio_dim, visual_shape: its feature sizes.
         Returns:
-            float, the share of real segments predicted right.
+            keras.Model {"audio": [B, T, A], "visual": [B, T, ...]} -> segment_probs [B, T, 29],
+            any T.
+        Raises:
+            UserError: when the rebuild's weights differ from the checkpoint's.
         """
-        predict = backbones.cached_inference_function(model)
-        accuracy = metrics.FrameAccuracy()
-        for parsed in parsed_batches:
-            accuracy.update_state(parsed[records.LABEL], predict(records.model_inputs(parsed)))
-        return float(accuracy.result())
-
-    def evaluate_batches(self, model, parsed_batches, class_names):
-        """Every metric of one split (metrics.summarize), what metrics.json holds per split.
-
-        Args:
-            model: a model this task built. parsed_batches: one split's parsed batches.
-            class_names: the K class names.
-        Returns:
-            metrics.summarize's dict.
-        """
-        _, labels, predictions, _ = segment_predictions(model, parsed_batches)
-        return metrics.summarize(labels, predictions, class_names)
-
-    def headline(self, summary):
-        """One line of a split's summary (evaluate_batches' dict) for the train output."""
-        return f"accuracy {summary['accuracy']:.4f}"
-
-    @staticmethod
-    def segment_model(model):
-        """What evaluation reads: the model cut to its per-segment output.
-
-        Args:
-            model: a model this task built.
-        Returns:
-            keras.Model: inputs -> segment_probs float32 [B, T, K].
-        """
-        return backbones.segment_model(model)
+        rebuilding = type(self)(self.hp.replace(unroll=False), self.builder, self.label_guided)
+        rebuilt = rebuilding.build(audio_dim, visual_shape, num_segments=None)
+        trained_shapes = [tuple(w.shape) for w in trained.weights]
+        rebuilt_shapes = [tuple(w.shape) for w in rebuilt.weights]
+        if trained_shapes != rebuilt_shapes:
+            raise UserError(
+                f"model {self.hp.model!r}: the variable-length rebuild has weights "
+                f"{rebuilt_shapes}, the checkpoint has {trained_shapes}; the run's config.json "
+                "does not describe its checkpoint"
+            )
+        rebuilt.set_weights(trained.get_weights())
+        return backbones.segment_model(rebuilt)
 
 
 class SegmentTask(Task):
@@ -350,169 +469,22 @@ class VideoTask(Task):
     def _main_loss(self):
         return losses.video_binary_cross_entropy()
 
-    def include_noisy(self, info):
-        """Whether training also reads the background-only (noisy) split.
-
-        Args:
-            info: the data's DatasetInfo.
-        Returns:
-            bool: True when the data has one (weak supervision trains on its video labels).
-        """
-        return constants.NOISY_SPLIT in info.splits
-
-
-class CrossModalTask(BaseTask):
-    """Cross-modality localization (A2V / V2A) with the AVE authors' AVDLN: segment pairs instead
-    of segment classes."""
-
-    supervision = constants.FULL  # segment-level targets (inside the event or not)
-    splits = {"train": "train_match", "val": "val_match", "test": "test_match"}
-    splits_origin = (
-        "the cross-modality splits prepare writes when the release folder has "
-        "train_order_match.h5, val_order_match.h5 and test_order_match.h5"
-    )
-    normalized = False  # the authors' network takes raw features
-    validation_name = "val_cross_modal_accuracy"
-    evaluation_kind = "cross_modal"
-
-    def build(
-        self,
-        audio_dim,
-        visual_shape,
-        num_segments=constants.NUM_SEGMENTS,
-        statistics=None,
-        source="statistics",
-    ):
-        """The AVDLN over raw features (statistics are not used: it has no normalisation).
-
-        Args:
-            audio_dim: A. visual_shape: [D] vectors, or [H, W, C] maps (averaged over space
-                inside the model). num_segments: T, or None for any.
-            statistics, source: ignored (the signature of Task.build).
-        Returns:
-            avdln.build_avdln's model: outputs distance, audio_embedding, visual_embedding.
-        """
-        del statistics, source
-        visual_shape = list(visual_shape)
-        if len(visual_shape) == 3:
-            return avdln.build_avdln(audio_dim, None, num_segments, visual_map_shape=visual_shape)
-        return avdln.build_avdln(audio_dim, visual_shape[0], num_segments)
-
-    @staticmethod
-    def describe_inputs(visual_shape):
-        """What the train output says once about the features the AVDLN reads.
-
-        Args:
-            visual_shape: [D] or [H, W, C].
-        Returns:
-            str.
-        """
-        visual = (
-            f"visual maps {list(visual_shape)} averaged over space inside the model to "
-            f"{visual_shape[-1]}-d vectors"
-            if len(visual_shape) == 3
-            else f"visual vectors of {visual_shape[0]} used as they are"
-        )
-        return f"avdln: raw features (no normalisation, as the authors' code); {visual}"
-
-    def targets(self, parsed):
-        """{"distance": [B, T] float32}: 1 for the segment pairs inside the event, else 0."""
-        return {avdln.DISTANCE_OUTPUT: avdln.event_targets(parsed[records.LABEL])}
-
-    def compile(self, model, optimizer, **kwargs):
-        """Compile with the contrastive loss (margin constants.CONTRASTIVE_MARGIN) on the distance.
-
-        Args:
-            model: the model `build` returned. optimizer: a keras optimizer.
-            **kwargs: more keras.Model.compile arguments.
-        """
-        model.compile(
-            optimizer=optimizer, loss={avdln.DISTANCE_OUTPUT: losses.contrastive_loss}, **kwargs
-        )
-
-    def import_weights(self, model, path):
-        """Set the authors' released weights (Keras 2 h5, cmm_model_weights.h5) into the model.
-
-        Args:
-            model: the model `build` returned. path: the h5 file.
-        Raises:
-            UserError naming the file (and layer) when it is missing or its shapes do not fit.
-        """
-        avdln.import_keras2_weights(model, path)
-
-    def evaluate_batches(self, model, parsed_batches, class_names=None):
-        """A2V and V2A accuracy of one split (avdln.evaluate_batches).
-
-        Args:
-            model: the model `build` returned. parsed_batches: one split's parsed batches.
-            class_names: unused (the signature of Task.evaluate_batches).
-        Returns:
-            {"a2v_accuracy", "v2a_accuracy", "evaluated"}.
-        """
-        return avdln.evaluate_batches(
-            model,
-            ((records.model_inputs(parsed), parsed[records.LABEL]) for parsed in parsed_batches),
-        )
-
-    def validation_score(self, model, parsed_batches):
-        """The mean of A2V and V2A accuracy on val_match (the epoch selection's score).
-
-        Args:
-            model: the model being trained. parsed_batches: val_match's parsed batches.
-        Returns:
-            float.
-        """
-        summary = self.evaluate_batches(model, parsed_batches)
-        return (summary["a2v_accuracy"] + summary["v2a_accuracy"]) / 2
-
-    def headline(self, summary):
-        """One line of a split's summary for the train output."""
-        return (
-            f"A2V {summary['a2v_accuracy']:.4f}, V2A {summary['v2a_accuracy']:.4f} "
-            f"({summary['evaluated']} videos)"
-        )
-
 
 TASKS = {SegmentTask.supervision: SegmentTask, VideoTask.supervision: VideoTask}
 
 
-def model_names():
-    """Every model name `--model` takes: the registry's classifiers and the cross-modal AVDLN.
-
-    Returns:
-        list of str.
-    """
-    return [*backbones.names(), CROSS_MODAL_MODEL]
-
-
-def describe():
-    """The `--model help` listing: one line per model name."""
-    width = max(map(len, model_names()))
-    avdln_line = (
-        f"{CROSS_MODAL_MODEL:<{width}}  AVEL cross-modality localization (A2V / V2A): the AVE "
-        "authors' audio-visual distance learning network, on the *_match splits"
-    )
-    return "\n".join([backbones.describe(width), avdln_line])
-
-
-def for_hparams(hp):
-    """The task of a set of hyperparameters.
+def classifier(builder, label_guided=False):
+    """The registry's task factory for a per-segment classifier model.
 
     Args:
-        hp: HParams; reads `model` (avdln: cross-modality localization; label guidance when it
-            is the label-guided ablation) and `supervision` ("full" or "weak").
+        builder: the model folder's function(audio_dim, visual_shape, num_segments, hp) ->
+            backbones.Built.
+        label_guided: the label-guided ablation's two extra video-label heads.
     Returns:
-        a CrossModalTask (model avdln), else a SegmentTask (full) or VideoTask (weak).
-    Raises:
-        UserError: for model avdln with weak supervision (its targets are segment-level).
+        function(hp) -> SegmentTask (full supervision) or VideoTask (weak).
     """
-    if hp.model == CROSS_MODAL_MODEL:
-        if hp.supervision != constants.FULL:
-            raise argument_error(
-                "supervision",
-                f"{constants.FULL!r} for `model={CROSS_MODAL_MODEL}` (its targets say which "
-                "segments are inside the event)",
-                repr(hp.supervision),
-            )
-        return CrossModalTask(hp)
-    return TASKS[hp.supervision](hp)
+
+    def task(hp):
+        return TASKS[hp.supervision](hp, builder, label_guided)
+
+    return task

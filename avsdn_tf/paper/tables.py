@@ -26,12 +26,12 @@ import time
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio, hparams
-from avsdn_tf.data import dataset_info
+from avsdn_tf import constants, dataset_info, fileio, hparams
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.models import tasks
+from avsdn_tf.models import registry
+from avsdn_tf.models.avdln import task as avdln_task
+from avsdn_tf.runs import RunDir
 from avsdn_tf.training import trainer
-from avsdn_tf.training.run_dir import RunDir
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
@@ -95,7 +95,7 @@ class Reported:
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    model: str  # a tasks.model_names() name; also the row's key and directory name
+    model: str  # a registry.names() name; also the row's key and directory name
     method: str
     remarks: str
     reported: tuple = ()  # Reported numbers; empty: not verified (unless `absent` says why)
@@ -251,7 +251,7 @@ EXTRA_TABLES = {
         "full",
         (
             Row(
-                tasks.CROSS_MODAL_MODEL,
+                avdln_task.NAME,
                 "AVEL AVDLN",
                 "the AVE authors' audio-visual distance learning network, trained as their "
                 "code does",
@@ -259,7 +259,7 @@ EXTRA_TABLES = {
             ),
         ),
         metrics=("a2v_accuracy", "v2a_accuracy"),
-        test_split=tasks.CrossModalTask.splits["test"],
+        test_split=avdln_task.CrossModalTask.splits["test"],
         measured=(
             "A2V and V2A accuracy on test_match of the epoch best on val_match (the mean of "
             "the two)"
@@ -328,7 +328,7 @@ def select(table=ALL, rows=None, extras=True):
 
 
 def own_defaults_model(selection):
-    """The model whose own defaults (hparams.MODEL_DEFAULTS) a selection's runs start from.
+    """The model whose own defaults (registry.default_hparams) a selection's runs start from.
 
     Args:
         selection: select()'s [(Table, [Row])].
@@ -337,7 +337,7 @@ def own_defaults_model(selection):
         own (the cross_modal table's avdln), else None (the common defaults).
     """
     models = {row.model for _, rows in selection for row in rows}
-    if len(models) == 1 and models <= set(hparams.MODEL_DEFAULTS):
+    if len(models) == 1 and registry.has_defaults(next(iter(models))):
         return models.pop()
     return None
 
@@ -468,7 +468,7 @@ def _remarks(row, info):
                 "; vector visual features have no regions to attend, so it fuses them unattended"
                 " here"
             )
-    elif row.model == tasks.CROSS_MODAL_MODEL:
+    elif row.model == avdln_task.NAME:
         remarks += "; visual maps averaged over space inside the model, one vector per segment"
     return remarks
 
@@ -818,7 +818,7 @@ def run(
         by_hparams.setdefault(_hparams_key(job.hp), []).append(job.run_dir)
     for hp in {_hparams_key(job.hp): job.hp for job in jobs}.values():
         # Data without the splits a run reads (the match splits of avdln): one message, now.
-        trainer.check_splits(data_dir, info, tasks.for_hparams(hp))
+        trainer.check_splits(data_dir, info, registry.task_for(hp))
     for job in jobs:  # fail on mismatched settings before training anything
         saved_result(job.run_dir, job.hp, data_dir, max_videos)
 

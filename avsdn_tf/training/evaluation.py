@@ -4,12 +4,12 @@ import os
 
 import numpy as np
 
-from avsdn_tf import fileio
+from avsdn_tf import dataset_info, fileio
 from avsdn_tf.data import pipeline
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import tasks
+from avsdn_tf.models.registry import load_run
 from avsdn_tf.training import report
-from avsdn_tf.training.run_dir import load_run
 
 
 def predict_split(model, data_dir, split, batch_size=64, max_videos=None):
@@ -48,7 +48,9 @@ def evaluate_split(task, model, data_dir, split, class_names, max_videos=None, b
         return task.evaluate_batches(model, data, class_names)
 
 
-def evaluate_run(model_dir, data_dir=None, split=None, checkpoint="best", output_dir=None):
+def evaluate_run(
+    model_dir, data_dir=None, split=None, checkpoint="best", output_dir=None, write_page=None
+):
     """Score a run's checkpoint on a split; write eval_<split>.json and a confusion PNG.
 
     The run directory is all the model needs (it carries its normalisation); data_dir only
@@ -60,6 +62,10 @@ def evaluate_run(model_dir, data_dir=None, split=None, checkpoint="best", output
         split: the split name (default: the run's task's test split, e.g. test_match for avdln).
         checkpoint: "best" or "last".
         output_dir: where the files go (default: model_dir).
+        write_page: for the classifiers, called as write_page(path, summary, class_names,
+            predictions, title) to write eval_<split>.html, predictions being predict_split's
+            tuple (a second pass over the split); None: no page. (The page writer lives above
+            this package: inference/viewer.write_evaluation_page, passed in by the command.)
     Returns:
         the summary dict (evaluate_split's, plus "split", "data_dir", "checkpoint"); the
         confusion PNG only for the classifiers.
@@ -70,7 +76,7 @@ def evaluate_run(model_dir, data_dir=None, split=None, checkpoint="best", output
     data_dir = data_dir or run.data_dir
     if not data_dir:
         raise UserError(f"{run.path}: the run records no data directory; name one to evaluate on")
-    run.check_data(data_dir)
+    run.check_data(dataset_info.read(data_dir), data_dir)
     split = split or run.task.splits["test"]
     summary = evaluate_split(run.task, run.model, data_dir, split, run.class_names)
     summary.update({"split": split, "data_dir": data_dir, "checkpoint": checkpoint})
@@ -88,4 +94,13 @@ def evaluate_run(model_dir, data_dir=None, split=None, checkpoint="best", output
     )
     if png:
         print(f"confusion matrix: {png}")
+    if write_page is not None:
+        page = write_page(
+            os.path.join(output_dir, f"eval_{split}.html"),
+            summary,
+            run.class_names,
+            predict_split(run.model, data_dir, split),
+            f"{os.path.basename(model_dir.rstrip('/'))}: {split}",
+        )
+        print(f"evaluation page: {page}")
     return summary

@@ -41,7 +41,7 @@ def cross_modal_table(summary, class_names=None):
     """The human-readable table of one split's A2V / V2A accuracy.
 
     Args:
-        summary: tasks.CrossModalTask.evaluate_batches' dict (a2v_accuracy, v2a_accuracy,
+        summary: avdln_task.CrossModalTask.evaluate_batches' dict (a2v_accuracy, v2a_accuracy,
             evaluated).
         class_names: unused (the signature of metrics_table).
     Returns:

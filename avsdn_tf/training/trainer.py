@@ -11,12 +11,12 @@ import time
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio, hparams
-from avsdn_tf.data import dataset_info, normalization, pipeline
+from avsdn_tf import constants, dataset_info, fileio, hparams
+from avsdn_tf.data import normalization, pipeline
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.models import backbones, tasks
+from avsdn_tf.models import backbones, registry, tasks
+from avsdn_tf.runs import RUN_FORMAT, RunDir
 from avsdn_tf.training import evaluation, strategies
-from avsdn_tf.training.run_dir import RUN_FORMAT, RunDir
 
 
 class TrainingDiverged(UserError):
@@ -46,6 +46,12 @@ def _learning_rate(hp, steps_per_epoch):
             decay_rate=hp.lr_decay_rate,
             staircase=True,
         )
+    if hp.lr_schedule == "multistep":  # PyTorch's MultiStepLR, counted in steps
+        epochs = hp.milestones()
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            [epoch * steps_per_epoch for epoch in epochs],
+            [hp.learning_rate * hp.lr_decay_rate**k for k in range(len(epochs) + 1)],
+        )
     if hp.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
             hp.learning_rate, decay_steps=hp.epochs * steps_per_epoch
@@ -54,16 +60,19 @@ def _learning_rate(hp, steps_per_epoch):
 
 
 def compile_model(model, hp, steps_per_epoch):
-    """Compile with Adam and hp's learning-rate schedule; the losses and metrics are hp's task's.
+    """Compile with Adam, hp's learning-rate schedule and gradient clipping (hp.clip_norm, the
+    global norm as PyTorch's clip_grad_norm_); the losses and metrics are hp's task's.
 
     Args:
-        model: the model tasks.for_hparams(hp).build made.
+        model: the model registry.task_for(hp).build made.
         hp: HParams (learning rate, schedule, jit_compile, steps_per_execution, supervision).
         steps_per_epoch: batches per epoch (the step schedule counts in steps).
     """
-    tasks.for_hparams(hp).compile(
+    registry.task_for(hp).compile(
         model,
-        keras.optimizers.Adam(_learning_rate(hp, steps_per_epoch)),
+        keras.optimizers.Adam(
+            _learning_rate(hp, steps_per_epoch), global_clipnorm=hp.clip_norm or None
+        ),
         jit_compile=hp.jit_compile,
         steps_per_execution=hp.steps_per_execution,
     )
@@ -122,7 +131,7 @@ class SelectOnValidation(keras.callbacks.Callback):
     def __init__(self, run, val_data, hp, chief, state, task=None):
         super().__init__()
         self.run, self.val_data, self.hp, self.chief = run, val_data, hp, chief
-        self.task = task or tasks.for_hparams(hp)
+        self.task = task or registry.task_for(hp)
         self.best = state.get("best_val_accuracy", -1.0)
         self.best_epoch = state.get("best_epoch", 0) - 1  # state.json counts epochs from 1
         self.history = state.get("history", [])
@@ -390,13 +399,13 @@ def train(
             or a shard that is damaged or vanishes during the run (naming it).
     """
     hp.validate()
-    if hp.model not in tasks.model_names():
-        raise argument_error("model", f"one of {tasks.model_names()}", repr(hp.model))
+    if hp.model not in registry.names():
+        raise argument_error("model", f"one of {registry.names()}", repr(hp.model))
     if hp.epochs == 0 and not init_weights:
         raise argument_error(
             "epochs", "at least 1 (0 only with `init_weights`: import and evaluate them)", 0
         )
-    task = tasks.for_hparams(hp)
+    task = registry.task_for(hp)
     info = dataset_info.read(data_dir)
     check_splits(data_dir, info, task)
     if init_weights:  # checked on a throwaway model before anything is written

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avsdn_tf import constants
-from avsdn_tf.data import dataset_info, normalization, pipeline, records
+from avsdn_tf import constants, dataset_info, records
+from avsdn_tf.data import normalization, pipeline
 from avsdn_tf.errors import UserError
 
 from testlib import TINY_SPLITS, copy_with_damaged_shard

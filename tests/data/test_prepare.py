@@ -19,8 +19,8 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from avsdn_tf import constants, errors, prepare
-from avsdn_tf.data import ave_release, dataset_info, records
+from avsdn_tf import cli, constants, dataset_info, prepare, records
+from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
 
 from ave_testlib import (
@@ -325,7 +325,7 @@ def test_main_prints_a_summary_and_exits_2_on_user_errors(tmp_path, capsys):
 
     (tmp_path / "ave" / "labels.h5").unlink()
     with pytest.raises(SystemExit) as exit_info:
-        errors.run_main(functools.partial(prepare.main, flag_values=flag_values))(["prepare"])
+        cli.run_main(functools.partial(prepare.main, flag_values=flag_values))(["prepare"])
     assert exit_info.value.code == 2
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert len(error_lines) == 1 and "labels.h5" in error_lines[0]
@@ -333,7 +333,7 @@ def test_main_prints_a_summary_and_exits_2_on_user_errors(tmp_path, capsys):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
     flag_values(["prepare", f"--output_dir={tmp_path}"])  # holds --ave_dir
     with pytest.raises(SystemExit):
-        errors.run_main(functools.partial(prepare.main, flag_values=flag_values), flag_values)(
+        cli.run_main(functools.partial(prepare.main, flag_values=flag_values), flag_values)(
             ["prepare"]
         )
     assert capsys.readouterr().err.startswith(

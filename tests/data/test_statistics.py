@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 
-from avsdn_tf import constants
-from avsdn_tf.data import dataset_info, normalization, records, shards
+from avsdn_tf import constants, dataset_info, records
+from avsdn_tf.data import normalization, shards
 
 AUDIO_DIM, VISUAL_SHAPE = 3, [2, 2, 4]
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from avsdn_tf import constants
-from avsdn_tf.data import annotations, dataset_info, pipeline, records, synthetic
+from avsdn_tf import constants, dataset_info, records
+from avsdn_tf.data import annotations, pipeline, synthetic
 from avsdn_tf.errors import UserError
 
 from testlib import TINY_SPLITS, tiny_config

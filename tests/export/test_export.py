@@ -24,11 +24,10 @@ from google.protobuf import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from avsdn_tf import constants, fileio, hparams
-from avsdn_tf.data import records
+from avsdn_tf import constants, fileio, hparams, records
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import backbones, tasks
-from export import export_model, signatures, verify, warmup
+from avsdn_tf.models import backbones, registry, serving
+from export import export_model, verify, warmup
 
 from serving_testlib import ROOT, exported
 from testlib import copy_with_damaged_shard
@@ -52,10 +51,10 @@ def keras_models(export):
         os.path.join(export.run_dir, "checkpoints", "best.keras"), compile=False
     )
     hp = hparams.from_dict(fileio.read_json(os.path.join(export.run_dir, "config.json"))["hparams"])
-    spec = signatures.FeatureSpec.of(A, V, constants.class_names())
+    spec = serving.FeatureSpec.of(A, V, constants.class_names())
     return (
         backbones.segment_model(trained),
-        backbones.variable_length_model(trained, hp, A, V),
+        registry.task_for(hp).variable_length_model(trained, A, V),
         spec,
     )
 
@@ -89,7 +88,7 @@ def encode(ids, audio, visual):
 def assert_consistent(outputs, probs, class_names):
     """Outputs of either signature agree with segment probabilities `probs` from Keras."""
     np.testing.assert_allclose(
-        outputs["segment_probs"].numpy(), probs, atol=signatures.MATCH_TOLERANCE
+        outputs["segment_probs"].numpy(), probs, atol=serving.MATCH_TOLERANCE
     )
     labels = outputs["segment_labels"].numpy()
     np.testing.assert_array_equal(labels, probs.argmax(-1))
@@ -97,9 +96,9 @@ def assert_consistent(outputs, probs, class_names):
         [class_names[i] for i in row] for row in labels
     ]
     np.testing.assert_allclose(
-        outputs["video_probs"].numpy(), probs.mean(1), atol=signatures.MATCH_TOLERANCE
+        outputs["video_probs"].numpy(), probs.mean(1), atol=serving.MATCH_TOLERANCE
     )
-    np.testing.assert_array_equal(outputs["video_label"].numpy(), signatures.video_labels(probs))
+    np.testing.assert_array_equal(outputs["video_label"].numpy(), serving.video_labels(probs))
     assert [n.decode() for n in outputs["video_label_name"].numpy()] == [
         class_names[i] for i in outputs["video_label"].numpy()
     ]
@@ -122,7 +121,7 @@ def test_export_command_publishes_one_verified_version(export):
     )
     info = fileio.read_json(os.path.join(export.version_dir, "assets.extra", "avsdn_export.json"))
     assert info["model"] == "avsdn" and info["audio_dim"] == A and info["visual_shape"] == V
-    assert info["verification"]["max_difference"] <= signatures.MATCH_TOLERANCE
+    assert info["verification"]["max_difference"] <= serving.MATCH_TOLERANCE
 
 
 @pytest.mark.slow
@@ -132,9 +131,7 @@ def test_both_signatures_match_the_keras_model_at_ten_and_other_lengths(
     trained, variable, spec = keras_models
     ids, audio, visual, serialized = val_videos(export.data_dir)
     assert audio.shape[1] == 10
-    expected = signatures.keras_predict(
-        trained, audio, visual
-    )  # the trained, unrolled-length model
+    expected = serving.keras_predict(trained, audio, visual)  # the trained, unrolled-length model
     serve, serve_examples = (
         loaded.signatures["serving_default"],
         loaded.signatures["predict_examples"],
@@ -146,13 +143,11 @@ def test_both_signatures_match_the_keras_model_at_ten_and_other_lengths(
     assert_consistent(outputs, expected, spec.class_names)
     assert [i.decode() for i in outputs["video_id"].numpy()] == ids
     assert outputs["num_segments"].numpy().tolist() == [10] * len(ids)
-    np.testing.assert_allclose(
-        signatures.keras_predict(variable, audio, visual), expected, atol=1e-6
-    )
+    np.testing.assert_allclose(serving.keras_predict(variable, audio, visual), expected, atol=1e-6)
     for length in (4, 13):  # shorter and longer than training's 10 segments
         a = np.concatenate([audio, audio], axis=1)[:, :length]
         v = np.concatenate([visual, visual], axis=1)[:, :length]
-        expected = signatures.keras_predict(variable, a, v)
+        expected = serving.keras_predict(variable, a, v)
         assert_consistent(
             serve(audio=tf.constant(a), visual=tf.constant(v)), expected, spec.class_names
         )
@@ -172,14 +167,14 @@ def test_predict_examples_runs_mixed_lengths_each_at_its_own_length(export, load
     assert labels.shape == (2, 10) and (labels[1, 6:] == -1).all()
     assert [n.decode() for n in outputs["segment_label_names"].numpy()[1, 6:]] == [""] * 4
     for row, (a, v) in enumerate([(audio[:1], visual[:1]), (audio[1:, :6], visual[1:, :6])]):
-        expected = signatures.keras_predict(variable, a, v)
+        expected = serving.keras_predict(variable, a, v)
         length = a.shape[1]
         np.testing.assert_allclose(
             outputs["segment_probs"].numpy()[row, :length],
             expected[0],
-            atol=signatures.MATCH_TOLERANCE,
+            atol=serving.MATCH_TOLERANCE,
         )
-        assert outputs["video_label"].numpy()[row] == signatures.video_labels(expected)[0]
+        assert outputs["video_label"].numpy()[row] == serving.video_labels(expected)[0]
 
 
 @pytest.mark.slow
@@ -254,7 +249,7 @@ def _documented_signatures():
     with open(os.path.join(ROOT, "README.md")) as handle:
         for line in handle:
             cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
-            if len(cells) == 5 and cells[0] in signatures.SIGNATURES:
+            if len(cells) == 5 and cells[0] in serving.SIGNATURES:
                 shape = cells[4].replace("*V", ", ".join(map(str, V))).replace("A", str(A))
                 rows.setdefault(cells[0], {})[(cells[1], cells[2])] = (cells[3], shape)
     return rows
@@ -380,16 +375,15 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
     os.makedirs(os.path.join(base, "7"))
     assert export_model.next_version(base) == 8
     before = sorted(os.listdir(base))
-    write_reference, staged = export_model.write_reference, []
+    write_reference, staged = serving.SegmentServing.write_reference, []
 
-    def wrong_expectations(
-        directory, cases, class_names
-    ):  # as if the SavedModel computed something else
-        write_reference(directory, cases, class_names)
+    def wrong_expectations(self, directory, cases):  # as if the SavedModel computed otherwise
+        reference = write_reference(self, directory, cases)
         path = os.path.join(directory, "trained_length.npz")
         arrays = dict(np.load(path))
         arrays["expected"] = arrays["expected"] + 1e-3
         np.savez(path, **arrays)
+        return reference
 
     def verify_here(saved_model_dir, reference_dir):
         # export.verify's check, run in this process to spare a TensorFlow start-up (the
@@ -411,8 +405,8 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
     ):  # the same SavedModel the fixture's export wrote, without re-tracing it
         shutil.copytree(export.version_dir, path)
 
-    monkeypatch.setattr(signatures.ServingGraph, "write", copy_of_the_export)
-    monkeypatch.setattr(export_model, "write_reference", wrong_expectations)
+    monkeypatch.setattr(serving.ServingGraph, "write", copy_of_the_export)
+    monkeypatch.setattr(serving.SegmentServing, "write_reference", wrong_expectations)
     monkeypatch.setattr(export_model, "verify_in_fresh_process", verify_here)
     with pytest.raises(
         UserError,
@@ -459,7 +453,7 @@ def test_a_failing_write_names_the_version_and_leaves_nothing(
     def copy(source, destination):
         raise error
 
-    monkeypatch.setattr(signatures.ServingGraph, "write", write)
+    monkeypatch.setattr(serving.ServingGraph, "write", write)
     if failing == "batching":
         monkeypatch.setattr(export_model, "_copy", copy)
     with pytest.raises(UserError) as caught:
@@ -499,8 +493,8 @@ def test_unrolled_fixed_length_models_rebuild_for_any_length(model, visual_shape
         attention_units=9,
         unroll=True,
     )
-    trained = tasks.for_hparams(hp).build(A, visual_shape, num_segments=10)
-    rebuilt = backbones.variable_length_model(trained, hp, A, visual_shape)
+    trained = registry.task_for(hp).build(A, visual_shape, num_segments=10)
+    rebuilt = registry.task_for(hp).variable_length_model(trained, A, visual_shape)
     assert rebuilt.inputs[0].shape[1] is None
     rng = np.random.default_rng(0)
     audio = rng.normal(size=(3, 10, A)).astype(np.float32)
@@ -517,7 +511,8 @@ def test_unrolled_fixed_length_models_rebuild_for_any_length(model, visual_shape
 def test_predict_examples_reshapes_visual_maps(tmp_path):
     hp = hparams.HParams(model="avsdn", encoder_units=6, fusion_units=6)
     shape = [2, 2, 5]
-    rebuilt = backbones.variable_length_model(tasks.for_hparams(hp).build(A, shape), hp, A, shape)
+    task = registry.task_for(hp)
+    rebuilt = task.variable_length_model(task.build(A, shape), A, shape)
     rng = np.random.default_rng(1)
     statistics = {
         "audio_mean": rng.normal(size=A),
@@ -526,11 +521,11 @@ def test_predict_examples_reshapes_visual_maps(tmp_path):
         "visual_std": rng.uniform(0.5, 2, 5),
     }
     backbones.set_statistics(rebuilt, statistics)
-    spec = signatures.FeatureSpec.of(A, shape, constants.class_names())
-    graph = signatures.ServingGraph(rebuilt, spec)
+    spec = serving.FeatureSpec.of(A, shape, constants.class_names())
+    graph = serving.ServingGraph(rebuilt, spec)
     audio = rng.normal(size=(2, 5, A)).astype(np.float32)
     visual = rng.normal(size=(2, 5, *shape)).astype(np.float32)
-    expected = signatures.keras_predict(rebuilt, audio, visual)
+    expected = serving.keras_predict(rebuilt, audio, visual)
     outputs = tf.function(graph.serve_examples)(tf.constant(encode(["a", "b"], audio, visual)))
     assert_consistent(outputs, expected, spec.class_names)
     # The model normalises inside: the served probabilities are those of the normalised inputs.
@@ -549,15 +544,14 @@ def test_predict_examples_reshapes_visual_maps(tmp_path):
         expected, rebuilt({k: v.astype(np.float32) for k, v in standardized.items()}), atol=1e-5
     )
     with pytest.raises(UserError, match="expected 29 names, found 30"):
-        signatures.FeatureSpec.of(A, shape, constants.class_names() + ["extra"])
+        serving.FeatureSpec.of(A, shape, constants.class_names() + ["extra"])
 
 
 def test_truncated_checkpoint_is_reported_as_truncated_not_missing(export, tmp_path):
-    from avsdn_tf.training import run_dir
 
     run = tmp_path / "run"
     shutil.copytree(export.run_dir, run)
     best = run / "checkpoints" / "best.keras"
     best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
     with pytest.raises(UserError, match="best.keras.*truncated or corrupt file of"):
-        run_dir.load_run(str(run))
+        registry.load_run(str(run))

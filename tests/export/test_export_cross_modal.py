@@ -1,6 +1,6 @@
-"""The cross-modality localization SavedModel (export/cross_modal.py): its outputs against the
-Python-side scoring at 10 and 13 segments after a reload, its one-message errors for bad inputs,
-the fresh-process verification and export_model.export_cross_modal."""
+"""The cross-modality localization SavedModel (avsdn_tf/models/avdln/serving.py): its outputs
+against the Python-side scoring at 10 and 13 segments after a reload, its one-message errors for
+bad inputs, the fresh-process verification and export_model.export_serving of it."""
 
 import json
 import os
@@ -10,9 +10,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from avsdn_tf import hparams
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import avdln, metrics
-from export import cross_modal, export_model, verify, warmup
+from avsdn_tf.models.avdln import serving as cross_modal
+from export import export_model, verify, warmup
+
+AVDLN = hparams.HParams(model="avdln")
+
+
+def _export(model, base, **options):
+    """export_model's one path, for an AVDLN model built here (no run directory)."""
+    return export_model.export_serving(
+        cross_modal.CrossModalServing(model), base, AVDLN, verbose=False, **options
+    )
+
+
+def _write_reference(model, directory, cases):
+    export_model.write_reference(cross_modal.CrossModalServing(model), directory, cases, AVDLN)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +152,7 @@ def test_a_model_that_is_not_an_avdln_is_one_clear_error():
 
 def test_export_cross_modal_publishes_a_version_verified_in_a_fresh_process(model, tmp_path):
     base = str(tmp_path / "avdln")
-    final = export_model.export_cross_modal(model, base, verbose=False, verify_videos=3)
+    final = _export(model, base, verify_videos=3)
     assert final == os.path.join(base, "1") and export_model.existing_versions(base) == [1]
     assert not [n for n in os.listdir(base) if n.startswith(export_model.TEMPORARY_PREFIX)]
     with open(os.path.join(final, "assets.extra", export_model.EXPORT_INFO_FILE)) as handle:
@@ -162,14 +177,14 @@ def test_export_cross_modal_publishes_a_version_verified_in_a_fresh_process(mode
 def test_verification_reports_a_difference_and_the_export_leaves_nothing(
     model, tmp_path, monkeypatch
 ):
-    written = cross_modal.write_reference
+    written = cross_modal.CrossModalServing.write_reference
 
-    def wrong_scores(directory, cases):
+    def wrong_scores(self, directory, cases):
         first = next(iter(cases.values()))
         first["scores"] = np.where(np.isinf(first["scores"]), np.inf, first["scores"] + 0.5)
-        written(directory, cases)
+        return written(self, directory, cases)
 
-    monkeypatch.setattr(cross_modal, "write_reference", wrong_scores)
+    monkeypatch.setattr(cross_modal.CrossModalServing, "write_reference", wrong_scores)
     base = str(tmp_path / "avdln")
     os.makedirs(os.path.join(base, "1"))  # an existing version, left alone
     with pytest.raises(
@@ -177,7 +192,7 @@ def test_verification_reports_a_difference_and_the_export_leaves_nothing(
         match=r"verification of the SavedModel in a fresh process failed: cross_modal at 10 "
         r"segments: scores differ from the Keras model's by 5.00e-01",
     ):
-        export_model.export_cross_modal(model, base, verbose=False, verify_videos=2)
+        _export(model, base, verify_videos=2)
     assert [name for name in os.listdir(base) if not name.startswith(".")] == ["1"]
     assert os.listdir(os.path.join(base, "1")) == []
 
@@ -188,15 +203,16 @@ def test_verify_cross_modal_finds_a_wrong_start_and_missing_warmup(model, tmp_pa
     os.makedirs(reference)
     cross_modal.CrossModalGraph(model).write(saved)
     cases = cross_modal.reference_cases(model, count=3, lengths=(6,))
-    cross_modal.write_reference(reference, cases)
+    _write_reference(model, reference, cases)
     warmup.write(warmup.warmup_path(saved), [])
     with pytest.raises(verify.Mismatch, match="tf_serving_warmup_requests: no warmup records"):
         verify.verify(saved, reference)
-    warmup.write(warmup.warmup_path(saved), cross_modal.warmup_requests("avdln", cases))
+    requests = cross_modal.CrossModalServing(model).warmup(cases)
+    warmup.write(warmup.warmup_path(saved), warmup.predict_requests("avdln", requests))
     report = verify.verify(saved, reference)
     assert report["checked"] == ["cross_modal@6", "serving_default@6", "2 warmup requests"]
     assert report["max_difference"] <= cross_modal.SCORE_TOLERANCE
     cases["t6"]["start"] = (cases["t6"]["start"] + 1) % 6
-    cross_modal.write_reference(reference, cases)
+    _write_reference(model, reference, cases)
     with pytest.raises(verify.Mismatch, match=r"cross_modal at 6 segments: start \["):
         verify.verify(saved, reference)

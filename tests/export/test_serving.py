@@ -18,8 +18,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
-from avsdn_tf import constants
-from avsdn_tf.data import records
+from avsdn_tf import constants, records
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import metrics
 from export import client, warmup

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import errors, extract
+from avsdn_tf import cli, extract
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, vggish, video
 
@@ -237,7 +237,7 @@ def test_without_network_one_message_names_the_url_the_cache_and_the_flag(
     extract.define_flags(flag_values)
     flag_values(["extract", f"--videos={tmp_path}", f"--output_dir={tmp_path / 'out'}"])
     with pytest.raises(SystemExit) as caught:
-        errors.run_main(lambda argv: extract.main(argv, flag_values), flag_values)(["extract"])
+        cli.run_main(lambda argv: extract.main(argv, flag_values), flag_values)(["extract"])
     assert caught.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import errors, extract
-from avsdn_tf.data import dataset_info, records
+from avsdn_tf import cli, dataset_info, extract, records
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import beam_extraction, extraction
 
@@ -192,7 +191,7 @@ def test_runner_arguments_are_checked(inputs, tmp_path, monkeypatch, capsys):
         ["extract", *_common_args(inputs, output), "--runner=FlinkRunner"], flag_values
     )
     with pytest.raises(SystemExit) as caught:
-        errors.run_main(lambda argv: extract.main(argv, flag_values), flag_values)(argv)
+        cli.run_main(lambda argv: extract.main(argv, flag_values), flag_values)(argv)
     assert caught.value.code == 2
     message = capsys.readouterr().err
     assert "--runner: expected Apache Beam installed (pip install 'avsdn-tf[beam]')" in message

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from avsdn_tf.data import dataset_info
+from avsdn_tf import dataset_info, records
 from avsdn_tf.features import extraction
 
 from dask_testlib import dask_cluster, free_port
@@ -81,8 +81,6 @@ def _run(args, timeout=300):
 def _records(data_dir):
     """{(shard, video_id, category): {feature: array}} of every shard of the data set."""
     import tensorflow as tf
-
-    from avsdn_tf.data import records
 
     info = dataset_info.read(data_dir)
     found = {}
@@ -210,11 +208,11 @@ def test_a_worker_killed_while_it_extracts_does_not_fail_the_job(inputs, single,
 
 def _command(args, flag_values):
     """extract as `python -m avsdn_tf.extract` runs it, in this process; returns the status."""
-    from avsdn_tf import errors, extract
+    from avsdn_tf import cli, extract
 
     argv = extract.parse_flags(["extract", *args], flag_values)
     try:
-        return errors.run_main(lambda argv: extract.main(argv, flag_values), flag_values)(argv)
+        return cli.run_main(lambda argv: extract.main(argv, flag_values), flag_values)(argv)
     except SystemExit as stop:
         return stop.code
 

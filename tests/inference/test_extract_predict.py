@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import errors, extract, predict
-from avsdn_tf.data import dataset_info, pipeline
+from avsdn_tf import cli, dataset_info, extract, predict
+from avsdn_tf.data import pipeline
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, labels
 from avsdn_tf.inference import predictors
+from avsdn_tf.models import serving
 
 from media_testlib import IMAGE_SIZE, extract_inputs, tiny_own_video_run
 from media_testlib import feature_args as _feature_args
@@ -210,6 +211,15 @@ def test_predict_prints_writes_json_and_draws_the_timeline(
         )
     with open(os.path.join(output, "clip_a.png"), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    # The page plays the input by its path relative to the page; index.html links the page.
+    page = open(os.path.join(output, "clip_a.html")).read()
+    source = os.path.relpath(clip, output)
+    assert f'<video controls preload="auto" src="{source}">' in page
+    assert os.path.exists(os.path.join(output, source))
+    assert page.count('data-row="prediction"') == page.count('data-row="truth"') == 1
+    index = open(os.path.join(output, "index.html")).read()
+    assert '<a href="clip_a.html">clip_a</a>' in index
+    assert f"pages: {os.path.join(output, 'index.html')}" in printed
     assert (
         "clip_a.mp4: 3 s" in printed
         and "events:" in printed
@@ -224,12 +234,11 @@ def test_predict_prints_writes_json_and_draws_the_timeline(
 
 
 def test_predict_on_an_exported_saved_model(inputs, extracted, run_dir, tmp_path):
-    """--model: the export's serving graph (export/signatures.py) written as a SavedModel."""
-    signatures = pytest.importorskip("export.signatures")
+    """--model: the export's serving graph (avsdn_tf/models/serving.py) written as a SavedModel."""
     predictor = predictors.RunPredictor(run_dir)
-    spec = signatures.FeatureSpec.of(128, VISUAL_SHAPE, predictor.class_names)
+    spec = serving.FeatureSpec.of(128, VISUAL_SHAPE, predictor.class_names)
     path = str(tmp_path / "avsdn" / "1")
-    signatures.ServingGraph(predictor.model, spec).write(path)
+    serving.ServingGraph(predictor.model, spec).write(path)
     saved = predictors.load_predictor(model=path)
     assert (
         saved.output_key == "segment_probs"
@@ -259,7 +268,7 @@ def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path):
         ["predict", f"--model_dir={run_dir}", f"--output_dir={tmp_path}", *_feature_args(inputs)]
     )
     with pytest.raises(SystemExit) as caught:
-        errors.run_main(lambda argv: predict.main(argv, flag_values))(["predict", silent])
+        cli.run_main(lambda argv: predict.main(argv, flag_values))(["predict", silent])
     assert caught.value.code == 2
 
 

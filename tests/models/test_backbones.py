@@ -4,9 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, hparams
-from avsdn_tf.data import records
-from avsdn_tf.models import backbones, tasks
+from avsdn_tf import constants, hparams, records
+from avsdn_tf.models import backbones, registry
 from avsdn_tf.training import trainer
 
 from testlib import TINY_UNITS
@@ -25,12 +24,12 @@ def _batch(rng, visual_shape, videos=8, time=constants.NUM_SEGMENTS):
 
 def _targets(hp, labels, video):
     """The task's targets of a parsed batch holding these labels."""
-    targets = tasks.for_hparams(hp).targets({records.LABEL: labels, records.VIDEO_LABEL: video})
+    targets = registry.task_for(hp).targets({records.LABEL: labels, records.VIDEO_LABEL: video})
     return keras.tree.map_structure(np.asarray, targets)
 
 
 CASES = [
-    (name, "full", [3, 3, 8]) for name in backbones.names()
+    (name, "full", [3, 3, 8]) for name in registry.names(tunable=True)
 ] + [  # maps: pooling and attention paths
     (name, "weak", [12]) for name in ("avsdn", "dmrn", "avsdn_label_guided")
 ]
@@ -41,7 +40,7 @@ def test_model_trains_and_round_trips(name, supervision, visual_shape, tmp_path)
     rng = np.random.default_rng(0)
     hp = hparams.HParams(model=name, supervision=supervision, visual_reduction="attention", **SMALL)
     keras.utils.set_random_seed(0)
-    model = tasks.for_hparams(hp).build(16, visual_shape)
+    model = registry.task_for(hp).build(16, visual_shape)
     trainer.compile_model(model, hp, steps_per_epoch=2)
     inputs, labels, video = _batch(rng, visual_shape)
     before = backbones.segment_model(model).predict(inputs, verbose=0)
@@ -74,7 +73,7 @@ def test_model_trains_and_round_trips(name, supervision, visual_shape, tmp_path)
 
 def test_weak_model_pools_segments_over_time():
     hp = hparams.HParams(model="avsdn", supervision="weak", **SMALL)
-    model = tasks.for_hparams(hp).build(16, [12])
+    model = registry.task_for(hp).build(16, [12])
     inputs, _, _ = _batch(np.random.default_rng(1), [12])
     np.testing.assert_allclose(
         model.predict(inputs, verbose=0),
@@ -85,7 +84,7 @@ def test_weak_model_pools_segments_over_time():
 
 def test_models_take_any_number_of_segments_when_built_without_a_fixed_length():
     hp = hparams.HParams(model="avsdn", **SMALL)
-    model = backbones.segment_model(tasks.for_hparams(hp).build(16, [12], num_segments=None))
+    model = backbones.segment_model(registry.task_for(hp).build(16, [12], num_segments=None))
     for time in (3, 17):
         inputs, _, _ = _batch(np.random.default_rng(2), [12], videos=2, time=time)
         assert model.predict(inputs, verbose=0).shape == (2, time, constants.NUM_CLASSES)
@@ -103,8 +102,8 @@ def test_registry_lists_every_name_the_paper_tables_need():
         "avsdn_init_audio",
         "avsdn_label_guided",
     }
-    assert expected == set(backbones.names())
-    listing = backbones.describe()
+    assert expected == set(registry.names(tunable=True))
+    listing = registry.describe()
     assert all(name in listing for name in expected)
 
 
@@ -113,7 +112,7 @@ def test_inference_function_matches_predict_and_traces_once(num_segments):
     hp = hparams.HParams(model="avsdn", **SMALL)
     keras.utils.set_random_seed(0)
     model = backbones.segment_model(
-        tasks.for_hparams(hp).build(16, [12], num_segments=num_segments)
+        registry.task_for(hp).build(16, [12], num_segments=num_segments)
     )
     forward = backbones.inference_function(model)
     times = [constants.NUM_SEGMENTS] * 2 if num_segments else [4, 13]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from avsdn_tf import constants, hparams
-from avsdn_tf.models import backbones, folding, layers, tasks
+from avsdn_tf.models import backbones, folding, layers, registry
 
 from testlib import TINY_UNITS
 
@@ -17,7 +17,7 @@ def _model(name, visual_shape, reduction="pooling", seed=0):
     """A per-segment model whose statistics are far from the identity."""
     keras.utils.set_random_seed(seed)
     hp = hparams.HParams(model=name, visual_reduction=reduction, **TINY_UNITS)
-    model = backbones.segment_model(tasks.for_hparams(hp).build(16, visual_shape))
+    model = backbones.segment_model(registry.task_for(hp).build(16, visual_shape))
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, layers.FeatureNormalization):
@@ -41,7 +41,7 @@ def _inputs(visual_shape, videos=5, seed=1):
 
 
 ALL = None  # every normalisation the model has
-CASES = [(name, VECTORS, "pooling", ALL) for name in backbones.names()] + [
+CASES = [(name, VECTORS, "pooling", ALL) for name in registry.names(tunable=True)] + [
     ("av", MAPS, "pooling", BOTH),  # folds through the spatial pooling
     ("avsdn", MAPS, "pooling", BOTH),
     ("av_att", MAPS, "attention", set()),  # the attention reads both normalised inputs

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, hparams
-from avsdn_tf.data import normalization, pipeline, records
+from avsdn_tf import constants, hparams, records
+from avsdn_tf.data import normalization, pipeline
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import backbones, layers, tasks
+from avsdn_tf.models import backbones, layers, registry
 
 from testlib import TINY_SPLITS, TINY_UNITS
 
@@ -15,7 +15,7 @@ SMALL = TINY_UNITS
 
 
 def _task(model="avsdn", supervision=constants.FULL):
-    return tasks.for_hparams(hparams.HParams(model=model, supervision=supervision, **SMALL))
+    return registry.task_for(hparams.HParams(model=model, supervision=supervision, **SMALL))
 
 
 def test_full_task_targets_segment_labels(tiny_vector_data):

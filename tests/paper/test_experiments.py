@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from avsdn_tf import fileio, hparams
-from avsdn_tf.data import ave_release, dataset_info, synthetic
+from avsdn_tf import dataset_info, fileio, hparams
+from avsdn_tf.data import ave_release, synthetic
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import backbones, tasks
+from avsdn_tf.models import registry
 from avsdn_tf.paper import tables
+from avsdn_tf.runs import RunDir
 from avsdn_tf.training import evaluation, trainer
-from avsdn_tf.training.run_dir import RunDir
 
 from ave_testlib import write_ave_dir, write_match_files
 from testlib import SMALL_UNITS, run_command
@@ -50,7 +50,7 @@ def _accuracy(hp, split):
     """A made-up accuracy that differs by model, supervision, seed and split."""
     return round(
         0.2
-        + 0.05 * backbones.names().index(hp.model)
+        + 0.05 * registry.names(tunable=True).index(hp.model)
         + 0.1 * (hp.supervision == "weak")
         + 0.02 * hp.seed
         + 0.001 * (split == "test"),
@@ -99,7 +99,7 @@ def test_tables_name_registered_models_and_hold_only_checked_paper_numbers():
     assert {t: [r.model for r in table.rows] for t, table in tables.TABLES.items()} == ROWS
     for table in tables.TABLES.values():
         for row in table.rows:
-            assert row.model in backbones.REGISTRY
+            assert row.model in registry.names(tunable=True)
             for number in row.reported:
                 assert 0 < number.accuracy < 100 and "1902.07473" in number.source
     reported = {
@@ -283,7 +283,7 @@ def test_the_label_guided_ablation_is_scored_on_its_segment_output(tiny_data):
     alone."""
     info = dataset_info.read(tiny_data)
     hp = hparams.HParams(**SMALL, model="avsdn_label_guided")
-    model = tasks.for_hparams(hp).build(info.audio_dim, info.visual_shape, info.num_segments)
+    model = registry.task_for(hp).build(info.audio_dim, info.visual_shape, info.num_segments)
     assert len(model.outputs) == 3
     ids, labels, predictions, probs = evaluation.predict_split(model, tiny_data, "test")
     assert (
@@ -392,7 +392,7 @@ def test_cross_modal_table_trains_avdln_per_seed_and_reports_a2v_and_v2a(
     match_data, tmp_path, monkeypatch
 ):
     out = tmp_path / "exp"
-    base = hparams.for_model("avdln").replace(batch_size=2, epochs=2)
+    base = registry.default_hparams("avdln").replace(batch_size=2, epochs=2)
     lines = []
     summary = tables.run(
         match_data, str(out), table="cross_modal", seeds=2, base=base, log=lines.append

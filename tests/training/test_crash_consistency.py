@@ -8,8 +8,8 @@ import pytest
 
 from avsdn_tf import fileio
 from avsdn_tf.errors import UserError
+from avsdn_tf.runs import RunDir
 from avsdn_tf.training import trainer
-from avsdn_tf.training.run_dir import RunDir
 
 STEPS_PER_EPOCH = 6
 

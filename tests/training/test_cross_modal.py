@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avsdn_tf import constants, hparams
-from avsdn_tf.data import ave_release, dataset_info, records
+from avsdn_tf import constants, dataset_info, records
+from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import avdln, backbones, metrics, tasks
+from avsdn_tf.models import avdln, backbones, metrics, registry
+from avsdn_tf.models.avdln import task as avdln_task
+from avsdn_tf.models.registry import load_run
+from avsdn_tf.runs import RunDir
 from avsdn_tf.training import trainer
-from avsdn_tf.training.run_dir import RunDir, load_run
 
 from ave_testlib import write_ave_dir, write_match_files
 from testlib import REAL_AVE, run_command
@@ -43,7 +45,7 @@ def match_data(tmp_path_factory):
 
 
 def _hp(**changes):
-    return hparams.for_model("avdln").replace(**{"batch_size": 2, "epochs": 3, **changes})
+    return registry.default_hparams("avdln").replace(**{"batch_size": 2, "epochs": 3, **changes})
 
 
 def _split_arrays(data_dir, split):
@@ -188,8 +190,8 @@ def test_init_weights_start_fine_tuning(match_data, tmp_path):
 
 
 def test_map_features_are_averaged_over_space_inside_the_model():
-    task = tasks.for_hparams(_hp())
-    assert isinstance(task, tasks.CrossModalTask) and not task.normalized
+    task = registry.task_for(_hp())
+    assert isinstance(task, avdln_task.CrossModalTask) and not task.normalized
     maps = task.build(16, [2, 3, 8])
     vectors = task.build(16, [8])
     vectors.set_weights(maps.get_weights())
@@ -207,9 +209,9 @@ def test_map_features_are_averaged_over_space_inside_the_model():
 
 
 def test_the_authors_defaults_and_model_help():
-    hp = hparams.for_model("avdln")
+    hp = registry.default_hparams("avdln")
     assert (hp.batch_size, hp.epochs, hp.learning_rate) == (8, 20, 1e-3)
-    assert "avdln" in tasks.model_names() and "avdln  " in tasks.describe()
+    assert "avdln" in registry.names() and "avdln  " in registry.describe()
 
 
 def test_bad_input_is_one_clear_error_and_writes_nothing(match_data, tiny_vector_data, tmp_path):

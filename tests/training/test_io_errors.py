@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 from avsdn_tf.errors import UserError
+from avsdn_tf.runs import RunDir
 from avsdn_tf.training import evaluation, trainer
-from avsdn_tf.training.run_dir import RunDir
 
 from testlib import copy_with_damaged_shard, run_command, small_hparams
 

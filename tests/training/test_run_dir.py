@@ -7,12 +7,13 @@ import shutil
 import numpy as np
 import pytest
 
-from avsdn_tf import constants
-from avsdn_tf.data import pipeline, records
+from avsdn_tf import constants, dataset_info, records
+from avsdn_tf.data import pipeline
 from avsdn_tf.errors import UserError
 from avsdn_tf.inference import predictors
+from avsdn_tf.models.registry import load_run
+from avsdn_tf.runs import RUN_FORMAT, RunDir
 from avsdn_tf.training import evaluation, trainer
-from avsdn_tf.training.run_dir import RUN_FORMAT, RunDir, load_run
 
 from serving_testlib import TINY_HPARAMS
 
@@ -121,4 +122,4 @@ def test_data_of_other_dims_is_refused(moved_run, tiny_map_data):
     with pytest.raises(
         UserError, match=r"dataset_info\.json: expected the feature dims the run .* found"
     ):
-        load_run(run_dir).check_data(tiny_map_data)
+        load_run(run_dir).check_data(dataset_info.read(tiny_map_data), tiny_map_data)

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, hparams
-from avsdn_tf.data import dataset_info, synthetic
+from avsdn_tf import constants, dataset_info, hparams
+from avsdn_tf.data import synthetic
 from avsdn_tf.errors import UserError
+from avsdn_tf.runs import RunDir
 from avsdn_tf.training import evaluation, trainer
-from avsdn_tf.training.run_dir import RunDir
 
 from testlib import ROOT, TINY_SPLITS, command_env, run_command, small_hparams
 
@@ -97,6 +97,13 @@ def test_evaluate_command_with_split_thread_pools_scores_as_in_process(reference
     written = json.loads((tmp_path / "eval_test.json").read_text())
     assert written["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     assert "accuracy" in done.stdout  # the printed table
+    # The page (inference/viewer.py): the split's accuracy, and a truth and a prediction row
+    # for each of the worst videos (at most 12 of the split's).
+    page = (tmp_path / "eval_test.html").read_text()
+    assert f"evaluation page: {tmp_path / 'eval_test.html'}" in done.stdout
+    assert f"<strong>{written['accuracy']:.4f}</strong>" in page
+    shown = min(12, written["videos"])
+    assert page.count('data-row="truth"') == page.count('data-row="prediction"') == shown
 
 
 def test_thread_pools_are_set_before_tensorflow_starts_and_refused_after():
@@ -203,7 +210,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     poisoned = tmp_path / "poisoned"
     shutil.copytree(tiny_vector_data, poisoned)
     info = dataset_info.read(str(poisoned))
-    from avsdn_tf.data import records, shards
+    from avsdn_tf import records
+    from avsdn_tf.data import shards
 
     with shards.ShardWriter(str(poisoned), "train", len(info.splits["train"]["shards"])) as writer:
         for _ in range(info.splits["train"]["videos"]):

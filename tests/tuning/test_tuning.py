@@ -21,7 +21,7 @@ import pytest
 from avsdn_tf import constants, hparams
 from avsdn_tf.data import synthetic
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import backbones, tasks
+from avsdn_tf.models import registry
 from avsdn_tf.training import trainer
 from tuning import results, space, tune
 from tuning.hypermodel import AVSDNHyperModel
@@ -105,7 +105,7 @@ def _read(path):
 
 
 def _param_count(hp, **changes):
-    return tasks.for_hparams(hp.replace(**changes)).build(16, [3, 3, 4]).count_params()
+    return registry.task_for(hp.replace(**changes)).build(16, [3, 3, 4]).count_params()
 
 
 def test_space_table_matches_what_each_builder_uses():
@@ -115,7 +115,7 @@ def test_space_table_matches_what_each_builder_uses():
     small = dict(
         encoder_units=4, fusion_units=5, lstm_units=6, classifier_units=7, attention_units=8
     )
-    for name in backbones.names():
+    for name in registry.names(tunable=True):
         hp = hparams.HParams(model=name, visual_reduction="attention", **small)
 
         base = _param_count(hp)

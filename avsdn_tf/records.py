@@ -175,3 +175,29 @@ def decode_video(serialized, audio_dim, visual_shape):
     """
     parsed = parse_videos(tf.constant([serialized]), audio_dim, visual_shape)
     return {key: value.numpy()[0] for key, value in parsed.items()}
+
+
+def summarize_record(serialized):
+    """Video id, number of segments and segment labels of one record, without knowing its dims.
+
+    Args:
+        serialized: bytes of one tf.train.SequenceExample in this format.
+    Returns:
+        (video_id str ("" when absent), T, labels list of T ints or None when unlabelled).
+    Raises:
+        ValueError: saying what is wrong (not a SequenceExample, or no 'audio' feature list).
+    """
+    try:
+        example = tf.train.SequenceExample.FromString(serialized)
+    except Exception:  # protobuf's DecodeError
+        raise ValueError("a record that is not a tf.train.SequenceExample") from None
+    lists = example.feature_lists.feature_list
+    if AUDIO not in lists:
+        raise ValueError(f"feature lists {sorted(lists)} without {AUDIO!r}")
+    video_id = example.context.feature[VIDEO_ID].bytes_list.value
+    labels = lists[LABEL].feature if LABEL in lists else None
+    return (
+        video_id[0].decode("utf-8", "replace") if video_id else "",
+        len(lists[AUDIO].feature),
+        [feature.int64_list.value[0] for feature in labels] if labels else None,
+    )

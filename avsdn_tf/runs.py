@@ -1,15 +1,18 @@
-"""A training run's directory: its layout, and the one loader of a trained run."""
+"""The run directory, a contract every layer shares: its layout, its config.json, and the checks
+that a directory is a complete trained run (`read_run`).
+
+Loading the model a run holds is the model layer's (avsdn_tf.models.registry.load_run), which
+builds on `read_run`; training writes runs, and evaluation, export, prediction, the paper's tables
+and the tuner read them, all through this module.
+"""
 
 import os
 import zipfile
 
-import numpy as np
 import tensorflow as tf
 
 from avsdn_tf import constants, fileio, hparams, remote
-from avsdn_tf.data import dataset_info
 from avsdn_tf.errors import UserError, input_error
-from avsdn_tf.models import backbones, tasks
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -70,7 +73,7 @@ RUN_FORMAT = 2
 CHECKPOINT_CHOICES = ("best", "last")
 
 
-def _old_run_error(where, config_path):
+def old_run_error(where, config_path):
     return UserError(
         f"{where}: this run was written by avsdn-tf before 0.2.0, when the feature normalisation "
         "lived outside the model (in its data directory's normalization.json); its checkpoints "
@@ -80,91 +83,36 @@ def _old_run_error(where, config_path):
     )
 
 
-class LoadedRun:
-    """A trained run, loaded and checked: the one way evaluate, export, predict, experiments and
-    the tuner open a run directory.
+class RunInfo:
+    """A trained run as its directory describes it (read and checked by `read_run`).
 
     Attributes:
-        path: the run directory. checkpoint: the .keras file loaded. config: config.json.
+        path: the run directory. checkpoint: the .keras file to load. config: config.json.
         hp: its HParams. audio_dim: A. visual_shape: [D] or [H, W, C]. num_segments: the
         training length T (None when the videos differed in length). class_names: 29 names.
-        model: the trained Keras model (its task's heads on top; normalisation inside).
-        task: the run's task (tasks.for_hparams(hp)).
+        data_dir: the data directory it was trained on (it may have moved since).
     """
 
-    def __init__(self, path, checkpoint, config, hp, model):
-        self.path, self.checkpoint, self.config, self.hp, self.model = (
-            path,
-            checkpoint,
-            config,
-            hp,
-            model,
-        )
+    def __init__(self, path, checkpoint, config, hp):
+        self.path, self.checkpoint, self.config, self.hp = path, checkpoint, config, hp
         data = config["data"]
         self.audio_dim = int(data["audio_dim"])
         self.visual_shape = [int(d) for d in data["visual_shape"]]
         self.num_segments = data.get("num_segments")
         self.class_names = list(config.get("class_names") or constants.class_names())
         self.data_dir = config.get("data_dir")
-        self.task = tasks.for_hparams(hp)
-        self._variable_length = None
 
-    def _require_segments(self):
-        """Refuse, in one message, what needs segment_probs on a run that has none (avdln)."""
-        if self.task.evaluation_kind != "segments":
-            raise input_error(
-                f"{self.config} field hparams.model",
-                "a model that labels segments (this needs segment probabilities)",
-                f"{self.hp.model!r}, a cross-modality localization run: score it with "
-                f"`python -m avsdn_tf.evaluate --split {self.task.splits['test']}`",
-            )
-
-    @property
-    def segment_model(self):
-        """The trained model cut to inputs -> segment_probs [B, T, 29] (fixed length T)."""
-        self._require_segments()
-        return backbones.segment_model(self.model)
-
-    @property
-    def variable_length_model(self):
-        """The per-segment model rebuilt for any number of segments (made once)."""
-        self._require_segments()
-        if self._variable_length is None:
-            self._variable_length = backbones.variable_length_model(
-                self.model, self.hp, self.audio_dim, self.visual_shape
-            )
-        return self._variable_length
-
-    def statistics(self):
-        """The normalisation inside the model.
-
-        Returns:
-            {"audio_mean", "audio_std", "visual_mean", "visual_std"} as arrays ([A], [A], [C],
-            [C]); a modality the model does not read gets mean 0, std 1.
-        """
-        layers = backbones.normalization_layers(self.model)
-        sizes = {"audio": self.audio_dim, "visual": self.visual_shape[-1]}
-        statistics = {}
-        for modality, size in sizes.items():
-            mean, std = (
-                layers[modality].statistics()
-                if modality in layers
-                else (np.zeros(size, np.float32), np.ones(size, np.float32))
-            )
-            statistics.update({f"{modality}_mean": mean, f"{modality}_std": std})
-        return statistics
-
-    def check_data(self, data_dir):
-        """The DatasetInfo of `data_dir`, after checking its features are the ones the run takes.
+    def check_data(self, info, data_dir):
+        """`info` after checking its features are the ones the run takes.
 
         Args:
-            data_dir: a data directory to score or predict on.
+            info: the data directory's DatasetInfo (anything with audio_dim and visual_shape).
+            data_dir: its directory, for the message.
         Returns:
-            its DatasetInfo.
+            info.
         Raises:
             UserError: naming data_dir's dataset_info.json, when the dims differ from the run's.
         """
-        info = dataset_info.read(data_dir)
         found = {"audio_dim": info.audio_dim, "visual_shape": list(info.visual_shape)}
         expected = {"audio_dim": self.audio_dim, "visual_shape": self.visual_shape}
         if found != expected:
@@ -182,23 +130,8 @@ class LoadedRun:
         )
 
 
-def load_run(path, checkpoint="best", compile=False):
-    """Open a run directory written by train: config, hyperparameters, checkpoint, checks.
-
-    Args:
-        path: the run directory.
-        checkpoint: "best" (the best-on-val epoch) or "last".
-        compile: also restore the optimizer and losses (only needed to train on).
-    Returns:
-        LoadedRun.
-    Raises:
-        UserError: naming the directory or file, for a missing directory, config.json or
-        checkpoint, a config.json without the fields train writes, a run written before the
-        model carried its normalisation, or a checkpoint Keras cannot load.
-    """
-    if checkpoint not in CHECKPOINT_CHOICES:
-        raise input_error("checkpoint", f"one of {CHECKPOINT_CHOICES}", repr(checkpoint))
-    run = RunDir(path)
+def _read_config(run, path):
+    """config.json of a run directory and its HParams, checked for the fields train writes."""
     if not tf.io.gfile.isdir(path):
         raise UserError(f"{path}: run directory not found")
     config = run.read_config()
@@ -215,8 +148,12 @@ def load_run(path, checkpoint="best", compile=False):
             f"{type(error).__name__}: {error}",
         ) from None
     if config.get("run_format", 1) < RUN_FORMAT:
-        raise _old_run_error(f"{run.config} field run_format", run.config)
-    checkpoint_path = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
+        raise old_run_error(f"{run.config} field run_format", run.config)
+    return config, hp
+
+
+def _check_checkpoint(path, checkpoint_path):
+    """Refuse a missing checkpoint, or one cut short (a .keras file is a zip, its index last)."""
     if not tf.io.gfile.exists(checkpoint_path):
         raise input_error(
             path,
@@ -224,7 +161,7 @@ def load_run(path, checkpoint="best", compile=False):
             "no such checkpoint",
         )
     with tf.io.gfile.GFile(checkpoint_path, "rb") as file:
-        complete = zipfile.is_zipfile(file)  # a .keras file is a zip archive, its index at the end
+        complete = zipfile.is_zipfile(file)
     if not complete:
         size = tf.io.gfile.stat(checkpoint_path).length
         raise input_error(
@@ -232,14 +169,25 @@ def load_run(path, checkpoint="best", compile=False):
             "a complete .keras zip archive saved by train",
             f"a truncated or corrupt file of {size} bytes (no zip index)",
         )
-    try:
-        model = backbones.load_model(checkpoint_path, compile=compile)
-    except Exception as error:  # Keras raises many kinds for a damaged or foreign file
-        raise input_error(
-            checkpoint_path,
-            "a Keras model saved by train",
-            f"a file Keras cannot load ({type(error).__name__}: {str(error)[:200]})",
-        ) from None
-    if tasks.for_hparams(hp).normalized and not backbones.normalization_layers(model):
-        raise _old_run_error(checkpoint_path, run.config)
-    return LoadedRun(path, checkpoint_path, config, hp, model)
+
+
+def read_run(path, checkpoint="best"):
+    """Open a run directory written by train: config, hyperparameters, checkpoint file, checks.
+
+    Args:
+        path: the run directory.
+        checkpoint: "best" (the best-on-val epoch) or "last".
+    Returns:
+        RunInfo.
+    Raises:
+        UserError: naming the directory or file, for a missing directory, config.json or
+        checkpoint, a config.json without the fields train writes, a run written before the
+        model carried its normalisation, or a checkpoint cut short.
+    """
+    if checkpoint not in CHECKPOINT_CHOICES:
+        raise input_error("checkpoint", f"one of {CHECKPOINT_CHOICES}", repr(checkpoint))
+    run = RunDir(path)
+    config, hp = _read_config(run, path)
+    checkpoint_path = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
+    _check_checkpoint(path, checkpoint_path)
+    return RunInfo(path, checkpoint_path, config, hp)

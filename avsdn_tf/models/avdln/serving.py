@@ -1,4 +1,5 @@
-"""The cross-modality localization (A2V / V2A) serving graph of an AVDLN model.
+"""What an AVDLN run serves: the cross-modality localization (A2V / V2A) signature, the cases its
+export is verified against and its warmup requests (CrossModalServing, the task's `serving`).
 
 One signature, served both as `cross_modal` and as `serving_default`:
 
@@ -22,21 +23,19 @@ INVALID_ARGUMENT error that names the input, what was expected and what was foun
 
 The scoring is metrics.cross_modal_localize, the same function metrics.localize and
 metrics.cross_modal_accuracy use; `keras_localize` is the Python-side reference that
-export.verify.verify_cross_modal compares a written SavedModel with.
+CrossModalServing.check compares a written SavedModel with.
 """
 
-import json
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio
-from avsdn_tf.models import avdln, metrics
-
-from . import warmup
-from .signatures import SERVING_DEFAULT, _check_shape, _rank
+from avsdn_tf import constants, records
+from avsdn_tf.models import layers, metrics
+from avsdn_tf.models.avdln import model as avdln
+from avsdn_tf.models.serving import SERVING_DEFAULT, Mismatch, _check_shape, _rank, read_reference
 
 CROSS_MODAL = "cross_modal"
 SIGNATURES = (CROSS_MODAL, SERVING_DEFAULT)
@@ -57,7 +56,6 @@ OUTPUTS = (START, SCORES)
 # Largest difference of a score allowed between the SavedModel and the Keras model it came from,
 # relative to the score (at least 1): both run the same float32 ops.
 SCORE_TOLERANCE = 1e-5
-REFERENCE_FILE = "reference.json"
 
 
 def keras_localize(model, audio, visual, query_mask, direction):
@@ -313,62 +311,182 @@ def reference_cases(model, count=8, lengths=(constants.NUM_SEGMENTS, 7), seed=0,
     return cases
 
 
-def write_reference(directory, cases):
-    """The cases as files a fresh process reads (export.verify.verify_cross_modal).
+def _features(videos, count):
+    """Real features of decoded records, as the signature takes them (maps pooled over space).
 
     Args:
-        directory: an existing local directory.
-        cases: reference_cases()'s.
+        videos: [(serialized record, decoded video)] of one length. count: videos wanted.
     Returns:
-        None; writes <case>.npz per case and reference.json (signature, cases, tolerance).
+        (audio [N, T, A], visual [N, T, V]) float32.
     """
-    for name, case in cases.items():
-        arrays = {key: value for key, value in case.items() if key != DIRECTION}
-        np.savez(os.path.join(directory, f"{name}.npz"), **arrays)
-    fileio.write_json(
-        os.path.join(directory, REFERENCE_FILE),
-        {
-            "signature": CROSS_MODAL,
+    audio = np.stack([video[records.AUDIO] for _, video in videos[:count]]).astype(np.float32)
+    visual = np.stack([video[records.VISUAL] for _, video in videos[:count]]).astype(np.float32)
+    if visual.ndim == 5:  # maps: the signature takes the vectors the model pools them into
+        visual = np.asarray(layers.SpatialAveragePooling()(visual))
+    return audio, visual
+
+
+class CrossModalServing:
+    """The serving of an AVDLN model: its graph, reference cases, warmup and check.
+
+    Attributes:
+        signatures: the signature names it serves. outputs: {signature: output names}.
+        batch_output: an output whose first dim is the batch (warmup replay checks it).
+    """
+
+    signatures = SIGNATURES
+    outputs = {name: list(OUTPUTS) for name in SIGNATURES}
+    batch_output = START
+
+    def __init__(self, model):
+        """Args:
+        model: an AVDLN Keras model (avdln.build_avdln; a fixed-length one is rebuilt for any
+            length).
+        """
+        self.graph = CrossModalGraph(model)
+
+    def write(self, path):
+        """Write the SavedModel (CrossModalGraph.write)."""
+        self.graph.write(path)
+
+    def describe(self):
+        """What avsdn_export.json records about the served model besides the run."""
+        return {
+            "task": "cross-modality localization (A2V / V2A)",
+            "audio_dim": self.graph.audio_dim,
+            "visual_dim": self.graph.visual_dim,
+        }
+
+    def cases(self, videos, count, seed=0):
+        """reference_cases() at 10 and 7 segments, on the videos' features or random ones.
+
+        Args:
+            videos: [(serialized record, decoded video)] of one length, or None (random).
+            count: videos per case. seed: the seed of masks, directions and random features.
+        Returns:
+            (cases, notes): reference_cases()'s cases and {} (nothing more to record).
+        """
+        features = _features(videos, count) if videos else None
+        return reference_cases(self.graph.model, count, seed=seed, features=features), {}
+
+    def warmup(self, cases):
+        """TF Serving's warmup requests: the first reference case with one video and with all.
+
+        Args:
+            cases: cases()'s (the first case is used).
+        Returns:
+            [(signature name, {input name: array})], 2 requests of the cross_modal signature.
+        """
+        case = next(iter(cases.values()))
+        names = (AUDIO, VISUAL, QUERY_MASK, DIRECTION)
+        return [
+            (CROSS_MODAL, {name: case[name][:count] for name in names})
+            for count in (1, len(case[AUDIO]))
+        ]
+
+    def write_reference(self, directory, cases):
+        """The cases as files a fresh process reads: one .npz per case.
+
+        Args:
+            directory: an existing local directory.
+            cases: cases()'s.
+        Returns:
+            dict for reference.json (directions per case, tolerance).
+        """
+        for name, case in cases.items():
+            arrays = {key: value for key, value in case.items() if key != DIRECTION}
+            np.savez(os.path.join(directory, f"{name}.npz"), **arrays)
+        return {
             "cases": {
                 name: {DIRECTION: [str(d) for d in case[DIRECTION]]} for name, case in cases.items()
             },
             "tolerance": SCORE_TOLERANCE,
-        },
-    )
+        }
+
+    @staticmethod
+    def check(loaded, reference_dir, reference):
+        """Check a cross-modality localization SavedModel against the reference cases.
+
+        Both signature names are run on every case; scores must be +inf exactly where the Keras
+        model's are and differ by at most the tolerance (relative, at least 1) elsewhere; start
+        must equal the Keras model's wherever its best score is ahead of the second by more than
+        twice the tolerance (closer ones may break either way).
+
+        Args:
+            loaded: the loaded SavedModel. reference_dir: write_reference's directory.
+            reference: its reference.json.
+        Returns:
+            (checked, largest): list of what was compared, the largest |SavedModel - Keras|
+            score.
+        Raises:
+            Mismatch: when a signature is missing or an output differs.
+        """
+        missing = [name for name in SIGNATURES if name not in loaded.signatures]
+        if missing:
+            raise Mismatch(f"signatures {missing} missing; found {sorted(loaded.signatures)}")
+        tolerance = reference["tolerance"]
+        checked, largest = [], 0.0
+        for case in _read_cases(reference_dir, reference).values():
+            length = case[AUDIO].shape[1]
+            for signature in SIGNATURES:
+                outputs = loaded.signatures[signature](
+                    audio=tf.constant(case[AUDIO]),
+                    visual=tf.constant(case[VISUAL]),
+                    query_mask=tf.constant(case[QUERY_MASK]),
+                    direction=tf.constant(case[DIRECTION].astype(str)),
+                )
+                where = f"{signature} at {length} segments"
+                largest = max(largest, _check_localization(where, outputs, case, tolerance))
+                checked.append(f"{signature}@{length}")
+        return checked, largest
 
 
-def warmup_requests(model_name, cases):
-    """TF Serving's warmup requests: the first reference case with one video and with all.
-
-    Args:
-        model_name: the model name TF Serving serves the export under.
-        cases: reference_cases()'s (the first case is used).
-    Returns:
-        list of 2 PredictRequests of the cross_modal signature.
-    """
-    case = next(iter(cases.values()))
-    names = (AUDIO, VISUAL, QUERY_MASK, DIRECTION)
-    return [
-        warmup.predict_request(
-            model_name, CROSS_MODAL, {name: case[name][:count] for name in names}
+def _check_localization(where, outputs, case, tolerance):
+    """One signature's start and scores against the Keras model's; the largest difference."""
+    scores = outputs[SCORES].numpy()
+    expected = case[SCORES]
+    if scores.shape != expected.shape:
+        raise Mismatch(
+            f"{where}: scores have shape {list(scores.shape)}, the Keras model's"
+            f" {list(expected.shape)}"
         )
-        for count in (1, len(case[AUDIO]))
-    ]
+    if not np.array_equal(np.isinf(scores), np.isinf(expected)):
+        raise Mismatch(f"{where}: scores are +inf at other starts than the Keras model's")
+    fits = np.isfinite(expected)
+    difference = float(np.abs(scores[fits] - expected[fits]).max())
+    allowed = tolerance * np.maximum(1.0, np.abs(expected[fits]))
+    if not (np.abs(scores[fits] - expected[fits]) <= allowed).all():
+        raise Mismatch(
+            f"{where}: scores differ from the Keras model's by {difference:.2e} "
+            f"(tolerance {tolerance:.0e}, relative)"
+        )
+    best2 = np.sort(expected, axis=-1)[:, :2]
+    clear = (best2[:, 1] - best2[:, 0]) > 2 * tolerance * np.maximum(1.0, best2[:, 0])
+    start = outputs[START].numpy()
+    if not np.array_equal(start[clear], case[START][clear]):
+        raise Mismatch(
+            f"{where}: start {start.tolist()} is not the Keras model's {case[START].tolist()}"
+        )
+    return difference
 
 
-def read_reference(directory):
-    """The cases write_reference wrote.
+def _read_cases(directory, reference):
+    """The cases write_reference wrote, with their directions."""
+    cases = {}
+    for name, case in reference["cases"].items():
+        arrays = dict(np.load(os.path.join(directory, f"{name}.npz")))
+        arrays[DIRECTION] = np.array(case[DIRECTION], dtype=object)
+        cases[name] = arrays
+    return cases
+
+
+def read_cases(directory):
+    """The cases a reference directory holds (read_reference, then each case's arrays).
 
     Args:
         directory: the reference directory.
     Returns:
         (cases, tolerance): reference_cases()-like dict and the float tolerance.
     """
-    with open(os.path.join(directory, REFERENCE_FILE)) as handle:
-        reference = json.load(handle)
-    cases = {}
-    for name, case in reference["cases"].items():
-        arrays = dict(np.load(os.path.join(directory, f"{name}.npz")))
-        arrays[DIRECTION] = np.array(case[DIRECTION], dtype=object)
-        cases[name] = arrays
-    return cases, reference["tolerance"]
+    reference = read_reference(directory)
+    return _read_cases(directory, reference), reference["tolerance"]

@@ -1,0 +1,238 @@
+"""The data directory, a contract every layer shares: dataset_info.json (what the directory
+holds, so readers never guess dims or layouts), `DataDir` (a directory read once: its info and
+shard lists), and `naming_bad_shard` (a read error names the shard behind it; TensorFlow's names
+only an offset). Writing data directories is the data layer's (avsdn_tf/data/).
+"""
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import re
+
+import tensorflow as tf
+
+from avsdn_tf import constants, fileio
+from avsdn_tf.errors import UserError, input_error
+
+# What TensorFlow's TFRecord reader says about a damaged record: "corrupted record at 15688",
+# "truncated record at 19610' failed with Read less bytes than requested".
+_DAMAGED_RECORD = re.compile(r"(corrupted|truncated) record at (\d+)")
+REMAKE = "make the data directory again with prepare, synthesize or extract"
+# The errors of a tf.data read that naming_bad_shard explains.
+READ_ERRORS = (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError)
+
+
+@dataclasses.dataclass
+class DatasetInfo:
+    audio_dim: int
+    visual_shape: list  # per segment: [D] for vectors, [H, W, C] for maps
+    num_segments: int | None  # None when videos differ in length (own videos)
+    class_names: list
+    splits: dict  # name -> {"videos": int, "shards": [file names]}
+    sources: list = dataclasses.field(default_factory=list)  # [{"file", "md5"}]
+    generator: str = ""
+
+    @property
+    def visual_layout(self):
+        return constants.LAYOUT_MAP if len(self.visual_shape) == 3 else constants.LAYOUT_VECTOR
+
+    def shard_paths(self, data_dir, split):
+        """The shard files of a split.
+
+        Args:
+            data_dir: the directory this info was read from.
+            split: a split name.
+        Returns:
+            list of shard paths, in the order dataset_info.json lists them.
+        Raises:
+            errors.UserError: naming dataset_info.json when the data has no such split.
+        """
+        if split not in self.splits:
+            raise input_error(
+                os.path.join(data_dir, constants.DATASET_INFO_FILE),
+                f"a split named {split!r}",
+                f"splits {sorted(self.splits)}",
+            )
+        return [os.path.join(data_dir, name) for name in self.splits[split]["shards"]]
+
+    def to_json(self):
+        value = dataclasses.asdict(self)
+        value["visual_layout"] = self.visual_layout
+        return value
+
+
+def write(data_dir, info):
+    """Write `info` as dataset_info.json in `data_dir`, atomically.
+
+    Args:
+        data_dir: the data directory (local or a URL).
+        info: a DatasetInfo.
+    """
+    fileio.write_json(os.path.join(data_dir, constants.DATASET_INFO_FILE), info.to_json())
+
+
+def read(data_dir):
+    """The DatasetInfo of a data directory.
+
+    Args:
+        data_dir: a data directory (local or a URL).
+    Returns:
+        DatasetInfo (dims, splits with their shards, class names, sources).
+    Raises:
+        errors.UserError: naming the directory or its dataset_info.json when absent or malformed.
+    """
+    path = os.path.join(data_dir, constants.DATASET_INFO_FILE)
+    if not tf.io.gfile.exists(data_dir):
+        raise UserError(f"{data_dir}: data directory not found")
+    if not tf.io.gfile.exists(path):
+        raise input_error(
+            path, "the dataset_info.json that prepare, synthesize or extract write", "no such file"
+        )
+    try:
+        value = fileio.read_json(path)
+        value.pop("visual_layout", None)
+        return DatasetInfo(**value)
+    except (ValueError, TypeError) as error:
+        raise input_error(
+            path, "a dataset_info.json object", f"{type(error).__name__}: {error}"
+        ) from None
+
+
+class DataDir:
+    """A data directory read once: its path and DatasetInfo, and the shards of each split.
+
+    Commands open the directory once (`DataDir.open`) and hand this value to everything that
+    reads it, so dataset_info.json is read one time per command (one GET on object storage).
+
+    Attributes:
+        path: the directory (local or a storage URL).
+        info: its DatasetInfo.
+    """
+
+    def __init__(self, path, info):
+        self.path, self.info = path, info
+
+    @classmethod
+    def open(cls, path):
+        """Read `path`'s dataset_info.json (read()).
+
+        Args:
+            path: a data directory.
+        Returns:
+            DataDir.
+        Raises:
+            errors.UserError: as read().
+        """
+        return cls(path, read(path))
+
+    def shards(self, split):
+        """The shard files of a split, in the order dataset_info.json lists them.
+
+        Args:
+            split: a split name.
+        Returns:
+            list of paths.
+        Raises:
+            errors.UserError: naming dataset_info.json when the data has no such split.
+        """
+        return self.info.shard_paths(self.path, split)
+
+    @property
+    def info_file(self):
+        """The path of its dataset_info.json (what messages name)."""
+        return os.path.join(self.path, constants.DATASET_INFO_FILE)
+
+
+def md5_of(path, chunk_bytes=1 << 24):
+    """The MD5 of a file, read in chunks (for the sources recorded in dataset_info.json).
+
+    Args:
+        path: a file (local or a URL).
+        chunk_bytes: bytes read at a time.
+    Returns:
+        str: the hex digest.
+    """
+    digest = hashlib.md5()
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _damage_of(path):
+    """What is wrong with one shard file, read again on its own; None when it reads whole.
+
+    Args:
+        path: a TFRecord file (local path or storage URL).
+    Returns:
+        None, or the "found" part of a message: a damaged record and its offset, no file, or
+        TensorFlow's reason the file cannot be read.
+    """
+    try:
+        tf.data.TFRecordDataset(path).reduce(0, lambda count, _: count + 1).numpy()
+    except tf.errors.NotFoundError:
+        return "no such file (it was removed during the run)"
+    except tf.errors.DataLossError as error:
+        damage = _DAMAGED_RECORD.search(error.message)
+        if damage is None:
+            return f"an unreadable file ({error.message.strip()})"
+        size = tf.io.gfile.stat(path).length
+        kind, offset = damage.groups()
+        detail = ", the file cut short" if kind == "truncated" else ""
+        return f"a {kind} record at offset {offset} of {size} bytes{detail}"
+    except tf.errors.OpError as error:  # no permission to read it, an unreachable store, ...
+        return f"an unreadable file ({error.message.strip()})"
+    return None
+
+
+def read_error(files, error):
+    """The UserError for a TensorFlow read error met while reading `files`.
+
+    TensorFlow's DataLossError names an offset but no file, so each shard is read again on its
+    own, in order, until one fails; the file of a NotFoundError or PermissionDeniedError is
+    looked for the same way.
+
+    Args:
+        files: the shard paths that were being read.
+        error: one of READ_ERRORS.
+    Returns:
+        errors.UserError naming the bad shard, what was expected and what was found; or None
+        for a NotFoundError or PermissionDeniedError about none of `files` (the error is
+        someone else's).
+    """
+    for path in files:
+        damage = _damage_of(path)
+        if damage is not None:
+            return input_error(path, "a readable TFRecord shard", f"{damage}; {REMAKE}")
+    if not isinstance(error, tf.errors.DataLossError):
+        return None
+    where = os.path.dirname(files[0]) if files else "the data directory"
+    return UserError(
+        f"{where}: expected readable TFRecord shards, found a read error that no shard shows "
+        f"when read again ({error.message.strip()}); check the storage, then {REMAKE}"
+    )
+
+
+@contextlib.contextmanager
+def naming_bad_shard(files):
+    """Turn a TFRecord read error inside the block into one UserError naming the shard.
+
+    Wrap the loop (or model.fit) that iterates a tf.data pipeline over `files`: a shard
+    corrupted, cut short or deleted while it runs ends in read_error's message.
+
+    Args:
+        files: the shard paths the block reads.
+    Yields:
+        None.
+    Raises:
+        errors.UserError: for a DataLossError, or a NotFoundError or PermissionDeniedError
+            about one of `files`.
+    """
+    try:
+        yield
+    except READ_ERRORS as error:
+        user_error = read_error(list(files), error)
+        if user_error is None:
+            raise
+        raise user_error from None

@@ -1,0 +1,107 @@
+"""The field's feature-based models wired in like every model here: `train --model psp`, fully
+and weakly supervised, on 7x7 maps, selected on val, imported from the authors' state_dict,
+exported, verified and answering a 7-second video through serving_default; one message for
+data of the wrong layout and for another model's weights."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+
+from avsdn_tf import constants, hparams
+from avsdn_tf.data import synthetic
+from avsdn_tf.errors import UserError
+from avsdn_tf.models import registry
+from avsdn_tf.models.registry import load_run
+from avsdn_tf.training import trainer
+from export import export_model
+
+import psp_torch_reference
+from testlib import tiny_config
+
+MAPS = (7, 7, 512)  # PSP attends over the release's 49 regions
+
+
+@pytest.fixture(scope="module")
+def map_data(tmp_path_factory):
+    """A small data set of 7x7x512 maps and 128-d audio, with background-only videos."""
+    path = str(tmp_path_factory.mktemp("field") / "data")
+    config = tiny_config(
+        audio_dim=128, visual_layout=constants.LAYOUT_MAP, visual_dim=512, map_size=7
+    )
+    synthetic.write_dataset(path, config, verbose=False)
+    return path
+
+
+def _hp(model, supervision, **changes):
+    base = registry.default_hparams(model, supervision)
+    return base.replace(**{"epochs": 1, "batch_size": 8, "unroll": False, **changes})
+
+
+def test_psp_defaults_are_the_authors_recipe():
+    full, weak = (registry.default_hparams("psp", s) for s in (constants.FULL, constants.WEAK))
+    assert (full.batch_size, full.epochs, full.learning_rate) == (128, 300, 1e-3)
+    # x0.8 after every 60 epochs before epoch 170 (full), every 80 before 200 (weak).
+    assert (full.lr_schedule, full.lr_milestones, full.lr_decay_rate) == (
+        "multistep",
+        "60,120",
+        0.8,
+    )
+    assert weak.lr_milestones == "80,160"
+    assert registry.default_hparams("avsdn") == hparams.HParams()  # no defaults of its own
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("supervision", [constants.FULL, constants.WEAK])
+def test_psp_trains_exports_and_answers_a_seven_second_video(map_data, tmp_path, supervision):
+    run_dir = str(tmp_path / "run")
+    summary = trainer.train(map_data, run_dir, _hp("psp", supervision), verbose=0)
+    assert summary["best_epoch"] == 1 and 0.0 <= summary["test"]["accuracy"] <= 1.0
+    run = load_run(run_dir)
+    assert run.task.include_noisy(type("Info", (), {"splits": {"noisy": {}}})) == (
+        supervision == constants.WEAK
+    )
+    final = export_model.export(run_dir, str(tmp_path / "serving" / "psp"), verbose=False)
+    served = tf.saved_model.load(final).signatures["serving_default"]
+    rng = np.random.default_rng(0)
+    audio = rng.random((2, 7, 128), np.float32)
+    visual = rng.random((2, 7, *MAPS), np.float32)
+    outputs = served(audio=tf.constant(audio), visual=tf.constant(visual))
+    probs = outputs["segment_probs"].numpy()
+    assert probs.shape == (2, 7, constants.NUM_CLASSES)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    expected = run.variable_length_model({"audio": audio, "visual": visual})
+    np.testing.assert_allclose(probs, np.asarray(expected), atol=1e-5)
+    np.testing.assert_array_equal(outputs["segment_labels"].numpy(), probs.argmax(-1))
+
+
+def test_psp_refuses_visual_vectors_in_one_message(tiny_vector_data, tmp_path):
+    with pytest.raises(UserError, match=r"visual features: expected maps \[H, W, C\] per segment"):
+        trainer.train(tiny_vector_data, str(tmp_path / "run"), _hp("psp", "full"), verbose=0)
+    assert not os.path.exists(tmp_path / "run" / "checkpoints" / "best.keras")
+
+
+def test_psp_init_weights_imports_the_authors_state_dict_and_refuses_another(map_data, tmp_path):
+    torch.manual_seed(0)
+    reference = psp_torch_reference.PSPFull().eval()
+    weights = tmp_path / "psp_full.pt"
+    torch.save(reference.state_dict(), weights)
+    run_dir = str(tmp_path / "imported")
+    hp = _hp("psp", "full", epochs=0)
+    summary = trainer.train(map_data, run_dir, hp, verbose=0, init_weights=str(weights))
+    assert 0.0 <= summary["test"]["accuracy"] <= 1.0
+    rng = np.random.default_rng(1)
+    audio = rng.random((2, 10, 128), np.float32)
+    visual = rng.random((2, 10, *MAPS), np.float32)
+    with torch.no_grad():
+        want = reference(torch.from_numpy(audio), torch.from_numpy(visual))
+    run = load_run(run_dir)
+    got = run.segment_model({"audio": audio, "visual": visual})
+    want_probs = torch.softmax(want[1], -1).numpy()  # (fusion, logits, similarity)
+    np.testing.assert_allclose(np.asarray(got), want_probs, atol=1e-5)
+    other = tmp_path / "weak.pt"
+    torch.save(psp_torch_reference.PSPWeak().state_dict(), other)
+    with pytest.raises(UserError, match=r"weak\.pt: parameter .*: expected"):
+        trainer.train(map_data, str(tmp_path / "wrong"), hp, verbose=0, init_weights=str(other))
