@@ -44,15 +44,22 @@ PLOTS = ["matplotlib"]
 # Extraction as an Apache Beam pipeline (extract --runner ...). 2.77.0 installs beside
 # TensorFlow 2.17 and numpy<2 when resolved with them (protobuf 4.25: TF 2.17 needs <5, Beam
 # excludes 4.21-4.24); `pip install apache-beam` alone into an existing environment takes
-# protobuf 6 and breaks TensorFlow, hence the extra.
-BEAM = ["apache-beam==2.77.0"]
+# protobuf 6 and breaks TensorFlow, hence the extra (and protobuf pinned in it). dask[distributed]
+# is for --runner DaskRunner (Beam's own [dask] extra asks only for >=2024.4.2); 2026.8.0
+# resolves with the pins here (pip check clean, TensorFlow imports).
+BEAM = [
+    "apache-beam==2.77.0",
+    "protobuf>=4.25,<5",
+    "dask[distributed]==2026.8.0",
+    "distributed==2026.8.0",
+]
 
 EXTRAS_REQUIRE = {
     # Decoding people's own videos (avsdn_tf feature extraction).
     "video": VIDEO,
     # Figures (training curves, localisation plots).
     "plots": PLOTS,
-    # Feature extraction on Apache Beam runners (DirectRunner, Dataflow, Flink, Spark).
+    # Feature extraction on Apache Beam runners (DirectRunner, Dask, Dataflow, Flink, Spark).
     "beam": BEAM,
     # The test suite exercises the video, plot and Beam paths, so it needs those extras.
     # ruff is pinned so the lint gate in .ci/run does not move under us. moto[server] is the local

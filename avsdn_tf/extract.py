@@ -37,14 +37,21 @@ events, as two rows); videos with no row are skipped and listed. All videos go t
 (default "train") unless the CSV says otherwise; normalization.json holds the statistics of
 "train" when there is one, else of the first split.
 
-On a cluster. `--runner DirectRunner|DataflowRunner|FlinkRunner|SparkRunner|PortableRunner`
-runs the same extraction as an Apache Beam pipeline (pip install 'avsdn-tf[beam]'): the videos
-are spread over the runner's workers, which load the networks once each, and OUT receives the
-same files, published only when the job has succeeded (features/beam_extraction.py). Arguments
-extract does not know go to Beam's PipelineOptions:
+On a cluster. `--runner DirectRunner|DaskRunner|DataflowRunner|FlinkRunner|SparkRunner|
+PortableRunner` runs the same extraction as an Apache Beam pipeline (pip install
+'avsdn-tf[beam]'): the videos are spread over the runner's workers, which load the networks once
+each, and OUT receives the same files, published only when the job has succeeded
+(features/beam_extraction.py; on Dask features/dask_extraction.py). Arguments extract does not
+know go to Beam's PipelineOptions:
 
     python -m avsdn_tf.extract --videos ... --output_dir gs://bucket/mine ... \
         --runner DataflowRunner --project P --region R --temp_location gs://bucket/tmp
+    python -m avsdn_tf.extract --videos /shared/videos --output_dir /shared/out ... \
+        --runner DaskRunner --dask_client_address tcp://HOST:8786 [--dask_npartitions N] \
+        [--dask_connection_timeout S]
+
+The terminal shows a progress line (videos done of total) and the summary; the runners' INFO
+log lines appear with --verbosity 1.
 """
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
@@ -52,6 +59,7 @@ import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log leve
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 from avsdn_tf import cli, locks, remote
 from avsdn_tf.errors import UserError
@@ -140,6 +148,7 @@ def main(argv, flag_values=None):
                 flag_values.videos_per_shard,
                 runner=flag_values.runner,
                 pipeline_args=argv[1:],
+                verbose_logs=absl_logging.get_verbosity() >= absl_logging.DEBUG,
             )
         else:
             summary = extraction.extract_videos(

@@ -19,9 +19,14 @@ instead times the whole extract command on a folder of --num_videos such videos,
 (networks loaded, every video, the data set assembled), once in one process and once as a Beam
 pipeline on the DirectRunner with --direct_num_workers worker processes
 (--direct_running_mode multi_processing), and prints seconds of video per second of wall time
-for both and their ratio. Needs apache-beam (pip install 'avsdn-tf[beam]').
+for both and their ratio. Needs apache-beam (pip install 'avsdn-tf[beam]'). With
+--dask_workers N (default 2; 0: none) it also starts a dask.distributed scheduler and N
+one-thread worker processes on 127.0.0.1 (tests/dask_testlib.py), times the same command on
+--runner DaskRunner against them, and prints the workers' model loading time (the first video
+of a worker includes it) and the driver's assembly time, the two terms of what N workers reach.
 """
 
+import contextlib
 import os
 import sys
 import time
@@ -59,6 +64,12 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_integer(
     "direct_num_workers", 2, "DirectRunner worker processes for --compare_runners.", lower_bound=1
+)
+flags.DEFINE_integer(
+    "dask_workers",
+    2,
+    "Dask worker processes (one thread each) for --compare_runners; 0 skips the DaskRunner.",
+    lower_bound=0,
 )
 FLAGS = flags.FLAGS
 
@@ -189,19 +200,62 @@ def compare_runners(workdir, checkpoint):
         ),
     }
     speeds = {}
-    for name, run in runs.items():
-        output = workdir / "compare_output"
-        shutil.rmtree(output, ignore_errors=True)
-        _, seconds = _timed(lambda run=run, output=output: run(str(output)))
-        speeds[name] = seconds_of_video / seconds
-        print(f"{name:<26} {seconds:7.1f} s wall  {speeds[name]:6.3f} s of video per s", flush=True)
-    single, beam = speeds.values()
+    with _dask_cluster(workdir, FLAGS.dask_workers) as address:
+        if address:
+            runs[f"DaskRunner, {FLAGS.dask_workers} workers"] = lambda output: (
+                beam_extraction.extract_videos(
+                    paths,
+                    output,
+                    settings,
+                    runner="DaskRunner",
+                    verbose=False,
+                    pipeline_args=[f"--dask_client_address={address}"],
+                )
+            )
+        for name, run in runs.items():
+            output = workdir / "compare_output"
+            shutil.rmtree(output, ignore_errors=True)
+            _, seconds = _timed(lambda run=run, output=output: run(str(output)))
+            speeds[name] = seconds_of_video / seconds
+            print(
+                f"{name:<26} {seconds:7.1f} s wall  {speeds[name]:6.3f} s of video per s",
+                flush=True,
+            )
+    single = speeds["single process"]
+    for name, speed in list(speeds.items())[1:]:
+        print(f"ratio ({name} / single process): {speed / single:.2f}")
     print(
-        f"ratio (DirectRunner / single process): {beam / single:.2f} with {workers} worker"
-        f" processes on {os.cpu_count()} CPUs ({FLAGS.num_videos} videos x {FLAGS.seconds:g} s,"
+        f"on {os.cpu_count()} CPUs ({FLAGS.num_videos} videos x {FLAGS.seconds:g} s,"
         f" {FLAGS.backbones[0]}, {FLAGS.frames_per_second} frames per s at {FLAGS.image_size} px;"
         " end to end: networks loaded, every video, the data set assembled)"
     )
+    _print_terms(str(workdir / "compare_output"), paths, settings)
+
+
+def _print_terms(output, paths, settings):
+    """Time what more workers do not shrink: loading the networks, assembling from features/."""
+    _, load_seconds = _timed(lambda: extraction.FeatureExtractor(settings))
+    _, assemble_seconds = _timed(lambda: extraction.assemble(output, paths, settings))
+    print(
+        f"terms: networks loaded once per worker process {load_seconds:.1f} s; the data set"
+        f" assembled by the driver from features/ {assemble_seconds:.2f} s for"
+        f" {len(paths)} videos"
+    )
+
+
+@contextlib.contextmanager
+def _dask_cluster(workdir, workers):
+    """The address of a scheduler and `workers` worker processes on 127.0.0.1 (None for 0)."""
+    if not workers:
+        yield None
+        return
+    sys.path.insert(0, str(REPO / "tests"))
+    from dask_testlib import dask_cluster
+
+    logs = workdir / "dask_logs"
+    logs.mkdir(exist_ok=True)
+    with dask_cluster(str(logs), workers) as cluster:
+        yield cluster["address"]
 
 
 def main(argv):

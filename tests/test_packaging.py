@@ -133,8 +133,17 @@ def test_extras():
     assert [str(r) for r in extras["bench"]] == ["torch==2.13.0"]
     # extract --runner: one Beam release known to install beside TF 2.17 and numpy<2; optional
     # for users, in the test extra because the suite runs the DirectRunner equality test.
-    assert [str(r) for r in extras["beam"]] == ["apache-beam==2.77.0"]
+    # protobuf held to TF 2.17's (Beam alone takes 6.x); dask for --runner DaskRunner, pinned.
+    beam = _by_name(extras["beam"])
+    assert str(beam["apache-beam"].specifier) == "==2.77.0"
+    assert str(beam["distributed"].specifier) == "==2026.8.0"
+    assert "distributed" in beam["dask"].extras and str(beam["dask"].specifier) == "==2026.8.0"
+    assert beam["protobuf"].specifier.contains("4.25.9")
+    assert not beam["protobuf"].specifier.contains("5.0") and not beam[
+        "protobuf"
+    ].specifier.contains("6.33")
     assert "apache-beam" in _by_name(extras["test"])
+    assert "dask" in _by_name(extras["test"])
     assert "apache-beam" not in _by_name(_setup_literals()[0])
 
 

@@ -16,6 +16,7 @@ runner is asked for.
 """
 
 import difflib
+import logging
 import os
 import time
 import uuid
@@ -26,9 +27,16 @@ from absl import flags
 from avsdn_tf import fileio
 from avsdn_tf.data import normalization
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.features import extraction
+from avsdn_tf.features import beam_progress, extraction
 
-RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
+RUNNERS = (
+    "DirectRunner",
+    "DaskRunner",
+    "DataflowRunner",
+    "FlinkRunner",
+    "SparkRunner",
+    "PortableRunner",
+)
 STAGING_PREFIX = ".beam-"
 INSTALL_HINT = "pip install 'avsdn-tf[beam]'"
 
@@ -49,7 +57,10 @@ def define_flags(flag_values=flags.FLAGS):
 def import_beam():
     """The apache_beam module, or one UserError (about --runner) saying how to install it."""
     try:
-        import apache_beam
+        # Its import notes (optional GCP clients missing, some on the root logger) are no
+        # user's concern.
+        with beam_progress.quiet_logs(level=logging.ERROR, names=("apache_beam", "")):
+            import apache_beam
     except ImportError as error:
         raise argument_error(
             "runner", f"Apache Beam installed ({INSTALL_HINT})", f"ImportError: {error}"
@@ -69,6 +80,11 @@ def pipeline_options(runner, pipeline_args):
     """
     import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
+
+    if runner == "DaskRunner":  # its options (--dask_client_address, ...) join Beam's parser
+        from avsdn_tf.features import dask_extraction
+
+        dask_extraction.dask_runner()
 
     words = [f"--runner={runner}", *pipeline_args]
     options = PipelineOptions(words)
@@ -118,6 +134,7 @@ def extract_videos(
     runner="DirectRunner",
     pipeline_args=(),
     verbose=True,
+    verbose_logs=False,
 ):
     """extraction.extract_videos on a Beam runner: the same data directory; the summary dict.
 
@@ -126,16 +143,65 @@ def extract_videos(
         settings: extraction.FeatureSettings. labels: video id -> label rows, or None.
         split: the split of records whose label row names none. videos_per_shard: the target
             records per shard. runner: one of RUNNERS. pipeline_args: Beam pipeline options.
+        verbose: print the job's first line and its progress line. verbose_logs: let the
+            runners' INFO log lines through (beam_progress.quiet_logs).
     Returns:
         extract_summary.json's content (with "runner").
     """
-    beam = import_beam()
-    options = pipeline_options(runner, list(pipeline_args))
+    with beam_progress.quiet_logs(verbose_logs), beam_progress.runner_log(verbose_logs) as log:
+        beam = import_beam()
+        options = pipeline_options(runner, list(pipeline_args))
+        if runner == "DaskRunner":
+            from avsdn_tf.features import dask_extraction
+
+            staging = os.path.join(output_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}")
+            return dask_extraction.extract_videos(
+                paths,
+                output_dir,
+                settings,
+                labels,
+                split,
+                videos_per_shard,
+                options,
+                staging,
+                verbose,
+                log,
+            )
+        return _extract_on_beam(
+            beam,
+            options,
+            paths,
+            output_dir,
+            settings,
+            labels,
+            split,
+            videos_per_shard,
+            runner,
+            verbose,
+            log,
+        )
+
+
+def _extract_on_beam(
+    beam,
+    options,
+    paths,
+    output_dir,
+    settings,
+    labels,
+    split,
+    videos_per_shard,
+    runner,
+    verbose,
+    log=None,
+):
+    """extract_videos on a runner other than the DaskRunner (beam_pipeline's graph); `log`:
+    the runner's log file (beam_progress.runner_log), named when the job fails."""
     extraction.start_output(paths, output_dir, settings, split)
     from avsdn_tf.features import beam_pipeline
 
     staging = os.path.join(output_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}")
-    tf.io.gfile.makedirs(staging)
+    beam_progress.make_staging(staging)
     started = time.time()
     try:
         if verbose:
@@ -145,13 +211,14 @@ def extract_videos(
             pipeline, paths, output_dir, staging, settings, labels, split, videos_per_shard
         )
         try:
-            state = pipeline.run().wait_until_finish()
+            with beam_progress.watch(staging, len(paths), runner, verbose):
+                state = pipeline.run().wait_until_finish()
         except Exception as error:  # the workers' tracebacks are in the runner's log
             lines = [line for line in str(error).strip().splitlines() if line.strip()]
             raise UserError(
                 f"the Beam job on {runner} failed: {lines[-1] if lines else type(error).__name__}"
                 f"; nothing was published into {output_dir} (its features/ keeps the videos "
-                "finished: rerun to resume)"
+                "finished: rerun to resume)" + (f"; the runner's log: {log}" if log else "")
             ) from error
         result_path = os.path.join(staging, beam_pipeline.RESULT_FILE)
         if state != "DONE" or not tf.io.gfile.exists(result_path):

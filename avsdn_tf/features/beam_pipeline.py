@@ -33,8 +33,9 @@ from apache_beam.utils import shared
 
 from avsdn_tf import fileio, remote
 from avsdn_tf.data import normalization, shards
-from avsdn_tf.features import extraction, labels, video, visual_features
+from avsdn_tf.features import beam_progress, extraction, labels, video, visual_features
 
+_LOG = logging.getLogger(__name__)
 RESULT_FILE = "beam_result.json"  # the pipeline's last output, read by the driver
 LISTS_DIR = "videos"  # in the staging directory: the list files of videos
 VIDEOS_PER_LIST = 1000  # videos per list file (one element of the pipeline's first stage)
@@ -112,8 +113,9 @@ class ExtractVideo(beam.DoFn):
     number of segments T, or "skipped" with the reason.
     """
 
-    def __init__(self, output_dir, settings, split):
+    def __init__(self, output_dir, settings, split, staging=None):
         self._output_dir, self._settings, self._split = output_dir, settings, split
+        self._staging = staging  # where each video's progress marker goes (beam_progress)
         self._shared = shared.Shared()  # one FeatureExtractor per worker process
         self._extractor = None
 
@@ -123,6 +125,12 @@ class ExtractVideo(beam.DoFn):
         self._extractor = self._shared.acquire(lambda: load_extractor(self._settings), tag=tag)
 
     def process(self, element):
+        yield from self._process(element)
+        if self._staging:  # the video is done: the driver's progress line counts it
+            index, path, _ = element
+            beam_progress.write_marker(self._staging, index, {"index": index, "path": path})
+
+    def _process(self, element):
         index, path, rows = element
         key = video.video_id(path)
         video_labels = None if rows is None else {key: rows}
@@ -138,12 +146,12 @@ class ExtractVideo(beam.DoFn):
             try:
                 features = _extract(self._extractor, path)
             except video.VideoError as error:
-                logging.warning("skipped: %s", error)
+                _LOG.warning("skipped: %s", error)
                 yield beam.pvalue.TaggedOutput(OUTCOMES, (index, "skipped", path, str(error)))
                 return
             extraction._save_features(extraction._features_path(self._output_dir, key), features)
             audio, visual, status = features.audio, features.visual, "extracted"
-            logging.info("extracted %s (%d s) in process %d", path, len(audio), os.getpid())
+            _LOG.info("extracted %s (%d s) in process %d", path, len(audio), os.getpid())
         moments = normalization.Moments(self._settings.audio_dim, self._settings.visual_shape[-1])
         moments.add(audio, visual)
         records = extraction.video_records(key, audio, visual, video_labels, self._split)
@@ -265,7 +273,7 @@ def build(pipeline, paths, output_dir, staging, settings, video_labels, split, v
         # A fusion break: the runner spreads the videos over its workers from here.
         | "Distribute" >> beam.Reshuffle()
         | "Extract"
-        >> beam.ParDo(ExtractVideo(output_dir, settings, split)).with_outputs(
+        >> beam.ParDo(ExtractVideo(output_dir, settings, split, staging)).with_outputs(
             MOMENTS, OUTCOMES, main="records"
         )
     )
