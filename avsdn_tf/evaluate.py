@@ -7,7 +7,7 @@ import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log leve
 
 from absl import flags
 
-from avsdn_tf import cli
+from avsdn_tf import cli, dataset_info
 from avsdn_tf.training import evaluation
 
 FLAGS = flags.FLAGS
@@ -47,9 +47,8 @@ def main(argv):
     """
     del argv
     cli.configure_threads()
-    evaluation.evaluate_run(
-        FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.checkpoint, FLAGS.output_dir
-    )
+    data = dataset_info.DataDir.open(FLAGS.data_dir) if FLAGS.data_dir else None
+    evaluation.evaluate_run(FLAGS.model_dir, data, FLAGS.split, FLAGS.checkpoint, FLAGS.output_dir)
 
 
 if __name__ == "__main__":

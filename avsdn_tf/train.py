@@ -10,7 +10,7 @@ import sys
 
 from absl import flags
 
-from avsdn_tf import cli, constants, locks, runs
+from avsdn_tf import cli, constants, dataset_info, locks, runs
 from avsdn_tf.data import synthetic
 from avsdn_tf.models import registry
 from avsdn_tf.training import strategies, trainer
@@ -77,7 +77,7 @@ def main(argv):
     if FLAGS.cpu_devices:
         strategies.split_cpu(FLAGS.cpu_devices)
     hp = cli.hparams_from_flags()
-    data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
+    data = dataset_info.DataDir.open(FLAGS.data_dir or synthetic.ensure_default_dataset())
     lock = (
         contextlib.nullcontext()
         if FLAGS.strategy == "multi_worker"
@@ -87,7 +87,7 @@ def main(argv):
     )
     with lock:
         trainer.train(
-            data_dir,
+            data,
             FLAGS.model_dir,
             hp,
             strategy_name=FLAGS.strategy,
