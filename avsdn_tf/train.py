@@ -77,7 +77,7 @@ def main(argv):
     if FLAGS.cpu_devices:
         strategies.split_cpu(FLAGS.cpu_devices)
     hp = cli.hparams_from_flags()
-    data = dataset_info.DataDir.open(FLAGS.data_dir or synthetic.ensure_default_dataset())
+    data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
     lock = (
         contextlib.nullcontext()
         if FLAGS.strategy == "multi_worker"
@@ -85,9 +85,9 @@ def main(argv):
             FLAGS.model_dir, "`model_dir`", wait=FLAGS.wait, stale=runs.STALE_TEMPORARIES
         )
     )
-    with lock:
+    with lock:  # taken before the data is read: a held run directory is the first message
         trainer.train(
-            data,
+            dataset_info.DataDir.open(data_dir),
             FLAGS.model_dir,
             hp,
             strategy_name=FLAGS.strategy,
