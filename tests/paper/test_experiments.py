@@ -64,12 +64,12 @@ def fake_fit(monkeypatch):
     """Replace trainer.train by a stand-in that writes what a finished run leaves; records calls."""
     calls = []
 
-    def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbose=1):
+    def train(data, model_dir, hp, strategy_name="auto", max_videos=None, verbose=1, log=None):
         calls.append(model_dir)
         run = RunDir(model_dir)
         os.makedirs(model_dir, exist_ok=True)
         fileio.write_json(
-            run.config, {"hparams": hp.to_dict(), "data_dir": data_dir, "max_videos": max_videos}
+            run.config, {"hparams": hp.to_dict(), "data_dir": data.path, "max_videos": max_videos}
         )
         result = {
             "model": hp.model,
