@@ -126,6 +126,22 @@ class DataDir:
         """
         return cls(path, read(path))
 
+    @classmethod
+    def of(cls, data):
+        """`data` itself when it is a DataDir, else the directory `data` names, opened.
+
+        For library entry points that programs also call with a path; commands open the
+        directory once and pass the DataDir down.
+
+        Args:
+            data: a DataDir, or a data directory's path (local or a URL).
+        Returns:
+            DataDir.
+        Raises:
+            errors.UserError: as read(), for a path.
+        """
+        return data if isinstance(data, cls) else cls.open(data)
+
     def shards(self, split):
         """The shard files of a split, in the order dataset_info.json lists them.
 

@@ -8,7 +8,7 @@ import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log leve
 
 from absl import flags
 
-from avsdn_tf import cli
+from avsdn_tf import cli, dataset_info
 from avsdn_tf.inference import viewer
 from avsdn_tf.training import evaluation
 
@@ -49,9 +49,10 @@ def main(argv):
     """
     del argv
     cli.configure_threads()
+    data = dataset_info.DataDir.open(FLAGS.data_dir) if FLAGS.data_dir else None
     evaluation.evaluate_run(
         FLAGS.model_dir,
-        FLAGS.data_dir,
+        data,
         FLAGS.split,
         FLAGS.checkpoint,
         FLAGS.output_dir,

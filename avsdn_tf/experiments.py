@@ -21,10 +21,11 @@ import sys
 
 from absl import flags
 
-from avsdn_tf import cli
+from avsdn_tf import cli, dataset_info
 from avsdn_tf.data import synthetic
 from avsdn_tf.errors import input_error
-from avsdn_tf.paper import tables
+from avsdn_tf.paper import rows as paper_rows
+from avsdn_tf.paper import runner
 
 FLAGS = flags.FLAGS
 
@@ -54,8 +55,8 @@ def define_flags():
     )
     flags.DEFINE_string(
         "table",
-        tables.ALL,
-        f"Which table to run: one of {', '.join(tables.TABLE_CHOICES)} (all: the paper's "
+        paper_rows.ALL,
+        f"Which table to run: one of {', '.join(paper_rows.TABLE_CHOICES)} (all: the paper's "
         "Tables 1-3; cross_modal, AVEL's A2V / V2A localization, runs on its own).",
     )
     flags.DEFINE_integer(
@@ -83,15 +84,15 @@ def main(argv):
     if len(argv) > 1:
         raise input_error("command line", "only --flags", f"unexpected arguments {argv[1:]}")
     cli.configure_threads()
-    selection = tables.select(FLAGS.table, FLAGS.rows, FLAGS.extras)  # bad --table / --rows: now
+    selection = paper_rows.select(FLAGS.table, FLAGS.rows, FLAGS.extras)  # bad flags: now
     if FLAGS.seeds < 1:
         raise input_error("--seeds", "a positive number of seeds", FLAGS.seeds)
     if FLAGS.max_videos is not None and FLAGS.max_videos < 1:
         raise input_error("--max_videos", "a positive number of videos per split", FLAGS.max_videos)
-    base = cli.hparams_from_flags(["epochs"], model=tables.own_defaults_model(selection))
-    data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
-    tables.run(
-        data_dir,
+    base = cli.hparams_from_flags(["epochs"], model=paper_rows.own_defaults_model(selection))
+    data = dataset_info.DataDir.open(FLAGS.data_dir or synthetic.ensure_default_dataset())
+    runner.run(
+        data,
         FLAGS.output_dir,
         table=FLAGS.table,
         seeds=FLAGS.seeds,

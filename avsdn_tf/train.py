@@ -10,7 +10,7 @@ import sys
 
 from absl import flags
 
-from avsdn_tf import cli, constants, locks, runs
+from avsdn_tf import cli, constants, dataset_info, locks, runs
 from avsdn_tf.data import synthetic
 from avsdn_tf.models import registry
 from avsdn_tf.training import strategies, trainer
@@ -85,9 +85,9 @@ def main(argv):
             FLAGS.model_dir, "`model_dir`", wait=FLAGS.wait, stale=runs.STALE_TEMPORARIES
         )
     )
-    with lock:
+    with lock:  # taken before the data is read: a held run directory is the first message
         trainer.train(
-            data_dir,
+            dataset_info.DataDir.open(data_dir),
             FLAGS.model_dir,
             hp,
             strategy_name=FLAGS.strategy,

@@ -85,6 +85,7 @@ def build_data(workdir, videos, layout, visual_dim):
     order."""
     from avsdn_tf import constants, records
     from avsdn_tf.data import pipeline, synthetic
+    from avsdn_tf.dataset_info import DataDir
 
     records_dir, h5_dir = workdir / "records", workdir / "h5"
     stamp = {"videos": videos, "layout": layout, "visual_dim": visual_dim}
@@ -104,7 +105,7 @@ def build_data(workdir, videos, layout, visual_dim):
     print(f"wrote the records in {time.time() - began:.0f} s")
     began = time.time()
     h5_dir.mkdir()
-    data = pipeline.make_dataset(str(records_dir), "train", 64)
+    data = pipeline.make_dataset(DataDir.open(str(records_dir)), "train", 64)
     visual_shape = tuple(info.visual_shape)
     with (
         h5py.File(h5_dir / "audio_feature.h5", "w") as audio_file,
@@ -165,8 +166,11 @@ def _videos_in(audio, visual, labels):
 
 def tfrecords_pass(records_dir, batch_size, seed):
     from avsdn_tf.data import pipeline
+    from avsdn_tf.dataset_info import DataDir
 
-    data = pipeline.make_dataset(str(records_dir), "train", batch_size, training=True, seed=seed)
+    data = pipeline.make_dataset(
+        DataDir.open(str(records_dir)), "train", batch_size, training=True, seed=seed
+    ).dataset
     videos = 0
     for batch in data:
         videos += int(batch["visual"].shape[0])
@@ -198,15 +202,16 @@ def tfrecords_cached(records_dir, batch_size, seed, later_epochs):
     from avsdn_tf import dataset_info
     from avsdn_tf.data import pipeline
 
-    steps = -(-pipeline.split_size(dataset_info.read(str(records_dir)), "train") // batch_size)
+    data_dir = dataset_info.DataDir.open(str(records_dir))
+    steps = -(-pipeline.split_size(data_dir.info, "train") // batch_size)
     data = pipeline.make_dataset(
-        str(records_dir),
+        data_dir,
         "train",
         batch_size,
         training=True,
         cache=True,
         epoch_seeds=[seed * 1000 + epoch for epoch in range(1 + later_epochs)],
-    )
+    ).dataset
     batches = iter(data)
     speeds = []
     for epochs in (1, later_epochs):

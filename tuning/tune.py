@@ -19,7 +19,7 @@ import sys
 import tensorflow as tf
 from absl import flags
 
-from avsdn_tf import cli, dataset_info, fileio
+from avsdn_tf import cli, dataset_info, fileio, progress
 from avsdn_tf.data import synthetic
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import registry
@@ -134,7 +134,7 @@ def check_resumable(directory, config):
 
 
 def make_tuner(
-    data_dir,
+    data,
     directory,
     tuner_name,
     max_trials,
@@ -149,7 +149,7 @@ def make_tuner(
     """The hypermodel, oracle and tuner of a search, plus the search's settings (search.json).
 
     Args:
-        data_dir: the data directory every trial trains on.
+        data: the dataset_info.DataDir every trial trains on (a path is opened here).
         directory: the search directory (KerasTuner state, one run per trial).
         tuner_name: "hyperband", "bayesian" or "random".
         max_trials: trials in the search (Hyperband: at most this many).
@@ -167,7 +167,8 @@ def make_tuner(
         errors.UserError: for a bad data directory, space, tuner name or distributed setting,
             or a resumed search whose settings differ.
     """
-    info = dataset_info.read(data_dir)
+    data = dataset_info.DataDir.of(data)
+    info = data.info
     params = space.build(
         base.model, info.visual_layout, base.epochs, overrides, source=space_source
     )
@@ -176,7 +177,7 @@ def make_tuner(
         "model": base.model,
         "tuner": tuner_name,
         "max_trials": max_trials,
-        "data_dir": data_dir,
+        "data_dir": data.path,
         "data": trainer.data_signature(info),
         "space": [param.to_json() for param in params],
         "base_hparams": base.to_dict(),
@@ -194,7 +195,7 @@ def make_tuner(
     tuner = TrainingTuner(
         oracle,
         hypermodel,
-        data_dir,
+        data,
         strategy_name=strategy_name,
         max_videos=max_videos,
         directory=directory,
@@ -206,8 +207,47 @@ def make_tuner(
     return tuner, config
 
 
+def _print_results(directory, tuner, records, tuner_name, base):
+    """Print the trials' table and where they are written.
+
+    Args:
+        directory: the search directory. tuner: the finished TrainingTuner. records: its
+        results.trial_records. tuner_name: the oracle's name. base: the base HParams.
+    """
+    print()
+    print(
+        f"{len(records)} trial(s) of {base.model} ({tuner_name}), objective {results.OBJECTIVE}"
+        " (max):"
+    )
+    print(results.summary_table(records, tuner.hypermodel.searched_names))
+    print()
+    print(f"trials: {os.path.join(directory, results.TRIALS_FILE)}")
+
+
+def _print_best(directory, best, data_path):
+    """Print the best trial and the command that trains it, or refuse when none completed.
+
+    Args:
+        directory: the search directory. best: results.write's best record, or None.
+        data_path: the data directory, for the train command shown.
+    Raises:
+        errors.UserError: naming trials.json when no trial completed.
+    """
+    if best is None:
+        raise UserError(
+            f"{directory}: expected at least one completed trial, found none "
+            f"(see the messages in {os.path.join(directory, results.TRIALS_FILE)})"
+        )
+    best_file = os.path.join(directory, results.BEST_FILE)
+    print(
+        f"best: trial {best['trial_id']}, val frame accuracy {best[results.OBJECTIVE]:.4f};"
+        f" hyperparameters in {best_file}\ntrain it: python -m avsdn_tf.train"
+        f" --data_dir {data_path} --hparams_file {best_file}"
+    )
+
+
 def run_search(
-    data_dir,
+    data,
     directory,
     tuner_name,
     max_trials,
@@ -224,7 +264,8 @@ def run_search(
     on a worker.
 
     Args:
-        data_dir, directory, tuner_name, max_trials, base, overrides, strategy_name,
+        data: the dataset_info.DataDir every trial trains on (a path is opened here).
+        directory, tuner_name, max_trials, base, overrides, strategy_name,
         hyperband_factor, max_videos, overwrite, space_source: as make_tuner;
             max_trials >= 1 and hyperband_factor >= 2.
         verbose: Keras fit verbosity of each trial.
@@ -239,8 +280,9 @@ def run_search(
         raise argument_error("max_trials", "a positive integer", max_trials)
     if hyperband_factor < 2:
         raise argument_error("hyperband_factor", "an integer of at least 2", hyperband_factor)
+    data = dataset_info.DataDir.of(data)
     tuner, config = make_tuner(
-        data_dir,
+        data,
         directory,
         tuner_name,
         max_trials,
@@ -255,38 +297,20 @@ def run_search(
     current_role = role()
     done = len(tuner.oracle.trials) if current_role != "worker" else 0
     if done:
-        print(
+        progress.print_line(
             f"resuming the search in {directory}: {done} trial(s) recorded, at most {max_trials}"
             " in all"
         )
     tuner.search(verbose=verbose)
     if current_role == "worker":
-        print(
-            f"worker {os.environ[TUNER_ID]}: no trials left; the chief writes the results",
-            flush=True,
+        progress.print_line(
+            f"worker {os.environ[TUNER_ID]}: no trials left; the chief writes the results"
         )
         return None
     records = results.trial_records(tuner)
     best = results.write(directory, records, config)
-    print()
-    print(
-        f"{len(records)} trial(s) of {base.model} ({tuner_name}), objective {results.OBJECTIVE}"
-        " (max):"
-    )
-    print(results.summary_table(records, tuner.hypermodel.searched_names))
-    print()
-    print(f"trials: {os.path.join(directory, results.TRIALS_FILE)}")
-    if best is None:
-        raise UserError(
-            f"{directory}: expected at least one completed trial, found none "
-            f"(see the messages in {os.path.join(directory, results.TRIALS_FILE)})"
-        )
-    best_file = os.path.join(directory, results.BEST_FILE)
-    print(
-        f"best: trial {best['trial_id']}, val frame accuracy {best[results.OBJECTIVE]:.4f};"
-        f" hyperparameters in {best_file}\ntrain it: python -m avsdn_tf.train --data_dir {data_dir}"
-        f" --hparams_file {best_file}"
-    )
+    _print_results(directory, tuner, records, tuner_name, base)
+    _print_best(directory, best, data.path)
     return best
 
 
@@ -307,9 +331,9 @@ def main(argv):
     cli.configure_threads()
     base = resolve_base()
     overrides = space.read_space_file(FLAGS.space_file) if FLAGS.space_file else None
-    data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
+    data = dataset_info.DataDir.open(FLAGS.data_dir or synthetic.ensure_default_dataset())
     run_search(
-        data_dir,
+        data,
         FLAGS.directory,
         FLAGS.tuner,
         FLAGS.max_trials,

@@ -23,7 +23,7 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
-from avsdn_tf import constants, fileio
+from avsdn_tf import constants, fileio, progress
 from avsdn_tf.errors import UserError, argument_error
 from avsdn_tf.models.registry import load_run
 from avsdn_tf.runs import CHECKPOINTS, RunDir
@@ -105,11 +105,14 @@ class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
     """A KerasTuner tuner whose trial is one `avsdn_tf.training.train` run of the sampled
     HParams."""
 
-    def __init__(
-        self, oracle, hypermodel, data_dir, strategy_name="auto", max_videos=None, **kwargs
-    ):
+    def __init__(self, oracle, hypermodel, data, strategy_name="auto", max_videos=None, **kwargs):
+        """Args:
+        oracle, hypermodel, kwargs: as keras_tuner's BaseTuner.
+        data: the dataset_info.DataDir every trial trains on (read once, by the command).
+        strategy_name: the tf.distribute strategy of every trial. max_videos: videos per split.
+        """
         super().__init__(oracle, hypermodel, **kwargs)
-        self.data_dir, self.strategy_name, self.max_videos = data_dir, strategy_name, max_videos
+        self.data, self.strategy_name, self.max_videos = data, strategy_name, max_videos
 
     def trial_run_dir(self, trial_id):
         """The avsdn_tf run directory of a trial.
@@ -151,22 +154,22 @@ class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
         sample = self.hypermodel.hparams(trial.hyperparameters)
         run_dir = self.trial_run_dir(trial.trial_id)
         continued = self._continue_parent(trial, sample, run_dir)
-        print(
+        progress.print_line(
             f"[{self.tuner_id}] trial {trial.trial_id}: training {sample.model} for {sample.epochs}"
-            " epochs" + (f", continuing trial {continued}" if continued else "") + f" in {run_dir}",
-            flush=True,
+            " epochs" + (f", continuing trial {continued}" if continued else "") + f" in {run_dir}"
         )
         keras.backend.clear_session()
         gc.collect()
         started = time.time()
         try:
             result = trainer.train(
-                self.data_dir,
+                self.data,
                 run_dir,
                 sample,
                 strategy_name=self.strategy_name,
                 max_videos=self.max_videos,
                 verbose=verbose,
+                log=progress.print_line,  # a trial's epochs are the search's progress
             )
         except trainer.TrainingDiverged as error:
             raise keras_tuner.errors.FailedTrialError(str(error)) from None
@@ -305,7 +308,7 @@ def serve_oracle(oracle, poll_seconds=1.0):
             f"{address} ({reason})"
         )
     server.start()
-    print(f"chief: serving the oracle on {address}", flush=True)
+    progress.print_line(f"chief: serving the oracle on {address}")
     try:
         while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
             time.sleep(poll_seconds)

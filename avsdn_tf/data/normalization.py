@@ -110,13 +110,13 @@ def _moments(sums, squares, count):
     return mean, np.maximum(np.sqrt(variance), constants.MIN_STD)
 
 
-def compute_statistics(data_dir, split="train", batch_size=64):
+def compute_statistics(data, split="train", batch_size=64):
     """Mean and standard deviation of audio and visual features over every segment of `split`.
 
     Records of different lengths (own videos) count their own segments, not a batch's padding.
 
     Args:
-        data_dir: a data directory (dataset_info.json and shards).
+        data: a dataset_info.DataDir (or a data directory's path, opened here).
         split: the split whose segments are counted ("train").
         batch_size: records parsed at once.
     Returns:
@@ -126,8 +126,9 @@ def compute_statistics(data_dir, split="train", batch_size=64):
         errors.UserError: when the data directory cannot be read, has no such split, or the split
             holds no video.
     """
-    info = dataset_info.read(data_dir)
-    files = info.shard_paths(data_dir, split)
+    data = dataset_info.DataDir.of(data)
+    info = data.info
+    files = data.shards(split)
     dataset = (
         tf.data.TFRecordDataset(files)
         .batch(batch_size)
@@ -147,7 +148,7 @@ def compute_statistics(data_dir, split="train", batch_size=64):
                 audio, visual = audio[segments], visual[segments]
             moments.add(audio, visual)
     if moments.audio_count == 0:
-        raise input_error(f"{data_dir} split {split!r}", "at least one video", "none")
+        raise input_error(f"{data.path} split {split!r}", "at least one video", "none")
     return moments.statistics(split)
 
 
@@ -165,11 +166,11 @@ def write_statistics(data_dir, split="train"):
     return statistics
 
 
-def read_statistics(data_dir):
-    """The train-split statistics of `data_dir` and where they came from; never writes.
+def read_statistics(data):
+    """The train-split statistics of a data directory and where they came from; never writes.
 
     Args:
-        data_dir: a data directory.
+        data: a dataset_info.DataDir (or a data directory's path, opened here).
     Returns:
         (statistics, source): normalization.json's content and its path, or, for a data
         directory without one, the statistics computed from its train split (not saved) and
@@ -177,11 +178,12 @@ def read_statistics(data_dir):
     Raises:
         errors.UserError: when normalization.json is not a JSON object.
     """
-    path = os.path.join(data_dir, constants.NORMALIZATION_FILE)
+    data = dataset_info.DataDir.of(data)
+    path = os.path.join(data.path, constants.NORMALIZATION_FILE)
     if not tf.io.gfile.exists(path):
         return (
-            compute_statistics(data_dir),
-            f"the train split of {data_dir} (it has no {constants.NORMALIZATION_FILE})",
+            compute_statistics(data),
+            f"the train split of {data.path} (it has no {constants.NORMALIZATION_FILE})",
         )
     statistics = fileio.read_json_object(
         path, "normalisation statistics", "a JSON object of statistics"

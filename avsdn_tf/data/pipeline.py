@@ -12,42 +12,51 @@ from avsdn_tf import constants, dataset_info, records
 from avsdn_tf.errors import input_error
 
 
-def split_files(data_dir, info, split, include_noisy=False):
+def split_files(data, split, include_noisy=False):
     """The shard files of a split, with the noisy (weak-label) split's appended when asked.
 
     Args:
-        data_dir: the data directory.
-        info: its dataset_info.DatasetInfo.
+        data: a dataset_info.DataDir.
         split: the split name.
         include_noisy: also the shards of constants.NOISY_SPLIT, when the data has one.
     Returns:
         list of shard paths.
+    Raises:
+        errors.UserError: naming dataset_info.json when the data has no such split.
     """
-    files = info.shard_paths(data_dir, split)
-    if include_noisy and constants.NOISY_SPLIT in info.splits:
-        files += info.shard_paths(data_dir, constants.NOISY_SPLIT)
+    files = data.shards(split)
+    if include_noisy and constants.NOISY_SPLIT in data.info.splits:
+        files += data.shards(constants.NOISY_SPLIT)
     return files
 
 
-def reading(data_dir, splits, include_noisy=False):
-    """A context for iterating make_dataset's batches: a damaged or vanished shard of `splits`
-    ends in one UserError naming it (dataset_info.naming_bad_shard).
+class Batches:
+    """make_dataset's batches of parsed records, with the shards they are read from.
 
-    Args:
-        data_dir: the data directory.
-        splits: the split names the block reads (those the data lacks are left out).
-        include_noisy: the block also reads the noisy split.
-    Returns:
-        a context manager.
+    Iterating it (a Python loop, `next(iter(...))`, a task's evaluation) turns a TFRecord read
+    error into one UserError naming the damaged or vanished shard (dataset_info.read_error).
+    Keras' `fit` runs its iterator inside a tf.function, so there the error comes out of `fit`
+    itself: wrap that one call in `reading()`.
+
+    Attributes:
+        dataset: the tf.data.Dataset of parsed batches (for tf.data transformations and fit).
+        files: the shard paths it reads.
     """
-    info = dataset_info.read(data_dir)
-    files = []
-    for split in splits:
-        if split in info.splits:
-            files += split_files(data_dir, info, split)
-    if include_noisy and constants.NOISY_SPLIT in info.splits:
-        files += info.shard_paths(data_dir, constants.NOISY_SPLIT)
-    return dataset_info.naming_bad_shard(files)
+
+    def __init__(self, dataset, files):
+        self.dataset, self.files = dataset, list(files)
+
+    def reading(self):
+        """A context in which a read error of these shards ends in the UserError naming one.
+
+        Returns:
+            a context manager (dataset_info.naming_bad_shard over `files`).
+        """
+        return dataset_info.naming_bad_shard(self.files)
+
+    def __iter__(self):
+        with self.reading():
+            yield from self.dataset
 
 
 def split_size(info, split, include_noisy=False):
@@ -167,8 +176,78 @@ def _parsed_videos(serialized, info):
     return parsed.unbatch() if fixed_length else parsed
 
 
+def _checked_files(data, split, include_noisy):
+    """The shards of a split (and the noisy split's), each checked to exist.
+
+    Args:
+        data: a dataset_info.DataDir. split: the split name. include_noisy: add the noisy split.
+    Returns:
+        (list of shard paths, the number of videos they hold).
+    Raises:
+        errors.UserError: for no such split, an empty split, or a listed shard that is missing.
+    """
+    files = split_files(data, split, include_noisy)
+    videos = split_size(data.info, split, include_noisy)
+    if videos == 0:
+        raise input_error(f"{data.path} split {split!r}", "at least one video", "an empty split")
+    missing = [path for path in files if not tf.io.gfile.exists(path)]
+    if missing:
+        raise input_error(missing[0], "a shard listed in dataset_info.json", "no such file")
+    return files, videos
+
+
+def _file_names(files, where, input_context, options):
+    """The dataset of shard names this input pipeline reads, and its auto-shard policy.
+
+    Args:
+        files: the shard paths. where: what a message names ("DIR split 'train'").
+        input_context: a tf.distribute.InputContext or None.
+        options: the tf.data.Options to set the auto-shard policy on (changed in place).
+    Returns:
+        tf.data.Dataset of str paths: all of them, or this pipeline's share by file.
+    Raises:
+        errors.UserError: when there are fewer shards than input pipelines.
+    """
+    file_names = tf.data.Dataset.from_tensor_slices(files)
+    policy = tf.data.experimental.AutoShardPolicy
+    if input_context is None or input_context.num_input_pipelines <= 1:
+        # Keras under MultiWorkerMirroredStrategy shards by file when there are enough files.
+        options.experimental_distribute.auto_shard_policy = policy.AUTO
+        return file_names
+    pipelines = input_context.num_input_pipelines
+    if len(files) < pipelines:
+        raise input_error(where, f"at least {pipelines} shards to share by file", f"{len(files)}")
+    options.experimental_distribute.auto_shard_policy = policy.OFF
+    return file_names.shard(pipelines, input_context.input_pipeline_id)
+
+
+def _cached_epochs(
+    file_names, info, seeds, shuffle_size, batch_size, training, drop_remainder, max_videos
+):
+    """One dataset per epoch over videos decoded once, in a fixed order, and kept in memory.
+
+    Args:
+        file_names: the dataset of shard paths. info: the DatasetInfo. seeds: one shuffle seed
+            per epoch. shuffle_size: the videos kept (the whole split, or max_videos).
+        batch_size, training, drop_remainder, max_videos: as make_dataset.
+    Returns:
+        list of tf.data.Dataset, epoch i shuffled (when training) by seeds[i].
+    """
+    videos = _parsed_videos(_serialized_records(file_names, False, None, max_videos), info).cache()
+    return [
+        _batch_videos(
+            videos.shuffle(shuffle_size, seed=seed, reshuffle_each_iteration=True)
+            if training
+            else videos,
+            batch_size,
+            drop_remainder,
+        )
+        for seed in seeds
+    ]
+
+
 def make_dataset(
-    data_dir,
+    data,
     split,
     batch_size,
     training=False,
@@ -181,10 +260,10 @@ def make_dataset(
     max_videos=None,
     drop_remainder=False,
 ):
-    """Batches of parsed records of one split of `data_dir`.
+    """Batches of parsed records of one split of a data directory.
 
     Args:
-        data_dir: a data directory (dataset_info.json and shards).
+        data: a dataset_info.DataDir (its dataset_info.json read once, by the command).
         split: its split name ("train", "val", "test", ...).
         batch_size: videos per batch; videos of different lengths are padded to the longest of
             the batch, their labels with constants.PAD_LABEL.
@@ -200,69 +279,35 @@ def make_dataset(
         max_videos: at most this many videos (a fixed subset). drop_remainder: drop a last
             partial batch.
     Returns:
-        tf.data.Dataset of dicts (records.parse_videos): "audio" [B, T, A] and "visual"
-        [B, T, ...] float32 raw features, "label" [B, T] int32, and the context keys [B].
+        Batches: iterated, dicts (records.parse_videos): "audio" [B, T, A] and "visual"
+        [B, T, ...] float32 raw features, "label" [B, T] int32, and the context keys [B]; a read
+        error names its shard. Its .dataset is the tf.data.Dataset.
+    Raises:
+        errors.UserError: for no such split, an empty split, a missing shard, or fewer shards
+            than input pipelines.
     """
-    info = dataset_info.read(data_dir)
-    files = split_files(data_dir, info, split, include_noisy)
-    videos_in_split = split_size(info, split, include_noisy)
-    if videos_in_split == 0:
-        raise input_error(f"{data_dir} split {split!r}", "at least one video", "an empty split")
-    missing = [path for path in files if not tf.io.gfile.exists(path)]
-    if missing:
-        raise input_error(missing[0], "a shard listed in dataset_info.json", "no such file")
-
+    info = data.info
+    files, videos_in_split = _checked_files(data, split, include_noisy)
     options = tf.data.Options()
     options.deterministic = deterministic or not training
-    file_names = tf.data.Dataset.from_tensor_slices(files)
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        if len(files) < input_context.num_input_pipelines:
-            raise input_error(
-                f"{data_dir} split {split!r}",
-                f"at least {input_context.num_input_pipelines} shards to share by file",
-                f"{len(files)}",
-            )
-        file_names = file_names.shard(
-            input_context.num_input_pipelines, input_context.input_pipeline_id
-        )
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    else:
-        # Keras under MultiWorkerMirroredStrategy shards by file when there are enough files.
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.AUTO
-        )
-
+    file_names = _file_names(files, f"{data.path} split {split!r}", input_context, options)
     seeds = [seed] if epoch_seeds is None else list(epoch_seeds)
     if cache:
-        # Decoded once, in a fixed order; every epoch reuses the tensors in memory.
-        videos = _parsed_videos(
-            _serialized_records(file_names, False, None, max_videos), info
-        ).cache()
         shuffle_size = min(videos_in_split, max_videos or videos_in_split)
+        epochs = _cached_epochs(
+            file_names, info, seeds, shuffle_size, batch_size, training, drop_remainder, max_videos
+        )
+    else:
         epochs = [
-            _batch_videos(
-                (
-                    videos.shuffle(shuffle_size, seed=epoch_seed, reshuffle_each_iteration=True)
-                    if training
-                    else videos
-                ),
+            _parsed_batches(
+                _serialized_records(file_names, training, epoch_seed, max_videos),
+                info,
                 batch_size,
                 drop_remainder,
             )
             for epoch_seed in seeds
         ]
-    else:
-        epochs = []
-        for epoch_seed in seeds:
-            epochs.append(
-                _parsed_batches(
-                    _serialized_records(file_names, training, epoch_seed, max_videos),
-                    info,
-                    batch_size,
-                    drop_remainder,
-                )
-            )
     dataset = epochs[0]
     for epoch in epochs[1:]:
         dataset = dataset.concatenate(epoch)
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+    return Batches(dataset.prefetch(tf.data.AUTOTUNE).with_options(options), files)

@@ -4,6 +4,7 @@ One function, `train`, used by the train command, the experiments runner and the
 is a single copy of how a model is fitted and selected.
 """
 
+import dataclasses
 import math
 import os
 import time
@@ -11,7 +12,7 @@ import time
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, fileio, hparams
+from avsdn_tf import constants, dataset_info, fileio, hparams, progress
 from avsdn_tf.data import normalization, pipeline
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import backbones, registry, tasks
@@ -128,9 +129,10 @@ class SelectOnValidation(keras.callbacks.Callback):
     (`resume_state`); a re-trained epoch rewrites best.keras with the same weights.
     """
 
-    def __init__(self, run, val_data, hp, chief, state, task=None):
+    def __init__(self, run, val_data, hp, chief, state, task=None, log=progress.print_line):
         super().__init__()
         self.run, self.val_data, self.hp, self.chief = run, val_data, hp, chief
+        self.log = log
         self.task = task or registry.task_for(hp)
         self.best = state.get("best_val_accuracy", -1.0)
         self.best_epoch = state.get("best_epoch", 0) - 1  # state.json counts epochs from 1
@@ -183,14 +185,13 @@ class SelectOnValidation(keras.callbacks.Callback):
         if improved:
             _save_keras(self.model, self.run.best_checkpoint, self.chief)
         _save_keras(self.model, self.run.last_checkpoint, self.chief)
-        print(
+        self.log(
             f"epoch {epoch + 1}/{self.hp.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
             f"{name.replace('_', ' ')} {val_accuracy:.4f}"
-            f"{' (best so far)' if improved and self.hp.selection == 'val' else ''}",
-            flush=True,
+            f"{' (best so far)' if improved and self.hp.selection == 'val' else ''}"
         )
         if stopping:
-            print(f"early stopping: no val improvement for {patience} epochs")
+            self.log(f"early stopping: no val improvement for {patience} epochs")
             self.model.stop_training = True
 
 
@@ -276,59 +277,55 @@ def _with_nan_from(data, first_bad_batch):
     return data.enumerate().map(poison)
 
 
-def _training_data(
-    data_dir,
-    task,
-    global_batch,
-    first_epoch,
-    include_noisy,
-    max_videos,
-    multi_worker,
-    cache,
-    steps_per_epoch,
-    inject_nan_at_epoch=None,
-):
+def _training_data(plan, first_epoch, inject_nan_at_epoch=None):
     """One tf.data pipeline over the remaining epochs, each shuffled by its own seed.
 
     Seeding per epoch (not per iterator) is what makes a resumed run see the same batches as an
     uninterrupted one. With inject_nan_at_epoch (1-based), the batches of that epoch and later
     carry NaN audio (train's fault-injection flag).
+
+    Args:
+        plan: the run's _Plan. first_epoch: the epochs already done (0-based first epoch).
+        inject_nan_at_epoch: see train().
+    Returns:
+        pipeline.Batches of the task's (inputs, targets), over the train split's shards.
     """
-    hp = task.hp
-    data = task.batches(
-        pipeline.make_dataset(
-            data_dir,
-            task.splits["train"],
-            global_batch,
-            training=True,
-            include_noisy=include_noisy,
-            cache=cache,
-            epoch_seeds=[hp.seed * 100_003 + epoch for epoch in range(first_epoch, hp.epochs)],
-            max_videos=max_videos,
-            deterministic=True,
-            drop_remainder=multi_worker,
-        )
+    task, hp = plan.task, plan.task.hp
+    parsed = pipeline.make_dataset(
+        plan.data,
+        task.splits["train"],
+        plan.global_batch,
+        training=True,
+        include_noisy=plan.include_noisy,
+        cache=plan.cache,
+        epoch_seeds=[hp.seed * 100_003 + epoch for epoch in range(first_epoch, hp.epochs)],
+        max_videos=plan.max_videos,
+        deterministic=True,
+        drop_remainder=plan.multi_worker,
     )
+    data = task.batches(parsed.dataset)
     if inject_nan_at_epoch is not None:
-        data = _with_nan_from(data, max(inject_nan_at_epoch - 1 - first_epoch, 0) * steps_per_epoch)
-    if multi_worker:
+        first_bad = max(inject_nan_at_epoch - 1 - first_epoch, 0) * plan.steps_per_epoch
+        data = _with_nan_from(data, first_bad)
+    if plan.multi_worker:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA
         )
         data = data.with_options(options)
-    return data
+    return pipeline.Batches(data, parsed.files)
 
 
-def check_splits(data_dir, info, task):
+def check_splits(data, task):
     """Every split the task reads is in the data and holds videos, or one message.
 
     Args:
-        data_dir: the data directory. info: its DatasetInfo. task: the run's task.
+        data: the dataset_info.DataDir. task: the run's task.
     Raises:
         UserError naming dataset_info.json, the split(s) expected and the splits found.
     """
-    where = f"{data_dir}/{constants.DATASET_INFO_FILE}"
+    info = data.info
+    where = f"{data.path}/{constants.DATASET_INFO_FILE}"
     names = list(task.splits.values())
     missing = [name for name in names if name not in info.splits]
     if missing and task.splits_origin:
@@ -365,38 +362,53 @@ def _save_imported(run, model, chief):
     _save_keras(model, run.last_checkpoint, chief)
 
 
-def train(
-    data_dir,
-    model_dir,
-    hp,
-    strategy_name="auto",
-    max_videos=None,
-    verbose=1,
-    inject_nan_at_epoch=None,
-    init_weights=None,
-):
-    """Fit `hp.model` on data_dir's train split, keep the best epoch on val, write metrics.json.
+@dataclasses.dataclass
+class _Plan:
+    """What one train() call settles before it fits: the task, data, run directory, strategy,
+    batch and how the data is read. Every step of train() takes it."""
 
-    The splits, model, targets, loss and scores are the task's (tasks.for_hparams): train / val /
-    test for the classifiers, train_match / val_match / test_match for avdln. A run directory
-    that already holds an unfinished run of the same settings is resumed.
+    task: tasks.Task
+    data: dataset_info.DataDir
+    run: RunDir
+    strategy_name: str
+    strategy: tf.distribute.Strategy
+    max_videos: int | None
+    log: object  # progress lines (progress.log_for)
+    include_noisy: bool = False
+    cache: bool = False
+    decoded_gb: float | None = None
+    steps_per_epoch: int = 0
+
+    @property
+    def hp(self):
+        return self.task.hp
+
+    @property
+    def chief(self):
+        return strategies.is_chief(self.strategy)
+
+    @property
+    def replicas(self):
+        return self.strategy.num_replicas_in_sync
+
+    @property
+    def global_batch(self):
+        return self.hp.batch_size * self.replicas
+
+    @property
+    def multi_worker(self):
+        return self.strategy_name == "multi_worker"
+
+
+def _checked_task(hp, init_weights):
+    """The task of valid hyperparameters, or one message about the flag that is wrong.
 
     Args:
-        data_dir: a data directory (prepare, extract or synthesize output; local or a URL).
-        model_dir: the run directory (created; config.json, state.json, checkpoints, metrics.json).
-        hp: HParams of the run.
-        strategy_name: one of constants.STRATEGIES ("auto", "mirrored", "multi_worker", ...).
-        max_videos: train and select on at most this many videos per split (None: all).
-        verbose: Keras' fit verbosity (0 silent).
-        inject_nan_at_epoch: fault injection: from this epoch (1-based) on, training batches
-            carry NaN audio, so the NaN stop (TrainingDiverged) can be seen working.
-        init_weights: released weights to start from (avdln: the authors' Keras 2 h5); with
-            hp.epochs 0 they are only imported into the run directory and evaluated.
+        hp: the run's HParams. init_weights: released weights to start from, or None.
     Returns:
-        the metrics dict written to metrics.json (val and test scores of the best epoch).
+        the registry's task for hp.
     Raises:
-        errors.UserError: bad hyperparameters, empty splits, a run directory of other settings,
-            or a shard that is damaged or vanishes during the run (naming it).
+        errors.UserError: for invalid hp, an unknown model, or 0 epochs without init_weights.
     """
     hp.validate()
     if hp.model not in registry.names():
@@ -405,141 +417,172 @@ def train(
         raise argument_error(
             "epochs", "at least 1 (0 only with `init_weights`: import and evaluate them)", 0
         )
-    task = registry.task_for(hp)
-    info = dataset_info.read(data_dir)
-    check_splits(data_dir, info, task)
-    if init_weights:  # checked on a throwaway model before anything is written
-        task.import_weights(task.build(*_dims(info)), init_weights)
-    splits = task.splits
-    include_noisy = task.include_noisy(info)
-    cache, decoded_gb = decide_cache(info, hp, include_noisy, max_videos, splits)
-    run = RunDir(model_dir)
-    strategy = strategies.make_strategy(strategy_name)
-    chief = strategies.is_chief(strategy)
-    replicas = strategy.num_replicas_in_sync
-    global_batch = hp.batch_size * replicas
-    # Recorded absolute, so evaluate and export find the data from any working directory.
-    recorded_data_dir = data_dir if "://" in data_dir else os.path.abspath(data_dir)
-    config = {
-        "hparams": hp.to_dict(),
-        "data_dir": recorded_data_dir,
+    return registry.task_for(hp)
+
+
+def _run_config(plan, init_weights):
+    """The config.json of a run: its settings, data dims and versions.
+
+    Args:
+        plan: the run's _Plan. init_weights: the weights it starts from, or None.
+    Returns:
+        dict.
+    """
+    path = plan.data.path
+    info = plan.data.info
+    return {
+        "hparams": plan.hp.to_dict(),
+        # Recorded absolute, so evaluate and export find the data from any working directory.
+        "data_dir": path if "://" in path else os.path.abspath(path),
         "data": data_signature(info),
-        "strategy": strategy_name,
-        "replicas": replicas,
-        "global_batch_size": global_batch,
-        "max_videos": max_videos,
-        "include_noisy": include_noisy,
-        "data_in_memory": cache,
-        "decoded_train_val_gb": decoded_gb,
+        "strategy": plan.strategy_name,
+        "replicas": plan.replicas,
+        "global_batch_size": plan.global_batch,
+        "max_videos": plan.max_videos,
+        "include_noisy": plan.include_noisy,
+        "data_in_memory": plan.cache,
+        "decoded_train_val_gb": plan.decoded_gb,
         "class_names": list(info.class_names),
-        "splits": dict(splits),
+        "splits": dict(plan.task.splits),
         "init_weights": init_weights,
         "run_format": RUN_FORMAT,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    _check_resumable(run, config, info)
-    saved_config = run.read_config() or {}
-    if saved_config.get("init_weights") and tf.io.gfile.exists(run.last_checkpoint):
-        # A resumed run started from imported weights; its checkpoint holds them (or their
-        # fine-tuned successors), so they are recorded, not imported again.
-        init_weights = config["init_weights"] = saved_config["init_weights"]
-    state = run.read_state() or {}
-    done = state.get("epochs_done", 0) >= hp.epochs or state.get("stopped_early")
-    if state.get("finished") and done and tf.io.gfile.exists(run.metrics):
-        print(f"{model_dir} already finished; metrics in {run.metrics}")
-        return fileio.read_json(run.metrics)
-    if chief:
-        fileio.make_directories(os.path.join(model_dir, "checkpoints"))
-        fileio.write_json(run.config, config)
 
-    train_videos = pipeline.split_size(info, splits["train"], include_noisy)
-    if max_videos:
-        train_videos = min(train_videos, max_videos)
-    steps_per_epoch = (
-        train_videos // global_batch
-        if strategy_name == "multi_worker"
-        else math.ceil(train_videos / global_batch)
+
+def _steps_per_epoch(plan):
+    """Training steps per epoch (whole global batches only under multi_worker).
+
+    Args:
+        plan: the run's _Plan.
+    Returns:
+        int >= 1.
+    Raises:
+        errors.UserError: naming batch_size when one batch needs more videos than there are.
+    """
+    videos = pipeline.split_size(plan.data.info, plan.task.splits["train"], plan.include_noisy)
+    if plan.max_videos:
+        videos = min(videos, plan.max_videos)
+    steps = (
+        videos // plan.global_batch if plan.multi_worker else math.ceil(videos / plan.global_batch)
     )
-    if steps_per_epoch == 0:
+    if steps == 0:
         raise argument_error(
             "batch_size",
-            f"at most {train_videos // replicas} per replica for {train_videos} training videos",
-            hp.batch_size,
+            f"at most {videos // plan.replicas} per replica for {videos} training videos",
+            plan.hp.batch_size,
         )
-    resuming = tf.io.gfile.exists(run.last_checkpoint)
-    statistics, statistics_source = None, None
-    if not resuming and task.normalized:
-        statistics, statistics_source = normalization.read_statistics(data_dir)
-        print(f"feature normalisation (inside the model) from {statistics_source}")
-    elif not resuming:
-        print(task.describe_inputs(info.visual_shape))
-    keras.utils.set_random_seed(hp.seed)
-    first_epoch = 0
-    with strategy.scope():
-        if resuming:
-            model = backbones.load_model(run.last_checkpoint)
-            state = resume_state(run, model, steps_per_epoch)
-            first_epoch = state.get("epochs_done", 0)
-            print(f"resuming {model_dir} after epoch {first_epoch}")
-        else:
-            state = {}
-            model = task.build(
-                info.audio_dim,
-                info.visual_shape,
-                info.num_segments,
-                statistics=statistics,
-                source=statistics_source,
-            )
-            if init_weights:
-                task.import_weights(model, init_weights)
-                print(f"weights imported from {init_weights}")
-            compile_model(model, hp, steps_per_epoch)
-            if hp.epochs == 0:
-                _save_imported(run, model, chief)
-    if decoded_gb is not None:
-        print(
-            f"train + val decoded: {decoded_gb:.2f} GB; "
+    return steps
+
+
+def _new_model(plan, init_weights):
+    """The task's model, its normalisation set from the train split, compiled; with hp.epochs 0,
+    imported weights saved as the run's checkpoint.
+
+    Args:
+        plan: the run's _Plan. init_weights: released weights to import, or None.
+    Returns:
+        the compiled Keras model.
+    """
+    task, info = plan.task, plan.data.info
+    statistics, source = None, None
+    if task.normalized:
+        statistics, source = normalization.read_statistics(plan.data)
+        plan.log(f"feature normalisation (inside the model) from {source}")
+    else:
+        plan.log(task.describe_inputs(info.visual_shape))
+    keras.utils.set_random_seed(plan.hp.seed)
+    with plan.strategy.scope():
+        model = task.build(*_dims(info), statistics=statistics, source=source)
+        if init_weights:
+            task.import_weights(model, init_weights)
+            plan.log(f"weights imported from {init_weights}")
+        compile_model(model, plan.hp, plan.steps_per_epoch)
+        if plan.hp.epochs == 0:
+            _save_imported(plan.run, model, plan.chief)
+    return model
+
+
+def _model_and_state(plan, init_weights):
+    """The model to fit and the state of its last epoch: resumed from the run's last checkpoint,
+    or new.
+
+    Args:
+        plan: the run's _Plan. init_weights: released weights for a new model, or None.
+    Returns:
+        (model, state dict: {} for a new model, first epoch to train: 0-based).
+    """
+    if not tf.io.gfile.exists(plan.run.last_checkpoint):
+        return _new_model(plan, init_weights), {}, 0
+    keras.utils.set_random_seed(plan.hp.seed)
+    with plan.strategy.scope():
+        model = backbones.load_model(plan.run.last_checkpoint)
+        state = resume_state(plan.run, model, plan.steps_per_epoch)
+    first_epoch = state.get("epochs_done", 0)
+    plan.log(f"resuming {plan.run.path} after epoch {first_epoch}")
+    return model, state, first_epoch
+
+
+def _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch):
+    """Fit the remaining epochs, selecting on val after each; the seconds it took.
+
+    Args:
+        plan: the run's _Plan. model: the compiled model. state: its last epoch's state.
+        first_epoch: 0-based epoch to start from. verbose: Keras' fit verbosity.
+        inject_nan_at_epoch: see train().
+    Returns:
+        float seconds.
+    Raises:
+        errors.UserError: a shard damaged or vanishing during the run (naming it), or
+            TrainingDiverged.
+    """
+    hp = plan.hp
+    if plan.decoded_gb is not None:
+        plan.log(
+            f"train + val decoded: {plan.decoded_gb:.2f} GB; "
             + (
                 "kept in memory after the first epoch"
-                if cache
+                if plan.cache
                 else f"read from the records every epoch (cache_gb is {hp.cache_gb})"
             )
         )
     val_data = pipeline.make_dataset(
-        data_dir, splits["val"], global_batch, max_videos=max_videos, cache=cache
+        plan.data,
+        plan.task.splits["val"],
+        plan.global_batch,
+        max_videos=plan.max_videos,
+        cache=plan.cache,
     )
     started = time.time()
-    if first_epoch < hp.epochs and not state.get("stopped_early"):
-        train_data = _training_data(
-            data_dir,
-            task,
-            global_batch,
-            first_epoch,
-            include_noisy,
-            max_videos,
-            strategy_name == "multi_worker",
-            cache,
-            steps_per_epoch,
-            inject_nan_at_epoch,
+    if first_epoch >= hp.epochs or state.get("stopped_early"):
+        return time.time() - started
+    train_data = _training_data(plan, first_epoch, inject_nan_at_epoch)
+    callbacks = [SelectOnValidation(plan.run, val_data, hp, plan.chief, state, plan.task, plan.log)]
+    if plan.chief:
+        callbacks.append(keras.callbacks.TensorBoard(plan.run.logs, write_graph=False))
+    # fit runs the iterator inside its tf.function: a read error comes out of fit itself.
+    with train_data.reading():
+        model.fit(
+            train_data.dataset,
+            epochs=hp.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=plan.steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
         )
-        selector = SelectOnValidation(run, val_data, hp, chief, state, task)
-        callbacks = [selector]
-        if chief:
-            callbacks.append(keras.callbacks.TensorBoard(run.logs, write_graph=False))
-        with pipeline.reading(data_dir, [splits["train"], splits["val"]], include_noisy):
-            model.fit(
-                train_data,
-                epochs=hp.epochs,
-                initial_epoch=first_epoch,
-                steps_per_epoch=steps_per_epoch,
-                callbacks=callbacks,
-                verbose=verbose,
-                shuffle=False,
-            )
-    seconds = time.time() - started
-    if not chief:
-        return {}  # the chief evaluates and writes metrics.json
+    return time.time() - started
 
+
+def _final_metrics(plan, init_weights, seconds):
+    """Score the selected checkpoint on val and test, write metrics.json, mark the run finished.
+
+    Args:
+        plan: the run's _Plan. init_weights: recorded in the result. seconds: the fit's time.
+    Returns:
+        the metrics dict written to metrics.json.
+    """
+    hp, splits, run = plan.hp, plan.task.splits, plan.run
     best_model = backbones.load_model(run.best_checkpoint)
     state = run.read_state() or {}
     result = {
@@ -555,13 +598,126 @@ def train(
     }
     for key in ("val", "test"):
         result[key] = evaluation.evaluate_split(
-            task, best_model, data_dir, splits[key], info.class_names, max_videos=max_videos
+            plan.task,
+            best_model,
+            plan.data,
+            splits[key],
+            plan.data.info.class_names,
+            max_videos=plan.max_videos,
         )
     fileio.write_json(run.metrics, result)
     fileio.write_json(run.state, {**state, "finished": True})
     chosen = "last epoch" if hp.selection == "last" else "best epoch"
-    print(
-        f"{chosen} {result['best_epoch']}: {splits['val']} {task.headline(result['val'])}; "
-        f"{splits['test']} {task.headline(result['test'])}"
+    plan.log(
+        f"{chosen} {result['best_epoch']}: {splits['val']} {plan.task.headline(result['val'])}; "
+        f"{splits['test']} {plan.task.headline(result['test'])}"
     )
     return result
+
+
+def _plan(task, data, model_dir, strategy_name, max_videos, log):
+    """Settle the run: its directory, strategy, whether the noisy split joins and whether the
+    decoded data is kept in memory.
+
+    Args:
+        task: the run's task. data: the DataDir. model_dir: the run directory.
+        strategy_name: a constants.STRATEGIES name. max_videos: videos per split, or None.
+        log: where progress lines go.
+    Returns:
+        _Plan (steps_per_epoch still 0).
+    """
+    plan = _Plan(
+        task,
+        data,
+        RunDir(model_dir),
+        strategy_name,
+        strategies.make_strategy(strategy_name),
+        max_videos,
+        log,
+    )
+    plan.include_noisy = task.include_noisy(data.info)
+    plan.cache, plan.decoded_gb = decide_cache(
+        data.info, task.hp, plan.include_noisy, max_videos, task.splits
+    )
+    return plan
+
+
+def _finished(run, hp):
+    """The metrics of a run directory that already finished these epochs, else None.
+
+    Args:
+        run: the RunDir. hp: the run's HParams.
+    Returns:
+        metrics.json's dict, or None.
+    """
+    state = run.read_state() or {}
+    done = state.get("epochs_done", 0) >= hp.epochs or state.get("stopped_early")
+    if state.get("finished") and done and tf.io.gfile.exists(run.metrics):
+        return fileio.read_json(run.metrics)
+    return None
+
+
+def train(
+    data,
+    model_dir,
+    hp,
+    strategy_name="auto",
+    max_videos=None,
+    verbose=1,
+    inject_nan_at_epoch=None,
+    init_weights=None,
+    log=None,
+):
+    """Fit `hp.model` on the data's train split, keep the best epoch on val, write metrics.json.
+
+    The splits, model, targets, loss and scores are the task's (tasks.for_hparams): train / val /
+    test for the classifiers, train_match / val_match / test_match for avdln. A run directory
+    that already holds an unfinished run of the same settings is resumed.
+
+    Args:
+        data: a dataset_info.DataDir (prepare, extract or synthesize output; local or a URL);
+            a path is opened here.
+        model_dir: the run directory (created; config.json, state.json, checkpoints, metrics.json).
+        hp: HParams of the run.
+        strategy_name: one of constants.STRATEGIES ("auto", "mirrored", "multi_worker", ...).
+        max_videos: train and select on at most this many videos per split (None: all).
+        verbose: Keras' fit verbosity (0 silent); without `log`, also whether progress lines
+            (epochs, resuming, the final scores) are printed.
+        inject_nan_at_epoch: fault injection: from this epoch (1-based) on, training batches
+            carry NaN audio, so the NaN stop (TrainingDiverged) can be seen working.
+        init_weights: released weights to start from (avdln: the authors' Keras 2 h5); with
+            hp.epochs 0 they are only imported into the run directory and evaluated.
+        log: where progress lines go (one line per call), whatever `verbose` is; default
+            progress.log_for(verbose).
+    Returns:
+        the metrics dict written to metrics.json (val and test scores of the best epoch).
+    Raises:
+        errors.UserError: bad hyperparameters, empty splits, a run directory of other settings,
+            or a shard that is damaged or vanishes during the run (naming it).
+    """
+    task = _checked_task(hp, init_weights)
+    data = dataset_info.DataDir.of(data)
+    check_splits(data, task)
+    if init_weights:  # checked on a throwaway model before anything is written
+        task.import_weights(task.build(*_dims(data.info)), init_weights)
+    plan = _plan(task, data, model_dir, strategy_name, max_videos, progress.log_for(verbose, log))
+    config = _run_config(plan, init_weights)
+    _check_resumable(plan.run, config, data.info)
+    saved_config = plan.run.read_config() or {}
+    if saved_config.get("init_weights") and tf.io.gfile.exists(plan.run.last_checkpoint):
+        # A resumed run started from imported weights; its checkpoint holds them (or their
+        # fine-tuned successors), so they are recorded, not imported again.
+        init_weights = config["init_weights"] = saved_config["init_weights"]
+    finished = _finished(plan.run, hp)
+    if finished is not None:
+        plan.log(f"{model_dir} already finished; metrics in {plan.run.metrics}")
+        return finished
+    if plan.chief:
+        fileio.make_directories(os.path.join(model_dir, "checkpoints"))
+        fileio.write_json(plan.run.config, config)
+    plan.steps_per_epoch = _steps_per_epoch(plan)
+    model, state, first_epoch = _model_and_state(plan, init_weights)
+    seconds = _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch)
+    if not plan.chief:
+        return {}  # the chief evaluates and writes metrics.json
+    return _final_metrics(plan, init_weights, seconds)

@@ -11,13 +11,14 @@ import tensorflow as tf
 
 from avsdn_tf import constants, dataset_info, records
 from avsdn_tf.data import normalization, pipeline
+from avsdn_tf.dataset_info import DataDir
 from avsdn_tf.errors import UserError
 
 from testlib import TINY_SPLITS, copy_with_damaged_shard
 
 
 def test_batches_are_parsed_records_of_raw_features(tiny_vector_data):
-    data = pipeline.make_dataset(tiny_vector_data, "train", batch_size=10)
+    data = pipeline.make_dataset(DataDir.open(tiny_vector_data), "train", batch_size=10)
     batch = next(iter(data))
     assert (
         batch["audio"].shape == (10, constants.NUM_SEGMENTS, 16)
@@ -28,19 +29,22 @@ def test_batches_are_parsed_records_of_raw_features(tiny_vector_data):
         and batch["visual"].dtype == tf.float32
     )
     assert batch["label"].shape == (10, constants.NUM_SEGMENTS) and batch["label"].dtype == tf.int32
-    assert data.element_spec["audio"].shape[1] == constants.NUM_SEGMENTS  # static: LSTMs can unroll
+    spec = data.dataset.element_spec
+    assert spec["audio"].shape[1] == constants.NUM_SEGMENTS  # static: LSTMs can unroll
     sizes = [int(batch["label"].shape[0]) for batch in data]
     assert sum(sizes) == TINY_SPLITS["train"] and sizes[-1] == TINY_SPLITS["train"] % 10
 
 
 def test_noisy_videos_join_and_segment_labels_agree_with_video_labels(tiny_vector_data):
-    with_noisy = pipeline.make_dataset(tiny_vector_data, "train", 8, include_noisy=True)
+    with_noisy = pipeline.make_dataset(
+        DataDir.open(tiny_vector_data), "train", 8, include_noisy=True
+    )
     video_labels = np.concatenate([batch[records.VIDEO_LABEL].numpy() for batch in with_noisy])
     assert video_labels.shape == (TINY_SPLITS["train"] + TINY_SPLITS["noisy"],)
     assert (video_labels == constants.BACKGROUND).sum() == TINY_SPLITS[
         "noisy"
     ]  # AVE videos all hold an event
-    for batch in pipeline.make_dataset(tiny_vector_data, "train", 8):
+    for batch in pipeline.make_dataset(DataDir.open(tiny_vector_data), "train", 8):
         video = batch[records.VIDEO_LABEL].numpy()
         labels = batch[records.LABEL].numpy()
         for v, row in zip(video, labels, strict=True):
@@ -48,7 +52,7 @@ def test_noisy_videos_join_and_segment_labels_agree_with_video_labels(tiny_vecto
 
 
 def test_maps_keep_their_layout(tiny_map_data):
-    batch = next(iter(pipeline.make_dataset(tiny_map_data, "val", 4)))
+    batch = next(iter(pipeline.make_dataset(DataDir.open(tiny_map_data), "val", 4)))
     assert batch["visual"].shape == (4, constants.NUM_SEGMENTS, 3, 3, 8)
 
 
@@ -58,7 +62,10 @@ def test_statistics_are_the_train_split_moments_and_reading_them_writes_nothing(
     stats, source = normalization.read_statistics(tiny_vector_data)
     assert source.endswith(constants.NORMALIZATION_FILE)
     raw = np.concatenate(
-        [batch["audio"].numpy() for batch in pipeline.make_dataset(tiny_vector_data, "train", 32)]
+        [
+            batch["audio"].numpy()
+            for batch in pipeline.make_dataset(DataDir.open(tiny_vector_data), "train", 32)
+        ]
     ).reshape(-1, 16)
     np.testing.assert_allclose(stats["audio_mean"], raw.mean(0), atol=1e-5)
     np.testing.assert_allclose(stats["audio_std"], raw.std(0), rtol=1e-4)
@@ -79,11 +86,16 @@ def test_training_order_is_shuffled_deterministically_by_seed(tiny_vector_data):
     def order(seed):
         return _video_ids(
             pipeline.make_dataset(
-                tiny_vector_data, "train", 8, training=True, seed=seed, deterministic=True
+                DataDir.open(tiny_vector_data),
+                "train",
+                8,
+                training=True,
+                seed=seed,
+                deterministic=True,
             )
         )
 
-    plain = _video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8))
+    plain = _video_ids(pipeline.make_dataset(DataDir.open(tiny_vector_data), "train", 8))
     assert order(1) == order(1)
     assert order(1) != order(2)
     assert sorted(order(1)) == sorted(plain)
@@ -98,17 +110,19 @@ def test_input_context_shards_by_file(tiny_vector_data):
         seen.append(
             set(
                 _video_ids(
-                    pipeline.make_dataset(tiny_vector_data, "train", 8, input_context=context)
+                    pipeline.make_dataset(
+                        DataDir.open(tiny_vector_data), "train", 8, input_context=context
+                    )
                 )
             )
         )
     assert not seen[0] & seen[1]
     assert len(seen[0] | seen[1]) == len(
-        set(_video_ids(pipeline.make_dataset(tiny_vector_data, "train", 8)))
+        set(_video_ids(pipeline.make_dataset(DataDir.open(tiny_vector_data), "train", 8)))
     )
     with pytest.raises(UserError, match="at least 3 shards"):
         context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=0)
-        pipeline.make_dataset(tiny_vector_data, "train", 8, input_context=context)
+        pipeline.make_dataset(DataDir.open(tiny_vector_data), "train", 8, input_context=context)
 
 
 def test_variable_length_videos_are_padded_with_label_minus_one(tmp_path):
@@ -140,7 +154,9 @@ def test_variable_length_videos_are_padded_with_label_minus_one(tmp_path):
     dataset_info.write(str(tmp_path), info)
     assert pipeline.decoded_gigabytes(info, "train") is None  # unknown until read
     for cache in (False, True):
-        batch = next(iter(pipeline.make_dataset(str(tmp_path), "train", 3, cache=cache)))
+        batch = next(
+            iter(pipeline.make_dataset(DataDir.open(str(tmp_path)), "train", 3, cache=cache))
+        )
         labels = batch["label"].numpy()
         assert batch["audio"].shape == (3, 5, 4)
         np.testing.assert_array_equal((labels != constants.PAD_LABEL).sum(1), lengths)
@@ -149,9 +165,9 @@ def test_variable_length_videos_are_padded_with_label_minus_one(tmp_path):
 
 def test_bad_requests_name_the_problem(tiny_vector_data, tmp_path):
     with pytest.raises(UserError, match="split named 'dev'"):
-        pipeline.make_dataset(tiny_vector_data, "dev", 8)
+        pipeline.make_dataset(DataDir.open(tiny_vector_data), "dev", 8)
     with pytest.raises(UserError, match="not found"):
-        pipeline.make_dataset(str(tmp_path / "nowhere"), "train", 8)
+        pipeline.make_dataset(DataDir.open(str(tmp_path / "nowhere")), "train", 8)
 
 
 def test_max_videos_is_one_fixed_subset_whatever_the_shuffle(tiny_vector_data):
@@ -159,7 +175,12 @@ def test_max_videos_is_one_fixed_subset_whatever_the_shuffle(tiny_vector_data):
         return sorted(
             _video_ids(
                 pipeline.make_dataset(
-                    tiny_vector_data, "train", 8, training=True, seed=seed, max_videos=20
+                    DataDir.open(tiny_vector_data),
+                    "train",
+                    8,
+                    training=True,
+                    seed=seed,
+                    max_videos=20,
                 )
             )
         )
@@ -183,7 +204,7 @@ def test_cached_epochs_read_the_records_once_and_shuffle_the_whole_split_each_ep
 
     def cached(seeds):
         return pipeline.make_dataset(
-            data_dir, "train", 8, training=True, cache=True, epoch_seeds=seeds
+            DataDir.open(data_dir), "train", 8, training=True, cache=True, epoch_seeds=seeds
         )
 
     iterator = iter(cached([5, 6, 7]))
@@ -206,7 +227,7 @@ def test_epochs_are_repeatable_and_cached_ones_hold_the_same_values_as_the_recor
 ):
     def run(seeds, cache):
         return pipeline.make_dataset(
-            tiny_vector_data,
+            DataDir.open(tiny_vector_data),
             "train",
             8,
             training=True,
@@ -254,10 +275,10 @@ def test_decoded_size_counts_every_float(tiny_vector_data, tiny_map_data):
 
 
 def _read_all(data_dir, split, **options):
-    """Iterate every batch of make_dataset(split) inside pipeline.reading, as the readers do."""
-    data = pipeline.make_dataset(data_dir, split, 8, **options)
-    with pipeline.reading(data_dir, [split], options.get("include_noisy", False)):
-        return sum(int(batch[records.LABEL].shape[0]) for batch in data)
+    """Iterate every batch of make_dataset(split), as the readers do (the batches name a bad
+    shard themselves)."""
+    data = pipeline.make_dataset(DataDir.open(data_dir), split, 8, **options)
+    return sum(int(batch[records.LABEL].shape[0]) for batch in data)
 
 
 @pytest.mark.parametrize(
@@ -283,22 +304,28 @@ def test_a_damaged_shard_is_named_with_its_offset(tiny_vector_data, tmp_path, da
 def test_a_shard_deleted_after_the_split_was_listed_is_named(tiny_vector_data, tmp_path):
     shutil.copytree(tiny_vector_data, tmp_path / "data")
     data_dir = str(tmp_path / "data")
-    data = pipeline.make_dataset(data_dir, "val", 8)  # lists and checks the shards
+    data = pipeline.make_dataset(DataDir.open(data_dir), "val", 8)  # lists and checks the shards
     vanished = tmp_path / "data" / "val-00001-of-00002.tfrecord"
     vanished.unlink()
-    with pytest.raises(UserError) as caught, pipeline.reading(data_dir, ["val"]):
-        for _ in data:
-            pass
-    assert str(caught.value) == (
+    expected = (
         f"{vanished}: expected a readable TFRecord shard, found no such file (it was removed "
         "during the run); make the data directory again with prepare, synthesize or extract"
     )
+    with pytest.raises(UserError) as caught:
+        for _ in data:
+            pass
+    assert str(caught.value) == expected
+    # What Keras' fit iterates (inside its tf.function) is .dataset, in the batches' reading().
+    with pytest.raises(UserError) as caught, data.reading():
+        for _ in data.dataset:
+            pass
+    assert str(caught.value) == expected
 
 
 @pytest.mark.parametrize("kind", [tf.errors.NotFoundError, tf.errors.PermissionDeniedError])
 def test_errors_about_other_files_pass_through_unchanged(tiny_vector_data, kind):
     with pytest.raises(kind, match="another file"):
-        with pipeline.reading(tiny_vector_data, ["train", "no_such_split"]):
+        with pipeline.make_dataset(DataDir.open(tiny_vector_data), "train", 8).reading():
             raise kind(None, None, "another file")
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from avsdn_tf import constants, dataset_info, records
 from avsdn_tf.data import annotations, pipeline, synthetic
+from avsdn_tf.dataset_info import DataDir
 from avsdn_tf.errors import UserError
 
 from testlib import TINY_SPLITS, tiny_config
@@ -17,7 +18,7 @@ def test_events_come_from_the_real_annotations(tiny_vector_data):
         for row in annotations.packaged_annotations(f"{split}Set.txt")
     }
     names = constants.category_names()
-    data = pipeline.make_dataset(tiny_vector_data, "test", 16)
+    data = pipeline.make_dataset(DataDir.open(tiny_vector_data), "test", 16)
     for batch in data:
         for i, video_id in enumerate(batch[records.VIDEO_ID].numpy()):
             category = int(batch[records.CATEGORY][i])

@@ -16,6 +16,7 @@ from absl import flags
 
 from avsdn_tf import cli, dataset_info, extract, predict
 from avsdn_tf.data import pipeline
+from avsdn_tf.dataset_info import DataDir
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import extraction, labels
 from avsdn_tf.inference import predictors
@@ -131,7 +132,7 @@ def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatc
     clip_b = _records(extracted, "val")["clip_b"]
     assert clip_b["label"].tolist() == [28, 28] and clip_b["category"] == -1
     # The result reads like any data directory, videos of different lengths padded per batch.
-    batch = next(iter(pipeline.make_dataset(extracted, "train", batch_size=4)))
+    batch = next(iter(pipeline.make_dataset(DataDir.open(extracted), "train", batch_size=4)))
     assert batch["visual"].shape == (1, 3, *VISUAL_SHAPE) and batch["label"].numpy().tolist() == [
         [28, 2, 28]
     ]

@@ -6,6 +6,7 @@ import pytest
 
 from avsdn_tf import constants, hparams, records
 from avsdn_tf.data import normalization, pipeline
+from avsdn_tf.dataset_info import DataDir
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import backbones, layers, registry
 
@@ -20,7 +21,11 @@ def _task(model="avsdn", supervision=constants.FULL):
 
 def test_full_task_targets_segment_labels(tiny_vector_data):
     task = _task()
-    batch = next(iter(task.batches(pipeline.make_dataset(tiny_vector_data, "train", 10))))
+    batch = next(
+        iter(
+            task.batches(pipeline.make_dataset(DataDir.open(tiny_vector_data), "train", 10).dataset)
+        )
+    )
     inputs, labels = batch
     assert sorted(inputs) == ["audio", "visual"]
     assert labels.shape == (10, constants.NUM_SEGMENTS) and labels.dtype == "int32"
@@ -31,7 +36,11 @@ def test_weak_task_targets_one_hot_video_labels_and_reads_the_noisy_split(tiny_v
     task = _task(supervision=constants.WEAK)
     info = pipeline.dataset_info.read(tiny_vector_data)
     assert task.include_noisy(info)
-    data = task.batches(pipeline.make_dataset(tiny_vector_data, "train", 8, include_noisy=True))
+    data = task.batches(
+        pipeline.make_dataset(
+            DataDir.open(tiny_vector_data), "train", 8, include_noisy=True
+        ).dataset
+    )
     targets = np.concatenate([t.numpy() for _, t in data])
     assert targets.shape == (TINY_SPLITS["train"] + TINY_SPLITS["noisy"], constants.NUM_CLASSES)
     np.testing.assert_array_equal(targets.sum(1), 1.0)
@@ -72,7 +81,9 @@ def test_the_model_normalises_with_the_train_statistics_and_keeps_them_when_save
     statistics, source = normalization.read_statistics(tiny_vector_data)
     model = _task().build(16, [24], statistics=statistics, source=source)
     audio_layer = backbones.normalization_layers(model)["audio"]
-    raw = next(iter(pipeline.make_dataset(tiny_vector_data, "train", TINY_SPLITS["train"])))
+    raw = next(
+        iter(pipeline.make_dataset(DataDir.open(tiny_vector_data), "train", TINY_SPLITS["train"]))
+    )
     normed = np.asarray(audio_layer(raw["audio"])).reshape(-1, 16)
     np.testing.assert_allclose(normed.mean(0), 0.0, atol=1e-4)
     np.testing.assert_allclose(normed.std(0), 1.0, rtol=1e-3)

@@ -16,7 +16,8 @@ from avsdn_tf import dataset_info, fileio, hparams
 from avsdn_tf.data import ave_release, synthetic
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import registry
-from avsdn_tf.paper import tables
+from avsdn_tf.paper import rows as paper_rows
+from avsdn_tf.paper import runner
 from avsdn_tf.runs import RunDir
 from avsdn_tf.training import evaluation, trainer
 
@@ -63,12 +64,12 @@ def fake_fit(monkeypatch):
     """Replace trainer.train by a stand-in that writes what a finished run leaves; records calls."""
     calls = []
 
-    def train(data_dir, model_dir, hp, strategy_name="auto", max_videos=None, verbose=1):
+    def train(data, model_dir, hp, strategy_name="auto", max_videos=None, verbose=1, log=None):
         calls.append(model_dir)
         run = RunDir(model_dir)
         os.makedirs(model_dir, exist_ok=True)
         fileio.write_json(
-            run.config, {"hparams": hp.to_dict(), "data_dir": data_dir, "max_videos": max_videos}
+            run.config, {"hparams": hp.to_dict(), "data_dir": data.path, "max_videos": max_videos}
         )
         result = {
             "model": hp.model,
@@ -90,21 +91,21 @@ def fake_fit(monkeypatch):
 def _run(tiny_data, output_dir, lines=None, **kwargs):
     options = dict(table="all", seeds=2, base=hparams.HParams(**SMALL, epochs=1))
     options.update(kwargs)
-    return tables.run(
+    return runner.run(
         tiny_data, str(output_dir), log=(lines if lines is not None else []).append, **options
     )
 
 
 def test_tables_name_registered_models_and_hold_only_checked_paper_numbers():
-    assert {t: [r.model for r in table.rows] for t, table in tables.TABLES.items()} == ROWS
-    for table in tables.TABLES.values():
+    assert {t: [r.model for r in table.rows] for t, table in paper_rows.TABLES.items()} == ROWS
+    for table in paper_rows.TABLES.values():
         for row in table.rows:
             assert row.model in registry.names(tunable=True)
             for number in row.reported:
                 assert 0 < number.accuracy < 100 and "1902.07473" in number.source
     reported = {
         (t, r.model): [n.accuracy for n in r.reported]
-        for t, table in tables.TABLES.items()
+        for t, table in paper_rows.TABLES.items()
         for r in table.rows
     }
     assert reported[("supervised", "avsdn")] == [75.4]
@@ -116,12 +117,12 @@ def test_tables_name_registered_models_and_hold_only_checked_paper_numbers():
     assert [reported[("ablation", m)] for m in ROWS["ablation"]] == [[70.2], [70.9], [72.6], [74.2]]
     assert all(
         reported[(t, r.model)]
-        for t, table in tables.TABLES.items()
+        for t, table in paper_rows.TABLES.items()
         for r in table.rows
         if not r.extra
     )
     assert reported[("supervised", "dmrn")] == []  # the extra row: not in the paper
-    notes = {r.model: r.paper_json()[0].get("note") for r in tables.TABLES["ablation"].rows}
+    notes = {r.model: r.paper_json()[0].get("note") for r in paper_rows.TABLES["ablation"].rows}
     assert set(notes.values()) == {"paper: supervision not stated, most likely weak"}
 
 
@@ -178,25 +179,25 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(
         {
             "accuracy": 75.4,
             "features": "VGGish audio, ResNet-152 visual",
-            "source": tables.SUPERVISED_SOURCE,
+            "source": paper_rows.SUPERVISED_SOURCE,
             "verified": True,
         }
     ]
     assert rows[("weak", "avsdn")]["paper"] == [
         {
             "accuracy": 74.2,
-            "features": tables.RESNET,
-            "source": tables.WEAK_SOURCE,
+            "features": paper_rows.RESNET,
+            "source": paper_rows.WEAK_SOURCE,
             "verified": True,
         }
     ]
-    assert rows[("ablation", "avsdn_init_audio")]["paper"][0]["note"] == tables.ABLATION_NOTE
+    assert rows[("ablation", "avsdn_init_audio")]["paper"][0]["note"] == paper_rows.ABLATION_NOTE
     assert rows[("supervised", "dmrn")]["paper"][0]["accuracy"] is None
     assert rows[("supervised", "dmrn")]["paper"][0] == {  # the reference says it has none
         "accuracy": None,
         "verified": True,
         "reported": False,
-        "note": tables.DMRN_ABSENT,
+        "note": paper_rows.DMRN_ABSENT,
     }
     assert (
         rows[("supervised", "dmrn")]["extra"]
@@ -207,9 +208,9 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(
     )  # tiny data has no visual maps
 
     markdown = (out / "results.md").read_text()
-    for table in tables.TABLES.values():
+    for table in paper_rows.TABLES.values():
         assert f"## {table.title}" in markdown
-    assert markdown.count(tables.PAPER_COLUMN) == 3
+    assert markdown.count(paper_rows.PAPER_COLUMN) == 3
     assert "| AVSDN | 21.1 ± 1.4 | 21.0 ± 1.4 | audio+visual, seq2seq | 75.4 |" in markdown
     assert (
         "full fusion of both encoder states (DMRN-style) (same runs as supervised/avsdn) | "
@@ -219,7 +220,7 @@ def test_every_table_writes_every_row_with_its_config_seed_val_and_test(
     assert "n/a (not verified)" not in markdown and "NOT measured here" in markdown
     assert "| not reported in the AVSDN paper |" in markdown  # the DMRN row
     printed = "\n".join(lines)
-    assert "28 runs trained, 2 reused" in printed and tables.PAPER_COLUMN in printed
+    assert "28 runs trained, 2 reused" in printed and paper_rows.PAPER_COLUMN in printed
 
 
 def test_rerun_trains_nothing_and_an_interrupted_run_is_picked_up(tiny_data, tmp_path, fake_fit):
@@ -267,15 +268,15 @@ def test_bad_table_rows_and_seeds_are_named():
         match=r"table: expected one of \['supervised', 'weak', 'ablation', 'cross_modal', 'all'\], "
         r"found 'table1'",
     ):
-        tables.select("table1")
+        paper_rows.select("table1")
     with pytest.raises(
         UserError, match=r"rows: expected row names of `table` ablation .* found \['av'\]"
     ):
-        tables.select("ablation", rows=["av"])
+        paper_rows.select("ablation", rows=["av"])
     with pytest.raises(UserError, match="expected at least one row"):
-        tables.select("supervised", rows=["dmrn"], extras=False)
+        paper_rows.select("supervised", rows=["dmrn"], extras=False)
     with pytest.raises(UserError, match="seeds: expected a positive number of seeds, found 0"):
-        tables.plan(tables.select("weak"), 0, hparams.HParams(), "out")
+        runner.plan(paper_rows.select("weak"), 0, hparams.HParams(), "out")
 
 
 def test_the_label_guided_ablation_is_scored_on_its_segment_output(tiny_data):
@@ -394,7 +395,7 @@ def test_cross_modal_table_trains_avdln_per_seed_and_reports_a2v_and_v2a(
     out = tmp_path / "exp"
     base = registry.default_hparams("avdln").replace(batch_size=2, epochs=2)
     lines = []
-    summary = tables.run(
+    summary = runner.run(
         match_data, str(out), table="cross_modal", seeds=2, base=base, log=lines.append
     )
     written = json.loads((out / "results.json").read_text())
@@ -429,17 +430,22 @@ def test_cross_modal_table_trains_avdln_per_seed_and_reports_a2v_and_v2a(
         assert row[field]["mean"] == pytest.approx(sum(values) / 2)
         assert row[field]["std"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
     assert row["paper"] == [
-        {"accuracy": None, "verified": True, "reported": False, "note": tables.CROSS_MODAL_ABSENT}
+        {
+            "accuracy": None,
+            "verified": True,
+            "reported": False,
+            "note": paper_rows.CROSS_MODAL_ABSENT,
+        }
     ]
 
     markdown = (out / "results.md").read_text()
-    assert f"## {tables.EXTRA_TABLES['cross_modal'].title}" in markdown
+    assert f"## {paper_rows.EXTRA_TABLES['cross_modal'].title}" in markdown
     assert "A2V and V2A accuracy on test_match of the epoch best on val_match" in markdown
     test_match = written["dataset"]["splits"]["test_match"]
     assert f"(the mean of the two) ({test_match} test_match videos), mean ± sample std" in markdown
     header = (
         "| Method | A2V (%), test | A2V val (%) | V2A (%), test | V2A val (%) | Remarks | "
-        f"{tables.PAPER_COLUMN} |"
+        f"{paper_rows.PAPER_COLUMN} |"
     )
     assert header in markdown
     cells = [
@@ -460,7 +466,7 @@ def test_cross_modal_table_trains_avdln_per_seed_and_reports_a2v_and_v2a(
 
     monkeypatch.setattr(trainer, "train", no_training)
     lines.clear()
-    again = tables.run(
+    again = runner.run(
         match_data, str(out), table="cross_modal", seeds=2, base=base, log=lines.append
     )
     assert again["rows"] == written["rows"] and not any(r["trained_now"] for r in again["runs"])
@@ -484,10 +490,10 @@ def test_cross_modal_table_on_data_without_match_splits_is_one_message_before_tr
 
 
 def test_only_the_cross_modal_table_starts_from_its_models_own_defaults():
-    assert tables.own_defaults_model(tables.select("cross_modal")) == "avdln"
-    assert tables.own_defaults_model(tables.select("supervised", rows=["avsdn"])) is None
-    assert tables.own_defaults_model(tables.select("all")) is None
-    assert [t.key for t, _ in tables.select("all")] == ["supervised", "weak", "ablation"]
+    assert paper_rows.own_defaults_model(paper_rows.select("cross_modal")) == "avdln"
+    assert paper_rows.own_defaults_model(paper_rows.select("supervised", rows=["avsdn"])) is None
+    assert paper_rows.own_defaults_model(paper_rows.select("all")) is None
+    assert [t.key for t, _ in paper_rows.select("all")] == ["supervised", "weak", "ablation"]
 
 
 def test_command_cross_modal_uses_avdln_defaults_and_refuses_data_without_match_splits(
@@ -522,6 +528,6 @@ def test_a_finished_run_from_before_a_new_hparams_field_is_still_reused(tmp_path
     (run / "config.json").write_text(json.dumps(config))
     (run / "state.json").write_text(json.dumps({"finished": True, "epochs_done": 1}))
     (run / "metrics.json").write_text(json.dumps({"val": {"accuracy": 0.5}}))
-    assert tables.saved_result(str(run), hp, data_dir, None) == {"val": {"accuracy": 0.5}}
+    assert runner.saved_result(str(run), hp, data_dir, None) == {"val": {"accuracy": 0.5}}
     with pytest.raises(UserError, match="field hparams.selection: expected 'last'"):
-        tables.saved_result(str(run), hp.replace(selection="last"), data_dir, None)
+        runner.saved_result(str(run), hp.replace(selection="last"), data_dir, None)

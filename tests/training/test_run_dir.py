@@ -9,6 +9,7 @@ import pytest
 
 from avsdn_tf import constants, dataset_info, records
 from avsdn_tf.data import pipeline
+from avsdn_tf.dataset_info import DataDir
 from avsdn_tf.errors import UserError
 from avsdn_tf.inference import predictors
 from avsdn_tf.models.registry import load_run
@@ -41,7 +42,7 @@ def test_a_run_directory_alone_evaluates_on_another_data_directory(
     # The same numbers as normalising by hand with the model's own statistics and no layer.
     run = load_run(run_dir)
     statistics = run.statistics()
-    batch = next(iter(pipeline.make_dataset(tiny_vector_data, "test", 32)))
+    batch = next(iter(pipeline.make_dataset(DataDir.open(tiny_vector_data), "test", 32)))
     through_model = np.asarray(run.segment_model(records.model_inputs(batch)))
     audio_layer = run.model.get_layer(constants.AUDIO_NORMALIZATION)
     np.testing.assert_allclose(
@@ -58,7 +59,7 @@ def test_a_run_directory_alone_evaluates_on_another_data_directory(
 def test_a_run_directory_alone_predicts(moved_run, tiny_vector_data):
     run_dir, _ = moved_run
     predictor = predictors.RunPredictor(run_dir)
-    batch = next(iter(pipeline.make_dataset(tiny_vector_data, "val", 2)))
+    batch = next(iter(pipeline.make_dataset(DataDir.open(tiny_vector_data), "val", 2)))
     run = load_run(run_dir)
     expected = np.asarray(run.segment_model(records.model_inputs(batch)))[0]
     np.testing.assert_allclose(

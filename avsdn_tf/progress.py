@@ -1,0 +1,44 @@
+"""Progress lines of long work (training epochs, experiment runs, tuner trials), one style.
+
+Long work reports through a `log`: a callable taking one line. `print_line` prints it at once
+(flushed, so lines show as they happen when stdout is a pipe); `log_for` picks the log of a
+function that takes `verbose` and an optional `log`.
+"""
+
+
+def print_line(line):
+    """Print one progress line and flush it.
+
+    Args:
+        line: the text, without a final newline.
+    """
+    print(line, flush=True)
+
+
+def _drop(line):
+    del line
+
+
+def log_for(verbose, log=None):
+    """Where a function's progress lines go.
+
+    Args:
+        verbose: whether the caller wants progress shown (a Keras verbosity counts: 0 silent).
+        log: the caller's own log (one line per call), which wins when given.
+    Returns:
+        `log` when given; else print_line when verbose; else a log that shows nothing.
+    """
+    if log is not None:
+        return log
+    return print_line if verbose else _drop
+
+
+def step(index, total, name):
+    """The prefix of a progress line about one of several pieces of work.
+
+    Args:
+        index: the piece's number, from 1. total: how many there are. name: what it is.
+    Returns:
+        str, "[index/total] name".
+    """
+    return f"[{index}/{total}] {name}"

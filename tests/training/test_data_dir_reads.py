@@ -1,0 +1,75 @@
+"""Every command reads its data directory's dataset_info.json once (one GET on object storage):
+train, evaluate and experiments run in this process, the reads counted through the one reader."""
+
+import contextlib
+import json
+
+import pytest
+from absl import flags
+
+from avsdn_tf import dataset_info, evaluate, experiments, train
+
+from testlib import SMALL_UNITS, small_hparams
+
+SMALL = [f"--{name}={value}" for name, value in SMALL_UNITS.items()]
+TINY_RUN = [*SMALL, "--epochs=1", "--batch_size=16", "--unroll=false", "--max_videos=16"]
+
+
+@contextlib.contextmanager
+def _command_flags(module, args):
+    """The command's flags defined on absl's flags and parsed from `args`; removed after."""
+    before = set(flags.FLAGS)
+    module.define_flags()
+    try:
+        flags.FLAGS(["prog", *args])
+        yield
+    finally:
+        flags.FLAGS.unparse_flags()
+        for name in set(flags.FLAGS) - before:
+            delattr(flags.FLAGS, name)
+
+
+def _reads_of(module, args, monkeypatch):
+    """(the data directories dataset_info.read was called with, main's result) for one run."""
+    reads = []
+    real_read = dataset_info.read
+
+    def counted(data_dir):
+        reads.append(data_dir)
+        return real_read(data_dir)
+
+    monkeypatch.setattr(dataset_info, "read", counted)
+    with _command_flags(module, args):
+        module.main(["prog"])
+    return reads
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("reads") / "run")
+
+
+def test_train_then_evaluate_read_dataset_info_once_each(tiny_vector_data, model_dir, monkeypatch):
+    args = [f"--data_dir={tiny_vector_data}", f"--model_dir={model_dir}", *TINY_RUN]
+    assert _reads_of(train, args, monkeypatch) == [tiny_vector_data]
+    # evaluate on the run's own data (recorded in config.json) and on data named by the flag
+    assert len(_reads_of(evaluate, [f"--model_dir={model_dir}"], monkeypatch)) == 1
+    named = [f"--model_dir={model_dir}", f"--data_dir={tiny_vector_data}", "--split=val"]
+    assert _reads_of(evaluate, named, monkeypatch) == [tiny_vector_data]
+
+
+def test_experiments_read_dataset_info_once(tiny_vector_data, tmp_path, monkeypatch):
+    hparams_file = tmp_path / "small.json"
+    hparams_file.write_text(json.dumps(small_hparams(epochs=1).to_dict()))
+    args = [
+        f"--hparams_file={hparams_file}",
+        f"--data_dir={tiny_vector_data}",
+        f"--output_dir={tmp_path / 'exp'}",
+        "--table=supervised",
+        "--rows=avsdn,av",
+        "--seeds=1",
+        "--epochs=1",
+        "--max_videos=16",
+    ]
+    assert _reads_of(experiments, args, monkeypatch) == [tiny_vector_data]
+    assert (tmp_path / "exp" / "results.json").exists()
