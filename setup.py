@@ -58,12 +58,23 @@ EXTRAS_REQUIRE = {
     # ruff is pinned so the lint gate in .ci/run does not move under us. moto[server] is the local
     # S3-compatible endpoint tests/test_remote.py starts on 127.0.0.1 (with boto3 to seed it);
     # the project itself talks to S3 through tensorflow-io only.
-    "test": ["pytest", "pytest-xdist", "ruff==0.17.6", "moto[server]>=5,<6", *VIDEO, *PLOTS, *BEAM],
+    "test": [
+        "pytest",
+        "pytest-xdist",
+        "ruff==0.17.6",
+        "moto[server]>=5,<6",
+        "torch==2.13.0",
+        *VIDEO,
+        *PLOTS,
+        *BEAM,
+    ],
     # The peer comparison in benchmarks/: exactly PyTorch 2.13.0, CPU build. "==2.13.0" also
     # matches the local version "2.13.0+cpu"; this machine serves that wheel from its
     # find-links, so no CUDA build (nor nvidia-* packages) is resolved. Elsewhere, install with
     # --extra-index-url https://download.pytorch.org/whl/cpu to get the same wheel.
     "bench": ["torch==2.13.0"],
+    # Importing the PSP / CMBS authors' PyTorch state_dicts (--init_weights), CPU build.
+    "torch": ["torch==2.13.0"],
 }
 
 # The repository's top-level folders that are installed under avsdn_tf (see the docstring).
