@@ -5,7 +5,7 @@ losses over its outputs; decoding: per-segment labels and probabilities in keras
 import_state_dict: the authors' PyTorch weights; recipe: their sizes and training recipes.
 """
 
-from avsdn_tf.models.cmbs import recipe
+from avsdn_tf.models.cmbs import decoding, losses, recipe
 from avsdn_tf.models.cmbs.model import FULL_OUTPUTS, WEAK_OUTPUTS, build, default_options
 from avsdn_tf.models.cmbs.torch_import import import_state_dict
 
@@ -13,7 +13,9 @@ __all__ = [
     "FULL_OUTPUTS",
     "WEAK_OUTPUTS",
     "build",
+    "decoding",
     "default_options",
     "import_state_dict",
+    "losses",
     "recipe",
 ]

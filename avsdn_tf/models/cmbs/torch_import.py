@@ -211,7 +211,7 @@ def _read(path):
 
 
 def _check(path, state, shapes, supervision):
-    """Raise one UserError for the first wrong-shaped, missing or unexpected parameter."""
+    """Raise one UserError for the first missing, unexpected or wrong-shaped parameter."""
     model = f"CMBS {supervision}"
     missing = sorted(set(shapes) - set(state))
     unexpected = sorted(set(state) - set(shapes))
@@ -219,13 +219,6 @@ def _check(path, state, shapes, supervision):
         f" ({len(missing)} of {len(shapes)} {model} parameters missing, {len(unexpected)} "
         "unexpected: is it a state_dict of another model or supervision?)"
     )
-    for key in sorted(set(shapes) & set(state)):
-        if tuple(state[key].shape) != tuple(shapes[key]):
-            raise input_error(
-                f"{path} parameter {key}",
-                f"shape {list(shapes[key])} ({model})",
-                f"shape {list(state[key].shape)}",
-            )
     if missing:
         raise input_error(
             f"{path} parameter {missing[0]}",
@@ -238,6 +231,13 @@ def _check(path, state, shapes, supervision):
             f"no such parameter in {model}",
             f"shape {list(state[unexpected[0]].shape)}{summary}",
         )
+    for key in sorted(set(shapes) & set(state)):
+        if tuple(state[key].shape) != tuple(shapes[key]):
+            raise input_error(
+                f"{path} parameter {key}",
+                f"shape {list(shapes[key])} ({model})",
+                f"shape {list(state[key].shape)}",
+            )
 
 
 def import_state_dict(model, path, supervision):
