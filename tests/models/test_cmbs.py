@@ -260,3 +260,64 @@ def test_bad_arguments_are_one_message():
         cmbs.build(128, VISUAL_SHAPE, 10, "full", {"delta": 1.0})
     with pytest.raises(UserError, match="visual_shape"):
         cmbs.build(128, (512,), 10, "full")
+
+
+def _fit_batch(supervision, steps=4, batch=4):
+    audio, visual = _inputs(steps, batch=batch, seed=7)
+    segment_labels = np.array([[3, 3, 28, 28], [28, 9, 9, 9], [28] * 4, [5, 28, 5, -1]], np.int32)
+    video_labels = np.array([3, 9, 28, 5], np.int32)
+    targets = losses.targets(supervision, segment_labels, video_labels)
+    targets = {name: np.asarray(value) for name, value in targets.items()}
+    return {"audio": audio, "visual": visual}, targets
+
+
+def _weak_loss_floor():
+    """MultiLabelSoftMargin of a one-hot target when the softmax is sure: p = 1 on the target."""
+    softplus = np.log1p(np.exp([-1.0, 0.0]))  # -log sigmoid(1), -log(1 - sigmoid(0))
+    return (softplus[0] + 28 * softplus[1]) / 29
+
+
+@pytest.mark.slow  # about 40 s each on a shared 2-core CPU (tracing the training graph)
+@pytest.mark.parametrize("supervision", ["full", "weak"])
+def test_a_tiny_fit_lowers_the_loss(supervision):
+    import keras
+
+    keras.utils.set_random_seed(11)
+    model = cmbs.build(128, VISUAL_SHAPE, None, supervision)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-4, global_clipnorm=0.5),
+        loss=losses.losses(supervision),
+    )
+    inputs, targets = _fit_batch(supervision)
+    before = model.evaluate(inputs, targets, verbose=0, return_dict=True)["loss"]
+    model.fit(inputs, targets, epochs=8, batch_size=4, verbose=0)
+    after = model.evaluate(inputs, targets, verbose=0, return_dict=True)["loss"]
+    if supervision == "full":
+        assert after < 0.8 * before, (before, after)
+    else:  # a sigmoid over softmax probabilities: the loss lives in [floor, about 0.71]
+        closed = (before - after) / (before - _weak_loss_floor())
+        assert closed > 0.25, (before, after, closed)
+
+
+def test_decoding_runs_in_a_graph_of_any_length(pair):
+    import tensorflow as tf
+
+    supervision, _, model, _ = pair
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, 128], tf.float32),
+            tf.TensorSpec([None, None, *VISUAL_SHAPE], tf.float32),
+        ]
+    )
+    def serve(audio, visual):
+        outputs = model({"audio": audio, "visual": visual}, training=False)
+        return decoding.labels(outputs, supervision), decoding.probabilities(outputs, supervision)
+
+    audio, visual = _inputs(7, batch=1, seed=8)
+    labels, probabilities = serve(audio, visual)
+    eager = model({"audio": audio, "visual": visual}, training=False)
+    np.testing.assert_array_equal(labels, decoding.labels(eager, supervision))
+    assert labels.dtype == tf.int32 and labels.shape == (1, 7)
+    assert probabilities.shape == (1, 7, 29)
+    np.testing.assert_allclose(np.sum(probabilities, -1), 1.0, rtol=1e-5)
