@@ -285,7 +285,10 @@ def test_a_tiny_fit_lowers_the_loss(supervision):
     keras.utils.set_random_seed(11)
     model = cmbs.build(128, VISUAL_SHAPE, None, supervision)
     model.compile(
-        optimizer=keras.optimizers.Adam(1e-4, global_clipnorm=0.5),
+        # The authors' learning rates and clipping.
+        optimizer=keras.optimizers.Adam(
+            7e-4 if supervision == "full" else 6e-4, global_clipnorm=0.5
+        ),
         loss=losses.losses(supervision),
     )
     inputs, targets = _fit_batch(supervision)
@@ -321,3 +324,38 @@ def test_decoding_runs_in_a_graph_of_any_length(pair):
     assert labels.dtype == tf.int32 and labels.shape == (1, 7)
     assert probabilities.shape == (1, 7, 29)
     np.testing.assert_allclose(np.sum(probabilities, -1), 1.0, rtol=1e-5)
+
+
+def test_weights_start_as_pytorch_starts_them():
+    import keras
+
+    keras.utils.set_random_seed(12)
+    model = cmbs.build(128, VISUAL_SHAPE, 10, "full")
+    theirs = _reference("full", seed=12).state_dict()
+    attention = model.get_layer("video_encoder").encoder_layers[0].self_attn
+    lstm = model.get_layer("visual_rnn").forward_layer.cell
+    pairs = {
+        "v_fc.weight": model.get_layer("v_fc").kernel,
+        "v_fc.bias": model.get_layer("v_fc").bias,
+        "spatial_channel_att.affine_audio_1.weight": model.get_layer(
+            "spatial_channel_att"
+        ).affine_audio_1.kernel,
+        "audio_visual_rnn_layer.visual_rnn.weight_hh_l0": lstm.recurrent_kernel,
+        "audio_visual_rnn_layer.visual_rnn.bias_ih_l0+bias_hh_l0": lstm.bias,
+        "video_encoder.encoder.layers.0.self_attn.in_proj_weight": attention.query_dense.kernel,
+        "video_encoder.encoder.layers.0.self_attn.out_proj.weight": attention.output_dense.kernel,
+        "video_encoder.encoder.layers.0.linear1.bias": model.get_layer("video_encoder")
+        .encoder_layers[0]
+        .linear1.bias,
+    }
+    for key, variable in pairs.items():
+        if "+" in key:
+            first, second = key.split("+")
+            prefix = first.rsplit(".", 1)[0] + "."
+            expected = theirs[first] + theirs[prefix + second]
+        else:
+            expected = theirs[key]
+        ours = np.asarray(variable)
+        ratio = ours.std() / expected.numpy().std()
+        assert 0.9 < ratio < 1.1, (key, ratio)
+        assert np.abs(ours).max() <= np.abs(expected.numpy()).max() * 1.02, key

@@ -3,8 +3,12 @@
 Each mirrors one module of the authors' PyTorch code (marmot-xy/CMBS) with batch-first
 sequences [B, T, D] instead of their time-first ones; the sums, products and orders of
 operations are theirs, so their weights give the same numbers (see torch_import.py).
-PyTorch's LayerNorm epsilon (1e-5) is used throughout, not Keras's default.
+PyTorch's LayerNorm epsilon (1e-5) is used throughout, not Keras's default, and the weights
+start as PyTorch's defaults start them (TorchDense, torch_lstm, the attention initialisers), so
+training from scratch starts where the authors' does.
 """
+
+import math
 
 import keras
 from keras import ops
@@ -16,6 +20,73 @@ LAYER_NORM_EPSILON = 1e-5
 
 def _layer_norm(name):
     return keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name)
+
+
+def _uniform(bound):
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TorchDense(keras.layers.Dense):
+    """Dense initialised as PyTorch's nn.Linear (and a 1x1 Conv1d): kernel and bias drawn from
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Otherwise keras.layers.Dense."""
+
+    def __init__(self, units, **kwargs):
+        kwargs.setdefault(
+            "kernel_initializer", keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")
+        )
+        super().__init__(units, **kwargs)
+
+    def build(self, input_shape):
+        self.bias_initializer = _uniform(1 / math.sqrt(input_shape[-1]))
+        super().build(input_shape)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SumOfUniforms(keras.initializers.Initializer):
+    """U(-bound, bound) + U(-bound, bound): a PyTorch LSTM's b_ih + b_hh at initialisation."""
+
+    def __init__(self, bound):
+        self.bound = bound
+
+    def __call__(self, shape, dtype=None):
+        return _uniform(self.bound)(shape, dtype) + _uniform(self.bound)(shape, dtype)
+
+    def get_config(self):
+        return {"bound": self.bound}
+
+
+def torch_lstm(units, name):
+    """A sequence-returning Bidirectional LSTM initialised as PyTorch's bidirectional nn.LSTM."""
+    bound = 1 / math.sqrt(units)
+    layer = keras.layers.LSTM(
+        units,
+        return_sequences=True,
+        kernel_initializer=_uniform(bound),
+        recurrent_initializer=_uniform(bound),
+        bias_initializer=SumOfUniforms(bound),
+        unit_forget_bias=False,
+    )
+    return keras.layers.Bidirectional(layer, name=name)
+
+
+def torch_attention(num_heads, units, dropout, name, query_shape, memory_shape):
+    """A built MultiHeadAttention with nn.MultiheadAttention's semantics and initialisation.
+
+    q/k/v kernels as PyTorch's xavier_uniform of the [3 * units, units] in_proj, the output
+    kernel as a Linear's, biases zero.
+    """
+    attention = keras.layers.MultiHeadAttention(
+        num_heads,
+        units // num_heads,
+        dropout=dropout,
+        kernel_initializer=_uniform(math.sqrt(6 / (4 * units))),
+        name=name,
+    )
+    attention.build(query_shape, memory_shape)
+    kernel = attention.output_dense.kernel
+    kernel.assign(_uniform(1 / math.sqrt(units))(kernel.shape, kernel.dtype))
+    return attention
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -40,12 +111,10 @@ class SpatialChannelAttention(keras.layers.Layer):
         self.hidden_units = hidden_units
         self.latent_ratio = latent_ratio
         self.dropout_rate = dropout
-        self._dense_names = []
 
     def _dense(self, name, units):
-        layer = keras.layers.Dense(units, name=name)
+        layer = TorchDense(units, name=name)
         setattr(self, name, layer)
-        self._dense_names.append(name)
         return layer
 
     def build(self, input_shape):
@@ -133,16 +202,12 @@ class _PostNormBlock(keras.layers.Layer):
         self.dropout_rate = dropout
 
     def _build_parts(self, attention_name, query_shape, memory_shape):
-        attention = keras.layers.MultiHeadAttention(
-            self.num_heads,
-            self.units // self.num_heads,
-            dropout=self.dropout_rate,
-            name=attention_name,
+        attention = torch_attention(
+            self.num_heads, self.units, self.dropout_rate, attention_name, query_shape, memory_shape
         )
-        attention.build(query_shape, memory_shape)
-        self.linear1 = keras.layers.Dense(self.feedforward_units, name="linear1")
+        self.linear1 = TorchDense(self.feedforward_units, name="linear1")
         self.linear1.build(query_shape)
-        self.linear2 = keras.layers.Dense(self.units, name="linear2")
+        self.linear2 = TorchDense(self.units, name="linear2")
         self.linear2.build(query_shape[:-1] + (self.feedforward_units,))
         self.norm1 = _layer_norm("norm1")
         self.norm1.build(query_shape)
@@ -234,7 +299,7 @@ class RelationEncoder(keras.layers.Layer):
         self.dropout_rate = dropout
 
     def build(self, input_shape):
-        self.affine_matrix = keras.layers.Dense(self.units, name="affine_matrix")
+        self.affine_matrix = TorchDense(self.units, name="affine_matrix")
         self.affine_matrix.build(input_shape)
         shape = tuple(input_shape[:-1]) + (self.units,)
         self.encoder_layers = []
@@ -285,7 +350,7 @@ class RelationDecoder(RelationEncoder):
 
     def build(self, input_shape):
         query_shape, memory_shape = (tuple(s) for s in input_shape)
-        self.affine_matrix = keras.layers.Dense(self.units, name="affine_matrix")
+        self.affine_matrix = TorchDense(self.units, name="affine_matrix")
         self.affine_matrix.build(query_shape)
         shape = query_shape[:-1] + (self.units,)
         self.decoder_layers = []
@@ -330,13 +395,15 @@ class AudioVisualInteraction(keras.layers.Layer):
 
     def build(self, input_shape):
         shape = tuple(input_shape[0])
-        self.video_multihead = keras.layers.MultiHeadAttention(
+        memory_shape = shape[:1] + (None,) + shape[2:]
+        self.video_multihead = torch_attention(
             self.num_heads,
-            self.units // self.num_heads,
-            dropout=self.attention_dropout,
-            name="video_multihead",
+            self.units,
+            self.attention_dropout,
+            "video_multihead",
+            shape,
+            memory_shape,
         )
-        self.video_multihead.build(shape, shape[:1] + (None,) + shape[2:])
         self.norm1 = _layer_norm("norm1")
         self.norm1.build(shape)
         self.dropout = keras.layers.Dropout(self.dropout_rate)

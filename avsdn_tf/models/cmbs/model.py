@@ -60,7 +60,7 @@ def _options(supervision, options):
 
 def _visual_front(visual, audio, beta, dropout):
     """v_fc -> ReLU -> dropout -> the spatial-channel attention: [B, T, 512]."""
-    hidden = keras.layers.Dense(recipe.VISUAL_FC_UNITS, name="v_fc")(visual)
+    hidden = layers.TorchDense(recipe.VISUAL_FC_UNITS, name="v_fc")(visual)
     hidden = keras.layers.ReLU(name="v_fc_relu")(hidden)
     hidden = keras.layers.Dropout(dropout, name="v_fc_dropout")(hidden)
     return layers.SpatialChannelAttention(
@@ -119,7 +119,7 @@ def _interactions(video, audio, num_heads):
 
 
 def _gate(name, features):
-    return keras.layers.Dense(1, activation="sigmoid", name=name)(features)
+    return layers.TorchDense(1, activation="sigmoid", name=name)(features)
 
 
 def _squeeze(name, tensor):
@@ -130,12 +130,8 @@ def _squeeze(name, tensor):
 def _full_outputs(audio, visual, opts):
     """supv_main_model's forward: the FULL_OUTPUTS dict."""
     visual = _visual_front(visual, audio, opts["beta"], recipe.FULL_VISUAL_DROPOUT)
-    audio = keras.layers.Bidirectional(
-        keras.layers.LSTM(recipe.FULL_AUDIO_LSTM_UNITS, return_sequences=True), name="audio_rnn"
-    )(audio)
-    visual = keras.layers.Bidirectional(
-        keras.layers.LSTM(recipe.FULL_VISUAL_LSTM_UNITS, return_sequences=True), name="visual_rnn"
-    )(visual)
+    audio = layers.torch_lstm(recipe.FULL_AUDIO_LSTM_UNITS, "audio_rnn")(audio)
+    visual = layers.torch_lstm(recipe.FULL_VISUAL_LSTM_UNITS, "visual_rnn")(visual)
     audio_query, video_query, audio_kv, video_kv = _relations(
         audio, visual, recipe.FULL_ENCODER_FEEDFORWARD_UNITS
     )
@@ -151,16 +147,16 @@ def _full_outputs(audio, visual, opts):
     )
     scores = []
     for modality, query in (("video", video_query), ("audio", audio_query)):
-        cas = keras.layers.Dense(recipe.NUM_EVENT_CLASSES, name=f"{modality}_cas")(query)
+        cas = layers.TorchDense(recipe.NUM_EVENT_CLASSES, name=f"{modality}_cas")(query)
         scores.append(layers.TopKTemporalMean(opts["top_k"], name=f"{modality}_top_k")(cas))
     av_score = keras.layers.Average(name="av_score")(scores)
     video_query, audio_query = _interactions(
         video_query, audio_query, recipe.FULL_INTERACTION_HEADS
     )
     fused = keras.layers.Average(name="fused")([video_query, audio_query])
-    is_event = keras.layers.Dense(1, name="classifier")(fused)
+    is_event = layers.TorchDense(1, name="classifier")(fused)
     pooled = layers.TemporalMax(name="temporal_max")(fused)
-    class_logits = keras.layers.Dense(recipe.NUM_EVENT_CLASSES, name="event_classifier")(pooled)
+    class_logits = layers.TorchDense(recipe.NUM_EVENT_CLASSES, name="event_classifier")(pooled)
     return {
         "is_event": _squeeze("is_event", is_event),
         "event_logits": layers.ScaledSum(opts["gamma"], name="event_logits")(
@@ -188,13 +184,13 @@ def _weak_outputs(audio, visual, opts):
     audio_query = layers.BackgroundSuppression(alpha, keep, name="audio_suppression")(
         [audio_query, video_gate]
     )
-    video_cas = keras.layers.Dense(recipe.NUM_CLASSES, name="video_cas")(video_query)
-    audio_cas = keras.layers.Dense(recipe.NUM_CLASSES, name="audio_cas")(audio_query)
+    video_cas = layers.TorchDense(recipe.NUM_CLASSES, name="video_cas")(video_query)
+    audio_cas = layers.TorchDense(recipe.NUM_CLASSES, name="audio_cas")(audio_query)
     video_query, audio_query = _interactions(
         video_query, audio_query, recipe.WEAK_INTERACTION_HEADS
     )
     fused = keras.layers.Average(name="fused")([video_query, audio_query])
-    cas = keras.layers.Dense(recipe.NUM_CLASSES, use_bias=False, name="CAS_model")(fused)
+    cas = layers.TorchDense(recipe.NUM_CLASSES, use_bias=False, name="CAS_model")(fused)
     cas = layers.ClassActivationGate(opts["gamma"], name="cas_gate")([cas, video_cas, audio_cas])
     raw_logits = layers.TopKTemporalMean(opts["top_k"], name="raw_logits")(cas)
     event_scores = layers.GatedVideoScores(name="event_scores")([gate, raw_logits])

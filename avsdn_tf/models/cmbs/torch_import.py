@@ -14,7 +14,7 @@ PyTorch is imported only inside import_state_dict.
 
 import numpy as np
 
-from avsdn_tf.errors import UserError, input_error
+from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models.cmbs import recipe
 
 _ATTENTION_INPUTS = ("query", "key", "value")
@@ -254,7 +254,7 @@ def import_state_dict(model, path, supervision):
         `pip install 'avsdn-tf[torch]'` when PyTorch is missing.
     """
     if supervision not in recipe.SUPERVISIONS:
-        raise input_error("supervision", f"one of {list(recipe.SUPERVISIONS)}", supervision)
+        raise argument_error("supervision", f"one of {list(recipe.SUPERVISIONS)}", supervision)
     plan = _plan(model, supervision)
     state = _read(path)
     _check(path, state, {**plan.shapes, **unused_shapes(plan.shapes, supervision)}, supervision)
