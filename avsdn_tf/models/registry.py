@@ -12,6 +12,7 @@ from avsdn_tf import hparams, runs
 from avsdn_tf.errors import argument_error, input_error
 from avsdn_tf.models import avel, avsdn, backbones, tasks
 from avsdn_tf.models.avdln import task as avdln_task
+from avsdn_tf.models.cmbs import task as cmbs_task
 from avsdn_tf.models.psp import task as psp_task
 
 
@@ -74,6 +75,12 @@ MODELS = {
         "PSP: positive sample propagation (Zhou et al. 2021), the authors' psp_net on 7x7x512 maps",
         tunable=False,
         defaults=psp_task.defaults,
+    ),
+    cmbs_task.NAME: Entry(
+        cmbs_task.task,
+        "CMBS: cross-modal background suppression (Xia, Zhao 2022), the authors' model on maps",
+        tunable=False,
+        defaults=cmbs_task.defaults,
     ),
 }
 

@@ -1,7 +1,8 @@
-"""The field's feature-based models wired in like every model here: `train --model psp`, fully
-and weakly supervised, on 7x7 maps, selected on val, imported from the authors' state_dict,
-exported, verified and answering a 7-second video through serving_default; one message for
-data of the wrong layout and for another model's weights."""
+"""The field's feature-based models wired in like every model here: `train --model psp` and
+`--model cmbs`, fully and weakly supervised, on 7x7 maps, selected on val, imported from the
+authors' state_dicts, exported, verified and answering a 7-second video through serving_default
+(CMBS with its own decoding inside); one message for data of the wrong layout and for another
+model's weights."""
 
 import os
 
@@ -18,6 +19,7 @@ from avsdn_tf.models.registry import load_run
 from avsdn_tf.training import trainer
 from export import export_model
 
+import cmbs_torch_reference
 import psp_torch_reference
 from testlib import tiny_config
 
@@ -53,17 +55,42 @@ def test_psp_defaults_are_the_authors_recipe():
     assert registry.default_hparams("avsdn") == hparams.HParams()  # no defaults of its own
 
 
+def test_cmbs_defaults_are_the_authors_recipe():
+    full, weak = (registry.default_hparams("cmbs", s) for s in (constants.FULL, constants.WEAK))
+    assert (full.batch_size, full.epochs, full.learning_rate, full.clip_norm) == (
+        64,
+        200,
+        7e-4,
+        0.5,
+    )
+    assert (full.lr_schedule, full.lr_milestones, full.lr_decay_rate) == (
+        "multistep",
+        "10,20,30",
+        0.5,
+    )
+    assert (weak.learning_rate, weak.lr_milestones) == (6e-4, "10,20,40")
+
+
+def _cmbs_labels(is_event, event_logits):
+    """The authors' decoding written out: the video's class where sigmoid > 0.5, else 28."""
+    event = 1 / (1 + np.exp(-is_event)) > 0.5
+    return np.where(event, event_logits.argmax(-1)[:, None], 28)
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("model", ["psp", "cmbs"])
 @pytest.mark.parametrize("supervision", [constants.FULL, constants.WEAK])
-def test_psp_trains_exports_and_answers_a_seven_second_video(map_data, tmp_path, supervision):
+def test_field_model_trains_exports_and_answers_a_seven_second_video(
+    map_data, tmp_path, model, supervision
+):
     run_dir = str(tmp_path / "run")
-    summary = trainer.train(map_data, run_dir, _hp("psp", supervision), verbose=0)
+    summary = trainer.train(map_data, run_dir, _hp(model, supervision), verbose=0)
     assert summary["best_epoch"] == 1 and 0.0 <= summary["test"]["accuracy"] <= 1.0
     run = load_run(run_dir)
     assert run.task.include_noisy(type("Info", (), {"splits": {"noisy": {}}})) == (
         supervision == constants.WEAK
     )
-    final = export_model.export(run_dir, str(tmp_path / "serving" / "psp"), verbose=False)
+    final = export_model.export(run_dir, str(tmp_path / "serving" / model), verbose=False)
     served = tf.saved_model.load(final).signatures["serving_default"]
     rng = np.random.default_rng(0)
     audio = rng.random((2, 7, 128), np.float32)
@@ -73,13 +100,23 @@ def test_psp_trains_exports_and_answers_a_seven_second_video(map_data, tmp_path,
     assert probs.shape == (2, 7, constants.NUM_CLASSES)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
     expected = run.variable_length_model({"audio": audio, "visual": visual})
-    np.testing.assert_allclose(probs, np.asarray(expected), atol=1e-5)
-    np.testing.assert_array_equal(outputs["segment_labels"].numpy(), probs.argmax(-1))
+    if model == "psp":
+        np.testing.assert_allclose(probs, np.asarray(expected), atol=1e-5)
+        np.testing.assert_array_equal(outputs["segment_labels"].numpy(), probs.argmax(-1))
+        return
+    np.testing.assert_allclose(probs, np.asarray(expected["segment_probs"]), atol=1e-5)
+    raw = run.model({"audio": audio, "visual": visual})
+    if supervision == constants.FULL:
+        want = _cmbs_labels(np.asarray(raw["is_event"]), np.asarray(raw["event_logits"]))
+    else:  # the gate is a probability: sigmoid(gate) > 0.5 always; every segment the video's
+        want = np.broadcast_to(np.asarray(raw["raw_logits"]).argmax(-1)[:, None], (2, 7))
+    np.testing.assert_array_equal(outputs["segment_labels"].numpy(), want)
 
 
-def test_psp_refuses_visual_vectors_in_one_message(tiny_vector_data, tmp_path):
+@pytest.mark.parametrize("model", ["psp", "cmbs"])
+def test_field_models_refuse_visual_vectors_in_one_message(tiny_vector_data, tmp_path, model):
     with pytest.raises(UserError, match=r"visual features: expected maps \[H, W, C\] per segment"):
-        trainer.train(tiny_vector_data, str(tmp_path / "run"), _hp("psp", "full"), verbose=0)
+        trainer.train(tiny_vector_data, str(tmp_path / "run"), _hp(model, "full"), verbose=0)
     assert not os.path.exists(tmp_path / "run" / "checkpoints" / "best.keras")
 
 
@@ -104,4 +141,27 @@ def test_psp_init_weights_imports_the_authors_state_dict_and_refuses_another(map
     other = tmp_path / "weak.pt"
     torch.save(psp_torch_reference.PSPWeak().state_dict(), other)
     with pytest.raises(UserError, match=r"weak\.pt: parameter .*: expected"):
+        trainer.train(map_data, str(tmp_path / "wrong"), hp, verbose=0, init_weights=str(other))
+
+
+def test_cmbs_init_weights_imports_the_authors_state_dict_and_refuses_psp(map_data, tmp_path):
+    torch.manual_seed(0)
+    reference = torch.nn.DataParallel(cmbs_torch_reference.supv_main_model()).eval()
+    weights = tmp_path / "cmbs_full.pth.tar"
+    torch.save({"state_dict": reference.state_dict()}, weights)  # as their save_checkpoint
+    run_dir = str(tmp_path / "imported")
+    hp = _hp("cmbs", "full", epochs=0)
+    summary = trainer.train(map_data, run_dir, hp, verbose=0, init_weights=str(weights))
+    assert 0.0 <= summary["test"]["accuracy"] <= 1.0
+    rng = np.random.default_rng(2)
+    audio = rng.random((2, 10, 128), np.float32)
+    visual = rng.random((2, 10, *MAPS), np.float32)
+    with torch.no_grad():
+        is_event, event, _, _ = reference.module(torch.from_numpy(visual), torch.from_numpy(audio))
+    decoded = load_run(run_dir).segment_model({"audio": audio, "visual": visual})
+    want = _cmbs_labels(is_event[:, :, 0].T.numpy(), event.numpy())  # theirs is time-first
+    np.testing.assert_array_equal(np.asarray(decoded["segment_labels"]), want)
+    other = tmp_path / "psp.pt"
+    torch.save(psp_torch_reference.PSPFull().state_dict(), other)
+    with pytest.raises(UserError, match=r"psp\.pt: .*parameter"):
         trainer.train(map_data, str(tmp_path / "wrong"), hp, verbose=0, init_weights=str(other))

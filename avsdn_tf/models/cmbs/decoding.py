@@ -16,10 +16,15 @@ The probabilities [B, T, 29] shown beside the labels:
         the label is the argmax of p.
 """
 
+import keras
 from keras import ops
 
 from avsdn_tf.errors import argument_error
 from avsdn_tf.models.cmbs import recipe
+
+# The names the project's segment outputs go by (constants.SEGMENT_OUTPUT, models/serving.py).
+SEGMENT_PROBS = "segment_probs"
+SEGMENT_LABELS = "segment_labels"
 
 
 def _where_event(scores, classes):
@@ -74,3 +79,25 @@ def probabilities(outputs, supervision):
     if supervision == recipe.WEAK:
         return weak_probabilities(outputs["gate"], outputs["raw_logits"])
     raise argument_error("supervision", f"one of {list(recipe.SUPERVISIONS)}", supervision)
+
+
+@keras.saving.register_keras_serializable(package="avsdn_tf")
+class SegmentDecoding(keras.layers.Layer):
+    """The decoding as a layer, so it runs inside every model that serves or scores CMBS.
+
+    Input: the CMBS model's output dict. Output: {"segment_probs": [B, T, 29] (probabilities()),
+    "segment_labels": int32 [B, T] (labels())}.
+    """
+
+    def __init__(self, supervision, **kwargs):
+        super().__init__(**kwargs)
+        self.supervision = supervision
+
+    def call(self, outputs):
+        return {
+            SEGMENT_PROBS: probabilities(outputs, self.supervision),
+            SEGMENT_LABELS: labels(outputs, self.supervision),
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "supervision": self.supervision}
