@@ -57,7 +57,9 @@ def define_flags():
         "table",
         paper_rows.ALL,
         f"Which table to run: one of {', '.join(paper_rows.TABLE_CHOICES)} (all: the paper's "
-        "Tables 1-3; cross_modal, AVEL's A2V / V2A localization, runs on its own).",
+        "Tables 1-3; cross_modal, AVEL's A2V / V2A localization, runs on its own; field: AVEL "
+        "A+V with attention, AVSDN, PSP and CMBS, fully and weakly supervised, each with its "
+        "authors' recipe, beside their published numbers).",
     )
     flags.DEFINE_integer(
         "seeds", 3, "Runs per row, with seeds 0 .. seeds-1; accuracies are mean ± std over them."

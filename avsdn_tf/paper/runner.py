@@ -20,7 +20,7 @@ from avsdn_tf import dataset_info, fileio, hparams, progress
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import registry
 from avsdn_tf.paper import rendering
-from avsdn_tf.paper.rows import ALL, EXTRA_TABLES, METRIC_COLUMNS, Row, Table, row_remarks, select
+from avsdn_tf.paper.rows import ALL, FIELD_TABLES, METRIC_COLUMNS, Row, Table, row_remarks, select
 from avsdn_tf.runs import RunDir
 from avsdn_tf.training import trainer
 
@@ -62,10 +62,9 @@ def plan(selection, seeds, base, output_dir):
     jobs = []
     for table, rows in selection:
         for row in rows:
+            start = row_hparams(base, row.model, table.supervision)
             for seed in range(seeds):
-                hp = base.replace(
-                    model=row.model, supervision=table.supervision, seed=seed
-                ).validate()
+                hp = start.replace(seed=seed).validate()
                 jobs.append(
                     Job(
                         table,
@@ -76,6 +75,27 @@ def plan(selection, seeds, base, output_dir):
                     )
                 )
     return jobs
+
+
+def row_hparams(base, model, supervision):
+    """A row's hyperparameters: the model's own defaults (its authors' recipe, where it has one),
+    under what the command line and --hparams_file changed from the common defaults.
+
+    Args:
+        base: the experiment's HParams (the common defaults with the given changes).
+        model: the row's model. supervision: its table's.
+    Returns:
+        HParams with model and supervision set.
+    """
+    if not registry.has_defaults(model):
+        return base.replace(model=model, supervision=supervision)
+    common = hparams.HParams()
+    changed = {
+        name: value
+        for name, value in base.to_dict().items()
+        if value != getattr(common, name) and name not in ("model", "supervision", "seed")
+    }
+    return registry.default_hparams(model, supervision).replace(**changed)
 
 
 def _local_path(path):
@@ -323,7 +343,13 @@ def _description(selection):
         + (
             " The cross_modal table's are the A2V and V2A accuracies on test_match (and"
             " val_match) of the epoch best on val_match."
-            if any(t.key in EXTRA_TABLES for t, _ in selection)
+            if any(t.key == "cross_modal" for t, _ in selection)
+            else ""
+        )
+        + (
+            " The field tables' published numbers were selected on the test split by their"
+            " authors' code (PSP, CMBS, AVEL); these runs select on val."
+            if any(t.key in FIELD_TABLES for t, _ in selection)
             else ""
         )
     )
