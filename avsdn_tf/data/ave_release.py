@@ -194,10 +194,8 @@ def _video_namer(rows):
     return lambda row: f"video {rows[row].video_id}" if 0 <= row < len(rows) else f"row {row}"
 
 
-def _check_inputs(
-    ave_dir, visual_file, noisy_visual_file, include_noisy, label_source, chunk_videos, stack
-):
-    path = lambda name: os.path.join(ave_dir, name)  # noqa: E731  (absolute names stay absolute)
+def _check_release_files(ave_dir, visual_file, label_source, path):
+    """Refuse a missing release directory or any file the conversion needs, in one message."""
     if not tf.io.gfile.isdir(ave_dir):
         raise argument_error(
             "ave_dir", "a directory holding the AVE release", f"{ave_dir!r}, no such directory"
@@ -211,28 +209,9 @@ def _check_inputs(
             ave_dir, "the AVE release files " + ", ".join(needed), "missing " + ", ".join(missing)
         )
 
-    annotations_path = path(ANNOTATIONS_FILE)
-    audio_path, visual_path, labels_path = path(AUDIO_FILE), path(visual_file), path(LABELS_FILE)
-    audio = _open_dataset(audio_path, constants.H5_KEY, stack)
-    num_rows, num_segments, audio_shape = _features_shape(
-        audio, audio_path, "audio", "(videos, segments, dims)"
-    )
-    # Quirks of Annotations.txt, all handled by annotations.parse_annotations: copies in the wild
-    # may start with the header line `Category&VideoID&Quality&StartTime&EndTime` (skipped) or
-    # not, and may use CRLF line ends; every row must fit in the h5 files' segments.
-    rows = annotations.read_annotations(annotations_path, num_segments=num_segments)
-    names = constants.category_names()
-    categories = np.asarray(
-        [annotations.category_index(row, names, annotations_path) for row in rows]
-    )
-    # Rows are matched by position, never by video id: 45 ids of the release appear on more than
-    # one row (a video can hold two or three different events). Each row is its own record.
-    if num_rows != len(rows):
-        raise input_error(
-            audio_path, f"{len(rows)} rows, one per row of {annotations_path}", f"{num_rows} rows"
-        )
-    video_ids = _video_namer(rows)
 
+def _open_visual(visual_path, num_rows, num_segments, audio_path, stack):
+    """The visual h5 dataset and its per-segment shape, checked against the audio's videos."""
     visual = _open_dataset(visual_path, constants.H5_KEY, stack)
     _, _, visual_shape = _features_shape(
         visual,
@@ -246,50 +225,53 @@ def _check_inputs(
             f"{num_rows} videos x {num_segments} segments like {audio_path}",
             f"shape {visual.shape}",
         )
+    return visual, visual_shape
 
-    # Labels rebuilt from Annotations.txt: segment t is the category when start <= t < end, else
-    # background. The release's zero-length event (`Church bell&VWi2ENBuTbw&good&0&0`) has no
-    # such t: all its segments are background, while its category and its video label (as in
-    # mil_labels.h5) stay Church bell; it is kept as published and listed in the summary.
-    annotation_labels = (
-        np.stack(
-            [
-                annotations.segment_labels(row, category, num_segments)
-                for row, category in zip(rows, categories)
-            ]
-        )
-        if rows
-        else np.zeros((0, num_segments), np.int64)
+
+def _annotation_labels(rows, categories, num_segments):
+    """Labels rebuilt from Annotations.txt: [N, T], segment t the category when start <= t < end.
+
+    The release's zero-length event (`Church bell&VWi2ENBuTbw&good&0&0`) has no such t: all its
+    segments are background, while its category and its video label (as in mil_labels.h5) stay
+    Church bell; it is kept as published and listed in the summary.
+    """
+    if not rows:
+        return np.zeros((0, num_segments), np.int64)
+    return np.stack(
+        [
+            annotations.segment_labels(row, category, num_segments)
+            for row, category in zip(rows, categories)
+        ]
     )
 
-    h5_labels = None
-    if tf.io.gfile.exists(labels_path):
-        labels = _open_dataset(labels_path, constants.H5_KEY, stack)
-        expected = (
-            f"one-hot segment labels shaped ({num_rows}, {num_segments}, {constants.NUM_CLASSES})"
-        )
-        if labels.shape != (num_rows, num_segments, constants.NUM_CLASSES):
-            raise input_error(labels_path, expected, f"shape {labels.shape}")
-        _check_dtype(labels, labels_path, "fiub", expected)
-        h5_labels = (
-            np.concatenate(
-                [
-                    _one_hot_classes(
-                        labels[start : start + chunk_videos], labels_path, start, video_ids
-                    )
-                    for start in range(0, num_rows, chunk_videos)
-                ]
-            )
-            if num_rows
-            else np.zeros((0, num_segments), int)
-        )
 
-    # Audio is small (about 40 MB): check it is finite now, before anything is written.
-    # Visual features are checked chunk by chunk while converting.
-    for start in range(0, num_rows, chunk_videos):
-        chunk = _float32(audio[start : start + chunk_videos])
-        _check_finite(chunk, audio_path, start, video_ids)
+def _read_h5_labels(labels_path, num_rows, num_segments, chunk_videos, video_ids, stack):
+    """labels_closs.h5 as class ids [N, T], checked; None when the release has no such file."""
+    if not tf.io.gfile.exists(labels_path):
+        return None
+    labels = _open_dataset(labels_path, constants.H5_KEY, stack)
+    expected = (
+        f"one-hot segment labels shaped ({num_rows}, {num_segments}, {constants.NUM_CLASSES})"
+    )
+    if labels.shape != (num_rows, num_segments, constants.NUM_CLASSES):
+        raise input_error(labels_path, expected, f"shape {labels.shape}")
+    _check_dtype(labels, labels_path, "fiub", expected)
+    if not num_rows:
+        return np.zeros((0, num_segments), int)
+    return np.concatenate(
+        [
+            _one_hot_classes(labels[start : start + chunk_videos], labels_path, start, video_ids)
+            for start in range(0, num_rows, chunk_videos)
+        ]
+    )
 
+
+def _read_split_orders(path, num_rows, annotations_path, video_ids, stack):
+    """The train / val / test order files: (order {split: rows}, split index of every row).
+
+    Raises:
+        UserError: naming the order file, for a row that is already in another split.
+    """
     order, split_of_row, owner = {}, np.full(num_rows, -1), {}
     for index, split in enumerate(constants.SPLITS):
         order_path = path(ORDER_FILES[split])
@@ -304,7 +286,50 @@ def _check_inputs(
             )
         split_of_row[order[split]] = index
         owner.update({int(row): order_path for row in order[split]})
+    return order, split_of_row
 
+
+def _read_rows(annotations_path, num_rows, num_segments, audio_path):
+    """Annotations.txt's rows, their category ids, and the namer of a row's video.
+
+    Quirks of Annotations.txt, all handled by annotations.parse_annotations: copies in the wild
+    may start with the header line `Category&VideoID&Quality&StartTime&EndTime` (skipped) or not,
+    and may use CRLF line ends; every row must fit in the h5 files' segments. Rows are matched by
+    position, never by video id: 45 ids of the release appear on more than one row (a video can
+    hold two or three different events). Each row is its own record.
+    """
+    rows = annotations.read_annotations(annotations_path, num_segments=num_segments)
+    names = constants.category_names()
+    categories = np.asarray(
+        [annotations.category_index(row, names, annotations_path) for row in rows]
+    )
+    if num_rows != len(rows):
+        raise input_error(
+            audio_path, f"{len(rows)} rows, one per row of {annotations_path}", f"{num_rows} rows"
+        )
+    return rows, categories, _video_namer(rows)
+
+
+def _check_inputs(
+    ave_dir, visual_file, noisy_visual_file, include_noisy, label_source, chunk_videos, stack
+):
+    path = lambda name: os.path.join(ave_dir, name)  # noqa: E731  (absolute names stay absolute)
+    _check_release_files(ave_dir, visual_file, label_source, path)
+    annotations_path = path(ANNOTATIONS_FILE)
+    audio_path, visual_path, labels_path = path(AUDIO_FILE), path(visual_file), path(LABELS_FILE)
+    audio = _open_dataset(audio_path, constants.H5_KEY, stack)
+    num_rows, num_segments, audio_shape = _features_shape(
+        audio, audio_path, "audio", "(videos, segments, dims)"
+    )
+    rows, categories, video_ids = _read_rows(annotations_path, num_rows, num_segments, audio_path)
+    visual, visual_shape = _open_visual(visual_path, num_rows, num_segments, audio_path, stack)
+    annotation_labels = _annotation_labels(rows, categories, num_segments)
+    h5_labels = _read_h5_labels(labels_path, num_rows, num_segments, chunk_videos, video_ids, stack)
+    # Audio is small (about 40 MB): check it is finite now, before anything is written.
+    # Visual features are checked chunk by chunk while converting.
+    for start in range(0, num_rows, chunk_videos):
+        _check_finite(_float32(audio[start : start + chunk_videos]), audio_path, start, video_ids)
+    order, split_of_row = _read_split_orders(path, num_rows, annotations_path, video_ids, stack)
     sources = [annotations_path, audio_path, visual_path] + [
         path(name) for name in ORDER_FILES.values()
     ]
@@ -366,6 +391,37 @@ def _read_match_orders(path, ave_dir, num_rows, annotations_path, stack):
     }
 
 
+def _check_noisy_labels(labels_path, audio, audio_path, count, num_segments, chunk_videos, stack):
+    """The noisy videos' labels: one-hot background only, one per video (or per segment); the
+    noisy audio finite. Raises UserError naming the file and row otherwise."""
+    labels = _open_dataset(labels_path, constants.H5_KEY, stack)
+    # The release stores video-level labels (178, 29); segment-level (M, T, 29) is accepted too.
+    if labels.shape not in (
+        (count, constants.NUM_CLASSES),
+        (count, num_segments, constants.NUM_CLASSES),
+    ):
+        raise input_error(
+            labels_path,
+            f"one-hot labels shaped ({count}, {constants.NUM_CLASSES}) like the "
+            f"{count} videos of {audio_path}",
+            f"shape {labels.shape}",
+        )
+    _check_dtype(labels, labels_path, "fiub", "numeric one-hot labels")
+    for start in range(0, count, chunk_videos):
+        classes = _one_hot_classes(
+            labels[start : start + chunk_videos], labels_path, start, _noisy_ids
+        )
+        if (classes != constants.BACKGROUND).any():
+            bad = np.argwhere(classes != constants.BACKGROUND)[0]
+            found = int(classes[tuple(bad)])
+            raise input_error(
+                f"{labels_path} row {start + int(bad[0])}",
+                f"background-only videos (one-hot at class {constants.BACKGROUND}, background)",
+                f"class {found} ({constants.class_names()[found]})",
+            )
+        _check_finite(_float32(audio[start : start + chunk_videos]), audio_path, start, _noisy_ids)
+
+
 def _check_noisy(
     path,
     noisy_visual_file,
@@ -421,32 +477,7 @@ def _check_noisy(
             f"shape {visual.shape}",
         )
     _check_dtype(visual, noisy_visual_path, "f", "floating-point visual features")
-    labels = _open_dataset(labels_path, constants.H5_KEY, stack)
-    # The release stores video-level labels (178, 29); segment-level (M, T, 29) is accepted too.
-    if labels.shape not in (
-        (count, constants.NUM_CLASSES),
-        (count, num_segments, constants.NUM_CLASSES),
-    ):
-        raise input_error(
-            labels_path,
-            f"one-hot labels shaped ({count}, {constants.NUM_CLASSES}) like the "
-            f"{count} videos of {audio_path}",
-            f"shape {labels.shape}",
-        )
-    _check_dtype(labels, labels_path, "fiub", "numeric one-hot labels")
-    for start in range(0, count, chunk_videos):
-        classes = _one_hot_classes(
-            labels[start : start + chunk_videos], labels_path, start, _noisy_ids
-        )
-        if (classes != constants.BACKGROUND).any():
-            bad = np.argwhere(classes != constants.BACKGROUND)[0]
-            found = int(classes[tuple(bad)])
-            raise input_error(
-                f"{labels_path} row {start + int(bad[0])}",
-                f"background-only videos (one-hot at class {constants.BACKGROUND}, background)",
-                f"class {found} ({constants.class_names()[found]})",
-            )
-        _check_finite(_float32(audio[start : start + chunk_videos]), audio_path, start, _noisy_ids)
+    _check_noisy_labels(labels_path, audio, audio_path, count, num_segments, chunk_videos, stack)
     return {
         "audio": audio,
         "visual": visual,
@@ -495,6 +526,32 @@ def _disagreements(inputs):
             }
         )
     return found
+
+
+def _write_noisy(inputs, writer, chunk_videos, progress):
+    """Write the background-only videos: no event at all (category NO_CATEGORY, event 0..0,
+    every label background)."""
+    noisy_audio, noisy_visual = inputs.noisy["audio"], inputs.noisy["visual"]
+    background = np.full(inputs.num_segments, constants.BACKGROUND)
+    num_rows = len(inputs.rows)
+    for start in range(0, inputs.noisy["count"], chunk_videos):
+        audio = _float32(noisy_audio[start : start + chunk_videos])
+        visual = _float32(noisy_visual[start : start + chunk_videos])
+        _check_finite(visual, inputs.noisy["visual_path"], start, _noisy_ids)
+        for offset in range(len(audio)):
+            writer.write(
+                records.encode_video(
+                    noisy_video_id(start + offset),
+                    constants.NO_CATEGORY,
+                    0,
+                    0,
+                    constants.BACKGROUND,
+                    audio[offset],
+                    visual[offset],
+                    background,
+                )
+            )
+        progress.update(num_rows + min(start + chunk_videos, inputs.noisy["count"]))
 
 
 def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, progress):
@@ -549,28 +606,7 @@ def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, prog
                     writers[name].write(record)
             progress.update(min(start + chunk_videos, num_rows))
         if inputs.noisy:
-            noisy_audio, noisy_visual = inputs.noisy["audio"], inputs.noisy["visual"]
-            background = np.full(inputs.num_segments, constants.BACKGROUND)
-            for start in range(0, inputs.noisy["count"], chunk_videos):
-                audio = _float32(noisy_audio[start : start + chunk_videos])
-                visual = _float32(noisy_visual[start : start + chunk_videos])
-                _check_finite(visual, inputs.noisy["visual_path"], start, _noisy_ids)
-                for offset in range(len(audio)):
-                    # No event at all: category NO_CATEGORY (-1), event 0..0, every label
-                    # background.
-                    writers[constants.NOISY_SPLIT].write(
-                        records.encode_video(
-                            noisy_video_id(start + offset),
-                            constants.NO_CATEGORY,
-                            0,
-                            0,
-                            constants.BACKGROUND,
-                            audio[offset],
-                            visual[offset],
-                            background,
-                        )
-                    )
-                progress.update(num_rows + min(start + chunk_videos, inputs.noisy["count"]))
+            _write_noisy(inputs, writers[constants.NOISY_SPLIT], chunk_videos, progress)
     finally:
         for writer in writers.values():
             writer.close()
@@ -665,38 +701,41 @@ def prepare(
             chunk_videos,
             stack,
         )
-        disagreements = _disagreements(inputs)
-        # A remote file's MD5 is taken of its local copy: the bytes read, read once.
-        sources = [
-            {
-                "file": os.path.basename(source),
-                "md5": dataset_info.md5_of(remote.local_path(source)),
-            }
-            for source in inputs.sources
-        ]
-        total = len(inputs.rows) + (inputs.noisy["count"] if inputs.noisy else 0)
-        progress = keras.utils.Progbar(total, unit_name="video", verbose=verbose, interval=5.0)
-        with fileio.staged_directory(output_dir, marker=constants.DATASET_INFO_FILE) as staging:
-            splits = _convert(
-                inputs, staging, label_source, chunk_videos, videos_per_shard, progress
-            )
-            info = dataset_info.DatasetInfo(
-                audio_dim=inputs.audio_dim,
-                visual_shape=list(inputs.visual_shape),
-                num_segments=inputs.num_segments,
-                class_names=constants.class_names(),
-                splits=splits,
-                sources=sources,
-                generator="prepare",
-            )
-            dataset_info.write(staging, info)
-            normalization.write_statistics(staging)
-            fileio.write_json(os.path.join(staging, DISAGREEMENTS_FILE), disagreements)
-            seconds = time.time() - began
-            summary = _summary(
-                inputs, splits, disagreements, label_source, info.visual_layout, seconds, output_dir
-            )
-            fileio.write_json(os.path.join(staging, SUMMARY_FILE), summary)
+        return _write_output(
+            inputs, output_dir, label_source, chunk_videos, videos_per_shard, verbose, began
+        )
+
+
+def _write_output(inputs, output_dir, label_source, chunk_videos, videos_per_shard, verbose, began):
+    """prepare()'s writing, once every input is checked: the shards, dataset_info.json, the
+    statistics, the disagreements and the summary, in a staging directory published whole."""
+    disagreements = _disagreements(inputs)
+    # A remote file's MD5 is taken of its local copy: the bytes read, read once.
+    sources = [
+        {"file": os.path.basename(source), "md5": dataset_info.md5_of(remote.local_path(source))}
+        for source in inputs.sources
+    ]
+    total = len(inputs.rows) + (inputs.noisy["count"] if inputs.noisy else 0)
+    progress = keras.utils.Progbar(total, unit_name="video", verbose=verbose, interval=5.0)
+    with fileio.staged_directory(output_dir, marker=constants.DATASET_INFO_FILE) as staging:
+        splits = _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, progress)
+        info = dataset_info.DatasetInfo(
+            audio_dim=inputs.audio_dim,
+            visual_shape=list(inputs.visual_shape),
+            num_segments=inputs.num_segments,
+            class_names=constants.class_names(),
+            splits=splits,
+            sources=sources,
+            generator="prepare",
+        )
+        dataset_info.write(staging, info)
+        normalization.write_statistics(staging)
+        fileio.write_json(os.path.join(staging, DISAGREEMENTS_FILE), disagreements)
+        seconds = time.time() - began
+        summary = _summary(
+            inputs, splits, disagreements, label_source, info.visual_layout, seconds, output_dir
+        )
+        fileio.write_json(os.path.join(staging, SUMMARY_FILE), summary)
     return summary
 
 

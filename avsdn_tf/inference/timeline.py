@@ -98,6 +98,34 @@ def _draw_thumbnails(figure, axes, thumbnails, seconds):
     axes.set_ylim(0, 1)
 
 
+def _draw_rows(axes, rows, class_names, seconds):
+    """The labelled rows (prediction, ground truth): one cell per second, x in seconds."""
+    for row, (name, labels) in enumerate(rows):
+        _draw_row(axes, row, labels, class_names, name)
+    axes.set_xlim(0, seconds)
+    axes.set_ylim(-0.1, len(rows))
+    axes.set_yticks([])
+    axes.set_xticks(range(0, seconds + 1, max(1, seconds // 20)))
+    axes.set_xlabel("seconds")
+    for side in ("top", "right", "left"):
+        axes.spines[side].set_visible(False)
+
+
+def _draw_probabilities(axes, probabilities, seconds):
+    """The strip of the predicted class's probability per second (a step line)."""
+    centres = np.arange(seconds) + 0.5
+    axes.step(
+        np.r_[0, centres + 0.5],
+        np.r_[probabilities[0], probabilities],
+        where="pre",
+        color="0.3",
+    )
+    axes.set_xlim(0, seconds)
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("p", rotation=0, labelpad=10)
+    axes.set_xticks([])
+
+
 def save_timeline(
     path, predicted, class_names=None, truth=None, probabilities=None, thumbnails=None, title=""
 ):
@@ -152,30 +180,9 @@ def save_timeline(
 
     thumbnail_axes = axes_list.pop(0) if has_thumbnails else None
 
-    axes = axes_list.pop(0)
-    for row, (name, labels) in enumerate(rows):
-        _draw_row(axes, row, labels, class_names, name)
-    axes.set_xlim(0, seconds)
-    axes.set_ylim(-0.1, len(rows))
-    axes.set_yticks([])
-    axes.set_xticks(range(0, seconds + 1, max(1, seconds // 20)))
-    axes.set_xlabel("seconds")
-    for side in ("top", "right", "left"):
-        axes.spines[side].set_visible(False)
-
+    _draw_rows(axes_list.pop(0), rows, class_names, seconds)
     if probabilities is not None:
-        axes = axes_list.pop(0)
-        centres = np.arange(seconds) + 0.5
-        axes.step(
-            np.r_[0, centres + 0.5],
-            np.r_[probabilities[0], probabilities],
-            where="pre",
-            color="0.3",
-        )
-        axes.set_xlim(0, seconds)
-        axes.set_ylim(0, 1.05)
-        axes.set_ylabel("p", rotation=0, labelpad=10)
-        axes.set_xticks([])
+        _draw_probabilities(axes_list.pop(0), probabilities, seconds)
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
