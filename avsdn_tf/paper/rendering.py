@@ -22,7 +22,13 @@ def _paper_cell(paper):
     if len(paper) == 1:
         note = paper[0].get("note")
         return f"{paper[0]['accuracy']:.1f}" + (f" ({note})" if note else "")
-    return " / ".join(f"{p['accuracy']:.1f} ({p['features'].split(', ')[-1]})" for p in paper)
+    return " / ".join(
+        (f"{p['accuracy']:.1f}" if round(p["accuracy"], 1) == p["accuracy"] else str(p["accuracy"]))
+        + f" ({p['note']})"
+        if p.get("note")
+        else f"{p['accuracy']:.1f} ({p['features'].split(', ')[-1]})"
+        for p in paper
+    )
 
 
 def _table_cells(table, rows):

@@ -61,7 +61,7 @@ FRAME_ACCURACY = "frame-wise test accuracy of the epoch best on val"
 # The field table's published numbers (../shared/reference/field_reported_numbers.md): every one
 # was selected on the TEST split by its authors' code (the checkpoint kept is the epoch best on
 # test); this project selects on val, so its numbers are expected below them on the same data.
-ON_TEST = "selected on test by the authors' code"
+ON_TEST = "paper, selected on test by the authors' code"
 RELEASE = "VGGish audio, VGG-19 pool5 maps (the AVE release)"
 AVEL_SOURCE = "AVEL paper, Tian et al., ECCV 2018 (the AVSDN paper's Tables 1-2 repeat it)"
 PSP_SOURCE = "PSP paper, Zhou et al., CVPR 2021, as jasongief/PSP_CVPR_2021's README states"
@@ -271,7 +271,11 @@ def _field_rows(supervised):
         return Reported(pair[pick], features, source, note)
 
     psp_users = (
-        (Reported(75.8, RELEASE, "jasongief/PSP_CVPR_2021 issue 4", "a user, from scratch"),)
+        (
+            Reported(
+                75.8, RELEASE, "jasongief/PSP_CVPR_2021 issue 4", "a user of their code, issue 4"
+            ),
+        )
         if supervised
         else ()
     )
@@ -294,7 +298,7 @@ def _field_rows(supervised):
             "PSP",
             "positive sample propagation, the authors' psp_net",
             number((77.8, 73.5), RELEASE, PSP_SOURCE),
-            number((78.0, 73.9), RELEASE, "released checkpoint, the same README"),
+            number((78.0, 73.9), RELEASE, PSP_SOURCE, "their released checkpoint"),
             *psp_users,
         ),
         _avel(
@@ -302,8 +306,8 @@ def _field_rows(supervised):
             "CMBS",
             "cross-modal background suppression, the authors' model",
             number((79.3, 74.2), RELEASE, CMBS_SOURCE),
-            number((79.25, 73.96), RELEASE, "released checkpoint (marmot-xy/CMBS issue 1)"),
-            Reported(cmbs_user, RELEASE, "marmot-xy/CMBS issue 5", "a user, the authors' code"),
+            number((79.25, 73.96), RELEASE, "marmot-xy/CMBS issue 1", "their released checkpoint"),
+            Reported(cmbs_user, RELEASE, "marmot-xy/CMBS issue 5", "a user of their code, issue 5"),
         ),
     )
 
