@@ -77,6 +77,7 @@ def main(argv):
     if FLAGS.cpu_devices:
         strategies.split_cpu(FLAGS.cpu_devices)
     hp = cli.hparams_from_flags()
+    registry.check_name(hp.model)  # before any file is read: a mistyped model is the message
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
     lock = (
         contextlib.nullcontext()

@@ -166,5 +166,5 @@ def test_cmbs_init_weights_imports_the_authors_state_dict_and_refuses_psp(map_da
     np.testing.assert_array_equal(np.asarray(decoded["segment_labels"]), want)
     other = tmp_path / "psp.pt"
     torch.save(psp_torch_reference.PSPFull().state_dict(), other)
-    with pytest.raises(UserError, match=r"psp\.pt: .*parameter"):
+    with pytest.raises(UserError, match=r"psp\.pt parameter .*: expected"):
         trainer.train(map_data, str(tmp_path / "wrong"), hp, verbose=0, init_weights=str(other))
