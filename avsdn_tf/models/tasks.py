@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from avsdn_tf import constants, records, runs
-from avsdn_tf.errors import UserError, argument_error
+from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import backbones, layers, losses, metrics
 from avsdn_tf.models import serving as segment_serving
 
@@ -289,6 +289,70 @@ class SegmentLabeling(BaseTask):
             keras.Model: inputs -> segment_probs float32 [B, T, K].
         """
         return backbones.segment_model(model)
+
+
+class AuthorsModelTask(SegmentLabeling):
+    """A field model run as its authors' code builds it (PSP, CMBS): raw release features (no
+    normalisation layers), visual maps required, supervision chosen at build, weights that do
+    not depend on T. A subclass says `name`, `maps_reason` and `build_model`."""
+
+    normalized = False  # the authors' networks take raw features
+    name = None  # the registry name, e.g. "psp"
+    maps_reason = ""  # why the model needs maps, for the message about vectors
+
+    def __init__(self, hp):
+        super().__init__(hp)
+        self.supervision = hp.supervision
+
+    @abc.abstractmethod
+    def build_model(self, audio_dim, visual_shape, num_segments):
+        """The model folder's Keras model for this task's supervision, T fixed or None."""
+
+    def build(
+        self,
+        audio_dim,
+        visual_shape,
+        num_segments=constants.NUM_SEGMENTS,
+        statistics=None,
+        source="statistics",
+    ):
+        """The model over raw features (statistics are not used: it has no normalisation).
+
+        Args:
+            audio_dim: A. visual_shape: [H, W, C] maps. num_segments: T, or None for any.
+            statistics, source: ignored (the signature of BaseTask.build).
+        Returns:
+            build_model's model.
+        Raises:
+            UserError: for visual vectors (one message saying which features to prepare).
+        """
+        del statistics, source
+        if len(visual_shape) != 3:
+            raise input_error(
+                "visual features",
+                f"maps [H, W, C] per segment (`model={self.name}` {self.maps_reason})",
+                f"vectors {list(visual_shape)}; prepare the data with the maps (visual_feature.h5)",
+            )
+        return self.build_model(audio_dim, visual_shape, num_segments)
+
+    def describe_inputs(self, visual_shape):
+        """What the train output says once about the features the model reads."""
+        return (
+            f"{self.name}: raw features (no normalisation, as the authors' code), maps "
+            f"{list(visual_shape)}"
+        )
+
+    def variable_length_model(self, trained, audio_dim, visual_shape):
+        """The trained model rebuilt for any number of segments (its weights do not depend on T).
+
+        Args:
+            trained: the trained model. audio_dim, visual_shape: its feature sizes.
+        Returns:
+            segment_model of the rebuild, any T.
+        """
+        rebuilt = self.build_model(audio_dim, visual_shape, None)
+        rebuilt.set_weights(trained.get_weights())
+        return self.segment_model(rebuilt)
 
 
 class Task(SegmentLabeling):

@@ -12,7 +12,6 @@ evaluation and serving read (decoding.SegmentDecoding).
 import keras
 
 from avsdn_tf import constants, records
-from avsdn_tf.errors import input_error
 from avsdn_tf.models import tasks
 from avsdn_tf.models.cmbs import decoding, losses, model, recipe, torch_import
 
@@ -41,48 +40,15 @@ def defaults(supervision):
     }
 
 
-class CMBSTask(tasks.SegmentLabeling):
+class CMBSTask(tasks.AuthorsModelTask):
     """CMBS, fully or weakly supervised (module docstring)."""
 
-    normalized = False  # the authors' network takes raw features
+    name = NAME
+    maps_reason = "attends over the channels and regions of the release's 7x7x512 VGG-19 maps"
 
-    def __init__(self, hp):
-        super().__init__(hp)
-        self.supervision = hp.supervision
-
-    def build(
-        self,
-        audio_dim,
-        visual_shape,
-        num_segments=constants.NUM_SEGMENTS,
-        statistics=None,
-        source="statistics",
-    ):
-        """The CMBS Keras model over raw features (statistics are not used: no normalisation).
-
-        Args:
-            audio_dim: A. visual_shape: [H, W, C] maps (the spatial-channel attention needs
-                them). num_segments: T, or None for any.
-            statistics, source: ignored (the signature of BaseTask.build).
-        Returns:
-            cmbs.build's model (outputs model.FULL_OUTPUTS or model.WEAK_OUTPUTS).
-        Raises:
-            UserError: for visual vectors.
-        """
-        del statistics, source
-        if len(visual_shape) != 3:
-            raise input_error(
-                "visual features",
-                f"maps [H, W, C] per segment (`model={NAME}` attends over the channels and "
-                "regions of the release's 7x7x512 VGG-19 maps)",
-                f"vectors {list(visual_shape)}; prepare the data with the maps (visual_feature.h5)",
-            )
+    def build_model(self, audio_dim, visual_shape, num_segments):
+        """cmbs.build's model (outputs model.FULL_OUTPUTS or model.WEAK_OUTPUTS)."""
         return model.build(audio_dim, visual_shape, num_segments, self.supervision)
-
-    @staticmethod
-    def describe_inputs(visual_shape):
-        """What the train output says once about the features CMBS reads."""
-        return f"cmbs: raw features (no normalisation, as the authors' code), maps {visual_shape}"
 
     def targets(self, parsed):
         """Targets of a parsed batch, by output name (losses.targets).
@@ -109,18 +75,6 @@ class CMBSTask(tasks.SegmentLabeling):
         "segment_labels" int32 [B, T]}, the authors' decoding inside."""
         decoded = decoding.SegmentDecoding(self.supervision, name="decoding")(trained.output)
         return keras.Model(trained.inputs, decoded, name=f"{NAME}_segments")
-
-    def variable_length_model(self, trained, audio_dim, visual_shape):
-        """The trained CMBS rebuilt for any number of segments (its weights do not depend on T).
-
-        Args:
-            trained: the trained model. audio_dim, visual_shape: its feature sizes.
-        Returns:
-            segment_model of the rebuild, any T.
-        """
-        rebuilt = model.build(audio_dim, visual_shape, None, self.supervision)
-        rebuilt.set_weights(trained.get_weights())
-        return self.segment_model(rebuilt)
 
     def import_weights(self, trained, path):
         """Set the authors' PyTorch state_dict (a .pth.tar of theirs or a plain state_dict).

@@ -12,7 +12,6 @@ per-segment prediction).
 import keras
 
 from avsdn_tf import constants, records
-from avsdn_tf.errors import input_error
 from avsdn_tf.models import backbones, tasks
 from avsdn_tf.models.psp import model, recipe, torch_import
 from avsdn_tf.models.psp.losses import avps_targets, losses, video_label_targets
@@ -52,52 +51,19 @@ def defaults(supervision):
     }
 
 
-class PSPTask(tasks.SegmentLabeling):
+class PSPTask(tasks.AuthorsModelTask):
     """PSP, fully or weakly supervised (module docstring)."""
 
-    normalized = False  # the authors' network takes raw features
+    name = NAME
+    maps_reason = "attends over the regions of the release's 7x7x512 VGG-19 maps"
 
-    def __init__(self, hp):
-        super().__init__(hp)
-        self.supervision = hp.supervision
-
-    def build(
-        self,
-        audio_dim,
-        visual_shape,
-        num_segments=constants.NUM_SEGMENTS,
-        statistics=None,
-        source="statistics",
-    ):
-        """The PSP Keras model over raw features (statistics are not used: no normalisation).
-
-        Args:
-            audio_dim: A. visual_shape: [H, W, C] maps (PSP attends over the H x W regions).
-            num_segments: T, or None for any.
-            statistics, source: ignored (the signature of BaseTask.build).
-        Returns:
-            psp.build's model: segment_logits, segment_probabilities and (full) av_similarity
-            or (weak) video_probabilities.
-        Raises:
-            UserError: for visual vectors.
-        """
-        del statistics, source
-        if len(visual_shape) != 3:
-            raise input_error(
-                "visual features",
-                f"maps [H, W, C] per segment (`model={NAME}` attends over the regions of the "
-                "release's 7x7x512 VGG-19 maps)",
-                f"vectors {list(visual_shape)}; prepare the data with the maps (visual_feature.h5)",
-            )
+    def build_model(self, audio_dim, visual_shape, num_segments):
+        """psp.build's model: segment_logits, segment_probabilities and (full) av_similarity
+        or (weak) video_probabilities; LSTMs unrolled on a CPU for a fixed T (hp.unroll)."""
         unroll = backbones.lstm_options(self.hp, num_segments)["unroll"]
         return model.build(
             audio_dim, visual_shape, num_segments, self.supervision, {"unroll": unroll}
         )
-
-    @staticmethod
-    def describe_inputs(visual_shape):
-        """What the train output says once about the features PSP reads."""
-        return f"psp: raw features (no normalisation, as the authors' code), maps {visual_shape}"
 
     def targets(self, parsed):
         """Targets of a parsed batch, by output name.
@@ -127,18 +93,6 @@ class PSPTask(tasks.SegmentLabeling):
     def segment_model(trained):
         """What evaluation and serving read: inputs -> segment_probabilities [B, T, 29]."""
         return keras.Model(trained.inputs, trained.output[SEGMENT_PROBABILITIES], name="psp")
-
-    def variable_length_model(self, trained, audio_dim, visual_shape):
-        """The trained PSP rebuilt for any number of segments (its weights do not depend on T).
-
-        Args:
-            trained: the trained model. audio_dim, visual_shape: its feature sizes.
-        Returns:
-            keras.Model {"audio", "visual"} -> segment_probabilities [B, T, 29], any T.
-        """
-        rebuilt = model.build(audio_dim, visual_shape, None, self.supervision)
-        rebuilt.set_weights(trained.get_weights())
-        return self.segment_model(rebuilt)
 
     def import_weights(self, trained, path):
         """Set the authors' PyTorch state_dict (psp.import_state_dict) into the model.
