@@ -22,9 +22,9 @@ class Postprocessor:
         if not tf.io.gfile.exists(pca_params_path):
             raise UserError(f"{pca_params_path}: VGGish PCA parameters not found")
         try:
-            with tf.io.gfile.GFile(pca_params_path, "rb") as handle, np.load(handle) as params:
-                eigen_vectors = np.asarray(params[params.PCA_EIGEN_VECTORS_NAME], np.float32)
-                means = np.asarray(params[params.PCA_MEANS_NAME], np.float32)
+            with tf.io.gfile.GFile(pca_params_path, "rb") as handle, np.load(handle) as stored:
+                eigen_vectors = np.asarray(stored[params.PCA_EIGEN_VECTORS_NAME], np.float32)
+                means = np.asarray(stored[params.PCA_MEANS_NAME], np.float32)
         except (OSError, ValueError, KeyError) as error:
             raise input_error(
                 pca_params_path,
