@@ -7,7 +7,8 @@
 
 Without --vggish_checkpoint the official file is downloaded once into Keras' cache (see
 features/vggish.py). --preset ave_release sets the feature flags of the AVE release (its frame
-sampling, framing and layout: features/extraction.PRESETS); flags given on the command line win.
+sampling, framing and layout: features/feature_settings.PRESETS); flags given on the command
+line win.
 
 Every video (a directory's video files, a text file listing one path per line, or one file) is
 decoded with PyAV into T = floor(duration) one-second segments; each segment gets a VGGish audio
@@ -61,9 +62,9 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from avsdn_tf import cli, locks, remote
+from avsdn_tf import cli, feature_flags, locks, remote
 from avsdn_tf.errors import UserError
-from avsdn_tf.features import beam_extraction, extraction, labels
+from avsdn_tf.features import assembly, beam_extraction, extraction, labels
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -92,8 +93,8 @@ def define_flags(flag_values=flags.FLAGS):
             "refusing (the lock is --output_dir/.lock; none on gs:// or s3://)."
         ),
     )
-    extraction.define_feature_flags(flag_values)
-    beam_extraction.define_flags(flag_values)
+    feature_flags.define_feature_flags(flag_values)
+    feature_flags.define_runner_flag(flag_values)
     flags.mark_flags_as_required(["videos", "output_dir"], flag_values=flag_values)
 
 
@@ -131,12 +132,12 @@ def main(argv, flag_values=None):
             f"--runner, e.g. --runner DirectRunner), found {far[0]}"
         )
     video_labels = labels.read_labels(flag_values.labels)
-    settings = extraction.FeatureSettings.from_flags(flag_values)
+    settings = feature_flags.settings_from_flags(flag_values)
     with locks.directory_lock(
         flag_values.output_dir,
         "`output_dir`",
         wait=flag_values.wait,
-        stale=extraction.STALE_TEMPORARIES,
+        stale=assembly.STALE_TEMPORARIES,
     ):
         if flag_values.runner:
             summary = beam_extraction.extract_videos(
@@ -163,7 +164,7 @@ def main(argv, flag_values=None):
     print(
         f"extract: {summary['output_dir']}: {summary['videos_extracted_now']} videos extracted now,"
         f" {summary['videos_already_done']} already done, {summary['videos_skipped']} skipped"
-        + (f" (see {extraction.SKIPPED_FILE})" if summary["videos_skipped"] else "")
+        + (f" (see {assembly.SKIPPED_FILE})" if summary["videos_skipped"] else "")
     )
     print(
         f"  records {summary['records']}, audio {summary['audio_dim']}-d, visual"

@@ -297,19 +297,44 @@ def publish_directory(staging, final_path, marker=None, replace=True):
     if tf.io.gfile.exists(final_path):
         if not replace:
             raise tf.errors.AlreadyExistsError(None, None, f"{final_path} already exists")
-        old_marker = os.path.join(final_path, marker) if marker else None
-        if old_marker and tf.io.gfile.exists(old_marker):
-            tf.io.gfile.remove(old_marker)
+        _remove_marker(final_path, marker)
         remove_tree(final_path)
-    names = _files_under(staging)
+    publish_files(staging, final_path, _files_under(staging), marker)
+    remove_tree(staging)
+
+
+def _remove_marker(directory, marker):
+    """Remove directory/marker if it is there (marker None: nothing)."""
+    if marker and tf.io.gfile.exists(os.path.join(directory, marker)):
+        tf.io.gfile.remove(os.path.join(directory, marker))
+
+
+def publish_files(staging, directory, names, marker=None, remove=()):
+    """Move the files `names` of `staging` into `directory`, which keeps its other files.
+
+    The old `marker` goes first, then the files `remove` names, then every name but `marker`,
+    and `marker` last: a reader that sees the marker sees the whole new set (publish_directory
+    does the same for a whole directory on object stores).
+
+    Args:
+        staging: the directory holding the new files (names relative to it).
+        directory: where they go (local path or storage URL).
+        names: the files to move, relative paths (subdirectories are made).
+        marker: the file (one of `names`) published last, or None.
+        remove: old files of `directory` to remove before the new ones come (relative paths;
+            missing ones are fine).
+    """
+    _remove_marker(directory, marker)
+    for name in remove:
+        if tf.io.gfile.exists(os.path.join(directory, name)):
+            tf.io.gfile.remove(os.path.join(directory, name))
     if marker in names:
         names = [name for name in names if name != marker] + [marker]
     for name in names:
-        target = os.path.join(final_path, name)
+        target = os.path.join(directory, name)
         if os.path.dirname(name):
             tf.io.gfile.makedirs(os.path.dirname(target))
         rename(os.path.join(staging, name), target, overwrite=True)
-    remove_tree(staging)
 
 
 @contextlib.contextmanager

@@ -31,9 +31,9 @@ import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log leve
 
 from absl import flags
 
-from avsdn_tf import cli
+from avsdn_tf import cli, feature_flags
 from avsdn_tf.errors import UserError
-from avsdn_tf.features import extraction, labels, video
+from avsdn_tf.features import feature_extractor, labels, video
 from avsdn_tf.inference import predictors, viewer
 
 
@@ -66,7 +66,7 @@ def define_flags(flag_values=flags.FLAGS):
         lower_bound=0,
         flag_values=flag_values,
     )
-    extraction.define_feature_flags(flag_values)
+    feature_flags.define_feature_flags(flag_values)
     cli.define(*cli.THREAD_FLAGS, flag_values=flag_values)
 
 
@@ -90,7 +90,7 @@ def main(argv, flag_values=None):
         flag_values.model, flag_values.model_dir, flag_values.checkpoint
     )
     video_labels = labels.read_labels(flag_values.labels)
-    settings = extraction.FeatureSettings.from_flags(flag_values)
+    settings = feature_flags.settings_from_flags(flag_values)
     adapted = settings.for_visual_shape(predictor.visual_shape)
     if adapted != settings:
         print(
@@ -98,7 +98,7 @@ def main(argv, flag_values=None):
             f"{settings.visual_backbone} maps {settings.visual_shape} are averaged over space "
             "(--visual_layout vector)"
         )
-    extractor = extraction.FeatureExtractor(adapted)
+    extractor = feature_extractor.FeatureExtractor(adapted)
     failed = 0
     for path in paths:
         try:

@@ -40,7 +40,14 @@ from absl import app, flags  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from avsdn_tf.features import extraction, vggish_slim, video  # noqa: E402
+from avsdn_tf.features import (  # noqa: E402
+    assembly,
+    extraction,
+    feature_extractor,
+    feature_settings,
+    vggish_slim,
+    video,
+)
 
 flags.DEFINE_list("backbones", ["vgg19", "resnet152"], "Visual backbones to time.")
 flags.DEFINE_float("seconds", 5.0, "Length of the timed video.")
@@ -171,7 +178,7 @@ def compare_runners(workdir, checkpoint):
         if not path.exists():
             make_video(path, FLAGS.seconds, FLAGS.width, FLAGS.height)
     paths = sorted(str(path) for path in videos.glob("*.mp4"))
-    settings = extraction.FeatureSettings(
+    settings = feature_settings.FeatureSettings(
         vggish_checkpoint=str(checkpoint),
         visual_backbone=FLAGS.backbones[0],
         visual_weights=None,
@@ -234,8 +241,8 @@ def compare_runners(workdir, checkpoint):
 
 def _print_terms(output, paths, settings):
     """Time what more workers do not shrink: loading the networks, assembling from features/."""
-    _, load_seconds = _timed(lambda: extraction.FeatureExtractor(settings))
-    _, assemble_seconds = _timed(lambda: extraction.assemble(output, paths, settings))
+    _, load_seconds = _timed(lambda: feature_extractor.FeatureExtractor(settings))
+    _, assemble_seconds = _timed(lambda: assembly.assemble(output, paths, settings))
     print(
         f"terms: networks loaded once per worker process {load_seconds:.1f} s; the data set"
         f" assembled by the driver from features/ {assemble_seconds:.2f} s for"
@@ -295,7 +302,7 @@ def main(argv):
 
     rows = []
     for backbone in FLAGS.backbones:
-        settings = extraction.FeatureSettings(
+        settings = feature_settings.FeatureSettings(
             vggish_checkpoint=str(checkpoint),
             visual_backbone=backbone,
             visual_weights=None,
@@ -304,7 +311,7 @@ def main(argv):
             batch_size=FLAGS.batch_size,
         )
         extractor, load_seconds = _timed(
-            lambda settings=settings: extraction.FeatureExtractor(settings)
+            lambda settings=settings: feature_extractor.FeatureExtractor(settings)
         )
         _, warm_seconds = _timed(lambda extractor=extractor: extractor.extract(str(warmup)))
         if not rows:

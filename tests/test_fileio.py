@@ -113,3 +113,28 @@ def test_a_full_disk_inside_a_staged_directory_names_the_output_and_keeps_the_ol
     assert str(caught.value) == f"{output}: {MESSAGES[errno.ENOSPC]}"
     assert sorted(os.listdir(tmp_path)) == ["data"]  # the staging directory is gone
     assert os.listdir(output) == ["old.txt"]
+
+
+def test_publish_files_moves_the_marker_last_and_keeps_the_directory_s_other_files(
+    tmp_path, monkeypatch
+):
+    staging, target = tmp_path / "staging", tmp_path / "out"
+    staging.mkdir()
+    target.mkdir()
+    for name, text in [("info.json", "new"), ("a.bin", "A"), ("b.bin", "B")]:
+        (staging / name).write_text(text)
+    for name, text in [("info.json", "old"), ("stale.bin", "S"), ("keep.txt", "K")]:
+        (target / name).write_text(text)
+    log = tmp_path / "renames.log"
+    monkeypatch.setenv(fileio.RENAME_LOG_ENV, str(log))
+    fileio.publish_files(
+        str(staging),
+        str(target),
+        ["info.json", "a.bin", "b.bin"],
+        marker="info.json",
+        remove=["stale.bin", "gone.bin"],
+    )
+    renamed = [os.path.basename(line) for line in log.read_text().splitlines()]
+    assert renamed == ["a.bin", "b.bin", "info.json"]
+    assert sorted(os.listdir(target)) == ["a.bin", "b.bin", "info.json", "keep.txt"]
+    assert (target / "info.json").read_text() == "new"

@@ -24,7 +24,7 @@ from absl import flags
 from avsdn_tf import cli, extract, locks, prepare
 from avsdn_tf.data import shards
 from avsdn_tf.errors import UserError
-from avsdn_tf.features import extraction
+from avsdn_tf.features import assembly, feature_extractor
 from avsdn_tf.training import trainer
 from export import export_model, verify
 
@@ -283,7 +283,7 @@ def extract_args(tmp_path):
 def features(out, video_id, seconds, seed):
     """features/<video_id>.npz as extract writes it: audio [T, 128], visual [T, 512]."""
     rng = np.random.default_rng(seed)
-    path = out / extraction.FEATURES_DIR / f"{video_id}.npz"
+    path = out / assembly.FEATURES_DIR / f"{video_id}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         path,
@@ -299,7 +299,7 @@ def test_extract_refuses_an_output_a_live_process_holds(tmp_path, live_pid, caps
     out = tmp_path / "out"
     args = extract_args(tmp_path)
     hold(out / locks.LOCK_FILE, live_pid)
-    make(out / extraction.FEATURES_DIR / "clip_a.npz.tmp-1a2b3c4d.npz")
+    make(out / assembly.FEATURES_DIR / "clip_a.npz.tmp-1a2b3c4d.npz")
     before = tree(out)
     status, _, stderr = run_in_process(extract, args, capsys)
     assert_refused(status, stderr, "--output_dir", out, live_pid)
@@ -312,18 +312,16 @@ def test_extract_takes_over_a_dead_processs_lock_and_sweeps_its_temporaries(
     def no_networks(*args, **kwargs):
         raise AssertionError("every video was done: no network should be loaded")
 
-    monkeypatch.setattr(extraction, "FeatureExtractor", no_networks)
+    monkeypatch.setattr(feature_extractor, "FeatureExtractor", no_networks)
     out = tmp_path / "out"
     args = extract_args(tmp_path)
     hold(out / locks.LOCK_FILE, dead_pid)
     done = [features(out, "clip_a", 3, 0), features(out, "clip_b", 2, 1)]
     kept = {path: path.read_bytes() for path in done}
     stale = [
-        make(out / extraction.FEATURES_DIR / "clip_c.npz.tmp-1a2b3c4d.npz"),
-        make(out / f"{extraction.CONFIG_FILE}.tmp-5e6f7a8b"),
-        make(
-            out / f"{extraction.ASSEMBLY_PREFIX}9c0d1e2f" / "train-00000-of-00001.tfrecord"
-        ).parent,
+        make(out / assembly.FEATURES_DIR / "clip_c.npz.tmp-1a2b3c4d.npz"),
+        make(out / f"{assembly.CONFIG_FILE}.tmp-5e6f7a8b"),
+        make(out / f"{assembly.ASSEMBLY_PREFIX}9c0d1e2f" / "train-00000-of-00001.tfrecord").parent,
     ]
     status, printed, stderr = run_in_process(extract, args, capsys)
     assert status == 0, stderr
@@ -331,7 +329,7 @@ def test_extract_takes_over_a_dead_processs_lock_and_sweeps_its_temporaries(
     for path in stale:
         assert STALE_LINE.format(path) in printed and not path.exists()
     assert {path: path.read_bytes() for path in done} == kept
-    summary = json.loads((out / extraction.SUMMARY_FILE).read_text())
+    summary = json.loads((out / assembly.SUMMARY_FILE).read_text())
     assert summary["videos_already_done"] == 2 and summary["records"] == {"train": 2}
     assert not (out / locks.LOCK_FILE).exists()
     assert not [name for name in tree(out) if ".tmp-" in name or "assemble" in name]
@@ -343,7 +341,7 @@ def test_extract_on_a_full_disk_is_one_message_and_keeps_the_extracted_features(
     def no_space(self, serialized):
         raise tf.errors.ResourceExhaustedError(None, None, "shard; No space left on device")
 
-    monkeypatch.setattr(extraction, "FeatureExtractor", None)  # every video is done already
+    monkeypatch.setattr(feature_extractor, "FeatureExtractor", None)  # every video is done already
     monkeypatch.setattr(shards.ShardWriter, "write", no_space)
     out = tmp_path / "out"
     done = [features(out, "clip_a", 3, 0), features(out, "clip_b", 2, 1)]

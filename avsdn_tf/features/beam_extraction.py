@@ -6,7 +6,7 @@ extract_config.json, skipped.json, the TFRecord shards, dataset_info.json, norma
 spread over the runner's workers (beam_pipeline.py holds the transforms); the shards and the
 pipeline's result go to a staging directory inside output_dir (STAGING_PREFIX + a random
 suffix), and only when the job has finished does this process publish them (dataset_info.json
-last, as extraction.finish_dataset does for the single process). A failed or killed job
+last, as assembly.finish_dataset does for the single process). A failed or killed job
 therefore leaves no new dataset_info.json: at most features/*.npz of the videos it finished
 (kept, so a rerun resumes from them) and a staging directory (removed when this process sees
 the failure).
@@ -22,12 +22,11 @@ import time
 import uuid
 
 import tensorflow as tf
-from absl import flags
 
 from avsdn_tf import fileio
 from avsdn_tf.data import normalization
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.features import beam_progress, extraction
+from avsdn_tf.features import assembly, beam_progress
 
 RUNNERS = (
     "DirectRunner",
@@ -39,19 +38,6 @@ RUNNERS = (
 )
 STAGING_PREFIX = ".beam-"
 INSTALL_HINT = "pip install 'avsdn-tf[beam]'"
-
-
-def define_flags(flag_values=flags.FLAGS):
-    flags.DEFINE_enum(
-        "runner",
-        None,
-        list(RUNNERS),
-        "Run extraction as an Apache Beam pipeline on this runner (needs "
-        f"{INSTALL_HINT}); the arguments extract does not know (--project, --region, "
-        "--temp_location, --direct_num_workers, ...) go to Beam's PipelineOptions. Default: one "
-        "process, no Beam.",
-        flag_values=flag_values,
-    )
 
 
 def import_beam():
@@ -110,6 +96,11 @@ def pipeline_options(runner, pipeline_args):
     return options
 
 
+def _staging_path(output_dir):
+    """A fresh name for a job's staging directory inside output_dir (STAGING_PREFIX + 8 hex)."""
+    return os.path.join(output_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}")
+
+
 def _runner(runner):
     """The runner object for beam.Pipeline, or None to let Beam make it from --runner.
 
@@ -140,7 +131,7 @@ def extract_videos(
 
     Args:
         paths: video paths. output_dir: the data directory (local, gs://, s3://).
-        settings: extraction.FeatureSettings. labels: video id -> label rows, or None.
+        settings: feature_settings.FeatureSettings. labels: video id -> label rows, or None.
         split: the split of records whose label row names none. videos_per_shard: the target
             records per shard. runner: one of RUNNERS. pipeline_args: Beam pipeline options.
         verbose: print the job's first line and its progress line. verbose_logs: let the
@@ -154,7 +145,6 @@ def extract_videos(
         if runner == "DaskRunner":
             from avsdn_tf.features import dask_extraction
 
-            staging = os.path.join(output_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}")
             return dask_extraction.extract_videos(
                 paths,
                 output_dir,
@@ -163,7 +153,7 @@ def extract_videos(
                 split,
                 videos_per_shard,
                 options,
-                staging,
+                _staging_path(output_dir),
                 verbose,
                 log,
             )
@@ -197,10 +187,10 @@ def _extract_on_beam(
 ):
     """extract_videos on a runner other than the DaskRunner (beam_pipeline's graph); `log`:
     the runner's log file (beam_progress.runner_log), named when the job fails."""
-    extraction.start_output(paths, output_dir, settings, split)
+    assembly.start_output(paths, output_dir, settings, split)
     from avsdn_tf.features import beam_pipeline
 
-    staging = os.path.join(output_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}")
+    staging = _staging_path(output_dir)
     beam_progress.make_staging(staging)
     started = time.time()
     try:
@@ -230,7 +220,7 @@ def _extract_on_beam(
         extract_seconds = time.time() - started
         tally = result["tally"]
         skipped = {path: reason for _, path, reason in tally["skipped"]}
-        done = extraction.write_skipped(output_dir, paths, skipped)
+        done = assembly.write_skipped(output_dir, paths, skipped)
         splits = {}
         for name, shard, count in result["shards"]:
             entry = splits.setdefault(name, {"videos": 0, "shards": []})
@@ -240,12 +230,12 @@ def _extract_on_beam(
             name: normalization.Moments.from_json(value)
             for name, value in result["moments"].items()
         }
-        info = extraction.finish_dataset(
+        info = assembly.finish_dataset(
             staging, output_dir, settings, splits, set(tally["lengths"]), len(done), labels, moments
         )
     finally:
         fileio.remove_tree(staging)
-    return extraction.write_summary(
+    return assembly.write_summary(
         output_dir,
         info,
         settings,

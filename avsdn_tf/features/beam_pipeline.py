@@ -25,7 +25,6 @@ import dataclasses
 import json
 import logging
 import os
-import uuid
 
 import apache_beam as beam
 import tensorflow as tf
@@ -33,7 +32,14 @@ from apache_beam.utils import shared
 
 from avsdn_tf import fileio, remote
 from avsdn_tf.data import normalization, shards
-from avsdn_tf.features import beam_progress, extraction, labels, video, visual_features
+from avsdn_tf.features import (
+    assembly,
+    beam_progress,
+    feature_extractor,
+    labels,
+    video,
+    visual_features,
+)
 
 _LOG = logging.getLogger(__name__)
 RESULT_FILE = "beam_result.json"  # the pipeline's last output, read by the driver
@@ -55,7 +61,7 @@ def load_extractor(settings):
                 local[name] = copies.enter_context(remote.local_copy(value))
         if remote.is_remote(settings.vggish_checkpoint):
             remote.use_filesystem(settings.vggish_checkpoint, "--vggish_checkpoint")
-        return extraction.FeatureExtractor(dataclasses.replace(settings, **local))
+        return feature_extractor.FeatureExtractor(dataclasses.replace(settings, **local))
 
 
 def _extract(extractor, path):
@@ -136,11 +142,11 @@ class ExtractVideo(beam.DoFn):
         video_labels = None if rows is None else {key: rows}
         if rows is not None and not rows:
             yield beam.pvalue.TaggedOutput(
-                OUTCOMES, (index, "skipped", path, extraction.no_labels_reason(key))
+                OUTCOMES, (index, "skipped", path, assembly.no_labels_reason(key))
             )
             return
-        if tf.io.gfile.exists(extraction._features_path(self._output_dir, key)):
-            audio, visual = extraction.load_features(self._output_dir, key)
+        if tf.io.gfile.exists(assembly.features_path(self._output_dir, key)):
+            audio, visual = assembly.load_features(self._output_dir, key)
             status = "resumed"
         else:
             try:
@@ -149,12 +155,12 @@ class ExtractVideo(beam.DoFn):
                 _LOG.warning("skipped: %s", error)
                 yield beam.pvalue.TaggedOutput(OUTCOMES, (index, "skipped", path, str(error)))
                 return
-            extraction._save_features(extraction._features_path(self._output_dir, key), features)
+            assembly.save_features(assembly.features_path(self._output_dir, key), features)
             audio, visual, status = features.audio, features.visual, "extracted"
             _LOG.info("extracted %s (%d s) in process %d", path, len(audio), os.getpid())
         moments = normalization.Moments(self._settings.audio_dim, self._settings.visual_shape[-1])
         moments.add(audio, visual)
-        records = extraction.video_records(key, audio, visual, video_labels, self._split)
+        records = assembly.video_records(key, audio, visual, video_labels, self._split)
         for row, (split, _, serialized) in enumerate(records):
             yield split, (index, row), serialized
             yield beam.pvalue.TaggedOutput(MOMENTS, (split, moments))
@@ -238,13 +244,11 @@ class WriteShard(beam.DoFn):
         (split, index, count), serialized = element
         name = shards.shard_names(split, count)[index]
         path = os.path.join(self._staging, name)
-        temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
         written = 0
-        with tf.io.TFRecordWriter(temporary) as writer:
+        with fileio.atomic_file(path) as temporary, tf.io.TFRecordWriter(temporary) as writer:
             for record in serialized:
                 writer.write(record)
                 written += 1
-        tf.io.gfile.rename(temporary, path, overwrite=True)
         yield split, name, written
 
 
@@ -261,7 +265,7 @@ def build(pipeline, paths, output_dir, staging, settings, video_labels, split, v
     Args:
         pipeline: a beam.Pipeline. paths: the video paths (their order numbers the records).
         output_dir: the data directory (features/ is written there). staging: where the video
-            lists, shards and RESULT_FILE go. settings: extraction.FeatureSettings.
+            lists, shards and RESULT_FILE go. settings: feature_settings.FeatureSettings.
             video_labels: video id -> label rows, or None. split: the split of records whose
             row names none. videos_per_shard: as shards.shard_count takes it.
     """

@@ -10,7 +10,7 @@ features/<video_id>.npz and a marker per video. Dask reruns the tasks of a worke
 (its `allowed-failures` times); rerun videos rewrite the same files. Once the job has
 succeeded and every video's marker is there, the driver writes skipped.json and assembles the
 records, shards, statistics and dataset_info.json from features/ with the single process's code
-(extraction.assemble), so the data directory is the single process's. A failed job publishes
+(assembly.assemble), so the data directory is the single process's. A failed job publishes
 nothing (features/ keeps the finished videos: a rerun resumes from them).
 
 Inputs and output must be paths every worker and the driver can read and write: the same
@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from avsdn_tf import fileio
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.features import beam_progress, extraction, video
+from avsdn_tf.features import assembly, beam_progress, video
 
 RUNNER_CLASS = "apache_beam.runners.dask.dask_runner.DaskRunner"
 DEFAULT_CONNECTION_TIMEOUT = 30  # seconds, as dask's own default connect timeout
@@ -147,7 +147,7 @@ def _outcomes(staging, videos, output_dir, where):
 def _remove_worker_temporaries(output_dir):
     """features/*.tmp-* that a killed worker left (the job is over; this process holds the
     lock)."""
-    for path in tf.io.gfile.glob(os.path.join(output_dir, extraction.FEATURES_DIR, "*.tmp-*")):
+    for path in tf.io.gfile.glob(os.path.join(output_dir, assembly.FEATURES_DIR, "*.tmp-*")):
         tf.io.gfile.remove(path)
 
 
@@ -167,8 +167,8 @@ def extract_videos(
 
     Args:
         paths: video paths. output_dir: the data directory (local path every worker shares, or a
-            storage URL). settings: extraction.FeatureSettings. labels: video id -> label rows,
-            or None. split: the split of records whose row names none. videos_per_shard: the
+            storage URL). settings: feature_settings.FeatureSettings. labels: video id -> label
+            rows, or None. split: the split of records whose row names none. videos_per_shard: the
             target records per shard. options: Beam PipelineOptions with the DaskOptions
             (--dask_client_address, ...). staging: the job's staging directory to make inside
             output_dir (removed at the end). verbose: print the progress line. log: the runner's
@@ -179,7 +179,7 @@ def extract_videos(
     skipped = {}
     if labels is not None:
         skipped = {
-            path: extraction.no_labels_reason(video.video_id(path))
+            path: assembly.no_labels_reason(video.video_id(path))
             for path in paths
             if video.video_id(path) not in labels
         }
@@ -188,11 +188,11 @@ def extract_videos(
     where = address or scheduler_file
     client, threads = connect(address, scheduler_file, timeout)  # before anything is written
     client.close()
-    extraction.start_output(paths, output_dir, settings, split)
+    assembly.start_output(paths, output_dir, settings, split)
     before = {
         path
         for _, path in videos
-        if tf.io.gfile.exists(extraction._features_path(output_dir, video.video_id(path)))
+        if tf.io.gfile.exists(assembly.features_path(output_dir, video.video_id(path)))
     }
     beam_progress.make_staging(staging)
     started = time.time()
@@ -207,9 +207,9 @@ def extract_videos(
     _remove_worker_temporaries(output_dir)
     skipped.update({o["path"]: o["skipped"] for o in outcomes.values() if "skipped" in o})
     new = [o for o in outcomes.values() if "segments" in o and o["path"] not in before]
-    done = extraction.write_skipped(output_dir, paths, skipped)
-    info = extraction.assemble(output_dir, done, settings, labels, split, videos_per_shard)
-    return extraction.write_summary(
+    done = assembly.write_skipped(output_dir, paths, skipped)
+    info = assembly.assemble(output_dir, done, settings, labels, split, videos_per_shard)
+    return assembly.write_summary(
         output_dir,
         info,
         settings,

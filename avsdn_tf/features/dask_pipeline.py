@@ -26,7 +26,7 @@ import os
 import apache_beam as beam
 import tensorflow as tf
 
-from avsdn_tf.features import beam_pipeline, beam_progress, extraction, video
+from avsdn_tf.features import assembly, beam_pipeline, beam_progress, video
 
 _LOG = logging.getLogger(__name__)
 _EXTRACTORS = {}  # settings identity -> FeatureExtractor: the networks once per worker process
@@ -51,7 +51,7 @@ class ExtractToFiles(beam.DoFn):
 
     def process(self, element):
         index, path = element
-        target = extraction._features_path(self._output_dir, video.video_id(path))
+        target = assembly.features_path(self._output_dir, video.video_id(path))
         if tf.io.gfile.exists(target):  # done before, or by a worker that died since
             outcome = {"segments": self._segments(target, path)}
         else:
@@ -61,7 +61,7 @@ class ExtractToFiles(beam.DoFn):
             except video.VideoError as error:
                 outcome = {"skipped": str(error)}
             else:
-                extraction._save_features(target, features)
+                assembly.save_features(target, features)
                 outcome = {"segments": int(features.info.num_segments)}
         beam_progress.write_marker(
             self._staging, index, {"index": index, "path": path, "pid": os.getpid(), **outcome}
@@ -72,7 +72,7 @@ class ExtractToFiles(beam.DoFn):
         """T of the features already in `target`; a file that cannot be read fails the job
         with a message naming it (extract writes them whole: someone else wrote this one)."""
         try:
-            audio, _ = extraction.load_features(self._output_dir, video.video_id(path))
+            audio, _ = assembly.load_features(self._output_dir, video.video_id(path))
         except Exception as error:
             raise RuntimeError(
                 f"{target}: expected the features extract writes, found a file that cannot be "
@@ -87,7 +87,7 @@ def build(pipeline, videos, output_dir, staging, settings):
 
     Args:
         videos: [(index, path)] to extract. output_dir: the data directory (features/ there).
-        staging: the job's staging directory (markers). settings: extraction.FeatureSettings.
+        staging: the job's staging directory (markers). settings: feature_settings.FeatureSettings.
     """
     _ = (
         pipeline

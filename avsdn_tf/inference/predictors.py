@@ -262,7 +262,8 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
 
     Args:
         path: a local video file.
-        extractor: a features.extraction.FeatureExtractor with the settings of the model's data.
+        extractor: a features.feature_extractor.FeatureExtractor with the settings of the
+            model's data.
         predictor: a load_predictor predictor.
         output_dir: where the JSON and PNG go (local or a storage URL; made if missing).
         labels: {video_id: [LabelRow]} (labels.read_labels) to compare with, or None.

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import cli, extract
+from avsdn_tf import cli, extract, feature_flags
 from avsdn_tf.errors import UserError
-from avsdn_tf.features import extraction, vggish_params, video
+from avsdn_tf.features import vggish_params, video
 
 SIZE = (64, 48)  # width, height of the sampling videos
 IMAGE_SIZE = 32
@@ -156,7 +156,7 @@ def _settings(args):
     flag_values = flags.FlagValues()
     extract.define_flags(flag_values)
     flag_values(["extract", "--videos=v", "--output_dir=o", *args])
-    return extraction.FeatureSettings.from_flags(flag_values)
+    return feature_flags.settings_from_flags(flag_values)
 
 
 def test_ave_release_preset_sets_the_readme_row_and_given_flags_win(tmp_path, capsys):

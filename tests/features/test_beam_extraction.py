@@ -15,7 +15,7 @@ from absl import flags
 
 from avsdn_tf import cli, dataset_info, extract, records
 from avsdn_tf.errors import UserError
-from avsdn_tf.features import beam_extraction, extraction
+from avsdn_tf.features import assembly, beam_extraction, feature_extractor
 
 from media_testlib import extract_inputs
 from media_testlib import feature_args as _feature_args
@@ -118,8 +118,8 @@ def test_direct_runner_on_two_processes_writes_what_the_single_process_writes(in
     for name, value in want.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-9, atol=1e-12)
 
-    skipped = _json(distributed, extraction.SKIPPED_FILE)
-    assert skipped == _json(single, extraction.SKIPPED_FILE)
+    skipped = _json(distributed, assembly.SKIPPED_FILE)
+    assert skipped == _json(single, assembly.SKIPPED_FILE)
     assert [os.path.basename(path) for path in skipped["skipped"]] == [
         "broken.mp4",
         "clip_d.mp4",
@@ -130,7 +130,7 @@ def test_direct_runner_on_two_processes_writes_what_the_single_process_writes(in
         in skipped["skipped"][os.path.join(inputs["videos"], "clip_d.mp4")]
     )
 
-    summary = _json(distributed, extraction.SUMMARY_FILE)
+    summary = _json(distributed, assembly.SUMMARY_FILE)
     assert summary["runner"] == "DirectRunner"
     assert (
         summary["videos_given"],
@@ -139,7 +139,7 @@ def test_direct_runner_on_two_processes_writes_what_the_single_process_writes(in
     ) == (6, 3, 3)
     assert summary["records"] == {"train": 3, "val": 1}
     assert summary["seconds_of_video_extracted_now"] == 3 + 2 + 3
-    assert sorted(os.listdir(os.path.join(distributed, extraction.FEATURES_DIR))) == [
+    assert sorted(os.listdir(os.path.join(distributed, assembly.FEATURES_DIR))) == [
         "clip_a.npz",
         "clip_b.npz",
         "clip_c.npz",
@@ -149,7 +149,7 @@ def test_direct_runner_on_two_processes_writes_what_the_single_process_writes(in
 
 def test_a_failed_job_publishes_nothing_and_a_rerun_resumes(inputs, monkeypatch, tmp_path):
     output = str(tmp_path / "out")
-    real = extraction.FeatureExtractor
+    real = feature_extractor.FeatureExtractor
 
     class FailsOnClipC(real):
         def extract(self, path, thumbnails=False):
@@ -157,19 +157,19 @@ def test_a_failed_job_publishes_nothing_and_a_rerun_resumes(inputs, monkeypatch,
                 raise RuntimeError("the worker ran out of memory")
             return super().extract(path, thumbnails)
 
-    monkeypatch.setattr(extraction, "FeatureExtractor", FailsOnClipC)
+    monkeypatch.setattr(feature_extractor, "FeatureExtractor", FailsOnClipC)
     with pytest.raises(
         UserError, match="DirectRunner failed: .*ran out of memory.*nothing was"
     ) as caught:
         _extract([*_common_args(inputs, output), "--runner=DirectRunner"])
     os.remove(str(caught.value).rsplit("the runner's log: ", 1)[1])  # kept for the user: named
     left = sorted(os.listdir(output))
-    assert left == [extraction.CONFIG_FILE, extraction.FEATURES_DIR]  # no data set, no staging
-    assert "clip_c.npz" not in os.listdir(os.path.join(output, extraction.FEATURES_DIR))
+    assert left == [assembly.CONFIG_FILE, assembly.FEATURES_DIR]  # no data set, no staging
+    assert "clip_c.npz" not in os.listdir(os.path.join(output, assembly.FEATURES_DIR))
 
-    monkeypatch.setattr(extraction, "FeatureExtractor", real)
+    monkeypatch.setattr(feature_extractor, "FeatureExtractor", real)
     assert _extract([*_common_args(inputs, output), "--runner=DirectRunner"]) == 0
-    summary = _json(output, extraction.SUMMARY_FILE)
+    summary = _json(output, assembly.SUMMARY_FILE)
     assert summary["videos_extracted_now"] + summary["videos_already_done"] == 3
     assert summary["videos_extracted_now"] >= 1  # clip_c at least
     assert dataset_info.read(output).splits["train"]["videos"] == 3
@@ -243,7 +243,7 @@ def test_videos_and_output_on_s3(inputs, s3, tmp_path):
     assert sorted(on_s3) == sorted(here)
     info = json.loads(on_s3["dataset_info.json"])
     assert info == json.loads(here["dataset_info.json"])
-    skipped = json.loads(on_s3[extraction.SKIPPED_FILE])["skipped"]
+    skipped = json.loads(on_s3[assembly.SKIPPED_FILE])["skipped"]
     assert list(skipped) == ["s3://beam/videos/silent.mp4"]
     assert skipped["s3://beam/videos/silent.mp4"].startswith(
         "s3://beam/videos/silent.mp4: expected an audio track"

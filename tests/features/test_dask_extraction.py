@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from avsdn_tf import dataset_info, records
-from avsdn_tf.features import extraction
+from avsdn_tf.features import assembly
 
 from dask_testlib import dask_cluster, free_port
 from media_testlib import extract_inputs
@@ -104,10 +104,10 @@ def _same_data_directory(found_dir, expected_dir):
                 np.testing.assert_allclose(got[key][name], value, rtol=1e-6, atol=1e-6)
             else:
                 np.testing.assert_array_equal(got[key][name], value)
-    for name in ("normalization.json", extraction.SKIPPED_FILE):
+    for name in ("normalization.json", assembly.SKIPPED_FILE):
         with open(os.path.join(expected_dir, name)) as a, open(os.path.join(found_dir, name)) as b:
             assert json.load(b) == json.load(a), name
-    features = os.path.join(found_dir, extraction.FEATURES_DIR)
+    features = os.path.join(found_dir, assembly.FEATURES_DIR)
     assert sorted(os.listdir(features)) == ["clip_a.npz", "clip_b.npz", "clip_c.npz"]
     assert not [name for name in os.listdir(found_dir) if name.startswith(".beam-")]
 
@@ -122,7 +122,7 @@ def single(inputs):
 
 
 def _summary(directory):
-    with open(os.path.join(directory, extraction.SUMMARY_FILE)) as handle:
+    with open(os.path.join(directory, assembly.SUMMARY_FILE)) as handle:
         return json.load(handle)
 
 
@@ -142,7 +142,7 @@ def test_two_workers_write_what_the_single_process_writes_and_print_little(
         worker_logs = [open(log).read() for log in cluster["logs"]]
     assert code == 0, err[-3000:]
     _same_data_directory(output, single)
-    skipped = json.load(open(os.path.join(output, extraction.SKIPPED_FILE)))["skipped"]
+    skipped = json.load(open(os.path.join(output, assembly.SKIPPED_FILE)))["skipped"]
     assert sorted(os.path.basename(path) for path in skipped) == ["clip_d.mp4", "silent.mp4"]
     summary = _summary(output)
     assert (summary["runner"], summary["dask_workers"], summary["dask_partitions"]) == (
@@ -200,9 +200,7 @@ def test_a_worker_killed_while_it_extracts_does_not_fail_the_job(inputs, single,
     summary = _summary(output)
     assert (summary["videos_extracted_now"], summary["videos_already_done"]) == (3, 0)
     assert not [
-        name
-        for name in os.listdir(os.path.join(output, extraction.FEATURES_DIR))
-        if ".tmp-" in name
+        name for name in os.listdir(os.path.join(output, assembly.FEATURES_DIR)) if ".tmp-" in name
     ]
 
 
@@ -303,8 +301,8 @@ def test_the_connection_timeout_is_whole_seconds(inputs, tmp_path, capsys, value
 @pytest.mark.slow
 def test_a_failed_job_publishes_nothing_and_a_rerun_succeeds(inputs, single, tmp_path):
     output = tmp_path / "dask"
-    (output / extraction.FEATURES_DIR).mkdir(parents=True)
-    damaged = output / extraction.FEATURES_DIR / "clip_c.npz"
+    (output / assembly.FEATURES_DIR).mkdir(parents=True)
+    damaged = output / assembly.FEATURES_DIR / "clip_c.npz"
     damaged.write_bytes(b"not an npz")  # not written by extract: the job must fail on it
     with dask_cluster(str(tmp_path), workers=2) as cluster:
         args = [
@@ -321,7 +319,7 @@ def test_a_failed_job_publishes_nothing_and_a_rerun_succeeds(inputs, single, tmp
         assert "nothing was published" in message[0]
         log = re.search(r"the runner's log: (\S+)$", message[0]).group(1)
         os.remove(log)
-        assert sorted(os.listdir(output)) == [extraction.CONFIG_FILE, extraction.FEATURES_DIR]
+        assert sorted(os.listdir(output)) == [assembly.CONFIG_FILE, assembly.FEATURES_DIR]
 
         damaged.unlink()
         code, out, err = _run(args)

@@ -18,7 +18,7 @@ from avsdn_tf import cli, dataset_info, extract, predict
 from avsdn_tf.data import pipeline
 from avsdn_tf.dataset_info import DataDir
 from avsdn_tf.errors import UserError
-from avsdn_tf.features import extraction, labels
+from avsdn_tf.features import assembly, extraction, feature_extractor, feature_settings, labels
 from avsdn_tf.inference import predictors
 from avsdn_tf.models import serving
 
@@ -83,12 +83,12 @@ def test_extract_writes_one_record_per_video_with_a_segment_per_whole_second(ext
         assert (
             (video["label"] == 28).all() and video["category"] == -1 and video["video_label"] == 28
         )
-    skipped = json.load(open(os.path.join(extracted, extraction.SKIPPED_FILE)))
+    skipped = json.load(open(os.path.join(extracted, assembly.SKIPPED_FILE)))
     assert list(skipped["skipped"]) == [
         os.path.join(os.path.dirname(extracted), "videos", "silent.mp4")
     ]
     assert "expected an audio track, found none" in next(iter(skipped["skipped"].values()))
-    summary = json.load(open(os.path.join(extracted, extraction.SUMMARY_FILE)))
+    summary = json.load(open(os.path.join(extracted, assembly.SUMMARY_FILE)))
     assert summary["videos_extracted_now"] == 2 and summary["seconds_of_video_extracted_now"] == 5
     assert os.path.exists(os.path.join(extracted, "normalization.json"))
 
@@ -108,7 +108,7 @@ def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatc
     def no_networks(*args, **kwargs):
         raise AssertionError("every video was done: no network should be loaded")
 
-    monkeypatch.setattr(extraction, "FeatureExtractor", no_networks)
+    monkeypatch.setattr(feature_extractor, "FeatureExtractor", no_networks)
     assert (
         _run(
             extract,
@@ -122,7 +122,7 @@ def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatc
         )
         == 0
     )
-    summary = json.load(open(os.path.join(extracted, extraction.SUMMARY_FILE)))
+    summary = json.load(open(os.path.join(extracted, assembly.SUMMARY_FILE)))
     assert summary["videos_already_done"] == 2 and summary["videos_extracted_now"] == 0
     info = dataset_info.read(extracted)
     assert {name: value["videos"] for name, value in info.splits.items()} == {"train": 1, "val": 1}
@@ -293,7 +293,7 @@ def test_extract_with_the_ave_release_preset(inputs, extracted, tmp_path):
         )
         == 0
     )
-    config = json.load(open(os.path.join(output, extraction.CONFIG_FILE)))
+    config = json.load(open(os.path.join(output, assembly.CONFIG_FILE)))
     assert config["frame_sampling"] == "ave" and config["audio_framing"] == "vggish"
     assert config["frames_per_second"] == 2 and config["image_size"] == IMAGE_SIZE  # given: kept
     visual = _records(output, "train")["clip_a"]["visual"]
@@ -324,20 +324,18 @@ def test_extract_vector_layout_is_the_spatial_mean_of_the_maps(inputs, extracted
     vectors = _records(output, "train")
     assert sorted(vectors) == ["clip_a", "clip_b"]
     for key, record in vectors.items():  # the map run's per-video features (its labels may differ)
-        with np.load(os.path.join(extracted, extraction.FEATURES_DIR, f"{key}.npz")) as maps:
+        with np.load(os.path.join(extracted, assembly.FEATURES_DIR, f"{key}.npz")) as maps:
             assert maps["visual"].shape[1:] == tuple(VISUAL_SHAPE)
             assert record["visual"].shape == (len(maps["audio"]), 512)
             np.testing.assert_allclose(
                 record["visual"], maps["visual"].mean(axis=(1, 2)), rtol=1e-5, atol=1e-5
             )
             np.testing.assert_allclose(record["audio"], maps["audio"], atol=1e-6)
-    assert (
-        json.load(open(os.path.join(output, extraction.CONFIG_FILE)))["visual_layout"] == "vector"
-    )
+    assert json.load(open(os.path.join(output, assembly.CONFIG_FILE)))["visual_layout"] == "vector"
     with pytest.raises(
         UserError, match=r"visual_layout: expected vector for --visual_backbone=resnet152"
     ):
-        extraction.FeatureSettings(
+        feature_settings.FeatureSettings(
             vggish_checkpoint="x", visual_backbone="resnet152", visual_layout="map"
         ).check()
 
@@ -381,7 +379,7 @@ def test_predict_pools_the_maps_for_a_model_trained_on_vectors(inputs, extracted
 
 def test_extract_never_overwrites_a_data_set_it_did_not_write(tmp_path):
     (tmp_path / "dataset_info.json").write_text("{}")
-    settings = extraction.FeatureSettings(vggish_checkpoint="vggish_model.ckpt")
+    settings = feature_settings.FeatureSettings(vggish_checkpoint="vggish_model.ckpt")
     with pytest.raises(UserError, match="a data set written by another command"):
         extraction.extract_videos(["clip.mp4"], str(tmp_path), settings)
     assert sorted(os.listdir(tmp_path)) == ["dataset_info.json"]
