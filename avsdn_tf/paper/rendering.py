@@ -108,7 +108,7 @@ def render_markdown(summary):
         str, the Markdown text.
     """
     lines = [
-        "# Experiments: the AVSDN paper's tables",
+        "# Experiments: measured tables beside the published numbers",
         "",
         (
             f"Data: `{summary['data_dir']}` ({summary['data_label']}). Epochs per run: "
