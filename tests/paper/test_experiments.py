@@ -265,8 +265,8 @@ def test_changed_settings_on_an_existing_experiment_are_one_clear_error(
 def test_bad_table_rows_and_seeds_are_named():
     with pytest.raises(
         UserError,
-        match=r"table: expected one of \['supervised', 'weak', 'ablation', 'cross_modal', 'all'\], "
-        r"found 'table1'",
+        match=r"table: expected one of \['supervised', 'weak', 'ablation', 'cross_modal', "
+        r"'field_full', 'field_weak', 'all', 'field'\], found 'table1'",
     ):
         paper_rows.select("table1")
     with pytest.raises(
@@ -359,7 +359,7 @@ def test_command_unknown_table_is_one_clear_error(tmp_path):
     assert (
         result.stderr.strip().splitlines()[-1]
         == "error: --table: expected one of ['supervised', 'weak', 'ablation', 'cross_modal',"
-        " 'all'], found 'table1'"
+        " 'field_full', 'field_weak', 'all', 'field'], found 'table1'"
     )
     assert "Traceback" not in result.stderr and not (tmp_path / "exp").exists()
 
