@@ -531,3 +531,25 @@ def test_a_finished_run_from_before_a_new_hparams_field_is_still_reused(tmp_path
     assert runner.saved_result(str(run), hp, data_dir, None) == {"val": {"accuracy": 0.5}}
     with pytest.raises(UserError, match="field hparams.selection: expected 'last'"):
         runner.saved_result(str(run), hp.replace(selection="last"), data_dir, None)
+
+
+def test_the_field_table_runs_each_model_with_its_own_recipe_under_the_given_changes():
+    selection = paper_rows.select("field")
+    assert [table.key for table, _ in selection] == ["field_full", "field_weak"]
+    assert [row.model for row in selection[0][1]] == ["av_att", "avsdn", "psp", "cmbs"]
+    jobs = {
+        (job.table.key, job.row.model): job.hp
+        for job in runner.plan(selection, 1, hparams.HParams(epochs=2), "out")
+    }
+    psp_full, cmbs_weak = jobs["field_full", "psp"], jobs["field_weak", "cmbs"]
+    assert (psp_full.epochs, psp_full.batch_size, psp_full.lr_milestones) == (2, 128, "60,120")
+    assert (cmbs_weak.supervision, cmbs_weak.learning_rate, cmbs_weak.clip_norm) == (
+        "weak",
+        6e-4,
+        0.5,
+    )
+    av_att = jobs["field_full", "av_att"]
+    assert (av_att.epochs, av_att.batch_size, av_att.lr_schedule) == (2, 64, "constant")
+    published = {row.model: row.paper_json() for row in selection[0][1]}
+    assert [entry["accuracy"] for entry in published["cmbs"]] == [79.3, 79.25, 78.18]
+    assert "selected on test" in published["psp"][0]["note"]
