@@ -176,6 +176,17 @@ def random_vgg19_weights(directory):
     return weights
 
 
+# The clips every runner's extraction test reads (one process, Beam's DirectRunner, Dask):
+# clip_a has two events, clip_d gets no labels row, silent has no audio track.
+RUNNER_CLIPS = {
+    "clip_a.mp4": dict(seconds=3.5, tone_seconds=(1,), levels=(40, 200)),
+    "clip_b.mp4": dict(seconds=2.2, tone_seconds=(0,), levels=(120,)),
+    "clip_c.mp4": dict(seconds=3.0, tone_seconds=(2,), levels=(200, 60, 90)),
+    "clip_d.mp4": dict(seconds=2.0, tone_seconds=(1,), levels=(30,)),
+    "silent.mp4": dict(seconds=2.0, audio=False),
+}
+
+
 def extract_inputs(tmp_path_factory, name, clips, labels_csv, other_files=None):
     """What an extract test reads: a folder of videos, the networks' files and a labels CSV.
 

@@ -17,7 +17,7 @@ from avsdn_tf import cli, dataset_info, extract, records
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import assembly, beam_extraction, feature_extractor
 
-from media_testlib import extract_inputs
+from media_testlib import RUNNER_CLIPS, extract_inputs
 from media_testlib import feature_args as _feature_args
 from media_testlib import records_by_id as _records
 from s3_testlib import command, local_files, moto_server, objects, s3_environment
@@ -31,13 +31,7 @@ MULTI_PROCESS = ["--direct_num_workers", "2", "--direct_running_mode", "multi_pr
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    clips = {
-        "clip_a.mp4": dict(seconds=3.5, tone_seconds=(1,), levels=(40, 200)),
-        "clip_b.mp4": dict(seconds=2.2, tone_seconds=(0,), levels=(120,)),
-        "clip_c.mp4": dict(seconds=3.0, tone_seconds=(2,), levels=(200, 60, 90)),
-        "clip_d.mp4": dict(seconds=2.0, tone_seconds=(1,), levels=(30,)),
-        "silent.mp4": dict(seconds=2.0, audio=False),
-    }
+    clips = RUNNER_CLIPS
     # clip_a: two events, two records; clip_d: no row, skipped.
     labels = (
         "video_id,category,start,end,split\nclip_a,Bark,1,2,\nclip_a,Banjo,0,1,\n"

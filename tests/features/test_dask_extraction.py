@@ -21,7 +21,7 @@ from avsdn_tf import dataset_info, records
 from avsdn_tf.features import assembly
 
 from dask_testlib import dask_cluster, free_port
-from media_testlib import extract_inputs
+from media_testlib import RUNNER_CLIPS, extract_inputs
 from media_testlib import feature_args as _feature_args
 from testlib import ROOT
 
@@ -32,13 +32,7 @@ pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    clips = {
-        "clip_a.mp4": dict(seconds=3.5, tone_seconds=(1,), levels=(40, 200)),
-        "clip_b.mp4": dict(seconds=2.2, tone_seconds=(0,), levels=(120,)),
-        "clip_c.mp4": dict(seconds=3.0, tone_seconds=(2,), levels=(200, 60, 90)),
-        "clip_d.mp4": dict(seconds=2.0, tone_seconds=(1,), levels=(30,)),
-        "silent.mp4": dict(seconds=2.0, audio=False),
-    }
+    clips = RUNNER_CLIPS
     # clip_a: two records; clip_d: no row (skipped by the driver); silent: no audio (skipped
     # by a worker).
     labels = (
