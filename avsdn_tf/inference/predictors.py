@@ -14,7 +14,7 @@ from avsdn_tf import constants, fileio
 from avsdn_tf.errors import UserError, input_error
 from avsdn_tf.features import labels as label_files
 from avsdn_tf.inference import timeline, viewer
-from avsdn_tf.models import backbones, metrics
+from avsdn_tf.models import backbones, metrics, tasks
 from avsdn_tf.models.registry import load_run
 
 # ---------------------------------------------------------------------------------------------
@@ -26,6 +26,7 @@ class RunPredictor:
 
     def __init__(self, model_dir, checkpoint="best"):
         run = load_run(model_dir, checkpoint)
+        run.require_segments()  # a cross-modality (avdln) run labels no segments: one message
         self.audio_dim, self.visual_shape = run.audio_dim, run.visual_shape
         self.window = run.num_segments
         self.model = run.variable_length_model
@@ -33,12 +34,18 @@ class RunPredictor:
         self.class_names = run.class_names
         self.description = run.describe()
 
-    def __call__(self, audio, visual):
+    def segments(self, audio, visual):
+        """(probabilities [T, 29], labels int [T]) of one video: labels are the model's own
+        decoding where it has one (CMBS), else the arg-max."""
         inputs = {
             "audio": np.asarray(audio, np.float32)[None],
             "visual": np.asarray(visual, np.float32)[None],
         }
-        return self._forward(inputs).numpy()[0]
+        probs, labels = tasks.probabilities_and_labels(self._forward(inputs))
+        return np.asarray(probs)[0], np.asarray(labels)[0]
+
+    def __call__(self, audio, visual):
+        return self.segments(audio, visual)[0]
 
 
 class SavedModelPredictor:
@@ -113,10 +120,19 @@ class SavedModelPredictor:
             f"outputs {sorted(outputs)}",
         )
 
-    def __call__(self, audio, visual):
+    def segments(self, audio, visual):
+        """(probabilities [T, 29], labels int [T]) of one video: the served segment_labels when
+        the signature has them (a model's own decoding is served as is), else the arg-max."""
         audio = tf.constant(audio[None], self.specs["audio"].dtype)
         visual = tf.constant(visual[None], self.specs["visual"].dtype)
-        return self.signature(audio=audio, visual=visual)[self.output_key].numpy()[0]
+        outputs = self.signature(audio=audio, visual=visual)
+        probs = outputs[self.output_key].numpy()[0]
+        if "segment_labels" in outputs:
+            return probs, outputs["segment_labels"].numpy()[0]
+        return probs, probs.argmax(-1)
+
+    def __call__(self, audio, visual):
+        return self.segments(audio, visual)[0]
 
 
 def load_predictor(model=None, model_dir=None, checkpoint="best"):
@@ -158,10 +174,10 @@ def windows(num_segments, window):
     return spans
 
 
-def predict_probabilities(predictor, audio, visual, window=0):
-    """[T, 29] probabilities for one video's raw features, window by window.
+def predict_segments(predictor, audio, visual, window=0):
+    """Per-segment probabilities and labels for one video's raw features, window by window.
 
-    Where the last window overlaps the one before, its probabilities are kept.
+    Where the last window overlaps the one before, its outputs are kept.
 
     Args:
         predictor: a load_predictor predictor.
@@ -171,7 +187,8 @@ def predict_probabilities(predictor, audio, visual, window=0):
         window: segments per window; 0: the predictor's window (its training length, or None:
             the whole video at once).
     Returns:
-        float32 [T, K] per-segment class probabilities (K = 29).
+        (float32 [T, K] per-segment class probabilities (K = 29), int [T] labels: the model's
+        own decoding where it has one, else the arg-max).
     Raises:
         errors.UserError: when a fixed-length SavedModel gets a video shorter than its length.
     """
@@ -185,9 +202,23 @@ def predict_probabilities(predictor, audio, visual, window=0):
             f"{num_segments} seconds",
         )
     probabilities = np.zeros((num_segments, constants.NUM_CLASSES), np.float32)
+    labels = np.zeros(num_segments, np.int64)
     for start, end in windows(num_segments, window):
-        probabilities[start:end] = predictor(audio[start:end], visual[start:end])
-    return probabilities
+        probabilities[start:end], labels[start:end] = predictor.segments(
+            audio[start:end], visual[start:end]
+        )
+    return probabilities, labels
+
+
+def predict_probabilities(predictor, audio, visual, window=0):
+    """[T, 29] probabilities for one video's raw features, window by window (predict_segments).
+
+    Args:
+        predictor, audio, visual, window: as predict_segments.
+    Returns:
+        float32 [T, K] per-segment class probabilities (K = 29).
+    """
+    return predict_segments(predictor, audio, visual, window)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,8 +313,7 @@ def predict_video(path, extractor, predictor, output_dir, labels=None, window=0,
     """
     features = extractor.extract(path, thumbnails=True)
     _check_dims(predictor, features, extractor.settings)
-    probabilities = predict_probabilities(predictor, features.audio, features.visual, window)
-    predicted = probabilities.argmax(-1)
+    probabilities, predicted = predict_segments(predictor, features.audio, features.visual, window)
     class_names = predictor.class_names
     key = features.video_id
     result = {

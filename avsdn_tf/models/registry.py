@@ -169,7 +169,7 @@ class LoadedRun(runs.RunInfo):
         self.task = task_for(self.hp)
         self._variable_length = None
 
-    def _require_segments(self):
+    def require_segments(self):
         """Refuse, in one message, what needs segment_probs on a run that has none (avdln)."""
         if self.task.evaluation_kind != "segments":
             raise input_error(
@@ -182,7 +182,7 @@ class LoadedRun(runs.RunInfo):
     @property
     def segment_model(self):
         """The trained model cut to inputs -> segment_probs [B, T, 29] (fixed length T)."""
-        self._require_segments()
+        self.require_segments()
         return self.task.segment_model(self.model)
 
     @property

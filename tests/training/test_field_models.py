@@ -14,6 +14,7 @@ import torch
 from avsdn_tf import constants, hparams
 from avsdn_tf.data import synthetic
 from avsdn_tf.errors import UserError
+from avsdn_tf.inference import predictors
 from avsdn_tf.models import registry
 from avsdn_tf.models.cmbs import model as cmbs_model
 from avsdn_tf.models.registry import load_run
@@ -98,6 +99,9 @@ def test_field_model_trains_exports_and_answers_a_seven_second_video(
     visual = rng.random((2, 7, *MAPS), np.float32)
     outputs = served(audio=tf.constant(audio), visual=tf.constant(visual))
     probs = outputs["segment_probs"].numpy()
+    # predict reads the same labels from the run directory (CMBS: its decoding, not an arg-max)
+    _, run_labels = predictors.RunPredictor(run_dir).segments(audio[0], visual[0])
+    np.testing.assert_array_equal(run_labels, outputs["segment_labels"].numpy()[0])
     assert probs.shape == (2, 7, constants.NUM_CLASSES)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
     expected = run.variable_length_model({"audio": audio, "visual": visual})
