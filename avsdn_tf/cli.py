@@ -85,17 +85,17 @@ SHARED = {
         flags.DEFINE_integer,
         0,
         (
-            "Threads one op (e.g. a matmul) is split across; 0: TensorFlow's default (the "
-            "number of cores). On 2 cores, 1 with --inter_op_threads 2 ran inference 1.1-1.3x "
-            "and training 1.1-1.15x faster (docs/benchmarks.md)."
+            "Threads one op (e.g. a matmul) is split across; 0: the measured rule "
+            "(avsdn_tf/training/threads.py): 1 on machines of up to 2 cores, TensorFlow's "
+            "default (one per core) on bigger ones."
         ),
         {"lower_bound": 0},
     ),
     "inter_op_threads": (
         flags.DEFINE_integer,
         0,
-        "Independent ops run side by side on this many threads; 0: TensorFlow's default (the "
-        "number of cores).",
+        "Independent ops run side by side on this many threads; 0: the measured rule (one per "
+        "core, as TensorFlow's default).",
         {"lower_bound": 0},
     ),
     "wait": (
@@ -145,8 +145,11 @@ def configure_threads(flag_values=FLAGS):
 
     Args:
         flag_values: parsed FlagValues holding both flags (define(*THREAD_FLAGS)).
+    Returns:
+        (intra_op_threads, inter_op_threads) chosen: the flags, or the measured rule for a flag
+        left at 0 (threads.default_threads; 0 there: TensorFlow's own default).
     """
-    threads.configure(flag_values.intra_op_threads, flag_values.inter_op_threads)
+    return threads.configure(flag_values.intra_op_threads, flag_values.inter_op_threads)
 
 
 def define_hparams(names=None, flag_values=FLAGS, helps=None):

@@ -38,15 +38,17 @@ from absl import app, flags
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import benchlib  # noqa: E402  (benchmarks/)
 import grpc  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
-from avsdn_tf import constants, fileio, hparams, records  # noqa: E402
+from avsdn_tf import cli, constants, fileio, hparams, records  # noqa: E402
 from avsdn_tf.models import registry  # noqa: E402
-from avsdn_tf.runs import RunDir  # noqa: E402
+from avsdn_tf.runs import RUN_FORMAT, RunDir  # noqa: E402
 from export import export_model, warmup  # noqa: E402
 
 flags.DEFINE_string(
@@ -67,6 +69,7 @@ flags.DEFINE_integer("warmup_requests", 5, "Untimed requests before each measure
 flags.DEFINE_string(
     "output_json", None, "Also write the results here (default: WORKDIR/bench_serving.json)."
 )
+cli.define(*cli.THREAD_FLAGS)  # in process, the commands' thread rule unless given
 FLAGS = flags.FLAGS
 
 SEGMENTS = constants.NUM_SEGMENTS
@@ -97,6 +100,7 @@ def default_run(workdir, visual_shape):
         run.config,
         {
             "hparams": hp.to_dict(),
+            "run_format": RUN_FORMAT,
             "data_dir": str(data_dir),
             "data": {
                 "audio_dim": constants.AUDIO_DIM,
@@ -173,6 +177,7 @@ def start_server(export_base):
 def main(argv):
     del argv
     tf.get_logger().setLevel("ERROR")
+    intra, inter = cli.configure_threads()
     workdir = Path(FLAGS.workdir or tempfile.mkdtemp(prefix="avsdn_bench_serving_"))
     workdir.mkdir(parents=True, exist_ok=True)
     visual_shape = [int(d) for d in FLAGS.visual_shape.split(",")]
@@ -197,11 +202,17 @@ def main(argv):
     results = {}
 
     serve = tf.saved_model.load(version_dir).signatures["serving_default"]
+    probe = benchlib.RoundLoad([])
     results["in process"] = measure(
         lambda x: serve(audio=tf.constant(x[0]), visual=tf.constant(x[1]))["segment_probs"].numpy(),
         single,
         batch,
         **counts,
+    )
+    results["in process"]["load"] = load = probe.finish()
+    print(
+        f"in process: threads intra {intra or 'TF default'}, inter {inter or 'TF default'};"
+        f" {benchlib.describe_load(load)}"
     )
 
     process, grpc_port, rest_port = start_server(export_base)

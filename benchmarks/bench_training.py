@@ -1,8 +1,8 @@
 """AVSDN training and inference speed in Keras (this project) against the same model in PyTorch.
 
-    python benchmarks/bench_training.py                       # AVE size, 512-d and 2048-d, every
-    lever
-    python benchmarks/bench_training.py --visual_dim 512 --repeats 3 --levers=false
+    python benchmarks/bench_training.py --nolevers --repeats 3 --videos 1280   # the README table
+    python benchmarks/bench_training.py                    # AVE size, 3 visual sizes, every lever
+    python benchmarks/bench_training.py --visual_dim 7x7x512 --repeats 3 --levers=false
     python benchmarks/bench_training.py --videos 640 --frameworks keras --json out.json
     python benchmarks/bench_training.py --nolevers --baseline /tmp/before   # a change, A/B
 
@@ -12,8 +12,8 @@ rounds, and the report adds "this checkout / baseline" per round: the before/aft
 without two runs on a machine whose load changes between them.
 
 What it measures, on in-memory random data of AVE's shapes (the same arrays for both frameworks:
---videos training videos, T = 10, audio 128-d, visual --visual_dim vectors, labels 0..28), at
-batch 64 with the AVSDN defaults of avsdn_tf.hparams (encoder 128, fusion 256):
+--videos training videos, T = 10, audio 128-d, visual --visual_dim vectors or maps, labels
+0..28), at batch 64 with the AVSDN defaults of avsdn_tf.hparams (encoder 128, fusion 256):
 
 - training videos/s: Keras through the project's own path (registry.task_for(hp).build,
   trainer.compile_model, model.fit on the arrays, shuffled); PyTorch through
@@ -23,21 +23,34 @@ batch 64 with the AVSDN defaults of avsdn_tf.hparams (encoder 128, fusion 256):
 
 Every configuration runs in its own worker process (so memory peaks never mix and the two
 frameworks' thread pools never share a process). Workers start one at a time and are warmed up
-(traced, compiled, one untimed epoch or pass) before any timing. Then, because the machine may be
-shared, the parent runs ROUNDS: each round asks every live worker in turn (in a rotating order)
-for one timed epoch or pass, so every configuration sees the same background load; each round's
-keras/torch ratio is computed from numbers taken seconds apart, and the medians are reported, with
-the load average at every round.
+(traced, compiled, one untimed epoch or pass) before any timing. Then the parent runs ROUNDS: each
+round asks every live worker in turn (in a rotating order) for one timed epoch or pass, so every
+configuration sees the same background load, and each round's keras/torch ratio is computed from
+numbers taken seconds apart.
+
+Quiet rounds only: every round records the 1-min load average before and after it and the CPU
+other processes used during it (benchmarks/benchlib.py). A round with a load average over
+--max_load before it, or other processes over --max_other_cores during it, is marked NOT
+COMPARABLE and another is run in its place (at most --max_reruns more); medians and ratios use
+the comparable rounds only, and a configuration measured only in loaded rounds is marked LOADED.
+
+Work done: each configuration's GFLOP/s (videos/s x the model's FLOPs per video, benchlib's
+count: matmuls and map pooling; training = 3x the forward pass) and its fraction of this
+machine's peak, measured first in the same run as the best float32 1024^3 matmul rate of
+TensorFlow and PyTorch at every core.
+
+Memory: each worker's peak resident memory, and its resident memory right after importing its
+framework (TensorFlow's import alone is about 0.5 GB here, PyTorch's about 0.2 GB).
 
 The levers (--levers): LSTM unrolling (hp.unroll), steps_per_execution, jit_compile (XLA), the
 inference path (backbones.inference_function: a tf.function with a fixed input_signature, which
 evaluate, predict and train's validation pass use; model.predict; predict_on_batch; a tf.function
-with reduce_retracing; the first under XLA), and thread counts (TF intra/inter-op
-and torch.set_num_threads, 1 or 2). With or without --levers, Keras is also measured with 1
-intra-op and --threads inter-op threads (the commands' --intra_op_threads/--inter_op_threads,
-avsdn_tf/training/threads.py). Every Keras row's ratio is taken against the FASTEST PyTorch thread
-setting of each round, so a thread count that happens to suit PyTorch badly under the current
-load does not flatter Keras.
+with reduce_retracing; the first under XLA), oneDNN, and thread counts. With or without
+--levers, Keras runs with the commands' default threads (the rule of
+avsdn_tf/training/threads.py), with TensorFlow's own (--threads in each pool) and with 1 intra-op
+and --threads inter-op threads; PyTorch with --threads and with 1 thread. Every Keras row's ratio
+is taken against the FASTEST PyTorch thread setting of each round, so a thread count that happens
+to suit PyTorch badly does not flatter Keras.
 """
 
 import json
@@ -59,6 +72,8 @@ BASELINE_ENV = "AVSDN_TF_BENCH_CHECKOUT"
 sys.path.insert(0, os.environ.get(BASELINE_ENV) or str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import benchlib  # noqa: E402  (benchmarks/, on the path just above)
+
 PROTOCOL = "@@bench "  # prefix of the lines a worker sends its parent (everything else is log)
 AUDIO_DIM = 128
 NUM_SEGMENTS = 10
@@ -68,8 +83,10 @@ if __name__ == "__main__":
     flags.DEFINE_integer("videos", 3339, "Training videos (AVE: 3339).")
     flags.DEFINE_list(
         "visual_dim",
-        ["512", "2048"],
-        "Visual vector sizes to measure (AVE pooled: 512; the paper's ResNet-152: 2048).",
+        ["512", "2048", "7x7x512"],
+        "Visual feature sizes to measure: D for vectors (AVE pooled: 512; the paper's "
+        "ResNet-152: 2048) or HxWxC for maps (the AVE release's VGG-19 pool5: 7x7x512, which "
+        "AVSDN pools to C).",
     )
     flags.DEFINE_integer("batch_size", 64, "Batch size for training and inference.")
     flags.DEFINE_integer(
@@ -125,6 +142,23 @@ if __name__ == "__main__":
         "A second checkout of avsdn_tf (e.g. `git worktree add /tmp/before REV`): every Keras "
         "configuration is also measured with that checkout's code, in the same rounds, and the "
         "report gives this checkout / baseline per round (a before/after of one change).",
+    )
+    flags.DEFINE_integer(
+        "max_reruns",
+        6,
+        "Rounds run at most on top of --repeats to replace rounds that were not comparable "
+        "(load average over --max_load before them, or other processes using more than "
+        "--max_other_cores during them).",
+    )
+    flags.DEFINE_float(
+        "max_load",
+        benchlib.MAX_LOAD,
+        "A round is comparable if the 1-min load average was at most this before it.",
+    )
+    flags.DEFINE_float(
+        "max_other_cores",
+        benchlib.MAX_OTHER_CORES,
+        "A round is comparable if other processes used at most this many cores during it.",
     )
     flags.DEFINE_string("json", None, "Also write every measurement to this JSON file.")
     flags.DEFINE_string("worker", None, "Internal: run as a worker with this JSON spec.")
@@ -294,10 +328,10 @@ class _EpochTimer:
 
 
 def _tf_threads(spec):
-    """The project's --intra_op_threads/--inter_op_threads knob; both default to --threads."""
-    _project().configure_threads(
-        spec.get("intra_op_threads", spec["threads"]), spec.get("inter_op_threads", spec["threads"])
-    )
+    """The commands' thread setting: --intra_op_threads / --inter_op_threads when the
+    configuration names them, else the checkout's default (0: its rule, or TensorFlow's own
+    default in checkouts from before the rule)."""
+    _project().configure_threads(spec.get("intra_op_threads", 0), spec.get("inter_op_threads", 0))
 
 
 class KerasInfer:
@@ -428,7 +462,26 @@ def _send(message):
 def run_worker(spec):
     sys.stdout = sys.stderr  # library chatter goes to stderr; stdout carries the protocol only
     began = time.perf_counter()
-    data = make_data(spec["videos"], spec.get("visual_shape") or [spec["visual_dim"]])
+    if spec["framework"] == "peak":
+        _send(
+            {
+                "event": "ready",
+                "package": None,
+                "setup_seconds": 0.0,
+                "rss_data_mb": 0.0,
+                "rss_ready_mb": _rss_mb(),
+            }
+        )
+        return _serve(PeakWorker(spec))
+    # The framework's own import (its shared libraries and Python modules): the floor of every
+    # configuration's memory, reported apart from what the model and its data add on top.
+    if spec["framework"] == "torch":
+        import torch  # noqa: F401
+    else:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    rss_framework = _rss_mb()
+    data = make_data(spec["videos"], spec["visual_shape"])
     rss_data = _rss_mb()
     if spec["framework"] == "torch":
         worker = TorchWorker(spec, data)
@@ -446,10 +499,16 @@ def run_worker(spec):
             "event": "ready",
             "package": package,
             "setup_seconds": time.perf_counter() - began,
+            "rss_framework_mb": rss_framework,
             "rss_data_mb": rss_data,
             "rss_ready_mb": _rss_mb(),
         }
     )
+    _serve(worker)
+
+
+def _serve(worker):
+    """Answer the parent's commands: `run` times one round, `quit` ends the worker."""
     for line in sys.stdin:
         command = line.strip()
         if command == "run":
@@ -459,13 +518,33 @@ def run_worker(spec):
     _send({"event": "done", "maxrss_mb": _maxrss_mb()})
 
 
+class PeakWorker:
+    """The machine's float32 matmul peak (benchlib), in TensorFlow at every core and in PyTorch
+    at every core, each round; the best over rounds is the peak the report divides by."""
+
+    def __init__(self, spec):
+        self.threads = spec["threads"]
+        self.tensorflow = None
+
+    def run_round(self):
+        began = time.perf_counter()
+        # TensorFlow fixes its pools at the first op: default threads (every core).
+        tensorflow = benchlib.peak_gflops_tensorflow()
+        torch = benchlib.peak_gflops_torch(self.threads)
+        seconds = time.perf_counter() - began
+        return {
+            "seconds": seconds,
+            "wall_seconds": seconds,
+            "videos": 0,
+            "gflops": {"tensorflow": tensorflow, "torch": torch},
+        }
+
+
 # ---------------------------------------------------------------------------------------------
 # The parent: start workers one by one, then interleaved rounds.
 
 
-def loadavg():
-    with open("/proc/loadavg") as handle:
-        return [float(x) for x in handle.read().split()[:3]]
+loadavg = benchlib.loadavg
 
 
 class Worker:
@@ -518,7 +597,9 @@ class Worker:
         self.process.stdout.close()
 
     def summary(self):
-        speeds = [r["videos_per_second"] for r in self.rounds]
+        """Medians over the comparable rounds (all rounds, marked loaded, if none was)."""
+        kept = [r for r in self.rounds if r["load"]["comparable"]] or self.rounds
+        speeds = [r["videos_per_second"] for r in kept]
         return {
             "name": self.name,
             "spec": self.spec,
@@ -526,12 +607,16 @@ class Worker:
             "median": statistics.median(speeds),
             "min": min(speeds),
             "max": max(speeds),
+            "loaded": not any(r["load"]["comparable"] for r in self.rounds),
+            "rounds_run": len(self.rounds),
             "setup_seconds": self.ready["setup_seconds"],
+            "rss_framework_mb": self.ready.get("rss_framework_mb", 0.0),
+            "rss_data_mb": self.ready["rss_data_mb"],
             "rss_ready_mb": self.ready["rss_ready_mb"],
             "maxrss_mb": self.done["maxrss_mb"],
-            "loadavg": [r["loadavg"] for r in self.rounds],
+            "loads": [r["load"] for r in self.rounds],
             "fit_overhead_seconds": statistics.median(
-                r["wall_seconds"] - r["seconds"] for r in self.rounds
+                r["wall_seconds"] - r["seconds"] for r in kept
             ),
         }
 
@@ -553,13 +638,20 @@ def variants(mode, frameworks, levers, jit_levers, threads):
     """(name, spec) of every configuration to measure for `mode`; the first Keras one is the
     default."""
     other = 1 if threads != 1 else 2
-    # --intra_op_threads 1 --inter_op_threads N: each core runs whole small ops side by side
+    # TensorFlow's own defaults (one thread per core in each pool), named explicitly, and the
+    # split the rule picks on small machines (each core runs whole small ops).
+    own = {"intra_op_threads": threads, "inter_op_threads": threads}
+    own_name = f"--intra_op_threads {threads} --inter_op_threads {threads} (TensorFlow's own)"
     split = {"intra_op_threads": 1, "inter_op_threads": threads}
     split_name = f"--intra_op_threads 1 --inter_op_threads {threads}"
     found = []
     if "keras" in frameworks:
         if mode == "train":
-            found += [("keras defaults", {}), (f"keras defaults, {split_name}", split)]
+            found += [
+                ("keras defaults", {}),
+                (f"keras {own_name}", own),
+                (f"keras {split_name}", split),
+            ]
             if levers:
                 found += [
                     ("keras unroll=False", {"unroll": False}),
@@ -581,7 +673,10 @@ def variants(mode, frameworks, levers, jit_levers, threads):
                         ),
                     ]
                 found += [
-                    (f"keras defaults, {other} thread(s)", {"threads": other}),
+                    (
+                        f"keras {other} thread(s)",
+                        {"intra_op_threads": other, "inter_op_threads": other},
+                    ),
                     (
                         "keras defaults, TF_ENABLE_ONEDNN_OPTS=0",
                         {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
@@ -590,6 +685,7 @@ def variants(mode, frameworks, levers, jit_levers, threads):
         else:
             found += [
                 ("keras backbones.inference_function", {"path": "project"}),
+                (f"keras backbones.inference_function, {own_name}", {"path": "project", **own}),
                 (f"keras backbones.inference_function, {split_name}", {"path": "project", **split}),
             ]
             if levers:
@@ -618,7 +714,7 @@ def variants(mode, frameworks, levers, jit_levers, threads):
                     ),
                     (
                         f"keras backbones.inference_function, {other} thread(s)",
-                        {"path": "project", "threads": other},
+                        {"path": "project", "intra_op_threads": other, "inter_op_threads": other},
                     ),
                     (
                         "keras backbones.inference_function, TF_ENABLE_ONEDNN_OPTS=0",
@@ -649,10 +745,57 @@ def variants(mode, frameworks, levers, jit_levers, threads):
     return found
 
 
-def measure(mode, visual_dim, frameworks):
+def visual_shape(text):
+    """'512' -> [512] (vectors); '7x7x512' -> [7, 7, 512] (maps)."""
+    try:
+        shape = [int(part) for part in text.lower().split("x")]
+    except ValueError:
+        shape = []
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise app.UsageError(
+            f"--visual_dim: expected D or HxWxC (e.g. 512, 7x7x512), found {text!r}"
+        )
+    return shape
+
+
+def run_rounds(workers, label):
+    """Interleaved rounds until --repeats comparable ones (or --max_reruns more were run).
+
+    Each round asks every worker in turn (in a rotating order) for one timed round, with the
+    machine's load recorded around it (benchlib.RoundLoad); every worker's round gets it.
+    """
+    comparable = ran = 0
+    while comparable < FLAGS.repeats and ran < FLAGS.repeats + FLAGS.max_reruns:
+        shift = ran % len(workers)
+        probe = benchlib.RoundLoad(
+            [w.process.pid for w in workers], FLAGS.max_load, FLAGS.max_other_cores
+        )
+        for worker in workers[shift:] + workers[:shift]:
+            worker.run()
+        load = probe.finish()
+        for worker in workers:
+            worker.rounds[-1]["load"] = load
+        ran += 1
+        comparable += load["comparable"]
+        speeds = "  ".join(f"{w.rounds[-1]['videos_per_second']:.0f}" for w in workers)
+        print(
+            f"  {label} round {ran} ({comparable}/{FLAGS.repeats} comparable):"
+            f" {benchlib.describe_load(load)}; {speeds}",
+            flush=True,
+        )
+    if comparable < FLAGS.repeats:
+        print(
+            f"  WARNING: only {comparable} of {ran} rounds were comparable (the machine was"
+            " loaded); the report marks figures taken from loaded rounds",
+            flush=True,
+        )
+
+
+def measure(mode, visual, frameworks):
     base = {
         "mode": mode,
-        "visual_dim": visual_dim,
+        "visual_dim": visual,
+        "visual_shape": visual_shape(visual),
         "videos": FLAGS.videos,
         "batch_size": FLAGS.batch_size,
         "epochs": FLAGS.epochs,
@@ -666,24 +809,39 @@ def measure(mode, visual_dim, frameworks):
             began = time.time()
             workers.append(Worker(name, {**base, **spec}))
             print(f" ready in {time.time() - began:.0f} s (load {loadavg()[0]:.2f})", flush=True)
-        for repeat in range(FLAGS.repeats):
-            shift = repeat % len(workers)
-            for worker in workers[shift:] + workers[:shift]:
-                worker.run()
-            load = loadavg()
-            speeds = "  ".join(f"{w.rounds[-1]['videos_per_second']:.0f}" for w in workers)
-            print(
-                f"  round {repeat + 1}/{FLAGS.repeats}: load {load[0]:.2f} {load[1]:.2f}"
-                f" {load[2]:.2f}; videos/s {speeds}",
-                flush=True,
-            )
+        run_rounds(workers, "videos/s")
     finally:
-        for worker in workers:
-            try:
-                worker.finish()
-            except (BrokenPipeError, SystemExit, ValueError):
-                worker.process.kill()
+        _finish(workers)
     return [worker.summary() for worker in workers]
+
+
+def _finish(workers):
+    for worker in workers:
+        try:
+            worker.finish()
+        except (BrokenPipeError, SystemExit, ValueError):
+            worker.process.kill()
+
+
+def measure_peak():
+    """The machine's float32 matmul peak (GFLOP/s) in this run: the best comparable round of
+    TensorFlow's and PyTorch's n x n matmul at every core (benchlib)."""
+    print("\n== peak: float32 matmul, every core ==", flush=True)
+    worker = Worker("peak", {"framework": "peak", "threads": FLAGS.threads})
+    try:
+        run_rounds([worker], "peak")
+    finally:
+        _finish([worker])
+    kept = [r for r in worker.rounds if r["load"]["comparable"]] or worker.rounds
+    best = {name: max(r["gflops"][name] for r in kept) for name in ("tensorflow", "torch")}
+    peak = max(best.values())
+    print(
+        f"  peak {peak:.0f} GFLOP/s (TensorFlow {best['tensorflow']:.0f}, PyTorch"
+        f" {best['torch']:.0f}; {benchlib.PEAK_MATMUL_SIZE}^3 matmuls)"
+        + ("" if any(r["load"]["comparable"] for r in worker.rounds) else " LOADED"),
+        flush=True,
+    )
+    return {"gflops": peak, **{f"{name}_gflops": value for name, value in best.items()}}
 
 
 def _spread(values, digits=2):
@@ -703,34 +861,57 @@ def _ratio_rounds(keras_summary, torch_summaries):
     return ratios
 
 
-def report(mode, visual_dim, summaries):
+def flops_per_video(mode, visual):
+    """FLOPs one video costs in `mode` (benchlib's count for AVSDN's default sizes)."""
+    forward = benchlib.avsdn_forward_flops(AUDIO_DIM, visual_shape(visual), NUM_SEGMENTS)
+    return benchlib.training_flops(forward) if mode == "train" else forward
+
+
+def report(mode, visual, summaries, peak):
+    """Print one mode and size's table; returns its JSON record.
+
+    Args:
+        summaries: Worker.summary() of every configuration.
+        peak: measure_peak()'s record (GFLOP/s of the machine's float32 matmul).
+    """
     title = "training" if mode == "train" else "inference"
+    flops = flops_per_video(mode, visual)
     print(
-        f"\n{title}, visual {visual_dim}-d, {FLAGS.videos} videos, batch {FLAGS.batch_size} "
-        f"(videos/s: median [min-max] of {FLAGS.repeats} interleaved rounds)"
+        f"\n{title}, visual {visual}, {FLAGS.videos} videos, batch {FLAGS.batch_size} "
+        f"(videos/s: median [min-max] of the comparable interleaved rounds;"
+        f" {flops / 1e6:.1f} MFLOP per video; peak {peak['gflops']:.0f} GFLOP/s)"
     )
     torch_runs = [s for s in summaries if s["spec"]["framework"] == "torch"]
     best_torch = max(torch_runs, key=lambda s: s["median"]) if torch_runs else None
-    header = (
-        f"  {'configuration':<88} {'videos/s':>9} {'min-max':>13} {'vs torch':>8} {'per round':>9} "
-        f"{'setup s':>8} {'peak MB':>8}"
+    print(
+        f"  {'configuration':<80} {'videos/s':>9} {'min-max':>13} {'vs torch':>8} {'per round':>9}"
+        f" {'GFLOP/s':>8} {'of peak':>7} {'peak MB':>8} {'import':>7}"
     )
-    print(header)
     for s in summaries:
         ratio = per_round = ""
         if best_torch and s["spec"]["framework"] == "keras":
             ratio = f"{s['median'] / best_torch['median']:.2f}"
             s["ratio_per_round"] = _ratio_rounds(s, torch_runs)
             per_round = f"{statistics.median(s['ratio_per_round']):.2f}"
+        s["gflops"] = s["median"] * flops / 1e9
+        s["fraction_of_peak"] = s["gflops"] / peak["gflops"]
         print(
-            f"  {s['name']:<88} {s['median']:>9.0f} {s['min']:>6.0f}-{s['max']:<6.0f} {ratio:>8}"
-            f" {per_round:>9} {s['setup_seconds']:>8.1f} {s['maxrss_mb']:>8.0f}"
+            f"  {s['name'] + (' LOADED' if s['loaded'] else ''):<80} {s['median']:>9.0f}"
+            f" {s['min']:>6.0f}-{s['max']:<6.0f} {ratio:>8} {per_round:>9} {s['gflops']:>8.1f}"
+            f" {s['fraction_of_peak']:>7.0%} {s['maxrss_mb']:>8.0f} {s['rss_framework_mb']:>7.0f}"
         )
     print(
         "  (vs torch: median / the fastest torch median; per round: median over rounds of keras /"
-        " the fastest torch of that round)"
+        " the fastest torch of that round; GFLOP/s: videos/s x FLOPs per video; peak MB: the"
+        " worker's peak resident memory; import: its resident memory right after importing the"
+        " framework, before any data or model)"
     )
-    result = {"mode": mode, "visual_dim": visual_dim, "configurations": summaries}
+    result = {
+        "mode": mode,
+        "visual_dim": visual,
+        "flops_per_video": flops,
+        "configurations": summaries,
+    }
     keras_default = next((s for s in summaries if s["spec"]["framework"] == "keras"), None)
     if keras_default and best_torch:
         ratios = keras_default["ratio_per_round"]  # computed for every Keras row above
@@ -750,9 +931,19 @@ def report(mode, visual_dim, summaries):
             f" at {FLAGS.threads} thread(s) as TF: {result['ratio_vs_torch_same_threads']:.2f}"
         )
     _report_baseline(summaries, result)
-    loads = [load[0] for s in summaries for load in s["loadavg"]]
-    print(f"  load average (1 min) during the rounds: {min(loads):.2f}-{max(loads):.2f}")
+    loads = [load for s in summaries[:1] for load in s["loads"]]
+    kept = [load for load in loads if load["comparable"]]
+    print(
+        f"  rounds: {len(kept)} comparable of {len(loads)} run; load average before them"
+        f" {_range(load['load_before'] for load in loads)}, other processes"
+        f" {_range((load['other_cores'] for load in loads), 2)} cores"
+    )
     return result
+
+
+def _range(values, digits=2):
+    values = list(values)
+    return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
 
 
 def _report_baseline(summaries, result):
@@ -806,27 +997,32 @@ def main(argv):
         + os.environ.get("OPENBLAS_L2_SIZE", "(unset)")
         + " (NumPy's BLAS only; TF and PyTorch do not use it)"
     )
+    sizes = [text.strip() for text in FLAGS.visual_dim]
+    for text in sizes:
+        visual_shape(text)  # a bad size fails before anything runs
+    peak = measure_peak()
     results = []
-    for visual_dim in [int(d) for d in FLAGS.visual_dim]:
+    for visual in sizes:
         for mode in FLAGS.modes:
-            print(f"\n== {mode}, visual {visual_dim}-d ==", flush=True)
-            summaries = measure(mode, visual_dim, frameworks)
-            results.append(report(mode, visual_dim, summaries))
+            print(f"\n== {mode}, visual {visual} ==", flush=True)
+            summaries = measure(mode, visual, frameworks)
+            results.append(report(mode, visual, summaries, peak))
     print("\nsummary (keras / fastest torch, median of per-round ratios):")
     for result in results:
         for s in result["configurations"]:
             if "ratio_per_round" in s:
                 ratios = s["ratio_per_round"]
                 print(
-                    f"  {result['mode']:<5} visual {result['visual_dim']:>4}-d:"
-                    f" {_spread(ratios)} "
-                    f" {s['name']}"
+                    f"  {result['mode']:<5} visual {result['visual_dim']:>7}:"
+                    f" {_spread(ratios)}  {s['gflops']:5.1f} GFLOP/s"
+                    f" ({s['fraction_of_peak']:.0%} of peak)  {s['name']}"
+                    + (" LOADED" if s["loaded"] else "")
                 )
     for result in results:
         for row in result.get("vs_baseline", []):
             ratios = row["ratio_per_round"]
             print(
-                f"  {result['mode']:<5} visual {result['visual_dim']:>4}-d: this checkout /"
+                f"  {result['mode']:<5} visual {result['visual_dim']:>7}: this checkout /"
                 f" baseline {_spread(ratios, 3)}"
                 f"  {row['name']}"
             )
@@ -851,9 +1047,13 @@ def main(argv):
                             "only",
                             "threads",
                             "baseline",
+                            "max_reruns",
+                            "max_load",
+                            "max_other_cores",
                         )
                     },
                     "versions": versions,
+                    "peak": peak,
                     "results": results,
                 },
                 indent=1,

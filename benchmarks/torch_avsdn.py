@@ -12,8 +12,8 @@ The same architecture as avsdn_tf.models.backbones' `avsdn` with full supervisio
 - an LSTM decoder whose initial state is the fused (h, c) and whose input at step t is [a_t ; v_t];
 - Linear(units, 29) per segment; softmax for probabilities, cross-entropy for training (Adam 1e-3).
 
-Visual maps are not handled here: the benchmark feeds vectors (512-d or 2048-d), as the AVE
-release's pooled features and the paper's ResNet-152 features are.
+Visual maps [B, T, H, W, C] (the AVE release's VGG-19 pool5, 7x7x512) are averaged over H and W
+first, as the Keras model's default visual_reduction "pool" does; vectors [B, T, D] pass.
 """
 
 import torch
@@ -59,6 +59,8 @@ class AVSDN(nn.Module):
         self.classifier = nn.Linear(encoder_units, num_classes)
 
     def forward(self, audio, visual):
+        if visual.dim() == 5:
+            visual = visual.mean(dim=(2, 3))
         _, (audio_h, audio_c) = self.audio_encoder(audio)  # [1, B, U] each
         _, (visual_h, visual_c) = self.visual_encoder(visual)
         state = (self.fuse_hidden(audio_h, visual_h), self.fuse_cell(audio_c, visual_c))

@@ -18,7 +18,7 @@ from avsdn_tf import constants, dataset_info, hparams
 from avsdn_tf.data import synthetic
 from avsdn_tf.errors import UserError
 from avsdn_tf.runs import RunDir
-from avsdn_tf.training import evaluation, trainer
+from avsdn_tf.training import evaluation, threads, trainer
 
 from testlib import ROOT, TINY_SPLITS, command_env, run_command, small_hparams
 
@@ -129,6 +129,47 @@ def test_thread_pools_are_set_before_tensorflow_starts_and_refused_after():
     assert lines[1].startswith(
         "intra_op_threads 3: expected to be set before TensorFlow starts, found it running"
     )
+
+
+@pytest.mark.parametrize(
+    "cores, expected",
+    # Up to 2 cores: whole ops per core (1 intra-op, one inter-op thread per core), as measured;
+    # bigger machines keep TensorFlow's own defaults (0 = not set).
+    [(1, (1, 1)), (2, (1, 2)), (3, (0, 0)), (64, (0, 0))],
+)
+def test_default_thread_rule_by_cores(cores, expected):
+    assert threads.default_threads(cores) == expected
+
+
+def test_commands_default_threads_follow_the_rule_and_explicit_flags_win():
+    script = (
+        "import os, sys\n"
+        "os.sched_setaffinity(0, {0, 1})\n"  # a 2-core machine, whatever this one has
+        "import tensorflow as tf\n"
+        "from avsdn_tf.training import threads\n"
+        "intra, inter = (int(x) for x in sys.argv[1:])\n"
+        "print(threads.configure(intra, inter))\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+        " tf.config.threading.get_inter_op_parallelism_threads())\n"
+        "tf.constant(1.0) + 1.0\n"
+        "threads.configure(0, 0)\n"  # the rule's choice once TensorFlow runs: left as it is
+        "print('ok')\n"
+    )
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 cores to pin the child to")
+    seen = {}
+    for flags in ((0, 0), (2, 0)):
+        done = subprocess.run(
+            [sys.executable, "-c", script, *map(str, flags)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        seen[flags] = done.stdout.split("\n")[1:3]
+    assert seen[(0, 0)] == ["1 2", "ok"]  # the rule on 2 cores
+    assert seen[(2, 0)] == ["2 2", "ok"]  # an explicit intra wins; inter from the rule
 
 
 def test_data_is_kept_in_memory_when_its_decoded_size_fits_cache_gb(tiny_vector_data):
