@@ -143,6 +143,12 @@ if __name__ == "__main__":
         "configuration is also measured with that checkout's code, in the same rounds, and the "
         "report gives this checkout / baseline per round (a before/after of one change).",
     )
+    flags.DEFINE_list(
+        "thread_grid",
+        [],
+        "More Keras thread settings to measure, each INTRA:INTER (e.g. 1:3,2:1): how the "
+        "commands' thread rule (avsdn_tf/training/threads.py) was chosen.",
+    )
     flags.DEFINE_integer(
         "max_reruns",
         6,
@@ -721,6 +727,13 @@ def variants(mode, frameworks, levers, jit_levers, threads):
                         {"path": "project", "env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
                     ),
                 ]
+        for setting in FLAGS.thread_grid:
+            intra, inter = (int(x) for x in setting.split(":"))
+            extra = {"intra_op_threads": intra, "inter_op_threads": inter}
+            prefix = "keras" if mode == "train" else "keras backbones.inference_function,"
+            if mode != "train":
+                extra["path"] = "project"
+            found.append((f"{prefix} --intra_op_threads {intra} --inter_op_threads {inter}", extra))
         found = [(name, {"framework": "keras", **spec}) for name, spec in found]
         if FLAGS.baseline:
             found = [
@@ -1000,6 +1013,11 @@ def main(argv):
     sizes = [text.strip() for text in FLAGS.visual_dim]
     for text in sizes:
         visual_shape(text)  # a bad size fails before anything runs
+    for setting in FLAGS.thread_grid:
+        if not re.fullmatch(r"\d+:\d+", setting.strip()):
+            raise app.UsageError(
+                f"--thread_grid: expected INTRA:INTER (e.g. 1:3), found {setting!r}"
+            )
     peak = measure_peak()
     results = []
     for visual in sizes:
