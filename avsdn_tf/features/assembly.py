@@ -188,11 +188,18 @@ def write_summary(
 
 
 def load_features(output_dir, video_id):
-    """A video's features/<video_id>.npz: audio [T, 128], visual [T, *visual_shape]."""
-    with tf.io.gfile.GFile(features_path(output_dir, video_id), "rb") as handle:
-        stored_bytes = io.BytesIO(handle.read())  # one read, not a range request per zip entry
-    with np.load(stored_bytes) as stored:
-        return stored["audio"], stored["visual"]
+    """A video's features/<video_id>.npz: audio [T, 128], visual [T, *visual_shape].
+
+    Raises:
+        errors.UserError: naming the file when it is not an .npz of plain arrays (e.g. pickled).
+    """
+    path = features_path(output_dir, video_id)
+    stored = fileio.read_arrays(path, "an .npz of extracted features 'audio' and 'visual'")
+    missing = [name for name in ("audio", "visual") if name not in stored]
+    if not isinstance(stored, dict) or missing:
+        found = f"no arrays {missing}" if isinstance(stored, dict) else "an .npy"
+        raise input_error(path, "an .npz of extracted features 'audio' and 'visual'", found)
+    return stored["audio"], stored["visual"]
 
 
 def _records_of(path, output_dir, labels, split):

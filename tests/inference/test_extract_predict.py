@@ -324,7 +324,9 @@ def test_extract_vector_layout_is_the_spatial_mean_of_the_maps(inputs, extracted
     vectors = _records(output, "train")
     assert sorted(vectors) == ["clip_a", "clip_b"]
     for key, record in vectors.items():  # the map run's per-video features (its labels may differ)
-        with np.load(os.path.join(extracted, assembly.FEATURES_DIR, f"{key}.npz")) as maps:
+        with np.load(
+            os.path.join(extracted, assembly.FEATURES_DIR, f"{key}.npz"), allow_pickle=False
+        ) as maps:
             assert maps["visual"].shape[1:] == tuple(VISUAL_SHAPE)
             assert record["visual"].shape == (len(maps["audio"]), 512)
             np.testing.assert_allclose(
