@@ -17,7 +17,10 @@ averaged over --frames_per_second frames, see visual_features.py). OUT then hold
 
     features/<video_id>.npz        one per video, written as soon as it is done (resumable)
     extract_config.json            the feature settings; rerunning with other settings is refused
-    skipped.json                   videos that could not be used, and why
+    skipped.json                   videos that could not be used, and why; and the video
+                                   directory's other files (hidden files, other extensions)
+    label_warnings.json            with --labels: rows naming none of the videos (ignored) and
+                                   events ending after their video (clipped to it)
     <split>-xxxxx-of-yyyyy.tfrecord, dataset_info.json, normalization.json
                                    the data set, assembled when every video has been tried
     extract_summary.json           counts, seconds of video, speed
@@ -34,7 +37,9 @@ a CSV with header `video_id,category,start,end[,split]` (category: one of the 28
 names or its index, empty for a video with no event; start/end: whole seconds, end exclusive;
 split: the split to put the record in, default --split) or an AVE annotation file
 (Category&VideoID&Quality&StartTime&EndTime). Each row is one record (AVE has videos with two
-events, as two rows); videos with no row are skipped and listed. All videos go to --split
+events, as two rows); videos with no row are skipped and listed. Rows naming none of the videos
+and events ending after their video (clipped to its length) are counted in the summary line and
+listed, with the file and line, in label_warnings.json. All videos go to --split
 (default "train") unless the CSV says otherwise; normalization.json holds the statistics of
 "train" when there is one, else of the first split.
 
@@ -125,7 +130,7 @@ def main(argv, flag_values=None):
             f"unexpected arguments: {' '.join(argv[1:])} (Beam pipeline options "
             "are taken with --runner only)"
         )
-    paths = labels.list_videos(flag_values.videos)
+    paths, other_files = labels.scan_videos(flag_values.videos)
     if not flag_values.runner and (far := [path for path in paths if remote.is_remote(path)]):
         raise UserError(
             "--videos: expected local video files (remote ones are read with "
@@ -150,6 +155,7 @@ def main(argv, flag_values=None):
                 runner=flag_values.runner,
                 pipeline_args=argv[1:],
                 verbose_logs=absl_logging.get_verbosity() >= absl_logging.DEBUG,
+                other_files=other_files,
             )
         else:
             summary = extraction.extract_videos(
@@ -159,13 +165,10 @@ def main(argv, flag_values=None):
                 video_labels,
                 flag_values.split,
                 flag_values.videos_per_shard,
+                other_files=other_files,
             )
     speed = summary["video_seconds_per_second"]
-    print(
-        f"extract: {summary['output_dir']}: {summary['videos_extracted_now']} videos extracted now,"
-        f" {summary['videos_already_done']} already done, {summary['videos_skipped']} skipped"
-        + (f" (see {assembly.SKIPPED_FILE})" if summary["videos_skipped"] else "")
-    )
+    print(_summary_line(summary))
     print(
         f"  records {summary['records']}, audio {summary['audio_dim']}-d, visual"
         f" {summary['visual_shape']}, T = {summary['num_segments'] or 'per video'}"
@@ -177,6 +180,24 @@ def main(argv, flag_values=None):
             " training)"
         )
     return 0
+
+
+def _summary_line(summary):
+    """extract's first summary line: videos extracted, done, skipped; the directory's other
+    files skipped; with labels, rows matching no video and events clipped; where each is listed."""
+    skipped = summary["videos_skipped"] + summary.get("other_files_skipped", 0)
+    line = (
+        f"extract: {summary['output_dir']}: {summary['videos_extracted_now']} videos extracted now,"
+        f" {summary['videos_already_done']} already done, {summary['videos_skipped']} skipped"
+    )
+    if summary.get("other_files_skipped"):
+        line += f", {summary['other_files_skipped']} other files in the folder skipped"
+    line += f" (see {assembly.SKIPPED_FILE})" if skipped else ""
+    if summary["labelled"]:
+        unmatched, clipped = summary["label_rows_matching_no_video"], summary["events_clipped"]
+        line += f"; labels: {unmatched} rows matching no video, {clipped} events clipped"
+        line += f" (see {assembly.LABEL_WARNINGS_FILE})" if unmatched or clipped else ""
+    return line
 
 
 if __name__ == "__main__":

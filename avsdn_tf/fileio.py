@@ -9,11 +9,14 @@ rename copies object after object, its objects move one by one with the completi
 
 import contextlib
 import errno
+import io
 import json
 import os
 import signal
 import uuid
+import zipfile
 
+import numpy as np
 import tensorflow as tf
 
 from avsdn_tf import remote
@@ -215,6 +218,50 @@ def read_json_object(path, what, expected):
     if not isinstance(value, dict):
         raise input_error(path, expected, type(value).__name__)
     return value
+
+
+PICKLED = "a pickled object array"  # what read_arrays reports for a file it will not unpickle
+
+
+def read_arrays(path, expected):
+    """The arrays of a NumPy .npz or .npy file, read whole and never unpickled (a pickle runs code).
+
+    Args:
+        path: the file (local path or storage URL).
+        expected: what the file should hold, for the error messages ("an .npz with arrays ...").
+    Returns:
+        dict array name -> np.ndarray for an .npz; the np.ndarray of an .npy.
+    Raises:
+        errors.UserError: naming `path`, for a file holding a pickled object array (found:
+            PICKLED and the array's name) or one NumPy cannot read.
+    """
+    name = None  # the .npz array being read
+    try:
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            stored = io.BytesIO(handle.read())  # one read, not a range request per zip entry
+        loaded = np.load(stored, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return loaded
+        arrays = {}
+        with loaded:
+            for name in loaded.files:
+                arrays[name] = loaded[name]
+        return arrays
+    except ValueError as error:
+        if "Object arrays" in str(error):  # np.save / np.savez of objects: pickled inside
+            found = PICKLED + (f" (array {name!r})" if name is not None else "")
+        elif stored.getvalue().startswith(b"\x80"):  # a pickle's protocol byte
+            found = "a pickle, not a NumPy file"
+        else:  # NumPy takes any other content for a pickle
+            raise input_error(path, expected, "a file that is not a NumPy .npy or .npz") from None
+        raise input_error(
+            path,
+            f"{expected} (plain numeric arrays)",
+            f"{found}; it is not loaded, as unpickling can run code: save plain arrays"
+            " (np.savez(path, name=array, ...))",
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile, tf.errors.OpError) as error:
+        raise input_error(path, expected, f"unreadable ({error})") from None
 
 
 def write_text(path, text):

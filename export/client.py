@@ -1,4 +1,4 @@
-"""`python -m export.client --server HOST:PORT [--grpc] --model avsdn --data FILE`.
+"""`python -m export.client --server HOST:PORT [--grpc] --model avsdn --data FILE [--split S]`.
 
 Sends features to a running TF Serving and prints each video's per-second labels and its event
 intervals (runs of one event class; seconds, end exclusive), beside the annotated ones when the
@@ -6,13 +6,15 @@ records carry labels.
 
 FILE may be:
 - TFRecords of tf.train.SequenceExample in the project's format (prepare, synthesize and the
-  feature extractor write them; a glob or a data directory with dataset_info.json also works):
-  the serialized records go to the `predict_examples` signature as they are, so the client needs
-  no feature sizes and videos may differ in length;
+  feature extractor write them; a glob, or a data directory with dataset_info.json, of which
+  the client sends one split: --split, default test): the serialized records go to the
+  `predict_examples` signature as they are, so the client needs no feature sizes and videos may
+  differ in length;
 - .npz with arrays `audio` [T, A] or [B, T, A] and `visual` [T, ...] or [B, T, ...] (raw,
   un-normalised features; optional `video_id` [B] strings), sent to `serving_default`;
-- .npy holding such a dict (np.save(path, {"audio": ..., "visual": ...})). That file is a pickle,
-  so load only .npy files you trust; prefer .npz.
+- a pickled file is never loaded (unpickling can run code): an .npy of a dict
+  (np.save(path, {"audio": ..., "visual": ...})) or an .npz of object arrays ends in one message
+  naming the file; save the arrays with np.savez.
 
 REST (default) uses TF Serving's :predict JSON API (port 8501); --grpc uses
 PredictionService.Predict
@@ -60,10 +62,21 @@ class Request:
 
 
 # -- reading FILE ----------------------------------------------------------------------------
-def _record_files(path):
+DEFAULT_SPLIT = "test"
+
+
+def _refuse_split(split, path):
+    """A split is taken from a data directory only; given with a file or glob, one message."""
+    if split is not None:
+        raise argument_error(
+            "split", f"a data directory in `data` to take split {split!r} from", f"file {path}"
+        )
+
+
+def _record_files(path, split):
     if tf.io.gfile.isdir(path):
-        info = dataset_info.read(path)
-        return [file for split in info.splits for file in info.shard_paths(path, split)]
+        return dataset_info.DataDir.open(path).shards(split or DEFAULT_SPLIT)
+    _refuse_split(split, path)
     files = sorted(tf.io.gfile.glob(path))
     if not files:
         raise UserError(f"data {path}: no such file", argument="data")
@@ -80,9 +93,9 @@ def _summary(serialized, source):
         ) from None
 
 
-def _tfrecord_requests(path, batch_size):
+def _tfrecord_requests(files, batch_size):
     batch = []
-    for file in _record_files(path):
+    for file in files:
         try:
             for record in tf.data.TFRecordDataset(file):
                 batch.append((record.numpy(), _summary(record.numpy(), file)))
@@ -92,7 +105,7 @@ def _tfrecord_requests(path, batch_size):
         except tf.errors.OpError as error:
             raise input_error(
                 file,
-                "TFRecords of tf.train.SequenceExample, a .npz or a .npy",
+                "TFRecords of tf.train.SequenceExample or an .npz",
                 f"unreadable TFRecords ({error.message.splitlines()[0]})",
             ) from None
     if batch:
@@ -106,23 +119,21 @@ def _examples_request(batch):
     return Request(serving.PREDICT_EXAMPLES, {serving.EXAMPLES: examples}, ids, truths)
 
 
+ARRAYS_EXPECTED = (
+    "an .npz with arrays 'audio' [T, A] or [B, T, A] and 'visual' [T, ...] or [B, T, ...]"
+)
+
+
 def _array_requests(path, batch_size):
-    try:
-        if path.endswith(".npz"):
-            with np.load(path) as loaded:
-                values = {key: loaded[key] for key in loaded.files}
-        else:
-            loaded = np.load(
-                path, allow_pickle=True
-            )  # a pickled dict: documented as trusted files only
-            values = loaded.item() if loaded.dtype == object and loaded.shape == () else None
-    except (OSError, ValueError) as error:
-        raise input_error(path, "a NumPy file of features", f"unreadable ({error})") from None
-    if not isinstance(values, dict) or not {serving.AUDIO, serving.VISUAL} <= set(values):
-        found = sorted(values) if isinstance(values, dict) else "an array, not a dict"
+    values = fileio.read_arrays(path, ARRAYS_EXPECTED)
+    if not isinstance(values, dict):  # an .npy holds one plain array
         raise input_error(
-            path, "arrays 'audio' [T, A] or [B, T, A] and 'visual' [T, ...] or [B, T, ...]", found
+            path,
+            ARRAYS_EXPECTED + " (np.savez(path, audio=..., visual=...))",
+            f"one array of shape {list(values.shape)} (an .npy)",
         )
+    if not {serving.AUDIO, serving.VISUAL} <= set(values):
+        raise input_error(path, ARRAYS_EXPECTED, f"arrays {sorted(values)}")
     audio = np.asarray(values[serving.AUDIO], np.float32)
     visual = np.asarray(values[serving.VISUAL], np.float32)
     if audio.ndim == 2:  # one video
@@ -144,28 +155,33 @@ def _array_requests(path, batch_size):
         )
 
 
-def requests_from(path, batch_size):
+def requests_from(path, batch_size, split=None):
     """The Predict requests of a data file, batch_size videos each (the last may hold fewer).
 
     Args:
-        path: .npz / .npy of features (audio [T, A] or [B, T, A], visual [T, ...] or
-            [B, T, ...]), or TFRecords: a file, a glob or a data directory.
+        path: an .npz of features (audio [T, A] or [B, T, A], visual [T, ...] or [B, T, ...]),
+            or TFRecords: a file, a glob or a data directory (an .npy is refused with a message).
         batch_size: videos per request, >= 1.
+        split: the split of a data directory to send; None: DEFAULT_SPLIT ("test"). Only for a
+            data directory.
     Returns:
-        an iterator of Request: for .npz / .npy, serving_default with float32 audio [b, T, A]
-        and visual [b, T, ...]; for TFRecords, predict_examples with the serialized records,
+        an iterator of Request: for an .npz, serving_default with float32 audio [b, T, A] and
+        visual [b, T, ...]; for TFRecords, predict_examples with the serialized records,
         object [b], and each record's labels [T] as truths when it has them.
     Raises:
-        errors.UserError: for batch_size < 1 or a missing .npz / .npy at once; an unreadable
-            file, or TFRecords that are not SequenceExamples, once iterated.
+        errors.UserError: at once for batch_size < 1, a missing .npz / .npy, a split the data
+            directory does not have (naming its dataset_info.json and its splits), or a split
+            given with a file; for a pickled or unreadable file, or TFRecords that are not
+            SequenceExamples, once iterated.
     """
     if batch_size < 1:
         raise argument_error("batch_size", "a positive integer", batch_size)
     if path.endswith((".npz", ".npy")):
         if not tf.io.gfile.exists(path):
             raise UserError(f"data {path}: no such file", argument="data")
+        _refuse_split(split, path)
         return _array_requests(path, batch_size)
-    return _tfrecord_requests(path, batch_size)
+    return _tfrecord_requests(_record_files(path, split), batch_size)
 
 
 # -- talking to TF Serving -------------------------------------------------------------------
@@ -420,12 +436,13 @@ def run(
     timeout=60.0,
     output_json=None,
     out=None,
+    split=None,
 ):
     """Predict every video of `data` on the server; print them; return the per-video results.
 
     Args:
         server: TF Serving's HOST:PORT (a scheme such as http:// is dropped).
-        data: the features to send (requests_from: .npz, .npy or TFRecords).
+        data: the features to send (requests_from: an .npz or TFRecords).
         model: the model name on the server.
         use_grpc: gRPC PredictionService instead of the REST API.
         version: the model version; None: the newest the server has.
@@ -433,6 +450,7 @@ def run(
         timeout: seconds to wait for each answer.
         output_json: also write the results to this JSON file, or None.
         out: the text stream to print to; default sys.stdout.
+        split: the split of a data directory `data` to send; None: test (DEFAULT_SPLIT).
     Returns:
         list of dicts, one per video: video_id, num_segments T, segment_labels [T] ints,
         segment_label_names [T], video_label, video_label_name, events ({label, start, end},
@@ -444,12 +462,13 @@ def run(
     out = out or sys.stdout
     backend = _backend(server, model, version, use_grpc, timeout)
     videos = []
-    for request in requests_from(data, batch_size):
+    for request in requests_from(data, batch_size, split):
         for video in _videos(request, backend.predict(request, data)):
             print(format_video(video), file=out)
             videos.append(video)
     scored = [(v["segment_labels"], v["truth_labels"]) for v in videos if "truth_labels" in v]
-    summary = f"{len(videos)} videos from {model} at {backend.server} ({backend.protocol})"
+    where = f" ({split or DEFAULT_SPLIT} split)" if tf.io.gfile.isdir(data) else ""
+    summary = f"{len(videos)} videos{where} from {model} at {backend.server} ({backend.protocol})"
     if scored:
         hits = [metrics.frame_hits(np.asarray(t), np.asarray(p)) for p, t in scored]
         correct, total = (sum(float(pair[k]) for pair in hits) for k in (0, 1))
@@ -463,6 +482,7 @@ def run(
                 "protocol": backend.protocol,
                 "model": model,
                 "data": data,
+                "split": (split or DEFAULT_SPLIT) if tf.io.gfile.isdir(data) else None,
                 "videos": videos,
             },
         )
@@ -481,7 +501,13 @@ def define_flags():
     flags.DEFINE_string("model", "avsdn", "Model name on the server.")
     flags.DEFINE_integer("version", None, "Model version; default: the newest the server has.")
     flags.DEFINE_string(
-        "data", None, "TFRecords (file, glob or data directory), .npz or .npy of features."
+        "data", None, "TFRecords (file, glob or data directory) or an .npz of features."
+    )
+    flags.DEFINE_string(
+        "split",
+        None,
+        f"The split of a data directory in --data to send (default {DEFAULT_SPLIT}); not for a"
+        " file or glob.",
     )
     flags.DEFINE_integer("batch_size", 16, "Videos per request.")
     flags.DEFINE_float("timeout", 60.0, "Seconds to wait for each answer.")
@@ -508,6 +534,7 @@ def main(argv):
         FLAGS.batch_size,
         FLAGS.timeout,
         FLAGS.output_json,
+        split=FLAGS.split,
     )
 
 

@@ -4,7 +4,9 @@ one UserError naming the file and the errno's meaning, and leaves no temporary b
 import errno
 import json
 import os
+import pickle
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -138,3 +140,58 @@ def test_publish_files_moves_the_marker_last_and_keeps_the_directory_s_other_fil
     assert renamed == ["a.bin", "b.bin", "info.json"]
     assert sorted(os.listdir(target)) == ["a.bin", "b.bin", "info.json", "keep.txt"]
     assert (target / "info.json").read_text() == "new"
+
+
+class _Planted:
+    """Unpickling this object creates a file: a pickle that runs code when it is loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_read_arrays_gives_plain_arrays_of_npz_and_npy(tmp_path):
+    audio = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.savez(tmp_path / "f.npz", audio=audio, ids=np.array(["a", "b"]))
+    np.save(tmp_path / "one.npy", audio)
+    arrays = fileio.read_arrays(str(tmp_path / "f.npz"), "features")
+    assert sorted(arrays) == ["audio", "ids"]
+    np.testing.assert_array_equal(arrays["audio"], audio)
+    assert arrays["ids"].tolist() == ["a", "b"]
+    np.testing.assert_array_equal(fileio.read_arrays(str(tmp_path / "one.npy"), "x"), audio)
+
+
+@pytest.mark.parametrize("name", ["dict.npy", "objects.npz", "raw.npy"])
+def test_read_arrays_never_runs_a_pickle_and_names_the_file(tmp_path, name):
+    marker = tmp_path / "the pickle ran"
+    planted = _Planted(str(marker))
+    path = tmp_path / name
+    if name == "dict.npy":
+        np.save(path, {"audio": planted})
+    elif name == "objects.npz":
+        np.savez(path, audio=np.zeros(3), visual=np.array([planted], dtype=object))
+    else:
+        path.write_bytes(pickle.dumps(planted))
+    with pytest.raises(UserError) as error:
+        fileio.read_arrays(str(path), "an .npz of features")
+    message = str(error.value)
+    assert message.startswith(f"{path}: expected an .npz of features (plain numeric arrays)")
+    found = "a pickle, not a NumPy file" if name == "raw.npy" else fileio.PICKLED
+    assert f"found {found}" in message and "\n" not in message
+    if name == "objects.npz":
+        assert "(array 'visual')" in message
+    assert not marker.exists()
+    # the same file loaded with pickles allowed does run it: the check above can fail
+    if name != "raw.npy":
+        loaded = np.load(path, allow_pickle=True)
+        if name == "objects.npz":
+            loaded["visual"]
+        assert marker.exists()
+
+
+def test_read_arrays_names_a_file_that_is_not_numpy(tmp_path):
+    (tmp_path / "text.npz").write_text("audio,visual\n")
+    with pytest.raises(UserError, match=r"text.npz: expected x, found a file that is not a NumPy"):
+        fileio.read_arrays(str(tmp_path / "text.npz"), "x")

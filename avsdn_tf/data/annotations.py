@@ -22,6 +22,7 @@ class Annotation:
     quality: str
     start: int
     end: int
+    line: int | None = dataclasses.field(default=None, compare=False)  # in the file, from 1
 
 
 def parse_annotations(text, source="Annotations.txt", num_segments=constants.NUM_SEGMENTS):
@@ -32,7 +33,7 @@ def parse_annotations(text, source="Annotations.txt", num_segments=constants.NUM
         source: the file name errors give.
         num_segments: T, the bound of StartTime and EndTime.
     Returns:
-        list of Annotation(category, video_id, quality, start, end).
+        list of Annotation(category, video_id, quality, start, end, line).
     Raises:
         errors.UserError: naming the line, for a row with other fields or times out of range.
     """
@@ -60,7 +61,7 @@ def parse_annotations(text, source="Annotations.txt", num_segments=constants.NUM
             raise input_error(
                 where, f"0 <= StartTime <= EndTime <= {num_segments}", f"{start} and {end}"
             )
-        rows.append(Annotation(category, video_id, quality, start, end))
+        rows.append(Annotation(category, video_id, quality, start, end, line_number))
     return rows
 
 

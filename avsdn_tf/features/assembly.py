@@ -18,11 +18,13 @@ import tensorflow as tf
 from avsdn_tf import constants, dataset_info, fileio, records
 from avsdn_tf.data import normalization, shards
 from avsdn_tf.errors import argument_error, input_error
+from avsdn_tf.features import labels as label_files
 from avsdn_tf.features import video
 
 FEATURES_DIR = "features"
 CONFIG_FILE = "extract_config.json"
 SKIPPED_FILE = "skipped.json"
+LABEL_WARNINGS_FILE = "label_warnings.json"
 SUMMARY_FILE = "extract_summary.json"
 ASSEMBLY_PREFIX = ".assemble-"  # the staging directory of the data set, inside output_dir
 # What a killed extract leaves in output_dir under temporary names (fileio.write_json's
@@ -132,13 +134,24 @@ def start_output(paths, output_dir, settings, split):
     tf.io.gfile.makedirs(os.path.join(output_dir, FEATURES_DIR))
 
 
-def write_skipped(output_dir, paths, skipped):
-    """skipped.json ({"videos": count, "skipped": {path: reason}}); the usable paths, in order.
+def write_skipped(output_dir, paths, skipped, other_files=None):
+    """skipped.json; the usable paths, in order.
 
-    Raises a UserError naming --videos when no video is usable.
+    skipped.json: {"videos": count, "skipped": {path: reason}} of the videos, and
+    {"other_files": {path: reason}} of the files of the video directory that were not read
+    (hidden files, other extensions: labels.scan_videos).
+
+    Args:
+        output_dir: the data directory. paths: the videos given. skipped: {path: reason} of the
+            videos not used. other_files: {path: reason} of the directory's other files, or None.
+    Returns:
+        the paths not in skipped, in order.
+    Raises:
+        errors.UserError: naming --videos when no video is usable.
     """
     fileio.write_json(
-        os.path.join(output_dir, SKIPPED_FILE), {"videos": len(skipped), "skipped": skipped}
+        os.path.join(output_dir, SKIPPED_FILE),
+        {"videos": len(skipped), "skipped": skipped, "other_files": other_files or {}},
     )
     done = [path for path in paths if path not in skipped]
     if not done:
@@ -148,6 +161,32 @@ def write_skipped(output_dir, paths, skipped):
             f"none of {len(paths)} (reasons in {os.path.join(output_dir, SKIPPED_FILE)})",
         )
     return done
+
+
+def write_input_report(output_dir, labels, paths, lengths, other_files):
+    """label_warnings.json (with labels: labels.label_warnings, and the labels file) and the
+    counts extract_summary.json and the summary line give of what was set aside.
+
+    Args:
+        output_dir: the data directory. labels: {video_id: [LabelRow]}, or None (a
+            label_warnings.json of an earlier run is then removed). paths: every video given.
+        lengths: {video_id: T} of the videos whose records were written.
+        other_files: {path: reason} of the video directory's files not read, or None.
+    Returns:
+        dict for write_summary: other_files_skipped, and with labels
+        label_rows_matching_no_video and events_clipped.
+    """
+    path = os.path.join(output_dir, LABEL_WARNINGS_FILE)
+    counts = {"other_files_skipped": len(other_files or {})}
+    if labels is None:
+        fileio.remove_tree(path)
+        return counts
+    warnings = label_files.label_warnings(labels, paths, lengths)
+    sources = sorted({row.source for rows in labels.values() for row in rows if row.source})
+    fileio.write_json(path, {"labels": sources, **warnings})
+    counts["label_rows_matching_no_video"] = len(warnings["rows_matching_no_video"])
+    counts["events_clipped"] = len(warnings["events_clipped"])
+    return counts
 
 
 def write_summary(
@@ -188,11 +227,18 @@ def write_summary(
 
 
 def load_features(output_dir, video_id):
-    """A video's features/<video_id>.npz: audio [T, 128], visual [T, *visual_shape]."""
-    with tf.io.gfile.GFile(features_path(output_dir, video_id), "rb") as handle:
-        stored_bytes = io.BytesIO(handle.read())  # one read, not a range request per zip entry
-    with np.load(stored_bytes) as stored:
-        return stored["audio"], stored["visual"]
+    """A video's features/<video_id>.npz: audio [T, 128], visual [T, *visual_shape].
+
+    Raises:
+        errors.UserError: naming the file when it is not an .npz of plain arrays (e.g. pickled).
+    """
+    path = features_path(output_dir, video_id)
+    stored = fileio.read_arrays(path, "an .npz of extracted features 'audio' and 'visual'")
+    missing = [name for name in ("audio", "visual") if name not in stored]
+    if not isinstance(stored, dict) or missing:
+        found = f"no arrays {missing}" if isinstance(stored, dict) else "an .npy"
+        raise input_error(path, "an .npz of extracted features 'audio' and 'visual'", found)
+    return stored["audio"], stored["visual"]
 
 
 def _records_of(path, output_dir, labels, split):
@@ -243,7 +289,8 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
         videos_per_shard: records per TFRecord shard wanted (shards.shard_count: at most 16
             shards, at least 2 once a split has 2 records).
     Returns:
-        the DatasetInfo written (num_segments None when the videos differ in length).
+        (info, lengths): the DatasetInfo written (num_segments None when the videos differ in
+        length) and {video_id: T} of the videos written.
     """
     counts = {}
     for path in paths:
@@ -261,14 +308,14 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
                 name: shards.ShardWriter(staging, name, shards.shard_count(count, videos_per_shard))
                 for name, count in counts.items()
             }
-            lengths = set()
+            lengths = {}
             try:
                 for path in paths:
                     for name, num_segments, serialized in _records_of(
                         path, output_dir, labels, split
                     ):
                         writers[name].write(serialized)
-                        lengths.add(num_segments)
+                        lengths[video.video_id(path)] = num_segments
             finally:
                 for writer in writers.values():
                     writer.close()
@@ -276,9 +323,10 @@ def assemble(output_dir, paths, settings, labels=None, split="train", videos_per
                 name: {"videos": writer.written, "shards": writer.names}
                 for name, writer in writers.items()
             }
-            return finish_dataset(
-                staging, output_dir, settings, splits, lengths, len(paths), labels
+            info = finish_dataset(
+                staging, output_dir, settings, splits, set(lengths.values()), len(paths), labels
             )
+            return info, lengths
         finally:
             fileio.remove_tree(staging)
 

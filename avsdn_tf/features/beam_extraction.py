@@ -26,7 +26,7 @@ import tensorflow as tf
 from avsdn_tf import fileio
 from avsdn_tf.data import normalization
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.features import assembly, beam_progress
+from avsdn_tf.features import assembly, beam_progress, video
 
 RUNNERS = (
     "DirectRunner",
@@ -126,6 +126,7 @@ def extract_videos(
     pipeline_args=(),
     verbose=True,
     verbose_logs=False,
+    other_files=None,
 ):
     """extraction.extract_videos on a Beam runner: the same data directory; the summary dict.
 
@@ -135,7 +136,8 @@ def extract_videos(
         split: the split of records whose label row names none. videos_per_shard: the target
             records per shard. runner: one of RUNNERS. pipeline_args: Beam pipeline options.
         verbose: print the job's first line and its progress line. verbose_logs: let the
-            runners' INFO log lines through (beam_progress.quiet_logs).
+            runners' INFO log lines through (beam_progress.quiet_logs). other_files:
+            {path: reason} of the video directory's files that are not videos, or None.
     Returns:
         extract_summary.json's content (with "runner").
     """
@@ -156,6 +158,7 @@ def extract_videos(
                 _staging_path(output_dir),
                 verbose,
                 log,
+                other_files,
             )
         return _extract_on_beam(
             beam,
@@ -169,6 +172,7 @@ def extract_videos(
             runner,
             verbose,
             log,
+            other_files,
         )
 
 
@@ -184,9 +188,11 @@ def _extract_on_beam(
     runner,
     verbose,
     log=None,
+    other_files=None,
 ):
     """extract_videos on a runner other than the DaskRunner (beam_pipeline's graph); `log`:
-    the runner's log file (beam_progress.runner_log), named when the job fails."""
+    the runner's log file (beam_progress.runner_log), named when the job fails; other_files:
+    the video directory's files that are not videos, for skipped.json."""
     assembly.start_output(paths, output_dir, settings, split)
     from avsdn_tf.features import beam_pipeline
 
@@ -220,7 +226,7 @@ def _extract_on_beam(
         extract_seconds = time.time() - started
         tally = result["tally"]
         skipped = {path: reason for _, path, reason in tally["skipped"]}
-        done = assembly.write_skipped(output_dir, paths, skipped)
+        done = assembly.write_skipped(output_dir, paths, skipped, other_files)
         splits = {}
         for name, shard, count in result["shards"]:
             entry = splits.setdefault(name, {"videos": 0, "shards": []})
@@ -235,6 +241,8 @@ def _extract_on_beam(
         )
     finally:
         fileio.remove_tree(staging)
+    lengths = {video.video_id(path): length for path, length in tally["segments"].items()}
+    report = assembly.write_input_report(output_dir, labels, paths, lengths, other_files)
     return assembly.write_summary(
         output_dir,
         info,
@@ -246,5 +254,6 @@ def _extract_on_beam(
         len(skipped),
         tally["seconds_extracted"],
         extract_seconds,
+        **report,
         runner=runner,
     )

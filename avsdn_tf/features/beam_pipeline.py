@@ -191,10 +191,18 @@ class MergeMoments(beam.CombineFn):
 
 
 class Tally(beam.CombineFn):
-    """The outcomes of every video: counts, seconds of video extracted, lengths, skipped ones."""
+    """The outcomes of every video: counts, seconds of video extracted, lengths (each length
+    once, and "segments": path -> T of each video written), skipped ones."""
 
     def create_accumulator(self):
-        return {"extracted": 0, "resumed": 0, "seconds_extracted": 0, "lengths": [], "skipped": []}
+        return {
+            "extracted": 0,
+            "resumed": 0,
+            "seconds_extracted": 0,
+            "lengths": [],
+            "segments": {},  # path -> T of each video written
+            "skipped": [],
+        }
 
     def add_input(self, tally, outcome):
         index, status, path, detail = outcome
@@ -203,6 +211,7 @@ class Tally(beam.CombineFn):
         else:
             tally[status] += 1
             tally["seconds_extracted"] += detail if status == "extracted" else 0
+            tally["segments"][path] = detail
             if detail not in tally["lengths"]:
                 tally["lengths"].append(detail)
         return tally
@@ -215,6 +224,7 @@ class Tally(beam.CombineFn):
                 merged[name] += tally[name]
             merged["lengths"] += [t for t in tally["lengths"] if t not in merged["lengths"]]
             merged["skipped"] += tally["skipped"]
+            merged["segments"].update(tally["segments"])
         return merged
 
     def extract_output(self, tally):

@@ -162,6 +162,7 @@ def extract_videos(
     staging,
     verbose=True,
     log=None,
+    other_files=None,
 ):
     """extraction.extract_videos on a Dask cluster: the same data directory; the summary dict.
 
@@ -172,7 +173,8 @@ def extract_videos(
             target records per shard. options: Beam PipelineOptions with the DaskOptions
             (--dask_client_address, ...). staging: the job's staging directory to make inside
             output_dir (removed at the end). verbose: print the progress line. log: the runner's
-            log file (beam_progress.runner_log), named when the job fails.
+            log file (beam_progress.runner_log), named when the job fails. other_files:
+            {path: reason} of the video directory's files that are not videos, or None.
     Returns:
         extract_summary.json's content (with "runner", "dask_workers", "dask_partitions").
     """
@@ -207,8 +209,9 @@ def extract_videos(
     _remove_worker_temporaries(output_dir)
     skipped.update({o["path"]: o["skipped"] for o in outcomes.values() if "skipped" in o})
     new = [o for o in outcomes.values() if "segments" in o and o["path"] not in before]
-    done = assembly.write_skipped(output_dir, paths, skipped)
-    info = assembly.assemble(output_dir, done, settings, labels, split, videos_per_shard)
+    done = assembly.write_skipped(output_dir, paths, skipped, other_files)
+    info, lengths = assembly.assemble(output_dir, done, settings, labels, split, videos_per_shard)
+    report = assembly.write_input_report(output_dir, labels, paths, lengths, other_files)
     return assembly.write_summary(
         output_dir,
         info,
@@ -220,6 +223,7 @@ def extract_videos(
         len(skipped),
         sum(o["segments"] for o in new),
         extract_seconds,
+        **report,
         runner="DaskRunner",
         dask_workers=len(threads),
         dask_partitions=options.view_as(dask_runner()[0]).npartitions,

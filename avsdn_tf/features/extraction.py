@@ -67,12 +67,21 @@ class _Progress:
 
 
 def extract_videos(
-    paths, output_dir, settings, labels=None, split="train", videos_per_shard=256, verbose=True
+    paths,
+    output_dir,
+    settings,
+    labels=None,
+    split="train",
+    videos_per_shard=256,
+    verbose=True,
+    other_files=None,
 ):
     """Extract every video not done yet, then assemble the data set. Returns the summary dict.
 
     Resumable: a video whose features/<video_id>.npz exists is not extracted again. A video that
-    cannot be used, or has no row in `labels`, is skipped and listed in skipped.json.
+    cannot be used, or has no row in `labels`, is skipped and listed in skipped.json (with the
+    video directory's other files, `other_files`); label rows naming no video and events ending
+    after their video are listed in label_warnings.json (assembly.write_input_report).
 
     Args:
         paths: video file paths; their file names (the video ids) must be distinct.
@@ -84,9 +93,12 @@ def extract_videos(
         split: the split of records whose label row names none (letters, digits and _).
         videos_per_shard: records per TFRecord shard wanted (shards.shard_count).
         verbose: print a status line per video and each skipped video.
+        other_files: {path: reason} of the video directory's files that are not videos
+            (labels.scan_videos), for skipped.json; or None.
     Returns:
         dict, also written as extract_summary.json: videos given, extracted now, already done and
-        skipped, records per split, timings, audio_dim, visual_shape, num_segments (None when
+        skipped, other files skipped, label rows matching no video and events clipped (with
+        labels), records per split, timings, audio_dim, visual_shape, num_segments (None when
         the videos differ in length), labelled, and the settings' identity.
     Raises:
         errors.UserError: for a bad split name, duplicate video ids, output_dir holding other
@@ -120,8 +132,9 @@ def extract_videos(
                 progress.message(f"skipped: {error}")
         progress.update(extracted + resumed, len(skipped), seconds_extracted)
     extract_seconds = time.time() - started
-    done = assembly.write_skipped(output_dir, paths, skipped)
-    info = assembly.assemble(output_dir, done, settings, labels, split, videos_per_shard)
+    done = assembly.write_skipped(output_dir, paths, skipped, other_files)
+    info, lengths = assembly.assemble(output_dir, done, settings, labels, split, videos_per_shard)
+    report = assembly.write_input_report(output_dir, labels, paths, lengths, other_files)
     return assembly.write_summary(
         output_dir,
         info,
@@ -133,4 +146,5 @@ def extract_videos(
         len(skipped),
         seconds_extracted,
         extract_seconds,
+        **report,
     )

@@ -16,14 +16,33 @@ from avsdn_tf.errors import UserError, input_error
 from avsdn_tf.features import video
 
 
-def list_videos(spec):
-    """Video paths from a directory (its video files, sorted), a list file, or a single video.
+def not_a_video_reason(name):
+    """Why a file in a directory of videos is not read (skipped.json's "other_files").
+
+    Args:
+        name: the file's name.
+    Returns:
+        str, the reason: a hidden file, or an extension that is not a video's.
+    """
+    if name.startswith("."):
+        return "a hidden file (its name starts with '.'), not read as a video"
+    extension = os.path.splitext(name)[1] or "none"
+    return (
+        f"not a video file: extension {extension}, expected one of "
+        f"{', '.join(video.VIDEO_EXTENSIONS)}"
+    )
+
+
+def scan_videos(spec):
+    """Video paths from a directory (its video files, sorted), a list file, or a single video,
+    and the other files of a directory with the reason each is not read.
 
     Args:
         spec: a directory, a text file of paths (one a line, # comments, relative paths from the
             file's directory) or one video file (by extension: video.VIDEO_EXTENSIONS).
     Returns:
-        list of video paths (str).
+        (paths, other_files): the video paths (list of str); {path: reason} of a directory's
+        files that are not read (hidden files, other extensions, sub-directories), {} otherwise.
     Raises:
         errors.UserError: when spec is empty or not found, a directory holds no video files, or a
             list file holds no paths.
@@ -35,24 +54,28 @@ def list_videos(spec):
         )
     # tf.io.gfile: local paths, and gs:// or s3:// ones (which extract reads with --runner).
     if tf.io.gfile.isdir(spec):
-        paths = sorted(
-            os.path.join(spec, name)
-            for name in tf.io.gfile.listdir(spec)
-            if name.lower().endswith(video.VIDEO_EXTENSIONS) and not name.startswith(".")
-        )
+        paths, other_files = [], {}
+        for name in sorted(tf.io.gfile.listdir(spec)):
+            path = os.path.join(spec, name.rstrip("/"))
+            if name.lower().endswith(video.VIDEO_EXTENSIONS) and not name.startswith("."):
+                paths.append(path)
+            elif name.endswith("/") or tf.io.gfile.isdir(path):  # asked of the others only
+                other_files[path] = "a directory, not read (videos are taken from the top level)"
+            else:
+                other_files[path] = not_a_video_reason(name)
         if not paths:
             raise input_error(
                 spec,
                 f"a directory holding video files ({', '.join(video.VIDEO_EXTENSIONS)})",
                 "none",
             )
-        return paths
+        return paths, other_files
     if not tf.io.gfile.exists(spec):
         raise input_error(
             f"`videos` {spec}", "a video file or a directory of videos", "nothing at that path"
         )
     if spec.lower().endswith(video.VIDEO_EXTENSIONS):
-        return [spec]
+        return [spec], {}
     base = os.path.dirname(spec if remote.is_remote(spec) else os.path.abspath(spec))
     with tf.io.gfile.GFile(spec, "r") as handle:
         lines = [line.strip() for line in handle.read().splitlines()]
@@ -63,7 +86,7 @@ def list_videos(spec):
     ]
     if not paths:
         raise input_error(spec, "a list of video paths, one per line", "no paths")
-    return paths
+    return paths, {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +96,9 @@ class LabelRow:
     start: int
     end: int  # exclusive
     split: str | None = None
+    # where the row is (label_warnings.json names it); not part of the row's value
+    source: str | None = dataclasses.field(default=None, compare=False)
+    line: int | None = dataclasses.field(default=None, compare=False)
 
     def segment_labels(self, num_segments):
         """This row's segment labels: the category where start <= t < end, background elsewhere.
@@ -137,6 +163,8 @@ def parse_labels(text, source):
                     _category(row.category, f"{source} video {row.video_id}"),
                     row.start,
                     row.end,
+                    source=source,
+                    line=row.line,
                 )
             )
     else:
@@ -168,7 +196,9 @@ def parse_labels(text, source):
             video_id = (row["video_id"] or "").strip()
             if not video_id:
                 raise input_error(where, "a video_id", "an empty field")
-            rows.append(LabelRow(video_id, category, start, end, split))
+            rows.append(
+                LabelRow(video_id, category, start, end, split, source=source, line=line_number)
+            )
     if not rows:
         raise input_error(source, "at least one labelled video", "no rows")
     by_video = {}
@@ -210,3 +240,39 @@ def ground_truth(rows, num_segments):
         if row.category >= 0:
             labels[min(row.start, num_segments) : min(row.end, num_segments)] = row.category
     return labels
+
+
+def label_warnings(labels, paths, lengths):
+    """What a labels file says that the videos cannot hold: rows that name none of the videos,
+    and events that end after their video (clipped to it in the records).
+
+    Args:
+        labels: {video_id: [LabelRow]} (read_labels).
+        paths: every video given (their ids by video.video_id), used or skipped.
+        lengths: {video_id: T} of the videos whose records were written.
+    Returns:
+        dict with "rows_matching_no_video" and "events_clipped": lists, in file order, of
+        {"file", "line", "video_id", "what"} (what happened, in words).
+    """
+    given = {video.video_id(path) for path in paths}
+    rows = sorted((row for rows in labels.values() for row in rows), key=lambda row: row.line or 0)
+    unmatched, clipped = [], []
+    for row in rows:
+        where = {"file": row.source, "line": row.line, "video_id": row.video_id}
+        if row.video_id not in given:
+            what = (
+                f"no video named {row.video_id!r} among the {len(given)} videos given; row ignored"
+            )
+            unmatched.append({**where, "what": what})
+            continue
+        length = lengths.get(row.video_id)
+        if length is None or row.category < 0 or row.end <= length:
+            continue
+        start, end = min(row.start, length), min(row.end, length)
+        kept = f"clipped to {start}-{end} s" if end > start else "no second of it is kept"
+        what = (
+            f"the event {constants.category_names()[row.category]} {row.start}-{row.end} s ends"
+            f" after the video's {length} s; {kept}"
+        )
+        clipped.append({**where, "what": what})
+    return {"rows_matching_no_video": unmatched, "events_clipped": clipped}

@@ -4,6 +4,7 @@ as vggish_postprocess.py (the AudioSet / YouTube-8M release format, stored as fl
 import numpy as np
 import tensorflow as tf
 
+from avsdn_tf import fileio
 from avsdn_tf.errors import UserError, input_error
 from avsdn_tf.features import vggish_params as params
 
@@ -21,17 +22,19 @@ class Postprocessor:
             )
         if not tf.io.gfile.exists(pca_params_path):
             raise UserError(f"{pca_params_path}: VGGish PCA parameters not found")
+        expected = (
+            f"an .npz with arrays {params.PCA_EIGEN_VECTORS_NAME!r} and {params.PCA_MEANS_NAME!r}"
+        )
+        arrays = fileio.read_arrays(pca_params_path, expected)
+        names = (params.PCA_EIGEN_VECTORS_NAME, params.PCA_MEANS_NAME)
+        if not isinstance(arrays, dict) or not set(names) <= set(arrays):
+            found = f"arrays {sorted(arrays)}" if isinstance(arrays, dict) else "an .npy"
+            raise input_error(pca_params_path, expected, found)
         try:
-            with tf.io.gfile.GFile(pca_params_path, "rb") as handle, np.load(handle) as arrays:
-                eigen_vectors = np.asarray(arrays[params.PCA_EIGEN_VECTORS_NAME], np.float32)
-                means = np.asarray(arrays[params.PCA_MEANS_NAME], np.float32)
-        except (OSError, ValueError, KeyError) as error:
-            raise input_error(
-                pca_params_path,
-                f"an .npz with arrays {params.PCA_EIGEN_VECTORS_NAME!r} and "
-                f"{params.PCA_MEANS_NAME!r}",
-                f"{type(error).__name__}: {error}",
-            ) from None
+            eigen_vectors = np.asarray(arrays[params.PCA_EIGEN_VECTORS_NAME], np.float32)
+            means = np.asarray(arrays[params.PCA_MEANS_NAME], np.float32)
+        except (TypeError, ValueError) as error:
+            raise input_error(pca_params_path, expected, f"non-numeric arrays ({error})") from None
         if eigen_vectors.shape != (params.EMBEDDING_SIZE, params.EMBEDDING_SIZE):
             raise input_error(
                 f"{pca_params_path} array {params.PCA_EIGEN_VECTORS_NAME}",

@@ -1,7 +1,8 @@
 """The timeline picture of one video's predictions, in the manner of the AVSDN paper's Figure 3:
-a strip of frames, the ground truth (when known) above the prediction, one cell per second,
-event runs coloured by class and named, background left light grey; and the probability of the
-predicted class per second underneath.
+a strip of frames, the ground truth (when known) above the prediction, one cell per second
+(marked by short ticks at the rows' edges, so no border crosses a name), event runs coloured by
+class and named, background light grey and named in the legend; and the probability of the
+predicted class per second underneath, on a labelled 0..1 axis with ticks.
 """
 
 import importlib.util
@@ -13,6 +14,11 @@ from avsdn_tf.models import metrics
 
 _BACKGROUND_COLOUR = (0.92, 0.92, 0.92)
 _MAX_THUMBNAILS = 12
+BACKGROUND_LEGEND = "background (no event)"  # the legend's entry for the grey cells
+PROBABILITY_LABEL = "probability of\nthe predicted class"
+_ROW_HEIGHT = 0.8  # of a row's 1.0 (data units): the gap between rows is the rest
+_TICK_HEIGHT = 0.12  # the second marks at a row's top and bottom edges (data units)
+_NAME_FONT = 8
 
 
 def colour(class_index):
@@ -34,29 +40,45 @@ def colour(class_index):
     return palette[(class_index * 7) % len(palette)]  # neighbours in index get distant colours
 
 
-def _draw_row(axes, y, labels, class_names, title):
-    labels = np.asarray(labels)
-    for t, label in enumerate(labels):
-        axes.add_patch(_rectangle(t, y, colour(int(label))))
-    for class_index, start, end in metrics.intervals(labels):
-        axes.text(
-            (start + end) / 2,
-            y + 0.4,
-            class_names[class_index],
-            ha="center",
-            va="center",
-            fontsize=8,
-            clip_on=True,
-        )
-    axes.text(-0.15, y + 0.4, title, ha="right", va="center", fontsize=9)
+def _fitted(name, width_inches):
+    """`name`, cut with an ellipsis to about what fits in width_inches at the names' font size."""
+    room = int(width_inches * 72 / (_NAME_FONT * 0.6))  # an average glyph: 0.6 em
+    return name if len(name) <= room else name[: max(room - 1, 1)] + "\u2026"
 
 
-def _rectangle(t, y, colour):
+def _draw_row(axes, y, labels, class_names, title, inches_per_second):
+    """One row: a rectangle per run of one class (no border inside it), each second marked by
+    short ticks at the row's top and bottom edges, each event run named inside its run."""
     import matplotlib.patches
 
-    return matplotlib.patches.Rectangle(
-        (t, y), 1, 0.8, facecolor=colour, edgecolor="white", linewidth=1
-    )
+    labels = np.asarray(labels)
+    runs = metrics.intervals(labels)
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    for start, end in zip(starts, np.r_[starts[1:], len(labels)]):
+        axes.add_patch(
+            matplotlib.patches.Rectangle(
+                (start, y),
+                end - start,
+                _ROW_HEIGHT,
+                facecolor=colour(int(labels[start])),
+                edgecolor="white",
+                linewidth=1.5,
+            )
+        )
+    for t in range(1, len(labels)):
+        for low in (y, y + _ROW_HEIGHT - _TICK_HEIGHT):
+            axes.plot([t, t], [low, low + _TICK_HEIGHT], color="white", linewidth=1)
+    for class_index, start, end in runs:
+        axes.text(
+            (start + end) / 2,
+            y + _ROW_HEIGHT / 2,
+            _fitted(class_names[class_index], 0.95 * (end - start) * inches_per_second),
+            ha="center",
+            va="center",
+            fontsize=_NAME_FONT,
+            clip_on=True,
+        )
+    axes.text(-0.15, y + _ROW_HEIGHT / 2, title, ha="right", va="center", fontsize=9)
 
 
 def _strip_height(thumbnails, seconds, figure_width):
@@ -98,10 +120,13 @@ def _draw_thumbnails(figure, axes, thumbnails, seconds):
     axes.set_ylim(0, 1)
 
 
-def _draw_rows(axes, rows, class_names, seconds):
-    """The labelled rows (prediction, ground truth): one cell per second, x in seconds."""
+def _draw_rows(axes, rows, class_names, seconds, inches_per_second):
+    """The labelled rows (prediction, ground truth): one cell per second, x in seconds; the
+    legend names the grey of background."""
+    import matplotlib.patches
+
     for row, (name, labels) in enumerate(rows):
-        _draw_row(axes, row, labels, class_names, name)
+        _draw_row(axes, row, labels, class_names, name, inches_per_second)
     axes.set_xlim(0, seconds)
     axes.set_ylim(-0.1, len(rows))
     axes.set_yticks([])
@@ -109,10 +134,23 @@ def _draw_rows(axes, rows, class_names, seconds):
     axes.set_xlabel("seconds")
     for side in ("top", "right", "left"):
         axes.spines[side].set_visible(False)
+    grey = matplotlib.patches.Patch(facecolor=_BACKGROUND_COLOUR, edgecolor="0.6", linewidth=0.5)
+    axes.legend(
+        handles=[grey],
+        labels=[BACKGROUND_LEGEND],
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncol=1,
+        frameon=False,
+        fontsize=8,
+        borderaxespad=0.1,
+    )
 
 
 def _draw_probabilities(axes, probabilities, seconds):
-    """The strip of the predicted class's probability per second (a step line)."""
+    """The strip of the predicted class's probability per second: a step line with a dot per
+    second on a 0..1 axis with ticks and grid lines, x in seconds as the rows above."""
+    probabilities = np.asarray(probabilities, float)
     centres = np.arange(seconds) + 0.5
     axes.step(
         np.r_[0, centres + 0.5],
@@ -120,10 +158,17 @@ def _draw_probabilities(axes, probabilities, seconds):
         where="pre",
         color="0.3",
     )
+    axes.plot(centres, probabilities, "o", color="0.2", markersize=3)
     axes.set_xlim(0, seconds)
     axes.set_ylim(0, 1.05)
-    axes.set_ylabel("p", rotation=0, labelpad=10)
-    axes.set_xticks([])
+    axes.set_yticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "", "0.5", "", "1"], fontsize=8)
+    axes.grid(axis="y", color="0.85", linewidth=0.8)
+    axes.set_axisbelow(True)
+    axes.set_ylabel(PROBABILITY_LABEL, fontsize=8)
+    axes.set_xticks(range(0, seconds + 1, max(1, seconds // 20)))
+    axes.tick_params(axis="x", labelsize=8)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
 
 
 def save_timeline(
@@ -166,8 +211,8 @@ def save_timeline(
     strip = _strip_height(thumbnails, seconds, width) if has_thumbnails else None
     heights = (
         ([strip] if has_thumbnails else [])
-        + [0.45 * len(rows) + 0.35]
-        + ([0.9] if probabilities is not None else [])
+        + [0.45 * len(rows) + 0.55]  # the rows, the seconds axis and the legend above
+        + ([1.3] if probabilities is not None else [])
     )
     figure, axes_list = plt.subplots(
         len(heights),
@@ -180,7 +225,8 @@ def save_timeline(
 
     thumbnail_axes = axes_list.pop(0) if has_thumbnails else None
 
-    _draw_rows(axes_list.pop(0), rows, class_names, seconds)
+    inches_per_second = max(width - 2.5, 1.0) / max(seconds, 1)  # the axes' width, about
+    _draw_rows(axes_list.pop(0), rows, class_names, seconds, inches_per_second)
     if probabilities is not None:
         _draw_probabilities(axes_list.pop(0), probabilities, seconds)
     if title:

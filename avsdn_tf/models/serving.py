@@ -654,7 +654,7 @@ class SegmentServing:
         tolerance, class_names = reference["tolerance"], reference["class_names"]
         checked, largest, cases = [], 0.0, {}
         for name, case in reference["cases"].items():
-            arrays = dict(np.load(os.path.join(reference_dir, f"{name}.npz")))
+            arrays = dict(np.load(os.path.join(reference_dir, f"{name}.npz"), allow_pickle=False))
             examples = [
                 record.numpy()
                 for record in tf.data.TFRecordDataset(

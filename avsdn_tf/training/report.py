@@ -73,8 +73,16 @@ def table(kind, summary, class_names):
     return TABLES[kind](summary, class_names)
 
 
+NO_SEGMENTS = "no segments of this class in the split"  # the text across an empty row
+COLOUR_BAR_LABEL = "share of the annotated class's segments (row-normalised)"
+
+
 def save_confusion_png(confusion, class_names, path, title=""):
     """The row-normalised confusion matrix as a PNG.
+
+    A row whose class has no segments in the split is hatched and says so (NO_SEGMENTS), not
+    drawn like a row of 0 accuracy; each row's name carries its number of segments, and the
+    colour bar is labelled (COLOUR_BAR_LABEL).
 
     Args:
         confusion: int array [K, K], counts[true, predicted].
@@ -89,20 +97,52 @@ def save_confusion_png(confusion, class_names, path, title=""):
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.patches
     import matplotlib.pyplot as plt
 
     from avsdn_tf import fileio  # TensorFlow's file system, loaded only to write
 
-    rows = confusion.sum(axis=1, keepdims=True)
-    normalised = np.divide(confusion, np.maximum(rows, 1))
+    confusion = np.asarray(confusion)
+    rows = confusion.sum(axis=1)
+    normalised = np.ma.masked_array(
+        np.divide(confusion, np.maximum(rows, 1)[:, None]),
+        mask=np.repeat(rows[:, None] == 0, len(rows), axis=1),
+    )
     figure, axes = plt.subplots(figsize=(11, 10))
     image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    for index in np.flatnonzero(rows == 0):
+        axes.add_patch(
+            matplotlib.patches.Rectangle(
+                (-0.5, index - 0.5),
+                len(rows),
+                1,
+                facecolor="white",
+                hatch="///",
+                edgecolor="0.75",
+                linewidth=0,
+            )
+        )
+        axes.text(
+            (len(rows) - 1) / 2,
+            index,
+            NO_SEGMENTS,
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="0.3",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
+        )
     axes.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
-    axes.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    axes.set_yticks(
+        range(len(class_names)),
+        [f"{name} ({int(count)})" for name, count in zip(class_names, rows)],
+        fontsize=7,
+    )
     axes.set_xlabel("predicted")
-    axes.set_ylabel("annotated")
+    axes.set_ylabel("annotated (segments in the split)")
     axes.set_title(title or "confusion matrix (rows normalised)")
-    figure.colorbar(image, ax=axes, fraction=0.046)
+    bar = figure.colorbar(image, ax=axes, fraction=0.046)
+    bar.set_label(COLOUR_BAR_LABEL)
     figure.tight_layout()
     try:
         fileio.write_png(path, figure, dpi=90)

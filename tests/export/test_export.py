@@ -380,7 +380,7 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
     def wrong_expectations(self, directory, cases):  # as if the SavedModel computed otherwise
         reference = write_reference(self, directory, cases)
         path = os.path.join(directory, "trained_length.npz")
-        arrays = dict(np.load(path))
+        arrays = dict(np.load(path, allow_pickle=False))
         arrays["expected"] = arrays["expected"] + 1e-3
         np.savez(path, **arrays)
         return reference

@@ -158,7 +158,7 @@ def test_client_prints_per_second_labels_and_intervals(
     assert len(json.load(open(output_json))["videos"]) == len(serialized)
 
 
-def test_client_sends_npz_and_npy_features_to_serving_default(server, loaded, tmp_path):
+def test_client_sends_npz_features_to_serving_default(server, loaded, tmp_path):
     audio, visual = features(7, batch=3)  # not the training length
     np.savez(tmp_path / "three.npz", audio=audio, visual=visual, video_id=np.array(["a", "b", "c"]))
     videos = client.run(server.grpc, str(tmp_path / "three.npz"), use_grpc=True, out=io.StringIO())
@@ -167,16 +167,33 @@ def test_client_sends_npz_and_npy_features_to_serving_default(server, loaded, tm
     )
     assert [v["video_id"] for v in videos] == ["a", "b", "c"]
     assert [v["segment_labels"] for v in videos] == expected["segment_labels"].numpy().tolist()
-    np.save(
-        tmp_path / "one.npy", {"audio": audio[0, :5], "visual": visual[0, :5]}
-    )  # one video [T, A]
-    (video,) = client.run(server.rest, str(tmp_path / "one.npy"), out=io.StringIO())
+    np.savez(tmp_path / "one.npz", audio=audio[0, :5], visual=visual[0, :5])  # one video [T, A]
+    (video,) = client.run(server.rest, str(tmp_path / "one.npz"), out=io.StringIO())
     expected = loaded.signatures["serving_default"](
         audio=tf.constant(audio[:1, :5]), visual=tf.constant(visual[:1, :5])
     )
     assert (
         video["num_segments"] == 5
         and video["segment_labels"] == expected["segment_labels"].numpy()[0].tolist()
+    )
+
+
+@pytest.mark.parametrize("split", [None, "val"])
+def test_client_scores_one_split_of_a_data_directory_default_test(server, loaded, export, split):
+    name = split or "test"
+    shards = sorted(tf.io.gfile.glob(os.path.join(export.data_dir, f"{name}-*.tfrecord")))
+    serialized = [r.numpy() for shard in shards for r in tf.data.TFRecordDataset(shard)]
+    out = io.StringIO()
+    videos = client.run(server.rest, export.data_dir, batch_size=7, out=out, split=split)
+    expected = loaded.signatures["predict_examples"](examples=tf.constant(serialized))
+    assert [v["video_id"] for v in videos] == [i.decode() for i in expected["video_id"].numpy()]
+    assert [v["segment_labels"] for v in videos] == expected["segment_labels"].numpy().tolist()
+    truth = [records.decode_video(r, A, [24])[records.LABEL] for r in serialized]
+    hits = [metrics.frame_hits(t, np.asarray(v["segment_labels"])) for t, v in zip(truth, videos)]
+    accuracy = sum(float(h[0]) for h in hits) / sum(float(h[1]) for h in hits)
+    assert out.getvalue().rstrip().splitlines()[-1] == (
+        f"{len(serialized)} videos ({name} split) from avsdn at {server.rest} (REST); frame"
+        f" accuracy against the records' labels: {accuracy:.4f}"
     )
 
 

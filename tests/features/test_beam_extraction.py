@@ -32,13 +32,18 @@ MULTI_PROCESS = ["--direct_num_workers", "2", "--direct_running_mode", "multi_pr
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     clips = RUNNER_CLIPS
-    # clip_a: two events, two records; clip_d: no row, skipped.
+    # clip_a: two events, two records; clip_d: no row, skipped; clip_c (3 s): its event clipped
+    # to 0-3 s; clip_z: no such video.
     labels = (
         "video_id,category,start,end,split\nclip_a,Bark,1,2,\nclip_a,Banjo,0,1,\n"
-        "clip_b,,0,0,val\nclip_c,Cat,0,3,\nsilent,Bark,0,2,\nbroken,Bark,0,1,\n"
+        "clip_b,,0,0,val\nclip_c,Cat,0,5,\nsilent,Bark,0,2,\nbroken,Bark,0,1,\nclip_z,Bark,0,1,\n"
     )
     return extract_inputs(
-        tmp_path_factory, "beam_videos", clips, labels, {"broken.mp4": b"not an mp4 at all"}
+        tmp_path_factory,
+        "beam_videos",
+        clips,
+        labels,
+        {"broken.mp4": b"not an mp4 at all", ".DS_Store": b"\0\0\0\1"},
     )
 
 
@@ -123,6 +128,13 @@ def test_direct_runner_on_two_processes_writes_what_the_single_process_writes(in
         "no row for video id 'clip_d'"
         in skipped["skipped"][os.path.join(inputs["videos"], "clip_d.mp4")]
     )
+    assert list(skipped["other_files"]) == [os.path.join(inputs["videos"], ".DS_Store")]
+    warnings = _json(distributed, assembly.LABEL_WARNINGS_FILE)
+    assert warnings == _json(single, assembly.LABEL_WARNINGS_FILE)
+    assert [(w["line"], w["video_id"]) for w in warnings["rows_matching_no_video"]] == [
+        (8, "clip_z")
+    ]
+    assert [(w["line"], w["video_id"]) for w in warnings["events_clipped"]] == [(5, "clip_c")]
 
     summary = _json(distributed, assembly.SUMMARY_FILE)
     assert summary["runner"] == "DirectRunner"
@@ -132,6 +144,8 @@ def test_direct_runner_on_two_processes_writes_what_the_single_process_writes(in
         summary["videos_skipped"],
     ) == (6, 3, 3)
     assert summary["records"] == {"train": 3, "val": 1}
+    assert (summary["label_rows_matching_no_video"], summary["events_clipped"]) == (1, 1)
+    assert summary["other_files_skipped"] == 1
     assert summary["seconds_of_video_extracted_now"] == 3 + 2 + 3
     assert sorted(os.listdir(os.path.join(distributed, assembly.FEATURES_DIR))) == [
         "clip_a.npz",

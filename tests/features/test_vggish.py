@@ -266,6 +266,10 @@ def test_postprocessing_is_pca_then_8_bit_quantisation(tmp_path):
     np.savez(bad, pca_eigen_vectors=eigen_vectors[:64])
     with pytest.raises(UserError, match="pca_means"):
         vggish_postprocess.Postprocessor(str(bad))
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, pca_eigen_vectors=eigen_vectors, pca_means=np.array([means], dtype=object))
+    with pytest.raises(UserError, match=r"pickled.npz: expected .* found a pickled object array"):
+        vggish_postprocess.Postprocessor(str(pickled))
 
 
 AVE_NOISY_AUDIO = str(REAL_AVE / "audio_feature_noisy.h5")

@@ -9,6 +9,7 @@ other and differ from second 1's: a segment that drew on the wrong second would 
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -40,7 +41,12 @@ def inputs(tmp_path_factory):
     }
     labels = "video_id,category,start,end,split\nclip_a,Bark,1,2,\nclip_b,,0,0,val\n"
     return extract_inputs(
-        tmp_path_factory, "own_videos", clips, labels, {"notes.txt": b"not a video"}
+        tmp_path_factory,
+        "own_videos",
+        clips,
+        labels,
+        # macOS leaves .DS_Store and ._<name> files (not videos, though ._clip_a.mp4 looks one)
+        {"notes.txt": b"not a video", ".DS_Store": b"\0\0\0\1", "._clip_a.mp4": b"\0\5\26\7"},
     )
 
 
@@ -88,8 +94,18 @@ def test_extract_writes_one_record_per_video_with_a_segment_per_whole_second(ext
         os.path.join(os.path.dirname(extracted), "videos", "silent.mp4")
     ]
     assert "expected an audio track, found none" in next(iter(skipped["skipped"].values()))
+    folder = os.path.join(os.path.dirname(extracted), "videos")
+    assert skipped["other_files"] == {
+        os.path.join(folder, ".DS_Store"): labels.not_a_video_reason(".DS_Store"),
+        os.path.join(folder, "._clip_a.mp4"): labels.not_a_video_reason("._clip_a.mp4"),
+        os.path.join(folder, "notes.txt"): labels.not_a_video_reason("notes.txt"),
+    }
+    assert "hidden file" in skipped["other_files"][os.path.join(folder, ".DS_Store")]
+    assert "extension .txt" in skipped["other_files"][os.path.join(folder, "notes.txt")]
     summary = json.load(open(os.path.join(extracted, assembly.SUMMARY_FILE)))
     assert summary["videos_extracted_now"] == 2 and summary["seconds_of_video_extracted_now"] == 5
+    assert summary["other_files_skipped"] == 3 and "events_clipped" not in summary
+    assert not os.path.exists(os.path.join(extracted, assembly.LABEL_WARNINGS_FILE))
     assert os.path.exists(os.path.join(extracted, "normalization.json"))
 
 
@@ -149,6 +165,94 @@ def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatc
                 *_feature_args(inputs, frames_per_second=4),
             ],
         )
+
+
+def test_unmatched_rows_and_clipped_events_are_reported(
+    extracted, inputs, tmp_path, monkeypatch, capsys
+):
+    """clip_a is 3 s, clip_b 2 s (test_extract_writes_...): the Bark 1-9 s event is clipped to
+    1-3 s, Banjo 5-8 s of clip_b keeps nothing, and two rows name no video."""
+
+    def no_networks(*args, **kwargs):
+        raise AssertionError("every video was done: no network should be loaded")
+
+    monkeypatch.setattr(feature_extractor, "FeatureExtractor", no_networks)
+    output = str(tmp_path / "out")
+    shutil.copytree(extracted, output)
+    csv = tmp_path / "labels.csv"
+    csv.write_text(
+        "video_id,category,start,end\n"
+        "clip_a,Bark,1,9\n"  # line 2
+        "clip_x,Bark,0,2\n"  # line 3
+        "clip_b,Banjo,5,8\n"  # line 4
+        "clip_b,Bark,0,2\n"  # line 5: within its 2 s
+        "silent,Cat,0,1\n"  # line 6: a video given (skipped: no audio), not unmatched
+        "clip_y,,0,0\n"  # line 7
+    )
+    argv = [f"--videos={inputs['videos']}", f"--output_dir={output}", f"--labels={csv}"]
+    assert _run(extract, ["extract"], [*argv, *_feature_args(inputs)]) == 0
+    (first,) = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("extract:")
+    ]
+    assert first.endswith(
+        "; labels: 2 rows matching no video, 2 events clipped (see label_warnings.json)"
+    )
+    assert ", 3 other files in the folder skipped (see skipped.json)" in first
+    warnings = json.load(open(os.path.join(output, assembly.LABEL_WARNINGS_FILE)))
+    assert warnings["labels"] == [str(csv)]
+    place = [(w["file"], w["line"], w["video_id"]) for w in warnings["rows_matching_no_video"]]
+    assert place == [(str(csv), 3, "clip_x"), (str(csv), 7, "clip_y")]
+    assert "no video named 'clip_x'" in warnings["rows_matching_no_video"][0]["what"]
+    clipped = warnings["events_clipped"]
+    assert [(w["line"], w["video_id"]) for w in clipped] == [(2, "clip_a"), (4, "clip_b")]
+    assert clipped[0]["what"] == "the event Bark 1-9 s ends after the video's 3 s; clipped to 1-3 s"
+    assert clipped[1]["what"].endswith("after the video's 2 s; no second of it is kept")
+    summary = json.load(open(os.path.join(output, assembly.SUMMARY_FILE)))
+    assert (summary["label_rows_matching_no_video"], summary["events_clipped"]) == (2, 2)
+    # the records hold the clipped events, as reported
+    assert _records(output, "train")["clip_a"]["label"].tolist() == [28, 2, 2]
+
+
+def test_scan_videos_lists_every_file_of_the_folder_it_does_not_read(tmp_path):
+    for name in ("b.mp4", "a.MKV", ".hidden.mp4", "notes", "list.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "more").mkdir()
+    paths, other_files = labels.scan_videos(str(tmp_path))
+    assert paths == [str(tmp_path / "a.MKV"), str(tmp_path / "b.mp4")]
+    assert sorted(other_files) == sorted(
+        str(tmp_path / name) for name in (".hidden.mp4", "notes", "list.txt", "more")
+    )
+    assert other_files[str(tmp_path / "notes")].startswith("not a video file: extension none")
+    assert other_files[str(tmp_path / ".hidden.mp4")].startswith("a hidden file")
+    assert other_files[str(tmp_path / "more")].startswith("a directory, not read")
+    assert labels.scan_videos(str(tmp_path / "b.mp4")) == ([str(tmp_path / "b.mp4")], {})
+
+
+def test_label_warnings_name_the_line_of_an_annotation_file(tmp_path):
+    ave = tmp_path / "Annotations.txt"
+    ave.write_text(
+        "Category&VideoID&Quality&StartTime&EndTime\n\nBark&vid1&good&2&6\nBanjo&vid2&good&0&10\n"
+    )
+    rows = labels.read_labels(str(ave))
+    warnings = labels.label_warnings(rows, ["/v/vid1.mp4"], {"vid1": 5})
+    assert warnings == {
+        "rows_matching_no_video": [
+            {
+                "file": str(ave),
+                "line": 4,
+                "video_id": "vid2",
+                "what": "no video named 'vid2' among the 1 videos given; row ignored",
+            }
+        ],
+        "events_clipped": [
+            {
+                "file": str(ave),
+                "line": 3,
+                "video_id": "vid1",
+                "what": "the event Bark 2-6 s ends after the video's 5 s; clipped to 2-5 s",
+            }
+        ],
+    }
 
 
 def test_label_files_are_checked(tmp_path):
@@ -324,7 +428,9 @@ def test_extract_vector_layout_is_the_spatial_mean_of_the_maps(inputs, extracted
     vectors = _records(output, "train")
     assert sorted(vectors) == ["clip_a", "clip_b"]
     for key, record in vectors.items():  # the map run's per-video features (its labels may differ)
-        with np.load(os.path.join(extracted, assembly.FEATURES_DIR, f"{key}.npz")) as maps:
+        with np.load(
+            os.path.join(extracted, assembly.FEATURES_DIR, f"{key}.npz"), allow_pickle=False
+        ) as maps:
             assert maps["visual"].shape[1:] == tuple(VISUAL_SHAPE)
             assert record["visual"].shape == (len(maps["audio"]), 512)
             np.testing.assert_allclose(

@@ -46,3 +46,74 @@ def test_timeline_frames_keep_their_aspect_ratio(tmp_path, seconds, frame_shape)
         assert drawn_height > 10
         # Within the rounding of a frame's edges to whole pixels.
         assert drawn_width / drawn_height == pytest.approx(width / height, abs=2.5 / drawn_height)
+
+
+def _render(tmp_path, monkeypatch, predicted, **kwargs):
+    """save_timeline's PNG decoded (float RGB [H, W, 3]) and the figure it drew."""
+    import matplotlib.image
+
+    from avsdn_tf import fileio
+
+    drawn = []
+    write_png = fileio.write_png
+
+    def keep(path, figure, dpi):
+        drawn.append(figure)
+        write_png(path, figure, dpi)
+
+    monkeypatch.setattr(fileio, "write_png", keep)
+    path = timeline.save_timeline(str(tmp_path / "t.png"), np.asarray(predicted), **kwargs)
+    (figure,) = drawn
+    image = matplotlib.image.imread(path)[..., :3]
+    width, height = figure.get_size_inches() * 100  # saved at 100 dpi
+    assert image.shape[:2] == (round(height), round(width)) and image.std() > 0.05  # not blank
+    return image, figure
+
+
+def _pixels_of(image, rgb, tolerance=0.01):
+    return (np.abs(image - np.asarray(rgb[:3])) <= tolerance).all(axis=-1)
+
+
+def test_names_are_not_crossed_by_cell_borders_and_each_second_stays_marked(tmp_path, monkeypatch):
+    event = 5  # "Female speech, woman speaking": a long name across 10 one-second cells
+    image, _ = _render(tmp_path, monkeypatch, np.full(10, event))
+    rows, columns = np.nonzero(_pixels_of(image, timeline.colour(event)))
+    top, bottom, left, right = rows.min(), rows.max(), columns.min(), columns.max()
+    white = (image > 0.95).all(axis=-1)
+    # Across the middle of the row, where the name is, no white border between the cells.
+    middle = white[(top + bottom) // 2, left : right + 1]
+    assert not middle.any()
+    # At the row's top edge, a white mark at each of the 9 inner seconds.
+    edge = white[top + 1, left : right + 1].astype(int)
+    assert np.count_nonzero(np.diff(edge) == 1) == 9
+
+
+def test_background_is_named_in_a_legend_above_the_rows(tmp_path, monkeypatch):
+    predicted = np.full(10, constants.BACKGROUND)
+    predicted[3:6] = 2
+    image, figure = _render(tmp_path, monkeypatch, predicted, truth=predicted)
+    legends = [axes.get_legend() for axes in figure.axes if axes.get_legend()]
+    assert [t.get_text() for legend in legends for t in legend.get_texts()] == [
+        timeline.BACKGROUND_LEGEND
+    ]
+    grey = np.nonzero(_pixels_of(image, timeline.colour(constants.BACKGROUND)))[0]
+    event_top = np.nonzero(_pixels_of(image, timeline.colour(2)))[0].min()
+    assert grey.min() < event_top - 5  # the legend's grey swatch, above the top row
+
+
+def test_the_probability_strip_has_a_labelled_axis_with_ticks(tmp_path, monkeypatch):
+    probabilities = np.linspace(0.55, 0.95, 12)
+    image, figure = _render(tmp_path, monkeypatch, np.full(12, 2), probabilities=probabilities)
+    (strip,) = [axes for axes in figure.axes if axes.get_ylabel() == timeline.PROBABILITY_LABEL]
+    assert {0.0, 0.5, 1.0} <= set(strip.get_yticks()) and strip.get_ylim() == (0, 1.05)
+    assert [label.get_text() for label in strip.get_yticklabels() if label.get_text()] == [
+        "0",
+        "0.5",
+        "1",
+    ]
+    assert list(strip.get_xticks()) == list(range(13))  # seconds, as the rows above
+    # the strip is drawn: its line's dots span the probabilities' range, not a flat line
+    ((_, ys),) = [line.get_data() for line in strip.get_lines() if line.get_marker() == "o"]
+    np.testing.assert_allclose(ys, probabilities)
+    low, high = (strip.transData.transform((0.5, p))[1] for p in (0.55, 0.95))
+    assert high - low > 30  # pixels between the lowest and the highest probability

@@ -486,7 +486,7 @@ def _read_cases(directory, reference):
     """The cases write_reference wrote, with their directions."""
     cases = {}
     for name, case in reference["cases"].items():
-        arrays = dict(np.load(os.path.join(directory, f"{name}.npz")))
+        arrays = dict(np.load(os.path.join(directory, f"{name}.npz"), allow_pickle=False))
         arrays[DIRECTION] = np.array(case[DIRECTION], dtype=object)
         cases[name] = arrays
     return cases
