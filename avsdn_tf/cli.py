@@ -174,10 +174,10 @@ def define_hparams(names=None, flag_values=FLAGS, helps=None):
             flags.DEFINE_string(name, None, help_text, flag_values=flag_values)
 
 
-def hparams_from_flags(names=None, flag_values=FLAGS, model=None):
+def hparams_from_flags(names=None, flag_values=FLAGS, model=None, run=None):
     """HParams from the command line: defaults (with the model's own for its supervision,
-    registry.default_hparams), then --hparams_file (when the command has it), then the
-    hyperparameter flags given.
+    registry.default_hparams; a resumed run's own instead, `run`), then --hparams_file (when the
+    command has it), then the hyperparameter flags given.
 
     Args:
         names: the HParams fields the command has flags for (default: all).
@@ -185,6 +185,8 @@ def hparams_from_flags(names=None, flag_values=FLAGS, model=None):
         model: the model a command without --model runs (e.g. experiments' cross_modal table):
             its own defaults apply under the file and flags, whatever model the file names;
             default: the file's model, else the common default.
+        run: the HParams of the run being resumed (train on an existing --model_dir): the
+            values under the file and flags, so only what is given is compared with the run.
     Returns:
         a validated HParams.
     Raises:
@@ -197,8 +199,12 @@ def hparams_from_flags(names=None, flag_values=FLAGS, model=None):
         for name in names or list(hparams.FIELDS)
         if name in flag_values and flag_values[name].value is not None
     }
+    if run is not None:
+        base = hparams.load(path, base=run) if path else run
     model = given.get("model", model or base.model)
-    if registry.has_defaults(model):  # the model's own defaults, under the file and flags
+    if run is None and registry.has_defaults(
+        model
+    ):  # the model's own defaults, under the file and flags
         defaults = registry.default_hparams(model, given.get("supervision", base.supervision))
         base = hparams.load(path, base=defaults) if path else defaults
     return hparams.from_dict(given, source="command-line flags", base=base)

@@ -7,6 +7,7 @@ only an offset). Writing data directories is the data layer's (avsdn_tf/data/).
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import re
 
@@ -70,6 +71,24 @@ def write(data_dir, info):
         info: a DatasetInfo.
     """
     fileio.write_json(os.path.join(data_dir, constants.DATASET_INFO_FILE), info.to_json())
+
+    def signature(self):
+        """What identifies this data, wherever its directory is: what a run records of the data it
+        was trained on, so a resumed run is refused other data.
+
+        Returns:
+            {"audio_dim": A, "visual_shape": [V] or [H, W, C], "num_segments": T or None,
+            "videos": {split: count}, "info_md5": the MD5 of dataset_info.json's content (its
+            splits, shards, class names, sources and generator), written canonically}.
+        """
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return {
+            "audio_dim": self.audio_dim,
+            "visual_shape": list(self.visual_shape),
+            "num_segments": self.num_segments,
+            "videos": {name: split["videos"] for name, split in sorted(self.splits.items())},
+            "info_md5": hashlib.md5(canonical.encode("utf-8")).hexdigest(),
+        }
 
 
 def read(data_dir):

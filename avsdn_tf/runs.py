@@ -66,6 +66,20 @@ class RunDir:
     def read_state(self):
         return fileio.read_json(self.state) if tf.io.gfile.exists(self.state) else None
 
+    def recorded_hparams(self):
+        """The hyperparameters config.json records, to resume the run with.
+
+        Returns:
+            HParams, or None when there is no config.json or it is of a format train cannot
+            resume (train then says so).
+        Raises:
+            UserError: naming config.json's hparams field, when a value is malformed.
+        """
+        config = self.read_config()
+        if not config or config.get("run_format", 1) < RUN_FORMAT:
+            return None
+        return hparams.from_dict(config.get("hparams", {}), source=f"{self.config} field hparams")
+
 
 # The run directory's format: 2 since the model carries its normalisation (avsdn-tf 0.2.0).
 # Runs without "run_format" in config.json were written before and cannot be loaded.

@@ -76,7 +76,8 @@ def main(argv):
     cli.configure_threads()
     if FLAGS.cpu_devices:
         strategies.split_cpu(FLAGS.cpu_devices)
-    hp = cli.hparams_from_flags()
+    # An existing run is resumed with its own hyperparameters; only those given are compared.
+    hp = cli.hparams_from_flags(run=runs.RunDir(FLAGS.model_dir).recorded_hparams())
     registry.check_name(hp.model)  # before any file is read: a mistyped model is the message
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
     lock = (

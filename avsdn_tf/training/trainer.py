@@ -195,11 +195,82 @@ class SelectOnValidation(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _check_resumable(run, config, info):
-    """A run directory may only be resumed by the same model, supervision and data dims."""
+# Hyperparameters a resumed run may be given other values of: `epochs` (more of them trains the
+# run further, recorded in config.json's "epochs_extended"), and `cache_gb`, which only decides
+# whether the data is kept in memory (config.json's data_in_memory, compared on its own).
+RESUME_MAY_CHANGE = ("epochs", "cache_gb")
+
+
+def resume_differences(saved, config):
+    """[(field, the run's value, the given value)] that refuse resuming the run of `saved`.
+
+    Every hyperparameter but RESUME_MAY_CHANGE is compared (a field an older config.json lacks
+    as its default), `epochs` only when fewer are given than the run's, max_videos and the
+    global batch size, and every field of the data signature the run recorded (an older run
+    recorded only the dims).
+
+    Args:
+        saved: the run's config.json. config: the config.json of the run asked for.
+    Returns:
+        list of (str field, run's value, given value), in config.json's order.
+    """
+    run_hp = {**hparams.HParams().to_dict(), **saved["hparams"]}
+    given = config["hparams"]
+    found = [
+        (f"hparams.{name}", run_hp[name], given[name])
+        for name in given
+        if name not in RESUME_MAY_CHANGE and run_hp[name] != given[name]
+    ]
+    if given["epochs"] < run_hp["epochs"]:
+        found.append(("hparams.epochs", run_hp["epochs"], given["epochs"]))
+    found += [
+        (name, saved[name], config[name])
+        for name in ("max_videos", "global_batch_size")
+        if name in saved and saved[name] != config[name]
+    ]
+    found += [
+        (f"data.{name}", value, config["data"].get(name))
+        for name, value in saved["data"].items()
+        if config["data"].get(name) != value
+    ]
+    return found
+
+
+def _resume_refusal(run, saved, differences):
+    """The one UserError listing every difference of a refused resume and how to go on."""
+    fields = "; ".join(
+        f"{field}: the run's {ran!r}, given {given!r}" for field, ran, given in differences
+    )
+    data_note = (
+        f" (the dims of the run being resumed and its data's signature: it was trained on "
+        f"{saved.get('data_dir')})"
+        if any(field.startswith("data.") for field, _, _ in differences)
+        else ""
+    )
+    return input_error(
+        run.config,
+        "the settings of the run being resumed",
+        f"{len(differences)} difference(s): {fields}{data_note}; nothing was changed. Train a "
+        "new run with a new `model_dir`, or resume this one with the settings its config.json "
+        "records (its hyperparameters are taken when only `model_dir` is given, or with "
+        f"`hparams_file`={run.config}), with `epochs` alone raised to train it further",
+    )
+
+
+def _check_resumable(run, config):
+    """A run directory is resumed only with its own settings (`epochs` raised is allowed).
+
+    Args:
+        run: the RunDir. config: the config.json of the run asked for (_run_config).
+    Returns:
+        the run's config.json, or None for a new run.
+    Raises:
+        errors.UserError: for a run of an older format, any difference (resume_differences),
+            or another way of reading the data (data_in_memory).
+    """
     saved = run.read_config()
     if saved is None:
-        return
+        return None
     if saved.get("run_format", 1) < RUN_FORMAT:
         raise input_error(
             f"{run.config} field run_format",
@@ -208,20 +279,9 @@ def _check_resumable(run, config, info):
             f"{saved.get('run_format', 'none')}: a run of an older version; use a new run"
             " directory",
         )
-    for key in ("model", "supervision", "selection"):
-        saved_value = saved["hparams"].get(key, getattr(hparams.HParams(), key))
-        if saved_value != config["hparams"][key]:
-            raise input_error(
-                f"{run.config} field hparams.{key}",
-                f"{config['hparams'][key]!r} to resume this run",
-                repr(saved_value),
-            )
-    if saved["data"] != data_signature(info):
-        raise input_error(
-            f"{run.config} field data",
-            f"the dims of the run being resumed {saved['data']}",
-            f"{data_signature(info)} in the data given (use a new `model_dir`)",
-        )
+    differences = resume_differences(saved, config)
+    if differences:
+        raise _resume_refusal(run, saved, differences)
     # Data in memory and data read every epoch come in different orders: a resumed run must keep its
     # way.
     if "data_in_memory" in saved and saved["data_in_memory"] != config["data_in_memory"]:
@@ -231,6 +291,7 @@ def _check_resumable(run, config, info):
             f"{saved['hparams'].get('cache_gb')})",
             f"{config['data_in_memory']} with cache_gb {config['hparams']['cache_gb']}",
         )
+    return saved
 
 
 def decide_cache(info, hp, include_noisy, max_videos, splits=None):
@@ -434,7 +495,7 @@ def _run_config(plan, init_weights):
         "hparams": plan.hp.to_dict(),
         # Recorded absolute, so evaluate and export find the data from any working directory.
         "data_dir": path if "://" in path else os.path.abspath(path),
-        "data": data_signature(info),
+        "data": info.signature(),
         "strategy": plan.strategy_name,
         "replicas": plan.replicas,
         "global_batch_size": plan.global_batch,
@@ -642,6 +703,24 @@ def _plan(task, data, model_dir, strategy_name, max_videos, log):
     return plan
 
 
+def _record_extension(plan, config, saved):
+    """Carry a resumed run's earlier extensions into its new config.json, and add this one when
+    `epochs` was raised: config.json then says how many epochs the checkpoints were trained for.
+
+    Args:
+        plan: the run's _Plan. config: the new config.json (changed in place). saved: the run's
+            config.json ({} for a new run).
+    """
+    extended = list(saved.get("epochs_extended", []))
+    ran = saved.get("hparams", {}).get("epochs")
+    if ran is not None and plan.hp.epochs > ran:
+        done = (plan.run.read_state() or {}).get("epochs_done", 0)
+        extended.append({"epochs": ran, "raised_to": plan.hp.epochs, "after_epoch": done})
+        plan.log(f"{plan.run.path}: training it further, epochs {ran} -> {plan.hp.epochs}")
+    if extended:
+        config["epochs_extended"] = extended
+
+
 def _finished(run, hp):
     """The metrics of a run directory that already finished these epochs, else None.
 
@@ -702,8 +781,7 @@ def train(
         task.import_weights(task.build(*_dims(data.info)), init_weights)
     plan = _plan(task, data, model_dir, strategy_name, max_videos, progress.log_for(verbose, log))
     config = _run_config(plan, init_weights)
-    _check_resumable(plan.run, config, data.info)
-    saved_config = plan.run.read_config() or {}
+    saved_config = _check_resumable(plan.run, config) or {}
     if saved_config.get("init_weights") and tf.io.gfile.exists(plan.run.last_checkpoint):
         # A resumed run started from imported weights; its checkpoint holds them (or their
         # fine-tuned successors), so they are recorded, not imported again.
@@ -712,6 +790,7 @@ def train(
     if finished is not None:
         plan.log(f"{model_dir} already finished; metrics in {plan.run.metrics}")
         return finished
+    _record_extension(plan, config, saved_config)
     if plan.chief:
         fileio.make_directories(os.path.join(model_dir, "checkpoints"))
         fileio.write_json(plan.run.config, config)
