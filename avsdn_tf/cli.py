@@ -10,14 +10,16 @@ becomes `--strategy: ...`), one line on stderr and exit status 2.
 """
 
 import re
+import signal
 import sys
+import threading
 import traceback
 
 from absl import app, flags
 from absl.flags import _helpers
 
 from avsdn_tf import constants, hparams, remote
-from avsdn_tf.errors import UserError
+from avsdn_tf.errors import Interrupted, UserError
 from avsdn_tf.models import registry
 from avsdn_tf.training import threads
 
@@ -248,7 +250,9 @@ def _use_flag_filesystems(flag_values):
 
 
 def run_main(main, flag_values=None, required=()):
-    """Wrap an absl main: a UserError prints one line on stderr and exits with status 2.
+    """Wrap an absl main: a UserError prints one line on stderr and exits with status 2; SIGINT
+    or SIGTERM prints one line saying what was kept and how to resume (interruption_line) and
+    exits with 130 or 143 (128 + the signal), the command's cleanup done (no traceback).
 
     Storage URLs among the flags get their filesystem first (s3:// needs tensorflow-io), and the
     process ends through remote.exit_process, which keeps the exit status once tensorflow-io's S3
@@ -273,6 +277,7 @@ def run_main(main, flag_values=None, required=()):
         """
         values = flag_values or flags.FLAGS
         user_error = False
+        handlers = _raise_on_signals()
         try:
             for name in required:
                 if values[name].value in (None, "", []):
@@ -284,16 +289,62 @@ def run_main(main, flag_values=None, required=()):
             status, user_error = 2, True
         except SystemExit as stop:
             status = stop.code
+        except KeyboardInterrupt as error:
+            print(interruption_line(error), file=sys.stderr)
+            status, user_error = 128 + getattr(error, "signum", signal.SIGINT), True
         except BaseException as error:
             if not remote.tensorflow_io_loaded():
                 raise
             traceback.print_exc()  # what the interpreter prints for an uncaught exception
             status = 130 if isinstance(error, KeyboardInterrupt) else 1
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
         if user_error or remote.tensorflow_io_loaded():
             remote.exit_process(status)  # sys.exit(status) unless tensorflow-io is loaded
         return status  # app.run exits with it
 
     return wrapped
+
+
+# What an interrupted command keeps when it says nothing more (errors.on_interrupt).
+INTERRUPTED_KEEPS = (
+    "every output is written whole or not at all (nothing half-written is left); rerun the "
+    "same command to go on from what was finished"
+)
+
+
+def interruption_line(error):
+    """The one line an interrupted command prints: the signal, what was kept, how to resume.
+
+    Args:
+        error: the KeyboardInterrupt (an errors.Interrupted from the runner's handlers).
+    Returns:
+        str "interrupted by SIGINT: ...".
+    """
+    name = signal.Signals(getattr(error, "signum", signal.SIGINT)).name
+    return f"interrupted by {name}: {getattr(error, 'kept', None) or INTERRUPTED_KEEPS}"
+
+
+def _raise_on_signals():
+    """SIGINT and SIGTERM raise errors.Interrupted in the main thread (the first one; later ones
+    are ignored while the command unwinds, so its cleanup runs whole).
+
+    Returns:
+        {signal number: the handler it had}, to restore; {} outside the main thread.
+    """
+
+    def interrupt(signum, frame):
+        for ignored in INTERRUPTING:
+            signal.signal(ignored, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, interrupt) for signum in INTERRUPTING}
+
+
+INTERRUPTING = (signal.SIGINT, signal.SIGTERM)
 
 
 def run(main, required=(), flags_parser=None):

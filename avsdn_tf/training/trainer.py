@@ -12,7 +12,7 @@ import time
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, fileio, hparams, progress
+from avsdn_tf import constants, dataset_info, errors, fileio, hparams, progress
 from avsdn_tf.data import normalization, pipeline
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import backbones, registry, tasks
@@ -139,6 +139,8 @@ class SelectOnValidation(keras.callbacks.Callback):
         self.history = state.get("history", [])
         self.stale_epochs = state.get("stale_epochs", 0)
         self.state = {key: value for key, value in state.items() if key != "previous"}
+        # The epoch last.keras holds: what an interruption keeps (interrupted_keeps).
+        self.saved_epochs = state.get("epochs_done", 0)
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -185,6 +187,7 @@ class SelectOnValidation(keras.callbacks.Callback):
         if improved:
             _save_keras(self.model, self.run.best_checkpoint, self.chief)
         _save_keras(self.model, self.run.last_checkpoint, self.chief)
+        self.saved_epochs = epoch + 1
         self.log(
             f"epoch {epoch + 1}/{self.hp.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
             f"{name.replace('_', ' ')} {val_accuracy:.4f}"
@@ -618,11 +621,13 @@ def _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch):
     if first_epoch >= hp.epochs or state.get("stopped_early"):
         return time.time() - started
     train_data = _training_data(plan, first_epoch, inject_nan_at_epoch)
-    callbacks = [SelectOnValidation(plan.run, val_data, hp, plan.chief, state, plan.task, plan.log)]
+    select = SelectOnValidation(plan.run, val_data, hp, plan.chief, state, plan.task, plan.log)
+    callbacks = [select]
     if plan.chief:
         callbacks.append(keras.callbacks.TensorBoard(plan.run.logs, write_graph=False))
     # fit runs the iterator inside its tf.function: a read error comes out of fit itself.
-    with train_data.reading():
+    interrupted = errors.on_interrupt(lambda: interrupted_keeps(plan.run, hp, select.saved_epochs))
+    with train_data.reading(), interrupted:
         model.fit(
             train_data.dataset,
             epochs=hp.epochs,
@@ -633,6 +638,22 @@ def _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch):
             shuffle=False,
         )
     return time.time() - started
+
+
+def interrupted_keeps(run, hp, epochs):
+    """What an interrupted training run keeps and how to resume it (errors.on_interrupt).
+
+    Args:
+        run: the RunDir. hp: its HParams. epochs: the epoch its last.keras holds (0: none).
+    Returns:
+        str, one clause of the runner's "interrupted by SIGINT: ..." line.
+    """
+    if not epochs:
+        return f"{run.path} has no complete epoch yet; rerun the same command to start it again"
+    return (
+        f"{run.path} keeps epoch {epochs} of {hp.epochs} ({run.last_checkpoint}); rerun the "
+        f"same command to resume after epoch {epochs}"
+    )
 
 
 def _final_metrics(plan, init_weights, seconds):
@@ -795,8 +816,11 @@ def train(
         fileio.make_directories(os.path.join(model_dir, "checkpoints"))
         fileio.write_json(plan.run.config, config)
     plan.steps_per_epoch = _steps_per_epoch(plan)
-    model, state, first_epoch = _model_and_state(plan, init_weights)
-    seconds = _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch)
-    if not plan.chief:
-        return {}  # the chief evaluates and writes metrics.json
-    return _final_metrics(plan, init_weights, seconds)
+    # Outside fit (loading, the final scores): the epochs state.json says are done.
+    done = lambda: (plan.run.read_state() or {}).get("epochs_done", 0)  # noqa: E731
+    with errors.on_interrupt(lambda: interrupted_keeps(plan.run, hp, done())):
+        model, state, first_epoch = _model_and_state(plan, init_weights)
+        seconds = _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch)
+        if not plan.chief:
+            return {}  # the chief evaluates and writes metrics.json
+        return _final_metrics(plan, init_weights, seconds)
