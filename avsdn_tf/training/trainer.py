@@ -16,7 +16,7 @@ from avsdn_tf import constants, dataset_info, errors, fileio, hparams, progress
 from avsdn_tf.data import normalization, pipeline
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import backbones, registry, tasks
-from avsdn_tf.runs import RUN_FORMAT, RunDir
+from avsdn_tf.runs import RUN_FORMAT, RunDir, read_run
 from avsdn_tf.training import evaluation, strategies
 
 
@@ -295,6 +295,13 @@ def _check_resumable(run, config):
             f"{config['data_in_memory']} with cache_gb {config['hparams']['cache_gb']}",
         )
     return saved
+
+
+def _check_described(run):
+    """Refuse, before anything is written, a run whose config.json does not describe its last
+    checkpoint (one an older train left so; registry.check_describes names the repair)."""
+    info = read_run(run.path, "last")
+    registry.check_describes(info, backbones.load_model(info.checkpoint, compile=False))
 
 
 def decide_cache(info, hp, include_noisy, max_videos, splits=None):
@@ -803,6 +810,8 @@ def train(
     plan = _plan(task, data, model_dir, strategy_name, max_videos, progress.log_for(verbose, log))
     config = _run_config(plan, init_weights)
     saved_config = _check_resumable(plan.run, config) or {}
+    if saved_config and tf.io.gfile.exists(plan.run.last_checkpoint):
+        _check_described(plan.run)
     if saved_config.get("init_weights") and tf.io.gfile.exists(plan.run.last_checkpoint):
         # A resumed run started from imported weights; its checkpoint holds them (or their
         # fine-tuned successors), so they are recorded, not imported again.

@@ -2,6 +2,7 @@
 every difference and changes nothing."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -108,3 +109,70 @@ def test_other_data_of_the_same_dims_is_refused(finished_run, tmp_path):
     assert f"the run's {recorded['data']['info_md5']!r}" in message
     assert f"it was trained on {recorded['data_dir']}" in message
     assert _files(run_dir) == before
+
+
+def _left_inconsistent(run_dir):
+    """What train in avsdn-tf 0.2.0 left after `--encoder_units 8 --learning_rate 0.01` on this
+    run: config.json rewritten with them, the checkpoints trained on at 16 units and 0.001."""
+    path = Path(run_dir) / "config.json"
+    config = json.loads(path.read_text())
+    config["hparams"].update(encoder_units=8, learning_rate=0.01)
+    path.write_text(json.dumps(config))
+
+
+def test_a_run_left_inconsistent_is_named_by_every_reader_with_its_repair(
+    finished_run, tiny_vector_data, tmp_path
+):
+    from avsdn_tf.models import registry
+
+    run_dir = _copy(finished_run, tmp_path)
+    _left_inconsistent(run_dir)
+    before = _files(run_dir)
+    config = run_dir / "config.json"
+    expected = (
+        rf"^{re.escape(str(config))}: expected a config\.json that describes the checkpoint "
+        rf"{re.escape(str(run_dir))}/checkpoints/(best|last)\.keras, found hparams\.learning_rate: "
+        r"config\.json's 0\.01, the checkpoint's 0\.001; weights: config\.json's \d+ weights, "
+        r"number \d+ of shape \[\d+, \d+\], the checkpoint's \d+, number \d+ of shape \[\d+, "
+        r"\d+\] \(.*\); repair it with: python -m avsdn_tf\.train --model_dir "
+        rf"{re.escape(str(run_dir))} --repair_config$"
+    )
+    # evaluate, export, predict, experiments' scoring and the tuner open runs with load_run.
+    for checkpoint in ("best", "last"):
+        with pytest.raises(UserError, match=expected):
+            registry.load_run(str(run_dir), checkpoint)
+    with pytest.raises(UserError, match=expected):  # train resuming it with its own settings
+        trainer.train(tiny_vector_data, str(run_dir), small_hparams(epochs=1, encoder_units=8,
+                      learning_rate=0.01), verbose=0)  # fmt: skip
+    evaluated = run_command("avsdn_tf.evaluate", "--model_dir", run_dir, "--split", "test")
+    assert evaluated.returncode == 2, evaluated.stderr[-2000:]
+    errors = [line for line in evaluated.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and re.match(expected, errors[0][len("error: ") :]), errors
+    assert _files(run_dir) == before
+
+
+def test_repair_config_rewrites_config_json_from_the_checkpoints(finished_run, tmp_path):
+    from avsdn_tf.models import registry
+
+    original = json.loads((Path(finished_run) / "config.json").read_text())
+    run_dir = _copy(finished_run, tmp_path)
+    _left_inconsistent(run_dir)
+    repaired = _train("--model_dir", run_dir, "--repair_config")
+    assert repaired.returncode == 0, repaired.stderr[-2000:]
+    assert repaired.stdout.splitlines() == [
+        "hparams.learning_rate: 0.01 -> 0.001",
+        "hparams.encoder_units: 8 -> 16",
+        f'{run_dir}/config.json now describes its checkpoints (its "repaired" lists this)',
+    ]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["hparams"] == original["hparams"]
+    assert config["repaired"] == [
+        {"field": "learning_rate", "was": 0.01, "now": 0.001},
+        {"field": "encoder_units", "was": 8, "now": 16},
+    ]
+    assert registry.load_run(str(run_dir)).hp.encoder_units == 16
+    again = _train("--model_dir", run_dir, "--repair_config")
+    assert again.returncode == 0
+    assert again.stdout.splitlines() == [
+        f"{run_dir}/config.json already describes its checkpoints; nothing changed"
+    ]
