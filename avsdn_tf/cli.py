@@ -328,7 +328,8 @@ def interruption_line(error):
 
 def _raise_on_signals():
     """SIGINT and SIGTERM raise errors.Interrupted in the main thread (the first one; later ones
-    are ignored while the command unwinds, so its cleanup runs whole).
+    are ignored while the command unwinds, so its cleanup runs whole); one the process started
+    with ignored stays ignored.
 
     Returns:
         {signal number: the handler it had}, to restore; {} outside the main thread.
@@ -341,7 +342,12 @@ def _raise_on_signals():
 
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signum: signal.signal(signum, interrupt) for signum in INTERRUPTING}
+    # A signal ignored from the start (nohup, a shell's background job) stays ignored.
+    return {
+        signum: signal.signal(signum, interrupt)
+        for signum in INTERRUPTING
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
 
 
 INTERRUPTING = (signal.SIGINT, signal.SIGTERM)

@@ -20,9 +20,14 @@ def test_a_signal_is_one_line_and_128_plus_its_number(signum, capsys):
         finally:
             cleaned.append(True)
 
-    before = signal.getsignal(signum)
-    with pytest.raises(SystemExit) as stopped:
-        cli.run_main(main, flag_values=flags.FlagValues())(["command"])
+    # Python's own handler, even under a runner that started the tests with SIGINT ignored.
+    before = signal.signal(signum, signal.default_int_handler)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.run_main(main, flag_values=flags.FlagValues())(["command"])
+        assert signal.getsignal(signum) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signum, before)
     assert stopped.value.code == 128 + signum  # 130 for SIGINT, 143 for SIGTERM
     assert cleaned == [True]
     name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
@@ -30,7 +35,6 @@ def test_a_signal_is_one_line_and_128_plus_its_number(signum, capsys):
         f"interrupted by {name}: every output is written whole or not at all (nothing "
         "half-written is left); rerun the same command to go on from what was finished"
     ]
-    assert signal.getsignal(signum) is before
 
 
 def test_the_innermost_block_that_knows_says_what_was_kept(capsys):
@@ -38,7 +42,25 @@ def test_the_innermost_block_that_knows_says_what_was_kept(capsys):
         with errors.on_interrupt(lambda: "outer"), errors.on_interrupt(lambda: "run/ keeps 3"):
             os.kill(os.getpid(), signal.SIGTERM)
 
-    with pytest.raises(SystemExit) as stopped:
-        cli.run_main(main, flag_values=flags.FlagValues())(["command"])
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.run_main(main, flag_values=flags.FlagValues())(["command"])
+    finally:
+        signal.signal(signal.SIGTERM, before)
     assert stopped.value.code == 143
     assert capsys.readouterr().err.splitlines() == ["interrupted by SIGTERM: run/ keeps 3"]
+
+
+def test_a_signal_the_process_started_with_ignored_stays_ignored():
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as nohup or a background job
+    try:
+
+        def main(argv):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return 0
+
+        assert cli.run_main(main, flag_values=flags.FlagValues())(["command"]) == 0
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -3,6 +3,8 @@ was kept, no temporaries left, and the rerun resumes from the last complete epoc
 
 import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from avsdn_tf.models import backbones
 from avsdn_tf.runs import RunDir
 from avsdn_tf.training import trainer
 
-from testlib import TINY_SPLITS, command_env, run_command, small_hparams
+from testlib import ROOT, TINY_SPLITS, command_env, small_hparams
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +23,26 @@ def uninterrupted(tiny_vector_data, tmp_path_factory):
     return trainer.train(tiny_vector_data, run_dir, small_hparams(epochs=3), verbose=0)
 
 
+def _default_signals():
+    """In the command: SIGINT and SIGTERM as a terminal gives them, even when the tests run with
+    them ignored (a background job of a script), which a process keeps."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _train(tiny_vector_data, tmp_path, run_dir, **env):
     hparams_file = tmp_path / "hparams.json"
     hparams_file.write_text(json.dumps(small_hparams(epochs=3).to_dict()))
     args = ["--data_dir", tiny_vector_data, "--model_dir", run_dir, "--hparams_file", hparams_file]
-    return run_command("avsdn_tf.train", *args, env=command_env(**env))
+    return subprocess.run(
+        [sys.executable, "-m", "avsdn_tf.train", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=command_env(**env),
+        preexec_fn=_default_signals,
+    )
 
 
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
