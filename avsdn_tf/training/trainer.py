@@ -25,7 +25,8 @@ class TrainingDiverged(UserError):
 
 
 def data_signature(info):
-    """What a run records of its data, to refuse resuming or scoring on data of other dims.
+    """The data's dims, which a resumed search must match (the tuner's search.json); a run
+    records more of its data (DatasetInfo.signature, these dims included).
 
     Args:
         info: a dataset_info.DatasetInfo.
