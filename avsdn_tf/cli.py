@@ -10,14 +10,16 @@ becomes `--strategy: ...`), one line on stderr and exit status 2.
 """
 
 import re
+import signal
 import sys
+import threading
 import traceback
 
 from absl import app, flags
 from absl.flags import _helpers
 
 from avsdn_tf import constants, hparams, remote
-from avsdn_tf.errors import UserError
+from avsdn_tf.errors import Interrupted, UserError
 from avsdn_tf.models import registry
 from avsdn_tf.training import threads
 
@@ -177,10 +179,10 @@ def define_hparams(names=None, flag_values=FLAGS, helps=None):
             flags.DEFINE_string(name, None, help_text, flag_values=flag_values)
 
 
-def hparams_from_flags(names=None, flag_values=FLAGS, model=None):
+def hparams_from_flags(names=None, flag_values=FLAGS, model=None, run=None):
     """HParams from the command line: defaults (with the model's own for its supervision,
-    registry.default_hparams), then --hparams_file (when the command has it), then the
-    hyperparameter flags given.
+    registry.default_hparams; a resumed run's own instead, `run`), then --hparams_file (when the
+    command has it), then the hyperparameter flags given.
 
     Args:
         names: the HParams fields the command has flags for (default: all).
@@ -188,6 +190,8 @@ def hparams_from_flags(names=None, flag_values=FLAGS, model=None):
         model: the model a command without --model runs (e.g. experiments' cross_modal table):
             its own defaults apply under the file and flags, whatever model the file names;
             default: the file's model, else the common default.
+        run: the HParams of the run being resumed (train on an existing --model_dir): the
+            values under the file and flags, so only what is given is compared with the run.
     Returns:
         a validated HParams.
     Raises:
@@ -200,8 +204,12 @@ def hparams_from_flags(names=None, flag_values=FLAGS, model=None):
         for name in names or list(hparams.FIELDS)
         if name in flag_values and flag_values[name].value is not None
     }
+    if run is not None:
+        base = hparams.load(path, base=run) if path else run
     model = given.get("model", model or base.model)
-    if registry.has_defaults(model):  # the model's own defaults, under the file and flags
+    if run is None and registry.has_defaults(
+        model
+    ):  # the model's own defaults, under the file and flags
         defaults = registry.default_hparams(model, given.get("supervision", base.supervision))
         base = hparams.load(path, base=defaults) if path else defaults
     return hparams.from_dict(given, source="command-line flags", base=base)
@@ -245,7 +253,9 @@ def _use_flag_filesystems(flag_values):
 
 
 def run_main(main, flag_values=None, required=()):
-    """Wrap an absl main: a UserError prints one line on stderr and exits with status 2.
+    """Wrap an absl main: a UserError prints one line on stderr and exits with status 2; SIGINT
+    or SIGTERM prints one line saying what was kept and how to resume (interruption_line) and
+    exits with 130 or 143 (128 + the signal), the command's cleanup done (no traceback).
 
     Storage URLs among the flags get their filesystem first (s3:// needs tensorflow-io), and the
     process ends through remote.exit_process, which keeps the exit status once tensorflow-io's S3
@@ -270,6 +280,7 @@ def run_main(main, flag_values=None, required=()):
         """
         values = flag_values or flags.FLAGS
         user_error = False
+        handlers = _raise_on_signals()
         try:
             for name in required:
                 if values[name].value in (None, "", []):
@@ -281,16 +292,68 @@ def run_main(main, flag_values=None, required=()):
             status, user_error = 2, True
         except SystemExit as stop:
             status = stop.code
+        except KeyboardInterrupt as error:
+            print(interruption_line(error), file=sys.stderr)
+            status, user_error = 128 + getattr(error, "signum", signal.SIGINT), True
         except BaseException as error:
             if not remote.tensorflow_io_loaded():
                 raise
             traceback.print_exc()  # what the interpreter prints for an uncaught exception
             status = 130 if isinstance(error, KeyboardInterrupt) else 1
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
         if user_error or remote.tensorflow_io_loaded():
             remote.exit_process(status)  # sys.exit(status) unless tensorflow-io is loaded
         return status  # app.run exits with it
 
     return wrapped
+
+
+# What an interrupted command keeps when it says nothing more (errors.on_interrupt).
+INTERRUPTED_KEEPS = (
+    "every output is written whole or not at all (nothing half-written is left); rerun the "
+    "same command to go on from what was finished"
+)
+
+
+def interruption_line(error):
+    """The one line an interrupted command prints: the signal, what was kept, how to resume.
+
+    Args:
+        error: the KeyboardInterrupt (an errors.Interrupted from the runner's handlers).
+    Returns:
+        str "interrupted by SIGINT: ...".
+    """
+    name = signal.Signals(getattr(error, "signum", signal.SIGINT)).name
+    return f"interrupted by {name}: {getattr(error, 'kept', None) or INTERRUPTED_KEEPS}"
+
+
+def _raise_on_signals():
+    """SIGINT and SIGTERM raise errors.Interrupted in the main thread (the first one; later ones
+    are ignored while the command unwinds, so its cleanup runs whole); one the process started
+    with ignored stays ignored.
+
+    Returns:
+        {signal number: the handler it had}, to restore; {} outside the main thread.
+    """
+
+    def interrupt(signum, frame):
+        for ignored in INTERRUPTING:
+            signal.signal(ignored, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    # A signal ignored from the start (nohup, a shell's background job) stays ignored.
+    return {
+        signum: signal.signal(signum, interrupt)
+        for signum in INTERRUPTING
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
+
+
+INTERRUPTING = (signal.SIGINT, signal.SIGTERM)
 
 
 def run(main, required=(), flags_parser=None):

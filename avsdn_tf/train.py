@@ -59,6 +59,26 @@ def define_flags():
         )
     )
     cli.define(*cli.THREAD_FLAGS)
+    flags.DEFINE_bool(
+        "repair_config",
+        False,
+        "Rewrite --model_dir's config.json so it describes its checkpoints, and do nothing else: "
+        "the training settings they record (learning rate and schedule, clip_norm, ...) and the "
+        "layer widths their weights have. For a run an older train left inconsistent (it "
+        "rewrote config.json when resuming with other flags); every command names this flag "
+        "for such a run.",
+    )
+
+
+def _repair(model_dir):
+    """--repair_config: rewrite the run's config.json from its checkpoints, say what changed."""
+    changed = registry.repair_config(model_dir)
+    if not changed:
+        print(f"{model_dir}/config.json already describes its checkpoints; nothing changed")
+        return
+    for name, was, now in changed:
+        print(f"hparams.{name}: {was!r} -> {now!r}")
+    print(f'{model_dir}/config.json now describes its checkpoints (its "repaired" lists this)')
 
 
 def main(argv):
@@ -74,9 +94,14 @@ def main(argv):
         print(registry.describe())
         return
     cli.configure_threads()
+    if FLAGS.repair_config:
+        with locks.directory_lock(FLAGS.model_dir, "`model_dir`", wait=FLAGS.wait):
+            _repair(FLAGS.model_dir)
+        return
     if FLAGS.cpu_devices:
         strategies.split_cpu(FLAGS.cpu_devices)
-    hp = cli.hparams_from_flags()
+    # An existing run is resumed with its own hyperparameters; only those given are compared.
+    hp = cli.hparams_from_flags(run=runs.RunDir(FLAGS.model_dir).recorded_hparams())
     registry.check_name(hp.model)  # before any file is read: a mistyped model is the message
     data_dir = FLAGS.data_dir or synthetic.ensure_default_dataset()
     lock = (

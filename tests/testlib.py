@@ -55,13 +55,22 @@ def copy_with_damaged_shard(source, destination, shard, damage):
         source: the data directory to copy.
         destination: a pathlib.Path that does not exist yet (the copy).
         shard: the shard's file name.
-        damage: "overwrite" (200 bytes in its middle) or "truncate" (cut to just over half its
-            size, not at a record's end).
+        damage: "overwrite" (200 bytes in its middle), "truncate" (cut to just over half its
+            size, not at a record's end) or "half_records" (cut at a record's end: the first
+            half of its records kept, each whole).
     Returns:
         (str copy, str path of the damaged shard in it).
     """
     shutil.copytree(source, destination)
     path = Path(destination) / shard
+    if damage == "half_records":
+        import tensorflow as tf
+
+        kept = [record.numpy() for record in tf.data.TFRecordDataset(str(path))]
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for record in kept[: len(kept) // 2]:
+                writer.write(record)
+        return str(destination), str(path)
     content = bytearray(path.read_bytes())
     middle = len(content) // 2
     if damage == "overwrite":

@@ -120,13 +120,28 @@ def write(directory, records, search_config):
                 "best_epoch": best["best_epoch"],
                 "data_dir": search_config["data_dir"],
                 "tuner": search_config["tuner"],
-                "usage": (
-                    f"python -m avsdn_tf.train --data_dir {search_config['data_dir']} "
-                    f"--hparams_file {os.path.join(directory, BEST_FILE)}"
-                ),
+                "usage": train_command(directory, search_config, best["hparams"]["model"]),
             },
         )
     return best
+
+
+def train_command(directory, search_config, model):
+    """The command that trains the best hyperparameters into a new run, beside the search
+    (best_hparams.json's "usage" and the search's last line).
+
+    Args:
+        directory: the search directory. search_config: the search's settings (its data_dir).
+        model: the best trial's model.
+    Returns:
+        str: `python -m avsdn_tf.train --data_dir D --hparams_file DIRECTORY/best_hparams.json
+        --model_dir PARENT/MODEL-tuned`.
+    """
+    run_dir = os.path.join(os.path.dirname(directory.rstrip("/")), f"{model}-tuned")
+    return (
+        f"python -m avsdn_tf.train --data_dir {search_config['data_dir']} "
+        f"--hparams_file {os.path.join(directory, BEST_FILE)} --model_dir {run_dir}"
+    )
 
 
 def _format(value):

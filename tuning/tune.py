@@ -224,12 +224,13 @@ def _print_results(directory, tuner, records, tuner_name, base):
     print(f"trials: {os.path.join(directory, results.TRIALS_FILE)}")
 
 
-def _print_best(directory, best, data_path):
-    """Print the best trial and the command that trains it, or refuse when none completed.
+def _print_best(directory, best, config):
+    """Print the best trial, the search's epochs and the command that trains the best
+    hyperparameters into a new run; or refuse when no trial completed.
 
     Args:
         directory: the search directory. best: results.write's best record, or None.
-        data_path: the data directory, for the train command shown.
+        config: the search's settings (make_tuner's config: data_dir, tuner, base_hparams).
     Raises:
         errors.UserError: naming trials.json when no trial completed.
     """
@@ -239,10 +240,20 @@ def _print_best(directory, best, data_path):
             f"(see the messages in {os.path.join(directory, results.TRIALS_FILE)})"
         )
     best_file = os.path.join(directory, results.BEST_FILE)
+    command = results.train_command(directory, config, best["hparams"]["model"])
+    epochs = config["base_hparams"]["epochs"]
+    per_trial = (
+        f"at most {epochs} epochs per trial (Hyperband's rounds give fewer)"
+        if config["tuner"] == "hyperband"
+        else f"{epochs} epochs per trial"
+    )
     print(
         f"best: trial {best['trial_id']}, val frame accuracy {best[results.OBJECTIVE]:.4f};"
-        f" hyperparameters in {best_file}\ntrain it: python -m avsdn_tf.train"
-        f" --data_dir {data_path} --hparams_file {best_file}"
+        f" hyperparameters in {best_file}\n"
+        f"the search's --epochs was {epochs}: {per_trial}; the best trial trained"
+        f" {best['hparams']['epochs']}, the epochs {results.BEST_FILE} holds (add --epochs N to"
+        " train longer)\n"
+        f"train it in a new run: {command}"
     )
 
 
@@ -310,7 +321,7 @@ def run_search(
     records = results.trial_records(tuner)
     best = results.write(directory, records, config)
     _print_results(directory, tuner, records, tuner_name, base)
-    _print_best(directory, best, data.path)
+    _print_best(directory, best, config)
     return best
 
 

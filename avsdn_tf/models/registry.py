@@ -8,7 +8,7 @@ one line here (docs/architecture.md, "Adding a model").
 import dataclasses
 import functools
 
-from avsdn_tf import hparams, runs
+from avsdn_tf import fileio, hparams, runs
 from avsdn_tf.errors import argument_error, input_error
 from avsdn_tf.models import avel, avsdn, backbones, tasks
 from avsdn_tf.models.avdln import task as avdln_task
@@ -216,6 +216,153 @@ class LoadedRun(runs.RunInfo):
         return statistics
 
 
+# The hyperparameters that set weight shapes (layer widths): what repair_config infers from a
+# checkpoint's weights.
+SHAPE_FIELDS = (
+    "encoder_units",
+    "fusion_units",
+    "lstm_units",
+    "classifier_units",
+    "attention_units",
+)
+
+
+def _weight_shapes(hp, info):
+    """The weight shapes of the model `hp` builds on the run's dims."""
+    built = task_for(hp).build(info.audio_dim, info.visual_shape, info.num_segments)
+    return [tuple(weight.shape) for weight in built.weights]
+
+
+def checkpoint_differences(info, model):
+    """Where the run's config.json does not describe its checkpoint.
+
+    Args:
+        info: the run's runs.RunInfo (config.json's hyperparameters, the checkpoint's path).
+        model: the Keras model loaded from info.checkpoint.
+    Returns:
+        [(field, config.json's value, the checkpoint's)]: the training settings the checkpoint
+        records (runs.training_differences), and "weights" when the model config.json's
+        hyperparameters build has other weight shapes than the checkpoint.
+    """
+    found = runs.training_differences(info.hp, info.checkpoint)
+    described = _weight_shapes(info.hp, info)
+    held = [tuple(weight.shape) for weight in model.weights]
+    if described != held:
+        first = next(
+            (i for i, pair in enumerate(zip(described, held)) if pair[0] != pair[1]),
+            min(len(described), len(held)),
+        )
+        found.append(
+            (
+                "weights",
+                runs.Described(
+                    f"{len(described)} weights, number {first + 1} of shape "
+                    f"{list(described[first]) if first < len(described) else None}"
+                ),
+                runs.Described(
+                    f"{len(held)}, number {first + 1} of shape "
+                    f"{list(held[first]) if first < len(held) else None}"
+                ),
+            )
+        )
+    return found
+
+
+def check_describes(info, model):
+    """Refuse a run whose config.json does not describe its checkpoint (checkpoint_differences).
+
+    Raises:
+        UserError: runs.inconsistent_run_error, naming the command that repairs it.
+    """
+    differences = checkpoint_differences(info, model)
+    if differences:
+        raise runs.inconsistent_run_error(info.path, info.checkpoint, differences)
+
+
+def _infer_widths(hp, info, target):
+    """hp with the layer widths (SHAPE_FIELDS) whose model has the weight shapes `target`.
+
+    Only the widths that change the model's shapes are searched, each over the sizes found in
+    `target`, one at a time (each width shapes its own layers), for as many rounds as widths.
+
+    Args:
+        hp: the HParams to start from. info: the run's RunInfo (its dims). target: the
+            checkpoint's weight shapes.
+    Returns:
+        HParams.
+    Raises:
+        UserError: naming the checkpoint, when no widths give its shapes.
+    """
+    shapes = _weight_shapes(hp, info)
+    if shapes == target:
+        return hp
+
+    def mismatches(candidate):
+        built = _weight_shapes(candidate, info)
+        return sum(a != b for a, b in zip(built, target)) + abs(len(built) - len(target))
+
+    widths = [
+        name
+        for name in SHAPE_FIELDS
+        if _weight_shapes(hp.replace(**{name: getattr(hp, name) + 1}), info) != shapes
+    ]
+    sizes = sorted({size for shape in target for size in shape})
+    for _ in widths:
+        for name in widths:
+            options = [hp] + [hp.replace(**{name: size}) for size in sizes]
+            hp = min(options, key=mismatches)
+            if _weight_shapes(hp, info) == target:
+                return hp
+    raise input_error(
+        info.checkpoint,
+        f"weights a {hp.model!r} model of some layer widths ({', '.join(widths)}) has",
+        "shapes no widths give; train a new run with a new --model_dir",
+    )
+
+
+def repair_config(path):
+    """Rewrite a run's config.json so it describes its checkpoints: the training settings the
+    checkpoints record (runs.checkpoint_training) and the layer widths their weights have.
+
+    For a run an older train left inconsistent (it rewrote config.json when resuming with other
+    flags, and trained on with the checkpoint's). Other fields are kept; config.json's
+    "repaired" lists what changed.
+
+    Args:
+        path: the run directory.
+    Returns:
+        [(field, config.json's old value, the new one)]; [] when it already described them.
+    Raises:
+        UserError: for everything runs.read_run refuses, or checkpoints no hyperparameters
+            describe.
+    """
+    info = runs.read_run(path, "last")
+    model = backbones.load_model(info.checkpoint, compile=False)
+    changes = {
+        field.split(".", 1)[1]: value
+        for field, _, value in runs.training_differences(info.hp, info.checkpoint)
+    }
+    hp = info.hp.replace(**changes)
+    hp = _infer_widths(hp, info, [tuple(weight.shape) for weight in model.weights]).validate()
+    old = info.hp.to_dict()
+    changed = [
+        (name, old[name], value) for name, value in hp.to_dict().items() if old[name] != value
+    ]
+    if not changed:
+        return []
+    config = {**info.config, "hparams": hp.to_dict()}
+    for checkpoint in runs.CHECKPOINT_CHOICES:  # both checkpoints, as the repaired config says
+        repaired = runs.read_run(path, checkpoint)
+        repaired = runs.RunInfo(path, repaired.checkpoint, config, hp)
+        check_describes(repaired, backbones.load_model(repaired.checkpoint, compile=False))
+    config["repaired"] = [
+        *info.config.get("repaired", []),
+        *({"field": name, "was": was, "now": now} for name, was, now in changed),
+    ]
+    fileio.write_json(runs.RunDir(path).config, config)
+    return changed
+
+
 def load_run(path, checkpoint="best", compile=False):
     """Open a run directory written by train and load its model (runs.read_run, then Keras).
 
@@ -227,7 +374,8 @@ def load_run(path, checkpoint="best", compile=False):
         LoadedRun.
     Raises:
         UserError: naming the directory or file, for everything runs.read_run refuses, a
-        checkpoint Keras cannot load, or one without the normalisation its model carries.
+        checkpoint Keras cannot load, one without the normalisation its model carries, or one
+        its config.json does not describe (check_describes).
     """
     info = runs.read_run(path, checkpoint)
     try:
@@ -240,4 +388,5 @@ def load_run(path, checkpoint="best", compile=False):
         ) from None
     if task_for(info.hp).normalized and not backbones.normalization_layers(model):
         raise runs.old_run_error(info.checkpoint, runs.RunDir(path).config)
+    check_describes(info, model)
     return LoadedRun(info, model)

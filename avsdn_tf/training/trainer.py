@@ -12,11 +12,11 @@ import time
 import keras
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, fileio, hparams, progress
+from avsdn_tf import constants, dataset_info, errors, fileio, hparams, progress
 from avsdn_tf.data import normalization, pipeline
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import backbones, registry, tasks
-from avsdn_tf.runs import RUN_FORMAT, RunDir
+from avsdn_tf.runs import RUN_FORMAT, RunDir, read_run
 from avsdn_tf.training import evaluation, strategies
 
 
@@ -25,7 +25,8 @@ class TrainingDiverged(UserError):
 
 
 def data_signature(info):
-    """What a run records of its data, to refuse resuming or scoring on data of other dims.
+    """The data's dims, which a resumed search must match (the tuner's search.json); a run
+    records more of its data (DatasetInfo.signature, these dims included).
 
     Args:
         info: a dataset_info.DatasetInfo.
@@ -139,6 +140,8 @@ class SelectOnValidation(keras.callbacks.Callback):
         self.history = state.get("history", [])
         self.stale_epochs = state.get("stale_epochs", 0)
         self.state = {key: value for key, value in state.items() if key != "previous"}
+        # The epoch last.keras holds: what an interruption keeps (interrupted_keeps).
+        self.saved_epochs = state.get("epochs_done", 0)
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -185,6 +188,7 @@ class SelectOnValidation(keras.callbacks.Callback):
         if improved:
             _save_keras(self.model, self.run.best_checkpoint, self.chief)
         _save_keras(self.model, self.run.last_checkpoint, self.chief)
+        self.saved_epochs = epoch + 1
         self.log(
             f"epoch {epoch + 1}/{self.hp.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
             f"{name.replace('_', ' ')} {val_accuracy:.4f}"
@@ -195,11 +199,82 @@ class SelectOnValidation(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _check_resumable(run, config, info):
-    """A run directory may only be resumed by the same model, supervision and data dims."""
+# Hyperparameters a resumed run may be given other values of: `epochs` (more of them trains the
+# run further, recorded in config.json's "epochs_extended"), and `cache_gb`, which only decides
+# whether the data is kept in memory (config.json's data_in_memory, compared on its own).
+RESUME_MAY_CHANGE = ("epochs", "cache_gb")
+
+
+def resume_differences(saved, config):
+    """[(field, the run's value, the given value)] that refuse resuming the run of `saved`.
+
+    Every hyperparameter but RESUME_MAY_CHANGE is compared (a field an older config.json lacks
+    as its default), `epochs` only when fewer are given than the run's, max_videos and the
+    global batch size, and every field of the data signature the run recorded (an older run
+    recorded only the dims).
+
+    Args:
+        saved: the run's config.json. config: the config.json of the run asked for.
+    Returns:
+        list of (str field, run's value, given value), in config.json's order.
+    """
+    run_hp = {**hparams.HParams().to_dict(), **saved["hparams"]}
+    given = config["hparams"]
+    found = [
+        (f"hparams.{name}", run_hp[name], given[name])
+        for name in given
+        if name not in RESUME_MAY_CHANGE and run_hp[name] != given[name]
+    ]
+    if given["epochs"] < run_hp["epochs"]:
+        found.append(("hparams.epochs", run_hp["epochs"], given["epochs"]))
+    found += [
+        (name, saved[name], config[name])
+        for name in ("max_videos", "global_batch_size")
+        if name in saved and saved[name] != config[name]
+    ]
+    found += [
+        (f"data.{name}", value, config["data"].get(name))
+        for name, value in saved["data"].items()
+        if config["data"].get(name) != value
+    ]
+    return found
+
+
+def _resume_refusal(run, saved, differences):
+    """The one UserError listing every difference of a refused resume and how to go on."""
+    fields = "; ".join(
+        f"{field}: the run's {ran!r}, given {given!r}" for field, ran, given in differences
+    )
+    data_note = (
+        f" (the dims of the run being resumed and its data's signature: it was trained on "
+        f"{saved.get('data_dir')})"
+        if any(field.startswith("data.") for field, _, _ in differences)
+        else ""
+    )
+    return input_error(
+        run.config,
+        "the settings of the run being resumed",
+        f"{len(differences)} difference(s): {fields}{data_note}; nothing was changed. Train a "
+        "new run with a new `model_dir`, or resume this one with the settings its config.json "
+        "records (its hyperparameters are taken when only `model_dir` is given, or with "
+        f"`hparams_file`={run.config}), with `epochs` alone raised to train it further",
+    )
+
+
+def _check_resumable(run, config):
+    """A run directory is resumed only with its own settings (`epochs` raised is allowed).
+
+    Args:
+        run: the RunDir. config: the config.json of the run asked for (_run_config).
+    Returns:
+        the run's config.json, or None for a new run.
+    Raises:
+        errors.UserError: for a run of an older format, any difference (resume_differences),
+            or another way of reading the data (data_in_memory).
+    """
     saved = run.read_config()
     if saved is None:
-        return
+        return None
     if saved.get("run_format", 1) < RUN_FORMAT:
         raise input_error(
             f"{run.config} field run_format",
@@ -208,20 +283,9 @@ def _check_resumable(run, config, info):
             f"{saved.get('run_format', 'none')}: a run of an older version; use a new run"
             " directory",
         )
-    for key in ("model", "supervision", "selection"):
-        saved_value = saved["hparams"].get(key, getattr(hparams.HParams(), key))
-        if saved_value != config["hparams"][key]:
-            raise input_error(
-                f"{run.config} field hparams.{key}",
-                f"{config['hparams'][key]!r} to resume this run",
-                repr(saved_value),
-            )
-    if saved["data"] != data_signature(info):
-        raise input_error(
-            f"{run.config} field data",
-            f"the dims of the run being resumed {saved['data']}",
-            f"{data_signature(info)} in the data given (use a new `model_dir`)",
-        )
+    differences = resume_differences(saved, config)
+    if differences:
+        raise _resume_refusal(run, saved, differences)
     # Data in memory and data read every epoch come in different orders: a resumed run must keep its
     # way.
     if "data_in_memory" in saved and saved["data_in_memory"] != config["data_in_memory"]:
@@ -231,6 +295,14 @@ def _check_resumable(run, config, info):
             f"{saved['hparams'].get('cache_gb')})",
             f"{config['data_in_memory']} with cache_gb {config['hparams']['cache_gb']}",
         )
+    return saved
+
+
+def _check_described(run):
+    """Refuse, before anything is written, a run whose config.json does not describe its last
+    checkpoint (one an older train left so; registry.check_describes names the repair)."""
+    info = read_run(run.path, "last")
+    registry.check_describes(info, backbones.load_model(info.checkpoint, compile=False))
 
 
 def decide_cache(info, hp, include_noisy, max_videos, splits=None):
@@ -434,7 +506,7 @@ def _run_config(plan, init_weights):
         "hparams": plan.hp.to_dict(),
         # Recorded absolute, so evaluate and export find the data from any working directory.
         "data_dir": path if "://" in path else os.path.abspath(path),
-        "data": data_signature(info),
+        "data": info.signature(),
         "strategy": plan.strategy_name,
         "replicas": plan.replicas,
         "global_batch_size": plan.global_batch,
@@ -557,11 +629,13 @@ def _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch):
     if first_epoch >= hp.epochs or state.get("stopped_early"):
         return time.time() - started
     train_data = _training_data(plan, first_epoch, inject_nan_at_epoch)
-    callbacks = [SelectOnValidation(plan.run, val_data, hp, plan.chief, state, plan.task, plan.log)]
+    select = SelectOnValidation(plan.run, val_data, hp, plan.chief, state, plan.task, plan.log)
+    callbacks = [select]
     if plan.chief:
         callbacks.append(keras.callbacks.TensorBoard(plan.run.logs, write_graph=False))
     # fit runs the iterator inside its tf.function: a read error comes out of fit itself.
-    with train_data.reading():
+    interrupted = errors.on_interrupt(lambda: interrupted_keeps(plan.run, hp, select.saved_epochs))
+    with train_data.reading(), interrupted:
         model.fit(
             train_data.dataset,
             epochs=hp.epochs,
@@ -572,6 +646,22 @@ def _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch):
             shuffle=False,
         )
     return time.time() - started
+
+
+def interrupted_keeps(run, hp, epochs):
+    """What an interrupted training run keeps and how to resume it (errors.on_interrupt).
+
+    Args:
+        run: the RunDir. hp: its HParams. epochs: the epoch its last.keras holds (0: none).
+    Returns:
+        str, one clause of the runner's "interrupted by SIGINT: ..." line.
+    """
+    if not epochs:
+        return f"{run.path} has no complete epoch yet; rerun the same command to start it again"
+    return (
+        f"{run.path} keeps epoch {epochs} of {hp.epochs} ({run.last_checkpoint}); rerun the "
+        f"same command to resume after epoch {epochs}"
+    )
 
 
 def _final_metrics(plan, init_weights, seconds):
@@ -642,6 +732,24 @@ def _plan(task, data, model_dir, strategy_name, max_videos, log):
     return plan
 
 
+def _record_extension(plan, config, saved):
+    """Carry a resumed run's earlier extensions into its new config.json, and add this one when
+    `epochs` was raised: config.json then says how many epochs the checkpoints were trained for.
+
+    Args:
+        plan: the run's _Plan. config: the new config.json (changed in place). saved: the run's
+            config.json ({} for a new run).
+    """
+    extended = list(saved.get("epochs_extended", []))
+    ran = saved.get("hparams", {}).get("epochs")
+    if ran is not None and plan.hp.epochs > ran:
+        done = (plan.run.read_state() or {}).get("epochs_done", 0)
+        extended.append({"epochs": ran, "raised_to": plan.hp.epochs, "after_epoch": done})
+        plan.log(f"{plan.run.path}: training it further, epochs {ran} -> {plan.hp.epochs}")
+    if extended:
+        config["epochs_extended"] = extended
+
+
 def _finished(run, hp):
     """The metrics of a run directory that already finished these epochs, else None.
 
@@ -702,8 +810,9 @@ def train(
         task.import_weights(task.build(*_dims(data.info)), init_weights)
     plan = _plan(task, data, model_dir, strategy_name, max_videos, progress.log_for(verbose, log))
     config = _run_config(plan, init_weights)
-    _check_resumable(plan.run, config, data.info)
-    saved_config = plan.run.read_config() or {}
+    saved_config = _check_resumable(plan.run, config) or {}
+    if saved_config and tf.io.gfile.exists(plan.run.last_checkpoint):
+        _check_described(plan.run)
     if saved_config.get("init_weights") and tf.io.gfile.exists(plan.run.last_checkpoint):
         # A resumed run started from imported weights; its checkpoint holds them (or their
         # fine-tuned successors), so they are recorded, not imported again.
@@ -712,12 +821,16 @@ def train(
     if finished is not None:
         plan.log(f"{model_dir} already finished; metrics in {plan.run.metrics}")
         return finished
+    _record_extension(plan, config, saved_config)
     if plan.chief:
         fileio.make_directories(os.path.join(model_dir, "checkpoints"))
         fileio.write_json(plan.run.config, config)
     plan.steps_per_epoch = _steps_per_epoch(plan)
-    model, state, first_epoch = _model_and_state(plan, init_weights)
-    seconds = _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch)
-    if not plan.chief:
-        return {}  # the chief evaluates and writes metrics.json
-    return _final_metrics(plan, init_weights, seconds)
+    # Outside fit (loading, the final scores): the epochs state.json says are done.
+    done = lambda: (plan.run.read_state() or {}).get("epochs_done", 0)  # noqa: E731
+    with errors.on_interrupt(lambda: interrupted_keeps(plan.run, hp, done())):
+        model, state, first_epoch = _model_and_state(plan, init_weights)
+        seconds = _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch)
+        if not plan.chief:
+            return {}  # the chief evaluates and writes metrics.json
+        return _final_metrics(plan, init_weights, seconds)

@@ -301,6 +301,56 @@ def test_a_damaged_shard_is_named_with_its_offset(tiny_vector_data, tmp_path, da
     assert _read_all(data_dir, "val") == TINY_SPLITS["val"]  # the other splits still read
 
 
+def test_a_shard_cut_at_a_record_boundary_is_counted_against_dataset_info(
+    tiny_vector_data, tmp_path
+):
+    shard = "train-00000-of-00002.tfrecord"
+    data_dir, _ = copy_with_damaged_shard(
+        tiny_vector_data, tmp_path / "data", shard, "half_records"
+    )
+    whole = [
+        sum(
+            1
+            for _ in tf.data.TFRecordDataset(f"{tiny_vector_data}/train-0000{i}-of-00002.tfrecord")
+        )
+        for i in (0, 1)
+    ]
+    assert sum(whole) == TINY_SPLITS["train"]
+    expected = (
+        f"{data_dir}/dataset_info.json split 'train': expected {TINY_SPLITS['train']} records, its"
+        f" count of videos, found {whole[0] // 2 + whole[1]} in its shards {shard}"
+        f" ({whole[0] // 2}), train-00001-of-00002.tfrecord ({whole[1]}); make the data directory"
+        " again with prepare, synthesize or extract"
+    )
+    # Every reader: the input pipeline (train, evaluate, experiments), the statistics the model
+    # is normalised by, and the shard list the client and export's verification read.
+    for read in (
+        lambda: _read_all(data_dir, "train", cache=True),
+        lambda: _read_all(data_dir, "train", training=True, seed=1),
+        lambda: normalization.compute_statistics(data_dir),
+        lambda: dataset_info.read(data_dir).shard_paths(data_dir, "train"),
+    ):
+        with pytest.raises(UserError) as caught:
+            read()
+        assert str(caught.value) == expected
+    assert _read_all(data_dir, "val") == TINY_SPLITS["val"]  # the other splits still read
+
+
+def test_records_are_counted_from_their_headers(tmp_path):
+    path = str(tmp_path / "a.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for size in (0, 1, 300, 70_000):
+            writer.write(b"x" * size)
+    assert dataset_info.count_records(path) == 4
+    with open(path, "r+b") as handle:  # a flipped bit in the second record's length
+        handle.seek(16 + 2)
+        handle.write(b"\x7f")
+    with pytest.raises(
+        UserError, match=r"a\.tfrecord: expected a readable TFRecord shard, found a"
+    ):
+        dataset_info.count_records(path)
+
+
 def test_a_shard_deleted_after_the_split_was_listed_is_named(tiny_vector_data, tmp_path):
     shutil.copytree(tiny_vector_data, tmp_path / "data")
     data_dir = str(tmp_path / "data")

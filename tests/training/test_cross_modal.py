@@ -118,7 +118,7 @@ def test_selection_last_keeps_the_last_epoch(match_data, tmp_path):
     last = backbones.load_model(RunDir(run).last_checkpoint).get_weights()
     for a, b in zip(best, last, strict=True):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(UserError, match="hparams.selection: expected 'val' to resume"):
+    with pytest.raises(UserError, match="hparams.selection: the run's 'last', given 'val'"):
         trainer.train(match_data, run, _hp(epochs=3, selection="val"), verbose=0)
 
 
@@ -166,12 +166,15 @@ def test_import_of_the_authors_weights_with_epochs_0_then_evaluate_on_test_match
     with pytest.raises(UserError, match="hparams.model: expected a model that labels segments"):
         _ = load_run(str(run)).segment_model
 
-    # More epochs on the imported run fine-tune it; the run still records where it started.
+    # More epochs on the imported run (its own settings: avdln's batch of 8) fine-tune it; the
+    # run still records where it started, and the raised epochs.
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. Keras skipping the saved optimizer's variables
-        tuned = trainer.train(match_data, str(run), _hp(epochs=1), verbose=0)
+        tuned = trainer.train(match_data, str(run), _hp(epochs=1, batch_size=8), verbose=0)
     assert tuned["best_epoch"] == 1 and len(tuned["history"]) == 1
     assert tuned["init_weights"] == str(AUTHORS_WEIGHTS)
+    extended = json.loads((run / "config.json").read_text())["epochs_extended"]
+    assert extended == [{"epochs": 0, "raised_to": 1, "after_epoch": 0}]
 
 
 @needs_weights

@@ -352,6 +352,46 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
         tune.check_resumable(str(tmp_path), {**config, "tuner": "hyperband"})
 
 
+@pytest.mark.parametrize(
+    "tuner, per_trial",
+    [
+        ("hyperband", "at most 4 epochs per trial (Hyperband's rounds give fewer)"),
+        ("random", "4 epochs per trial"),
+    ],
+)
+def test_the_next_step_trains_a_new_run_and_states_the_searchs_epochs(
+    tmp_path, capsys, tuner, per_trial
+):
+    directory = str(tmp_path / "runs" / "tune")
+    os.makedirs(directory)
+    config = {
+        "data_dir": "data/ave",
+        "tuner": tuner,
+        "base_hparams": BASE.replace(epochs=4).to_dict(),
+    }
+    record = {
+        "trial_id": "07",
+        "status": "COMPLETED",
+        results.OBJECTIVE: 0.5,
+        "best_epoch": 2,
+        "hparams": BASE.replace(epochs=3, model="av").to_dict(),
+    }
+    best = results.write(directory, [record], config)
+    tune._print_best(directory, best, config)
+    best_file = f"{directory}/best_hparams.json"
+    command = (
+        f"python -m avsdn_tf.train --data_dir data/ave --hparams_file {best_file} "
+        f"--model_dir {tmp_path}/runs/av-tuned"
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        f"best: trial 07, val frame accuracy 0.5000; hyperparameters in {best_file}",
+        f"the search's --epochs was 4: {per_trial}; the best trial trained 3, the epochs "
+        "best_hparams.json holds (add --epochs N to train longer)",
+        f"train it in a new run: {command}",
+    ]
+    assert _read(best_file)["usage"] == command
+
+
 # --- distributed: a chief and two workers ----------------------------------------------------
 
 
