@@ -1,4 +1,4 @@
-"""`python -m export.export_model --model_dir RUN --export_base SERVING/avsdn [--version N]`.
+"""`python -m export.export_model --model_dir RUN --output_dir SERVING/avsdn [--version N]`.
 
 Writes SERVING/avsdn/N/, a SavedModel that TF Serving picks up (N: one more than the highest
 existing version when --version is not given). The export validates itself before it becomes
@@ -10,7 +10,7 @@ visible:
    cross-modality localization signature, avsdn_tf/models/avdln/serving.py), and the reference
    cases it must reproduce, from real videos of the run's data;
 2. the SavedModel, the TF Serving warmup records and batching_params.pbtxt are written under a
-   temporary, non-numeric name inside --export_base (TF Serving only loads numeric directories);
+   temporary, non-numeric name inside --output_dir (TF Serving only loads numeric directories);
 3. a fresh Python process (export/verify.py) loads it with tf.saved_model.load and checks it
    against the reference cases with the task's own check, then replays the warmup records;
 4. only then is the directory renamed to its version number. Any failure removes the temporary
@@ -18,7 +18,7 @@ visible:
 
 There is one path for every model (export_serving); nothing here depends on a model's name.
 
-The whole export holds the lock EXPORT_BASE/.lock (avsdn_tf/locks.py): a second export into the
+The whole export holds the lock OUTPUT_DIR/.lock (avsdn_tf/locks.py): a second export into the
 same base is refused (--wait waits for it), and the temporary directories of killed exports are
 removed once the lock is held.
 """
@@ -430,12 +430,13 @@ def _write_verify_publish(export_base, version, write_version, write_reference_f
 def define_flags():
     """The command's flags; defined when run as a command, so importing the module from other
     code (tests, other commands with flags of the same names) does not register them."""
-    cli.define("model_dir", "checkpoint")
-    flags.DEFINE_string(
-        "export_base",
-        None,
-        "Model base path TF Serving watches, e.g. SERVING/avsdn; "
-        "the export goes to EXPORT_BASE/VERSION.",
+    cli.define(
+        "model_dir",
+        "checkpoint",
+        output_dir=(
+            "The model base path TF Serving watches, e.g. SERVING/avsdn; "
+            "the export goes to OUTPUT_DIR/VERSION."
+        ),
     )
     flags.DEFINE_integer(
         "version", None, "Version number; default: one more than the highest existing version."
@@ -450,10 +451,11 @@ def define_flags():
     flags.DEFINE_integer("verify_videos", 8, "Videos in the batch the export is verified on.")
     cli.define(
         wait=(
-            "If another process exports into --export_base, wait for it to end instead of "
-            "refusing (the lock is --export_base/.lock; none on gs:// or s3://)."
+            "If another process exports into --output_dir, wait for it to end instead of "
+            "refusing (the lock is --output_dir/.lock; none on gs:// or s3://)."
         )
     )
+    cli.rename_flags(export_base="output_dir")
 
 
 def main(argv):
@@ -464,7 +466,7 @@ def main(argv):
     Returns:
         None.
     Raises:
-        errors.UserError: when --model_dir or --export_base is missing, or export() raises one.
+        errors.UserError: when --model_dir or --output_dir is missing, or export() raises one.
     """
     del argv
     tf.get_logger().setLevel(
@@ -472,7 +474,7 @@ def main(argv):
     )  # SavedModel writing logs every asset and renamed input at INFO
     export(
         FLAGS.model_dir,
-        FLAGS.export_base,
+        FLAGS.output_dir,
         FLAGS.version,
         FLAGS.checkpoint,
         FLAGS.data_dir,
@@ -483,4 +485,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main, required=("model_dir", "export_base"))
+    cli.run(main, required=("model_dir", "output_dir"))

@@ -152,7 +152,7 @@ def exported(tmp_path_factory, data_dir):
                 "export.export_model",
                 "--model_dir",
                 run_dir,
-                "--export_base",
+                "--output_dir",
                 export_base,
             ],
             cwd=ROOT,
