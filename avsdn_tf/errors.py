@@ -45,3 +45,18 @@ def argument_error(argument, expected, found, detail=""):
     """
     where = f"{argument} {detail}" if detail else argument
     return UserError(f"{where}: expected {expected}, found {found}", argument=argument)
+
+
+def one_line(error):
+    """The whole message of another library's exception, on one line, to quote inside ours.
+
+    Args:
+        error: an exception (its type is named when it has no message) or a message.
+    Returns:
+        str: every line of the message joined by single spaces, nothing cut off (a cut Keras
+        message read "If you trust the )").
+    """
+    text = str(error)
+    if not text and isinstance(error, BaseException):
+        return type(error).__name__
+    return " ".join(text.split())
