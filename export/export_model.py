@@ -25,6 +25,7 @@ removed once the lock is held.
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
+import contextlib
 import datetime
 import importlib
 import json
@@ -39,6 +40,7 @@ import uuid
 import keras
 import tensorflow as tf
 from absl import flags
+from absl import logging as absl_logging
 
 from avsdn_tf import cli, constants, dataset_info, fileio, locks, records
 from avsdn_tf.errors import UserError, argument_error, input_error
@@ -361,6 +363,30 @@ def _refuse_taken_version(export_base, version):
         )
 
 
+@contextlib.contextmanager
+def _saved_model_writing_quiet():
+    """Within the block, TensorFlow's INFO lines (absl's and its logger's) are not shown, unless
+    absl's --verbosity asked for debugging lines (1 or more); warnings and errors still are.
+
+    tf.saved_model.save logs at INFO, unconditionally, the renaming of captured-variable inputs
+    inside tf.cond to legal names ("Function `serve` contains input name(s) ... which will be
+    renamed to ..."; names TensorFlow makes, not ours: the served signature's inputs keep theirs),
+    the duration of its sharding callback and the fingerprint it writes: five lines nothing of
+    which a user acts on.
+    """
+    if absl_logging.get_verbosity() >= absl_logging.DEBUG:
+        yield
+        return
+    saved = absl_logging.get_verbosity(), tf.get_logger().level
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    tf.get_logger().setLevel("WARNING")
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(saved[0])
+        tf.get_logger().setLevel(saved[1])
+
+
 def _write_verify_publish(export_base, version, write_version, write_reference_files, info, say):
     """Write a version under a temporary name, verify it in a fresh process, publish it.
 
@@ -393,7 +419,7 @@ def _write_verify_publish(export_base, version, write_version, write_reference_f
     try:
         # A full disk, a read-only file system, ...: one message naming the version being
         # written (the staging directory is removed below).
-        with fileio.writing(final):
+        with fileio.writing(final), _saved_model_writing_quiet():
             write_version(staging)
             _copy(BATCHING_TEMPLATE, os.path.join(staging, PER_MODEL_BATCHING_FILE))
         with fileio.writing(reference_dir):
@@ -469,9 +495,6 @@ def main(argv):
         errors.UserError: when --model_dir or --output_dir is missing, or export() raises one.
     """
     del argv
-    tf.get_logger().setLevel(
-        "ERROR"
-    )  # SavedModel writing logs every asset and renamed input at INFO
     export(
         FLAGS.model_dir,
         FLAGS.output_dir,
