@@ -15,6 +15,7 @@ The same command runs as `python -m MODULE` and as `avsdn-tf VERB` (the console 
 avsdn_tf/console.py); its --help banner names the way it was run (avsdn_tf/invocation.py).
 """
 
+import logging
 import re
 import sys
 import traceback
@@ -386,6 +387,19 @@ def flag_error_message(error):
     return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
+def _tensorflow_lines_once():
+    """Each line of TensorFlow's logger printed once, in its own format.
+
+    A command imports TensorFlow before absl's app.run installs absl's handler on the root
+    logger, so tf.get_logger gave its logger a handler of its own, and every TensorFlow warning
+    was printed twice ("WARNING:tensorflow:..." and absl's "W1205 ... ]" copy). Its lines stop at
+    its own handler; the levels shown still follow absl's --verbosity (the root logger's level).
+    """
+    logger = logging.getLogger("tensorflow")
+    if logger.handlers and logging.getLogger().handlers:
+        logger.propagate = False
+
+
 def run(main, required=(), flags_parser=None):
     """Run a command: absl parses the flags, then run_main(main, required=required).
 
@@ -403,7 +417,8 @@ def run(main, required=(), flags_parser=None):
         module.__doc__ = invocation.banner(module.__doc__, invocation.name())
     parser = flags_parser or FLAGS
 
-    def parse(argv):
+    def parse(argv):  # absl's handler is installed by now
+        _tensorflow_lines_once()
         try:
             return parser(_renamed_argv(argv))
         except flags.Error as error:

@@ -186,3 +186,31 @@ def test_installed_module_names_run_outside_the_checkout(tmp_path):
     assert banner.startswith("`python -m avsdn_tf.export.export_model --model_dir RUN"), banner
     assert "python -m export." not in banner
     assert str(ROOT) not in banner
+
+
+def test_a_tensorflow_warning_in_a_command_is_printed_once(tmp_path):
+    """TensorFlow's logger got a handler of its own before absl's, so each warning (a retracing
+    warning, ...) was printed twice; --verbosity still decides which levels show."""
+    script = tmp_path / "command.py"
+    script.write_text(
+        "import tensorflow as tf\n"
+        "from avsdn_tf import cli\n"
+        "def main(argv):\n"
+        "    tf.get_logger().warning('probe warning')\n"
+        "    tf.get_logger().info('probe info')\n"
+        "cli.run(main)\n"
+    )
+
+    def lines(*args):
+        done = subprocess.run(
+            [sys.executable, str(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=user_env(),
+        )
+        assert done.returncode == 0, done.stderr
+        return [line for line in done.stderr.splitlines() if "probe" in line]
+
+    assert lines() == ["WARNING:tensorflow:probe warning", "INFO:tensorflow:probe info"]
+    assert lines("--verbosity=-1") == ["WARNING:tensorflow:probe warning"]
