@@ -1,7 +1,8 @@
 """Packaging for avsdn-tf.
 
-The user-facing contract is `python -m avsdn_tf.<verb>` (train, evaluate, ...), `python -m
-tuning.<verb>` and `python -m export.<verb>` in a checkout; nothing here depends on console scripts.
+The commands: the console script `avsdn-tf VERB` (train, evaluate, export, tune, ...;
+avsdn_tf/console.py) and, running the same main, `python -m avsdn_tf.<verb>`, `python -m
+tuning.<verb>` and `python -m export.<verb>` in a checkout (docs/commands.md).
 
 Installed names: the repository's top-level export/ and tuning/ folders are installed as the
 subpackages avsdn_tf.export and avsdn_tf.tuning (package_dir below), so the distribution claims
@@ -110,6 +111,8 @@ setup(
     # Data files read at run time: AVE annotations, and the TF Serving configs export/ ships.
     package_data={"avsdn_tf": ["resources/*.txt"], "avsdn_tf.export": ["*.txt", "*.config"]},
     include_package_data=False,
+    # `avsdn-tf VERB`: the command `python -m` runs (avsdn_tf/console.py, cli.VERBS).
+    entry_points={"console_scripts": ["avsdn-tf = avsdn_tf.console:main"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     classifiers=[

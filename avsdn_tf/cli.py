@@ -6,9 +6,16 @@ own) and `define_hparams(...)` (flags generated from HParams fields, None unless
 --hparams_file and the defaults show through), and ends with `cli.run(main, required=(...))`:
 absl parses the flags, the required ones are checked, and `run_main` shows an error about a
 library argument that is also one of the command's flags under the flag's name (`strategy: ...`
-becomes `--strategy: ...`), one line on stderr and exit status 2.
+becomes `--strategy: ...`), one line on stderr and exit status 2. A command line absl cannot
+parse (an unknown flag, a bad value) is one line and exit 2 as well, and a flag renamed to the
+vocabulary of docs/commands.md is still accepted under its old name (`rename_flags`) with one
+deprecation line.
+
+The same command runs as `python -m MODULE` and as `avsdn-tf VERB` (the console script,
+avsdn_tf/console.py); its --help banner names the way it was run (avsdn_tf/invocation.py).
 """
 
+import logging
 import re
 import signal
 import sys
@@ -18,7 +25,7 @@ import traceback
 from absl import app, flags
 from absl.flags import _helpers
 
-from avsdn_tf import constants, hparams, remote
+from avsdn_tf import constants, hparams, invocation, remote
 from avsdn_tf.errors import Interrupted, UserError
 from avsdn_tf.models import registry
 from avsdn_tf.training import threads
@@ -31,6 +38,13 @@ _helpers.disclaim_module_ids.add(id(sys.modules[__name__]))
 _D = hparams.HParams()
 # `name` or `name=value` inside a message: an argument a command may show as its flag.
 _ARGUMENT_REFERENCE = re.compile(r"`([a-z][a-z0-9_]*)(?:=([^`]*))?`")
+# A flag on the command line: dashes, the name, and `=value` when given in one argument.
+_FLAG_ARGUMENT = re.compile(r"(--?)([A-Za-z_][A-Za-z0-9_]*)(=.*)?", re.DOTALL)
+
+# The release after which the old flag spellings (rename_flags) are no longer accepted.
+RENAMED_UNTIL = "0.3"
+# old flag name -> its name now, for the command being run (rename_flags).
+_RENAMED = {}
 
 # name -> (definer, default, help[, keyword arguments]). The help is the default one; a command may
 # give its own.
@@ -49,6 +63,12 @@ SHARED = {
         "Run directory written by train (config.json, checkpoints/).",
     ),
     "output_dir": (flags.DEFINE_string, None, "Where the command's output goes."),
+    "output": (flags.DEFINE_string, None, "The file the command writes."),
+    "saved_model": (
+        flags.DEFINE_string,
+        None,
+        "An exported SavedModel directory (export's OUTPUT_DIR/VERSION).",
+    ),
     "checkpoint": (flags.DEFINE_enum, "best", "The best-on-val checkpoint or the last epoch's."),
     "strategy": (
         flags.DEFINE_enum,
@@ -228,12 +248,15 @@ def message_for_command(error, flag_values):
     """
     message = str(error)
     argument = getattr(error, "argument", None)
-    if argument and argument in flag_values and message.startswith(argument):
-        message = f"--{message}"
+    if argument and message.startswith(argument):
+        flag = _flag_name(argument, flag_values)
+        if flag:
+            message = f"--{flag}{message[len(argument) :]}"
 
     def as_flag(match):
         name, value = match.groups()
-        if name not in flag_values:
+        name = _flag_name(name, flag_values)
+        if not name:
             return match.group(0)
         if value is None:
             return f"--{name}"
@@ -242,6 +265,15 @@ def message_for_command(error, flag_values):
         return f"--{name}={value}"
 
     return _ARGUMENT_REFERENCE.sub(as_flag, message)
+
+
+def _flag_name(name, flag_values):
+    """The command's flag a library argument name stands for: itself, or the flag it was renamed
+    to (rename_flags); None when the command has neither."""
+    if name in flag_values:
+        return name
+    renamed = _RENAMED.get(name)
+    return renamed if renamed in flag_values else None
 
 
 def _use_flag_filesystems(flag_values):
@@ -289,6 +321,9 @@ def run_main(main, flag_values=None, required=()):
             status = main(argv)
         except UserError as error:
             print(f"error: {message_for_command(error, values)}", file=sys.stderr)
+            status, user_error = 2, True
+        except app.UsageError as error:  # e.g. arguments a command does not take
+            print(f"error: {error}", file=sys.stderr)
             status, user_error = 2, True
         except SystemExit as stop:
             status = stop.code
@@ -356,13 +391,104 @@ def _raise_on_signals():
 INTERRUPTING = (signal.SIGINT, signal.SIGTERM)
 
 
+def rename_flags(**renamed):
+    """Accept a command's old flag spellings for one more release (until RENAMED_UNTIL).
+
+    The command line is rewritten before absl parses it (`--old`, `--old=V`, `--noold`), with one
+    line per old spelling used on stderr; --help lists only the names of now. A library message
+    naming the old name as its argument (export's `export_base`) shows the flag of now.
+
+    Args:
+        renamed: old name -> the name of the flag the command defines now.
+    """
+    _RENAMED.update(renamed)
+
+
+def _renamed_argv(argv):
+    """argv with every old flag spelling (rename_flags) under its name now; one warning each.
+
+    Args:
+        argv: the command line, program name first.
+    Returns:
+        list of str: the rewritten command line (arguments after a lone `--` are kept as given).
+    """
+    result, warned = [argv[0]], set()
+    for index, argument in enumerate(argv[1:], start=1):
+        if argument == "--":
+            return result + list(argv[index:])
+        match = _FLAG_ARGUMENT.fullmatch(argument)
+        if match:
+            dashes, name, value = match.groups()
+            negated = name not in _RENAMED and name.startswith("no") and name[2:] in _RENAMED
+            old = name[2:] if negated else name
+            if old in _RENAMED:
+                new = _RENAMED[old]
+                argument = f"{dashes}{'no' if negated else ''}{new}{value or ''}"
+                if old not in warned:
+                    warned.add(old)
+                    print(
+                        f"warning: --{old} is deprecated, use --{new} (the old name is accepted "
+                        f"until avsdn-tf {RENAMED_UNTIL})",
+                        file=sys.stderr,
+                    )
+        result.append(argument)
+    return result
+
+
+def flag_error_message(error):
+    """One line for a command line absl could not parse.
+
+    Args:
+        error: absl's flags.Error (an unknown flag, a bad value, a missing required flag).
+    Returns:
+        str: for an unknown flag `unknown flag --NAME` and the closest flag the command has,
+        else absl's message on one line.
+    """
+    if isinstance(error, flags.UnrecognizedFlagError):
+        message = f"unknown flag --{error.flagname}"
+        suggestions = _helpers.get_flag_suggestions(error.flagname, list(FLAGS))  # absl's rule
+        return message + (
+            f" (did you mean --{suggestions[0]}?)" if suggestions else " (--help lists the flags)"
+        )
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def _tensorflow_lines_once():
+    """Each line of TensorFlow's logger printed once, in its own format.
+
+    A command imports TensorFlow before absl's app.run installs absl's handler on the root
+    logger, so tf.get_logger gave its logger a handler of its own, and every TensorFlow warning
+    was printed twice ("WARNING:tensorflow:..." and absl's "W1205 ... ]" copy). Its lines stop at
+    its own handler; the levels shown still follow absl's --verbosity (the root logger's level).
+    """
+    logger = logging.getLogger("tensorflow")
+    if logger.handlers and logging.getLogger().handlers:
+        logger.propagate = False
+
+
 def run(main, required=(), flags_parser=None):
     """Run a command: absl parses the flags, then run_main(main, required=required).
+
+    Before parsing, old flag spellings are rewritten (rename_flags) and the module docstring that
+    absl's --help prints names the command as it was run (banner); a command line absl cannot
+    parse is one line on stderr and exit status 2.
 
     Args:
         main: the command's main(argv).
         required: flags the command cannot do without (run_main checks them).
         flags_parser: absl's flags_parser, for a command that parses its own way (extract).
     """
-    options = {"flags_parser": flags_parser} if flags_parser else {}
-    app.run(run_main(main, required=required), **options)
+    module = sys.modules["__main__"]
+    if module.__doc__:
+        module.__doc__ = invocation.banner(module.__doc__, invocation.name())
+    parser = flags_parser or FLAGS
+
+    def parse(argv):  # absl's handler is installed by now
+        _tensorflow_lines_once()
+        try:
+            return parser(_renamed_argv(argv))
+        except flags.Error as error:
+            print(f"error: {flag_error_message(error)}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(run_main(main, required=required), flags_parser=parse)

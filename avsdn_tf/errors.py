@@ -82,3 +82,18 @@ def on_interrupt(kept):
         if getattr(error, "kept", None) is None:
             error.kept = kept()
         raise
+
+
+def one_line(error):
+    """The whole message of another library's exception, on one line, to quote inside ours.
+
+    Args:
+        error: an exception (its type is named when it has no message) or a message.
+    Returns:
+        str: every line of the message joined by single spaces, nothing cut off (a cut Keras
+        message read "If you trust the )").
+    """
+    text = str(error)
+    if not text and isinstance(error, BaseException):
+        return type(error).__name__
+    return " ".join(text.split())

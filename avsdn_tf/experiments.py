@@ -21,7 +21,7 @@ import sys
 
 from absl import flags
 
-from avsdn_tf import cli, dataset_info
+from avsdn_tf import cli, dataset_info, invocation
 from avsdn_tf.data import synthetic
 from avsdn_tf.errors import input_error
 from avsdn_tf.paper import rows as paper_rows
@@ -104,7 +104,7 @@ def main(argv):
         max_videos=FLAGS.max_videos,
         strategy_name=FLAGS.strategy,
         verbose=1 if sys.stdout.isatty() else 0,
-        command=" ".join(["python -m avsdn_tf.experiments", *map(shlex.quote, sys.argv[1:])]),
+        command=" ".join([invocation.name(), *map(shlex.quote, sys.argv[1:])]),
     )
 
 

@@ -62,8 +62,6 @@ log lines appear with --verbosity 1.
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
-import sys
-
 from absl import app, flags
 from absl import logging as absl_logging
 
@@ -100,19 +98,13 @@ def define_flags(flag_values=flags.FLAGS):
     )
     feature_flags.define_feature_flags(flag_values)
     feature_flags.define_runner_flag(flag_values)
-    flags.mark_flags_as_required(["videos", "output_dir"], flag_values=flag_values)
 
 
 def parse_flags(argv, flag_values=None):
     """absl's parsing of extract's flags, leaving the arguments it does not know in the returned
-    argv (after argv[0]): Beam pipeline options for --runner, refused without it."""
-    flag_values = flag_values or flags.FLAGS
-    try:
-        return flag_values(argv, known_only=True)
-    except flags.Error as error:
-        print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
-        print("Pass --helpshort or --helpfull to see help on flags.", file=sys.stderr)
-        sys.exit(1)
+    argv (after argv[0]): Beam pipeline options for --runner, refused without it (main). A flag
+    absl cannot parse raises flags.Error, one line and exit 2 in cli.run."""
+    return (flag_values or flags.FLAGS)(argv, known_only=True)
 
 
 def main(argv, flag_values=None):
@@ -126,6 +118,12 @@ def main(argv, flag_values=None):
     """
     flag_values = flag_values or flags.FLAGS
     if len(argv) > 1 and not flag_values.runner:
+        if argv[1].startswith("-"):  # a mistyped flag: the closest one extract has
+            name = argv[1].lstrip("-").split("=")[0]
+            raise UserError(
+                cli.flag_error_message(flags.UnrecognizedFlagError(name))
+                + " (arguments extract does not know go to Beam with --runner only)"
+            )
         raise app.UsageError(
             f"unexpected arguments: {' '.join(argv[1:])} (Beam pipeline options "
             "are taken with --runner only)"
@@ -202,4 +200,4 @@ def _summary_line(summary):
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main, flags_parser=parse_flags)
+    cli.run(main, required=("videos", "output_dir"), flags_parser=parse_flags)

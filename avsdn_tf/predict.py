@@ -1,6 +1,6 @@
 """Event localisation on your own videos: python -m avsdn_tf.predict.
 
-    python -m avsdn_tf.predict VIDEO.mp4 [VIDEO ...] --model SERVING/avsdn/N \\
+    python -m avsdn_tf.predict VIDEO.mp4 [VIDEO ...] --saved_model SERVING/avsdn/N \\
         --vggish_checkpoint vggish_model.ckpt --visual_backbone vgg19 --visual_weights PATH \\
         [--labels CSV] [--output_dir DIR]
     python -m avsdn_tf.predict VIDEO.mp4 --model_dir RUN ...            (a run of `train` instead)
@@ -12,7 +12,7 @@ prediction when --labels (extract's CSV or an AVE annotation file) has the video
 DIR/<video_id>.html plays the video beside its timeline, and DIR/index.html lists every
 prediction in DIR (inference/viewer.py; like the PNG, they need matplotlib).
 
---model loads an exported SavedModel (tf.saved_model.load) and calls its serving_default
+--saved_model loads an exported SavedModel (tf.saved_model.load) and calls its serving_default
 signature with the raw features (the export normalises inside). --model_dir loads the run's
 best checkpoint (it normalises its inputs itself: the run directory is all it needs) and
 rebuilds the network without a fixed length, so a video of any number of seconds goes through.
@@ -38,20 +38,16 @@ from avsdn_tf.inference import predictors, viewer
 
 
 def define_flags(flag_values=flags.FLAGS):
-    """Define predict's flags (--model or --model_dir, --labels, --output_dir, the feature flags).
+    """Define predict's flags (--saved_model or --model_dir, --labels, --output_dir, the feature
+    flags); --model is the old spelling of --saved_model (cli.rename_flags).
 
     Args:
         flag_values: the absl FlagValues to define them in.
     """
-    flags.DEFINE_string(
-        "model",
-        None,
-        "An exported SavedModel version directory (SERVING/avsdn/N).",
-        flag_values=flag_values,
-    )
     cli.define(
         flag_values=flag_values,
-        model_dir="A run directory written by train (instead of --model).",
+        saved_model="An exported SavedModel version directory (SERVING/avsdn/N).",
+        model_dir="A run directory written by train (instead of --saved_model).",
         checkpoint="--model_dir: the best-on-val or the last checkpoint.",
         labels="Optional ground truth: extract's labels CSV or an AVE annotation file.",
         output_dir=(
@@ -68,6 +64,7 @@ def define_flags(flag_values=flags.FLAGS):
     )
     feature_flags.define_feature_flags(flag_values)
     cli.define(*cli.THREAD_FLAGS, flag_values=flag_values)
+    cli.rename_flags(model="saved_model")
 
 
 def main(argv, flag_values=None):
@@ -87,7 +84,7 @@ def main(argv, flag_values=None):
     if len(paths) == 1:
         video.probe(paths[0])  # a video that cannot be used fails before any network is loaded
     predictor = predictors.load_predictor(
-        flag_values.model, flag_values.model_dir, flag_values.checkpoint
+        flag_values.saved_model, flag_values.model_dir, flag_values.checkpoint
     )
     video_labels = labels.read_labels(flag_values.labels)
     settings = feature_flags.settings_from_flags(flag_values)

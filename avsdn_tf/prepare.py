@@ -81,7 +81,6 @@ def define_flags(flag_values=flags.FLAGS):
             "none on gs:// or s3://)."
         ),
     )
-    flags.mark_flags_as_required(["ave_dir", "output_dir"], flag_values=flag_values)
 
 
 def _print_summary(summary):
@@ -194,4 +193,4 @@ def stale_temporaries(output_dir):
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main)
+    cli.run(main, required=("ave_dir", "output_dir"))

@@ -1,4 +1,4 @@
-"""`python -m export.client --server HOST:PORT [--grpc] --model avsdn --data FILE [--split S]`.
+"""`python -m export.client --server HOST:PORT [--grpc] --model_name avsdn --data FILE [--split S]`.
 
 Sends features to a running TF Serving and prints each video's per-second labels and its event
 intervals (runs of one event class; seconds, end exclusive), beside the annotated ones when the
@@ -498,7 +498,9 @@ def define_flags():
         "TF Serving address HOST:PORT (REST 8501 by default, gRPC 8500 with --grpc).",
     )
     flags.DEFINE_bool("grpc", False, "Use gRPC PredictionService instead of the REST API.")
-    flags.DEFINE_string("model", "avsdn", "Model name on the server.")
+    flags.DEFINE_string(
+        "model_name", "avsdn", "Model name on the server (TF Serving's --model_name)."
+    )
     flags.DEFINE_integer("version", None, "Model version; default: the newest the server has.")
     flags.DEFINE_string(
         "data", None, "TFRecords (file, glob or data directory) or an .npz of features."
@@ -511,7 +513,8 @@ def define_flags():
     )
     flags.DEFINE_integer("batch_size", 16, "Videos per request.")
     flags.DEFINE_float("timeout", 60.0, "Seconds to wait for each answer.")
-    flags.DEFINE_string("output_json", None, "Also write the predictions to this JSON file.")
+    cli.define(output="Also write the predictions to this JSON file.")
+    cli.rename_flags(model="model_name", output_json="output")
 
 
 def main(argv):
@@ -528,12 +531,12 @@ def main(argv):
     run(
         FLAGS.server,
         FLAGS.data,
-        FLAGS.model,
+        FLAGS.model_name,
         FLAGS.grpc,
         FLAGS.version,
         FLAGS.batch_size,
         FLAGS.timeout,
-        FLAGS.output_json,
+        FLAGS.output,
         split=FLAGS.split,
     )
 

@@ -1,4 +1,4 @@
-"""`python -m export.export_model --model_dir RUN --export_base SERVING/avsdn [--version N]`.
+"""`python -m export.export_model --model_dir RUN --output_dir SERVING/avsdn [--version N]`.
 
 Writes SERVING/avsdn/N/, a SavedModel that TF Serving picks up (N: one more than the highest
 existing version when --version is not given). The export validates itself before it becomes
@@ -10,7 +10,7 @@ visible:
    cross-modality localization signature, avsdn_tf/models/avdln/serving.py), and the reference
    cases it must reproduce, from real videos of the run's data;
 2. the SavedModel, the TF Serving warmup records and batching_params.pbtxt are written under a
-   temporary, non-numeric name inside --export_base (TF Serving only loads numeric directories);
+   temporary, non-numeric name inside --output_dir (TF Serving only loads numeric directories);
 3. a fresh Python process (export/verify.py) loads it with tf.saved_model.load and checks it
    against the reference cases with the task's own check, then replays the warmup records;
 4. only then is the directory renamed to its version number. Any failure removes the temporary
@@ -18,13 +18,14 @@ visible:
 
 There is one path for every model (export_serving); nothing here depends on a model's name.
 
-The whole export holds the lock EXPORT_BASE/.lock (avsdn_tf/locks.py): a second export into the
+The whole export holds the lock OUTPUT_DIR/.lock (avsdn_tf/locks.py): a second export into the
 same base is refused (--wait waits for it), and the temporary directories of killed exports are
 removed once the lock is held.
 """
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
+import contextlib
 import datetime
 import importlib
 import json
@@ -39,6 +40,7 @@ import uuid
 import keras
 import tensorflow as tf
 from absl import flags
+from absl import logging as absl_logging
 
 from avsdn_tf import cli, constants, dataset_info, fileio, locks, records
 from avsdn_tf.errors import UserError, argument_error, input_error
@@ -361,6 +363,30 @@ def _refuse_taken_version(export_base, version):
         )
 
 
+@contextlib.contextmanager
+def _saved_model_writing_quiet():
+    """Within the block, TensorFlow's INFO lines (absl's and its logger's) are not shown, unless
+    absl's --verbosity asked for debugging lines (1 or more); warnings and errors still are.
+
+    tf.saved_model.save logs at INFO, unconditionally, the renaming of captured-variable inputs
+    inside tf.cond to legal names ("Function `serve` contains input name(s) ... which will be
+    renamed to ..."; names TensorFlow makes, not ours: the served signature's inputs keep theirs),
+    the duration of its sharding callback and the fingerprint it writes: five lines nothing of
+    which a user acts on.
+    """
+    if absl_logging.get_verbosity() >= absl_logging.DEBUG:
+        yield
+        return
+    saved = absl_logging.get_verbosity(), tf.get_logger().level
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    tf.get_logger().setLevel("WARNING")
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(saved[0])
+        tf.get_logger().setLevel(saved[1])
+
+
 def _write_verify_publish(export_base, version, write_version, write_reference_files, info, say):
     """Write a version under a temporary name, verify it in a fresh process, publish it.
 
@@ -393,7 +419,7 @@ def _write_verify_publish(export_base, version, write_version, write_reference_f
     try:
         # A full disk, a read-only file system, ...: one message naming the version being
         # written (the staging directory is removed below).
-        with fileio.writing(final):
+        with fileio.writing(final), _saved_model_writing_quiet():
             write_version(staging)
             _copy(BATCHING_TEMPLATE, os.path.join(staging, PER_MODEL_BATCHING_FILE))
         with fileio.writing(reference_dir):
@@ -430,12 +456,13 @@ def _write_verify_publish(export_base, version, write_version, write_reference_f
 def define_flags():
     """The command's flags; defined when run as a command, so importing the module from other
     code (tests, other commands with flags of the same names) does not register them."""
-    cli.define("model_dir", "checkpoint")
-    flags.DEFINE_string(
-        "export_base",
-        None,
-        "Model base path TF Serving watches, e.g. SERVING/avsdn; "
-        "the export goes to EXPORT_BASE/VERSION.",
+    cli.define(
+        "model_dir",
+        "checkpoint",
+        output_dir=(
+            "The model base path TF Serving watches, e.g. SERVING/avsdn; "
+            "the export goes to OUTPUT_DIR/VERSION."
+        ),
     )
     flags.DEFINE_integer(
         "version", None, "Version number; default: one more than the highest existing version."
@@ -450,10 +477,11 @@ def define_flags():
     flags.DEFINE_integer("verify_videos", 8, "Videos in the batch the export is verified on.")
     cli.define(
         wait=(
-            "If another process exports into --export_base, wait for it to end instead of "
-            "refusing (the lock is --export_base/.lock; none on gs:// or s3://)."
+            "If another process exports into --output_dir, wait for it to end instead of "
+            "refusing (the lock is --output_dir/.lock; none on gs:// or s3://)."
         )
     )
+    cli.rename_flags(export_base="output_dir")
 
 
 def main(argv):
@@ -464,15 +492,12 @@ def main(argv):
     Returns:
         None.
     Raises:
-        errors.UserError: when --model_dir or --export_base is missing, or export() raises one.
+        errors.UserError: when --model_dir or --output_dir is missing, or export() raises one.
     """
     del argv
-    tf.get_logger().setLevel(
-        "ERROR"
-    )  # SavedModel writing logs every asset and renamed input at INFO
     export(
         FLAGS.model_dir,
-        FLAGS.export_base,
+        FLAGS.output_dir,
         FLAGS.version,
         FLAGS.checkpoint,
         FLAGS.data_dir,
@@ -483,4 +508,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main, required=("model_dir", "export_base"))
+    cli.run(main, required=("model_dir", "output_dir"))

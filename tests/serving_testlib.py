@@ -128,10 +128,10 @@ class ServerProcess:
 class Exported:
     """A trained run and its export SERVING/avsdn/1, with the background helpers started on it."""
 
-    def __init__(self, data_dir, run_dir, export_base, command_output, directory):
+    def __init__(self, data_dir, run_dir, export_base, command, directory):
         self.data_dir, self.run_dir, self.export_base = data_dir, run_dir, export_base
         self.version_dir = os.path.join(export_base, "1")
-        self.command_output = command_output
+        self.command_output, self.command_stderr = command.stdout, command.stderr
         cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
         self.saved_model_cli = Background([cli, "show", "--all", "--dir", self.version_dir])
         self.server = ServerProcess(export_base, directory)
@@ -152,7 +152,7 @@ def exported(tmp_path_factory, data_dir):
                 "export.export_model",
                 "--model_dir",
                 run_dir,
-                "--export_base",
+                "--output_dir",
                 export_base,
             ],
             cwd=ROOT,
@@ -163,5 +163,5 @@ def exported(tmp_path_factory, data_dir):
         )
         assert result.returncode == 0, result.stderr[-3000:]
         print(f"export command: {time.time() - started:.1f}s")
-        _CACHE[key] = Exported(data_dir, run_dir, export_base, result.stdout, str(root))
+        _CACHE[key] = Exported(data_dir, run_dir, export_base, result, str(root))
     return _CACHE[key]

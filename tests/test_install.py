@@ -1,5 +1,5 @@
-"""The built wheel claims only the avsdn_tf name in site-packages, and its export and tuning
-commands import under their installed names."""
+"""The built wheel claims only the avsdn_tf name in site-packages, its export and tuning
+commands import under their installed names, and it installs the console script avsdn-tf."""
 
 import shutil
 import subprocess
@@ -46,6 +46,13 @@ def test_the_wheel_installs_export_and_tuning_under_avsdn_tf(tmp_path):
     assert "avsdn_tf/export/models.config" in names and "avsdn_tf/tuning/tune.py" in names
     top_level = next(name for name in names if name.endswith("top_level.txt"))
     assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["avsdn_tf"]
+    entry_points = next(name for name in names if name.endswith("entry_points.txt"))
+    assert zipfile.ZipFile(wheel).read(entry_points).decode().split() == [
+        "[console_scripts]",
+        "avsdn-tf",
+        "=",
+        "avsdn_tf.console:main",
+    ]
     target = tmp_path / "site"
     subprocess.run(
         [

@@ -153,7 +153,7 @@ def test_train_takes_over_a_dead_processs_lock_and_sweeps_its_temporaries(
 
 
 # --------------------------------------------------------------------------------------------
-# export: --export_base/.lock; tmp-export-* directories of killed exports.
+# export: --output_dir/.lock; tmp-export-* directories of killed exports.
 
 
 def test_export_refuses_an_export_base_a_live_process_holds(tmp_path, live_pid):
@@ -164,9 +164,9 @@ def test_export_refuses_an_export_base_a_live_process_holds(tmp_path, live_pid):
     before = tree(base)
     # Refused before the run directory is read (it does not even exist).
     done = run_command(
-        "export.export_model", "--model_dir", tmp_path / "no_run", "--export_base", base
+        "export.export_model", "--model_dir", tmp_path / "no_run", "--output_dir", base
     )
-    assert_refused(done.returncode, done.stderr, "--export_base", base, live_pid)
+    assert_refused(done.returncode, done.stderr, "--output_dir", base, live_pid)
     assert "Traceback" not in done.stdout + done.stderr
     assert tree(base) == before
 

@@ -172,7 +172,8 @@ def test_readme_quickstart_has_exactly_two_commands():
     assert quickstart.count("```bash") == 2
     main = _quickstart_block("quickstart-main")
     test = _quickstart_block("quickstart-test")
-    assert "python3.11 -m venv .venv" in main and "-m avsdn_tf.train" in main
+    assert "python3.11 -m venv .venv" in main and "avsdn-tf train" in main
+    assert "python -m export." not in main  # names that work outside the checkout
     assert "python3.11 -m venv .venv" in test and "-m pytest" in test
     assert "'.[test]'" in test
 

@@ -331,7 +331,7 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
                 "export.export_model",
                 "--model_dir",
                 f"{base}/run",
-                "--export_base",
+                "--output_dir",
                 f"{base}/serving/avsdn",
                 "--verify_videos",
                 "4",
@@ -451,7 +451,7 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
 
 @pytest.mark.slow
 def test_hyperband_search_on_s3_equals_local(s3, tmp_path):
-    """tuning.tune --directory s3://...: Hyperband's later round continues an earlier trial from a
+    """tuning.tune --output_dir s3://...: Hyperband's later round continues an earlier trial from a
     directory seeded on S3 (published with state.json last), and the search ends as locally."""
     env, client = s3
     client.create_bucket(Bucket="tune")
@@ -468,7 +468,7 @@ def test_hyperband_search_on_s3_equals_local(s3, tmp_path):
             "--max_trials=3",
             "--epochs=2",
             "--seed=2",
-            f"--directory={directory}",
+            f"--output_dir={directory}",
         )
         assert result.returncode == 0, result.stderr[-3000:]
         assert "continuing trial" in result.stdout

@@ -1,7 +1,7 @@
 """`python -m tuning.tune`: search a registered model's hyperparameters with KerasTuner.
 
     python -m tuning.tune --data_dir OUT --tuner hyperband|bayesian|random --max_trials N
-    --directory TUNE
+    --output_dir TUNE
     python -m avsdn_tf.train --data_dir OUT --hparams_file TUNE/best_hparams.json
 
 Every trial is an avsdn_tf.training.train run scored by its val frame-wise accuracy. Writes
@@ -65,12 +65,14 @@ def define_flags():
         "max_trials",
         10,
         "Trials in the search (Hyperband: at most this many). Run again with "
-        "a larger number in the same --directory to extend a search.",
+        "a larger number in the same --output_dir to extend a search.",
     )
-    flags.DEFINE_string(
-        "directory",
-        "runs/tune",
-        "Search directory: KerasTuner state, one run per trial, trials.json, best_hparams.json.",
+    cli.define(
+        output_dir=(
+            "runs/tune",
+            "Search directory: KerasTuner state, one run per trial, trials.json, "
+            "best_hparams.json.",
+        )
     )
     flags.DEFINE_string(
         "space_file",
@@ -80,8 +82,9 @@ def define_flags():
         '"batch_size": 32}: a list is a choice, one value fixes the field, min/max a range.',
     )
     flags.DEFINE_integer("hyperband_factor", 3, "Hyperband: keep 1 in this many trials per round.")
-    flags.DEFINE_bool("overwrite", False, "Delete the search in --directory and start again.")
+    flags.DEFINE_bool("overwrite", False, "Delete the search in --output_dir and start again.")
     cli.define(*cli.THREAD_FLAGS)
+    cli.rename_flags(directory="output_dir")
 
 
 # Search settings a resumed search must keep (max_trials may grow; strategy may change).
@@ -111,7 +114,7 @@ def check_resumable(directory, config):
     if not tf.io.gfile.exists(path):
         return
     saved = fileio.read_json(path)
-    hint = "(use a new --directory, or --overwrite to start again)"
+    hint = "(use a new --output_dir, or --overwrite to start again)"
     for key in _MUST_MATCH:
         want, found = config[key], saved.get(key)
         if want == found:
@@ -345,7 +348,7 @@ def main(argv):
     data = dataset_info.DataDir.open(FLAGS.data_dir or synthetic.ensure_default_dataset())
     run_search(
         data,
-        FLAGS.directory,
+        FLAGS.output_dir,
         FLAGS.tuner,
         FLAGS.max_trials,
         base,

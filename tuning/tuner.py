@@ -34,7 +34,7 @@ from .hypermodel import TUNER_KEYS_PREFIX
 OBJECTIVE = "val_frame_accuracy"
 TUNERS = ("hyperband", "bayesian", "random")
 STRATEGIES = constants.SINGLE_PROCESS_STRATEGIES
-PROJECT = "search"  # KerasTuner's project directory inside --directory
+PROJECT = "search"  # KerasTuner's project directory inside --output_dir
 RUN = "run"  # a trial's avsdn_tf run directory inside its trial directory
 RESULT = "result.json"  # what the tuner that ran a trial wrote about it, beside the run directory
 

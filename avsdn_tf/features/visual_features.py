@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf.errors import UserError, argument_error, input_error
+from avsdn_tf.errors import UserError, argument_error, input_error, one_line
 
 DEFAULT_IMAGE_SIZE = 224
 IMAGENET = "imagenet"
@@ -114,8 +114,8 @@ def build(name, weights=IMAGENET, image_size=DEFAULT_IMAGE_SIZE):
     except (
         Exception
     ) as error:  # Keras raises ValueError, KeyError or OSError depending on the mismatch
-        message = str(error).splitlines()[0][:300] if str(error) else ""
-        raise input_error(weights, expected, f"{type(error).__name__}: {message}") from None
+        found = f"{type(error).__name__}: {one_line(error)}"
+        raise input_error(weights, expected, found) from None
     return model
 
 

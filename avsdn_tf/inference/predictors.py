@@ -135,11 +135,11 @@ class SavedModelPredictor:
         return self.segments(audio, visual)[0]
 
 
-def load_predictor(model=None, model_dir=None, checkpoint="best"):
+def load_predictor(saved_model=None, model_dir=None, checkpoint="best"):
     """The predictor of an exported SavedModel or of a train run (exactly one of them).
 
     Args:
-        model: a SavedModel version directory (holding saved_model.pb), e.g. SERVING/avsdn/1.
+        saved_model: a SavedModel version directory (holding saved_model.pb), e.g. SERVING/avsdn/1.
         model_dir: a train run directory.
         checkpoint: with model_dir, "best" (the best-on-val epoch) or "last".
     Returns:
@@ -149,12 +149,14 @@ def load_predictor(model=None, model_dir=None, checkpoint="best"):
         errors.UserError: when both or neither are given, or the SavedModel or run cannot be
             loaded.
     """
-    if bool(model) == bool(model_dir):
+    if bool(saved_model) == bool(model_dir):
         raise UserError(
-            "`model` / `model_dir`: expected exactly one (an exported SavedModel or a train run), "
-            f"found {'both' if model else 'neither'}"
+            "`saved_model` / `model_dir`: expected exactly one (an exported SavedModel or a train "
+            f"run), found {'both' if saved_model else 'neither'}"
         )
-    return SavedModelPredictor(model) if model else RunPredictor(model_dir, checkpoint)
+    if saved_model:
+        return SavedModelPredictor(saved_model)
+    return RunPredictor(model_dir, checkpoint)
 
 
 def windows(num_segments, window):

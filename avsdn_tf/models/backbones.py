@@ -9,6 +9,8 @@ builders are in the model folders (models/avsdn, models/avel, ...), named in mod
 the heads a supervision adds on top are the task's (models/tasks.py).
 """
 
+import functools
+
 import keras
 
 from avsdn_tf import constants  # noqa: F401 (losses, metrics: registered for loading)
@@ -167,11 +169,22 @@ def load_model(path, compile=True):
     return keras.models.load_model(path, compile=compile)
 
 
+def _forward(model, inputs):
+    """model(inputs) for inference (training=False): what an InferenceFunction traces."""
+    return model(inputs, training=False)
+
+
 class InferenceFunction:
     """A lean forward pass: one tf.function with a fixed input signature, over the model with
     its normalisation folded into the first kernels where it folds (models.folding).
 
     Call `sync()` after the model's weights change (e.g. between training epochs).
+
+    Each instance traces its function once. TensorFlow counts traces per Python code object
+    (tf.function's retracing warning), so a lambda here, shared by the instances of every model
+    a process builds (experiments, tune), made each new model's one trace count as a retrace of
+    the others'; the function traced is a partial of `_forward` over this instance's model,
+    counted on its own, so the warning is left to real retraces.
     """
 
     def __init__(self, model, fold=True):
@@ -184,7 +197,7 @@ class InferenceFunction:
             for tensor in model.inputs
         }
         self._function = tf.function(
-            lambda inputs: target(inputs, training=False), input_signature=[signature]
+            functools.partial(_forward, target), input_signature=[signature]
         )
 
     def __call__(self, inputs):

@@ -9,7 +9,7 @@ import dataclasses
 import functools
 
 from avsdn_tf import fileio, hparams, runs
-from avsdn_tf.errors import argument_error, input_error
+from avsdn_tf.errors import argument_error, input_error, one_line
 from avsdn_tf.models import avel, avsdn, backbones, tasks
 from avsdn_tf.models.avdln import task as avdln_task
 from avsdn_tf.models.cmbs import task as cmbs_task
@@ -384,7 +384,7 @@ def load_run(path, checkpoint="best", compile=False):
         raise input_error(
             info.checkpoint,
             "a Keras model saved by train",
-            f"a file Keras cannot load ({type(error).__name__}: {str(error)[:200]})",
+            f"a file Keras cannot load ({type(error).__name__}: {one_line(error)})",
         ) from None
     if task_for(info.hp).normalized and not backbones.normalization_layers(model):
         raise runs.old_run_error(info.checkpoint, runs.RunDir(path).config)

@@ -664,16 +664,21 @@ def interrupted_keeps(run, hp, epochs):
     )
 
 
-def _final_metrics(plan, init_weights, seconds):
+def _final_metrics(plan, init_weights, seconds, model):
     """Score the selected checkpoint on val and test, write metrics.json, mark the run finished.
 
     Args:
         plan: the run's _Plan. init_weights: recorded in the result. seconds: the fit's time.
+        model: the model trained in this process; the selected checkpoint's weights are loaded
+            into it, so its inference function, traced once for validation, scores val and test
+            too (a model loaded anew would be traced again, TensorFlow's retracing warning in
+            a process training many runs: experiments, tune).
     Returns:
         the metrics dict written to metrics.json.
     """
     hp, splits, run = plan.hp, plan.task.splits, plan.run
-    best_model = backbones.load_model(run.best_checkpoint)
+    model.load_weights(run.best_checkpoint)
+    best_model = model
     state = run.read_state() or {}
     result = {
         "model": hp.model,
@@ -833,4 +838,4 @@ def train(
         seconds = _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch)
         if not plan.chief:
             return {}  # the chief evaluates and writes metrics.json
-        return _final_metrics(plan, init_weights, seconds)
+        return _final_metrics(plan, init_weights, seconds, model)

@@ -119,6 +119,11 @@ def test_export_command_publishes_one_verified_version(export):
         "verified serving_default@7, predict_examples@7, serving_default@10, predict_examples@10, "
         "predict_examples@mixed, 3 warmup requests" in export.command_output
     )
+    # Quiet: none of the INFO lines SavedModel writing logs (renamed inputs, sharding, fingerprint)
+    info_lines = [
+        line for line in export.command_stderr.splitlines() if re.match(r"I\d{4} |INFO:", line)
+    ]
+    assert info_lines == [], export.command_stderr
     info = fileio.read_json(os.path.join(export.version_dir, "assets.extra", "avsdn_export.json"))
     assert info["model"] == "avsdn" and info["audio_dim"] == A and info["visual_shape"] == V
     assert info["verification"]["max_difference"] <= serving.MATCH_TOLERANCE

@@ -60,7 +60,7 @@ def client_command(server, val_file):
             "export.client",
             "--server",
             server.rest,
-            "--model",
+            "--model_name",
             "avsdn_v2",
             "--data",
             val_file,

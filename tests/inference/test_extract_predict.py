@@ -344,7 +344,7 @@ def test_predict_on_an_exported_saved_model(inputs, extracted, run_dir, tmp_path
     spec = serving.FeatureSpec.of(128, VISUAL_SHAPE, predictor.class_names)
     path = str(tmp_path / "avsdn" / "1")
     serving.ServingGraph(predictor.model, spec).write(path)
-    saved = predictors.load_predictor(model=path)
+    saved = predictors.load_predictor(saved_model=path)
     assert (
         saved.output_key == "segment_probs"
         and saved.audio_dim == 128
@@ -357,9 +357,9 @@ def test_predict_on_an_exported_saved_model(inputs, extracted, run_dir, tmp_path
         atol=1e-5,
     )
     with pytest.raises(UserError, match="expected exactly one"):
-        predictors.load_predictor(model=path, model_dir=run_dir)
+        predictors.load_predictor(saved_model=path, model_dir=run_dir)
     with pytest.raises(UserError, match="no saved_model.pb"):
-        predictors.load_predictor(model=str(tmp_path))
+        predictors.load_predictor(saved_model=str(tmp_path))
 
 
 def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path):

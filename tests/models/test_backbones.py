@@ -124,3 +124,22 @@ def test_inference_function_matches_predict_and_traces_once(num_segments):
     assert (
         forward.experimental_get_tracing_count() == 1
     )  # other batch sizes and lengths reuse the trace
+
+
+def test_inference_functions_of_many_models_raise_no_retracing_warning(caplog):
+    """A process building many models (experiments, tune) traces each model's inference function
+    once; TensorFlow's "triggered tf.function retracing" warning must not count one model's trace
+    as a retrace of another's (it did while they shared one lambda's code)."""
+    hp = hparams.HParams(model="av", **SMALL)
+    inputs, _, _ = _batch(np.random.default_rng(0), [12], videos=2)
+    forwards = []
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for seed in range(7):  # 7 traces, 14 calls: over TensorFlow's 5-in-10 threshold
+            keras.utils.set_random_seed(seed)
+            forward = backbones.inference_function(
+                backbones.segment_model(registry.task_for(hp).build(16, [12]))
+            )
+            forward(inputs), forward(inputs)
+            forwards.append(forward)
+    assert [forward.experimental_get_tracing_count() for forward in forwards] == [1] * 7
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()], caplog.text

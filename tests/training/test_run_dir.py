@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import keras
 import numpy as np
 import pytest
 
@@ -116,6 +117,24 @@ def test_broken_and_old_runs_are_one_clear_error(moved_run, tiny_vector_data, tm
     os.remove(run.config)
     with pytest.raises(UserError, match="no config.json"):
         load_run(bare)
+
+
+def test_a_checkpoint_keras_refuses_is_refused_with_keras_whole_message(moved_run, tmp_path):
+    """A checkpoint Keras will not load in safe mode: its whole reason is quoted (it was cut at
+    200 characters, mid-sentence: "If you trust the )")."""
+    unsafe, run = _copy_run(moved_run[0], tmp_path, "unsafe")
+    inputs = keras.Input((3,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(run.best_checkpoint)
+    with pytest.raises(UserError) as refused:
+        load_run(unsafe)
+    message = str(refused.value)
+    assert message.startswith(f"{run.best_checkpoint}: expected a Keras model saved by train")
+    assert "\n" not in message and len(message) > 300
+    assert message.endswith(
+        "If you trust the source of the artifact, you can override this error by passing "
+        "`safe_mode=False` to the loading function, or calling "
+        "`keras.config.enable_unsafe_deserialization().)"
+    )
 
 
 def test_data_of_other_dims_is_refused(moved_run, tiny_map_data):

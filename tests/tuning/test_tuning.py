@@ -417,7 +417,7 @@ def test_distributed_search_with_a_chief_and_two_workers(data, tmp_path):
         "--max_trials=3",
         "--epochs=1",
         "--seed=2",
-        f"--directory={directory}",
+        f"--output_dir={directory}",
         f"--space_file={space_file}",
         f"--hparams_file={base_file}",
         "--strategy=mirrored",
