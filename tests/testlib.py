@@ -11,12 +11,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from avsdn_tf import hparams
 from avsdn_tf.data import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 # The real AVE files (annotations, splits, small h5 files) beside the repository, if present.
 REAL_AVE = ROOT.parent / "shared" / "data" / "ave"
+
+
+def needs_real_ave(*names):
+    """Marks a test that reads the real AVE files NAMES (in REAL_AVE, i.e. ../shared).
+
+    conftest.py's pytest_runtest_setup skips the test when one is missing, except under CI
+    (CI=true), where the real data must be there and its absence fails the test in one message.
+    """
+    return pytest.mark.real_ave(*names)
+
 
 # Videos per split of the tiny synthetic data sets (conftest.py's session fixtures).
 TINY_SPLITS = {"train": 96, "val": 32, "test": 32, "noisy": 16}

@@ -36,7 +36,7 @@ from ave_testlib import (
     write_h5,
     write_match_files,
 )
-from testlib import REAL_AVE, ROOT
+from testlib import REAL_AVE, ROOT, needs_real_ave
 
 
 def read_split(output_dir, split):
@@ -218,9 +218,7 @@ def test_partial_noisy_files_warn_and_skip_the_noisy_split(tmp_path, capsys):
     assert_release_round_trip(tmp_path / "out", written)
 
 
-@pytest.mark.skipif(
-    not (REAL_AVE / "labels_noisy.h5").exists(), reason="real AVE files not available"
-)
+@needs_real_ave("labels_noisy.h5", "audio_feature_noisy.h5")
 def test_real_weak_supervision_files(tmp_path):
     """The release's own labels_noisy.h5 (178, 29) and audio_feature_noisy.h5 (178, 10, 128)
     float64."""

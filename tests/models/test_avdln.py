@@ -2,7 +2,6 @@
 against hand-computed examples, and the import of the authors' Keras 2 weights."""
 
 import math
-import os
 
 import h5py
 import numpy as np
@@ -12,7 +11,7 @@ from avsdn_tf import constants
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import avdln, losses, metrics
 
-from testlib import REAL_AVE
+from testlib import REAL_AVE, needs_real_ave
 
 AUTHORS_WEIGHTS = str(REAL_AVE / "cmm_model_weights.h5")
 EPS_DISTANCE = math.sqrt(constants.DISTANCE_EPSILON)
@@ -93,7 +92,7 @@ def test_import_matches_numpy_forward_of_a_made_h5(tmp_path):
     _check_import(path)
 
 
-@pytest.mark.skipif(not os.path.exists(AUTHORS_WEIGHTS), reason="the shared AVE files are absent")
+@needs_real_ave("cmm_model_weights.h5")
 def test_import_matches_numpy_forward_of_the_authors_h5():
     assert sorted(avdln.read_keras2_weights(AUTHORS_WEIGHTS)) == sorted(SHAPES)
     _check_import(AUTHORS_WEIGHTS)

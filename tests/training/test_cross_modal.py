@@ -21,12 +21,10 @@ from avsdn_tf.runs import RunDir
 from avsdn_tf.training import trainer
 
 from ave_testlib import write_ave_dir, write_match_files
-from testlib import REAL_AVE, run_command
+from testlib import REAL_AVE, needs_real_ave, run_command
 
 AUTHORS_WEIGHTS = REAL_AVE / "cmm_model_weights.h5"
-needs_weights = pytest.mark.skipif(
-    not AUTHORS_WEIGHTS.exists(), reason="the shared AVE files are absent"
-)
+needs_weights = needs_real_ave(AUTHORS_WEIGHTS.name)
 
 
 def _prepare(directory, vector_shape, match=True):
