@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from avsdn_tf import hparams
@@ -58,6 +59,20 @@ def small_hparams(**changes):
     """
     values = {**SMALL_UNITS, "batch_size": 16, "epochs": 2, "unroll": False, **changes}
     return hparams.HParams(**values)
+
+
+def avel_distance(a, b):
+    """The AVEL authors' AVDLN distance written out (a test reference, independent of
+    avsdn_tf.models.metrics): sqrt(max(sum((a - b)^2), K.epsilon())) in float64, where Keras 2's
+    K.epsilon() is 1e-7.
+
+    Args:
+        a, b: [..., D] embeddings, broadcastable against each other.
+    Returns:
+        float64 array [...].
+    """
+    squared = np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64)).sum(-1)
+    return np.sqrt(np.maximum(squared, 1e-7))
 
 
 def copy_with_damaged_shard(source, destination, shard, damage):

@@ -11,7 +11,7 @@ from avsdn_tf import constants
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import avdln, losses, metrics
 
-from testlib import REAL_AVE, needs_real_ave
+from testlib import REAL_AVE, avel_distance, needs_real_ave
 
 AUTHORS_WEIGHTS = str(REAL_AVE / "cmm_model_weights.h5")
 EPS_DISTANCE = math.sqrt(constants.DISTANCE_EPSILON)
@@ -53,7 +53,7 @@ def _numpy_forward(weights, audio, visual):
 
     v = branch(visual, "dense_1", "dense_2")
     a = branch(audio, "dense_3", "dense_4")
-    return metrics.pair_distances(v, a), a, v
+    return avel_distance(v, a), a, v
 
 
 def _write_keras2_h5(path, shapes, seed=0):
@@ -173,9 +173,7 @@ def _loop_localize(query, candidates, event):
     length = len(segments)
     scores = []
     for p in range(len(event) - length + 1):
-        difference = candidates[p : p + length].astype(np.float64) - query[segments]
-        squared = np.square(difference).sum(-1)
-        scores.append(np.sqrt(np.maximum(squared, constants.DISTANCE_EPSILON)).sum())
+        scores.append(avel_distance(candidates[p : p + length], query[segments]).sum())
     return int(np.argmin(scores)), np.array(scores)
 
 
@@ -274,9 +272,7 @@ def test_the_model_round_trips_through_a_keras_file_and_rebuilds_for_any_length(
     distance = np.asarray(model(inputs)[avdln.DISTANCE_OUTPUT])
     np.testing.assert_allclose(
         distance,
-        metrics.pair_distances(
-            model(inputs)[avdln.VISUAL_EMBEDDING], model(inputs)[avdln.AUDIO_EMBEDDING]
-        ),
+        avel_distance(model(inputs)[avdln.VISUAL_EMBEDDING], model(inputs)[avdln.AUDIO_EMBEDDING]),
         rtol=1e-5,
     )
     rebuilt = avdln.variable_length(restored)
