@@ -75,6 +75,34 @@ def avel_distance(a, b):
     return np.sqrt(np.maximum(squared, 1e-7))
 
 
+def read_records(data_dir, split=None, shard=None, serialized=False):
+    """The records of a data directory, decoded with the sizes its dataset_info.json gives.
+
+    Args:
+        data_dir: a local data directory (str or Path).
+        split: read this split's shards, in the order dataset_info.json lists them.
+        shard: or read this one shard file (a name inside data_dir).
+        serialized: also return each record's bytes.
+    Returns:
+        list of decoded records (dicts of records.decode_video: audio [T, A], visual [T, *V],
+        label [T], video_id bytes, ...) in file order; with serialized, (bytes, dict) pairs.
+    """
+    import tensorflow as tf
+
+    from avsdn_tf import dataset_info, records
+
+    data_dir = str(data_dir)
+    info = dataset_info.read(data_dir)
+    paths = [os.path.join(data_dir, shard)] if shard else info.shard_paths(data_dir, split)
+    found = []
+    for path in paths:
+        for record in tf.data.TFRecordDataset(path):
+            raw = record.numpy()
+            decoded = records.decode_video(raw, info.audio_dim, info.visual_shape)
+            found.append((raw, decoded) if serialized else decoded)
+    return found
+
+
 def copy_with_damaged_shard(source, destination, shard, damage):
     """A copy of a data directory with one shard damaged, as a disk or a user may damage it.
 

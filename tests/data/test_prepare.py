@@ -16,10 +16,9 @@ import sys
 import h5py
 import numpy as np
 import pytest
-import tensorflow as tf
 from absl import flags
 
-from avsdn_tf import cli, constants, dataset_info, prepare, records
+from avsdn_tf import cli, constants, dataset_info, prepare
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
 
@@ -36,15 +35,7 @@ from ave_testlib import (
     write_h5,
     write_match_files,
 )
-from testlib import REAL_AVE, ROOT, needs_real_ave
-
-
-def read_split(output_dir, split):
-    info = dataset_info.read(str(output_dir))
-    decoded = []
-    for serialized in tf.data.TFRecordDataset(info.shard_paths(str(output_dir), split)):
-        decoded.append(records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape))
-    return decoded
+from testlib import REAL_AVE, ROOT, needs_real_ave, read_records
 
 
 def row_of(video):
@@ -68,7 +59,7 @@ def run(ave_dir, output_dir, **kwargs):
 def assert_release_round_trip(output_dir, written):
     names = constants.category_names()
     for split, order in ORDER.items():
-        videos = read_split(output_dir, split)
+        videos = read_records(output_dir, split)
         assert sorted(row_of(video) for video in videos) == sorted(order)
         for video in videos:
             row = row_of(video)
@@ -93,7 +84,7 @@ def test_round_trip_with_noisy_split(tmp_path, layout):
     out = tmp_path / "out"
     assert_release_round_trip(out, written)
 
-    noisy = sorted(read_split(out, constants.NOISY_SPLIT), key=lambda video: video["video_id"])
+    noisy = sorted(read_records(out, constants.NOISY_SPLIT), key=lambda video: video["video_id"])
     assert [video["video_id"].decode() for video in noisy] == [
         "noisy_0000",
         "noisy_0001",
@@ -189,7 +180,7 @@ def test_visual_file_flag_keeps_the_layout_given(tmp_path):
     run(tmp_path / "ave", tmp_path / "out", visual_file="visual_feature_vec.h5")
     info = dataset_info.read(str(tmp_path / "out"))
     assert info.visual_shape == [MAP_SHAPE[-1]]
-    video = read_split(tmp_path / "out", "train")[0]
+    video = read_records(tmp_path / "out", "train")[0]
     np.testing.assert_array_equal(video["visual"], vectors[row_of(video)])
 
 
@@ -231,7 +222,7 @@ def test_real_weak_supervision_files(tmp_path):
     write_h5(tmp_path / "ave" / "visual_feature_noisy.h5", visual)
     summary = run(tmp_path / "ave", tmp_path / "out")
     assert summary["videos"][constants.NOISY_SPLIT] == 178
-    noisy = read_split(tmp_path / "out", constants.NOISY_SPLIT)
+    noisy = read_records(tmp_path / "out", constants.NOISY_SPLIT)
     assert len(noisy) == 178
     by_id = {video["video_id"].decode(): video for video in noisy}
     np.testing.assert_array_equal(by_id["noisy_0177"]["audio"], real_audio[177].astype(np.float32))
@@ -260,12 +251,12 @@ def test_label_disagreements_are_reported_and_label_source_chooses(tmp_path):
     assert listed[0]["labels_annotations"] == written["labels"][5].tolist()
     assert listed[0]["labels_h5"][3] == constants.category_names().index("Goat")
 
-    goat = next(v for v in read_split(tmp_path / "out", "train") if v["video_id"] == b"goat")
+    goat = next(v for v in read_records(tmp_path / "out", "train") if v["video_id"] == b"goat")
     assert goat["label"][3] == constants.category_names().index("Goat")  # labels.h5 by default
 
     summary = run(tmp_path / "ave", tmp_path / "out", label_source="annotations")
     assert summary["label_disagreements"]["videos"] == 2  # still checked and reported
-    goat = next(v for v in read_split(tmp_path / "out", "train") if v["video_id"] == b"goat")
+    goat = next(v for v in read_records(tmp_path / "out", "train") if v["video_id"] == b"goat")
     np.testing.assert_array_equal(goat["label"], written["labels"][5])
 
 
@@ -301,7 +292,7 @@ def test_rerun_replaces_the_output(tmp_path):
     assert (tmp_path / "out" / "train-00007-of-00008.tfrecord").exists()
     run(tmp_path / "ave", tmp_path / "out")
     assert not (tmp_path / "out" / "train-00007-of-00008.tfrecord").exists()
-    assert len(read_split(tmp_path / "out", "train")) == 8
+    assert len(read_records(tmp_path / "out", "train")) == 8
     assert sorted(os.listdir(tmp_path)) == ["ave", "out"]
 
 
@@ -615,12 +606,14 @@ def test_match_files_become_the_cross_modal_splits(tmp_path):
     write_match_files(tmp_path / "ave")
     run(tmp_path / "ave", tmp_path / "out")
     for split, rows in MATCH_ORDER.items():
-        videos = read_split(tmp_path / "out", f"{split}_match")
+        videos = read_records(tmp_path / "out", f"{split}_match")
         assert sorted(row_of(video) for video in videos) == sorted(rows)
         for video in videos:
             np.testing.assert_array_equal(video["label"], written["labels"][row_of(video)])
     # The localization splits are unchanged.
-    assert sorted(row_of(v) for v in read_split(tmp_path / "out", "test")) == sorted(ORDER["test"])
+    assert sorted(row_of(v) for v in read_records(tmp_path / "out", "test")) == sorted(
+        ORDER["test"]
+    )
 
 
 def test_some_match_files_or_indices_out_of_range_are_one_clear_error(tmp_path):

@@ -30,7 +30,7 @@ from avsdn_tf.models import backbones, registry, serving
 from export import export_model, verify, warmup
 
 from serving_testlib import ROOT, exported
-from testlib import copy_with_damaged_shard
+from testlib import copy_with_damaged_shard, read_records
 
 A, V = 16, [24]  # the tiny data set's feature sizes (conftest.tiny_config)
 
@@ -60,9 +60,8 @@ def keras_models(export):
 
 
 def val_videos(data_dir, count=6):
-    files = sorted(tf.io.gfile.glob(os.path.join(data_dir, "val-*.tfrecord")))
-    serialized = [r.numpy() for r in tf.data.TFRecordDataset(files).take(count)]
-    videos = [records.decode_video(s, A, V) for s in serialized]
+    serialized, videos = zip(*read_records(data_dir, "val", serialized=True)[:count])
+    serialized = list(serialized)
     ids = [v[records.VIDEO_ID].decode() for v in videos]
     audio = np.stack([v[records.AUDIO] for v in videos])
     visual = np.stack([v[records.VISUAL] for v in videos])

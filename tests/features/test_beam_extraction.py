@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import cli, dataset_info, extract, records
+from avsdn_tf import cli, dataset_info, extract
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import assembly, beam_extraction, feature_extractor
 
@@ -21,7 +21,7 @@ from media_testlib import RUNNER_CLIPS, extract_inputs
 from media_testlib import feature_args as _feature_args
 from media_testlib import records_by_id as _records
 from s3_testlib import command, local_files, moto_server, objects, s3_environment
-from testlib import ROOT
+from testlib import ROOT, read_records
 
 pytest.importorskip("av")
 pytest.importorskip("apache_beam")
@@ -52,14 +52,10 @@ def _extract(args):
 
 def _shard_records(data_dir, shard):
     """{(video_id, category): decoded record} of one shard file."""
-    import tensorflow as tf
-
-    info = dataset_info.read(data_dir)
-    decoded = {}
-    for serialized in tf.data.TFRecordDataset(os.path.join(data_dir, shard)):
-        record = records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
-        decoded[(record["video_id"].decode(), int(record["category"]))] = record
-    return decoded
+    return {
+        (record["video_id"].decode(), int(record["category"])): record
+        for record in read_records(data_dir, shard=shard)
+    }
 
 
 def _json(directory, name):

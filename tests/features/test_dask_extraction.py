@@ -17,13 +17,13 @@ import time
 import numpy as np
 import pytest
 
-from avsdn_tf import dataset_info, records
+from avsdn_tf import dataset_info
 from avsdn_tf.features import assembly
 
 from dask_testlib import dask_cluster, free_port
 from media_testlib import RUNNER_CLIPS, extract_inputs
 from media_testlib import feature_args as _feature_args
-from testlib import ROOT
+from testlib import ROOT, read_records
 
 pytest.importorskip("av")
 pytest.importorskip("apache_beam")
@@ -74,14 +74,10 @@ def _run(args, timeout=300):
 
 def _records(data_dir):
     """{(shard, video_id, category): {feature: array}} of every shard of the data set."""
-    import tensorflow as tf
-
-    info = dataset_info.read(data_dir)
     found = {}
-    for split in info.splits.values():
+    for split in dataset_info.read(data_dir).splits.values():
         for shard in split["shards"]:
-            for serialized in tf.data.TFRecordDataset(os.path.join(data_dir, shard)):
-                record = records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
+            for record in read_records(data_dir, shard=shard):
                 found[(shard, record["video_id"].decode(), int(record["category"]))] = record
     return found
 

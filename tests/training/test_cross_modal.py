@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, records
+from avsdn_tf import constants, records
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import avdln, backbones, metrics, registry
@@ -21,7 +21,7 @@ from avsdn_tf.runs import RunDir
 from avsdn_tf.training import trainer
 
 from ave_testlib import write_ave_dir, write_match_files
-from testlib import REAL_AVE, avel_distance, needs_real_ave, run_command
+from testlib import REAL_AVE, avel_distance, needs_real_ave, read_records, run_command
 
 AUTHORS_WEIGHTS = REAL_AVE / "cmm_model_weights.h5"
 needs_weights = needs_real_ave(AUTHORS_WEIGHTS.name)
@@ -48,11 +48,7 @@ def _hp(**changes):
 
 def _split_arrays(data_dir, split):
     """(audio [N, T, A], visual [N, T, V], labels [N, T]) of a split, read from its records."""
-    info = dataset_info.read(data_dir)
-    videos = [
-        records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
-        for serialized in tf.data.TFRecordDataset(info.shard_paths(data_dir, split))
-    ]
+    videos = read_records(data_dir, split)
     return tuple(np.stack([video[key] for video in videos]) for key in ("audio", "visual", "label"))
 
 
