@@ -13,8 +13,9 @@ import os
 import numpy as np
 import pytest
 from absl import flags
+from PIL import Image
 
-from avsdn_tf import cli, dataset_info, extract, predict
+from avsdn_tf import cli, constants, dataset_info, extract, predict
 from avsdn_tf.data import pipeline
 from avsdn_tf.dataset_info import DataDir
 from avsdn_tf.errors import UserError
@@ -167,6 +168,30 @@ def test_label_files_are_checked(tmp_path):
     assert labels.ground_truth(rows, 8).tolist() == [17] * 8
 
 
+def _event_runs(labels, names):
+    """Predict's intervals written out: each maximal run of one event class (not background),
+    end exclusive."""
+    runs = []
+    for t, label in enumerate(int(label) for label in labels):
+        if label == 28:
+            continue
+        if runs and runs[-1]["label"] == label and runs[-1]["end"] == t:
+            runs[-1]["end"] = t + 1
+        else:
+            runs.append({"label": label, "class_name": names[label], "start": t, "end": t + 1})
+    return runs
+
+
+def test_event_runs_of_hand_worked_labels():
+    names = constants.class_names()
+    assert _event_runs([28, 2, 2, 28, 2, 5, 5], names) == [
+        {"label": 2, "class_name": "Bark", "start": 1, "end": 3},
+        {"label": 2, "class_name": "Bark", "start": 4, "end": 5},
+        {"label": 5, "class_name": names[5], "start": 5, "end": 7},
+    ]
+    assert _event_runs([28, 28], names) == []
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A tiny AVSDN trained on synthetic maps of the backbone's shape (2x2x512) and 128-d audio."""
@@ -198,20 +223,35 @@ def test_predict_prints_writes_json_and_draws_the_timeline(
     )
     probabilities = np.asarray(result["probabilities"])
     assert probabilities.shape == (3, 29)
+    assert (probabilities >= 0).all() and (probabilities <= 1).all()
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
     labels = probabilities.argmax(-1)
-    assert [segment["label"] for segment in result["segments"]] == labels.tolist()
+    names = constants.class_names()
+    assert result["segments"] == [
+        {
+            "start": t,
+            "end": t + 1,
+            "label": int(labels[t]),
+            "class_name": names[labels[t]],
+            "probability": pytest.approx(probabilities[t, labels[t]], abs=1e-4),
+            "background_probability": pytest.approx(probabilities[t, 28], abs=1e-4),
+        }
+        for t in range(3)
+    ]
+    assert result["intervals"] == _event_runs(labels, names)
     assert result["ground_truth"]["labels"] == [28, 2, 28]
     assert result["ground_truth"]["intervals"] == [
         {"label": 2, "class_name": "Bark", "start": 1, "end": 2}
     ]
     assert result["ground_truth"]["accuracy"] == pytest.approx((labels == [28, 2, 28]).mean())
-    for interval in result["intervals"]:
-        assert all(
-            labels[t] == interval["label"] for t in range(interval["start"], interval["end"])
-        )
-    with open(os.path.join(output, "clip_a.png"), "rb") as handle:
-        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    # The timeline: a PNG 8 inches (its least width) at 100 dpi wide, drawn on.
+    with Image.open(os.path.join(output, "clip_a.png")) as png:
+        assert png.format == "PNG"
+        picture = np.asarray(png.convert("RGB"))
+    assert picture.shape[1] == 800 and 200 < picture.shape[0] < 800
+    not_white = (picture < 250).any(-1)
+    assert 0.05 < not_white.mean() < 0.95
+    assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 20  # frames, colours, text
     # The page plays the input by its path relative to the page; index.html links the page.
     page = open(os.path.join(output, "clip_a.html")).read()
     source = os.path.relpath(clip, output)
