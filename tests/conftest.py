@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 from avsdn_tf import constants  # noqa: E402
 from avsdn_tf.data import synthetic  # noqa: E402
 
-from testlib import REAL_AVE, tiny_config  # noqa: E402
+from testlib import REAL_AVE, command_env, tiny_config  # noqa: E402
 
 # Skip reasons (substrings) a CI run may report; any other skip fails a CI session. None: CI
 # installs every optional dependency ('.[test]', chromium) and has the real AVE files.
@@ -109,3 +109,23 @@ def browser():
         launched = viewer_testlib.launch(playwright)
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server on 127.0.0.1 (s3_testlib.moto_server), its log in the test's temp.
+
+    Yields:
+        (environment for `testlib.run_command(..., env=...)`: the repository importable and the
+        S3 settings, TensorFlow's C++ logging left to the commands as users run them; boto3
+        client of the server).
+    """
+    from s3_testlib import moto_server, s3_environment
+
+    with (
+        open(tmp_path_factory.mktemp("moto") / "server.log", "w") as log,
+        moto_server(log) as (endpoint, client),
+    ):
+        env = command_env(**s3_environment(endpoint))
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the commands quiet TensorFlow themselves
+        yield env, client

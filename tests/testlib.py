@@ -5,8 +5,14 @@ these helpers live in conftest.py; heavier shared setups have their own modules
 (serving_testlib.py: one exported run; s3_testlib.py: a local S3 server).
 """
 
+import contextlib
+import fcntl
+import functools
+import inspect
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +28,53 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository
 REAL_AVE = ROOT.parent / "shared" / "data" / "ave"
 
 
+@contextlib.contextmanager
+def session_shared(tmp_path_factory, name):
+    """A directory made once per test session, also across pytest-xdist workers (a file lock).
+
+    The first process to enter makes it; the others wait on the lock, then find it done:
+
+        with session_shared(tmp_path_factory, "tuning_data") as (path, done):
+            if not done:
+                make(path)
+
+    Args:
+        tmp_path_factory: pytest's fixture (the session's base temp directory; under xdist,
+            its parent, which the workers share).
+        name: the directory's name.
+    Yields:
+        (pathlib.Path path, bool done): done when an earlier process finished making it (a
+        path that exists after the block is marked done).
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = root / name
+        yield path, (path / ".done").exists()
+        if path.exists():
+            (path / ".done").touch()
+
+
+def free_ports(count=1):
+    """TCP ports on 127.0.0.1 that nothing listens on now, all different.
+
+    Args:
+        count: how many.
+    Returns:
+        list of `count` int ports (the probes are held until all are found, so none repeats).
+    """
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def needs_real_ave(*names):
     """Marks a test that reads the real AVE files NAMES (in REAL_AVE, i.e. ../shared).
 
@@ -30,6 +83,10 @@ def needs_real_ave(*names):
     """
     return pytest.mark.real_ave(*names)
 
+
+# A line TensorFlow's C++ runtime prints at start-up ("2026-01-01 10:00:00.123: E ..."),
+# before a command can quiet it.
+TF_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] ")
 
 # Videos per split of the tiny synthetic data sets (conftest.py's session fixtures).
 TINY_SPLITS = {"train": 96, "val": 32, "test": 32, "noisy": 16}
@@ -149,3 +206,69 @@ def run_command(module, *args, env=None, timeout=600):
         timeout=timeout,
         env=command_env() if env is None else env,
     )
+
+
+def run_in_process(module, *args, capsys):
+    """Run the command `python -m MODULE ARGS` in this process, as cli.run runs it.
+
+    The command's flags are defined and parsed from ARGS (on a FlagValues of their own when its
+    define_flags takes one, else on absl's global flags, removed again after), and its main runs
+    through cli.run_main: a user error is one line on stderr and status 2.
+
+    Args:
+        module: the command's module (avsdn_tf.train, avsdn_tf.extract, ...).
+        *args: its command line (flags and arguments).
+        capsys: pytest's fixture; what the command printed is read from it.
+    Returns:
+        (int exit status, str stdout, str stderr).
+    """
+    from absl import flags
+
+    from avsdn_tf import cli
+
+    own = "flag_values" in inspect.signature(module.define_flags).parameters
+    flag_values = flags.FlagValues() if own else flags.FLAGS
+    before = set(flag_values)
+    module.define_flags(flag_values) if own else module.define_flags()
+    command_line = [module.__name__.rsplit(".", 1)[-1], *map(str, args)]
+    try:
+        if hasattr(module, "parse_flags"):
+            argv = module.parse_flags(command_line, flag_values)
+        else:
+            argv = flag_values(command_line)
+        main = functools.partial(module.main, flag_values=flag_values) if own else module.main
+        try:
+            status = cli.run_main(main, flag_values)(argv)
+        except SystemExit as stop:
+            status = stop.code
+    finally:
+        if not own:
+            flag_values.unparse_flags()
+            for name in set(flag_values) - before:
+                delattr(flag_values, name)
+    captured = capsys.readouterr()
+    return status or 0, captured.out, captured.err
+
+
+def one_error_line(status, stderr, allow_tf_log=True):
+    """Check a user error as every command reports it and return its line.
+
+    Exit status 2, no traceback, and exactly one non-blank line on stderr, starting "error: ".
+
+    Args:
+        status: the command's exit status.
+        stderr: what it printed on stderr.
+        allow_tf_log: ignore TensorFlow's C++ start-up lines (TF_LOG_LINE), which a process
+            that imports TensorFlow may print before the command can quiet them.
+    Returns:
+        str: the error line.
+    """
+    assert status == 2, stderr
+    assert "Traceback" not in stderr, stderr
+    lines = [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not (allow_tf_log and TF_LOG_LINE.match(line))
+    ]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]

@@ -20,8 +20,8 @@ from avsdn_tf.features import assembly, beam_extraction, feature_extractor
 from media_testlib import RUNNER_CLIPS, extract_inputs
 from media_testlib import feature_args as _feature_args
 from media_testlib import records_by_id as _records
-from s3_testlib import command, local_files, moto_server, objects, s3_environment
-from testlib import ROOT, read_records
+from s3_testlib import local_files, objects
+from testlib import read_records, run_command
 
 pytest.importorskip("av")
 pytest.importorskip("apache_beam")
@@ -191,15 +191,6 @@ def test_runner_arguments_are_checked(inputs, tmp_path, monkeypatch, capsys):
     assert beam_extraction.INSTALL_HINT in message and "Traceback" not in message
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A moto S3 server on 127.0.0.1: (environment for the commands, boto3 client)."""
-    log_path = tmp_path_factory.mktemp("moto") / "server.log"
-    with open(log_path, "w") as log, moto_server(log) as (endpoint, client):
-        env = {**os.environ, **s3_environment(endpoint), "PYTHONPATH": str(ROOT)}
-        yield env, client
-
-
 @pytest.mark.slow
 def test_videos_and_output_on_s3(inputs, s3, tmp_path):
     """--videos s3://... and --output_dir s3://... with --runner: the files the single process
@@ -215,18 +206,18 @@ def test_videos_and_output_on_s3(inputs, s3, tmp_path):
         (local_videos / name).write_bytes((open(os.path.join(inputs["videos"], name), "rb")).read())
     features = _feature_args(inputs)
     local = str(tmp_path / "local")
-    result = command(
-        env, "avsdn_tf.extract", f"--videos={local_videos}", f"--output_dir={local}", *features
+    result = run_command(
+        "avsdn_tf.extract", f"--videos={local_videos}", f"--output_dir={local}", *features, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    result = command(
-        env,
+    result = run_command(
         "avsdn_tf.extract",
         "--videos=s3://beam/videos",
         "--output_dir=s3://beam/out",
         *features,
         "--runner",
         "DirectRunner",
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     on_s3, here = objects(client, "beam", "out"), local_files(local)

@@ -20,10 +20,10 @@ import pytest
 from avsdn_tf import dataset_info
 from avsdn_tf.features import assembly
 
-from dask_testlib import dask_cluster, free_port
+from dask_testlib import dask_cluster
 from media_testlib import RUNNER_CLIPS, extract_inputs
 from media_testlib import feature_args as _feature_args
-from testlib import ROOT, read_records
+from testlib import ROOT, free_ports, read_records
 
 pytest.importorskip("av")
 pytest.importorskip("apache_beam")
@@ -217,7 +217,7 @@ def _flag_values():
 
 def test_an_unreachable_scheduler_is_one_message_within_the_timeout(inputs, tmp_path, capsys):
     output = str(tmp_path / "out")
-    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    address = f"tcp://127.0.0.1:{free_ports()[0]}"  # nothing listens there
     started = time.time()
     status = _command(
         [
@@ -276,7 +276,7 @@ def test_the_connection_timeout_is_whole_seconds(inputs, tmp_path, capsys, value
     args = [
         *_args(inputs, output),
         "--runner=DaskRunner",
-        f"--dask_client_address=tcp://127.0.0.1:{free_port()}",
+        f"--dask_client_address=tcp://127.0.0.1:{free_ports()[0]}",
         "--dask_connection_timeout",
         value,
     ]

@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from avsdn_tf.errors import UserError
 from avsdn_tf.runs import RunDir
 from avsdn_tf.training import evaluation, trainer
 
-from testlib import ROOT, TINY_SPLITS, command_env, run_command, small_hparams
+from testlib import ROOT, TINY_SPLITS, command_env, free_ports, run_command, small_hparams
 
 
 def _command(*args, env=None):
@@ -308,16 +307,6 @@ def test_command_line_errors_and_model_help(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _reference_for_global_batch(tiny_vector_data, tmp_path_factory, batch):
     model_dir = str(tmp_path_factory.mktemp("runs") / f"single_{batch}")
     return trainer.train(
@@ -361,7 +350,7 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_single_device(
 def test_multi_worker_with_two_processes_matches_single_device(
     tiny_vector_data, tmp_path, single_device_global_32
 ):
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     hparams_file = _hparams_file(tmp_path, epochs=2, batch_size=16)
     workers = []
