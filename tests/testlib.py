@@ -208,7 +208,7 @@ def run_command(module, *args, env=None, timeout=600):
     )
 
 
-def run_in_process(module, *args, capsys):
+def run_in_process(module, *args, capsys=None):
     """Run the command `python -m MODULE ARGS` in this process, as cli.run runs it.
 
     The command's flags are defined and parsed from ARGS (on a FlagValues of their own when its
@@ -218,9 +218,10 @@ def run_in_process(module, *args, capsys):
     Args:
         module: the command's module (avsdn_tf.train, avsdn_tf.extract, ...).
         *args: its command line (flags and arguments).
-        capsys: pytest's fixture; what the command printed is read from it.
+        capsys: pytest's fixture, to read what the command printed (without it, in a fixture
+            that cannot have it, the output is left to pytest's capture).
     Returns:
-        (int exit status, str stdout, str stderr).
+        (int exit status, str stdout, str stderr); stdout and stderr are None without capsys.
     """
     from absl import flags
 
@@ -246,6 +247,8 @@ def run_in_process(module, *args, capsys):
             flag_values.unparse_flags()
             for name in set(flag_values) - before:
                 delattr(flag_values, name)
+    if capsys is None:
+        return status or 0, None, None
     captured = capsys.readouterr()
     return status or 0, captured.out, captured.err
 
