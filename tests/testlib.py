@@ -192,15 +192,15 @@ def command_env(**changes):
     return env
 
 
-def run_command(module, *args, env=None, timeout=600):
-    """Run `python -m MODULE ARGS` from the repository root, as a user would.
+def run_command(module, *args, env=None, timeout=600, cwd=ROOT):
+    """Run `python -m MODULE ARGS` from the repository root (or `cwd`), as a user would.
 
     Returns:
         the finished subprocess.CompletedProcess (text stdout and stderr captured).
     """
     return subprocess.run(
         [sys.executable, "-m", module, *map(str, args)],
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
