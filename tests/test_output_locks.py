@@ -13,6 +13,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -227,6 +229,30 @@ def test_prepare_takes_over_a_dead_processs_lock_and_sweeps_its_temporaries(
     assert {name for name in second if name.endswith(".tfrecord")} == {
         name for name in first if name.endswith(".tfrecord")
     }
+
+
+def test_prepare_with_wait_waits_for_a_live_holder_then_writes(tmp_path, monkeypatch):
+    """--wait (README: "waits instead"): the command keeps trying while the holder lives and
+    writes its output once the lock is gone, taking nothing over."""
+    monkeypatch.setattr(locks, "WAIT_POLL_SECONDS", 0.05)
+    write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
+    out, lock = tmp_path / "out", tmp_path / f"out{locks.BESIDE_SUFFIX}"
+    hold(lock, os.getpid())  # this process: alive, on this host
+    finished = {}
+    command = threading.Thread(
+        target=lambda: finished.update(
+            status=run_in_process(
+                prepare, f"--ave_dir={tmp_path / 'ave'}", f"--output_dir={out}", "--wait"
+            )[0]
+        )
+    )
+    command.start()
+    time.sleep(2.0)  # 40 tries of the lock
+    assert command.is_alive() and not out.exists()  # still waiting, nothing written
+    lock.unlink()  # the holder ends (directory_lock removes its lock file)
+    command.join(timeout=120)
+    assert finished == {"status": 0}
+    assert (out / "dataset_info.json").exists() and not lock.exists()
 
 
 def test_prepare_keeps_an_old_output_when_the_new_one_never_arrived(tmp_path, dead_pid, capsys):
