@@ -450,6 +450,7 @@ def test_a_failed_export_leaves_existing_versions_untouched(export, tmp_path, mo
     assert sorted(os.listdir(base)) == before
 
 
+@pytest.mark.slow  # the shared export (serving_testlib.exported)
 @pytest.mark.parametrize(
     "failing, error, found",
     [
@@ -489,6 +490,7 @@ def test_a_failing_write_names_the_version_and_leaves_nothing(
     assert sorted(os.listdir(base)) == ["1"]  # the staging directory is gone
 
 
+@pytest.mark.slow  # the shared export (serving_testlib.exported)
 def test_a_damaged_record_read_for_verification_names_the_shard(export, tmp_path):
     data_dir, shard = copy_with_damaged_shard(
         export.data_dir, tmp_path / "data", "val-00000-of-00002.tfrecord", "overwrite"
@@ -574,6 +576,7 @@ def test_predict_examples_reshapes_visual_maps(tmp_path):
         serving.FeatureSpec.of(A, shape, constants.class_names() + ["extra"])
 
 
+@pytest.mark.slow  # the shared export (serving_testlib.exported)
 def test_truncated_checkpoint_is_reported_as_truncated_not_missing(export, tmp_path):
 
     run = tmp_path / "run"

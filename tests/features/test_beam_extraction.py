@@ -73,6 +73,7 @@ def _common_args(inputs, output):
     ]
 
 
+@pytest.mark.slow  # two Beam worker processes (~40 s)
 def test_direct_runner_on_two_processes_writes_what_the_single_process_writes(inputs):
     single, distributed = str(inputs["root"] / "single"), str(inputs["root"] / "beam")
     assert _extract(_common_args(inputs, single)) == 0

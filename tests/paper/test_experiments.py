@@ -298,6 +298,7 @@ def _command(*args):
     return run_command("avsdn_tf.experiments", *args)
 
 
+@pytest.mark.slow  # trains every row for real (~60 s)
 def test_command_trains_for_real_then_a_rerun_trains_nothing(tiny_data, tmp_path):
     hparams_file = tmp_path / "small.json"
     hparams_file.write_text(json.dumps(SMALL))
