@@ -109,6 +109,7 @@ def test_train_refuses_a_run_directory_a_live_process_holds(tmp_path, tiny_vecto
     assert tree(run) == before
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_train_takes_over_a_dead_processs_lock_and_sweeps_its_temporaries(
     tmp_path, tiny_vector_data, dead_pid
 ):

@@ -132,6 +132,74 @@ def avel_distance(a, b):
     return np.sqrt(np.maximum(squared, 1e-7))
 
 
+def avel_localize(query, candidates, event):
+    """The AVEL authors' cross-modality localization loop, one window at a time (a test
+    reference): the start p minimising sum_i avel_distance(candidates[p + i], query[s_i]) over
+    the event's segments s_0 < s_1 < ...
+
+    Args:
+        query: [T, D] embeddings of the modality whose event segments are the query.
+        candidates: [T, D] embeddings of the other modality.
+        event: bool [T], the event's segments.
+    Returns:
+        (int best start, float64 [T - l + 1] scores of every start).
+    """
+    segments = np.flatnonzero(event)
+    length = len(segments)
+    scores = [
+        avel_distance(candidates[p : p + length], query[segments]).sum()
+        for p in range(len(event) - length + 1)
+    ]
+    return int(np.argmin(scores)), np.array(scores)
+
+
+def avel_accuracy(audio, visual, events):
+    """A2V and V2A accuracy as the AVEL paper defines them, written out with avel_localize:
+    a video whose event covers no segment or every segment is skipped; one is right when the
+    localized start is the event's first segment.
+
+    Args:
+        audio, visual: [N, T, D] embeddings. events: bool [N, T].
+    Returns:
+        {"a2v_accuracy", "v2a_accuracy", "evaluated"}.
+    """
+    a2v = v2a = evaluated = 0
+    for a, v, event in zip(audio, visual, np.asarray(events, bool)):
+        if not event.any() or event.all():
+            continue
+        evaluated += 1
+        first = int(np.flatnonzero(event)[0])
+        a2v += avel_localize(a, v, event)[0] == first
+        v2a += avel_localize(v, a, event)[0] == first
+    if not evaluated:
+        return {"a2v_accuracy": 0.0, "v2a_accuracy": 0.0, "evaluated": 0}
+    return {
+        "a2v_accuracy": a2v / evaluated,
+        "v2a_accuracy": v2a / evaluated,
+        "evaluated": evaluated,
+    }
+
+
+def event_runs(labels):
+    """Event intervals written out (a test reference, independent of metrics.intervals): each
+    maximal run of one event class (not background, 28), end exclusive.
+
+    Args:
+        labels: int [T] per-segment labels.
+    Returns:
+        list of (label, start, end) int tuples, in time order.
+    """
+    runs = []
+    for t, label in enumerate(int(label) for label in labels):
+        if label == 28:
+            continue
+        if runs and runs[-1][0] == label and runs[-1][2] == t:
+            runs[-1][2] = t + 1
+        else:
+            runs.append([label, t, t + 1])
+    return [tuple(run) for run in runs]
+
+
 def read_records(data_dir, split=None, shard=None, serialized=False):
     """The records of a data directory, decoded with the sizes its dataset_info.json gives.
 

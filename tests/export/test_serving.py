@@ -20,11 +20,10 @@ from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_p
 
 from avsdn_tf import constants, records
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import metrics
 from export import client, warmup
 
 from serving_testlib import Background, exported
-from testlib import command_env, free_ports
+from testlib import command_env, event_runs, free_ports, read_records
 
 pytestmark = pytest.mark.slow  # a trained run, its export and a server process (serving_testlib)
 
@@ -129,11 +128,12 @@ def test_client_prints_per_second_labels_and_intervals(
     assert [v["video_label"] for v in videos] == expected["video_label"].numpy().tolist()
     names = constants.class_names()
     text = out.getvalue()
-    for video, record in zip(videos, serialized):
-        truth = records.decode_video(record, A, [24])[records.LABEL].tolist()
+    directory, shard = os.path.split(val_file)
+    truths = [video[records.LABEL].tolist() for video in read_records(directory, shard=shard)]
+    for video, truth in zip(videos, truths, strict=True):
         assert video["truth_labels"] == truth
         events = ", ".join(
-            f"{names[c]} {s}-{e} s" for c, s, e in metrics.intervals(video["segment_labels"])
+            f"{names[c]} {s}-{e} s" for c, s, e in event_runs(video["segment_labels"])
         )
         block = [f"video {video['video_id']} (10 s): {names[video['video_label']]}"]
         block += [f"{t:>8}  {names[label]}" for t, label in enumerate(video["segment_labels"])]

@@ -160,6 +160,7 @@ def published_graph(examples, values, relu_embedding):
     return (tf.nn.relu(net) if relu_embedding else net).numpy()
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_checkpoint_loader_reads_the_official_names_and_matches_the_published_graph(
     tmp_path_factory,
 ):

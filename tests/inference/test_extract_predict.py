@@ -28,7 +28,7 @@ from avsdn_tf.runs import RunDir
 from media_testlib import IMAGE_SIZE, extract_inputs, make_video, tiny_own_video_run
 from media_testlib import feature_args as _feature_args
 from media_testlib import records_by_id as _records
-from testlib import one_error_line, read_records, run_in_process
+from testlib import event_runs, one_error_line, read_records, run_in_process
 
 pytest.importorskip("av")
 
@@ -162,17 +162,11 @@ def test_label_files_are_checked(tmp_path):
 
 
 def _event_runs(labels, names):
-    """Predict's intervals written out: each maximal run of one event class (not background),
-    end exclusive."""
-    runs = []
-    for t, label in enumerate(int(label) for label in labels):
-        if label == 28:
-            continue
-        if runs and runs[-1]["label"] == label and runs[-1]["end"] == t:
-            runs[-1]["end"] = t + 1
-        else:
-            runs.append({"label": label, "class_name": names[label], "start": t, "end": t + 1})
-    return runs
+    """Predict's intervals as its JSON holds them, from testlib.event_runs."""
+    return [
+        {"label": label, "class_name": names[label], "start": start, "end": end}
+        for label, start, end in event_runs(labels)
+    ]
 
 
 def test_event_runs_of_hand_worked_labels():

@@ -497,6 +497,7 @@ def test_only_the_cross_modal_table_starts_from_its_models_own_defaults():
     assert [t.key for t, _ in paper_rows.select("all")] == ["supervised", "weak", "ablation"]
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_command_cross_modal_uses_avdln_defaults_and_refuses_data_without_match_splits(
     match_data, tiny_data, tmp_path
 ):

@@ -21,7 +21,14 @@ from avsdn_tf.runs import RunDir
 from avsdn_tf.training import trainer
 
 from ave_testlib import write_ave_dir, write_match_files
-from testlib import REAL_AVE, avel_distance, needs_real_ave, read_records, run_command
+from testlib import (
+    REAL_AVE,
+    avel_accuracy,
+    avel_distance,
+    needs_real_ave,
+    read_records,
+    run_command,
+)
 
 AUTHORS_WEIGHTS = REAL_AVE / "cmm_model_weights.h5"
 needs_weights = needs_real_ave(AUTHORS_WEIGHTS.name)
@@ -94,7 +101,7 @@ def test_train_fits_the_contrastive_loss_on_the_match_splits_and_selects_on_val_
     for key in ("val", "test"):
         audio, visual, labels = _split_arrays(match_data, f"{key}_match")
         embeddings = avdln.embedding_model(model)({"audio": audio, "visual": visual})
-        expected = metrics.cross_modal_accuracy(
+        expected = avel_accuracy(
             *(np.asarray(e) for e in embeddings), labels != constants.BACKGROUND
         )
         assert result[key] == expected
@@ -145,7 +152,7 @@ def test_import_of_the_authors_weights_with_epochs_0_then_evaluate_on_test_match
     out = model({"audio": audio, "visual": visual})
     a, v = _numpy_embeddings(weights, audio, visual)
     np.testing.assert_allclose(np.asarray(out["distance"]), avel_distance(v, a), atol=1e-3)
-    assert result["test"] == metrics.cross_modal_accuracy(a, v, labels != constants.BACKGROUND)
+    assert result["test"] == avel_accuracy(a, v, labels != constants.BACKGROUND)
 
     evaluated = run_command("avsdn_tf.evaluate", f"--model_dir={run}")  # default: test_match
     assert evaluated.returncode == 0, evaluated.stderr

@@ -58,6 +58,7 @@ def test_train_then_evaluate_read_dataset_info_once_each(tiny_vector_data, model
     assert _reads_of(evaluate, named, monkeypatch) == [tiny_vector_data]
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_experiments_read_dataset_info_once(tiny_vector_data, tmp_path, monkeypatch):
     hparams_file = tmp_path / "small.json"
     hparams_file.write_text(json.dumps(small_hparams(epochs=1).to_dict()))

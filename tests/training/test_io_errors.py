@@ -117,6 +117,7 @@ def test_a_full_disk_while_saving_a_checkpoint_names_it_and_leaves_no_temporary(
     assert _temporaries(model_dir) == [] and not os.path.exists(run.best_checkpoint)
 
 
+@pytest.mark.slow  # a training per case, ~20 s under load (issue 28)
 @pytest.mark.parametrize(
     "target, number, expected",
     [

@@ -224,6 +224,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert json.loads(Path(RunDir(model_dir).state).read_text())["epochs_done"] == 1
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_inject_nan_at_epoch_shows_the_nan_stop_from_the_command_line(tiny_vector_data, tmp_path):
     model_dir = tmp_path / "run"
     hparams_file = _hparams_file(tmp_path, epochs=3)
@@ -289,6 +290,7 @@ def test_bad_input_is_one_clear_error_and_overwrites_nothing(
     assert before == after
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_command_line_errors_and_model_help(tmp_path):
     listing = _command("--model", "help")
     assert listing.returncode == 0 and "avsdn_label_guided" in listing.stdout
@@ -325,6 +327,7 @@ def _close_to(result, reference):
     assert abs(result["val"]["accuracy"] - reference["val"]["accuracy"]) <= 0.05
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_mirrored_strategy_on_two_logical_cpus_matches_single_device(
     tiny_vector_data, tmp_path, single_device_global_32
 ):
@@ -347,6 +350,7 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_single_device(
     _close_to(json.loads((model_dir / "metrics.json").read_text()), single_device_global_32)
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_multi_worker_with_two_processes_matches_single_device(
     tiny_vector_data, tmp_path, single_device_global_32
 ):
@@ -387,6 +391,7 @@ def test_multi_worker_with_two_processes_matches_single_device(
     _close_to(chief, single_device_global_32)
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_on_synthetic_data_avsdn_beats_audio_only_and_visual_only(tmp_path):
     data_dir = str(tmp_path / "data")
     synthetic.write_dataset(
