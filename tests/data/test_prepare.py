@@ -10,8 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import h5py
 import numpy as np
@@ -35,7 +33,14 @@ from ave_testlib import (
     write_h5,
     write_match_files,
 )
-from testlib import REAL_AVE, ROOT, needs_real_ave, one_error_line, read_records
+from testlib import (
+    REAL_AVE,
+    command_env,
+    needs_real_ave,
+    one_error_line,
+    read_records,
+    run_command,
+)
 
 
 def row_of(video):
@@ -334,18 +339,12 @@ def test_command_line_bad_input_exits_2_with_one_line(tmp_path):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
     with h5py.File(tmp_path / "ave" / "audio_feature.h5", "r+") as handle:
         handle[constants.H5_KEY][6, 2, 5] = np.nan
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = command_env()
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # prepare quiets TensorFlow itself
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "avsdn_tf.prepare",
-            f"--ave_dir={tmp_path / 'ave'}",
-            f"--output_dir={tmp_path / 'out'}",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_command(
+        "avsdn_tf.prepare",
+        f"--ave_dir={tmp_path / 'ave'}",
+        f"--output_dir={tmp_path / 'out'}",
         env=env,
         cwd=tmp_path,
         timeout=120,

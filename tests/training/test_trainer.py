@@ -71,26 +71,18 @@ def test_train_selects_on_val_and_writes_everything(reference_run, tiny_vector_d
 def test_evaluate_command_with_split_thread_pools_scores_as_in_process(reference_run, tmp_path):
     model_dir, _ = reference_run
     metrics = json.loads(Path(RunDir(model_dir).metrics).read_text())
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "avsdn_tf.evaluate",
-            "--model_dir",
-            model_dir,
-            "--split",
-            "test",
-            "--output_dir",
-            str(tmp_path),
-            "--intra_op_threads",
-            "1",
-            "--inter_op_threads",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done = run_command(
+        "avsdn_tf.evaluate",
+        "--model_dir",
+        model_dir,
+        "--split",
+        "test",
+        "--output_dir",
+        tmp_path,
+        "--intra_op_threads",
+        "1",
+        "--inter_op_threads",
+        "2",
     )
     assert done.returncode == 0, done.stderr
     written = json.loads((tmp_path / "eval_test.json").read_text())
