@@ -18,18 +18,13 @@ import sys
 import threading
 import time
 
-from avsdn_tf import hparams
 from avsdn_tf.training import trainer
 
 import testlib
-from testlib import command_env, run_command, session_shared
+from testlib import command_env, run_command, session_shared, small_hparams
 
 ROOT = str(testlib.ROOT)
 MODELS_CONFIG = os.path.join(ROOT, "export", "models.config")
-TINY_HPARAMS = hparams.HParams(
-    epochs=1, batch_size=16, encoder_units=8, fusion_units=8, unroll=False
-)  # the unrolled fit trace costs ~30 s more; unroll=True is
-#                                               covered by test_export's in-process rebuild tests
 _CACHE = {}
 
 
@@ -149,7 +144,7 @@ def exported(tmp_path_factory, data_dir):
             export_base, output = str(root / "serving" / "avsdn"), root / "export_output.txt"
             if not done:
                 shutil.copytree(data_dir, data)
-                trainer.train(data, run_dir, TINY_HPARAMS, max_videos=16, verbose=0)
+                trainer.train(data, run_dir, small_hparams(epochs=1), max_videos=16, verbose=0)
                 started = time.time()
                 result = run_command(
                     "export.export_model", "--model_dir", run_dir, "--export_base", export_base

@@ -5,7 +5,6 @@ handful of videos of real categories and seeded random features, plus the quirks
 files: a duplicated video id, a zero-length event, a header line and CRLF line ends.
 """
 
-import functools
 import hashlib
 import json
 import os
@@ -14,9 +13,8 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from absl import flags
 
-from avsdn_tf import cli, constants, dataset_info, prepare
+from avsdn_tf import constants, dataset_info, prepare
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
 
@@ -40,6 +38,7 @@ from testlib import (
     one_error_line,
     read_records,
     run_command,
+    run_in_process,
 )
 
 
@@ -303,34 +302,20 @@ def test_rerun_replaces_the_output(tmp_path):
 
 def test_main_prints_a_summary_and_exits_2_on_user_errors(tmp_path, capsys):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
-    flag_values = flags.FlagValues()
-    prepare.define_flags(flag_values)
-    flag_values(
-        [
-            "prepare",
-            f"--ave_dir={tmp_path / 'ave'}",
-            f"--output_dir={tmp_path / 'out'}",
-            "--chunk_videos=5",
-        ]
-    )
-    assert prepare.main(["prepare"], flag_values) == 0
-    printed = capsys.readouterr().out
+    args = [f"--ave_dir={tmp_path / 'ave'}", f"--output_dir={tmp_path / 'out'}", "--chunk_videos=5"]
+    status, printed, err = run_in_process(prepare, *args, capsys=capsys)
+    assert status == 0, err
     assert "train" in printed and "videos/s" in printed and "disagree" in printed
 
     (tmp_path / "ave" / "labels.h5").unlink()
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run_main(functools.partial(prepare.main, flag_values=flag_values))(["prepare"])
-    assert exit_info.value.code == 2
-    error_lines = capsys.readouterr().err.strip().splitlines()
-    assert len(error_lines) == 1 and "labels.h5" in error_lines[0]
+    status, _, err = run_in_process(prepare, *args, capsys=capsys)
+    assert "labels.h5" in one_error_line(status, err, allow_tf_log=False)
 
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
-    flag_values(["prepare", f"--output_dir={tmp_path}"])  # holds --ave_dir
-    with pytest.raises(SystemExit):
-        cli.run_main(functools.partial(prepare.main, flag_values=flag_values), flag_values)(
-            ["prepare"]
-        )
-    assert capsys.readouterr().err.startswith(
+    status, _, err = run_in_process(
+        prepare, f"--ave_dir={tmp_path / 'ave'}", f"--output_dir={tmp_path}", capsys=capsys
+    )
+    assert one_error_line(status, err, allow_tf_log=False).startswith(
         "error: --output_dir: expected a directory outside --ave_dir "
     )
 

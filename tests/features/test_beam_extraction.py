@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import cli, dataset_info, extract
+from avsdn_tf import dataset_info, extract
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import assembly, beam_extraction, feature_extractor
 
@@ -21,7 +21,7 @@ from media_testlib import RUNNER_CLIPS, extract_inputs
 from media_testlib import feature_args as _feature_args
 from media_testlib import records_by_id as _records
 from s3_testlib import local_files, objects
-from testlib import read_records, run_command
+from testlib import read_records, run_command, run_in_process
 
 pytest.importorskip("av")
 pytest.importorskip("apache_beam")
@@ -179,15 +179,10 @@ def test_runner_arguments_are_checked(inputs, tmp_path, monkeypatch, capsys):
     assert not os.path.exists(output)  # refused before anything was written
 
     monkeypatch.setitem(sys.modules, "apache_beam", None)  # as if not installed
-    flag_values = flags.FlagValues()
-    extract.define_flags(flag_values)
-    argv = extract.parse_flags(
-        ["extract", *_common_args(inputs, output), "--runner=FlinkRunner"], flag_values
+    status, _, message = run_in_process(
+        extract, *_common_args(inputs, output), "--runner=FlinkRunner", capsys=capsys
     )
-    with pytest.raises(SystemExit) as caught:
-        cli.run_main(lambda argv: extract.main(argv, flag_values), flag_values)(argv)
-    assert caught.value.code == 2
-    message = capsys.readouterr().err
+    assert status == 2
     assert "--runner: expected Apache Beam installed (pip install 'avsdn-tf[beam]')" in message
     assert beam_extraction.INSTALL_HINT in message and "Traceback" not in message
 

@@ -18,7 +18,7 @@ from avsdn_tf.models.registry import load_run
 from avsdn_tf.runs import RUN_FORMAT, RunDir
 from avsdn_tf.training import evaluation, trainer
 
-from serving_testlib import TINY_HPARAMS
+from testlib import small_hparams
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def moved_run(tiny_vector_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("moved")
     data_dir, run_dir = str(root / "data"), str(root / "run")
     shutil.copytree(tiny_vector_data, data_dir)
-    result = trainer.train(data_dir, run_dir, TINY_HPARAMS, max_videos=16, verbose=0)
+    result = trainer.train(data_dir, run_dir, small_hparams(epochs=1), max_videos=16, verbose=0)
     shutil.rmtree(data_dir)
     return run_dir, result
 
@@ -105,7 +105,7 @@ def test_broken_and_old_runs_are_one_clear_error(moved_run, tiny_vector_data, tm
     with pytest.raises(UserError, match=r"written by avsdn-tf before 0\.2\.0.*Train it again"):
         load_run(old)
     with pytest.raises(UserError, match="run_format: expected 2 to resume this run"):
-        trainer.train(tiny_vector_data, old, TINY_HPARAMS, verbose=0)
+        trainer.train(tiny_vector_data, old, small_hparams(epochs=1), verbose=0)
     truncated, run = _copy_run(run_dir, tmp_path, "truncated")
     with open(run.best_checkpoint, "r+b") as handle:
         handle.truncate(100)
