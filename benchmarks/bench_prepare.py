@@ -200,7 +200,8 @@ def main(argv):
 
 def _remote_run(release, output, env):
     """prepare --ave_dir s3://bench/ave against a moto server on 127.0.0.1; prints its peak."""
-    from tests.s3_testlib import moto_server, s3_environment
+    sys.path.insert(0, str(REPO / "tests"))  # s3_testlib imports testlib from there
+    from s3_testlib import moto_server, s3_environment
 
     with moto_server(key="bench") as (endpoint, client):
         client.create_bucket(Bucket="bench")

@@ -8,21 +8,13 @@ all are killed by pid when the block ends.
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-from testlib import ROOT
+from testlib import ROOT, free_ports
 
 START_SECONDS = 60  # at most, for the scheduler and every worker to be up
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _environment():
@@ -70,7 +62,7 @@ def _wait_for_workers(address, count, processes):
 def dask_cluster(log_dir, workers=2):
     """Yield {"address": "tcp://127.0.0.1:PORT", "workers": [Popen], "logs": [worker log
     paths]} for a scheduler and `workers` one-thread worker processes; all killed at the end."""
-    port = free_port()
+    (port,) = free_ports()
     address = f"tcp://127.0.0.1:{port}"
     processes = [
         _start(

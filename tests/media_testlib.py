@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from testlib import read_records
+
 FPS = 25
 AUDIO_RATE = 44100
 TONE_HZ = 440.0
@@ -148,15 +150,7 @@ def feature_args(inputs, **changes):
 
 def records_by_id(data_dir, split):
     """{video_id: decoded record} of one split of a data directory."""
-    from avsdn_tf import dataset_info, records
-
-    info = dataset_info.read(data_dir)
-    decoded = {}
-    for path in info.shard_paths(data_dir, split):
-        for serialized in tf.data.TFRecordDataset(path):
-            video = records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
-            decoded[video["video_id"].decode()] = video
-    return decoded
+    return {video["video_id"].decode(): video for video in read_records(data_dir, split)}
 
 
 def random_vgg19_weights(directory):

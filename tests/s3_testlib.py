@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]  # the repository: commands run from there
+from testlib import free_ports  # ROOT: the repository, where commands run
 
 
 def s3_environment(endpoint, key="testing"):
@@ -31,9 +31,7 @@ def moto_server(log=subprocess.DEVNULL, key="testing"):
     """
     import boto3
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    (port,) = free_ports()
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
@@ -62,18 +60,6 @@ def moto_server(log=subprocess.DEVNULL, key="testing"):
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def command(env, module, *args, timeout=600):
-    """Run `python -m MODULE ARGS` from the repository root with `env` (the S3 settings)."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def objects(client, bucket, prefix):

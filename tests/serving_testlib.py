@@ -1,7 +1,8 @@
 """What test_export.py and test_serving.py share: one tiny trained run, exported once per session.
 
 Pytest only shares fixtures between modules through conftest.py; `exported` memoises its result per
-session temp directory instead, so both modules' fixtures reuse the same run and export.
+session temp directory instead, so both modules' fixtures reuse the same run and export, and
+under pytest-xdist the workers share it too (made once, under a file lock: testlib.session_shared).
 
 Each child process pays ~5-10 s of TensorFlow start-up, so the slow ones (saved_model_cli, the
 test server) are started in the background as soon as the export exists and collected by the
@@ -11,28 +12,20 @@ tests that need them; meanwhile the in-process tests run.
 import atexit
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
 import time
 
-from avsdn_tf import hparams
 from avsdn_tf.training import trainer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import testlib
+from testlib import command_env, run_command, session_shared, small_hparams
+
+ROOT = str(testlib.ROOT)
 MODELS_CONFIG = os.path.join(ROOT, "export", "models.config")
-TINY_HPARAMS = hparams.HParams(
-    epochs=1, batch_size=16, encoder_units=8, fusion_units=8, unroll=False
-)  # the unrolled fit trace costs ~30 s more; unroll=True is
-#                                               covered by test_export's in-process rebuild tests
 _CACHE = {}
-
-
-def tool_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
 
 
 class Background:
@@ -43,7 +36,7 @@ class Background:
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env=env or tool_env(),
+            env=env or command_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -92,7 +85,7 @@ class ServerProcess:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
-                env=tool_env(),
+                env=command_env(),
             )
         atexit.register(self.stop)
         self._lines = queue.Queue()
@@ -138,30 +131,32 @@ class Exported:
 
 
 def exported(tmp_path_factory, data_dir):
-    """Train AVSDN for one epoch on 16 videos and export it with the real command (once)."""
+    """Train AVSDN for one epoch on 16 videos of a copy of data_dir and export it with the real
+    command: once per session, also across pytest-xdist workers (testlib.session_shared).
+
+    Returns:
+        this process's Exported (its own saved_model_cli and test server on the shared export).
+    """
     key = str(tmp_path_factory.getbasetemp())
     if key not in _CACHE:
-        root = tmp_path_factory.mktemp("serving")
-        run_dir, export_base = str(root / "run"), str(root / "serving" / "avsdn")
-        trainer.train(data_dir, run_dir, TINY_HPARAMS, max_videos=16, verbose=0)
-        started = time.time()
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "export.export_model",
-                "--model_dir",
-                run_dir,
-                "--output_dir",
-                export_base,
-            ],
-            cwd=ROOT,
-            env=tool_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
+        with session_shared(tmp_path_factory, "serving_export") as (root, done):
+            data, run_dir = str(root / "data"), str(root / "run")
+            export_base, output = str(root / "serving" / "avsdn"), root / "export_output.txt"
+            if not done:
+                shutil.copytree(data_dir, data)
+                trainer.train(data, run_dir, small_hparams(epochs=1), max_videos=16, verbose=0)
+                started = time.time()
+                result = run_command(
+                    "export.export_model", "--model_dir", run_dir, "--output_dir", export_base
+                )
+                assert result.returncode == 0, result.stderr[-3000:]
+                print(f"export command: {time.time() - started:.1f}s")
+                output.write_text(result.stdout)
+        _CACHE[key] = Exported(
+            data,
+            run_dir,
+            export_base,
+            output.read_text(),
+            str(tmp_path_factory.mktemp("serving")),
         )
-        assert result.returncode == 0, result.stderr[-3000:]
-        print(f"export command: {time.time() - started:.1f}s")
-        _CACHE[key] = Exported(data_dir, run_dir, export_base, result, str(root))
     return _CACHE[key]

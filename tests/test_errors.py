@@ -1,13 +1,10 @@
 """User errors: library wording names the argument; a command shows it as its flag."""
 
-import subprocess
-import sys
-
 from absl import flags
 
 from avsdn_tf import cli, errors
 
-from testlib import ROOT
+from testlib import run_command
 
 
 def test_an_argument_error_is_shown_as_the_flag_only_by_a_command_that_has_it():
@@ -36,21 +33,14 @@ def test_an_argument_error_is_shown_as_the_flag_only_by_a_command_that_has_it():
 
 
 def test_a_command_prints_one_line_naming_its_flag_and_exits_2(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "avsdn_tf.train",
-            "--data_dir",
-            str(tmp_path),
-            "--model",
-            "nonesuch",
-            "--model_dir",
-            str(tmp_path / "run"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_command(
+        "avsdn_tf.train",
+        "--data_dir",
+        str(tmp_path),
+        "--model",
+        "nonesuch",
+        "--model_dir",
+        str(tmp_path / "run"),
         timeout=300,
     )
     assert done.returncode == 2

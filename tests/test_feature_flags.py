@@ -1,25 +1,18 @@
 """extract --help and predict --help list every feature flag the command needs (issue 27): the
 flags defined by avsdn_tf/feature_flags.py belong to the command, not only to --helpfull."""
 
-import subprocess
-import sys
-
 import pytest
 
 from avsdn_tf import feature_flags
+
+from testlib import run_command
 
 FEATURE_FLAGS = list(feature_flags.FEATURE_FLAGS)
 
 
 def _help(command):
     """The text `python -m avsdn_tf.<command> --help` prints (absl prints it and exits 1)."""
-    done = subprocess.run(
-        [sys.executable, "-m", f"avsdn_tf.{command}", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_command(f"avsdn_tf.{command}", "--help", timeout=300)
     assert "flags:" in done.stdout, done.stderr
     return done.stdout
 

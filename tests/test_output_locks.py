@@ -8,20 +8,19 @@ export refusal run as commands (subprocesses); the rest call the command's main 
 function in this process.
 """
 
-import functools
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
-from avsdn_tf import cli, extract, locks, prepare
+from avsdn_tf import extract, locks, prepare
 from avsdn_tf.data import shards
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import assembly, feature_extractor
@@ -29,11 +28,10 @@ from avsdn_tf.training import trainer
 from export import export_model, verify
 
 from ave_testlib import write_ave_dir
-from testlib import run_command, small_hparams
+from testlib import one_error_line, run_command, run_in_process, small_hparams
 
 HOST = socket.gethostname()
 STALE_LINE = "removed stale temporary {} of an earlier killed run"
-TF_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] ")
 
 
 @pytest.fixture
@@ -77,27 +75,10 @@ def make(path, content=b"left by a killed run"):
 
 
 def assert_refused(status, stderr, flag, directory, pid):
-    assert status == 2
-    # One line of the command's own; a subprocess may also show TensorFlow's C++ start-up lines.
-    lines = [line for line in stderr.splitlines() if not TF_LOG_LINE.match(line)]
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith(f"error: {flag} {directory}: expected no other process writing it")
-    assert f"held by pid {pid} on host {HOST}" in lines[0]
-    assert "--wait waits for it" in lines[0]
-
-
-def run_in_process(module, args, capsys):
-    """The command `module` with `args`, as cli.run_main runs it; (status, stdout, stderr)."""
-    flag_values = flags.FlagValues()
-    module.define_flags(flag_values)
-    flag_values(["prog", *args])
-    main = cli.run_main(functools.partial(module.main, flag_values=flag_values), flag_values)
-    try:
-        status = main(["prog"])
-    except SystemExit as stop:
-        status = stop.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+    line = one_error_line(status, stderr)  # a subprocess may show TF's C++ start-up lines too
+    assert line.startswith(f"error: {flag} {directory}: expected no other process writing it")
+    assert f"held by pid {pid} on host {HOST}" in line
+    assert "--wait waits for it" in line
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,6 +109,7 @@ def test_train_refuses_a_run_directory_a_live_process_holds(tmp_path, tiny_vecto
     assert tree(run) == before
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_train_takes_over_a_dead_processs_lock_and_sweeps_its_temporaries(
     tmp_path, tiny_vector_data, dead_pid
 ):
@@ -216,7 +198,7 @@ def test_prepare_refuses_an_output_a_live_process_holds(tmp_path, live_pid, caps
     make(tmp_path / "out.partial-123-abcdef" / "train-00000-of-00001.tfrecord")
     before = tree(tmp_path)
     status, _, stderr = run_in_process(
-        prepare, [f"--ave_dir={tmp_path / 'ave'}", f"--output_dir={out}"], capsys
+        prepare, f"--ave_dir={tmp_path / 'ave'}", f"--output_dir={out}", capsys=capsys
     )
     assert_refused(status, stderr, "--output_dir", out, live_pid)
     assert tree(tmp_path) == before  # no OUT, nothing swept
@@ -228,7 +210,7 @@ def test_prepare_takes_over_a_dead_processs_lock_and_sweeps_its_temporaries(
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
     out = tmp_path / "out"
     args = [f"--ave_dir={tmp_path / 'ave'}", f"--output_dir={out}"]
-    assert run_in_process(prepare, args, capsys)[0] == 0
+    assert run_in_process(prepare, *args, capsys=capsys)[0] == 0
     first = tree(out)
     hold(tmp_path / f"out{locks.BESIDE_SUFFIX}", dead_pid)
     stale = [
@@ -237,7 +219,7 @@ def test_prepare_takes_over_a_dead_processs_lock_and_sweeps_its_temporaries(
     ]
     other = make(tmp_path / "outside.partial-123-abcdef" / "x").parent  # another output's
     ave = tree(tmp_path / "ave")
-    status, printed, stderr = run_in_process(prepare, args, capsys)
+    status, printed, stderr = run_in_process(prepare, *args, capsys=capsys)
     assert status == 0, stderr
     assert f"taking over the stale lock of dead process {dead_pid}" in printed
     for path in stale:
@@ -250,13 +232,37 @@ def test_prepare_takes_over_a_dead_processs_lock_and_sweeps_its_temporaries(
     }
 
 
+def test_prepare_with_wait_waits_for_a_live_holder_then_writes(tmp_path, monkeypatch):
+    """--wait (README: "waits instead"): the command keeps trying while the holder lives and
+    writes its output once the lock is gone, taking nothing over."""
+    monkeypatch.setattr(locks, "WAIT_POLL_SECONDS", 0.05)
+    write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
+    out, lock = tmp_path / "out", tmp_path / f"out{locks.BESIDE_SUFFIX}"
+    hold(lock, os.getpid())  # this process: alive, on this host
+    finished = {}
+    command = threading.Thread(
+        target=lambda: finished.update(
+            status=run_in_process(
+                prepare, f"--ave_dir={tmp_path / 'ave'}", f"--output_dir={out}", "--wait"
+            )[0]
+        )
+    )
+    command.start()
+    time.sleep(2.0)  # 40 tries of the lock
+    assert command.is_alive() and not out.exists()  # still waiting, nothing written
+    lock.unlink()  # the holder ends (directory_lock removes its lock file)
+    command.join(timeout=120)
+    assert finished == {"status": 0}
+    assert (out / "dataset_info.json").exists() and not lock.exists()
+
+
 def test_prepare_keeps_an_old_output_when_the_new_one_never_arrived(tmp_path, dead_pid, capsys):
     # Killed between publish_directory's two renames: OUT is gone, OUT.old-* is all there is.
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
     hold(tmp_path / f"out{locks.BESIDE_SUFFIX}", dead_pid)
     old = make(tmp_path / "out.old-abcdef" / "dataset_info.json", b"{}").parent
     args = [f"--ave_dir={tmp_path / 'ave'}", f"--output_dir={tmp_path / 'out'}"]
-    assert run_in_process(prepare, args, capsys)[0] == 0
+    assert run_in_process(prepare, *args, capsys=capsys)[0] == 0
     assert (old / "dataset_info.json").read_bytes() == b"{}"
     assert (tmp_path / "out" / "dataset_info.json").exists()
 
@@ -301,7 +307,7 @@ def test_extract_refuses_an_output_a_live_process_holds(tmp_path, live_pid, caps
     hold(out / locks.LOCK_FILE, live_pid)
     make(out / assembly.FEATURES_DIR / "clip_a.npz.tmp-1a2b3c4d.npz")
     before = tree(out)
-    status, _, stderr = run_in_process(extract, args, capsys)
+    status, _, stderr = run_in_process(extract, *args, capsys=capsys)
     assert_refused(status, stderr, "--output_dir", out, live_pid)
     assert tree(out) == before
 
@@ -323,7 +329,7 @@ def test_extract_takes_over_a_dead_processs_lock_and_sweeps_its_temporaries(
         make(out / f"{assembly.CONFIG_FILE}.tmp-5e6f7a8b"),
         make(out / f"{assembly.ASSEMBLY_PREFIX}9c0d1e2f" / "train-00000-of-00001.tfrecord").parent,
     ]
-    status, printed, stderr = run_in_process(extract, args, capsys)
+    status, printed, stderr = run_in_process(extract, *args, capsys=capsys)
     assert status == 0, stderr
     assert f"taking over the stale lock of dead process {dead_pid}" in printed
     for path in stale:
@@ -345,7 +351,7 @@ def test_extract_on_a_full_disk_is_one_message_and_keeps_the_extracted_features(
     monkeypatch.setattr(shards.ShardWriter, "write", no_space)
     out = tmp_path / "out"
     done = [features(out, "clip_a", 3, 0), features(out, "clip_b", 2, 1)]
-    status, _, stderr = run_in_process(extract, extract_args(tmp_path), capsys)
+    status, _, stderr = run_in_process(extract, *extract_args(tmp_path), capsys=capsys)
     assert status == 2
     assert stderr.strip().splitlines() == [
         f"error: {out}: expected free space to write it, found No space left on device (ENOSPC)"

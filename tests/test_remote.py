@@ -11,7 +11,6 @@ that points it at a local emulator.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +23,8 @@ from avsdn_tf import fileio, remote
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
 
-from s3_testlib import command, local_files, moto_server, objects, s3_environment
-from testlib import ROOT
+from s3_testlib import local_files, objects
+from testlib import free_ports, one_error_line, run_command
 
 TINY = [
     "--train_videos",
@@ -46,35 +45,9 @@ TINY = [
 boto3 = pytest.importorskip("boto3")
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A moto S3 server on 127.0.0.1; yields (environment for the commands, boto3 client)."""
-    with (
-        open(tmp_path_factory.mktemp("moto") / "server.log", "w") as log,
-        moto_server(log) as (
-            endpoint,
-            client,
-        ),
-    ):
-        env = {
-            **os.environ,
-            **s3_environment(endpoint),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
-        env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the commands quiet TensorFlow themselves
-        yield env, client
-
-
 def error_line(result):
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    """The one line of a command's user error (the commands quiet TensorFlow's C++ lines)."""
+    return one_error_line(result.returncode, result.stderr, allow_tf_log=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,7 +182,9 @@ def test_the_exit_abort_is_real_and_commands_avoid_it(s3):
     assert raw.returncode == -6 or raw.returncode == 134, (raw.returncode, raw.stderr[-500:])
     assert "pure virtual method called" in raw.stderr
 
-    result = command(env, "avsdn_tf.synthesize", "--output_dir", "s3://exit-status/synth", *TINY)
+    result = run_command(
+        "avsdn_tf.synthesize", "--output_dir", "s3://exit-status/synth", *TINY, env=env
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "pure virtual method called" not in result.stderr
     written = objects(client, "exit-status", "synth")
@@ -222,7 +197,9 @@ def test_the_exit_abort_is_real_and_commands_avoid_it(s3):
 
 def test_missing_bucket_and_unreachable_endpoint_are_one_line(s3):
     env, _ = s3
-    result = command(env, "avsdn_tf.synthesize", "--output_dir", "s3://no-such-bucket/synth", *TINY)
+    result = run_command(
+        "avsdn_tf.synthesize", "--output_dir", "s3://no-such-bucket/synth", *TINY, env=env
+    )
     assert result.returncode == 2
     line = error_line(result)
     assert line.startswith(
@@ -231,14 +208,14 @@ def test_missing_bucket_and_unreachable_endpoint_are_one_line(s3):
     )
     assert "no such bucket" in line
 
-    closed = f"http://127.0.0.1:{_free_port()}"
-    result = command(
-        {**env, "S3_ENDPOINT": closed},
+    closed = f"http://127.0.0.1:{free_ports()[0]}"
+    result = run_command(
         "avsdn_tf.train",
         "--data_dir",
         "s3://any/data",
         "--model_dir",
         "s3://any/run",
+        env={**env, "S3_ENDPOINT": closed},
     )
     assert result.returncode == 2
     line = error_line(result)
@@ -259,8 +236,7 @@ def test_prepare_reads_the_release_from_s3(s3, tmp_path):
         client.upload_file(str(path), "release", f"AVE/{path.name}")
     ave_release.prepare(str(tmp_path / "ave"), str(tmp_path / "local"), verbose=0)
     # Two rows of the h5 files per read: many chunks even on this small release.
-    result = command(
-        env,
+    result = run_command(
         "avsdn_tf.prepare",
         "--ave_dir",
         "s3://release/AVE",
@@ -268,6 +244,7 @@ def test_prepare_reads_the_release_from_s3(s3, tmp_path):
         "s3://release/out",
         "--chunk_videos",
         "2",
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     remote_files, local = objects(client, "release", "out"), local_files(tmp_path / "local")
@@ -294,8 +271,13 @@ def test_prepare_reads_the_release_from_s3(s3, tmp_path):
     with h5py.File(bad, "w") as handle:
         handle.create_dataset("avadataset", data=visual)
     client.upload_file(str(bad), "release", "AVE/visual_feature.h5")
-    result = command(
-        env, "avsdn_tf.prepare", "--ave_dir", "s3://release/AVE", "--output_dir", "s3://release/out"
+    result = run_command(
+        "avsdn_tf.prepare",
+        "--ave_dir",
+        "s3://release/AVE",
+        "--output_dir",
+        "s3://release/out",
+        env=env,
     )
     assert result.returncode == 2
     assert error_line(result).startswith(
@@ -338,7 +320,7 @@ def test_synthesize_train_evaluate_export_on_s3_equal_local(s3, tmp_path):
             ),
         ]
         for step in steps:
-            result = command(env, *step)
+            result = run_command(*step, env=env)
             assert result.returncode == 0, (step, result.stderr[-3000:])
 
     on_s3 = {
@@ -411,8 +393,8 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
         "--batch_size=8",
     ]
     for output in (str(tmp_path / "features"), "s3://own/features"):
-        result = command(
-            env, "avsdn_tf.extract", f"--videos={videos}", f"--output_dir={output}", *features
+        result = run_command(
+            "avsdn_tf.extract", f"--videos={videos}", f"--output_dir={output}", *features, env=env
         )
         assert result.returncode == 0, result.stderr[-3000:]
     on_s3, local = objects(client, "own", "features"), local_files(tmp_path / "features")
@@ -423,13 +405,13 @@ def test_extract_and_predict_write_to_s3(s3, tmp_path, tmp_path_factory):
 
     run = tiny_own_video_run(tmp_path)
     for output in (str(tmp_path / "predictions"), "s3://own/predictions"):
-        result = command(
-            env,
+        result = run_command(
             "avsdn_tf.predict",
             str(videos / "clip_a.mp4"),
             f"--model_dir={run}",
             f"--output_dir={output}",
             *features,
+            env=env,
         )
         assert result.returncode == 0, result.stderr[-3000:]
     on_s3, local = objects(client, "own", "predictions"), local_files(tmp_path / "predictions")
@@ -456,11 +438,10 @@ def test_hyperband_search_on_s3_equals_local(s3, tmp_path):
     env, client = s3
     client.create_bucket(Bucket="tune")
     data = str(tmp_path / "data")
-    result = command(env, "avsdn_tf.synthesize", "--output_dir", data, *TINY)
+    result = run_command("avsdn_tf.synthesize", "--output_dir", data, *TINY, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     for directory in (str(tmp_path / "search"), "s3://tune/search"):
-        result = command(
-            env,
+        result = run_command(
             "tuning.tune",
             f"--data_dir={data}",
             "--tuner=hyperband",
@@ -469,6 +450,7 @@ def test_hyperband_search_on_s3_equals_local(s3, tmp_path):
             "--epochs=2",
             "--seed=2",
             f"--output_dir={directory}",
+            env=env,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         assert "continuing trial" in result.stdout

@@ -14,15 +14,20 @@ from avsdn_tf import constants
 from avsdn_tf.data import annotations
 from avsdn_tf.errors import UserError
 
-from testlib import REAL_AVE
+from testlib import REAL_AVE, needs_real_ave
 
 SPLIT_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
 SPLIT_SIZES = {"train": 3339, "val": 402, "test": 402}
 ZERO_LENGTH_ROW = "Church bell&VWi2ENBuTbw&good&0&0"
 
-needs_real = pytest.mark.skipif(
-    not (REAL_AVE / "Annotations.txt").exists(), reason=f"real AVE files not found in {REAL_AVE}"
-)
+needs_real = needs_real_ave("Annotations.txt")
+RELEASE_TEXT_FILES = [
+    "Annotations.txt",
+    "trainSet.txt",
+    "valSet.txt",
+    "testSet.txt",
+    "categories.txt",
+]
 
 
 def real_h5(name, key=constants.H5_KEY):
@@ -50,10 +55,8 @@ def labels(rows):
 # The files themselves.
 
 
-@needs_real
-@pytest.mark.parametrize(
-    "name", ["Annotations.txt", "trainSet.txt", "valSet.txt", "testSet.txt", "categories.txt"]
-)
+@needs_real_ave(*RELEASE_TEXT_FILES)
+@pytest.mark.parametrize("name", RELEASE_TEXT_FILES)
 def test_packaged_copies_equal_the_real_files(name):
     assert constants.resource_text(name) == (REAL_AVE / name).read_text()
 
@@ -107,7 +110,7 @@ def test_split_files(rows):
     assert split_of == {"train": ["Ukulele", "Banjo"], "val": [], "test": ["Mandolin"]}
 
 
-@needs_real
+@needs_real_ave("train_order.h5", "val_order.h5", "test_order.h5")
 @pytest.mark.parametrize("split", sorted(SPLIT_FILES))
 def test_split_order_equals_the_release_order_files(rows, split):
     expected = real_h5(f"{split}_order.h5", key=constants.ORDER_KEY)
@@ -117,7 +120,7 @@ def test_split_order_equals_the_release_order_files(rows, split):
     assert order.dtype == np.int64
 
 
-@needs_real
+@needs_real_ave("labels_closs.h5")
 def test_segment_labels_match_labels_closs(rows, labels):
     segments, categories = labels
     closs = real_h5("labels_closs.h5")
@@ -129,7 +132,7 @@ def test_segment_labels_match_labels_closs(rows, labels):
     )
 
 
-@needs_real
+@needs_real_ave("mil_labels.h5")
 def test_video_labels_match_mil_labels(rows, labels):
     _, categories = labels
     mil = real_h5("mil_labels.h5")
@@ -175,9 +178,13 @@ def test_zero_length_event(rows, labels):
     assert categories[row] == constants.category_names().index("Church bell")
     train = annotations.split_order(rows, annotations.packaged_annotations("trainSet.txt"))
     assert row in train
-    if (REAL_AVE / "labels_closs.h5").exists():
-        assert (real_h5("labels_closs.h5")[row] == 0).all()  # no event segment at all
-        assert real_h5("mil_labels.h5")[row].argmax() == 0  # yet the video label is Church bell
+
+
+@needs_real_ave("labels_closs.h5", "mil_labels.h5")
+def test_zero_length_event_in_the_release_labels(rows):
+    row = next(i for i, row in enumerate(rows) if row.start == row.end)
+    assert (real_h5("labels_closs.h5")[row] == 0).all()  # no event segment at all
+    assert real_h5("mil_labels.h5")[row].argmax() == 0  # yet the video label is Church bell
 
 
 def test_header_line_and_crlf_are_accepted(rows):

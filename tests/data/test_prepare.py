@@ -5,21 +5,16 @@ handful of videos of real categories and seeded random features, plus the quirks
 files: a duplicated video id, a zero-length event, a header line and CRLF line ends.
 """
 
-import functools
 import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
-import tensorflow as tf
-from absl import flags
 
-from avsdn_tf import cli, constants, dataset_info, prepare, records
+from avsdn_tf import constants, dataset_info, prepare
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
 
@@ -36,15 +31,15 @@ from ave_testlib import (
     write_h5,
     write_match_files,
 )
-from testlib import REAL_AVE, ROOT
-
-
-def read_split(output_dir, split):
-    info = dataset_info.read(str(output_dir))
-    decoded = []
-    for serialized in tf.data.TFRecordDataset(info.shard_paths(str(output_dir), split)):
-        decoded.append(records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape))
-    return decoded
+from testlib import (
+    REAL_AVE,
+    command_env,
+    needs_real_ave,
+    one_error_line,
+    read_records,
+    run_command,
+    run_in_process,
+)
 
 
 def row_of(video):
@@ -68,7 +63,7 @@ def run(ave_dir, output_dir, **kwargs):
 def assert_release_round_trip(output_dir, written):
     names = constants.category_names()
     for split, order in ORDER.items():
-        videos = read_split(output_dir, split)
+        videos = read_records(output_dir, split)
         assert sorted(row_of(video) for video in videos) == sorted(order)
         for video in videos:
             row = row_of(video)
@@ -93,7 +88,7 @@ def test_round_trip_with_noisy_split(tmp_path, layout):
     out = tmp_path / "out"
     assert_release_round_trip(out, written)
 
-    noisy = sorted(read_split(out, constants.NOISY_SPLIT), key=lambda video: video["video_id"])
+    noisy = sorted(read_records(out, constants.NOISY_SPLIT), key=lambda video: video["video_id"])
     assert [video["video_id"].decode() for video in noisy] == [
         "noisy_0000",
         "noisy_0001",
@@ -189,7 +184,7 @@ def test_visual_file_flag_keeps_the_layout_given(tmp_path):
     run(tmp_path / "ave", tmp_path / "out", visual_file="visual_feature_vec.h5")
     info = dataset_info.read(str(tmp_path / "out"))
     assert info.visual_shape == [MAP_SHAPE[-1]]
-    video = read_split(tmp_path / "out", "train")[0]
+    video = read_records(tmp_path / "out", "train")[0]
     np.testing.assert_array_equal(video["visual"], vectors[row_of(video)])
 
 
@@ -218,9 +213,7 @@ def test_partial_noisy_files_warn_and_skip_the_noisy_split(tmp_path, capsys):
     assert_release_round_trip(tmp_path / "out", written)
 
 
-@pytest.mark.skipif(
-    not (REAL_AVE / "labels_noisy.h5").exists(), reason="real AVE files not available"
-)
+@needs_real_ave("labels_noisy.h5", "audio_feature_noisy.h5")
 def test_real_weak_supervision_files(tmp_path):
     """The release's own labels_noisy.h5 (178, 29) and audio_feature_noisy.h5 (178, 10, 128)
     float64."""
@@ -233,7 +226,7 @@ def test_real_weak_supervision_files(tmp_path):
     write_h5(tmp_path / "ave" / "visual_feature_noisy.h5", visual)
     summary = run(tmp_path / "ave", tmp_path / "out")
     assert summary["videos"][constants.NOISY_SPLIT] == 178
-    noisy = read_split(tmp_path / "out", constants.NOISY_SPLIT)
+    noisy = read_records(tmp_path / "out", constants.NOISY_SPLIT)
     assert len(noisy) == 178
     by_id = {video["video_id"].decode(): video for video in noisy}
     np.testing.assert_array_equal(by_id["noisy_0177"]["audio"], real_audio[177].astype(np.float32))
@@ -262,12 +255,12 @@ def test_label_disagreements_are_reported_and_label_source_chooses(tmp_path):
     assert listed[0]["labels_annotations"] == written["labels"][5].tolist()
     assert listed[0]["labels_h5"][3] == constants.category_names().index("Goat")
 
-    goat = next(v for v in read_split(tmp_path / "out", "train") if v["video_id"] == b"goat")
+    goat = next(v for v in read_records(tmp_path / "out", "train") if v["video_id"] == b"goat")
     assert goat["label"][3] == constants.category_names().index("Goat")  # labels.h5 by default
 
     summary = run(tmp_path / "ave", tmp_path / "out", label_source="annotations")
     assert summary["label_disagreements"]["videos"] == 2  # still checked and reported
-    goat = next(v for v in read_split(tmp_path / "out", "train") if v["video_id"] == b"goat")
+    goat = next(v for v in read_records(tmp_path / "out", "train") if v["video_id"] == b"goat")
     np.testing.assert_array_equal(goat["label"], written["labels"][5])
 
 
@@ -303,40 +296,26 @@ def test_rerun_replaces_the_output(tmp_path):
     assert (tmp_path / "out" / "train-00007-of-00008.tfrecord").exists()
     run(tmp_path / "ave", tmp_path / "out")
     assert not (tmp_path / "out" / "train-00007-of-00008.tfrecord").exists()
-    assert len(read_split(tmp_path / "out", "train")) == 8
+    assert len(read_records(tmp_path / "out", "train")) == 8
     assert sorted(os.listdir(tmp_path)) == ["ave", "out"]
 
 
 def test_main_prints_a_summary_and_exits_2_on_user_errors(tmp_path, capsys):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
-    flag_values = flags.FlagValues()
-    prepare.define_flags(flag_values)
-    flag_values(
-        [
-            "prepare",
-            f"--ave_dir={tmp_path / 'ave'}",
-            f"--output_dir={tmp_path / 'out'}",
-            "--chunk_videos=5",
-        ]
-    )
-    assert prepare.main(["prepare"], flag_values) == 0
-    printed = capsys.readouterr().out
+    args = [f"--ave_dir={tmp_path / 'ave'}", f"--output_dir={tmp_path / 'out'}", "--chunk_videos=5"]
+    status, printed, err = run_in_process(prepare, *args, capsys=capsys)
+    assert status == 0, err
     assert "train" in printed and "videos/s" in printed and "disagree" in printed
 
     (tmp_path / "ave" / "labels.h5").unlink()
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run_main(functools.partial(prepare.main, flag_values=flag_values))(["prepare"])
-    assert exit_info.value.code == 2
-    error_lines = capsys.readouterr().err.strip().splitlines()
-    assert len(error_lines) == 1 and "labels.h5" in error_lines[0]
+    status, _, err = run_in_process(prepare, *args, capsys=capsys)
+    assert "labels.h5" in one_error_line(status, err, allow_tf_log=False)
 
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
-    flag_values(["prepare", f"--output_dir={tmp_path}"])  # holds --ave_dir
-    with pytest.raises(SystemExit):
-        cli.run_main(functools.partial(prepare.main, flag_values=flag_values), flag_values)(
-            ["prepare"]
-        )
-    assert capsys.readouterr().err.startswith(
+    status, _, err = run_in_process(
+        prepare, f"--ave_dir={tmp_path / 'ave'}", f"--output_dir={tmp_path}", capsys=capsys
+    )
+    assert one_error_line(status, err, allow_tf_log=False).startswith(
         "error: --output_dir: expected a directory outside --ave_dir "
     )
 
@@ -345,30 +324,19 @@ def test_command_line_bad_input_exits_2_with_one_line(tmp_path):
     write_ave_dir(tmp_path / "ave", layout="vector", noisy=False)
     with h5py.File(tmp_path / "ave" / "audio_feature.h5", "r+") as handle:
         handle[constants.H5_KEY][6, 2, 5] = np.nan
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = command_env()
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # prepare quiets TensorFlow itself
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "avsdn_tf.prepare",
-            f"--ave_dir={tmp_path / 'ave'}",
-            f"--output_dir={tmp_path / 'out'}",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_command(
+        "avsdn_tf.prepare",
+        f"--ave_dir={tmp_path / 'ave'}",
+        f"--output_dir={tmp_path / 'out'}",
         env=env,
         cwd=tmp_path,
         timeout=120,
     )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert (
-        lines[0].startswith("error: ")
-        and "audio_feature.h5 row 6 (video cat) segment 2" in lines[0]
-    )
-    assert "nan" in lines[0]
+    line = one_error_line(result.returncode, result.stderr, allow_tf_log=False)
+    assert "audio_feature.h5 row 6 (video cat) segment 2" in line
+    assert "nan" in line
     assert not (tmp_path / "out").exists()
 
 
@@ -617,12 +585,14 @@ def test_match_files_become_the_cross_modal_splits(tmp_path):
     write_match_files(tmp_path / "ave")
     run(tmp_path / "ave", tmp_path / "out")
     for split, rows in MATCH_ORDER.items():
-        videos = read_split(tmp_path / "out", f"{split}_match")
+        videos = read_records(tmp_path / "out", f"{split}_match")
         assert sorted(row_of(video) for video in videos) == sorted(rows)
         for video in videos:
             np.testing.assert_array_equal(video["label"], written["labels"][row_of(video)])
     # The localization splits are unchanged.
-    assert sorted(row_of(v) for v in read_split(tmp_path / "out", "test")) == sorted(ORDER["test"])
+    assert sorted(row_of(v) for v in read_records(tmp_path / "out", "test")) == sorted(
+        ORDER["test"]
+    )
 
 
 def test_some_match_files_or_indices_out_of_range_are_one_clear_error(tmp_path):

@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import os
-import socket
 import sys
 import urllib.error
 import urllib.request
@@ -16,14 +15,15 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
 from avsdn_tf import constants, records
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import metrics
 from export import client, warmup
 
-from serving_testlib import Background, exported, tool_env
+from serving_testlib import Background, exported
+from testlib import command_env, event_runs, free_ports, read_records
 
 pytestmark = pytest.mark.slow  # a trained run, its export and a server process (serving_testlib)
 
@@ -49,10 +49,8 @@ def server(export):
 def client_command(server, val_file):
     """`python -m export.client` naming a model the server lacks, started now and checked by its
     test."""
-    env = tool_env()
-    del env[
-        "TF_CPP_MIN_LOG_LEVEL"
-    ]  # as users run it: the client keeps TensorFlow's C++ logging quiet itself
+    env = command_env()
+    del env["TF_CPP_MIN_LOG_LEVEL"]  # as users run it: the client keeps TF's C++ logging quiet
     return Background(
         [
             sys.executable,
@@ -77,12 +75,6 @@ def loaded(export):
 @pytest.fixture(scope="module")
 def val_file(export):
     return sorted(tf.io.gfile.glob(os.path.join(export.data_dir, "val-*.tfrecord")))[0]
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def post(server, path, body):
@@ -114,12 +106,6 @@ def features(length, batch=2, seed=0, audio_dim=A):
     )
 
 
-def test_server_loaded_both_configured_models_after_replaying_warmup(server, client_command):
-    log = server.log()
-    assert "loaded avsdn version 1 (3 warmup requests)" in log
-    assert "loaded av_att version 1 (3 warmup requests)" in log
-
-
 @pytest.mark.parametrize("use_grpc, model", [(False, "avsdn"), (True, "av_att")])
 def test_client_prints_per_second_labels_and_intervals(
     server, loaded, val_file, tmp_path, use_grpc, model
@@ -142,11 +128,12 @@ def test_client_prints_per_second_labels_and_intervals(
     assert [v["video_label"] for v in videos] == expected["video_label"].numpy().tolist()
     names = constants.class_names()
     text = out.getvalue()
-    for video, record in zip(videos, serialized):
-        truth = records.decode_video(record, A, [24])[records.LABEL].tolist()
+    directory, shard = os.path.split(val_file)
+    truths = [video[records.LABEL].tolist() for video in read_records(directory, shard=shard)]
+    for video, truth in zip(videos, truths, strict=True):
         assert video["truth_labels"] == truth
         events = ", ".join(
-            f"{names[c]} {s}-{e} s" for c, s, e in metrics.intervals(video["segment_labels"])
+            f"{names[c]} {s}-{e} s" for c, s, e in event_runs(video["segment_labels"])
         )
         block = [f"video {video['video_id']} (10 s): {names[video['video_label']]}"]
         block += [f"{t:>8}  {names[label]}" for t, label in enumerate(video["segment_labels"])]
@@ -189,8 +176,9 @@ def test_client_scores_one_split_of_a_data_directory_default_test(server, loaded
     assert [v["video_id"] for v in videos] == [i.decode() for i in expected["video_id"].numpy()]
     assert [v["segment_labels"] for v in videos] == expected["segment_labels"].numpy().tolist()
     truth = [records.decode_video(r, A, [24])[records.LABEL] for r in serialized]
-    hits = [metrics.frame_hits(t, np.asarray(v["segment_labels"])) for t, v in zip(truth, videos)]
-    accuracy = sum(float(h[0]) for h in hits) / sum(float(h[1]) for h in hits)
+    # Frame accuracy written out: segments whose served label is the record's, over all segments.
+    right = sum(int(np.sum(np.asarray(t) == v["segment_labels"])) for t, v in zip(truth, videos))
+    accuracy = right / sum(len(t) for t in truth)
     assert out.getvalue().rstrip().splitlines()[-1] == (
         f"{len(serialized)} videos ({name} split) from avsdn at {server.rest} (REST); frame"
         f" accuracy against the records' labels: {accuracy:.4f}"
@@ -201,7 +189,7 @@ def test_client_errors_are_one_clear_line(server, val_file, tmp_path):
     wide = tmp_path / "wide.npz"
     audio, visual = features(10, batch=1, audio_dim=A + 1)
     np.savez(wide, audio=audio, visual=visual)
-    port = free_port()
+    (port,) = free_ports()
     cases = [
         (
             dict(server=f"127.0.0.1:{port}", data=val_file),
@@ -291,81 +279,53 @@ def test_rest_api_row_and_columnar_formats(server, loaded):
     )
 
 
-def test_rest_api_status_metadata_and_errors(server):
-    assert get(server, "/v1/models/avsdn") == (
-        200,
-        {
-            "model_version_status": [
-                {
-                    "version": "1",
-                    "state": "AVAILABLE",
-                    "status": {"error_code": "OK", "error_message": ""},
-                }
-            ]
-        },
-    )
+def _saved_model_error(loaded, audio, visual):
+    """The message of the SavedModel's own check (tf.saved_model.load, no server) on an input."""
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        loaded.signatures["serving_default"](audio=tf.constant(audio), visual=tf.constant(visual))
+    return error.value.message
+
+
+def test_rest_api_metadata_and_the_models_checks(server, loaded):
+    """Over REST the export's signatures and its input checks: the server passes on what the
+    SavedModel itself (tf.saved_model.load) declares and refuses."""
     status, metadata = get(server, "/v1/models/avsdn/metadata")
     signature_defs = metadata["metadata"]["signature_def"]["signature_def"]
-    assert status == 200 and {"serving_default", "predict_examples"} <= set(signature_defs)
-    assert signature_defs["serving_default"]["inputs"]["audio"]["dtype"] == "DT_FLOAT"
+    served = set(signature_defs) - {"__saved_model_init_op"}  # TF Serving lists it too
+    assert status == 200 and served == set(loaded.signatures)
+    for name, signature in loaded.signatures.items():
+        inputs = signature.structured_input_signature[1]
+        shown = signature_defs[name]["inputs"]
+        assert {key: shown[key]["dtype"] for key in shown} == {
+            key: types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
+            for key, spec in inputs.items()
+        }
+        assert set(signature_defs[name]["outputs"]) == set(signature.structured_outputs)
     audio, visual = features(4, batch=1)
     cases = [
         (
-            "/v1/models/nope:predict",
-            {"inputs": {"audio": audio.tolist(), "visual": visual.tolist()}},
-            404,
-            "Servable not found for request: Latest(nope)",
-        ),
-        (
-            "/v1/models/avsdn/versions/3:predict",
-            {"inputs": {"audio": audio.tolist()}},
-            404,
-            "Servable not found for request: Specific(avsdn, 3)",
-        ),
-        (
-            "/v1/models/avsdn:predict",
-            {"inputs": {"audio": audio.tolist()}},
-            400,
-            "Missing named input: visual",
-        ),
-        (
-            "/v1/models/avsdn:predict",
-            {"signature_name": "x", "inputs": {}},
-            400,
-            'Serving signature name: "x" not found',
-        ),
-        (
-            "/v1/models/avsdn:predict",
-            {"inputs": {"audio": audio[..., :-1].tolist(), "visual": visual.tolist()}},
-            400,
+            audio[..., :-1],
+            visual,
             "audio: expected float32 of shape [batch, time, 16], found shape] [1 4 15]",
         ),
         (
-            "/v1/models/avsdn:predict",
-            {"inputs": {"audio": audio[0].tolist(), "visual": visual.tolist()}},
-            400,
+            audio[0],
+            visual,
             "audio: expected float32 of shape [batch, time, 16], found shape] [4 16]",
         ),
-        (
-            "/v1/models/avsdn:predict",
-            {"inputs": {"audio": np.full_like(audio, np.nan).tolist(), "visual": visual.tolist()}},
-            400,
-            "audio: expected finite values",
-        ),
-        ("/v1/models/avsdn:predict", {"instances": []}, 400, "No values in 'instances' array"),
-        (
-            "/v1/models/avsdn:predict",
-            {"inputs": {"audio": [[[1.0], [1.0, 2.0]]], "visual": visual.tolist()}},
-            400,
-            "Encountered list at unexpected size",
-        ),
+        (np.full_like(audio, np.nan), visual, "audio: expected finite values"),
+        (audio, visual[:, :3], "audio and visual: expected the same [batch, time]"),
     ]
-    for path, body, code, message in cases:
-        status, answer = post(server, path, body)
-        assert status == code and message in answer["error"], (path, body, answer)
+    for bad_audio, bad_visual, message in cases:
+        assert message in _saved_model_error(loaded, bad_audio, bad_visual)
+        body = {"inputs": {"audio": bad_audio.tolist(), "visual": bad_visual.tolist()}}
+        status, answer = post(server, "/v1/models/avsdn:predict", body)
+        assert status == 400 and message in answer["error"], (message, answer)
 
 
-def test_grpc_prediction_service(server):
+def test_grpc_prediction_service(server, loaded):
+    """Over gRPC the export's signature metadata, outputs and input checks, each compared with
+    the SavedModel itself (tf.saved_model.load)."""
     channel = grpc.insecure_channel(server.grpc)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     response = stub.GetModelMetadata(
@@ -377,55 +337,47 @@ def test_grpc_prediction_service(server):
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signature_map)
     audio_info = signature_map.signature_def["serving_default"].inputs["audio"]
-    assert [d.size for d in audio_info.tensor_shape.dim] == [-1, -1, A]
+    declared = loaded.signatures["serving_default"].structured_input_signature[1]["audio"]
+    assert (
+        [d.size for d in audio_info.tensor_shape.dim]
+        == [-1 if size is None else size for size in declared.shape]
+        == [-1, -1, A]
+    )
     audio, visual = features(12, batch=3)
+    expected = loaded.signatures["serving_default"](
+        audio=tf.constant(audio), visual=tf.constant(visual)
+    )
     request = warmup.predict_request(
         "avsdn", "serving_default", {"audio": audio, "visual": visual}, version=1
     )
-    request.output_filter.append("video_label_name")
     answer = stub.Predict(request, timeout=60)
-    assert list(answer.outputs) == ["video_label_name"] and answer.model_spec.version.value == 1
-    assert tf.make_ndarray(answer.outputs["video_label_name"]).shape == (3,)
+    assert set(answer.outputs) == set(expected)
+    np.testing.assert_allclose(
+        tf.make_ndarray(answer.outputs["segment_probs"]),
+        expected["segment_probs"].numpy(),
+        atol=1e-6,
+    )
+    for name in ("segment_labels", "video_label", "video_label_name"):
+        np.testing.assert_array_equal(tf.make_ndarray(answer.outputs[name]), expected[name].numpy())
     bad = [
         (
-            warmup.predict_request(
-                "avsdn", "serving_default", {"audio": audio[0], "visual": visual}
-            ),
-            grpc.StatusCode.INVALID_ARGUMENT,
+            audio[0],
+            visual,
             "audio: expected float32 of shape [batch, time, 16], found shape] [12 16]",
         ),
         (
-            warmup.predict_request(
-                "avsdn", "serving_default", {"audio": audio, "visual": visual[..., :5]}
-            ),
-            grpc.StatusCode.INVALID_ARGUMENT,
+            audio,
+            visual[..., :5],
             "visual: expected float32 of shape [batch, time, 24], found shape] [3 12 5]",
         ),
-        (
-            warmup.predict_request("avsdn", "serving_default", {"audio": audio}),
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "input size does not match signature",
-        ),
-        (
-            warmup.predict_request("nope", "serving_default", {"audio": audio, "visual": visual}),
-            grpc.StatusCode.NOT_FOUND,
-            "Servable not found for request: Latest(nope)",
-        ),
-        (
-            warmup.predict_request("avsdn", "classify", {"audio": audio, "visual": visual}),
-            grpc.StatusCode.FAILED_PRECONDITION,
-            'Serving signature key "classify" not found.',
-        ),
     ]
-    wrong_dtype = warmup.predict_request(
-        "avsdn", "serving_default", {"audio": audio, "visual": visual}
-    )
-    wrong_dtype.inputs["audio"].CopyFrom(tf.make_tensor_proto(audio.astype(np.float64)))
-    bad.append((wrong_dtype, grpc.StatusCode.INVALID_ARGUMENT, "float"))
-    for request, code, message in bad:
+    for bad_audio, bad_visual, message in bad:
+        assert message in _saved_model_error(loaded, bad_audio, bad_visual)
+        request = warmup.predict_request(
+            "avsdn", "serving_default", {"audio": bad_audio, "visual": bad_visual}
+        )
         with pytest.raises(grpc.RpcError) as error:
             stub.Predict(request, timeout=60)
-        assert error.value.code() == code and message in error.value.details(), (
-            error.value.details()
-        )
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert message in error.value.details(), error.value.details()
     channel.close()

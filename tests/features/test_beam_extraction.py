@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from absl import flags
 
-from avsdn_tf import cli, dataset_info, extract, records
+from avsdn_tf import dataset_info, extract
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import assembly, beam_extraction, feature_extractor
 
 from media_testlib import RUNNER_CLIPS, extract_inputs
 from media_testlib import feature_args as _feature_args
 from media_testlib import records_by_id as _records
-from s3_testlib import command, local_files, moto_server, objects, s3_environment
-from testlib import ROOT
+from s3_testlib import local_files, objects
+from testlib import read_records, run_command, run_in_process
 
 pytest.importorskip("av")
 pytest.importorskip("apache_beam")
@@ -57,14 +57,10 @@ def _extract(args):
 
 def _shard_records(data_dir, shard):
     """{(video_id, category): decoded record} of one shard file."""
-    import tensorflow as tf
-
-    info = dataset_info.read(data_dir)
-    decoded = {}
-    for serialized in tf.data.TFRecordDataset(os.path.join(data_dir, shard)):
-        record = records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
-        decoded[(record["video_id"].decode(), int(record["category"]))] = record
-    return decoded
+    return {
+        (record["video_id"].decode(), int(record["category"])): record
+        for record in read_records(data_dir, shard=shard)
+    }
 
 
 def _json(directory, name):
@@ -82,6 +78,7 @@ def _common_args(inputs, output):
     ]
 
 
+@pytest.mark.slow  # two Beam worker processes (~40 s)
 def test_direct_runner_on_two_processes_writes_what_the_single_process_writes(inputs):
     single, distributed = str(inputs["root"] / "single"), str(inputs["root"] / "beam")
     assert _extract(_common_args(inputs, single)) == 0
@@ -196,26 +193,12 @@ def test_runner_arguments_are_checked(inputs, tmp_path, monkeypatch, capsys):
     assert not os.path.exists(output)  # refused before anything was written
 
     monkeypatch.setitem(sys.modules, "apache_beam", None)  # as if not installed
-    flag_values = flags.FlagValues()
-    extract.define_flags(flag_values)
-    argv = extract.parse_flags(
-        ["extract", *_common_args(inputs, output), "--runner=FlinkRunner"], flag_values
+    status, _, message = run_in_process(
+        extract, *_common_args(inputs, output), "--runner=FlinkRunner", capsys=capsys
     )
-    with pytest.raises(SystemExit) as caught:
-        cli.run_main(lambda argv: extract.main(argv, flag_values), flag_values)(argv)
-    assert caught.value.code == 2
-    message = capsys.readouterr().err
+    assert status == 2
     assert "--runner: expected Apache Beam installed (pip install 'avsdn-tf[beam]')" in message
     assert beam_extraction.INSTALL_HINT in message and "Traceback" not in message
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A moto S3 server on 127.0.0.1: (environment for the commands, boto3 client)."""
-    log_path = tmp_path_factory.mktemp("moto") / "server.log"
-    with open(log_path, "w") as log, moto_server(log) as (endpoint, client):
-        env = {**os.environ, **s3_environment(endpoint), "PYTHONPATH": str(ROOT)}
-        yield env, client
 
 
 @pytest.mark.slow
@@ -233,18 +216,18 @@ def test_videos_and_output_on_s3(inputs, s3, tmp_path):
         (local_videos / name).write_bytes((open(os.path.join(inputs["videos"], name), "rb")).read())
     features = _feature_args(inputs)
     local = str(tmp_path / "local")
-    result = command(
-        env, "avsdn_tf.extract", f"--videos={local_videos}", f"--output_dir={local}", *features
+    result = run_command(
+        "avsdn_tf.extract", f"--videos={local_videos}", f"--output_dir={local}", *features, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    result = command(
-        env,
+    result = run_command(
         "avsdn_tf.extract",
         "--videos=s3://beam/videos",
         "--output_dir=s3://beam/out",
         *features,
         "--runner",
         "DirectRunner",
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     on_s3, here = objects(client, "beam", "out"), local_files(local)

@@ -17,13 +17,13 @@ import time
 import numpy as np
 import pytest
 
-from avsdn_tf import dataset_info, records
+from avsdn_tf import dataset_info, extract
 from avsdn_tf.features import assembly
 
-from dask_testlib import dask_cluster, free_port
+from dask_testlib import dask_cluster
 from media_testlib import RUNNER_CLIPS, extract_inputs
 from media_testlib import feature_args as _feature_args
-from testlib import ROOT
+from testlib import ROOT, free_ports, one_error_line, read_records, run_in_process
 
 pytest.importorskip("av")
 pytest.importorskip("apache_beam")
@@ -74,14 +74,10 @@ def _run(args, timeout=300):
 
 def _records(data_dir):
     """{(shard, video_id, category): {feature: array}} of every shard of the data set."""
-    import tensorflow as tf
-
-    info = dataset_info.read(data_dir)
     found = {}
-    for split in info.splits.values():
+    for split in dataset_info.read(data_dir).splits.values():
         for shard in split["shards"]:
-            for serialized in tf.data.TFRecordDataset(os.path.join(data_dir, shard)):
-                record = records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
+            for record in read_records(data_dir, shard=shard):
                 found[(shard, record["video_id"].decode(), int(record["category"]))] = record
     return found
 
@@ -198,46 +194,21 @@ def test_a_worker_killed_while_it_extracts_does_not_fail_the_job(inputs, single,
     ]
 
 
-def _command(args, flag_values):
-    """extract as `python -m avsdn_tf.extract` runs it, in this process; returns the status."""
-    from avsdn_tf import cli, extract
-
-    argv = extract.parse_flags(["extract", *args], flag_values)
-    try:
-        return cli.run_main(lambda argv: extract.main(argv, flag_values), flag_values)(argv)
-    except SystemExit as stop:
-        return stop.code
-
-
-def _flag_values():
-    from absl import flags
-
-    from avsdn_tf import extract
-
-    flag_values = flags.FlagValues()
-    extract.define_flags(flag_values)
-    return flag_values
-
-
 def test_an_unreachable_scheduler_is_one_message_within_the_timeout(inputs, tmp_path, capsys):
     output = str(tmp_path / "out")
-    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    address = f"tcp://127.0.0.1:{free_ports()[0]}"  # nothing listens there
     started = time.time()
-    status = _command(
-        [
-            *_args(inputs, output),
-            "--runner=DaskRunner",
-            f"--dask_client_address={address}",
-            "--dask_connection_timeout=2",
-        ],
-        _flag_values(),
+    status, _, err = run_in_process(
+        extract,
+        *_args(inputs, output),
+        "--runner=DaskRunner",
+        f"--dask_client_address={address}",
+        "--dask_connection_timeout=2",
+        capsys=capsys,
     )
     elapsed = time.time() - started
-    assert status == 2
     assert elapsed < 2 + 15  # the timeout, plus the time to list videos and read labels
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(
+    assert one_error_line(status, err, allow_tf_log=False).startswith(
         "error: --dask_client_address: expected a Dask scheduler answering within "
         f"--dask_connection_timeout=2 s, found no answer from {address}"
     )
@@ -246,10 +217,11 @@ def test_an_unreachable_scheduler_is_one_message_within_the_timeout(inputs, tmp_
 
 def test_dask_runner_needs_a_scheduler_address(inputs, tmp_path, capsys):
     output = str(tmp_path / "out")
-    status = _command([*_args(inputs, output), "--runner=DaskRunner"], _flag_values())
+    status, _, err = run_in_process(
+        extract, *_args(inputs, output), "--runner=DaskRunner", capsys=capsys
+    )
     assert status == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
+    assert err.strip().splitlines() == [
         "error: --dask_client_address: expected the address of a running Dask scheduler "
         "(tcp://HOST:PORT) for --runner DaskRunner, found none (nor --dask_scheduler_file)"
     ]
@@ -280,12 +252,13 @@ def test_the_connection_timeout_is_whole_seconds(inputs, tmp_path, capsys, value
     args = [
         *_args(inputs, output),
         "--runner=DaskRunner",
-        f"--dask_client_address=tcp://127.0.0.1:{free_port()}",
+        f"--dask_client_address=tcp://127.0.0.1:{free_ports()[0]}",
         "--dask_connection_timeout",
         value,
     ]
-    assert _command(args, _flag_values()) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
+    status, _, err = run_in_process(extract, *args, capsys=capsys)
+    assert status == 2
+    assert err.strip().splitlines() == [
         "error: --dask_connection_timeout: expected a whole number of seconds above 0, "
         f"found {found}"
     ]

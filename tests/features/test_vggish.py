@@ -15,7 +15,7 @@ from avsdn_tf.errors import UserError
 from avsdn_tf.features import vggish_input, vggish_params, vggish_postprocess, vggish_slim
 
 from media_testlib import OFFICIAL_SHAPES, official_checkpoint, official_values, write_v1_checkpoint
-from testlib import REAL_AVE
+from testlib import REAL_AVE, needs_real_ave
 
 # ---------------------------------------------------------------------------------------------
 # NumPy reference, from the published formulas.
@@ -160,6 +160,7 @@ def published_graph(examples, values, relu_embedding):
     return (tf.nn.relu(net) if relu_embedding else net).numpy()
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_checkpoint_loader_reads_the_official_names_and_matches_the_published_graph(
     tmp_path_factory,
 ):
@@ -275,9 +276,7 @@ def test_postprocessing_is_pca_then_8_bit_quantisation(tmp_path):
 AVE_NOISY_AUDIO = str(REAL_AVE / "audio_feature_noisy.h5")
 
 
-@pytest.mark.skipif(
-    not os.path.exists(AVE_NOISY_AUDIO), reason="the AVE release's audio_feature_noisy.h5 is absent"
-)
+@needs_real_ave("audio_feature_noisy.h5")
 def test_ave_audio_features_are_relu_embeddings_not_postprocessed():
     """What the README says about the release: non-negative floats with many exact zeros
     (the 2017 embedding with ReLU), not whole numbers 0..255 (post-processed)."""

@@ -9,23 +9,27 @@ other and differ from second 1's: a segment that drew on the wrong second would 
 
 import json
 import os
+import re
 import shutil
 
+import keras
 import numpy as np
 import pytest
-from absl import flags
+from PIL import Image
 
-from avsdn_tf import cli, dataset_info, extract, predict
+from avsdn_tf import constants, dataset_info, extract, predict
 from avsdn_tf.data import pipeline
 from avsdn_tf.dataset_info import DataDir
 from avsdn_tf.errors import UserError
 from avsdn_tf.features import assembly, extraction, feature_extractor, feature_settings, labels
 from avsdn_tf.inference import predictors
-from avsdn_tf.models import serving
+from avsdn_tf.models import backbones, serving
+from avsdn_tf.runs import RunDir
 
-from media_testlib import IMAGE_SIZE, extract_inputs, tiny_own_video_run
+from media_testlib import IMAGE_SIZE, extract_inputs, make_video, tiny_own_video_run
 from media_testlib import feature_args as _feature_args
 from media_testlib import records_by_id as _records
+from testlib import event_runs, one_error_line, read_records, run_in_process
 
 pytest.importorskip("av")
 
@@ -50,22 +54,16 @@ def inputs(tmp_path_factory):
     )
 
 
-def _run(module, argv, args):
-    flag_values = flags.FlagValues()
-    module.define_flags(flag_values)
-    flag_values(["prog", *args])
-    return module.main(argv, flag_values)
-
-
 @pytest.fixture(scope="module")
 def extracted(inputs):
     output = str(inputs["root"] / "out")
     assert (
-        _run(
+        run_in_process(
             extract,
-            ["extract"],
-            [f"--videos={inputs['videos']}", f"--output_dir={output}", *_feature_args(inputs)],
-        )
+            f"--videos={inputs['videos']}",
+            f"--output_dir={output}",
+            *_feature_args(inputs),
+        )[0]
         == 0
     )
     return output
@@ -120,22 +118,19 @@ def test_each_segment_holds_its_own_second(extracted):
     assert (audio >= 0).all()  # --vggish_output=relu, as the AVE release
 
 
-def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatch):
+def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatch, capsys):
     def no_networks(*args, **kwargs):
         raise AssertionError("every video was done: no network should be loaded")
 
     monkeypatch.setattr(feature_extractor, "FeatureExtractor", no_networks)
     assert (
-        _run(
+        run_in_process(
             extract,
-            ["extract"],
-            [
-                f"--videos={inputs['videos']}",
-                f"--output_dir={extracted}",
-                f"--labels={inputs['labels']}",
-                *_feature_args(inputs),
-            ],
-        )
+            f"--videos={inputs['videos']}",
+            f"--output_dir={extracted}",
+            f"--labels={inputs['labels']}",
+            *_feature_args(inputs),
+        )[0]
         == 0
     )
     summary = json.load(open(os.path.join(extracted, assembly.SUMMARY_FILE)))
@@ -153,18 +148,17 @@ def test_rerun_resumes_and_labels_fill_the_records(extracted, inputs, monkeypatc
         [28, 2, 28]
     ]
     # Other settings into the same directory are refused.
-    with pytest.raises(
-        UserError, match=r"extract_config\.json: expected the feature settings.*frames_per_second"
-    ):
-        _run(
-            extract,
-            ["extract"],
-            [
-                f"--videos={inputs['videos']}",
-                f"--output_dir={extracted}",
-                *_feature_args(inputs, frames_per_second=4),
-            ],
-        )
+    status, _, err = run_in_process(
+        extract,
+        f"--videos={inputs['videos']}",
+        f"--output_dir={extracted}",
+        *_feature_args(inputs, frames_per_second=4),
+        capsys=capsys,
+    )
+    assert re.search(
+        r"extract_config\.json: expected the feature settings.*frames_per_second",
+        one_error_line(status, err),
+    )
 
 
 def test_unmatched_rows_and_clipped_events_are_reported(
@@ -190,10 +184,9 @@ def test_unmatched_rows_and_clipped_events_are_reported(
         "clip_y,,0,0\n"  # line 7
     )
     argv = [f"--videos={inputs['videos']}", f"--output_dir={output}", f"--labels={csv}"]
-    assert _run(extract, ["extract"], [*argv, *_feature_args(inputs)]) == 0
-    (first,) = [
-        line for line in capsys.readouterr().out.splitlines() if line.startswith("extract:")
-    ]
+    status, out, err = run_in_process(extract, *argv, *_feature_args(inputs), capsys=capsys)
+    assert status == 0, err
+    (first,) = [line for line in out.splitlines() if line.startswith("extract:")]
     assert first.endswith(
         "; labels: 2 rows matching no video, 2 events clipped (see label_warnings.json)"
     )
@@ -271,6 +264,24 @@ def test_label_files_are_checked(tmp_path):
     assert labels.ground_truth(rows, 8).tolist() == [17] * 8
 
 
+def _event_runs(labels, names):
+    """Predict's intervals as its JSON holds them, from testlib.event_runs."""
+    return [
+        {"label": label, "class_name": names[label], "start": start, "end": end}
+        for label, start, end in event_runs(labels)
+    ]
+
+
+def test_event_runs_of_hand_worked_labels():
+    names = constants.class_names()
+    assert _event_runs([28, 2, 2, 28, 2, 5, 5], names) == [
+        {"label": 2, "class_name": "Bark", "start": 1, "end": 3},
+        {"label": 2, "class_name": "Bark", "start": 4, "end": 5},
+        {"label": 5, "class_name": names[5], "start": 5, "end": 7},
+    ]
+    assert _event_runs([28, 28], names) == []
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A tiny AVSDN trained on synthetic maps of the backbone's shape (2x2x512) and 128-d audio."""
@@ -283,16 +294,14 @@ def test_predict_prints_writes_json_and_draws_the_timeline(
     clip = os.path.join(inputs["videos"], "clip_a.mp4")
     output = str(tmp_path / "predictions")
     assert (
-        _run(
+        run_in_process(
             predict,
-            ["predict", clip],
-            [
-                f"--model_dir={run_dir}",
-                f"--output_dir={output}",
-                f"--labels={inputs['labels']}",
-                *_feature_args(inputs),
-            ],
-        )
+            clip,
+            f"--model_dir={run_dir}",
+            f"--output_dir={output}",
+            f"--labels={inputs['labels']}",
+            *_feature_args(inputs),
+        )[0]
         == 0
     )
     printed = capsys.readouterr().out
@@ -302,20 +311,35 @@ def test_predict_prints_writes_json_and_draws_the_timeline(
     )
     probabilities = np.asarray(result["probabilities"])
     assert probabilities.shape == (3, 29)
+    assert (probabilities >= 0).all() and (probabilities <= 1).all()
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
     labels = probabilities.argmax(-1)
-    assert [segment["label"] for segment in result["segments"]] == labels.tolist()
+    names = constants.class_names()
+    assert result["segments"] == [
+        {
+            "start": t,
+            "end": t + 1,
+            "label": int(labels[t]),
+            "class_name": names[labels[t]],
+            "probability": pytest.approx(probabilities[t, labels[t]], abs=1e-4),
+            "background_probability": pytest.approx(probabilities[t, 28], abs=1e-4),
+        }
+        for t in range(3)
+    ]
+    assert result["intervals"] == _event_runs(labels, names)
     assert result["ground_truth"]["labels"] == [28, 2, 28]
     assert result["ground_truth"]["intervals"] == [
         {"label": 2, "class_name": "Bark", "start": 1, "end": 2}
     ]
     assert result["ground_truth"]["accuracy"] == pytest.approx((labels == [28, 2, 28]).mean())
-    for interval in result["intervals"]:
-        assert all(
-            labels[t] == interval["label"] for t in range(interval["start"], interval["end"])
-        )
-    with open(os.path.join(output, "clip_a.png"), "rb") as handle:
-        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    # The timeline: a PNG 8 inches (its least width) at 100 dpi wide, drawn on.
+    with Image.open(os.path.join(output, "clip_a.png")) as png:
+        assert png.format == "PNG"
+        picture = np.asarray(png.convert("RGB"))
+    assert picture.shape[1] == 800 and 200 < picture.shape[0] < 800
+    not_white = (picture < 250).any(-1)
+    assert 0.05 < not_white.mean() < 0.95
+    assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 20  # frames, colours, text
     # The page plays the input by its path relative to the page; index.html links the page.
     page = open(os.path.join(output, "clip_a.html")).read()
     source = os.path.relpath(clip, output)
@@ -336,6 +360,59 @@ def test_predict_prints_writes_json_and_draws_the_timeline(
     np.testing.assert_allclose(
         predictor(features["audio"], features["visual"]), probabilities, atol=2e-4
     )
+
+
+@pytest.mark.slow  # extracts a 12-s video and predicts it twice (~20 s)
+def test_predict_on_a_video_longer_than_ten_seconds_judges_it_in_windows(
+    inputs, run_dir, tmp_path, capsys
+):
+    """The README's windows: a 12-s video with a model trained on 10-s clips is judged in
+    windows (0, 10) and (2, 12), the last one's outputs kept where they overlap;
+    --window_seconds 4 gives (0, 4), (4, 8), (8, 12); 0 is the training length."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make_video(videos / "long.mp4", seconds=12.4, tone_seconds=(1, 6, 11), levels=(40, 120, 200))
+    features_dir = tmp_path / "features"
+    status, _, err = run_in_process(
+        extract,
+        f"--videos={videos}",
+        f"--output_dir={features_dir}",
+        *_feature_args(inputs),
+        capsys=capsys,
+    )
+    assert status == 0, err
+    (long_video,) = read_records(features_dir, "train")
+    audio, visual = long_video["audio"], long_video["visual"]
+    assert len(audio) == 12
+    # Expected: the trained Keras file itself on each 10-s window, the last window written last.
+    trained = keras.models.load_model(RunDir(run_dir).best_checkpoint, compile=False)
+    segments = backbones.segment_model(trained)
+    expected = np.zeros((12, 29), np.float32)
+    for start, end in [(0, 10), (2, 12)]:
+        window = {"audio": audio[None, start:end], "visual": visual[None, start:end]}
+        expected[start:end] = np.asarray(segments(window, training=False))[0]
+    variable = predictors.RunPredictor(run_dir)  # any length: the 4-s windows
+    four = np.concatenate(
+        [variable(audio[start : start + 4], visual[start : start + 4]) for start in (0, 4, 8)]
+    )
+    # The default (--window_seconds 0, README: the training length) and 4-s windows.
+    for window_flag, window, want in [([], 10, expected), (["--window_seconds=4"], 4, four)]:
+        output = tmp_path / f"predictions{window}{len(window_flag)}"
+        status, printed, err = run_in_process(
+            predict,
+            str(videos / "long.mp4"),
+            f"--model_dir={run_dir}",
+            f"--output_dir={output}",
+            *window_flag,
+            *_feature_args(inputs),
+            capsys=capsys,
+        )
+        assert status == 0, err
+        result = json.load(open(output / "long.json"))
+        assert result["seconds"] == 12 and result["window_seconds"] == window
+        np.testing.assert_allclose(result["probabilities"], want, atol=2e-4)
+        assert [segment["label"] for segment in result["segments"]] == want.argmax(-1).tolist()
+        assert "long.mp4: 12 s" in printed
 
 
 def test_predict_on_an_exported_saved_model(inputs, extracted, run_dir, tmp_path):
@@ -362,19 +439,20 @@ def test_predict_on_an_exported_saved_model(inputs, extracted, run_dir, tmp_path
         predictors.load_predictor(saved_model=str(tmp_path))
 
 
-def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path):
+def test_predict_windows_and_unusable_videos(inputs, run_dir, tmp_path, capsys):
     assert predictors.windows(25, 10) == [(0, 10), (10, 20), (15, 25)]
     assert predictors.windows(20, 10) == [(0, 10), (10, 20)]
     assert predictors.windows(7, 10) == [(0, 7)] and predictors.windows(7, None) == [(0, 7)]
     silent = os.path.join(inputs["videos"], "silent.mp4")
-    flag_values = flags.FlagValues()
-    predict.define_flags(flag_values)
-    flag_values(
-        ["predict", f"--model_dir={run_dir}", f"--output_dir={tmp_path}", *_feature_args(inputs)]
+    status, _, err = run_in_process(
+        predict,
+        silent,
+        f"--model_dir={run_dir}",
+        f"--output_dir={tmp_path}",
+        *_feature_args(inputs),
+        capsys=capsys,
     )
-    with pytest.raises(SystemExit) as caught:
-        cli.run_main(lambda argv: predict.main(argv, flag_values))(["predict", silent])
-    assert caught.value.code == 2
+    assert "silent.mp4" in one_error_line(status, err)
 
 
 def test_extract_with_the_ave_release_preset(inputs, extracted, tmp_path):
@@ -385,16 +463,13 @@ def test_extract_with_the_ave_release_preset(inputs, extracted, tmp_path):
     output = str(tmp_path / "ave")
     args = _feature_args(inputs)
     assert (
-        _run(
+        run_in_process(
             extract,
-            ["extract"],
-            [
-                f"--videos={inputs['videos']}",
-                f"--output_dir={output}",
-                "--preset=ave_release",
-                *args,
-            ],
-        )
+            f"--videos={inputs['videos']}",
+            f"--output_dir={output}",
+            "--preset=ave_release",
+            *args,
+        )[0]
         == 0
     )
     config = json.load(open(os.path.join(output, assembly.CONFIG_FILE)))
@@ -411,16 +486,13 @@ def test_extract_vector_layout_is_the_spatial_mean_of_the_maps(inputs, extracted
     """--visual_layout vector: [T, 512] per video, the mean over the 2x2 cells of the maps."""
     output = str(tmp_path / "vectors")
     assert (
-        _run(
+        run_in_process(
             extract,
-            ["extract"],
-            [
-                f"--videos={inputs['videos']}",
-                f"--output_dir={output}",
-                "--visual_layout=vector",
-                *_feature_args(inputs),
-            ],
-        )
+            f"--videos={inputs['videos']}",
+            f"--output_dir={output}",
+            "--visual_layout=vector",
+            *_feature_args(inputs),
+        )[0]
         == 0
     )
     info = dataset_info.read(output)
@@ -446,6 +518,7 @@ def test_extract_vector_layout_is_the_spatial_mean_of_the_maps(inputs, extracted
         ).check()
 
 
+@pytest.mark.slow  # trains a run of its own (~30 s)
 def test_predict_pools_the_maps_for_a_model_trained_on_vectors(inputs, extracted, tmp_path, capsys):
     """A run trained on 512-d visual vectors, predicting with VGG-19 (2x2x512 maps): predict
     averages the maps over space instead of stopping at the dims mismatch."""
@@ -454,11 +527,9 @@ def test_predict_pools_the_maps_for_a_model_trained_on_vectors(inputs, extracted
     output = str(tmp_path / "predictions")
     capsys.readouterr()
     assert (
-        _run(
-            predict,
-            ["predict", clip],
-            [f"--model_dir={run}", f"--output_dir={output}", *_feature_args(inputs)],
-        )
+        run_in_process(
+            predict, clip, f"--model_dir={run}", f"--output_dir={output}", *_feature_args(inputs)
+        )[0]
         == 0
     )
     assert "the model takes visual vectors [512]" in capsys.readouterr().out
@@ -470,17 +541,16 @@ def test_predict_pools_the_maps_for_a_model_trained_on_vectors(inputs, extracted
     expected = predictors.RunPredictor(run)(maps["audio"], maps["visual"].mean(axis=(1, 2)))
     np.testing.assert_allclose(result["probabilities"], expected, atol=2e-4)
     # --visual_layout given on the command line is kept: the mismatch is reported as before.
-    with pytest.raises(UserError, match=r"visual_shape': \[512\].*`visual_layout`"):
-        _run(
-            predict,
-            ["predict", clip],
-            [
-                f"--model_dir={run}",
-                f"--output_dir={output}",
-                "--visual_layout=map",
-                *_feature_args(inputs),
-            ],
-        )
+    status, _, err = run_in_process(
+        predict,
+        clip,
+        f"--model_dir={run}",
+        f"--output_dir={output}",
+        "--visual_layout=map",
+        *_feature_args(inputs),
+        capsys=capsys,
+    )
+    assert re.search(r"visual_shape': \[512\].*--visual_layout", one_error_line(status, err))
 
 
 def test_extract_never_overwrites_a_data_set_it_did_not_write(tmp_path):

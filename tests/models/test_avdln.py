@@ -2,7 +2,6 @@
 against hand-computed examples, and the import of the authors' Keras 2 weights."""
 
 import math
-import os
 
 import h5py
 import numpy as np
@@ -12,7 +11,7 @@ from avsdn_tf import constants
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import avdln, losses, metrics
 
-from testlib import REAL_AVE
+from testlib import REAL_AVE, avel_accuracy, avel_distance, avel_localize, needs_real_ave
 
 AUTHORS_WEIGHTS = str(REAL_AVE / "cmm_model_weights.h5")
 EPS_DISTANCE = math.sqrt(constants.DISTANCE_EPSILON)
@@ -54,7 +53,7 @@ def _numpy_forward(weights, audio, visual):
 
     v = branch(visual, "dense_1", "dense_2")
     a = branch(audio, "dense_3", "dense_4")
-    return metrics.pair_distances(v, a), a, v
+    return avel_distance(v, a), a, v
 
 
 def _write_keras2_h5(path, shapes, seed=0):
@@ -93,7 +92,7 @@ def test_import_matches_numpy_forward_of_a_made_h5(tmp_path):
     _check_import(path)
 
 
-@pytest.mark.skipif(not os.path.exists(AUTHORS_WEIGHTS), reason="the shared AVE files are absent")
+@needs_real_ave("cmm_model_weights.h5")
 def test_import_matches_numpy_forward_of_the_authors_h5():
     assert sorted(avdln.read_keras2_weights(AUTHORS_WEIGHTS)) == sorted(SHAPES)
     _check_import(AUTHORS_WEIGHTS)
@@ -133,7 +132,7 @@ def test_evaluate_runs_the_model_and_scores_the_events_of_segment_labels(tmp_pat
     labels[4, 4:6] = 0  # class 0 is an event, not background
     np.testing.assert_array_equal(avdln.event_targets(labels)[4], [0, 0, 0, 0, 1, 1, 0, 0, 0, 0])
     _, a, v = _numpy_forward(avdln.read_keras2_weights(path), audio, visual)
-    expected = metrics.cross_modal_accuracy(a, v, labels != bg)
+    expected = avel_accuracy(a, v, labels != bg)
     result = avdln.evaluate(model, audio, visual, labels)
     assert result == expected and result["evaluated"] == 4
 
@@ -168,18 +167,6 @@ def test_in_graph_scores_of_a_batch_by_hand():
     np.testing.assert_array_equal(np.asarray(start), [1, 0, 1])
 
 
-def _loop_localize(query, candidates, event):
-    """The scoring as the AVEL authors' loop computes it, one window at a time (test reference)."""
-    segments = np.flatnonzero(event)
-    length = len(segments)
-    scores = []
-    for p in range(len(event) - length + 1):
-        difference = candidates[p : p + length].astype(np.float64) - query[segments]
-        squared = np.square(difference).sum(-1)
-        scores.append(np.sqrt(np.maximum(squared, constants.DISTANCE_EPSILON)).sum())
-    return int(np.argmin(scores)), np.array(scores)
-
-
 def _random_events(rng, count, num_segments, contiguous=True):
     events = np.zeros((count, num_segments), bool)
     for row in range(count):
@@ -209,7 +196,7 @@ def test_batch_scores_equal_the_authors_loop_on_random_data(num_segments):
     assert scores.dtype == np.float32 and scores.shape == (24, num_segments)
     for row in range(24):
         query, candidates = (audio, visual) if a2v[row] else (visual, audio)
-        want_start, want = _loop_localize(query[row], candidates[row], events[row])
+        want_start, want = avel_localize(query[row], candidates[row], events[row])
         fits = len(want)
         np.testing.assert_allclose(scores[row, :fits], want, rtol=1e-5)
         assert np.isinf(scores[row, fits:]).all()
@@ -222,8 +209,8 @@ def test_batch_scores_equal_the_authors_loop_on_random_data(num_segments):
     kept = events[:16]  # contiguous, 0 < l < T: all evaluated
     for row in range(16):
         first = np.flatnonzero(kept[row])[0]
-        a2v_hits += _loop_localize(audio[row], visual[row], kept[row])[0] == first
-        v2a_hits += _loop_localize(visual[row], audio[row], kept[row])[0] == first
+        a2v_hits += avel_localize(audio[row], visual[row], kept[row])[0] == first
+        v2a_hits += avel_localize(visual[row], audio[row], kept[row])[0] == first
     assert metrics.cross_modal_accuracy(audio[:16], visual[:16], kept) == {
         "a2v_accuracy": a2v_hits / 16,
         "v2a_accuracy": v2a_hits / 16,
@@ -246,7 +233,7 @@ def test_batch_scores_in_a_graph_of_any_length():
         events = _random_events(rng, 4, num_segments)
         start, scores = localize(query, candidates, events.astype("int32"))
         for row in range(4):
-            want_start, want = _loop_localize(query[row], candidates[row], events[row])
+            want_start, want = avel_localize(query[row], candidates[row], events[row])
             np.testing.assert_allclose(scores.numpy()[row, : len(want)], want, rtol=1e-5)
             assert start.numpy()[row] == want_start
 
@@ -275,9 +262,7 @@ def test_the_model_round_trips_through_a_keras_file_and_rebuilds_for_any_length(
     distance = np.asarray(model(inputs)[avdln.DISTANCE_OUTPUT])
     np.testing.assert_allclose(
         distance,
-        metrics.pair_distances(
-            model(inputs)[avdln.VISUAL_EMBEDDING], model(inputs)[avdln.AUDIO_EMBEDDING]
-        ),
+        avel_distance(model(inputs)[avdln.VISUAL_EMBEDDING], model(inputs)[avdln.AUDIO_EMBEDDING]),
         rtol=1e-5,
     )
     rebuilt = avdln.variable_length(restored)

@@ -21,21 +21,28 @@ def test_dmrn_fusion_matches_numpy_equations():
     visual = rng.normal(size=(4, 6)).astype("float32")
     fusion = layers.DMRNFusion(hidden_units=5)
     fused = fusion([audio, visual]).numpy()
+    np.testing.assert_allclose(fused, _numpy_dmrn(fusion, audio, visual), rtol=1e-5, atol=1e-6)
 
+
+def _numpy_dmrn(fusion, audio, visual):
+    """The DMRN equations in NumPy for one [N, D] pair of audio and visual vectors."""
     u_a = _dense(fusion.audio_out, np.tanh(_dense(fusion.audio_hidden, audio)))
     u_v = _dense(fusion.visual_out, np.tanh(_dense(fusion.visual_hidden, visual)))
     merged = 0.5 * (u_a + u_v)
-    expected = 0.5 * (np.tanh(audio + merged) + np.tanh(visual + merged))
-    np.testing.assert_allclose(fused, expected, rtol=1e-5, atol=1e-6)
+    return 0.5 * (np.tanh(audio + merged) + np.tanh(visual + merged))
 
 
 def test_dmrn_fusion_works_per_segment_and_rejects_unequal_sizes():
+    rng = np.random.default_rng(2)
+    audio = rng.normal(size=(2, 5, 4)).astype("float32")
+    visual = rng.normal(size=(2, 5, 4)).astype("float32")
     fusion = layers.DMRNFusion(hidden_units=3)
-    assert fusion([np.ones((2, 5, 4), "float32"), np.zeros((2, 5, 4), "float32")]).shape == (
-        2,
-        5,
-        4,
-    )
+    fused = fusion([audio, visual]).numpy()
+    assert fused.shape == (2, 5, 4)
+    for t in range(5):  # each segment fused on its own, by the equations above
+        np.testing.assert_allclose(
+            fused[:, t], _numpy_dmrn(fusion, audio[:, t], visual[:, t]), rtol=1e-5, atol=1e-6
+        )
     with pytest.raises(ValueError, match="equal sizes"):
         layers.DMRNFusion(3)([np.ones((2, 4), "float32"), np.ones((2, 5), "float32")])
 

@@ -10,7 +10,7 @@ from avsdn_tf.dataset_info import DataDir
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import backbones, layers, registry
 
-from testlib import TINY_SPLITS, TINY_UNITS
+from testlib import TINY_SPLITS, TINY_UNITS, read_records
 
 SMALL = TINY_UNITS
 
@@ -21,14 +21,20 @@ def _task(model="avsdn", supervision=constants.FULL):
 
 def test_full_task_targets_segment_labels(tiny_vector_data):
     task = _task()
-    batch = next(
-        iter(
-            task.batches(pipeline.make_dataset(DataDir.open(tiny_vector_data), "train", 10).dataset)
-        )
-    )
-    inputs, labels = batch
-    assert sorted(inputs) == ["audio", "visual"]
-    assert labels.shape == (10, constants.NUM_SEGMENTS) and labels.dtype == "int32"
+    data = pipeline.make_dataset(DataDir.open(tiny_vector_data), "train", 10).dataset
+    # Each video's targets are its record's segment labels (videos found by their audio).
+    label_of = {
+        video["audio"].tobytes(): video["label"].tolist()
+        for video in read_records(tiny_vector_data, "train")
+    }
+    seen = 0
+    for inputs, labels in task.batches(data):
+        assert sorted(inputs) == ["audio", "visual"]
+        assert labels.shape[1:] == (constants.NUM_SEGMENTS,) and labels.dtype == "int32"
+        for audio, row in zip(inputs["audio"].numpy(), labels.numpy()):
+            assert row.tolist() == label_of[audio.tobytes()]
+            seen += 1
+    assert seen == TINY_SPLITS["train"]
     assert not task.include_noisy(pipeline.dataset_info.read(tiny_vector_data))
 
 

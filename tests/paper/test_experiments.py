@@ -298,6 +298,7 @@ def _command(*args):
     return run_command("avsdn_tf.experiments", *args)
 
 
+@pytest.mark.slow  # trains every row for real (~60 s)
 def test_command_trains_for_real_then_a_rerun_trains_nothing(tiny_data, tmp_path):
     hparams_file = tmp_path / "small.json"
     hparams_file.write_text(json.dumps(SMALL))
@@ -515,6 +516,7 @@ def test_only_the_cross_modal_table_starts_from_its_models_own_defaults():
     assert [t.key for t, _ in paper_rows.select("all")] == ["supervised", "weak", "ablation"]
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_command_cross_modal_uses_avdln_defaults_and_refuses_data_without_match_splits(
     match_data, tiny_data, tmp_path
 ):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, records
+from avsdn_tf import constants, records
 from avsdn_tf.data import ave_release
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import avdln, backbones, metrics, registry
@@ -21,12 +21,17 @@ from avsdn_tf.runs import RunDir
 from avsdn_tf.training import trainer
 
 from ave_testlib import write_ave_dir, write_match_files
-from testlib import REAL_AVE, run_command
+from testlib import (
+    REAL_AVE,
+    avel_accuracy,
+    avel_distance,
+    needs_real_ave,
+    read_records,
+    run_command,
+)
 
 AUTHORS_WEIGHTS = REAL_AVE / "cmm_model_weights.h5"
-needs_weights = pytest.mark.skipif(
-    not AUTHORS_WEIGHTS.exists(), reason="the shared AVE files are absent"
-)
+needs_weights = needs_real_ave(AUTHORS_WEIGHTS.name)
 
 
 def _prepare(directory, vector_shape, match=True):
@@ -50,11 +55,7 @@ def _hp(**changes):
 
 def _split_arrays(data_dir, split):
     """(audio [N, T, A], visual [N, T, V], labels [N, T]) of a split, read from its records."""
-    info = dataset_info.read(data_dir)
-    videos = [
-        records.decode_video(serialized.numpy(), info.audio_dim, info.visual_shape)
-        for serialized in tf.data.TFRecordDataset(info.shard_paths(data_dir, split))
-    ]
+    videos = read_records(data_dir, split)
     return tuple(np.stack([video[key] for video in videos]) for key in ("audio", "visual", "label"))
 
 
@@ -100,7 +101,7 @@ def test_train_fits_the_contrastive_loss_on_the_match_splits_and_selects_on_val_
     for key in ("val", "test"):
         audio, visual, labels = _split_arrays(match_data, f"{key}_match")
         embeddings = avdln.embedding_model(model)({"audio": audio, "visual": visual})
-        expected = metrics.cross_modal_accuracy(
+        expected = avel_accuracy(
             *(np.asarray(e) for e in embeddings), labels != constants.BACKGROUND
         )
         assert result[key] == expected
@@ -150,8 +151,8 @@ def test_import_of_the_authors_weights_with_epochs_0_then_evaluate_on_test_match
     audio, visual, labels = _split_arrays(match_data, "test_match")
     out = model({"audio": audio, "visual": visual})
     a, v = _numpy_embeddings(weights, audio, visual)
-    np.testing.assert_allclose(np.asarray(out["distance"]), metrics.pair_distances(v, a), atol=1e-3)
-    assert result["test"] == metrics.cross_modal_accuracy(a, v, labels != constants.BACKGROUND)
+    np.testing.assert_allclose(np.asarray(out["distance"]), avel_distance(v, a), atol=1e-3)
+    assert result["test"] == avel_accuracy(a, v, labels != constants.BACKGROUND)
 
     evaluated = run_command("avsdn_tf.evaluate", f"--model_dir={run}")  # default: test_match
     assert evaluated.returncode == 0, evaluated.stderr
@@ -288,7 +289,7 @@ def test_export_model_exports_an_avdln_run_as_the_cross_modal_signature(
     run, _ = trained
     base = tmp_path / "serving" / "avdln"
     done = run_command(
-        "export.export_model", "--model_dir", run, "--export_base", base, "--verify_videos", 2
+        "export.export_model", "--model_dir", run, "--output_dir", base, "--verify_videos", 2
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr

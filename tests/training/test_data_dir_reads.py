@@ -1,36 +1,20 @@
 """Every command reads its data directory's dataset_info.json once (one GET on object storage):
 train, evaluate and experiments run in this process, the reads counted through the one reader."""
 
-import contextlib
 import json
 
 import pytest
-from absl import flags
 
 from avsdn_tf import dataset_info, evaluate, experiments, train
 
-from testlib import SMALL_UNITS, small_hparams
+from testlib import SMALL_UNITS, run_in_process, small_hparams
 
 SMALL = [f"--{name}={value}" for name, value in SMALL_UNITS.items()]
 TINY_RUN = [*SMALL, "--epochs=1", "--batch_size=16", "--unroll=false", "--max_videos=16"]
 
 
-@contextlib.contextmanager
-def _command_flags(module, args):
-    """The command's flags defined on absl's flags and parsed from `args`; removed after."""
-    before = set(flags.FLAGS)
-    module.define_flags()
-    try:
-        flags.FLAGS(["prog", *args])
-        yield
-    finally:
-        flags.FLAGS.unparse_flags()
-        for name in set(flags.FLAGS) - before:
-            delattr(flags.FLAGS, name)
-
-
 def _reads_of(module, args, monkeypatch):
-    """(the data directories dataset_info.read was called with, main's result) for one run."""
+    """The data directories dataset_info.read was called with in one run of the command."""
     reads = []
     real_read = dataset_info.read
 
@@ -39,8 +23,7 @@ def _reads_of(module, args, monkeypatch):
         return real_read(data_dir)
 
     monkeypatch.setattr(dataset_info, "read", counted)
-    with _command_flags(module, args):
-        module.main(["prog"])
+    assert run_in_process(module, *args)[0] == 0
     return reads
 
 
@@ -58,6 +41,7 @@ def test_train_then_evaluate_read_dataset_info_once_each(tiny_vector_data, model
     assert _reads_of(evaluate, named, monkeypatch) == [tiny_vector_data]
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_experiments_read_dataset_info_once(tiny_vector_data, tmp_path, monkeypatch):
     hparams_file = tmp_path / "small.json"
     hparams_file.write_text(json.dumps(small_hparams(epochs=1).to_dict()))

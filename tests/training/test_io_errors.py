@@ -15,7 +15,7 @@ from avsdn_tf.errors import UserError
 from avsdn_tf.runs import RunDir
 from avsdn_tf.training import evaluation, trainer
 
-from testlib import copy_with_damaged_shard, run_command, small_hparams
+from testlib import copy_with_damaged_shard, one_error_line, run_command, small_hparams
 
 DAMAGED = r"expected a readable TFRecord shard, found a corrupted record at offset \d+ of \d+ bytes"
 
@@ -35,11 +35,7 @@ def _temporaries(directory):
 def _one_error_line(done):
     """The command failed with status 2 and printed exactly one line, `error: ...`, on stderr
     (TensorFlow's C++ start-up lines aside); returns that line."""
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, done.stderr
-    return errors[0]
+    return one_error_line(done.returncode, done.stderr)
 
 
 def test_evaluate_on_a_damaged_shard_names_it_and_writes_nothing(
@@ -121,6 +117,7 @@ def test_a_full_disk_while_saving_a_checkpoint_names_it_and_leaves_no_temporary(
     assert _temporaries(model_dir) == [] and not os.path.exists(run.best_checkpoint)
 
 
+@pytest.mark.slow  # a training per case, ~20 s under load (issue 28)
 @pytest.mark.parametrize(
     "target, number, expected",
     [

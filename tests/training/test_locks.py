@@ -13,7 +13,7 @@ import pytest
 from avsdn_tf import locks
 from avsdn_tf.errors import UserError
 
-from testlib import ROOT
+from testlib import run_command
 
 
 def test_second_holder_is_refused_with_the_holders_pid_and_host(tmp_path):
@@ -53,21 +53,13 @@ def test_wait_blocks_until_the_holder_releases(tmp_path, monkeypatch):
 
 
 def test_train_command_on_a_locked_run_directory_is_refused_without_traceback(tmp_path):
-    root = ROOT
     with locks.directory_lock(str(tmp_path / "run"), "--model_dir"):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "avsdn_tf.train",
-                "--data_dir",
-                str(tmp_path / "data"),
-                "--model_dir",
-                str(tmp_path / "run"),
-            ],
-            cwd=root,
-            capture_output=True,
-            text=True,
+        done = run_command(
+            "avsdn_tf.train",
+            "--data_dir",
+            str(tmp_path / "data"),
+            "--model_dir",
+            str(tmp_path / "run"),
             timeout=300,
         )
     assert done.returncode != 0

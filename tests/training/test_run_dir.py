@@ -13,11 +13,12 @@ from avsdn_tf.data import pipeline
 from avsdn_tf.dataset_info import DataDir
 from avsdn_tf.errors import UserError
 from avsdn_tf.inference import predictors
+from avsdn_tf.models import backbones
 from avsdn_tf.models.registry import load_run
 from avsdn_tf.runs import RUN_FORMAT, RunDir
 from avsdn_tf.training import evaluation, trainer
 
-from serving_testlib import TINY_HPARAMS
+from testlib import small_hparams
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def moved_run(tiny_vector_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("moved")
     data_dir, run_dir = str(root / "data"), str(root / "run")
     shutil.copytree(tiny_vector_data, data_dir)
-    result = trainer.train(data_dir, run_dir, TINY_HPARAMS, max_videos=16, verbose=0)
+    result = trainer.train(data_dir, run_dir, small_hparams(epochs=1), max_videos=16, verbose=0)
     shutil.rmtree(data_dir)
     return run_dir, result
 
@@ -40,12 +41,15 @@ def test_a_run_directory_alone_evaluates_on_another_data_directory(
     assert not os.path.exists(config["data_dir"])
     summary = evaluation.evaluate_run(run_dir, tiny_vector_data, "test", output_dir=str(tmp_path))
     assert summary["segments"] == 32 * constants.NUM_SEGMENTS
-    # The same numbers as normalising by hand with the model's own statistics and no layer.
-    run = load_run(run_dir)
-    statistics = run.statistics()
+    # The same numbers as the trained Keras file itself (not load_run) on the 32 test videos,
+    # whose normalisation is the run's own statistics.
+    statistics = load_run(run_dir).statistics()
     batch = next(iter(pipeline.make_dataset(DataDir.open(tiny_vector_data), "test", 32)))
-    through_model = np.asarray(run.segment_model(records.model_inputs(batch)))
-    audio_layer = run.model.get_layer(constants.AUDIO_NORMALIZATION)
+    trained = keras.models.load_model(RunDir(run_dir).best_checkpoint, compile=False)
+    through_model = np.asarray(
+        backbones.segment_model(trained)(records.model_inputs(batch), training=False)
+    )
+    audio_layer = trained.get_layer(constants.AUDIO_NORMALIZATION)
     np.testing.assert_allclose(
         np.asarray(audio_layer(batch["audio"])),
         (batch["audio"].numpy() - statistics["audio_mean"]) / statistics["audio_std"],
@@ -61,8 +65,10 @@ def test_a_run_directory_alone_predicts(moved_run, tiny_vector_data):
     run_dir, _ = moved_run
     predictor = predictors.RunPredictor(run_dir)
     batch = next(iter(pipeline.make_dataset(DataDir.open(tiny_vector_data), "val", 2)))
-    run = load_run(run_dir)
-    expected = np.asarray(run.segment_model(records.model_inputs(batch)))[0]
+    # Expected: the trained Keras file itself (its normalisation layers inside), not load_run.
+    trained = keras.models.load_model(RunDir(run_dir).best_checkpoint, compile=False)
+    segments = backbones.segment_model(trained)
+    expected = np.asarray(segments(records.model_inputs(batch), training=False))[0]
     np.testing.assert_allclose(
         predictor(batch["audio"].numpy()[0], batch["visual"].numpy()[0]), expected, atol=1e-5
     )
@@ -99,7 +105,7 @@ def test_broken_and_old_runs_are_one_clear_error(moved_run, tiny_vector_data, tm
     with pytest.raises(UserError, match=r"written by avsdn-tf before 0\.2\.0.*Train it again"):
         load_run(old)
     with pytest.raises(UserError, match="run_format: expected 2 to resume this run"):
-        trainer.train(tiny_vector_data, old, TINY_HPARAMS, verbose=0)
+        trainer.train(tiny_vector_data, old, small_hparams(epochs=1), verbose=0)
     truncated, run = _copy_run(run_dir, tmp_path, "truncated")
     with open(run.best_checkpoint, "r+b") as handle:
         handle.truncate(100)

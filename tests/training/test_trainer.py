@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from avsdn_tf.errors import UserError
 from avsdn_tf.runs import RunDir
 from avsdn_tf.training import evaluation, threads, trainer
 
-from testlib import ROOT, TINY_SPLITS, command_env, run_command, small_hparams
+from testlib import ROOT, TINY_SPLITS, command_env, free_ports, run_command, small_hparams
 
 
 def _command(*args, env=None):
@@ -72,26 +71,18 @@ def test_train_selects_on_val_and_writes_everything(reference_run, tiny_vector_d
 def test_evaluate_command_with_split_thread_pools_scores_as_in_process(reference_run, tmp_path):
     model_dir, _ = reference_run
     metrics = json.loads(Path(RunDir(model_dir).metrics).read_text())
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "avsdn_tf.evaluate",
-            "--model_dir",
-            model_dir,
-            "--split",
-            "test",
-            "--output_dir",
-            str(tmp_path),
-            "--intra_op_threads",
-            "1",
-            "--inter_op_threads",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done = run_command(
+        "avsdn_tf.evaluate",
+        "--model_dir",
+        model_dir,
+        "--split",
+        "test",
+        "--output_dir",
+        tmp_path,
+        "--intra_op_threads",
+        "1",
+        "--inter_op_threads",
+        "2",
     )
     assert done.returncode == 0, done.stderr
     written = json.loads((tmp_path / "eval_test.json").read_text())
@@ -266,6 +257,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert json.loads(Path(RunDir(model_dir).state).read_text())["epochs_done"] == 1
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_inject_nan_at_epoch_shows_the_nan_stop_from_the_command_line(tiny_vector_data, tmp_path):
     model_dir = tmp_path / "run"
     hparams_file = _hparams_file(tmp_path, epochs=3)
@@ -331,6 +323,7 @@ def test_bad_input_is_one_clear_error_and_overwrites_nothing(
     assert before == after
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_command_line_errors_and_model_help(tmp_path):
     listing = _command("--model", "help")
     assert listing.returncode == 0 and "avsdn_label_guided" in listing.stdout
@@ -347,16 +340,6 @@ def test_command_line_errors_and_model_help(tmp_path):
     bad = _command("--hparams_file", str(bad_file), "--model_dir", str(tmp_path / "run"))
     assert bad.returncode != 0 and "'encoder_units'" in bad.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "run").exists()
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _reference_for_global_batch(tiny_vector_data, tmp_path_factory, batch):
@@ -377,6 +360,7 @@ def _close_to(result, reference):
     assert abs(result["val"]["accuracy"] - reference["val"]["accuracy"]) <= 0.05
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_mirrored_strategy_on_two_logical_cpus_matches_single_device(
     tiny_vector_data, tmp_path, single_device_global_32
 ):
@@ -399,10 +383,11 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_single_device(
     _close_to(json.loads((model_dir / "metrics.json").read_text()), single_device_global_32)
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_multi_worker_with_two_processes_matches_single_device(
     tiny_vector_data, tmp_path, single_device_global_32
 ):
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     hparams_file = _hparams_file(tmp_path, epochs=2, batch_size=16)
     workers = []
@@ -439,6 +424,7 @@ def test_multi_worker_with_two_processes_matches_single_device(
     _close_to(chief, single_device_global_32)
 
 
+@pytest.mark.slow  # over 15 s in the fast tier under load (issue 28)
 def test_on_synthetic_data_avsdn_beats_audio_only_and_visual_only(tmp_path):
     data_dir = str(tmp_path / "data")
     synthetic.write_dataset(

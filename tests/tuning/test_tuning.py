@@ -6,12 +6,9 @@ Trials are tiny (4-8 units, 48 training videos, 1-2 epochs, LSTMs not unrolled s
 quick) and run under MirroredStrategy, the strategy code path the tuner passes to trainer.
 """
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -27,7 +24,7 @@ from tuning import results, space, tune
 from tuning.hypermodel import AVSDNHyperModel
 from tuning.tuner import PROJECT, RESULT, RUN
 
-from testlib import ROOT
+from testlib import ROOT, free_ports, session_shared
 
 REPO = str(ROOT)
 SPACE = {
@@ -42,23 +39,9 @@ BASE = hparams.HParams(unroll=False, seed=2, epochs=2)
 SEGMENT = 1 / (16 * constants.NUM_SEGMENTS)  # one val segment's worth of frame accuracy
 
 
-@contextlib.contextmanager
-def _shared(tmp_path_factory, name):
-    """A directory made once per test session, also across pytest-xdist workers (file lock)."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        path = root / name
-        yield path, (path / ".done").exists()
-        if path.exists():
-            (path / ".done").touch()
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    with _shared(tmp_path_factory, "tuning_data") as (path, done):
+    with session_shared(tmp_path_factory, "tuning_data") as (path, done):
         if not done:
             config = synthetic.SyntheticConfig(
                 videos_per_split={"train": 48, "val": 16, "test": 16, "noisy": 0},
@@ -75,7 +58,7 @@ def hyperband_search(data, tmp_path_factory):
     """Hyperband, factor 2, at most 2 epochs: two 1-epoch trials, then the better one continued to
     2."""
     assert "KERASTUNER_ORACLE_IP" not in os.environ
-    with _shared(tmp_path_factory, "tuning_hyperband") as (path, done):
+    with session_shared(tmp_path_factory, "tuning_hyperband") as (path, done):
         if not done:
             tune.run_search(
                 data,
@@ -395,12 +378,6 @@ def test_the_next_step_trains_a_new_run_and_states_the_searchs_epochs(
 # --- distributed: a chief and two workers ----------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_distributed_search_with_a_chief_and_two_workers(data, tmp_path):
     directory = tmp_path / "search"
@@ -428,7 +405,7 @@ def test_distributed_search_with_a_chief_and_two_workers(data, tmp_path):
         "PYTHONPATH": REPO,
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "KERASTUNER_ORACLE_IP": "127.0.0.1",
-        "KERASTUNER_ORACLE_PORT": str(_free_port()),
+        "KERASTUNER_ORACLE_PORT": str(free_ports()[0]),
     }
     processes = {}
     try:
