@@ -29,8 +29,8 @@ configuration sees the same background load, and each round's keras/torch ratio 
 numbers taken seconds apart.
 
 Quiet rounds only: every round records the 1-min load average before and after it and the CPU
-other processes used during it (benchmarks/benchlib.py). A round with a load average over
---max_load before it, or other processes over --max_other_cores during it, is marked NOT
+other processes used during it (benchmarks/benchlib.py). A round in which other processes used
+more than --max_other_cores (or, with --max_load, after a load average above it) is marked NOT
 COMPARABLE and another is run in its place (at most --max_reruns more); medians and ratios use
 the comparable rounds only, and a configuration measured only in loaded rounds is marked LOADED.
 
@@ -153,13 +153,14 @@ if __name__ == "__main__":
         "max_reruns",
         6,
         "Rounds run at most on top of --repeats to replace rounds that were not comparable "
-        "(load average over --max_load before them, or other processes using more than "
-        "--max_other_cores during them).",
+        "(other processes using more than --max_other_cores during them, or a load average over "
+        "--max_load before them).",
     )
     flags.DEFINE_float(
         "max_load",
         benchlib.MAX_LOAD,
-        "A round is comparable if the 1-min load average was at most this before it.",
+        "If > 0: a round is comparable only if the 1-min load average (the benchmark's own "
+        "workers included) was at most this before it.",
     )
     flags.DEFINE_float(
         "max_other_cores",
