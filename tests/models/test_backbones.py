@@ -139,3 +139,27 @@ def test_inference_functions_of_many_models_raise_no_retracing_warning(caplog):
             forwards.append(forward)
     assert [forward.experimental_get_tracing_count() for forward in forwards] == [1] * 7
     assert not [r for r in caplog.records if "retracing" in r.getMessage()], caplog.text
+
+
+@pytest.mark.parametrize("name", ["avsdn", "av"])
+def test_pooled_maps_model_equals_the_vector_model_on_each_segments_mean_map(name):
+    """A model that pools maps gives what its vector twin gives on the maps' region means,
+    with the train split's statistics set."""
+    rng = np.random.default_rng(3)
+    hp = hparams.HParams(model=name, visual_reduction="pool", **SMALL)
+    task = registry.task_for(hp)
+    maps_model = task.build(16, [3, 3, 8])
+    vector_model = task.build(16, [8])
+    statistics = {
+        "audio_mean": rng.normal(size=16),
+        "audio_std": rng.uniform(0.5, 2.0, size=16),
+        "visual_mean": rng.normal(size=8),
+        "visual_std": rng.uniform(0.5, 2.0, size=8),
+    }
+    backbones.set_statistics(maps_model, statistics)
+    for layer in vector_model.layers:  # the same weights, layer by layer (by name)
+        layer.set_weights(maps_model.get_layer(layer.name).get_weights())
+    inputs, _, _ = _batch(rng, [3, 3, 8])
+    means = inputs["visual"].mean(axis=(2, 3), dtype=np.float64).astype("float32")
+    expected = vector_model.predict({"audio": inputs["audio"], "visual": means}, verbose=0)
+    np.testing.assert_allclose(maps_model.predict(inputs, verbose=0), expected, atol=1e-6)
