@@ -122,7 +122,7 @@ def main(argv, flag_values=None):
             name = argv[1].lstrip("-").split("=")[0]
             raise UserError(
                 cli.flag_error_message(flags.UnrecognizedFlagError(name))
-                + " (arguments extract does not know go to Beam with --runner only)"
+                + "; Beam pipeline options are taken with --runner only"
             )
         raise app.UsageError(
             f"unexpected arguments: {' '.join(argv[1:])} (Beam pipeline options "

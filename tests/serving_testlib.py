@@ -121,10 +121,11 @@ class ServerProcess:
 class Exported:
     """A trained run and its export SERVING/avsdn/1, with the background helpers started on it."""
 
-    def __init__(self, data_dir, run_dir, export_base, command, directory):
+    def __init__(self, data_dir, run_dir, export_base, outputs, directory):
+        """outputs: (stdout, stderr) of the export command."""
         self.data_dir, self.run_dir, self.export_base = data_dir, run_dir, export_base
         self.version_dir = os.path.join(export_base, "1")
-        self.command_output, self.command_stderr = command.stdout, command.stderr
+        self.command_output, self.command_stderr = outputs
         cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
         self.saved_model_cli = Background([cli, "show", "--all", "--dir", self.version_dir])
         self.server = ServerProcess(export_base, directory)
@@ -141,7 +142,8 @@ def exported(tmp_path_factory, data_dir):
     if key not in _CACHE:
         with session_shared(tmp_path_factory, "serving_export") as (root, done):
             data, run_dir = str(root / "data"), str(root / "run")
-            export_base, output = str(root / "serving" / "avsdn"), root / "export_output.txt"
+            export_base = str(root / "serving" / "avsdn")
+            output, errors = root / "export_output.txt", root / "export_stderr.txt"
             if not done:
                 shutil.copytree(data_dir, data)
                 trainer.train(data, run_dir, small_hparams(epochs=1), max_videos=16, verbose=0)
@@ -152,11 +154,12 @@ def exported(tmp_path_factory, data_dir):
                 assert result.returncode == 0, result.stderr[-3000:]
                 print(f"export command: {time.time() - started:.1f}s")
                 output.write_text(result.stdout)
+                errors.write_text(result.stderr)
         _CACHE[key] = Exported(
             data,
             run_dir,
             export_base,
-            output.read_text(),
+            (output.read_text(), errors.read_text()),
             str(tmp_path_factory.mktemp("serving")),
         )
     return _CACHE[key]
