@@ -352,3 +352,29 @@ def one_error_line(status, stderr, allow_tf_log=True):
     ]
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     return lines[0]
+
+
+def drawn_png(monkeypatch, draw):
+    """A picture as the project writes it, and the figure it drew.
+
+    Args:
+        monkeypatch: pytest's fixture (fileio.write_png is wrapped to keep the figure).
+        draw: function() -> the path of the PNG it wrote through fileio.write_png.
+    Returns:
+        (image float RGB [H, W, 3] decoded from the PNG, the matplotlib figure).
+    """
+    import matplotlib.image
+
+    from avsdn_tf import fileio
+
+    drawn = []
+    write_png = fileio.write_png
+
+    def keep(path, figure, dpi):
+        drawn.append(figure)
+        write_png(path, figure, dpi)
+
+    monkeypatch.setattr(fileio, "write_png", keep)
+    path = draw()
+    (figure,) = drawn
+    return matplotlib.image.imread(path)[..., :3], figure

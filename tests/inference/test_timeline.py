@@ -6,6 +6,8 @@ import pytest
 from avsdn_tf import constants
 from avsdn_tf.inference import timeline
 
+from testlib import drawn_png
+
 pytest.importorskip("matplotlib")
 
 
@@ -50,21 +52,10 @@ def test_timeline_frames_keep_their_aspect_ratio(tmp_path, seconds, frame_shape)
 
 def _render(tmp_path, monkeypatch, predicted, **kwargs):
     """save_timeline's PNG decoded (float RGB [H, W, 3]) and the figure it drew."""
-    import matplotlib.image
-
-    from avsdn_tf import fileio
-
-    drawn = []
-    write_png = fileio.write_png
-
-    def keep(path, figure, dpi):
-        drawn.append(figure)
-        write_png(path, figure, dpi)
-
-    monkeypatch.setattr(fileio, "write_png", keep)
-    path = timeline.save_timeline(str(tmp_path / "t.png"), np.asarray(predicted), **kwargs)
-    (figure,) = drawn
-    image = matplotlib.image.imread(path)[..., :3]
+    image, figure = drawn_png(
+        monkeypatch,
+        lambda: timeline.save_timeline(str(tmp_path / "t.png"), np.asarray(predicted), **kwargs),
+    )
     width, height = figure.get_size_inches() * 100  # saved at 100 dpi
     assert image.shape[:2] == (round(height), round(width)) and image.std() > 0.05  # not blank
     return image, figure

@@ -5,8 +5,10 @@ saved image)."""
 import numpy as np
 import pytest
 
-from avsdn_tf import constants, fileio
+from avsdn_tf import constants
 from avsdn_tf.training import report
+
+from testlib import drawn_png
 
 pytest.importorskip("matplotlib")
 
@@ -15,19 +17,12 @@ DPI = 90  # save_confusion_png's
 
 def _render(tmp_path, monkeypatch, confusion):
     """The PNG decoded (float RGB [H, W, 3]) and the figure save_confusion_png drew."""
-    import matplotlib.image
-
-    drawn = []
-    write_png = fileio.write_png
-
-    def keep(path, figure, dpi):
-        drawn.append(figure)
-        write_png(path, figure, dpi)
-
-    monkeypatch.setattr(fileio, "write_png", keep)
-    path = report.save_confusion_png(confusion, constants.class_names(), str(tmp_path / "c.png"))
-    (figure,) = drawn
-    return matplotlib.image.imread(path)[..., :3], figure
+    return drawn_png(
+        monkeypatch,
+        lambda: report.save_confusion_png(
+            confusion, constants.class_names(), str(tmp_path / "c.png")
+        ),
+    )
 
 
 def _row_band(image, figure, axes, row):
