@@ -141,7 +141,9 @@ def saved_result(run_dir, hp, data_dir, max_videos, strict=True):
         finished with these settings; None when it has not started or finished, or differs
         and strict is False.
     Raises:
-        errors.UserError: with strict, naming the first config.json field that differs.
+        errors.UserError: with strict, naming the first config.json field that differs; for a
+            finished run whose config.json does not describe its checkpoint
+            (registry.check_describes), naming the command that repairs it.
     """
     run = RunDir(run_dir)
     config = run.read_config()
@@ -161,6 +163,10 @@ def saved_result(run_dir, hp, data_dir, max_videos, strict=True):
         )
     state = run.read_state() or {}
     if state.get("finished") and tf.io.gfile.exists(run.metrics):
+        if tf.io.gfile.exists(run.best_checkpoint):
+            # A run the old code left with a config.json that does not describe its checkpoint
+            # is refused with the command that repairs it, as every command refuses it.
+            registry.load_run(run_dir)
         return fileio.read_json(run.metrics)
     return None
 

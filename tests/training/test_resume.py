@@ -123,7 +123,9 @@ def _left_inconsistent(run_dir):
 def test_a_run_left_inconsistent_is_named_by_every_reader_with_its_repair(
     finished_run, tiny_vector_data, tmp_path
 ):
+    from avsdn_tf import hparams
     from avsdn_tf.models import registry
+    from avsdn_tf.paper import runner
 
     run_dir = _copy(finished_run, tmp_path)
     _left_inconsistent(run_dir)
@@ -144,6 +146,14 @@ def test_a_run_left_inconsistent_is_named_by_every_reader_with_its_repair(
     with pytest.raises(UserError, match=expected):  # train resuming it with its own settings
         trainer.train(tiny_vector_data, str(run_dir), small_hparams(epochs=1, encoder_units=8,
                       learning_rate=0.01), verbose=0)  # fmt: skip
+    recorded = json.loads(config.read_text())
+    with pytest.raises(UserError, match=expected):  # experiments reusing it as a finished run
+        runner.saved_result(
+            str(run_dir),
+            hparams.from_dict(recorded["hparams"]),
+            recorded["data_dir"],
+            recorded["max_videos"],
+        )
     evaluated = run_command("avsdn_tf.evaluate", "--model_dir", run_dir, "--split", "test")
     assert evaluated.returncode == 2, evaluated.stderr[-2000:]
     errors = [line for line in evaluated.stderr.splitlines() if line.startswith("error:")]
