@@ -29,11 +29,13 @@ when it had a fixed one, else the whole video at once.
 
 import avsdn_tf.command_logging  # noqa: F401  (first: TensorFlow's C++ log level, before it loads)
 
+import os
+
 from absl import flags
 
-from avsdn_tf import cli, feature_flags
+from avsdn_tf import cli, feature_flags, fileio
 from avsdn_tf.errors import UserError
-from avsdn_tf.features import feature_extractor, labels, video
+from avsdn_tf.features import assembly, feature_extractor, labels, video
 from avsdn_tf.inference import predictors, viewer
 
 
@@ -96,10 +98,10 @@ def main(argv, flag_values=None):
             "(--visual_layout vector)"
         )
     extractor = feature_extractor.FeatureExtractor(adapted)
-    failed = 0
+    failed, lengths = 0, {}
     for path in paths:
         try:
-            predictors.predict_video(
+            result = predictors.predict_video(
                 path,
                 extractor,
                 predictor,
@@ -107,6 +109,7 @@ def main(argv, flag_values=None):
                 video_labels,
                 flag_values.window_seconds,
             )
+            lengths[result["video_id"]] = result["seconds"]
         except video.VideoError as error:
             if len(paths) == 1:
                 raise
@@ -114,9 +117,32 @@ def main(argv, flag_values=None):
             print(f"skipped: {error}")
     if failed == len(paths):
         raise UserError(f"predict: none of the {len(paths)} videos could be used")
+    if video_labels:
+        _report_clipped_events(flag_values.output_dir, video_labels, paths, lengths)
     if viewer.pages_available():
         print(f"pages: {viewer.write_index(flag_values.output_dir)}")
     return 0
+
+
+def _report_clipped_events(output_dir, video_labels, paths, lengths):
+    """Say which annotated events end after their video (their truth is clipped to it): one
+    line, and each listed in OUTPUT_DIR/label_warnings.json. Rows naming other videos are not
+    reported here: a labels file usually covers many more videos than one predicts.
+
+    Args:
+        output_dir: predict's output directory. video_labels: {video_id: [LabelRow]}.
+        paths: the videos given. lengths: {video_id: T} of the videos predicted.
+    """
+    clipped = labels.label_warnings(video_labels, paths, lengths)["events_clipped"]
+    if not clipped:
+        return
+    sources = sorted({row.source for rows in video_labels.values() for row in rows if row.source})
+    path = os.path.join(output_dir, assembly.LABEL_WARNINGS_FILE)
+    fileio.write_json(path, {"labels": sources, "events_clipped": clipped})
+    print(
+        f"predict: labels: {len(clipped)} event{'s' * (len(clipped) != 1)} ending after the video"
+        f" clipped to it in the ground truth (see {path})"
+    )
 
 
 if __name__ == "__main__":

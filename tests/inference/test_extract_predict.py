@@ -559,3 +559,30 @@ def test_extract_never_overwrites_a_data_set_it_did_not_write(tmp_path):
     with pytest.raises(UserError, match="a data set written by another command"):
         extraction.extract_videos(["clip.mp4"], str(tmp_path), settings)
     assert sorted(os.listdir(tmp_path)) == ["dataset_info.json"]
+
+
+def test_predict_reports_the_annotated_events_its_videos_clip(tmp_path, capsys):
+    csv = tmp_path / "labels.csv"
+    csv.write_text(
+        "video_id,category,start,end\n"
+        "clip_a,Bark,1,9\n"  # line 2: ends after clip_a's 3 s
+        "clip_a,Banjo,0,2\n"  # line 3: within it
+        "elsewhere,Cat,0,10\n"  # line 4: a video not predicted: not reported by predict
+    )
+    predict._report_clipped_events(
+        str(tmp_path), labels.read_labels(str(csv)), ["v/clip_a.mp4"], {"clip_a": 3}
+    )
+    path = tmp_path / assembly.LABEL_WARNINGS_FILE
+    assert capsys.readouterr().out.splitlines() == [
+        "predict: labels: 1 event ending after the video clipped to it in the ground truth"
+        f" (see {path})"
+    ]
+    written = json.loads(path.read_text())
+    assert written["labels"] == [str(csv)]
+    assert [(w["line"], w["video_id"]) for w in written["events_clipped"]] == [(2, "clip_a")]
+    assert written["events_clipped"][0]["what"].endswith("clipped to 1-3 s")
+    (tmp_path / "quiet").mkdir()
+    predict._report_clipped_events(  # nothing clipped: nothing printed or written
+        str(tmp_path / "quiet"), labels.read_labels(str(csv)), ["v/clip_a.mp4"], {"clip_a": 10}
+    )
+    assert capsys.readouterr().out == "" and os.listdir(tmp_path / "quiet") == []
