@@ -149,6 +149,14 @@ if __name__ == "__main__":
         "More Keras thread settings to measure, each INTRA:INTER (e.g. 1:3,2:1): how the "
         "commands' thread rule (avsdn_tf/training/threads.py) was chosen.",
     )
+    flags.DEFINE_float(
+        "settle_seconds",
+        0.5,
+        "Pause before each worker's timed round, so the thread pools of the worker before it "
+        "(OpenMP and Eigen threads spin a while after their work) are idle when it starts. "
+        "Without it, in one run, the configuration that always ran right after a PyTorch "
+        "worker measured 13290 videos/s and its identical twin elsewhere in the round 17056.",
+    )
     flags.DEFINE_integer(
         "max_reruns",
         6,
@@ -795,6 +803,7 @@ def run_rounds(workers, label):
             [w.process.pid for w in workers], FLAGS.max_load, FLAGS.max_other_cores
         )
         for worker in workers[shift:] + workers[:shift]:
+            time.sleep(FLAGS.settle_seconds)  # the previous worker's thread pools go idle
             worker.run()
         load = probe.finish()
         for worker in workers:
@@ -1077,6 +1086,7 @@ def main(argv):
                             "threads",
                             "baseline",
                             "max_reruns",
+                            "settle_seconds",
                             "max_load",
                             "max_other_cores",
                         )
