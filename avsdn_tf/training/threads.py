@@ -9,13 +9,14 @@ cores costs more in hand-offs than it gains, while the audio and visual chains a
 can run side by side.
 
 The rule (default_threads), measured on the 2-core reference machine with
-benchmarks/bench_training.py on a quiet machine (docs/benchmarks.md): with up to
-SPLIT_MAX_CORES cores, 1 intra-op thread and one inter-op thread per core (each core runs whole
-ops; AVSDN training and inference 5-25% faster than TensorFlow's 2 + 2 at 512-d, 2048-d and 7x7x512
-maps, and at or above PyTorch's best thread setting). With more cores TensorFlow's own defaults
-are kept: there an op's share of the cores grows with the core count while the graph still has
-only two or three independent chains to run side by side, so one whole op per thread would leave
-most cores idle; that regime was not measured here, so the rule does not guess. Flags given
+benchmarks/bench_training.py on a quiet machine (docs/benchmarks.md, 2026-12-05): with up to
+SPLIT_MAX_CORES cores, 1 intra-op thread and one inter-op thread per core, so each core runs
+whole ops. For 512-d and 2048-d vectors that made training and inference 11-34% faster than
+TensorFlow's 2 + 2 in three runs (2 + 1 and 1 + 3 were slower); with 7x7x512 maps the settings
+were within noise of each other. With more cores TensorFlow's own defaults are kept: there an
+op's share of the cores grows with the core count while the graph still has only two or three
+independent chains to run side by side, so one whole op per thread would leave most cores idle;
+that regime was not measured here, so the rule does not guess. Flags given
 explicitly always win.
 """
 
