@@ -176,6 +176,25 @@ def extract_videos(
         )
 
 
+def _splits_and_moments(result):
+    """The job's shards by split and its feature moments.
+
+    Args:
+        result: the job's result file (beam_pipeline.RESULT_FILE) as a dict.
+    Returns:
+        ({split: {"videos": int, "shards": [name]}}, {name: normalization.Moments}).
+    """
+    splits = {}
+    for name, shard, count in result["shards"]:
+        entry = splits.setdefault(name, {"videos": 0, "shards": []})
+        entry["videos"] += count
+        entry["shards"].append(shard)
+    moments = {
+        name: normalization.Moments.from_json(value) for name, value in result["moments"].items()
+    }
+    return splits, moments
+
+
 def _extract_on_beam(
     beam,
     options,
@@ -227,15 +246,7 @@ def _extract_on_beam(
         tally = result["tally"]
         skipped = {path: reason for _, path, reason in tally["skipped"]}
         done = assembly.write_skipped(output_dir, paths, skipped, other_files)
-        splits = {}
-        for name, shard, count in result["shards"]:
-            entry = splits.setdefault(name, {"videos": 0, "shards": []})
-            entry["videos"] += count
-            entry["shards"].append(shard)
-        moments = {
-            name: normalization.Moments.from_json(value)
-            for name, value in result["moments"].items()
-        }
+        splits, moments = _splits_and_moments(result)
         info = assembly.finish_dataset(
             staging, output_dir, settings, splits, set(tally["lengths"]), len(done), labels, moments
         )

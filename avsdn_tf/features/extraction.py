@@ -66,6 +66,26 @@ class _Progress:
             print(("\n" if self.terminal else "") + text, flush=True)
 
 
+def _extract_one(path, output_dir, settings, extractor):
+    """Extract one video into features/<video_id>.npz.
+
+    Args:
+        path: the video. output_dir: the data directory. settings: the FeatureSettings.
+        extractor: the FeatureExtractor, or None before the first video: the video is probed
+            first, so an unusable first video is reported before the networks load.
+    Returns:
+        (the extractor, the video's seconds extracted).
+    Raises:
+        video.VideoError: when the video cannot be used.
+    """
+    if extractor is None:
+        video.probe(path)
+        extractor = feature_extractor.FeatureExtractor(settings)
+    features = extractor.extract(path)
+    assembly.save_features(assembly.features_path(output_dir, video.video_id(path)), features)
+    return extractor, features.info.num_segments
+
+
 def extract_videos(
     paths,
     output_dir,
@@ -119,14 +139,9 @@ def extract_videos(
             resumed += 1
         else:
             try:
-                if extractor is None:
-                    # an unusable first video is reported before the networks load
-                    video.probe(path)
-                    extractor = feature_extractor.FeatureExtractor(settings)
-                features = extractor.extract(path)
-                assembly.save_features(assembly.features_path(output_dir, key), features)
+                extractor, seconds = _extract_one(path, output_dir, settings, extractor)
                 extracted += 1
-                seconds_extracted += features.info.num_segments
+                seconds_extracted += seconds
             except video.VideoError as error:
                 skipped[path] = str(error)
                 progress.message(f"skipped: {error}")
