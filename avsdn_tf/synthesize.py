@@ -41,6 +41,13 @@ def define_flags():
     )
     flags.DEFINE_integer("visual_dim", _DEFAULTS.visual_dim, "Visual vector size, or map channels.")
     flags.DEFINE_integer("map_size", _DEFAULTS.map_size, "Height and width of visual maps.")
+    flags.DEFINE_float(
+        "noise",
+        _DEFAULTS.noise,
+        "Spread of each observation around its class (per dimension, times sqrt(dim)); the "
+        "classes stay the same, so a larger value makes each segment harder to read alone and "
+        "rewards models that read the whole video.",
+    )
     flags.DEFINE_integer(
         "seed", _DEFAULTS.seed, "Seed: the same seed gives byte-identical records."
     )
@@ -67,6 +74,7 @@ def main(argv):
         visual_dim=FLAGS.visual_dim,
         map_size=FLAGS.map_size,
         seed=FLAGS.seed,
+        noise=FLAGS.noise,
     )
     synthetic.write_dataset(FLAGS.output_dir, config)
 

@@ -41,6 +41,8 @@ class SyntheticConfig:
     visual_dim: int = 512  # vector size, or the channel count of a map
     map_size: int = 7  # maps are map_size x map_size x visual_dim
     seed: int = 0
+    noise: float = NOISE  # each observation's spread per dimension (times sqrt(dim)); the classes'
+    # prototypes do not change with it, so a larger value makes every segment harder to read alone
 
     @property
     def visual_shape(self):
@@ -116,7 +118,7 @@ class SyntheticFeatures:
     def _observations(self, rng, present, prototype, dim):
         scale = 1.0 / np.sqrt(dim)
         distractor = DISTRACTOR_SCALE * rng.normal(size=dim) * scale  # this video's ambient scene
-        values = distractor + NOISE * rng.normal(size=(len(present), dim)) * scale
+        values = distractor + self.config.noise * rng.normal(size=(len(present), dim)) * scale
         if prototype is not None:
             values[present] += prototype
         return values
@@ -144,7 +146,7 @@ class SyntheticFeatures:
         """Spread each segment over a map: the object fills a 2x2 block, clutter fills the rest."""
         size, channels = self.config.map_size, self.config.visual_dim
         scale = 1.0 / np.sqrt(channels)
-        maps = NOISE * rng.normal(size=(len(vectors), size, size, channels)) * scale
+        maps = self.config.noise * rng.normal(size=(len(vectors), size, size, channels)) * scale
         row, col = rng.integers(0, size - 1, size=2)  # the object stays put within a video
         for t, vector in enumerate(vectors):
             weight = 1.0 if visible[t] else 0.25
@@ -220,6 +222,8 @@ def write_dataset(output_dir, config, verbose=True):
     Raises:
         errors.UserError: naming the config field, for sizes below 2 or empty splits.
     """
+    if not config.noise > 0:
+        raise argument_error("noise", "a number > 0", config.noise)
     for name, value in (
         ("audio_dim", config.audio_dim),
         ("visual_dim", config.visual_dim),
@@ -255,7 +259,8 @@ def write_dataset(output_dir, config, verbose=True):
                     "md5": None,
                 }
             ],
-            generator=f"synthesize seed={config.seed}",
+            generator=f"synthesize seed={config.seed}"
+            + (f" noise={config.noise:g}" if config.noise != NOISE else ""),
         )
         dataset_info.write(staging, info)
         normalization.write_statistics(staging)

@@ -83,3 +83,27 @@ def test_bad_settings_are_refused(tmp_path):
 def test_map_layout(tiny_map_data):
     info = dataset_info.read(tiny_map_data)
     assert info.visual_shape == [3, 3, 8] and info.visual_layout == constants.LAYOUT_MAP
+
+
+def test_noise_spreads_the_observations_and_keeps_the_classes(tmp_path):
+    """--noise makes each segment harder to read alone: same classes, a wider spread around them."""
+    labels = np.array([28, 28, 3, 3, 3, 3, 3, 28, 28, 28])
+    draws = {}
+    for noise in (0.5, 1.0, 1.5):
+        features = synthetic.SyntheticFeatures(tiny_config(audio_dim=32, noise=noise))
+        draws[noise] = features.video(np.random.default_rng(4), labels, 3)
+        np.testing.assert_array_equal(
+            features.audio_prototypes,
+            synthetic.SyntheticFeatures(tiny_config(audio_dim=32)).audio_prototypes,
+        )
+    for modality in (0, 1):  # the same draws, scaled: each step of 0.5 adds the same deviation
+        low, mid, high = (draws[n][modality].astype(np.float64) for n in (0.5, 1.0, 1.5))
+        np.testing.assert_allclose(high - mid, mid - low, atol=1e-5)
+        assert np.abs(mid - low).max() > 0.01
+    with pytest.raises(UserError, match="noise"):
+        synthetic.write_dataset(str(tmp_path / "x"), tiny_config(noise=0.0), verbose=False)
+    assert not (tmp_path / "x").exists()
+    synthetic.write_dataset(
+        str(tmp_path / "n"), tiny_config(videos_per_split=TINY_SPLITS, noise=1.1), verbose=False
+    )
+    assert dataset_info.read(str(tmp_path / "n")).generator.endswith("noise=1.1")
