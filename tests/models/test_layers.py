@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from avsdn_tf.models import layers
 
@@ -76,6 +77,20 @@ def test_audio_guided_attention_matches_the_published_per_region_prior():
 def test_pooling_layers():
     maps = np.arange(2 * 3 * 2 * 2 * 4, dtype="float32").reshape(2, 3, 2, 2, 4)
     np.testing.assert_allclose(layers.SpatialAveragePooling()(maps).numpy(), maps.mean(axis=(2, 3)))
+    # one pooling window over each map, in a graph of any batch and length, any map side
+    for side in ((7, 7), (3, 5)):
+        maps = np.random.default_rng(1).normal(size=(3, 4, *side, 16)).astype("float32")
+        pool = tf.function(
+            layers.SpatialAveragePooling(),
+            input_signature=[tf.TensorSpec([None, None, *side, 16], tf.float32)],
+        )
+        for batch, time in ((3, 4), (1, 2)):
+            np.testing.assert_allclose(
+                pool(maps[:batch, :time]).numpy(),
+                maps[:batch, :time].mean(axis=(2, 3)),
+                rtol=1e-6,
+                atol=1e-6,
+            )
     segments = np.random.default_rng(2).random((2, 5, 29)).astype("float32")
     np.testing.assert_allclose(
         layers.TemporalPooling("mean")(segments).numpy(), segments.mean(1), rtol=1e-6
