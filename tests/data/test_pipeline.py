@@ -4,6 +4,7 @@ sharding."""
 import math
 import re
 import shutil
+import weakref
 
 import numpy as np
 import pytest
@@ -370,6 +371,23 @@ def test_a_shard_deleted_after_the_split_was_listed_is_named(tiny_vector_data, t
         for _ in data.dataset:
             pass
     assert str(caught.value) == expected
+
+
+def test_a_kept_shard_error_does_not_keep_the_failed_iterator(tiny_vector_data, tmp_path):
+    """The UserError, kept (pytest.raises, a notebook's last error), must not hold the tf.data
+    iterator in a reference cycle: freed only by a later garbage collection, its teardown can
+    wait up to a minute on tf.data's autotuning thread, a pause in whatever runs then."""
+    shutil.copytree(tiny_vector_data, tmp_path / "data")
+    data = pipeline.make_dataset(DataDir.open(str(tmp_path / "data")), "val", 8)
+    (tmp_path / "data" / "val-00001-of-00002.tfrecord").unlink()
+    iterator = iter(data.dataset)
+    alive = weakref.ref(iterator)
+    with pytest.raises(UserError) as caught, data.reading():
+        for _ in iterator:
+            pass
+    del iterator
+    assert alive() is None, "the kept error holds the failed iterator"  # freed without gc
+    assert "val-00001-of-00002.tfrecord" in str(caught.value)
 
 
 @pytest.mark.parametrize("kind", [tf.errors.NotFoundError, tf.errors.PermissionDeniedError])
