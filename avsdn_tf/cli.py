@@ -199,6 +199,28 @@ def define_hparams(names=None, flag_values=FLAGS, helps=None):
             flags.DEFINE_string(name, None, help_text, flag_values=flag_values)
 
 
+def given_hparams(names=None, flag_values=FLAGS):
+    """The hyperparameters the command line and --hparams_file set, whatever their values.
+
+    Args:
+        names: the HParams fields the command has flags for (default: all).
+        flag_values: the parsed FlagValues.
+    Returns:
+        set of field names (a flag given with any value, and every field the file names).
+    Raises:
+        errors.UserError: naming the file, when it cannot be read.
+    """
+    given = {
+        name
+        for name in names or list(hparams.FIELDS)
+        if name in flag_values and flag_values[name].value is not None
+    }
+    path = getattr(flag_values, "hparams_file", None) if "hparams_file" in flag_values else None
+    if path:
+        given |= hparams.file_fields(path)
+    return given
+
+
 def hparams_from_flags(names=None, flag_values=FLAGS, model=None, run=None):
     """HParams from the command line: defaults (with the model's own for its supervision,
     registry.default_hparams; a resumed run's own instead, `run`), then --hparams_file (when the

@@ -105,6 +105,7 @@ def main(argv):
         strategy_name=FLAGS.strategy,
         verbose=1 if sys.stdout.isatty() else 0,
         command=" ".join([invocation.name(), *map(shlex.quote, sys.argv[1:])]),
+        given=cli.given_hparams(["epochs"]),
     )
 
 

@@ -204,6 +204,27 @@ def from_dict(values, source="hyperparameters", base=None):
     return base.replace(**changes).validate(source)
 
 
+def _file_values(path):
+    """The hyperparameters of a JSON file (a tuner's file nests them under "hparams")."""
+    values = fileio.read_json_object(
+        path, "hyperparameter file", "a JSON object of hyperparameters"
+    )
+    return values.get("hparams", values)
+
+
+def file_fields(path):
+    """The fields a JSON file of hyperparameters sets (load()'s file).
+
+    Args:
+        path: the JSON file (local or a URL).
+    Returns:
+        set of field names in it (unknown names are load()'s to refuse).
+    Raises:
+        errors.UserError: naming the file, for a missing file or bad JSON.
+    """
+    return set(_file_values(path))
+
+
 def load(path, base=None):
     """HParams from a JSON file of hyperparameters (a tuner's file nests them under "hparams").
 
@@ -215,8 +236,4 @@ def load(path, base=None):
     Raises:
         errors.UserError: naming the file, for a missing file, bad JSON or a bad field.
     """
-    values = fileio.read_json_object(
-        path, "hyperparameter file", "a JSON object of hyperparameters"
-    )
-    values = values.get("hparams", values)  # the tuner's file nests them under "hparams"
-    return from_dict(values, source=path, base=base)
+    return from_dict(_file_values(path), source=path, base=base)

@@ -44,7 +44,7 @@ class Job:
         return f"{self.table.key}/{self.row.model}/seed{self.seed}"
 
 
-def plan(selection, seeds, base, output_dir):
+def plan(selection, seeds, base, output_dir, given=None):
     """Every run, in order: table by table, row by row, seed by seed (seed k -> HParams(seed=k)).
 
     Args:
@@ -52,6 +52,7 @@ def plan(selection, seeds, base, output_dir):
         seeds: seeds per row, an int >= 1 (seeds 0..seeds-1).
         base: the HParams every run starts from (model, supervision and seed are set per job).
         output_dir: the experiment directory; runs go to output_dir/runs/<table>/<model>/seed<k>.
+        given: the hyperparameter names the command set (row_hparams); None: base's changes.
     Returns:
         list of Job.
     Raises:
@@ -62,7 +63,7 @@ def plan(selection, seeds, base, output_dir):
     jobs = []
     for table, rows in selection:
         for row in rows:
-            start = row_hparams(base, row.model, table.supervision)
+            start = row_hparams(base, row.model, table.supervision, given)
             for seed in range(seeds):
                 hp = start.replace(seed=seed).validate()
                 jobs.append(
@@ -77,23 +78,26 @@ def plan(selection, seeds, base, output_dir):
     return jobs
 
 
-def row_hparams(base, model, supervision):
+def row_hparams(base, model, supervision, given=None):
     """A row's hyperparameters: the model's own defaults (its authors' recipe, where it has one),
-    under what the command line and --hparams_file changed from the common defaults.
+    under what the command line and --hparams_file set.
 
     Args:
         base: the experiment's HParams (the common defaults with the given changes).
         model: the row's model. supervision: its table's.
+        given: the names of the hyperparameters the command line and --hparams_file set (so
+            `--epochs 12`, the common default, still cuts a 200-epoch recipe to 12); None: the
+            fields where base differs from the common defaults.
     Returns:
         HParams with model and supervision set.
     """
     if not registry.has_defaults(model):
         return base.replace(model=model, supervision=supervision)
     common = hparams.HParams()
+    if given is None:
+        given = [n for n, v in base.to_dict().items() if v != getattr(common, n)]
     changed = {
-        name: value
-        for name, value in base.to_dict().items()
-        if value != getattr(common, name) and name not in ("model", "supervision", "seed")
+        name: getattr(base, name) for name in given if name not in ("model", "supervision", "seed")
     }
     return registry.default_hparams(model, supervision).replace(**changed)
 
@@ -549,6 +553,7 @@ def run(
     verbose=0,
     command=None,
     log=print,
+    given=None,
 ):
     """Train every selected row once per seed (or read it back), write results.json and results.md.
 
@@ -567,6 +572,8 @@ def run(
         verbose: Keras fit verbosity.
         command: the command line, recorded in results.json.
         log: called with each progress line, the trainer's included (default print).
+        given: the hyperparameter names the command line and --hparams_file set, which override
+            a model's own recipe (row_hparams); None: base's differences from the defaults.
     Returns:
         dict, the summary written to results.json: the data set, base_hparams, runs (one
         record per finished run), rows (summarize_rows), complete, failures, versions.
@@ -576,7 +583,7 @@ def run(
     """
     base = (base or hparams.HParams()).validate()
     selection = select(table, rows, extras)
-    jobs = plan(selection, seeds, base, output_dir)
+    jobs = plan(selection, seeds, base, output_dir, given)
     data = dataset_info.DataDir.of(data)
     data = dataset_info.DataDir(_local_path(data.path), data.info)
     _check_before_training(jobs, data, max_videos)

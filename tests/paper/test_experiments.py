@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
+from absl import flags
 
-from avsdn_tf import dataset_info, fileio, hparams
+from avsdn_tf import cli, dataset_info, fileio, hparams
 from avsdn_tf.data import ave_release, synthetic
 from avsdn_tf.errors import UserError
 from avsdn_tf.models import registry
@@ -574,3 +575,30 @@ def test_the_field_table_runs_each_model_with_its_own_recipe_under_the_given_cha
     published = {row.model: row.paper_json() for row in selection[0][1]}
     assert [entry["accuracy"] for entry in published["cmbs"]] == [79.3, 79.25, 78.18]
     assert "selected on test" in published["psp"][0]["note"]
+
+
+def test_a_given_epochs_equal_to_the_common_default_still_cuts_the_authors_recipes(tmp_path):
+    """`experiments --table field --epochs 12` trained CMBS for its recipe's 200 epochs: 12 is
+    the common default, and the rows compared values, not what was given."""
+    assert hparams.HParams().epochs == 12
+    selection = paper_rows.select("field", rows=["cmbs", "psp"])
+    base = hparams.HParams(epochs=12)
+    epochs = {
+        (job.table.key, job.row.model): job.hp.epochs
+        for job in runner.plan(selection, 1, base, "out", given={"epochs"})
+    }
+    assert set(epochs.values()) == {12}, epochs
+    recipes = {job.row.model: job.hp.epochs for job in runner.plan(selection, 1, base, "out")}
+    assert recipes == {"cmbs": 200, "psp": 300}  # nothing given: the authors' recipes
+    # what the command passes: the flags given and every field its --hparams_file names
+    hp_file = tmp_path / "hp.json"
+    hp_file.write_text(json.dumps({"hparams": {"epochs": 12, "dropout": 0.1}}))
+    flag_values = flags.FlagValues()
+    flags.DEFINE_integer("epochs", None, "", flag_values=flag_values)
+    flags.DEFINE_string("hparams_file", None, "", flag_values=flag_values)
+    flag_values(["prog", f"--hparams_file={hp_file}"])
+    assert cli.given_hparams(["epochs"], flag_values) == {"epochs", "dropout"}
+    flag_values(["prog", "--epochs=12"])
+    assert cli.given_hparams(["epochs"], flag_values) == {"epochs", "dropout"}
+    flag_values["hparams_file"].value = None
+    assert cli.given_hparams(["epochs"], flag_values) == {"epochs"}
