@@ -222,8 +222,8 @@ def write_dataset(output_dir, config, verbose=True):
     Raises:
         errors.UserError: naming the config field, for sizes below 2 or empty splits.
     """
-    if not config.noise > 0:
-        raise argument_error("noise", "a number > 0", config.noise)
+    if not (np.isfinite(config.noise) and config.noise > 0):
+        raise argument_error("noise", "a finite number > 0", config.noise)
     for name, value in (
         ("audio_dim", config.audio_dim),
         ("visual_dim", config.visual_dim),

@@ -100,8 +100,9 @@ def test_noise_spreads_the_observations_and_keeps_the_classes(tmp_path):
         low, mid, high = (draws[n][modality].astype(np.float64) for n in (0.5, 1.0, 1.5))
         np.testing.assert_allclose(high - mid, mid - low, atol=1e-5)
         assert np.abs(mid - low).max() > 0.01
-    with pytest.raises(UserError, match="noise"):
-        synthetic.write_dataset(str(tmp_path / "x"), tiny_config(noise=0.0), verbose=False)
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(UserError, match="noise: expected a finite number > 0"):
+            synthetic.write_dataset(str(tmp_path / "x"), tiny_config(noise=bad), verbose=False)
     assert not (tmp_path / "x").exists()
     synthetic.write_dataset(
         str(tmp_path / "n"), tiny_config(videos_per_split=TINY_SPLITS, noise=1.1), verbose=False
