@@ -210,15 +210,25 @@ def given_hparams(names=None, flag_values=FLAGS):
     Raises:
         errors.UserError: naming the file, when it cannot be read.
     """
-    given = {
-        name
-        for name in names or list(hparams.FIELDS)
-        if name in flag_values and flag_values[name].value is not None
-    }
-    path = getattr(flag_values, "hparams_file", None) if "hparams_file" in flag_values else None
+    given = set(_flag_hparams(names, flag_values))
+    path = _hparams_file(flag_values)
     if path:
         given |= hparams.file_fields(path)
     return given
+
+
+def _flag_hparams(names, flag_values):
+    """{field: value} of the hyperparameter flags given (of `names`, default all fields)."""
+    return {
+        name: flag_values[name].value
+        for name in names or list(hparams.FIELDS)
+        if name in flag_values and flag_values[name].value is not None
+    }
+
+
+def _hparams_file(flag_values):
+    """The command's --hparams_file, or None (also for commands without that flag)."""
+    return getattr(flag_values, "hparams_file", None) if "hparams_file" in flag_values else None
 
 
 def hparams_from_flags(names=None, flag_values=FLAGS, model=None, run=None):
@@ -239,13 +249,9 @@ def hparams_from_flags(names=None, flag_values=FLAGS, model=None, run=None):
     Raises:
         errors.UserError: naming the file or "command-line flags" for a bad value.
     """
-    path = getattr(flag_values, "hparams_file", None) if "hparams_file" in flag_values else None
+    path = _hparams_file(flag_values)
     base = hparams.load(path) if path else hparams.HParams()
-    given = {
-        name: flag_values[name].value
-        for name in names or list(hparams.FIELDS)
-        if name in flag_values and flag_values[name].value is not None
-    }
+    given = _flag_hparams(names, flag_values)
     if run is not None:
         base = hparams.load(path, base=run) if path else run
     model = given.get("model", model or base.model)

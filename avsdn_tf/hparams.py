@@ -209,7 +209,12 @@ def _file_values(path):
     values = fileio.read_json_object(
         path, "hyperparameter file", "a JSON object of hyperparameters"
     )
-    return values.get("hparams", values)
+    nested = values.get("hparams", values)
+    if not isinstance(nested, dict):
+        raise input_error(
+            f"{path}: hparams", "a JSON object of hyperparameters", type(nested).__name__
+        )
+    return nested
 
 
 def file_fields(path):

@@ -602,3 +602,6 @@ def test_a_given_epochs_equal_to_the_common_default_still_cuts_the_authors_recip
     assert cli.given_hparams(["epochs"], flag_values) == {"epochs", "dropout"}
     flag_values["hparams_file"].value = None
     assert cli.given_hparams(["epochs"], flag_values) == {"epochs"}
+    hp_file.write_text(json.dumps({"hparams": "epochs"}))  # not an object: named, not spelled
+    with pytest.raises(UserError, match="hp.json: hparams: expected a JSON object .* found str"):
+        hparams.file_fields(str(hp_file))
