@@ -13,7 +13,7 @@ import re
 import tensorflow as tf
 
 from avsdn_tf import constants, fileio
-from avsdn_tf.errors import UserError, input_error
+from avsdn_tf.errors import UserError, drop_tracebacks, input_error
 
 # What TensorFlow's TFRecord reader says about a damaged record: "corrupted record at 15688",
 # "truncated record at 19610' failed with Read less bytes than requested".
@@ -356,12 +356,11 @@ class naming_bad_shard:  # noqa: N801  (used as a function: `with naming_bad_sha
     Wrap the loop (or model.fit) that iterates a tf.data pipeline over `files`: a shard
     corrupted, cut short or deleted while it runs ends in read_error's message.
 
-    The UserError keeps the read error as its __context__ but not the read error's traceback:
-    that traceback holds the frames of the failed tf.data iterator, and a caller that keeps the
-    UserError (pytest.raises, a notebook's last error) would keep the iterator alive in a cycle
-    until a garbage collection, whose teardown of it can wait up to a minute on tf.data's
-    autotuning thread (a 20-45 s pause in whatever runs then; freed at once, it takes
-    milliseconds).
+    No UserError leaves the block with the frames inside it (errors.drop_tracebacks): they hold
+    the block's tf.data iterator, which a kept error (pytest.raises, a notebook's last error)
+    would keep alive until a garbage collection. That holds for the read error's UserError,
+    which keeps the read error as its __context__, and for one raised inside the block by other
+    code (a checkpoint save in one of fit's callbacks failing on a full disk).
 
     Args:
         files: the shard paths the block reads.
@@ -378,14 +377,13 @@ class naming_bad_shard:  # noqa: N801  (used as a function: `with naming_bad_sha
 
     def __exit__(self, kind, error, traceback):
         del kind, traceback  # this frame ends up in the UserError's traceback: hold nothing
+        if isinstance(error, UserError):
+            drop_tracebacks(error)
+            return False
         if not isinstance(error, READ_ERRORS):
             return False
         user_error = read_error(self.files, error)
         if user_error is None:
             return False
-        chained, seen = error, set()
-        while chained is not None and id(chained) not in seen:  # TensorFlow's error chains the
-            seen.add(id(chained))  # status error it came from, whose traceback holds them too
-            chained.__traceback__ = None
-            chained = chained.__cause__ or chained.__context__
+        drop_tracebacks(error)  # TensorFlow's error chains the status error it came from
         raise user_error from None
