@@ -188,7 +188,7 @@ def _check_checkpoint(path, checkpoint_path):
 
 
 # The learning-rate schedule a checkpoint's optimizer holds -> HParams.lr_schedule
-# (training.trainer._learning_rate makes them).
+# (training.trainer.learning_rate_schedule makes them).
 _SCHEDULES = {
     "ExponentialDecay": "step",
     "PiecewiseConstantDecay": "multistep",

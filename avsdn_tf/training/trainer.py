@@ -40,7 +40,21 @@ def data_signature(info):
     }
 
 
-def _learning_rate(hp, steps_per_epoch):
+def learning_rate_schedule(hp, steps_per_epoch):
+    """The learning rate of hp's schedule, per optimizer step, as the authors' per-epoch
+    schedulers give it: a decay after epoch e applies from the first step of epoch e + 1.
+
+    Keras evaluates the schedule at the step's index k (0-based) before the update, so "decayed
+    after e epochs" is k >= e * steps_per_epoch: ExponentialDecay's staircase floor(k / decay)
+    does that; PiecewiseConstantDecay keeps its value while k <= boundary, so its boundaries
+    are one step before each milestone's first step.
+
+    Args:
+        hp: HParams (learning_rate, lr_schedule and its fields, epochs).
+        steps_per_epoch: optimizer steps per epoch.
+    Returns:
+        a float, or a keras LearningRateSchedule of the step index.
+    """
     if hp.lr_schedule == "step":
         return keras.optimizers.schedules.ExponentialDecay(
             hp.learning_rate,
@@ -51,7 +65,7 @@ def _learning_rate(hp, steps_per_epoch):
     if hp.lr_schedule == "multistep":  # PyTorch's MultiStepLR, counted in steps
         epochs = hp.milestones()
         return keras.optimizers.schedules.PiecewiseConstantDecay(
-            [epoch * steps_per_epoch for epoch in epochs],
+            [epoch * steps_per_epoch - 1 for epoch in epochs],
             [hp.learning_rate * hp.lr_decay_rate**k for k in range(len(epochs) + 1)],
         )
     if hp.lr_schedule == "cosine":
@@ -73,7 +87,7 @@ def compile_model(model, hp, steps_per_epoch):
     registry.task_for(hp).compile(
         model,
         keras.optimizers.Adam(
-            _learning_rate(hp, steps_per_epoch), global_clipnorm=hp.clip_norm or None
+            learning_rate_schedule(hp, steps_per_epoch), global_clipnorm=hp.clip_norm or None
         ),
         jit_compile=hp.jit_compile,
         steps_per_execution=hp.steps_per_execution,

@@ -6,6 +6,7 @@ model's weights."""
 
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -71,6 +72,65 @@ def test_cmbs_defaults_are_the_authors_recipe():
         0.5,
     )
     assert (weak.learning_rate, weak.lr_milestones) == (6e-4, "10,20,40")
+
+
+def _rates_per_step(torch_scheduler, steps_per_epoch, epochs):
+    """The rate each optimizer step of the authors' loop uses: their scheduler steps per epoch."""
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = torch_scheduler(optimizer)
+    rates = []
+    for _ in range(epochs):
+        for _ in range(steps_per_epoch):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def _keras_rates(hp, steps_per_epoch, steps):
+    """The rate of each of `steps` SGD updates of a scalar whose gradient is always 1."""
+    variable = keras.Variable(0.0)
+    optimizer = keras.optimizers.SGD(trainer.learning_rate_schedule(hp, steps_per_epoch))
+    rates, before = [], 0.0
+    for _ in range(steps):
+        optimizer.apply([tf.constant(1.0)], [variable])
+        after = float(variable.numpy())
+        rates.append(before - after)
+        before = after
+    return rates
+
+
+@pytest.mark.parametrize(
+    "model, supervision",
+    [("cmbs", constants.FULL), ("cmbs", constants.WEAK), ("psp", constants.FULL)],
+)
+def test_each_step_uses_the_rate_of_the_authors_per_epoch_multisteplr(model, supervision):
+    hp = registry.default_hparams(model, supervision).replace(learning_rate=1.0)
+    milestones = hp.milestones()
+    steps_per_epoch, epochs = 2, milestones[-1] + 2
+    expected = _rates_per_step(
+        lambda optimizer: torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones, gamma=hp.lr_decay_rate
+        ),
+        steps_per_epoch,
+        epochs,
+    )
+    found = _keras_rates(hp, steps_per_epoch, len(expected))
+    np.testing.assert_allclose(found, expected, rtol=1e-5)
+    first_decayed = milestones[0] * steps_per_epoch  # epoch milestones[0] + 1 starts decayed
+    assert found[first_decayed - 1] == pytest.approx(1.0, rel=1e-5)
+    assert found[first_decayed] == pytest.approx(hp.lr_decay_rate, rel=1e-5)
+
+
+def test_the_step_schedule_is_pytorchs_steplr_stepped_per_epoch():
+    hp = hparams.HParams(
+        learning_rate=1.0, lr_schedule="step", lr_decay_epochs=3, lr_decay_rate=0.5
+    )
+    expected = _rates_per_step(
+        lambda optimizer: torch.optim.lr_scheduler.StepLR(optimizer, 3, gamma=0.5), 4, 8
+    )
+    np.testing.assert_allclose(_keras_rates(hp, 4, len(expected)), expected, rtol=1e-5)
 
 
 def _cmbs_labels(is_event, event_logits):
