@@ -15,10 +15,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from avsdn_tf import hparams
 from avsdn_tf.data import synthetic
@@ -106,6 +108,21 @@ def tiny_config(**changes):
     values = dict(videos_per_split=dict(TINY_SPLITS), audio_dim=16, visual_dim=24, seed=3)
     values.update(changes)
     return synthetic.SyntheticConfig(**values)
+
+
+def iterators_made(monkeypatch):
+    """Weak references to every tf.data iterator made from now on (Keras fit's included), to
+    check that none outlives the call that made it (one freed later by a garbage collection
+    stalls whatever runs then, waiting on tf.data's autotuning thread)."""
+    made, original = [], tf.data.Dataset.__iter__
+
+    def spy(self):
+        iterator = original(self)
+        made.append(weakref.ref(iterator))
+        return iterator
+
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", spy)
+    return made
 
 
 def small_hparams(**changes):

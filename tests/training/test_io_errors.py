@@ -6,7 +6,6 @@ import errno
 import gc
 import os
 import re
-import weakref
 from pathlib import Path
 
 import keras
@@ -17,7 +16,13 @@ from avsdn_tf.errors import UserError
 from avsdn_tf.runs import RunDir
 from avsdn_tf.training import evaluation, trainer
 
-from testlib import copy_with_damaged_shard, one_error_line, run_command, small_hparams
+from testlib import (
+    copy_with_damaged_shard,
+    iterators_made,
+    one_error_line,
+    run_command,
+    small_hparams,
+)
 
 DAMAGED = r"expected a readable TFRecord shard, found a corrupted record at offset \d+ of \d+ bytes"
 
@@ -103,24 +108,11 @@ def _failing_save(monkeypatch, number):
     return calls
 
 
-def _iterators_made(monkeypatch):
-    """Weak references to every tf.data iterator made from now on (fit's included)."""
-    made, original = [], tf.data.Dataset.__iter__
-
-    def spy(self):
-        iterator = original(self)
-        made.append(weakref.ref(iterator))
-        return iterator
-
-    monkeypatch.setattr(tf.data.Dataset, "__iter__", spy)
-    return made
-
-
 def test_a_full_disk_while_saving_a_checkpoint_names_it_and_leaves_no_temporary(
     tiny_vector_data, tmp_path, monkeypatch
 ):
     calls = _failing_save(monkeypatch, errno.ENOSPC)
-    iterators = _iterators_made(monkeypatch)
+    iterators = iterators_made(monkeypatch)
     model_dir = str(tmp_path / "run")
     gc.disable()  # the error, kept, must not hold fit's iterator (freed only by a collection,
     try:  # its teardown can stall whatever runs then for up to a minute)

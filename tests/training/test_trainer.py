@@ -1,6 +1,7 @@
 """Training end to end: selection on val, resumption after SIGKILL, NaN stop, bad input,
 strategies."""
 
+import gc
 import json
 import os
 import shutil
@@ -19,7 +20,15 @@ from avsdn_tf.errors import UserError
 from avsdn_tf.runs import RunDir
 from avsdn_tf.training import evaluation, threads, trainer
 
-from testlib import ROOT, TINY_SPLITS, command_env, free_ports, run_command, small_hparams
+from testlib import (
+    ROOT,
+    TINY_SPLITS,
+    command_env,
+    free_ports,
+    iterators_made,
+    run_command,
+    small_hparams,
+)
 
 
 def _command(*args, env=None):
@@ -233,7 +242,7 @@ def test_sigkill_mid_run_then_rerun_resumes_and_matches(reference_run, tiny_vect
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
-    tiny_vector_data, tmp_path
+    tiny_vector_data, tmp_path, monkeypatch
 ):
     model_dir = str(tmp_path / "run")
     trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=1), verbose=0)
@@ -251,8 +260,14 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
             writer.write(
                 records.encode_video("bad", 0, 0, 10, 0, audio, np.zeros((10, 24)), [0] * 10)
             )
-    with pytest.raises(trainer.TrainingDiverged, match="expected a finite value, found nan"):
-        trainer.train(str(poisoned), model_dir, small_hparams(epochs=2), verbose=0)
+    iterators = iterators_made(monkeypatch)
+    gc.disable()  # stopped mid-epoch, fit's iterator must not wait for a collection to go
+    try:
+        with pytest.raises(trainer.TrainingDiverged, match="expected a finite value, found nan"):
+            trainer.train(str(poisoned), model_dir, small_hparams(epochs=2), verbose=0)
+        assert iterators and [made() for made in iterators] == [None] * len(iterators)
+    finally:
+        gc.enable()
     assert Path(RunDir(model_dir).last_checkpoint).read_bytes() == good
     assert json.loads(Path(RunDir(model_dir).state).read_text())["epochs_done"] == 1
 
