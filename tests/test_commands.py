@@ -100,23 +100,29 @@ def test_the_dispatcher_lists_its_verbs_and_refuses_an_unknown_one_in_one_line()
     ]
 
 
-def test_a_flag_typo_or_bad_value_is_one_line_and_exit_2(tmp_path):
-    typo = console("train", "--modle_dir", tmp_path / "run")
-    assert typo.returncode == 2 and "Traceback" not in typo.stderr
-    assert typo.stderr.strip().splitlines() == [
-        "error: unknown flag --modle_dir (did you mean --model_dir?)"
-    ]
-    bad = console("train", "--epochs", "three", "--model_dir", tmp_path / "run")
-    assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines() == [
-        "error: flag --epochs=three: invalid literal for int() with base 10: 'three'"
-    ]
-    missing = console("prepare", "--output_dir", tmp_path / "out")
-    assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines() == ["error: --ave_dir: expected a value, found none"]
-    extra = console("prepare", "--ave_dir", tmp_path, "--output_dir", tmp_path / "o", "more")
-    assert extra.returncode == 2
-    assert extra.stderr.strip().splitlines() == ["error: unexpected arguments: more"]
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (
+            ("train", "--modle_dir", "{tmp}/run"),
+            "error: unknown flag --modle_dir (did you mean --model_dir?)",
+        ),
+        (
+            ("train", "--epochs", "three", "--model_dir", "{tmp}/run"),
+            "error: flag --epochs=three: invalid literal for int() with base 10: 'three'",
+        ),
+        (("prepare", "--output_dir", "{tmp}/o"), "error: --ave_dir: expected a value, found none"),
+        (
+            ("prepare", "--ave_dir", "{tmp}", "--output_dir", "{tmp}/o", "more"),
+            "error: unexpected arguments: more",
+        ),
+    ],
+    ids=["typo", "bad_value", "missing", "extra_argument"],
+)
+def test_a_flag_typo_or_bad_value_is_one_line_and_exit_2(tmp_path, args, line):
+    done = console(*(arg.format(tmp=tmp_path) for arg in args))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [line]
     assert not (tmp_path / "o").exists() and not (tmp_path / "run").exists()
 
 

@@ -2,6 +2,7 @@
 was kept, no temporaries left, and the rerun resumes from the last complete epoch."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,18 +46,26 @@ def _train(tiny_vector_data, tmp_path, run_dir, **env):
     )
 
 
+@pytest.fixture(scope="module")
+def interrupted(tiny_vector_data, tmp_path_factory):
+    """interrupted(name) -> (RunDir, the finished command) of a training stopped by that signal
+    when epoch 2's last.keras is written in full under its temporary name (once per signal)."""
+    done = {}
+
+    def stopped_by(name):
+        if name not in done:
+            tmp_path = tmp_path_factory.mktemp(name)
+            run = RunDir(str(tmp_path / "run"))
+            signal_at = {fileio.SIGNAL_BEFORE_RENAME_ENV: f"{name}:last.keras:2"}
+            done[name] = run, _train(tiny_vector_data, tmp_path, run.path, **signal_at)
+        return done[name]
+
+    return stopped_by
+
+
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
-def test_a_signal_in_the_save_of_epoch_2_keeps_epoch_1_and_the_rerun_resumes_after_it(
-    name, uninterrupted, tiny_vector_data, tmp_path
-):
-    run = RunDir(str(tmp_path / "run"))
-    # The signal comes when epoch 2's last.keras is written in full under its temporary name.
-    stopped = _train(
-        tiny_vector_data,
-        tmp_path,
-        run.path,
-        **{fileio.SIGNAL_BEFORE_RENAME_ENV: f"{name}:last.keras:2"},
-    )
+def test_a_signal_in_the_save_of_epoch_2_keeps_epoch_1_and_says_so_in_one_line(name, interrupted):
+    run, stopped = interrupted(name)
     assert stopped.returncode == 128 + signal.Signals[name], stopped.stderr[-3000:]
     assert "Traceback" not in stopped.stderr and "KeyboardInterrupt" not in stopped.stderr
     lines = [line for line in stopped.stderr.splitlines() if "interrupted" in line]
@@ -71,8 +80,15 @@ def test_a_signal_in_the_save_of_epoch_2_keeps_epoch_1_and_the_rerun_resumes_aft
         trainer.resume_state(run, model, steps_per_epoch=TINY_SPLITS["train"] // 16)["epochs_done"]
         == 1
     )
-    if name == "SIGTERM":
-        return  # the rerun is the same for both signals: SIGINT's checks it
+
+
+def test_the_rerun_of_an_interrupted_command_resumes_after_epoch_1_as_if_uninterrupted(
+    interrupted, uninterrupted, tiny_vector_data, tmp_path
+):
+    """The same for both signals; on a copy of the SIGINT run, which the test above reads."""
+    original, _ = interrupted("SIGINT")
+    run = RunDir(str(tmp_path / "run"))
+    shutil.copytree(original.path, run.path)
     resumed = _train(tiny_vector_data, tmp_path, run.path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming {run.path} after epoch 1" in resumed.stdout
