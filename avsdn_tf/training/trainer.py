@@ -672,7 +672,8 @@ def _freeing_an_early_end():
     iterator and its suspended generator refer to each other: the iterator outlives fit until a
     garbage collection, whose teardown of it waits on tf.data's autotuning thread.
     benchmarks/bench_early_fit_end.py measures it: collected at once, 0.2-0.3 s; 30 s later,
-    10.9 s in some runs (20-45 s pauses in the test suite). Stops at an epoch's end (early
+    10.9 s with a training beside it (0.2 s quiet; 20-51 s pauses in the test suite, two
+    workers on two cores). Stops at an epoch's end (early
     stopping, a failed checkpoint save) leave no cycle. An error that still holds fit's frames
     (one that is not a UserError, whose traceback naming_bad_shard drops) keeps the iterator
     until the error is dropped.
