@@ -105,9 +105,10 @@ def drop_tracebacks(error):
     A traceback holds the frames an error passed through, and their locals: an error kept after
     it was raised inside a tf.data loop or Keras' fit (pytest.raises, a notebook's last error)
     would keep that loop's iterator alive, often in a reference cycle, until a garbage collection,
-    whose teardown of the iterator can wait up to a minute on tf.data's autotuning thread (a
-    20-45 s pause in whatever runs then; freed at once, it takes milliseconds). Re-raised, the
-    error gathers the frames it passes through from there on.
+    whose teardown of the iterator can wait on tf.data's autotuning thread when the machine is
+    busy (20-51 s pauses in the test suite's later tests; benchmarks/bench_early_fit_end.py: 10.9
+    s after 30 s idle beside another training, 0.2 s quiet or at once). Re-raised, the error
+    gathers the frames it passes through from there on.
 
     Args:
         error: an exception.

@@ -8,6 +8,7 @@ these helpers live in conftest.py; heavier shared setups have their own modules
 import contextlib
 import fcntl
 import functools
+import gc
 import inspect
 import os
 import re
@@ -110,10 +111,11 @@ def tiny_config(**changes):
     return synthetic.SyntheticConfig(**values)
 
 
-def iterators_made(monkeypatch):
-    """Weak references to every tf.data iterator made from now on (Keras fit's included), to
-    check that none outlives the call that made it (one freed later by a garbage collection
-    stalls whatever runs then, waiting on tf.data's autotuning thread)."""
+@contextlib.contextmanager
+def every_iterator_freed_without_gc(monkeypatch):
+    """A block after which every tf.data iterator made inside it (Keras fit's included) must
+    already be freed, with automatic garbage collection off inside: one left for a later
+    collection stalls whatever runs then, waiting on tf.data's autotuning thread."""
     made, original = [], tf.data.Dataset.__iter__
 
     def spy(self):
@@ -122,7 +124,14 @@ def iterators_made(monkeypatch):
         return iterator
 
     monkeypatch.setattr(tf.data.Dataset, "__iter__", spy)
-    return made
+    gc.disable()
+    try:
+        yield
+        alive = [ref() for ref in made if ref() is not None]  # before any collection can run
+    finally:
+        gc.enable()
+    assert made, "the block made no tf.data iterator"
+    assert alive == [], f"{len(alive)} of {len(made)} iterators outlived the block"
 
 
 def small_hparams(**changes):

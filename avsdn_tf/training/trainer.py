@@ -666,24 +666,22 @@ def _fit(plan, model, state, first_epoch, verbose, inject_nan_at_epoch):
 
 @contextlib.contextmanager
 def _freeing_an_early_end():
-    """Free the training pipeline's tf.data iterator when an error leaves Keras' fit mid-epoch.
+    """Free the training pipeline's tf.data iterator when a UserError leaves Keras' fit mid-epoch.
 
-    Left mid-epoch (a callback raised at a batch's end, as the NaN stop does), fit's epoch
-    iterator and its suspended generator refer to each other: the iterator outlives fit until a
-    garbage collection, whose teardown of it waits on tf.data's autotuning thread.
-    benchmarks/bench_early_fit_end.py measures it: collected at once, 0.2-0.3 s; 30 s later,
-    10.9 s with a training beside it (0.2 s quiet; 20-51 s pauses in the test suite, two
-    workers on two cores). Stops at an epoch's end (early
-    stopping, a failed checkpoint save) leave no cycle. An error that still holds fit's frames
-    (one that is not a UserError, whose traceback naming_bad_shard drops) keeps the iterator
-    until the error is dropped.
+    Left mid-epoch (the NaN stop raises at a batch's end), fit's epoch iterator and its
+    suspended generator refer to each other: the iterator would outlive fit until a later
+    garbage collection, whose teardown of it can stall whatever runs then (errors.drop_tracebacks
+    says why). naming_bad_shard has already dropped the error's traceback, so one collection here
+    frees it (0.2-0.3 s, benchmarks/bench_early_fit_end.py). Stops at an epoch's end (early
+    stopping, a failed checkpoint save) leave no cycle; any other error keeps fit's frames in its
+    traceback, for debugging, and the iterator with them until the error is dropped.
 
     Yields:
         None.
     """
     try:
         yield
-    except BaseException:
+    except UserError:
         gc.collect()
         raise
 

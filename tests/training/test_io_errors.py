@@ -3,7 +3,6 @@ read-only directory, a missing permission. Each ends in one message naming the f
 exit status, no traceback, and no temporary left behind."""
 
 import errno
-import gc
 import os
 import re
 from pathlib import Path
@@ -18,7 +17,7 @@ from avsdn_tf.training import evaluation, trainer
 
 from testlib import (
     copy_with_damaged_shard,
-    iterators_made,
+    every_iterator_freed_without_gc,
     one_error_line,
     run_command,
     small_hparams,
@@ -112,15 +111,10 @@ def test_a_full_disk_while_saving_a_checkpoint_names_it_and_leaves_no_temporary(
     tiny_vector_data, tmp_path, monkeypatch
 ):
     calls = _failing_save(monkeypatch, errno.ENOSPC)
-    iterators = iterators_made(monkeypatch)
     model_dir = str(tmp_path / "run")
-    gc.disable()  # the error, kept, must not hold fit's iterator (freed only by a collection,
-    try:  # its teardown can stall whatever runs then for up to a minute)
-        with pytest.raises(UserError) as caught:
-            trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=1), verbose=0)
-        assert iterators and [made() for made in iterators] == [None] * len(iterators)
-    finally:
-        gc.enable()
+    # the error, kept, must not hold fit's iterator
+    with every_iterator_freed_without_gc(monkeypatch), pytest.raises(UserError) as caught:
+        trainer.train(tiny_vector_data, model_dir, small_hparams(epochs=1), verbose=0)
     run = RunDir(model_dir)
     assert str(caught.value) == (
         f"{run.best_checkpoint}: expected free space to write it, found No space left on device"
