@@ -12,6 +12,8 @@ on a busy machine (another training beside it: 10.9 s after 30 s idle), not on a
 (0.2 s), so run it both ways (trainer._freeing_an_early_end collects at once).
 """
 
+import math
+import os
 import subprocess
 import sys
 
@@ -53,20 +55,34 @@ print(f"{time.perf_counter() - started:.3f} {objects}")
 """
 
 
+def _idle_times(values):
+    """--idle_seconds as floats >= 0, or one usage error naming the flag."""
+    try:
+        idle = [float(value) for value in values]
+    except ValueError:
+        idle = None
+    if not idle or not all(math.isfinite(x) and x >= 0 for x in idle):
+        raise app.UsageError(f"--idle_seconds: expected numbers >= 0, found {','.join(values)}")
+    return idle
+
+
 def main(argv):
     del argv
+    idle_times = _idle_times(FLAGS.idle_seconds)
     print("idle after fit   gc.collect()   objects")
-    for idle in FLAGS.idle_seconds:
+    for idle in idle_times:
         for _ in range(FLAGS.repeats):
             done = subprocess.run(
-                [sys.executable, "-c", _CASE, idle],
+                [sys.executable, "-c", _CASE, str(idle)],
                 capture_output=True,
                 text=True,
-                check=True,
-                env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""},
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
             )
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                sys.exit(f"error: the fit process ended with status {done.returncode}: {last}")
             seconds, objects = done.stdout.split()
-            print(f"{float(idle):>12.0f} s {float(seconds):>12.3f} s {objects:>9}")
+            print(f"{idle:>12.0f} s {float(seconds):>12.3f} s {objects:>9}")
 
 
 if __name__ == "__main__":
