@@ -8,9 +8,10 @@ architecture and parameter names, float32; the authors run it in double). Both f
 the same in-memory random data of AVE's shapes (--videos videos, T = 10, audio [128], visual
 maps [7, 7, 512], segment labels with one event class per video) and the same batch size:
 
-- training videos/s: one epoch of the authors' recipe (Adam 7e-4 / 6e-4, gradient-norm clipping
-  0.5, the authors' losses), Keras through model.compile + model.fit on the arrays, PyTorch
-  through a loop over shuffled batches (zero_grad, forward, loss, backward, clip, step);
+- training videos/s: one epoch of the authors' recipe (Adam 7e-4 / 6e-4, in PyTorch's form on
+  both sides as train uses it: training/optimizers.PyTorchAdam; gradient-norm clipping 0.5; the
+  authors' losses), Keras through model.compile + model.fit on the arrays, PyTorch through a
+  loop over shuffled batches (zero_grad, forward, loss, backward, clip, step);
 - inference videos/s: per-segment labels and probabilities for every video, batch by batch,
   eval mode; Keras through one tf.function with a fixed input signature (any B and T).
 
@@ -61,11 +62,11 @@ def make_data(videos, seed=0):
 
 
 def _keras_runner(spec, data):
-    import keras
     import tensorflow as tf
 
     from avsdn_tf.models import cmbs
     from avsdn_tf.models.cmbs import decoding, losses, recipe
+    from avsdn_tf.training import optimizers
 
     supervision, batch = spec["supervision"], spec["batch_size"]
     audio, visual, labels, video_labels = data
@@ -74,7 +75,8 @@ def _keras_runner(spec, data):
         full = supervision == recipe.FULL
         rate = recipe.FULL_LEARNING_RATE if full else recipe.WEAK_LEARNING_RATE
         clip = recipe.FULL_CLIP_NORM if full else recipe.WEAK_CLIP_NORM
-        model.compile(keras.optimizers.Adam(rate, global_clipnorm=clip), losses.losses(supervision))
+        optimizer = optimizers.PyTorchAdam(rate, global_clipnorm=clip)  # the trainer's for CMBS
+        model.compile(optimizer, losses.losses(supervision))
         targets = {
             k: np.asarray(v) for k, v in losses.targets(supervision, labels, video_labels).items()
         }

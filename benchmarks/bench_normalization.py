@@ -23,7 +23,7 @@ from absl import app, flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import avsdn_tf  # noqa: E402,F401  (quiet TensorFlow logging default)
+from avsdn_tf import command_logging  # noqa: E402,F401  (TensorFlow start-up notes off)
 from avsdn_tf.models import registry
 
 flags.DEFINE_string("model", "avsdn", "A model of the registry (`--model help` in train).")

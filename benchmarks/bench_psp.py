@@ -8,7 +8,8 @@ What it measures, on in-memory random data of the AVE release's shapes (the same
 both frameworks: --videos videos, T = --segments, audio 128-d, visual maps 7x7x512, segment
 labels 0..28), at --batch_size (the authors' 128) with the authors' recipe:
 - training videos/s: Keras model.fit of psp.build with psp.losses (cross-entropy + 100 x AVPS,
-  or BCE of the video-level probabilities against the class proportions), Adam 1e-3, shuffled;
+  or BCE of the video-level probabilities against the class proportions), Adam 1e-3 in
+  PyTorch's form as train uses (training/optimizers.PyTorchAdam), shuffled;
   PyTorch: the reference in train mode, Adam 1e-3, the same losses, a random order per epoch;
 - inference videos/s over the same videos, batch by batch, eval mode: Keras through one
   tf.function with a fixed input signature, PyTorch under torch.no_grad().
@@ -59,17 +60,17 @@ class KerasPSP:
     """The Keras model of one supervision: fit epochs and inference passes over the data."""
 
     def __init__(self, supervision, data):
-        import keras
         import tensorflow as tf
 
         from avsdn_tf.models import psp
+        from avsdn_tf.training import optimizers
 
         audio, visual, labels = data
         self.inputs = {"audio": audio, "visual": visual}
         options = {"unroll": FLAGS.unroll}
         self.model = psp.build(128, (7, 7, 512), FLAGS.segments, supervision, options)
         losses, weights, _ = psp.losses(supervision)
-        self.model.compile(keras.optimizers.Adam(1e-3), loss=losses, loss_weights=weights)
+        self.model.compile(optimizers.PyTorchAdam(1e-3), loss=losses, loss_weights=weights)
         if supervision == "full":
             self.targets = {
                 "segment_logits": labels,

@@ -18,7 +18,7 @@ from absl import app, flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import avsdn_tf  # noqa: E402,F401  (quiet TensorFlow logging default)
+from avsdn_tf import command_logging  # noqa: E402,F401  (TensorFlow start-up notes off)
 
 flags.DEFINE_integer("seconds", 10, "Clip length (AVE clips are 10 s).")
 flags.DEFINE_integer("rate", 44100, "Input sample rate.")

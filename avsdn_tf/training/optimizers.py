@@ -48,11 +48,13 @@ class PyTorchAdam(keras.optimizers.Adam):
         step = ops.cast(self.iterations + 1, dtype)
         # convert_to_tensor, not cast: cast rounds a Python float through float32 first.
         beta_1, beta_2 = (ops.convert_to_tensor(b, dtype) for b in (self.beta_1, self.beta_2))
-        first_correction = 1 - ops.power(beta_1, step)
-        second_correction_root = ops.sqrt(1 - ops.power(beta_2, step))
+        root = ops.sqrt(1 - ops.power(beta_2, step))  # sqrt(c2)
+        # lr / c1 * m / (sqrt(v) / root + eps), written as Keras writes its step (same tensor
+        # ops, so the same cost): lr * root / c1 * m / (sqrt(v) + eps * root).
+        alpha = lr * root / (1 - ops.power(beta_1, step))
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
         self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
-        denominator = ops.add(ops.divide(ops.sqrt(v), second_correction_root), self.epsilon)
-        self.assign_sub(variable, ops.divide(ops.multiply(m, lr / first_correction), denominator))
+        denominator = ops.add(ops.sqrt(v), self.epsilon * root)
+        self.assign_sub(variable, ops.divide(ops.multiply(m, alpha), denominator))
