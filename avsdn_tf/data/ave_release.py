@@ -32,11 +32,10 @@ import sys
 import time
 
 import h5py
-import keras
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, fileio, records, remote
+from avsdn_tf import constants, dataset_info, fileio, progress, records, remote
 from avsdn_tf.data import annotations, normalization, shards
 from avsdn_tf.errors import UserError, argument_error, input_error
 
@@ -528,7 +527,7 @@ def _disagreements(inputs):
     return found
 
 
-def _write_noisy(inputs, writer, chunk_videos, progress):
+def _write_noisy(inputs, writer, chunk_videos, bar):
     """Write the background-only videos: no event at all (category NO_CATEGORY, event 0..0,
     every label background)."""
     noisy_audio, noisy_visual = inputs.noisy["audio"], inputs.noisy["visual"]
@@ -551,10 +550,10 @@ def _write_noisy(inputs, writer, chunk_videos, progress):
                     background,
                 )
             )
-        progress.update(num_rows + min(start + chunk_videos, inputs.noisy["count"]))
+        bar.update(num_rows + min(start + chunk_videos, inputs.noisy["count"]))
 
 
-def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, progress):
+def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, bar):
     """Write every row of the release, then the noisy videos, into per-split shards."""
     labels = inputs.h5_labels if label_source == "h5" else inputs.annotation_labels
     visual_path = inputs.visual_path
@@ -604,9 +603,9 @@ def _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, prog
                 )
                 for name in names:
                     writers[name].write(record)
-            progress.update(min(start + chunk_videos, num_rows))
+            bar.update(min(start + chunk_videos, num_rows))
         if inputs.noisy:
-            _write_noisy(inputs, writers[constants.NOISY_SPLIT], chunk_videos, progress)
+            _write_noisy(inputs, writers[constants.NOISY_SPLIT], chunk_videos, bar)
     finally:
         for writer in writers.values():
             writer.close()
@@ -672,7 +671,8 @@ def prepare(
             Annotations.txt); the two are compared whenever labels.h5 is read.
         chunk_videos: videos read from the h5 files at once (bounds memory).
         videos_per_shard: target videos per TFRecord shard (shards.shard_count).
-        verbose: Keras progress bar verbosity (0 silent, 1 bar, 2 one line).
+        verbose: Keras progress bar verbosity (0 silent, 1 bar, 2 one line; 1 is one line too
+            when stdout is not a terminal: progress.bar).
     Returns:
         dict, the summary also written as prepare_summary.json: videos and shards per split,
         audio_dim, visual_shape, visual_layout, label_source, label disagreements, duplicate
@@ -716,9 +716,9 @@ def _write_output(inputs, output_dir, label_source, chunk_videos, videos_per_sha
         for source in inputs.sources
     ]
     total = len(inputs.rows) + (inputs.noisy["count"] if inputs.noisy else 0)
-    progress = keras.utils.Progbar(total, unit_name="video", verbose=verbose, interval=5.0)
+    bar = progress.bar(total, verbose, "video")
     with fileio.staged_directory(output_dir, marker=constants.DATASET_INFO_FILE) as staging:
-        splits = _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, progress)
+        splits = _convert(inputs, staging, label_source, chunk_videos, videos_per_shard, bar)
         info = dataset_info.DatasetInfo(
             audio_dim=inputs.audio_dim,
             visual_shape=list(inputs.visual_shape),

@@ -14,11 +14,10 @@ import dataclasses
 import os
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from avsdn_tf import constants, dataset_info, fileio, records
+from avsdn_tf import constants, dataset_info, fileio, progress, records
 from avsdn_tf.data import annotations, normalization, shards
 from avsdn_tf.errors import argument_error
 
@@ -241,11 +240,11 @@ def write_dataset(output_dir, config, verbose=True):
         for split, count in config.videos_per_split.items():
             if count == 0:
                 continue
-            progress = keras.utils.Progbar(count, verbose=1 if verbose else 0, unit_name="video")
+            bar = progress.bar(count, 1 if verbose else 0, "video")
             with shards.ShardWriter(staging, split, shards.shard_count(count, 128)) as writer:
                 for video in generate_split(config, split, features):
                     writer.write(records.encode_video(*video))
-                    progress.add(1)
+                    bar.add(1)
             splits[split] = {"videos": writer.written, "shards": writer.names}
         info = dataset_info.DatasetInfo(
             audio_dim=config.audio_dim,

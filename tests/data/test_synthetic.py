@@ -108,3 +108,17 @@ def test_noise_spreads_the_observations_and_keeps_the_classes(tmp_path):
         str(tmp_path / "n"), tiny_config(videos_per_split=TINY_SPLITS, noise=1.1), verbose=False
     )
     assert dataset_info.read(str(tmp_path / "n")).generator.endswith("noise=1.1")
+
+
+def test_progress_written_to_a_log_is_one_line_per_split(tmp_path, capsys):
+    """Keras redraws its bar in place even into a file: a log got one line per video."""
+    config = tiny_config()
+    synthetic.write_dataset(str(tmp_path / "x"), config, verbose=True)
+    out = capsys.readouterr().out
+    assert "\r" not in out and "\b" not in out
+    lines = out.strip().splitlines()
+    splits = [s for s, count in config.videos_per_split.items() if count]
+    assert len(lines) == len(splits) + 1  # a line per split, then the summary
+    for line, split in zip(lines, splits):
+        assert line.startswith(f"{config.videos_per_split[split]}/{config.videos_per_split[split]}")
+    assert lines[-1].startswith(f"wrote {tmp_path / 'x'}")
