@@ -9,7 +9,7 @@ the same in-memory random data of AVE's shapes (--videos videos, T = 10, audio [
 maps [7, 7, 512], segment labels with one event class per video) and the same batch size:
 
 - training videos/s: one epoch of the authors' recipe (Adam 7e-4 / 6e-4, in PyTorch's form on
-  both sides as train uses it: training/optimizers.PyTorchAdam; gradient-norm clipping 0.5; the
+  both sides as train uses it: models/optimizers.PyTorchAdam; gradient-norm clipping 0.5; the
   authors' losses), Keras through model.compile + model.fit on the arrays, PyTorch through a
   loop over shuffled batches (zero_grad, forward, loss, backward, clip, step);
 - inference videos/s: per-segment labels and probabilities for every video, batch by batch,
@@ -64,9 +64,8 @@ def make_data(videos, seed=0):
 def _keras_runner(spec, data):
     import tensorflow as tf
 
-    from avsdn_tf.models import cmbs
+    from avsdn_tf.models import cmbs, optimizers
     from avsdn_tf.models.cmbs import decoding, losses, recipe
-    from avsdn_tf.training import optimizers
 
     supervision, batch = spec["supervision"], spec["batch_size"]
     audio, visual, labels, video_labels = data

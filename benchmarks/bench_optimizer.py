@@ -57,8 +57,7 @@ def _bench(model_name):
     import keras
     import tensorflow as tf
 
-    from avsdn_tf.models import cmbs, psp
-    from avsdn_tf.training import optimizers
+    from avsdn_tf.models import cmbs, optimizers, psp
 
     build = {"psp": psp.build, "cmbs": cmbs.build}[model_name]
     model = build(128, (7, 7, 512), 10, "full")

@@ -9,7 +9,7 @@ both frameworks: --videos videos, T = --segments, audio 128-d, visual maps 7x7x5
 labels 0..28), at --batch_size (the authors' 128) with the authors' recipe:
 - training videos/s: Keras model.fit of psp.build with psp.losses (cross-entropy + 100 x AVPS,
   or BCE of the video-level probabilities against the class proportions), Adam 1e-3 in
-  PyTorch's form as train uses (training/optimizers.PyTorchAdam), shuffled;
+  PyTorch's form as train uses (models/optimizers.PyTorchAdam), shuffled;
   PyTorch: the reference in train mode, Adam 1e-3, the same losses, a random order per epoch;
 - inference videos/s over the same videos, batch by batch, eval mode: Keras through one
   tf.function with a fixed input signature, PyTorch under torch.no_grad().
@@ -62,8 +62,7 @@ class KerasPSP:
     def __init__(self, supervision, data):
         import tensorflow as tf
 
-        from avsdn_tf.models import psp
-        from avsdn_tf.training import optimizers
+        from avsdn_tf.models import optimizers, psp
 
         audio, visual, labels = data
         self.inputs = {"audio": audio, "visual": visual}

@@ -15,7 +15,7 @@ import keras
 
 from avsdn_tf import constants  # noqa: F401 (losses, metrics: registered for loading)
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import folding, layers
+from avsdn_tf.models import folding, layers, optimizers  # noqa: F401 (registered for loading)
 
 SEGMENT_OUTPUT = constants.SEGMENT_OUTPUT
 

@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from avsdn_tf import constants, records, runs
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.models import backbones, layers, losses, metrics
+from avsdn_tf.models import backbones, layers, losses, metrics, optimizers
 from avsdn_tf.models import serving as segment_serving
 
 
@@ -102,7 +102,7 @@ class BaseTask(abc.ABC):
     normalized = None  # whether the model has normalisation layers set from train statistics
     validation_name = None  # the name of validation_score in the history and the logs
     evaluation_kind = None  # the report's table (training/report.py TABLES)
-    adam_form = "keras"  # Adam's epsilon as Keras places it, or "pytorch" (training/optimizers)
+    adam = keras.optimizers.Adam  # the Adam class train compiles with (optimizers.PyTorchAdam)
 
     def __init__(self, hp):
         self.hp = hp
@@ -300,7 +300,7 @@ class AuthorsModelTask(SegmentLabeling):
     normalized = False  # the authors' networks take raw features
     name = None  # the registry name, e.g. "psp"
     maps_reason = ""  # why the model needs maps, for the message about vectors
-    adam_form = "pytorch"  # the authors train with torch.optim.Adam
+    adam = optimizers.PyTorchAdam  # the authors train with torch.optim.Adam
 
     def __init__(self, hp):
         super().__init__(hp)

@@ -19,7 +19,7 @@ from avsdn_tf.data import normalization, pipeline
 from avsdn_tf.errors import UserError, argument_error, input_error
 from avsdn_tf.models import backbones, registry, tasks
 from avsdn_tf.runs import RUN_FORMAT, RunDir, read_run
-from avsdn_tf.training import evaluation, optimizers, strategies
+from avsdn_tf.training import evaluation, strategies
 
 
 class TrainingDiverged(UserError):
@@ -78,8 +78,8 @@ def learning_rate_schedule(hp, steps_per_epoch):
 
 
 def compile_model(model, hp, steps_per_epoch):
-    """Compile with Adam in the task's form (Keras', or PyTorch's for the models whose authors
-    use torch.optim.Adam: optimizers.PyTorchAdam), hp's learning-rate schedule and gradient
+    """Compile with the task's Adam (Keras', or PyTorch's form for the models whose authors use
+    torch.optim.Adam: models/optimizers.PyTorchAdam), hp's learning-rate schedule and gradient
     clipping (hp.clip_norm, the global norm as PyTorch's clip_grad_norm_); the losses and
     metrics are hp's task's.
 
@@ -89,10 +89,10 @@ def compile_model(model, hp, steps_per_epoch):
         steps_per_epoch: batches per epoch (the step schedule counts in steps).
     """
     task = registry.task_for(hp)
-    adam = optimizers.PyTorchAdam if task.adam_form == "pytorch" else keras.optimizers.Adam
+    schedule = learning_rate_schedule(hp, steps_per_epoch)
     task.compile(
         model,
-        adam(learning_rate_schedule(hp, steps_per_epoch), global_clipnorm=hp.clip_norm or None),
+        task.adam(schedule, global_clipnorm=hp.clip_norm or None),
         jit_compile=hp.jit_compile,
         steps_per_execution=hp.steps_per_execution,
     )

@@ -1,13 +1,17 @@
 """PyTorchAdam steps as torch.optim.Adam does, which the PSP and CMBS authors train with."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 import torch
 
 from avsdn_tf import constants
-from avsdn_tf.models import backbones, registry
-from avsdn_tf.training import optimizers, trainer
+from avsdn_tf.models import backbones, optimizers, registry
+from avsdn_tf.training import trainer
 
 SHAPES = [(3, 4), (5,)]
 
@@ -130,6 +134,24 @@ def test_a_saved_run_resumes_with_pytorch_adam_and_its_moments(tmp_path):
     loaded.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_a_saved_model_loads_with_its_optimizer_in_a_process_that_never_trained(tmp_path):
+    """backbones.load_model (compile=True) in a notebook that imported no training code."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=optimizers.PyTorchAdam(1e-3), loss="mse")
+    path = str(tmp_path / "run.keras")
+    model.save(path)
+    script = (
+        "import sys; from avsdn_tf.models import backbones; "
+        "print(type(backbones.load_model(sys.argv[1]).optimizer).__name__)"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, "-c", script, path], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["PyTorchAdam"]
 
 
 def test_pytorch_adam_refuses_amsgrad():
