@@ -30,8 +30,9 @@ class PyTorchAdam(keras.optimizers.Adam):
     """
 
     def __init__(self, learning_rate=0.001, epsilon=PYTORCH_EPSILON, name="pytorch_adam", **kw):
-        if kw.get("amsgrad"):
-            raise ValueError("PyTorchAdam does not implement amsgrad")
+        for option in ("amsgrad", "weight_decay"):  # torch's forms of both differ from Keras'
+            if kw.get(option):
+                raise ValueError(f"PyTorchAdam does not implement {option}")
         super().__init__(learning_rate=learning_rate, epsilon=epsilon, name=name, **kw)
 
     def update_step(self, gradient, variable, learning_rate):

@@ -154,6 +154,7 @@ def test_a_saved_model_loads_with_its_optimizer_in_a_process_that_never_trained(
     assert done.stdout.split() == ["PyTorchAdam"]
 
 
-def test_pytorch_adam_refuses_amsgrad():
-    with pytest.raises(ValueError, match="amsgrad"):
-        optimizers.PyTorchAdam(amsgrad=True)
+@pytest.mark.parametrize("option", [{"amsgrad": True}, {"weight_decay": 0.01}])
+def test_pytorch_adam_refuses_what_it_does_not_implement(option):
+    with pytest.raises(ValueError, match=next(iter(option))):
+        optimizers.PyTorchAdam(**option)
