@@ -15,7 +15,7 @@ import keras
 
 from avsdn_tf import constants  # noqa: F401 (losses, metrics: registered for loading)
 from avsdn_tf.errors import UserError
-from avsdn_tf.models import folding, layers, optimizers  # noqa: F401 (registered for loading)
+from avsdn_tf.models import folding, layers
 
 SEGMENT_OUTPUT = constants.SEGMENT_OUTPUT
 
@@ -155,18 +155,6 @@ def segment_model(model):
     return keras.Model(
         model.inputs, model.get_layer(SEGMENT_OUTPUT).output, name=f"{model.name}_segments"
     )
-
-
-def load_model(path, compile=True):
-    """Load a saved .keras model of this project (its custom layers, losses, metrics registered).
-
-    Args:
-        path: a .keras file.
-        compile: restore the optimizer, losses and metrics too (needed to resume training).
-    Returns:
-        the keras.Model, normalisation layers included.
-    """
-    return keras.models.load_model(path, compile=compile)
 
 
 def _forward(model, inputs):

@@ -8,6 +8,8 @@ one line here (docs/architecture.md, "Adding a model").
 import dataclasses
 import functools
 
+import keras
+
 from avsdn_tf import fileio, hparams, runs
 from avsdn_tf.errors import argument_error, input_error, one_line
 from avsdn_tf.models import avel, avsdn, backbones, tasks
@@ -337,7 +339,7 @@ def repair_config(path):
             describe.
     """
     info = runs.read_run(path, "last")
-    model = backbones.load_model(info.checkpoint, compile=False)
+    model = load_model(info.checkpoint, compile=False)
     changes = {
         field.split(".", 1)[1]: value
         for field, _, value in runs.training_differences(info.hp, info.checkpoint)
@@ -354,13 +356,30 @@ def repair_config(path):
     for checkpoint in runs.CHECKPOINT_CHOICES:  # both checkpoints, as the repaired config says
         repaired = runs.read_run(path, checkpoint)
         repaired = runs.RunInfo(path, repaired.checkpoint, config, hp)
-        check_describes(repaired, backbones.load_model(repaired.checkpoint, compile=False))
+        check_describes(repaired, load_model(repaired.checkpoint, compile=False))
     config["repaired"] = [
         *info.config.get("repaired", []),
         *({"field": name, "was": was, "now": now} for name, was, now in changed),
     ]
     fileio.write_json(runs.RunDir(path).config, config)
     return changed
+
+
+def load_model(path, compile=True):
+    """Load a .keras model saved by this project, of any model in MODELS.
+
+    Keras finds a saved layer, loss, metric or optimizer by its registered name, and a name is
+    registered when its module is imported. This module imports every model's folder, so a
+    process that imports only the registry loads every model's checkpoint (a model's own layers
+    live in its folder, which the model layer's base modules cannot import).
+
+    Args:
+        path: a .keras file.
+        compile: restore the optimizer, losses and metrics too (needed to resume training).
+    Returns:
+        the keras.Model, normalisation layers included.
+    """
+    return keras.models.load_model(path, compile=compile)
 
 
 def load_run(path, checkpoint="best", compile=False):
@@ -379,7 +398,7 @@ def load_run(path, checkpoint="best", compile=False):
     """
     info = runs.read_run(path, checkpoint)
     try:
-        model = backbones.load_model(info.checkpoint, compile=compile)
+        model = load_model(info.checkpoint, compile=compile)
     except Exception as error:  # Keras raises many kinds for a damaged or foreign file
         raise input_error(
             info.checkpoint,

@@ -17,7 +17,7 @@ import tensorflow as tf
 from avsdn_tf import constants, dataset_info, errors, fileio, hparams, progress
 from avsdn_tf.data import normalization, pipeline
 from avsdn_tf.errors import UserError, argument_error, input_error
-from avsdn_tf.models import backbones, registry, tasks
+from avsdn_tf.models import registry, tasks
 from avsdn_tf.runs import RUN_FORMAT, RunDir, read_run
 from avsdn_tf.training import evaluation, strategies
 
@@ -320,7 +320,7 @@ def _check_described(run):
     """Refuse, before anything is written, a run whose config.json does not describe its last
     checkpoint (one an older train left so; registry.check_describes names the repair)."""
     info = read_run(run.path, "last")
-    registry.check_describes(info, backbones.load_model(info.checkpoint, compile=False))
+    registry.check_describes(info, registry.load_model(info.checkpoint, compile=False))
 
 
 def decide_cache(info, hp, include_noisy, max_videos, splits=None):
@@ -606,7 +606,7 @@ def _model_and_state(plan, init_weights):
         return _new_model(plan, init_weights), {}, 0
     keras.utils.set_random_seed(plan.hp.seed)
     with plan.strategy.scope():
-        model = backbones.load_model(plan.run.last_checkpoint)
+        model = registry.load_model(plan.run.last_checkpoint)
         state = resume_state(plan.run, model, plan.steps_per_epoch)
     first_epoch = state.get("epochs_done", 0)
     plan.log(f"resuming {plan.run.path} after epoch {first_epoch}")

@@ -47,7 +47,7 @@ def loaded(export):
 
 @pytest.fixture(scope="module")
 def keras_models(export):
-    trained = backbones.load_model(
+    trained = registry.load_model(
         os.path.join(export.run_dir, "checkpoints", "best.keras"), compile=False
     )
     hp = hparams.from_dict(fileio.read_json(os.path.join(export.run_dir, "config.json"))["hparams"])

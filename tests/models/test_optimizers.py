@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from avsdn_tf import constants
-from avsdn_tf.models import backbones, optimizers, registry
+from avsdn_tf.models import optimizers, registry
 from avsdn_tf.training import trainer
 
 SHAPES = [(3, 4), (5,)]
@@ -121,7 +121,7 @@ def test_a_saved_run_resumes_with_pytorch_adam_and_its_moments(tmp_path):
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     path = str(tmp_path / "last.keras")
     model.save(path)
-    loaded = backbones.load_model(path)
+    loaded = registry.load_model(path)
     assert type(loaded.optimizer) is optimizers.PyTorchAdam
     assert loaded.optimizer.epsilon == optimizers.PYTORCH_EPSILON
     assert loaded.optimizer.global_clipnorm == 0.5
@@ -136,22 +136,26 @@ def test_a_saved_run_resumes_with_pytorch_adam_and_its_moments(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-def test_a_saved_model_loads_with_its_optimizer_in_a_process_that_never_trained(tmp_path):
-    """backbones.load_model (compile=True) in a notebook that imported no training code."""
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    model.compile(optimizer=optimizers.PyTorchAdam(1e-3), loss="mse")
+@pytest.mark.parametrize("model_name", ["psp", "cmbs"])
+def test_a_saved_model_loads_in_a_process_that_imports_only_the_registry(model_name, tmp_path):
+    """registry.load_model (compile=True) in a notebook that imported no model and no training
+    code: the model folder's own layers and PyTorchAdam must be found by their registered names."""
+    hp = registry.default_hparams(model_name, constants.WEAK)
+    model = registry.task_for(hp).build(128, (7, 7, 512), None)
+    trainer.compile_model(model, hp, steps_per_epoch=4)
     path = str(tmp_path / "run.keras")
     model.save(path)
     script = (
-        "import sys; from avsdn_tf.models import backbones; "
-        "print(type(backbones.load_model(sys.argv[1]).optimizer).__name__)"
+        "import sys; from avsdn_tf.models import registry; "
+        "model = registry.load_model(sys.argv[1]); "
+        "print(model.count_params(), type(model.optimizer).__name__)"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run(
         [sys.executable, "-c", script, path], capture_output=True, text=True, env=env, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["PyTorchAdam"]
+    assert done.stdout.split() == [str(model.count_params()), "PyTorchAdam"]
 
 
 @pytest.mark.parametrize("option", [{"amsgrad": True}, {"weight_decay": 0.01}])

@@ -95,7 +95,7 @@ def test_the_model_normalises_with_the_train_statistics_and_keeps_them_when_save
     np.testing.assert_allclose(normed.std(0), 1.0, rtol=1e-3)
     path = str(tmp_path / "model.keras")
     model.save(path)
-    restored = backbones.normalization_layers(backbones.load_model(path, compile=False))
+    restored = backbones.normalization_layers(registry.load_model(path, compile=False))
     restored_audio, restored_visual = restored["audio"], restored["visual"]
     np.testing.assert_array_equal(
         restored_audio.statistics()[0], np.float32(statistics["audio_mean"])

@@ -96,7 +96,7 @@ def test_train_fits_the_contrastive_loss_on_the_match_splits_and_selects_on_val_
     assert result["model"] == "avdln" and result["selection"] == "val"
 
     # metrics.json's scores are those of best.keras's embeddings on the match splits.
-    model = backbones.load_model(RunDir(run).best_checkpoint)
+    model = registry.load_model(RunDir(run).best_checkpoint)
     assert not backbones.normalization_layers(model)  # raw features, as the authors' code
     for key in ("val", "test"):
         audio, visual, labels = _split_arrays(match_data, f"{key}_match")
@@ -115,8 +115,8 @@ def test_selection_last_keeps_the_last_epoch(match_data, tmp_path):
     run = str(tmp_path / "last")
     result = trainer.train(match_data, run, _hp(epochs=2, selection="last"), verbose=0)
     assert result["best_epoch"] == 2 and result["selection"] == "last"
-    best = backbones.load_model(RunDir(run).best_checkpoint).get_weights()
-    last = backbones.load_model(RunDir(run).last_checkpoint).get_weights()
+    best = registry.load_model(RunDir(run).best_checkpoint).get_weights()
+    last = registry.load_model(RunDir(run).last_checkpoint).get_weights()
     for a, b in zip(best, last, strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(UserError, match="hparams.selection: the run's 'last', given 'val'"):
@@ -186,7 +186,7 @@ def test_init_weights_start_fine_tuning(match_data, tmp_path):
         match_data, str(tmp_path / "tuned"), hp, verbose=0, init_weights=str(AUTHORS_WEIGHTS)
     )
     assert result["best_epoch"] == 1 and len(result["history"]) == 1
-    model = backbones.load_model(RunDir(str(tmp_path / "tuned")).last_checkpoint)
+    model = registry.load_model(RunDir(str(tmp_path / "tuned")).last_checkpoint)
     weights = avdln.read_keras2_weights(str(AUTHORS_WEIGHTS))
     for ours, theirs in avdln.H5_LAYERS.items():
         for got, want in zip(model.get_layer(ours).get_weights(), weights[theirs], strict=True):

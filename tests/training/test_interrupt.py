@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from avsdn_tf import fileio
-from avsdn_tf.models import backbones
+from avsdn_tf.models import registry
 from avsdn_tf.runs import RunDir
 from avsdn_tf.training import trainer
 
@@ -75,7 +75,7 @@ def test_a_signal_in_the_save_of_epoch_2_keeps_epoch_1_and_says_so_in_one_line(n
     ]
     assert [p.name for p in Path(run.path).rglob("*.tmp-*")] == []
     assert not Path(run.path, ".lock").exists() and not Path(run.metrics).exists()
-    model = backbones.load_model(run.last_checkpoint)
+    model = registry.load_model(run.last_checkpoint)
     assert (
         trainer.resume_state(run, model, steps_per_epoch=TINY_SPLITS["train"] // 16)["epochs_done"]
         == 1
