@@ -178,6 +178,17 @@ class BaseTask(abc.ABC):
         """
         return False
 
+    def check_inputs(self, visual_shape):
+        """Refuse features the model cannot read, before a run writes anything.
+
+        Args:
+            visual_shape: the data's per-segment visual shape, [D] or [H, W, C].
+        Raises:
+            UserError naming the visual features. The classifiers and AVDLN read both layouts
+            (a map is pooled or attended over), so this base accepts both.
+        """
+        return None  # every layout is readable
+
     @staticmethod
     def describe_inputs(visual_shape):
         """What the train output says once about the features a model without normalisation
@@ -329,18 +340,29 @@ class AuthorsModelTask(SegmentLabeling):
             UserError: for visual vectors (one message saying which features to prepare).
         """
         del statistics, source
+        self.check_inputs(visual_shape)
+        return self.build_model(audio_dim, visual_shape, num_segments)
+
+    def check_inputs(self, visual_shape):
+        """Refuse visual vectors: the authors' models attend over the regions of maps.
+
+        Args:
+            visual_shape: the data's per-segment visual shape.
+        Raises:
+            UserError naming the visual features, when they are vectors.
+        """
         if len(visual_shape) != 3:
             raise input_error(
                 "visual features",
                 f"maps [H, W, C] per segment (`model={self.name}` {self.maps_reason})",
                 f"vectors {list(visual_shape)}; prepare the data with the maps (visual_feature.h5)",
             )
-        return self.build_model(audio_dim, visual_shape, num_segments)
 
     def describe_inputs(self, visual_shape):
         """What the train output says once about the features the model reads."""
+        visual = "maps" if len(visual_shape) == 3 else "visual vectors"
         return (
-            f"{self.name}: raw features (no normalisation, as the authors' code), maps "
+            f"{self.name}: raw features (no normalisation, as the authors' code), {visual} "
             f"{list(visual_shape)}"
         )
 

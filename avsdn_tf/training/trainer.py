@@ -851,6 +851,7 @@ def train(
     task = _checked_task(hp, init_weights)
     data = dataset_info.DataDir.of(data)
     check_splits(data, task)
+    task.check_inputs(data.info.visual_shape)
     if init_weights:  # checked on a throwaway model before anything is written
         task.import_weights(task.build(*_dims(data.info)), init_weights)
     plan = _plan(task, data, model_dir, strategy_name, max_videos, progress.log_for(verbose, log))

@@ -143,3 +143,12 @@ def test_lstms_unroll_on_cpu_and_take_the_cudnn_path_on_gpu(device, unrolled):
     assert backbones.lstm_options(hp.replace(unroll=False), 10, device="cpu")["unroll"] is False
     lstm = keras.layers.LSTM(4, **options)
     assert lstm.unroll is unrolled and lstm.use_cudnn == "auto"
+
+
+@pytest.mark.parametrize("model_name", ["psp", "cmbs"])
+def test_the_authors_models_name_the_layout_they_were_given(model_name):
+    """train's first line about the features says maps only for maps (a vector set is refused
+    next, and the line before that error must not call it maps)."""
+    task = registry.task_for(registry.default_hparams(model_name))
+    assert task.describe_inputs([7, 7, 512]).endswith("maps [7, 7, 512]")
+    assert task.describe_inputs([512]).endswith("visual vectors [512]")
