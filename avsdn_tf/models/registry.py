@@ -1,4 +1,4 @@
-"""Every model `--model NAME` takes, one line each, and the one loader of a trained run.
+"""Every model `--model NAME` takes, one line each, and the loaders of saved models and runs.
 
 A line names the model's task factory (function(hp) -> a task that builds, trains, scores and
 serves the model) and what the model is. Adding a model is its folder under avsdn_tf/models/ and
